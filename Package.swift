@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency direction (one way, top to bottom):
+//   executables → Resource / Builder (later steps) → Registry → HTTP → CCurl
+//                                                   ↘ OCI (value types, no I/O)
+let package = Package(
+    name: "Slipway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "check", targets: ["CheckCommand"]),
+        .executable(name: "in", targets: ["InCommand"]),
+        .executable(name: "out", targets: ["OutCommand"]),
+        .executable(name: "build-task", targets: ["BuildTaskCommand"]),
+        .library(name: "OCI", targets: ["OCI"]),
+        .library(name: "Registry", targets: ["Registry"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // System libraries. libcurl rather than FoundationNetworking: on Linux,
+        // URLSession cannot trust a per-registry CA (no server-trust challenge) and
+        // gives no back-pressure on streamed bodies. See README "Dependencies".
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // OCI image and distribution value types: digests, media types, descriptors,
+        // manifests, indexes, configs, platforms, references. Pure, no I/O.
+        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // A small HTTP/1.1 transport over libcurl: streamed bodies, per-request TLS trust.
+        .target(name: "HTTP", dependencies: ["CCurl"]),
+        // Where log lines go (stderr; captured in tests).
+        .target(name: "Console"),
+        // The OCI distribution client: auth, manifests, blobs, tags, retries.
+        .target(name: "Registry", dependencies: [
+            "OCI", "HTTP", "Console", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+
+        // Executables are wiring only.
+        .executableTarget(name: "CheckCommand"),
+        .executableTarget(name: "InCommand"),
+        .executableTarget(name: "OutCommand"),
+        .executableTarget(name: "BuildTaskCommand"),
+
+        // Test support: a real docker-registry on a free loopback port, temporary git
+        // repositories, process helpers. Used only by tests and benchmarks.
+        .target(name: "TestSupport", dependencies: ["OCI"], path: "Tests/TestSupport"),
+        .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,34 @@
+// Byte-level character classes for the identifier grammars. The grammars are ASCII-only,
+// so testing UTF-8 bytes rejects every non-ASCII character without Unicode lookups.
+
+func isDigit(_ byte: UInt8) -> Bool {
+    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+}
+
+func isLowercaseHex(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+}
+
+func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+}
+
+func isAlphanumeric(_ byte: UInt8) -> Bool {
+    isLowerAlphanumeric(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+}
+
+/// Quotes a value for an error message, escaping quotes and control characters so that one
+/// bad input cannot break a log line in two.
+func quoted(_ value: String) -> String {
+    var out = "\""
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+            out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,92 @@
+/// A repository path within a registry, such as `library/busybox` or `team/app`: the
+/// `<name>` in `/v2/<name>/manifests/…`, without the registry host.
+///
+/// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests),
+/// which gives the grammar.
+public struct Repository: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Why a string is not a repository path.
+    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+        /// The rejected text, exactly as given.
+        public var value: String
+
+        /// Creates an error for the rejected text.
+        public init(value: String) {
+            self.value = value
+        }
+
+        /// One line naming the value and the accepted form.
+        public var description: String {
+            var hint = ""
+            if value.contains(where: \.isUppercase) {
+                hint = " (repository names must be lowercase)"
+            } else if value.utf8.count > Repository.maximumLength {
+                hint = " (\(value.utf8.count) characters; at most \(Repository.maximumLength))"
+            }
+            return "invalid repository \(quoted(value))\(hint): expected lowercase path components of a-z 0-9 separated by single '.', '_', '__' or dashes, joined by '/', at most \(Repository.maximumLength) characters"
+        }
+    }
+
+    /// The longest repository name distribution accepts.
+    public static let maximumLength = 255
+
+    /// The path, such as `library/busybox`.
+    public let rawValue: String
+
+    /// Parses a repository path against the distribution grammar
+    /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+    ///
+    /// - Throws: ``Repository/ValidationError`` naming `rawValue`.
+    public init(_ rawValue: String) throws(ValidationError) {
+        guard rawValue.utf8.count <= Repository.maximumLength,
+              rawValue.split(separator: "/", omittingEmptySubsequences: false).allSatisfy(isPathComponent)
+        else { throw ValidationError(value: rawValue) }
+        self.rawValue = rawValue
+    }
+
+    /// The same as ``rawValue``.
+    public var description: String { rawValue }
+
+    /// Decodes a JSON string and validates it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let string = try container.decode(String.self)
+        do {
+            try self.init(string)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+        }
+    }
+
+    /// Encodes as a single JSON string.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+/// One path component: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
+private func isPathComponent(_ component: Substring) -> Bool {
+    let bytes = Array(component.utf8)
+    var index = 0
+    func alphanumericRun() -> Bool {
+        let start = index
+        while index < bytes.count, isLowerAlphanumeric(bytes[index]) { index += 1 }
+        return index > start
+    }
+    guard alphanumericRun() else { return false }
+    while index < bytes.count {
+        switch bytes[index] {
+        case UInt8(ascii: "."):
+            index += 1
+        case UInt8(ascii: "_"):
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "_") { index += 1 }
+        case UInt8(ascii: "-"):
+            while index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        default:
+            return false
+        }
+        guard alphanumericRun() else { return false }
+    }
+    return true
+}

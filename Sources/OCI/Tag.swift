@@ -1,0 +1,68 @@
+/// A tag, such as `latest` or `1.36.1`: a mutable name for a manifest in a repository.
+///
+/// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests),
+/// which gives the grammar.
+public struct Tag: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Why a string is not a tag.
+    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+        /// The rejected text, exactly as given.
+        public var value: String
+
+        /// Creates an error for the rejected text.
+        public init(value: String) {
+            self.value = value
+        }
+
+        /// One line naming the value and the accepted form.
+        public var description: String {
+            let length = value.utf8.count > 128 ? " (\(value.utf8.count) characters)" : ""
+            return "invalid tag \(quoted(value))\(length): expected 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
+        }
+    }
+
+    /// The tag Docker assumes when a reference names none.
+    public static let latest = Tag(known: "latest")
+
+    /// The tag, such as `latest`.
+    public let rawValue: String
+
+    /// Parses a tag against the grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+    ///
+    /// - Throws: ``Tag/ValidationError`` naming `rawValue`.
+    public init(_ rawValue: String) throws(ValidationError) {
+        let bytes = rawValue.utf8
+        guard let first = bytes.first, bytes.count <= 128,
+              isTagByte(first), first != UInt8(ascii: "."), first != UInt8(ascii: "-"),
+              bytes.allSatisfy(isTagByte)
+        else { throw ValidationError(value: rawValue) }
+        self.rawValue = rawValue
+    }
+
+    private init(known rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// The same as ``rawValue``.
+    public var description: String { rawValue }
+
+    /// Decodes a JSON string and validates it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let string = try container.decode(String.self)
+        do {
+            try self.init(string)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+        }
+    }
+
+    /// Encodes as a single JSON string.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+private func isTagByte(_ byte: UInt8) -> Bool {
+    isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+}
