@@ -1,0 +1,293 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// `HTTPTransport` over libcurl's easy interface.
+///
+/// libcurl rather than FoundationNetworking because on Linux URLSession cannot trust a
+/// per-registry CA (`ca_certs`) and hands a streamed body over without back-pressure.
+/// Here the body callbacks run on the calling thread, so a slow disk slows the socket
+/// instead of filling memory. Handles are pooled so connections are kept alive.
+public final class CurlTransport: HTTPTransport {
+    /// Limits on a stalled or unreachable peer. There is no total timeout: blobs can be gigabytes.
+    public struct Timeouts: Sendable {
+        /// Seconds to establish a connection (TCP and TLS).
+        public var connect: Int
+        /// A transfer slower than one byte a second for this many seconds is abandoned.
+        public var stalled: Int
+        public init(connect: Int = 30, stalled: Int = 60) {
+            self.connect = connect
+            self.stalled = stalled
+        }
+    }
+
+    private struct Handle: @unchecked Sendable { let raw: UnsafeMutableRawPointer }
+
+    private let idle = Mutex<[Handle]>([])
+    private let timeouts: Timeouts
+
+    public init(timeouts: Timeouts = Timeouts()) {
+        _ = Self.globalInit
+        self.timeouts = timeouts
+    }
+
+    deinit {
+        idle.withLock { handles in
+            for handle in handles { curl_easy_cleanup(handle.raw) }
+            handles.removeAll()
+        }
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// The system's trusted roots, read once; `CURLOPT_CAINFO_BLOB` replaces the default
+    /// bundle, so extra certificates are appended to these rather than used alone.
+    private static let systemRoots: String = {
+        for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
+            if let pem = try? String(contentsOfFile: path, encoding: .utf8) { return pem }
+        }
+        return ""
+    }()
+
+    public func perform(
+        _ request: HTTPRequest,
+        trust: TLSTrust,
+        stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)?,
+        bufferLimit: Int
+    ) throws -> HTTPResponse {
+        let handle = idle.withLock { $0.popLast() } ?? curl_easy_init().map(Handle.init)
+        guard let handle else { throw HTTPError(.connection, "libcurl could not create a handle") }
+        var reusable = true
+        defer {
+            if reusable {
+                idle.withLock { $0.append(handle) }
+            } else {
+                curl_easy_cleanup(handle.raw)
+            }
+        }
+
+        let transfer = try Transfer(request: request, stream: stream, bufferLimit: bufferLimit)
+        defer { transfer.close() }
+        let easy = handle.raw
+        curl_easy_reset(easy)
+
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        // "Expect:" suppresses 100-continue, which registries do not need and which costs a round trip.
+        for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {
+            headerList = curl_slist_append(headerList, line)
+        }
+
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
+
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        let url = request.url.absoluteString
+        var ok = true
+        func set(_ code: CURLcode) { if code != CURLE_OK { ok = false } }
+
+        set(slipway_setopt_str(easy, CURLOPT_URL, url))
+        set(slipway_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(slipway_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        set(slipway_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
+        set(slipway_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, timeouts.connect))
+        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1))
+        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, timeouts.stalled))
+        set(slipway_setopt_long(easy, CURLOPT_BUFFERSIZE, 512 * 1024))
+        set(slipway_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512 * 1024))
+        set(slipway_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer))
+        set(slipway_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList))
+        set(slipway_setopt_header(easy, Transfer.onHeader))
+        set(slipway_setopt_ptr(easy, CURLOPT_HEADERDATA, context))
+        set(slipway_setopt_write(easy, Transfer.onBody))
+        set(slipway_setopt_ptr(easy, CURLOPT_WRITEDATA, context))
+        set(slipway_setopt_read(easy, Transfer.onRead))
+        set(slipway_setopt_ptr(easy, CURLOPT_READDATA, context))
+
+        if !trust.verifyPeer {
+            set(slipway_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0))
+            set(slipway_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0))
+        } else if !trust.additionalCertificates.isEmpty {
+            let bundle = ([Self.systemRoots] + trust.additionalCertificates).joined(separator: "\n")
+            var bytes = Array(bundle.utf8)
+            bytes.withUnsafeMutableBytes { raw in
+                var blob = curl_blob(data: raw.baseAddress, len: raw.count, flags: UInt32(CURL_BLOB_COPY))
+                set(slipway_setopt_blob(easy, CURLOPT_CAINFO_BLOB, &blob))
+            }
+        }
+
+        let length = request.body.length
+        switch request.method {
+        case .head:
+            set(slipway_setopt_long(easy, CURLOPT_NOBODY, 1))
+        case .get:
+            set(slipway_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        case .post:
+            set(slipway_setopt_long(easy, CURLOPT_POST, 1))
+            set(slipway_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(length)))
+        case .put, .patch:
+            set(slipway_setopt_long(easy, CURLOPT_UPLOAD, 1))
+            set(slipway_setopt_off(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)))
+            if request.method == .patch { set(slipway_setopt_str(easy, CURLOPT_CUSTOMREQUEST, "PATCH")) }
+        default:
+            if length > 0 {
+                set(slipway_setopt_long(easy, CURLOPT_UPLOAD, 1))
+                set(slipway_setopt_off(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)))
+            }
+            set(slipway_setopt_str(easy, CURLOPT_CUSTOMREQUEST, request.method.rawValue))
+        }
+        guard ok else {
+            throw HTTPError(.invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
+        }
+
+        let code = curl_easy_perform(easy)
+        if let failure = transfer.failure {
+            reusable = false
+            throw failure
+        }
+        guard code == CURLE_OK else {
+            reusable = false
+            let detail = String(cString: errorBuffer)
+            let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            throw HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
+        }
+        var status = 0
+        _ = slipway_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.buffer)
+    }
+
+    private static func classify(_ code: CURLcode) -> HTTPError.Code {
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM,
+             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            .tls
+        case CURLE_READ_ERROR, CURLE_ABORTED_BY_CALLBACK: .localFile
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidRequest
+        default: .connection
+        }
+    }
+}
+
+/// A URL as it may appear in a message: without user info or query (upload URLs carry state tokens).
+public func redacted(_ url: URL) -> String {
+    guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return "<url>" }
+    components.user = nil
+    components.password = nil
+    components.query = nil
+    return components.string ?? "<url>"
+}
+
+/// The state of one exchange, reached from libcurl's C callbacks through their user-data pointer.
+private final class Transfer {
+    var headers = HTTPHeaders()
+    var buffer = Data()
+    var failure: (any Error)?
+
+    private let body: HTTPRequestBody
+    private var bodyData: Data = Data()
+    private var file: FileHandle?
+    private var sent: Int64 = 0
+    private let stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)?
+    private var sink: (any HTTPBodySink)?
+    private var sinkChosen = false
+    private var status = 0
+    private let bufferLimit: Int
+
+    init(request: HTTPRequest, stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)?, bufferLimit: Int) throws {
+        self.body = request.body
+        self.stream = stream
+        self.bufferLimit = bufferLimit
+        switch request.body {
+        case .empty: break
+        case .data(let data): bodyData = data
+        case .file(let path, let offset, _):
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw HTTPError(.localFile, "cannot open \(path) for reading")
+            }
+            do { try handle.seek(toOffset: UInt64(offset)) } catch {
+                throw HTTPError(.localFile, "cannot seek in \(path): \(error)")
+            }
+            file = handle
+        }
+    }
+
+    func close() { try? file?.close() }
+
+    static let onHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+        let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+        let length = size * count
+        guard let data else { return length }
+        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            // A new status line (after 1xx or at the start) begins a fresh header block.
+            transfer.headers = HTTPHeaders()
+            let parts = line.split(separator: " ")
+            transfer.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            transfer.headers.add(name, value)
+        }
+        return length
+    }
+
+    static let onBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+        let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+        let length = size * count
+        guard let data, length > 0 else { return length }
+        return transfer.receive(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+    }
+
+    static let onRead: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+        let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+        guard let data else { return 0 }
+        return transfer.read(into: UnsafeMutableRawBufferPointer(start: data, count: size * count))
+    }
+
+    private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !sinkChosen {
+            sinkChosen = true
+            sink = stream?(HTTPResponseHead(status: status, headers: headers))
+        }
+        if let sink {
+            do { try sink.receive(bytes) } catch {
+                failure = error
+                return false
+            }
+            return true
+        }
+        guard buffer.count + bytes.count <= bufferLimit else {
+            failure = HTTPError(.bodyTooLarge, "response body exceeds \(bufferLimit) bytes")
+            return false
+        }
+        buffer.append(contentsOf: bytes)
+        return true
+    }
+
+    private func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let remaining = body.length - sent
+        let wanted = Int(min(Int64(destination.count), remaining))
+        guard wanted > 0 else { return 0 }
+        switch body {
+        case .empty:
+            return 0
+        case .data:
+            let start = bodyData.startIndex + Int(sent)
+            bodyData.copyBytes(to: destination.bindMemory(to: UInt8.self), from: start..<(start + wanted))
+            sent += Int64(wanted)
+            return wanted
+        case .file(let path, _, _):
+            guard let file else { return 0x1000_0000 }  // CURL_READFUNC_ABORT
+            let read = Foundation.read(file.fileDescriptor, destination.baseAddress, wanted)
+            guard read > 0 else {
+                failure = HTTPError(.localFile, "\(path) ended or failed after \(sent) of \(body.length) bytes")
+                return 0x1000_0000
+            }
+            sent += Int64(read)
+            return read
+        }
+    }
+}
