@@ -43,6 +43,9 @@ let package = Package(
         .executableTarget(name: "OutCommand"),
         .executableTarget(name: "BuildTaskCommand"),
 
+        // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
+        .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
+
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
         .target(name: "TestSupport", dependencies: ["OCI"], path: "Tests/TestSupport"),
