@@ -30,6 +30,11 @@ struct Challenge: Sendable, Hashable {
     var scheme: String
     var parameters: [String: String]
 
+    /// Whether both challenges send us to the same place; `scope` and `error` differ per request.
+    func sameRealm(as other: Challenge) -> Bool {
+        scheme == other.scheme && parameters["realm"] == other.parameters["realm"] && parameters["service"] == other.parameters["service"]
+    }
+
     /// The first Bearer challenge among the headers, else the first Basic one.
     static func parse(_ headers: [String]) -> Challenge? {
         let challenges = headers.compactMap(parseOne)
@@ -106,7 +111,7 @@ final class Session: Sendable {
 
     func learn(_ challenge: Challenge) {
         state.withLock { state in
-            if state.challenge != challenge {
+            if state.challenge.map({ !$0.sameRealm(as: challenge) }) ?? true {
                 state.challenge = challenge
                 state.tokens.removeAll()
             }

@@ -72,35 +72,35 @@ public struct RegistryClient: Sendable {
         stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)? = nil
     ) throws -> HTTPResponse {
         let url = try resolve(target)
-        var reauthenticated = false
+        var refreshed = false
         while true {
             var request = HTTPRequest(method: method, url: url, headers: headers, body: body)
             request.headers["User-Agent"] = "slipway"
-            if let authorization = try authorization(for: scope) {
-                request.headers["Authorization"] = authorization
-            }
+            let authorization = try authorization(for: scope)
+            if let authorization { request.headers["Authorization"] = authorization }
             let response = try withRetries(operation: operation, policy: retry ?? self.retry) {
                 try followingRedirects(request, operation: operation, bufferLimit: bufferLimit, stream: stream)
             }
             guard response.status == 401 else { return response }
-            // Learn the challenge, or drop a token the registry no longer accepts, then try once more.
-            guard !reauthenticated, let challenge = Challenge.parse(response.headers.values("WWW-Authenticate")),
-                  challenge.scheme == "bearer" || credentials != nil
-            else {
-                var error = RegistryError.from(response, operation: operation)
-                if credentials == nil {
-                    error = RegistryError(.unauthorized, operation: operation, status: 401, details: error.details,
-                                          hint: "no credentials are configured for \(host)")
-                } else {
-                    error = RegistryError(.unauthorized, operation: operation, status: 401, details: error.details,
-                                          hint: "the registry rejected \(credentials!)")
-                }
-                throw error
+            let challenge = Challenge.parse(response.headers.values("WWW-Authenticate"))
+            if authorization == nil, let challenge, challenge.scheme == "bearer" || credentials != nil,
+               session.challenge?.sameRealm(as: challenge) != true {
+                // First contact: learn how this registry wants us to authenticate.
+                log.debug("\(host) asks for \(challenge.scheme) authentication")
+                session.learn(challenge)
+                continue
             }
-            log.debug("\(host) asks for \(challenge.scheme) authentication for \(scope)")
-            session.learn(challenge)
-            session.forget(scope)
-            reauthenticated = true
+            if authorization != nil, !refreshed, let challenge, challenge.scheme == "bearer" {
+                // A token we hold was refused (expired or revoked early): fetch a new one, once.
+                log.debug("\(host) refused a cached token for \(scope); fetching a new one")
+                session.learn(challenge)
+                session.forget(scope)
+                refreshed = true
+                continue
+            }
+            let refusal = RegistryError.from(response, operation: operation)
+            throw RegistryError(.unauthorized, operation: operation, status: 401, details: refusal.details,
+                                hint: credentials.map { "the registry rejected \($0)" } ?? "no credentials are configured for \(host)")
         }
     }
 
