@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // System libraries. libcurl rather than FoundationNetworking: on Linux,
@@ -24,6 +25,8 @@ let package = Package(
         // gives no back-pressure on streamed bodies. See README "Dependencies".
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // zstd-compressed layers (BuildKit and newer builders write them).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // OCI image and distribution value types: digests, media types, descriptors,
         // manifests, indexes, configs, platforms, references. Pure, no I/O.
@@ -36,6 +39,11 @@ let package = Package(
         .target(name: "Registry", dependencies: [
             "OCI", "HTTP", "Console", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+
+        // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
+        .target(name: "Archive", dependencies: ["CZlib", "CZstd", "OCI"]),
+        // Path-filtered git change detection, tag files and release tags: the engine of `check`.
+        .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 
         // Executables are wiring only.
         .executableTarget(name: "CheckCommand"),
@@ -51,6 +59,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["OCI"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

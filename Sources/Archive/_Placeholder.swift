@@ -1,0 +1,1 @@
+// placeholder: the Archive module arrives with issue 3

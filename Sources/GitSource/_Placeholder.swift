@@ -1,0 +1,1 @@
+// placeholder: the GitSource module arrives with issue 4
