@@ -42,6 +42,10 @@ let package = Package(
 
         // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
         .target(name: "Archive", dependencies: ["CZlib", "CZstd", "OCI"]),
+        // OCI image layouts, OCI archives and docker-archives: read, write, convert.
+        .target(name: "ImageLayout", dependencies: ["OCI", "Archive"]),
+        // Layers applied into a root filesystem, safely: the security boundary of `in`.
+        .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console"]),
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
         .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 
@@ -60,6 +64,8 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
