@@ -8,7 +8,7 @@ import Foundation
 /// computed locally: there is no second spelling of the same digest.
 ///
 /// See the [image spec, Digests](https://github.com/opencontainers/image-spec/blob/v1.1.0/descriptor.md#digests).
-public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct Digest: ValidatedString {
     /// Why a string is not a digest.
     public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The rejected text, exactly as given.
@@ -66,7 +66,6 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// The same as ``rawValue``, so digests interpolate into paths and messages unchanged.
-    public var description: String { rawValue }
 
     private var separatorIndex: String.Index {
         // Validated on construction, so the colon is always present.
@@ -89,23 +88,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible {
         Digest(trusted: "sha256:" + hex(digest))
     }
 
-    /// Decodes a JSON string and validates it, so a malformed digest in a manifest fails
-    /// at the decode rather than later at a registry URL.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
 
-    /// Encodes as a single JSON string.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 private func hex(_ digest: some Sequence<UInt8>) -> String {

@@ -9,7 +9,7 @@ import Foundation
 ///
 /// See [RFC 6838 §4.2](https://www.rfc-editor.org/rfc/rfc6838#section-4.2) and the
 /// [image spec, Media Types](https://github.com/opencontainers/image-spec/blob/v1.1.0/media-types.md).
-public struct MediaType: Hashable, Sendable, Codable, RawRepresentable, CustomStringConvertible {
+public struct MediaType: ValidatedString, RawRepresentable {
     /// Why a string is not a media type.
     public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The rejected text, exactly as given.
@@ -76,28 +76,15 @@ public struct MediaType: Hashable, Sendable, Codable, RawRepresentable, CustomSt
         return rawValue[..<end].trimmingCharacters(in: .whitespaces).lowercased()
     }
 
-    /// The same as ``rawValue``.
-    public var description: String { rawValue }
 
-    /// Decodes a JSON string and validates it.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
 
-    /// Encodes as a single JSON string.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 extension MediaType {
+    // Spelled out: with RawRepresentable, Codable would otherwise be synthesised as {"rawValue": …}.
+    public init(from decoder: any Decoder) throws { try self.init(validatingFrom: decoder) }
+    public func encode(to encoder: any Encoder) throws { try encodeRawValue(to: encoder) }
+
     /// An OCI image manifest.
     public static let ociManifest = MediaType(known: "application/vnd.oci.image.manifest.v1+json")
     /// An OCI image index, which lists manifests, usually one per platform.

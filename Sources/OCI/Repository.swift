@@ -3,7 +3,7 @@
 ///
 /// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests),
 /// which gives the grammar.
-public struct Repository: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct Repository: ValidatedString {
     /// Why a string is not a repository path.
     public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The rejected text, exactly as given.
@@ -43,25 +43,8 @@ public struct Repository: Hashable, Sendable, Codable, CustomStringConvertible {
         self.rawValue = rawValue
     }
 
-    /// The same as ``rawValue``.
-    public var description: String { rawValue }
 
-    /// Decodes a JSON string and validates it.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
 
-    /// Encodes as a single JSON string.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 /// One path component: alphanumeric runs joined by `.`, `_`, `__` or any run of `-`.
