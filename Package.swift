@@ -49,8 +49,13 @@ let package = Package(
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
         .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 
+        // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
+        .target(name: "TagPolicy"),
+        // The Concourse resource commands: strict input, `check`, `in`, `out`.
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy"]),
+
         // Executables are wiring only.
-        .executableTarget(name: "CheckCommand"),
+        .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),
         .executableTarget(name: "InCommand"),
         .executableTarget(name: "OutCommand"),
         .executableTarget(name: "BuildTaskCommand"),
@@ -60,12 +65,14 @@ let package = Package(
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["OCI"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["OCI", "Registry"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

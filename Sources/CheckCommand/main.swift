@@ -1,7 +1,8 @@
-// The `check` executable. Executables are wiring only: decode input, call the library,
-// encode the answer, map errors to an exit code. The library behind `check` is not
-// built yet (see README, "Status"), so this build says so instead of pretending.
-import Foundation
+// `check`: wiring only. Concourse runs it as /opt/resource/check with
+// {"source":…,"version":…} on stdin; the versions go to stdout, logs to stderr.
+import Console
+import Resource
 
-FileHandle.standardError.write(Data("check: not available in this build of Slipway yet (see the README's Status section)\n".utf8))
-exit(2)
+ResourceMain.run("check") { input in
+    try Check(log: .standardError()).run(input: input)
+}

@@ -75,33 +75,3 @@ struct TestImage {
     }
 }
 
-/// Records every wait a retry policy asks for, instead of sleeping.
-final class SleepRecorder: Sendable {
-    private let lock = NSLock()
-    nonisolated(unsafe) private var recorded: [Duration] = []
-
-    var delays: [Duration] { lock.withLock { recorded } }
-
-    /// A policy with `attempts` attempts that records instead of sleeping.
-    func policy(attempts: Int = 6) -> RetryPolicy {
-        RetryPolicy(maxAttempts: attempts, sleep: { [self] duration in lock.withLock { recorded.append(duration) } })
-    }
-}
-
-extension TestRegistry {
-    /// The registry's host as a validated value.
-    var registryHost: RegistryHost { get throws { try RegistryHost(host) } }
-
-    /// A client for this registry with its own credentials and CA, never a Docker config.
-    func client(
-        credentials: Credentials? = nil, useOwnCredentials: Bool = true, trustCA: Bool = true,
-        insecure: Bool = false, retry: RetryPolicy = .standard
-    ) throws -> RegistryClient {
-        var chosen = credentials
-        if chosen == nil, useOwnCredentials, let username, let password { chosen = .basic(username: username, password: password) }
-        return try RegistryClient(
-            host: registryHost, credentials: chosen, credentialLookup: nil,
-            insecure: insecure || scheme == "http", caCertificates: trustCA ? [caCertificatePEM].compactMap { $0 } : [],
-            retry: retry)
-    }
-}

@@ -1,0 +1,80 @@
+import Console
+import Foundation
+import OCI
+import Registry
+import TagPolicy
+
+/// A version in image mode: a tag and the digest it pointed at.
+public struct ImageVersion: Codable, Hashable, Sendable {
+    public var tag: String
+    public var digest: Digest
+
+    static func parse(_ value: JSONValue?) throws(InputError) -> ImageVersion? {
+        let version = try InputObject(value, path: "version", keys: ["tag", "digest"])
+        guard version.has("digest") else { return nil }
+        let text = try version.requiredString("digest")
+        do { return ImageVersion(tag: try version.string("tag") ?? "", digest: try Digest(text)) } catch {
+            throw version.invalid("digest", "\(error)")
+        }
+    }
+}
+
+/// `check`: prints the versions, oldest first (DESIGN §2, §3.2).
+public struct Check {
+    let log: Log
+    let retry: RetryPolicy
+
+    public init(log: Log, retry: RetryPolicy = .standard) {
+        self.log = log
+        self.retry = retry
+    }
+
+    /// Reads `{"source":…,"version":…}` and returns the JSON array to print.
+    public func run(input: Data) throws -> Data {
+        let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "version", "params"])
+        let source = try Source(request.raw("source"))
+        let log = source.debug ? Log.standardError(verbose: true) : self.log
+        switch source.mode {
+        case .tag(let tag):
+            let versions = try checkTag(tag, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
+            return try CanonicalJSON.encode(versions)
+        case .semver(let selection):
+            let versions = try checkSemver(selection, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
+            return try CanonicalJSON.encode(versions)
+        case .sourceKeyed:
+            throw InputError("source.git: source-keyed mode is not available in this build yet (see the README's Status)")
+        }
+    }
+
+    /// registry-image's tag mode: the tag's digest, preceded by the given version's digest
+    /// when that differs and still exists. A missing tag is no versions, not an error.
+    func checkTag(_ tag: Tag, source: Source, since: ImageVersion?, log: Log) throws -> [ImageVersion] {
+        let client = try source.client(log: log, retry: retry)
+        guard let current = try client.manifestDescriptor(source.repository, .tag(tag)) else {
+            log.info("\(source.repository):\(tag) does not exist (yet)")
+            return []
+        }
+        let now = ImageVersion(tag: tag.rawValue, digest: current.digest)
+        if let since, since.digest != current.digest, try client.manifestDescriptor(source.repository, .digest(since.digest)) != nil {
+            return [ImageVersion(tag: tag.rawValue, digest: since.digest), now]
+        }
+        return [now]
+    }
+
+    /// registry-image's semver mode: every version tag, deduplicated by digest, in semver
+    /// order; from the given version on when it is still listed with the same digest.
+    func checkSemver(_ selection: SemverSelection, source: Source, since: ImageVersion?, log: Log) throws -> [ImageVersion] {
+        let client = try source.client(log: log, retry: retry)
+        let tags = try client.tags(source.repository).map(\.rawValue)
+        var resolved: [(tag: String, digest: String)] = []
+        for tag in selection.candidates(tags) {
+            guard let descriptor = try client.manifestDescriptor(source.repository, .tag(try Tag(tag))) else { continue }
+            resolved.append((tag, descriptor.digest.rawValue))
+        }
+        var versions = try selection.versions(resolved).map { ImageVersion(tag: $0.tag, digest: try Digest($0.digest)) }
+        if let since, let start = versions.firstIndex(of: since) {
+            versions = Array(versions[start...])
+        }
+        return versions
+    }
+}

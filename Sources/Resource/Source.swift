@@ -1,0 +1,103 @@
+import Console
+import Foundation
+import OCI
+import Registry
+import TagPolicy
+
+/// `source`, validated: the registry part every mode shares, and the mode itself
+/// (DESIGN §3). Keys are registry-image's where they mean the same, so users can switch.
+public struct Source: Sendable {
+    /// How versions are made.
+    public enum Mode: Sendable {
+        /// `tag` set: versions `{tag, digest}` follow that tag's digest (registry-image's tag mode).
+        case tag(Tag)
+        /// No `tag`: semver tags of the repository (registry-image's semver mode).
+        case semver(SemverSelection)
+        /// `git` set: versions keyed on path-filtered commits. Its engine lands with step 4.
+        case sourceKeyed
+    }
+
+    public var registry: RegistryHost
+    public var repository: Repository
+    public var credentials: Credentials?
+    public var insecure: Bool
+    public var caCertificates: [String]
+    public var platform: Platform?
+    public var debug: Bool
+    public var mode: Mode
+
+    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug"]
+    static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes"]
+    static let sourceKeyedKeys = ["git", "tag_file", "tags", "latest_on", "track_base", "require_image", "tag_prefix"]
+
+    public init(_ value: JSONValue?) throws(InputError) {
+        guard let value, value != .null else { throw InputError("source is required") }
+        let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys,
+                                     secrets: ["password"])
+        let repositoryText = try source.requiredString("repository")
+        let reference: ImageReference
+        do { reference = try ImageReference(repositoryText) } catch {
+            throw source.invalid("repository", "\(error)")
+        }
+        guard reference.tag == nil, reference.digest == nil else {
+            throw source.invalid("repository", "\"\(repositoryText)\" names a tag or digest; give the repository only (and `tag` for tag mode)")
+        }
+        registry = reference.registry
+        repository = reference.repository
+
+        let username = try source.string("username"), password = try source.string("password")
+        switch (username.flatMap { $0.isEmpty ? nil : $0 }, password.flatMap { $0.isEmpty ? nil : $0 }) {
+        case let (user?, secret?): credentials = .basic(username: user, password: secret)
+        case (nil, nil): credentials = nil
+        case (_?, nil): throw InputError("source.username is set but source.password is not")
+        case (nil, _?): throw InputError("source.password is set but source.username is not")
+        }
+        insecure = try source.bool("insecure") ?? false
+        caCertificates = try source.strings("ca_certs") ?? []
+        for (index, certificate) in caCertificates.enumerated() where !certificate.contains("-----BEGIN CERTIFICATE-----") {
+            throw InputError("source.ca_certs[\(index)]: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        }
+        debug = try source.bool("debug") ?? false
+        if let platform = try source.object("platform", keys: ["os", "architecture", "variant"]) {
+            self.platform = Platform(os: try platform.requiredString("os"), architecture: try platform.requiredString("architecture"),
+                                     variant: try platform.string("variant"))
+        } else {
+            platform = nil
+        }
+
+        if source.has("git") {
+            if let key = Self.imageKeys.first(where: source.has) {
+                throw InputError("source.\(key) belongs to image mode; with source.git set, versions come from git (see `tags` templates)")
+            }
+            mode = .sourceKeyed
+            return
+        }
+        if let key = Self.sourceKeyedKeys.first(where: source.has) {
+            throw InputError("source.\(key) needs source.git (source-keyed mode)")
+        }
+        if let tagText = try source.string("tag") {
+            do { mode = .tag(try Tag(tagText)) } catch { throw source.invalid("tag", "\(error)") }
+            for key in ["variant", "semver_constraint", "pre_releases", "pre_release_prefixes"] where source.has(key) {
+                throw InputError("source.\(key) applies to semver mode, which is used only when source.tag is not set")
+            }
+            return
+        }
+        var selection = SemverSelection()
+        if let variant = try source.string("variant") {
+            guard (try? Tag(variant)) != nil else { throw source.invalid("variant", "\"\(InputObject.printable(variant))\" is not a valid tag") }
+            selection.variant = variant
+        }
+        if let text = try source.string("semver_constraint") {
+            do { selection.constraint = try VersionConstraint(text) } catch { throw InputError("source.\(error)") }
+        }
+        selection.preReleases = try source.bool("pre_releases") ?? false
+        if let prefixes = try source.strings("pre_release_prefixes") { selection.preReleasePrefixes = prefixes }
+        mode = .semver(selection)
+    }
+
+    /// A client for the source's registry; credentials from the source, else a Docker config.
+    public func client(log: Log, retry: RetryPolicy = .standard) throws -> RegistryClient {
+        try RegistryClient(host: registry, credentials: credentials, insecure: insecure,
+                           caCertificates: caCertificates, retry: retry, log: log)
+    }
+}
