@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
-        .target(name: "TagPolicy"),
+        .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
         .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy"]),
 
@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "TestSupport"]),
-        .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy"]),
+        .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],

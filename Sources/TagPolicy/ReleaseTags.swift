@@ -1,0 +1,25 @@
+import OCI
+
+/// The tags a release gets (DESIGN §5 `release`): the version itself, its `major.minor` and
+/// `major` aliases, and `stable`, where no newer release owns them.
+///
+/// A release `1.2.3` takes `1.2` unless a newer `1.2.x` final release exists, `1` unless a
+/// newer `1.x.y` exists, and `stable` unless any newer final release exists. Prereleases
+/// get only their own tag, and never count as newer. A release written `v1.2.3` is also
+/// tagged `v1.2.3` as written, besides the normalised `1.2.3`.
+public enum ReleaseTags {
+    public static func tags(for release: SemanticVersion, existing: [SemanticVersion]) -> [String] {
+        var tags = [release.normalized]
+        if release.original != release.normalized, (try? Tag(release.original)) != nil { tags.append(release.original) }
+        guard !release.isPrerelease else { return tags }
+        let newer = existing.filter { !$0.isPrerelease && release < $0 }
+        if !newer.contains(where: { $0.major == release.major && $0.minor == release.minor }) {
+            tags.append("\(release.major).\(release.minor)")
+        }
+        if !newer.contains(where: { $0.major == release.major }) {
+            tags.append("\(release.major)")
+        }
+        if newer.isEmpty { tags.append("stable") }
+        return tags
+    }
+}
