@@ -62,6 +62,26 @@ extension RegistryClient {
         try upload(repository, descriptor, source: .file(file.path), mountFrom: mountFrom, chunkSize: chunkSize)
     }
 
+    /// Links a blob of the same registry into `repository` without sending it
+    /// (`POST …/blobs/uploads/?mount=<digest>&from=<repo>`). False when the registry
+    /// declined (it then opened an upload session, which is cancelled).
+    public func mountBlob(_ repository: Repository, _ digest: Digest, from source: Repository) throws -> Bool {
+        let operation = "mount blob \(digest) from \(source) into \(repository) on \(host)"
+        let scope = Scope.repository(repository, "pull", "push").union(.repository(source, "pull"))
+        let response = try send(.post, .path("\(repository.apiPath)/blobs/uploads/", query: [
+            URLQueryItem(name: "mount", value: digest.rawValue), URLQueryItem(name: "from", value: source.rawValue),
+        ]), scope: scope, operation: operation)
+        switch response.status {
+        case 201: return true
+        case 202:
+            if let location = try? uploadLocation(response, operation: operation) {
+                _ = try? send(.delete, .url(location), scope: scope, operation: "cancel an upload on \(host)", retry: .never)
+            }
+            return false
+        default: throw RegistryError.from(response, operation: operation)
+        }
+    }
+
     /// Uploads a small blob held in memory (an image config) and returns its descriptor.
     @discardableResult
     public func uploadBlob(_ repository: Repository, data: Data, mediaType: MediaType) throws -> Descriptor {

@@ -72,7 +72,7 @@ public struct RegistryClient: Sendable {
         stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)? = nil
     ) throws -> HTTPResponse {
         let url = try resolve(target)
-        var refreshed = false
+        var learned = false, refreshed = false
         while true {
             var request = HTTPRequest(method: method, url: url, headers: headers, body: body)
             request.headers["User-Agent"] = "slipway"
@@ -83,11 +83,12 @@ public struct RegistryClient: Sendable {
             }
             guard response.status == 401 else { return response }
             let challenge = Challenge.parse(response.headers.values("WWW-Authenticate"))
-            if authorization == nil, let challenge, challenge.scheme == "bearer" || credentials != nil,
-               session.challenge?.sameRealm(as: challenge) != true {
-                // First contact: learn how this registry wants us to authenticate.
+            if authorization == nil, !learned, let challenge, challenge.scheme == "bearer" || credentials != nil {
+                // First contact: learn how this registry wants us to authenticate (another
+                // thread may have learnt it meanwhile; either way, try once more with it).
                 log.debug("\(host) asks for \(challenge.scheme) authentication")
                 session.learn(challenge)
+                learned = true
                 continue
             }
             if authorization != nil, !refreshed, let challenge, challenge.scheme == "bearer" {
