@@ -49,30 +49,34 @@ let package = Package(
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
         .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 
+        // Images moved between layouts and registries: push, pull, copy (promote).
+        .target(name: "Transfer", dependencies: ["OCI", "Registry", "ImageLayout", "Console"]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer"]),
 
         // Executables are wiring only.
         .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),
-        .executableTarget(name: "InCommand"),
-        .executableTarget(name: "OutCommand"),
+        .executableTarget(name: "InCommand", dependencies: ["Resource", "Console"]),
+        .executableTarget(name: "OutCommand", dependencies: ["Resource", "Console"]),
         .executableTarget(name: "BuildTaskCommand"),
 
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
+        .executableTarget(name: "ArchiveStream", dependencies: ["Archive"], path: "Benchmarks/ArchiveStream"),
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["OCI", "Registry"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["OCI", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "TestSupport"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

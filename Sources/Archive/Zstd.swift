@@ -1,0 +1,173 @@
+import CZstd
+import Foundation
+
+/// The largest window a frame may ask the decompressor to keep, as a power of two: zstd's own
+/// default limit (128 MiB), which everything but `zstd --long=28` and above stays within.
+/// It bounds the decompressor's memory whatever a hostile frame header claims.
+private let maximumWindowLog: Int32 = 27
+
+/// Decompresses a zstd stream (RFC 8878) as it is read, through the system libzstd.
+///
+/// Accepts any number of frames one after another, skippable frames included, and yields
+/// their contents concatenated, as `zstd -d` does. Memory is one input buffer and the frame's
+/// window (a few MiB at the levels builders use; at most 128 MiB). A truncated frame, a bad
+/// checksum or trailing garbage fails with one line naming the compressed byte offset.
+public final class ZstdDecompressor: ByteSource {
+    private let upstream: any ByteSource
+    private let context: OpaquePointer
+    private let input: UnsafeMutableRawBufferPointer
+    private var inBuffer: ZSTD_inBuffer
+    private var inputOffset: Int64 = 0
+    private var upstreamEnded = false
+    /// libzstd's last hint: 0 exactly when the last frame is complete and flushed.
+    private var lastHint: Int = 1
+    private var finished = false
+
+    /// Decompresses `upstream`, which must start with a zstd frame.
+    /// - Throws: ``ArchiveError`` (`.library`) when libzstd cannot be initialised.
+    public init(_ upstream: any ByteSource) throws {
+        guard let context = ZSTD_createDStream() else {
+            throw ArchiveError(.library, "cannot create a zstd decompression stream")
+        }
+        let status = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maximumWindowLog)
+        guard ZSTD_isError(status) == 0 else {
+            ZSTD_freeDStream(context)
+            throw ArchiveError(.library, "cannot limit the zstd window: \(String(cString: ZSTD_getErrorName(status)))")
+        }
+        self.upstream = upstream
+        self.context = context
+        input = .allocate(byteCount: ZSTD_DStreamInSize(), alignment: 16)
+        inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: 0, pos: 0)
+    }
+
+    deinit {
+        ZSTD_freeDStream(context)
+        input.deallocate()
+    }
+
+    private var compressedOffset: Int64 { inputOffset - Int64(inBuffer.size - inBuffer.pos) }
+
+    /// The first error, thrown again by every later read: after corrupt data the library's
+    /// state is undefined, so nothing more may come out of it.
+    private var failure: (any Error)?
+
+    /// Decompresses the next bytes.
+    /// - Throws: ``ArchiveError``: `.truncated` when the stream ends inside a frame,
+    ///   `.compressedData` for corrupt data, a bad checksum, trailing garbage or a window over
+    ///   the limit; every later read throws the same error.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if let failure { throw failure }
+        do {
+            return try decompress(into: buffer)
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func decompress(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard !finished, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        while true {
+            if inBuffer.pos == inBuffer.size && !upstreamEnded {
+                let n = try upstream.read(into: input)
+                if n == 0 {
+                    upstreamEnded = true
+                } else {
+                    inputOffset += Int64(n)
+                    inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: n, pos: 0)
+                }
+            }
+            if inBuffer.pos == inBuffer.size && upstreamEnded && lastHint == 0 {
+                // The last frame is complete and flushed. (Calling libzstd again would start
+                // waiting for another frame header and forget that.)
+                finished = true
+                return 0
+            }
+            var outBuffer = ZSTD_outBuffer(dst: base, size: buffer.count, pos: 0)
+            let offsetBefore = compressedOffset
+            let hint = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+            if ZSTD_isError(hint) != 0 {
+                var reason = String(cString: ZSTD_getErrorName(hint))
+                if ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge {
+                    reason += " (its window is over the \(1 << (maximumWindowLog - 20)) MiB limit: written with zstd --long=28 or more)"
+                }
+                throw ArchiveError(.compressedData, "zstd data error: \(reason) near compressed offset \(offsetBefore)")
+            }
+            lastHint = hint
+            if outBuffer.pos > 0 { return outBuffer.pos }
+            if inBuffer.pos == inBuffer.size && upstreamEnded {
+                guard lastHint == 0 else {
+                    throw ArchiveError(.truncated, "truncated zstd stream: it ends inside a frame after \(inputOffset) compressed bytes")
+                }
+                finished = true
+                return 0
+            }
+        }
+    }
+}
+
+/// Compresses to zstd (RFC 8878) as bytes are written, through the system libzstd, with a
+/// content checksum in each frame as the `zstd` command writes by default.
+public final class ZstdCompressor: ByteSink {
+    private let downstream: any ByteSink
+    private let context: OpaquePointer
+    private let output: UnsafeMutableRawBufferPointer
+    private var finished = false
+
+    /// Compresses into `downstream` at `level` (1 fastest … 19 smallest; 3 is zstd's default).
+    /// - Throws: ``ArchiveError`` (`.library`) for a level libzstd rejects or when it cannot
+    ///   be initialised.
+    public init(_ downstream: any ByteSink, level: Int32 = 3) throws {
+        guard let context = ZSTD_createCCtx() else {
+            throw ArchiveError(.library, "cannot create a zstd compression context")
+        }
+        for (parameter, value) in [(ZSTD_c_compressionLevel, level), (ZSTD_c_checksumFlag, 1)] {
+            let status = ZSTD_CCtx_setParameter(context, parameter, value)
+            guard ZSTD_isError(status) == 0 else {
+                ZSTD_freeCCtx(context)
+                throw ArchiveError(.library, "cannot set zstd parameter \(parameter.rawValue) to \(value): \(String(cString: ZSTD_getErrorName(status)))")
+            }
+        }
+        self.downstream = downstream
+        self.context = context
+        output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
+    }
+
+    deinit {
+        ZSTD_freeCCtx(context)
+        output.deallocate()
+    }
+
+    /// Compresses `bytes`, writing output downstream as libzstd produces it.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !finished else { throw ArchiveError(.misuse, "write to a zstd stream after finish()") }
+        guard bytes.count > 0 else { return }
+        var inBuffer = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
+        while inBuffer.pos < inBuffer.size {
+            _ = try compress(&inBuffer, ZSTD_e_continue)
+        }
+    }
+
+    /// Ends the frame (flushing its last block and checksum), then finishes downstream.
+    public func finish() throws {
+        guard !finished else { return }
+        finished = true
+        var inBuffer = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+        while try compress(&inBuffer, ZSTD_e_end) != 0 {}
+        try downstream.finish()
+    }
+
+    /// One call to `ZSTD_compressStream2`; writes what it produced downstream and returns
+    /// libzstd's count of bytes still to flush.
+    private func compress(_ inBuffer: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) throws -> Int {
+        var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+        let remaining = ZSTD_compressStream2(context, &outBuffer, &inBuffer, directive)
+        if ZSTD_isError(remaining) != 0 {
+            throw ArchiveError(.library, "zstd compression failed: \(String(cString: ZSTD_getErrorName(remaining)))")
+        }
+        if outBuffer.pos > 0 {
+            try downstream.write(UnsafeRawBufferPointer(rebasing: output[..<outBuffer.pos]))
+        }
+        return remaining
+    }
+}

@@ -1,1 +1,0 @@
-// placeholder: the Archive module arrives with issue 3
