@@ -1,0 +1,222 @@
+import Console
+import Dispatch
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import Synchronization
+
+/// Moves images between OCI layouts and registries, and between registries.
+///
+/// Blobs move in parallel (`parallelism` at a time), each streamed and verified by the
+/// registry client; blobs already at the destination are not sent again. Manifests go
+/// last, children before their index, so a tag never points at an incomplete image.
+public struct ImageTransfer: Sendable {
+    public let log: Log
+    public let parallelism: Int
+
+    public init(log: Log = .silent, parallelism: Int = 4) {
+        self.log = log
+        self.parallelism = max(1, parallelism)
+    }
+
+    /// What a push or copy did.
+    public struct Report: Sendable, Equatable {
+        public var digest: Digest
+        public var uploaded: Int = 0
+        public var mounted: Int = 0
+        public var present: Int = 0
+    }
+
+    // MARK: push
+
+    /// Pushes `image` to `repository` under `tags` (none: by digest only).
+    /// - Parameter mountFrom: repositories of the same registry to mount missing blobs from.
+    public func push(_ image: LayoutImage, with client: RegistryClient, to repository: Repository,
+                     tags: [Tag], mountFrom: Repository? = nil) throws -> Report {
+        let layout = image.layout
+        var manifests: [(Descriptor, Data)] = []
+        var blobs: [Descriptor] = []
+        func visit(_ descriptor: Descriptor, _ bytes: Data) throws {
+            switch try Manifest.decode(bytes, mediaType: descriptor.mediaType) {
+            case .image(let manifest):
+                blobs += [manifest.config] + manifest.layers
+            case .index(let index):
+                for child in index.manifests where child.mediaType.isIndex || child.mediaType.isImageManifest {
+                    try visit(child, layout.blob(child))
+                }
+            }
+            manifests.append((descriptor, bytes))
+        }
+        try visit(image.descriptor, image.bytes)
+
+        var report = Report(digest: image.descriptor.digest)
+        let outcomes = try parallel(unique(blobs)) { blob in
+            try client.uploadBlob(repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom)
+        }
+        count(outcomes, into: &report)
+        // Children first, so an index never names a manifest the registry lacks.
+        for (descriptor, bytes) in manifests.dropLast() {
+            try client.putManifest(repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
+        }
+        try putTop(image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
+        log.debug("pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present")
+        return report
+    }
+
+    // MARK: pull
+
+    /// Which manifests of an index to fetch.
+    public enum Platforms: Sendable {
+        /// Every manifest, so the layout is the whole image and its index.json is the index.
+        case all
+        /// Only the manifest for this platform (nil: the host's, or the only one).
+        case one(Platform?)
+    }
+
+    /// Pulls `repository@digest` into `layout` and returns it as a layout image.
+    ///
+    /// With `.all`, a multi-platform image's `index.json` is the registry's index byte for
+    /// byte, so it hashes to `digest`; a single manifest is listed in `index.json` under `name`.
+    public func pull(_ repository: Repository, _ digest: Digest, with client: RegistryClient,
+                     into layout: OCILayout, platforms: Platforms, name: String? = nil) throws -> LayoutImage {
+        let top = try client.manifest(repository, .digest(digest))
+        try layout.writeBlob(top.bytes, mediaType: top.mediaType)
+        var wanted: [Descriptor] = []
+        switch try top.decode() {
+        case .image(let manifest):
+            wanted = [manifest.config] + manifest.layers
+            try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
+        case .index(let index):
+            var children = index.manifests.filter { $0.mediaType.isImageManifest }
+            if case .one(let platform) = platforms {
+                let chosen = index.manifest(for: platform ?? Platform.host)
+                    ?? (platform == nil && children.count == 1 ? children.first : nil)
+                guard let chosen else {
+                    let available = children.compactMap { $0.platform?.description }.joined(separator: ", ")
+                    throw LayoutError("\(repository)@\(digest) has no manifest for \(platform ?? Platform.host) (it has: \(available))")
+                }
+                children = [chosen]
+            }
+            for child in children {
+                let fetched = try client.manifest(repository, .digest(child.digest))
+                try layout.writeBlob(fetched.bytes, mediaType: child.mediaType)
+                if case .image(let manifest) = try fetched.decode() { wanted += [manifest.config] + manifest.layers }
+            }
+            if case .all = platforms {
+                // index.json is the index itself: it hashes to the version's digest.
+                try writeFile(top.bytes, to: layout.root.appendingPathComponent("index.json"))
+            } else {
+                try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
+            }
+        }
+        _ = try parallel(unique(wanted).filter { !layout.hasBlob($0) }) { blob in
+            try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest))
+        }
+        let image = LayoutImage(layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
+        return image
+    }
+
+    // MARK: copy
+
+    /// Copies `digest` from one repository (maybe on another registry) to another under
+    /// `tags`, sending only blobs the destination lacks (mounting within one registry).
+    public func copy(_ digest: Digest, from source: RegistryClient, _ sourceRepository: Repository,
+                     to destination: RegistryClient, _ destinationRepository: Repository, tags: [Tag], scratch: URL) throws -> Report {
+        let sameRegistry = source.host == destination.host
+        let top = try source.manifest(sourceRepository, .digest(digest))
+        var manifests: [(Descriptor, Data)] = []
+        var blobs: [Descriptor] = []
+        func visit(_ response: ManifestResponse) throws {
+            switch try response.decode() {
+            case .image(let manifest):
+                blobs += [manifest.config] + manifest.layers
+            case .index(let index):
+                for child in index.manifests where child.mediaType.isIndex || child.mediaType.isImageManifest {
+                    try visit(source.manifest(sourceRepository, .digest(child.digest)))
+                }
+            }
+            manifests.append((response.descriptor, response.bytes))
+        }
+        try visit(top)
+        var report = Report(digest: digest)
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let outcomes = try parallel(unique(blobs)) { blob -> BlobUploadOutcome in
+            if try destination.blobExists(destinationRepository, blob.digest) { return .present }
+            if sameRegistry, try destination.mountBlob(destinationRepository, blob.digest, from: sourceRepository) { return .mounted }
+            let file = try fetch(blob, from: source, sourceRepository, scratch: scratch)
+            defer { unlink(file.path) }
+            return try destination.uploadBlob(destinationRepository, blob, from: file)
+        }
+        count(outcomes, into: &report)
+        for (descriptor, bytes) in manifests.dropLast() {
+            try destination.putManifest(destinationRepository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
+        }
+        try putTop(top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
+        return report
+    }
+
+    // MARK: helpers
+
+    private func fetch(_ blob: Descriptor, from client: RegistryClient, _ repository: Repository, scratch: URL) throws -> URL {
+        let file = scratch.appendingPathComponent(blob.digest.encoded)
+        try client.downloadBlob(repository, blob, to: file)
+        return file
+    }
+
+    private func putTop(_ descriptor: Descriptor, _ bytes: Data, client: RegistryClient, repository: Repository, tags: [Tag]) throws {
+        if tags.isEmpty {
+            try client.putManifest(repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
+        }
+        for tag in tags {
+            try client.putManifest(repository, .tag(tag), bytes: bytes, mediaType: descriptor.mediaType)
+        }
+    }
+
+    private func describe(_ response: ManifestResponse, name: String?) -> Descriptor {
+        var descriptor = response.descriptor
+        if let name { descriptor.annotations = [OCILayout.refName: name] }
+        return descriptor
+    }
+
+    private func count(_ outcomes: [BlobUploadOutcome], into report: inout Report) {
+        for outcome in outcomes {
+            switch outcome {
+            case .uploaded: report.uploaded += 1
+            case .mounted: report.mounted += 1
+            case .present: report.present += 1
+            }
+        }
+    }
+
+    private func unique(_ blobs: [Descriptor]) -> [Descriptor] {
+        var seen = Set<Digest>()
+        return blobs.filter { seen.insert($0.digest).inserted }
+    }
+
+    /// Runs `work` on every item, `parallelism` at a time; the first error is rethrown.
+    private func parallel<T: Sendable, R: Sendable>(_ items: [T], _ work: @escaping @Sendable (T) throws -> R) throws -> [R] {
+        guard !items.isEmpty else { return [] }
+        let results = Mutex<[Int: Result<R, any Error>]>([:])
+        let next = Mutex(0)
+        let workers = min(parallelism, items.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let index = next.withLock { value -> Int in defer { value += 1 }; return value }
+                guard index < items.count else { return }
+                let result = Result { try work(items[index]) }
+                results.withLock { $0[index] = result }
+                if case .failure = result { next.withLock { $0 = items.count } }
+            }
+        }
+        return try results.withLock { results in
+            try results.keys.sorted().map { try results[$0]!.get() }
+        }
+    }
+
+    private func writeFile(_ data: Data, to url: URL) throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
+        try data.write(to: temporary)
+        guard rename(temporary.path, url.path) == 0 else { throw LayoutError("cannot write \(url.path)") }
+    }
+}

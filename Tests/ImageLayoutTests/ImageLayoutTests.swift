@@ -1,0 +1,173 @@
+import Archive
+import Foundation
+import ImageLayout
+import OCI
+import TestSupport
+import Testing
+
+@Suite("OCI image layouts and archives")
+struct ImageLayoutTests {
+    @Test func layoutRoundTripReadBySkopeo() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            let written = try ImageFixture.image(in: layout, name: "v1")
+            let image = try OCILayout(opening: layout.root).image(named: "v1")
+            #expect(image.descriptor.digest == written.digest)
+            #expect(try image.configuration().config?.labels?["seed"] == "x")
+
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.root.path):v1"]).checked()
+            #expect(Digest.sha256(raw.stdout) == written.digest)
+            // skopeo copies it to a fresh layout with the same manifest digest.
+            let copy = directory.appending("copy")
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci:\(copy.path):v1"]).checked()
+            #expect(try OCILayout(opening: copy).image(named: "v1").descriptor.digest == written.digest)
+        }
+    }
+
+    @Test func ociArchiveWrittenByUsIsReadBySkopeoAndBack() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            let written = try ImageFixture.image(in: layout, name: "v1")
+            let archive = directory.appending("image.tar")
+            try OCIArchive.write(layout, to: archive)
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci-archive:\(archive.path):v1"]).checked()
+            #expect(Digest.sha256(raw.stdout) == written.digest)
+            // Same layout, same archive bytes.
+            let again = directory.appending("again.tar")
+            try OCIArchive.write(layout, to: again)
+            #expect(try Data(contentsOf: archive) == Data(contentsOf: again))
+
+            let theirs = directory.appending("theirs.tar")
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(theirs.path):v1"]).checked()
+            let image = try OCIArchive.extract(theirs, to: directory.appending("extracted")).image(named: "v1")
+            #expect(image.descriptor.digest == written.digest)
+        }
+    }
+
+    @Test func dockerArchiveWrittenByUsIsReadBySkopeo() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            try ImageFixture.image(in: layout, name: "v1", layerCount: 3)
+            let image = try layout.image(named: "v1")
+            let archive = directory.appending("image.tar")
+            try DockerArchive.write(image, repoTags: ["team/app:v1"], to: archive)
+
+            let inspected = try runProcess("skopeo", ["inspect", "docker-archive:\(archive.path)"]).checked()
+            let json = try #require(try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])
+            let diffIDs = try image.configuration().rootfs.diffIDs.map(\.rawValue)
+            #expect(json["Layers"] as? [String] == diffIDs)
+            #expect((json["Labels"] as? [String: String])?["seed"] == "x")
+            let copy = directory.appending("copy")
+            _ = try runProcess("skopeo", ["copy", "docker-archive:\(archive.path)", "oci:\(copy.path):v1"]).checked()
+            let listing = try runProcess("tar", ["-tf", archive.path]).checked().stdoutString
+            #expect(listing.contains("manifest.json") && listing.contains("repositories"))
+        }
+    }
+
+    @Test func dockerArchiveWrittenBySkopeoIsImported() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            try ImageFixture.image(in: layout, name: "v1")
+            let ours = try layout.image(named: "v1")
+            let archive = directory.appending("theirs.tar")
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "docker-archive:\(archive.path):team/app:v1"]).checked()
+
+            let target = try OCILayout.create(at: directory.appending("imported"))
+            let image = try DockerArchive.importArchive(archive, into: target, scratch: directory.appending("scratch"))
+            #expect(image.manifest.mediaType == .ociManifest)
+            #expect(try image.configuration().rootfs.diffIDs == ours.configuration().rootfs.diffIDs)
+            #expect(try image.configuration().config?.labels == ours.configuration().config?.labels)
+            // What we imported is a valid image to skopeo too.
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(target.root.path):v1"]).checked()
+            #expect(Digest.sha256(raw.stdout) == image.descriptor.digest)
+        }
+    }
+
+    @Test func imageInputOpensEveryForm() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            try ImageFixture.image(in: layout, name: "v1")
+            let digest = try layout.image().descriptor.digest
+            let ociArchive = directory.appending("oci.tar")
+            try OCIArchive.write(layout, to: ociArchive)
+            let dockerArchive = directory.appending("docker.tar")
+            try DockerArchive.write(try layout.image(), repoTags: ["team/app:v1"], to: dockerArchive)
+
+            #expect(try ImageInput.open(layout.root, scratch: directory.appending("s1")).descriptor.digest == digest)
+            #expect(try ImageInput.open(ociArchive, scratch: directory.appending("s2")).descriptor.digest == digest)
+            let fromDocker = try ImageInput.open(dockerArchive, scratch: directory.appending("s3"))
+            #expect(try fromDocker.configuration().rootfs.diffIDs == layout.image().configuration().rootfs.diffIDs)
+
+            let error = try #require(throws: LayoutError.self) {
+                try ImageInput.open(directory.appending("nothing-here"), scratch: directory.appending("s4"))
+            }
+            #expect(error.description.contains("does not exist"))
+        }
+    }
+
+    @Test func multiArchIndexAndBuildKitNesting() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            let amd64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a", addToIndex: false)
+            let arm64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64", variant: "v8"), seed: "b", addToIndex: false)
+            let inner = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64])), mediaType: .ociIndex)
+            // BuildKit: index.json → an index whose only child is the real index.
+            let outer = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [inner])), mediaType: .ociIndex)
+            try layout.addToIndex(outer, name: "multi")
+
+            let image = try layout.image(named: "multi")
+            #expect(image.descriptor.digest == inner.digest, "the nesting is unwrapped")
+            #expect(try image.platformManifest(for: Platform("linux/arm64")).descriptor.digest == arm64.digest)
+            #expect(try image.platformManifest(for: Platform("linux/amd64")).descriptor.digest == amd64.digest)
+            let missing = try #require(throws: LayoutError.self) { try image.platformManifest(for: Platform("linux/s390x")) }
+            #expect(missing.description.contains("linux/amd64") && missing.description.contains("linux/arm64"))
+            #expect(try layout.blobs(reachableFrom: image.descriptor).count == 1 + 2 * (1 + 1 + 2))
+
+            // skopeo reads the multi-arch layout with the same index digest.
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.root.path):multi"]).checked()
+            #expect([inner.digest, outer.digest].contains(Digest.sha256(raw.stdout)))
+        }
+    }
+
+    @Test func tamperedBlobsAreCaught() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            let manifest = try ImageFixture.image(in: layout, name: "v1")
+            let image = try layout.image(named: "v1")
+            let layer = try image.platformManifest().manifest.layers[0]
+            let path = layout.blobPath(layer.digest)
+            var bytes = try Data(contentsOf: path)
+            bytes[bytes.count / 2] ^= 0x01
+            try bytes.write(to: path)
+            #expect(throws: (any Error).self) { _ = try copy(from: layout.openBlob(layer), to: DataSink()) }
+            let manifestPath = layout.blobPath(manifest.digest)
+            try Data("{}".utf8).write(to: manifestPath)
+            let error = try #require(throws: LayoutError.self) { try layout.image(named: "v1") }
+            #expect(error.description.contains(manifest.digest.rawValue))
+        }
+    }
+
+    @Test(arguments: [
+        ("../outside", "regular"), ("/etc/abs", "regular"), ("a/../../up", "regular"),
+        ("link", "symlink:../../etc/passwd"), ("link", "symlink:/etc/passwd"), ("hard", "hardlink:../x"),
+    ])
+    func hostileArchiveEntriesAreRefused(name: String, kind: String) throws {
+        try withTemporaryDirectory { directory in
+            let archive = directory.appending("hostile.tar")
+            let writer = TarWriter(try FileSink(path: archive.path))
+            try writer.append(TarHeader(name: "oci-layout", kind: .regular, size: 2), body: DataSource(Data("{}".utf8)))
+            if kind == "regular" {
+                try writer.append(TarHeader(name: name, kind: .regular, size: 1), body: DataSource(Data("x".utf8)))
+            } else {
+                let parts = kind.split(separator: ":", maxSplits: 1).map(String.init)
+                try writer.append(TarHeader(name: name, kind: parts[0] == "symlink" ? .symbolicLink : .hardLink, linkName: parts[1]), body: nil)
+            }
+            try writer.finish()
+            let error = try #require(throws: LayoutError.self) {
+                _ = try OCIArchive.extract(archive, to: directory.appending("out"))
+            }
+            #expect(error.description.contains("leaves the archive"), "\(error)")
+            #expect(!FileManager.default.fileExists(atPath: directory.url.deletingLastPathComponent().appendingPathComponent("outside").path))
+        }
+    }
+}
