@@ -1,7 +1,10 @@
-// The `in` executable. Executables are wiring only: decode input, call the library,
-// encode the answer, map errors to an exit code. The library behind `in` is not
-// built yet (see README, "Status"), so this build says so instead of pretending.
+// `in DIR`: wiring only. Concourse runs it as /opt/resource/in with
+// {"source":…,"version":…,"params":…} on stdin; the version and metadata go to stdout.
+import Console
 import Foundation
+import Resource
 
-FileHandle.standardError.write(Data("in: not available in this build of Slipway yet (see the README's Status section)\n".utf8))
-exit(2)
+ResourceMain.run("in") { input in
+    guard CommandLine.arguments.count > 1 else { throw InputError("usage: in <destination directory>") }
+    return try In(log: .standardError()).run(input: input, directory: URL(fileURLWithPath: CommandLine.arguments[1]))
+}

@@ -1,7 +1,10 @@
-// The `out` executable. Executables are wiring only: decode input, call the library,
-// encode the answer, map errors to an exit code. The library behind `out` is not
-// built yet (see README, "Status"), so this build says so instead of pretending.
+// `out DIR`: wiring only. Concourse runs it as /opt/resource/out with
+// {"source":…,"params":…} on stdin, DIR holding the build's artifacts; the version goes to stdout.
+import Console
 import Foundation
+import Resource
 
-FileHandle.standardError.write(Data("out: not available in this build of Slipway yet (see the README's Status section)\n".utf8))
-exit(2)
+ResourceMain.run("out") { input in
+    guard CommandLine.arguments.count > 1 else { throw InputError("usage: out <build directory>") }
+    return try Out(log: .standardError()).run(input: input, directory: URL(fileURLWithPath: CommandLine.arguments[1]))
+}

@@ -8,7 +8,9 @@ import OCI
 /// get only their own tag, and never count as newer. A release written `v1.2.3` is also
 /// tagged `v1.2.3` as written, besides the normalised `1.2.3`.
 public enum ReleaseTags {
-    public static func tags(for release: SemanticVersion, existing: [SemanticVersion]) -> [String] {
+    /// - Parameter floating: the tag for the newest release: `stable` (DESIGN §5), or `latest`
+    ///   for registry-image's `bump_aliases`.
+    public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable") -> [String] {
         var tags = [release.normalized]
         if release.original != release.normalized, (try? Tag(release.original)) != nil { tags.append(release.original) }
         guard !release.isPrerelease else { return tags }
@@ -19,7 +21,7 @@ public enum ReleaseTags {
         if !newer.contains(where: { $0.major == release.major }) {
             tags.append("\(release.major)")
         }
-        if newer.isEmpty { tags.append("stable") }
+        if newer.isEmpty { tags.append(floating) }
         return tags
     }
 }

@@ -1,0 +1,164 @@
+import Console
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import TagPolicy
+import Transfer
+
+/// `out DIR`: pushes, tags and promotes images (DESIGN §5). In image mode it is
+/// registry-image's `out`: `image` (a path or glob under DIR: an OCI layout, an OCI archive
+/// or a docker-archive), `version` with `bump_aliases`, `additional_tags` with `tag_prefix`;
+/// plus `promote`, which retags an existing digest without rebuilding.
+public struct Out {
+    let log: Log
+    let retry: RetryPolicy
+
+    public init(log: Log, retry: RetryPolicy = .standard) {
+        self.log = log
+        self.retry = retry
+    }
+
+    static let paramKeys = ["image", "version", "bump_aliases", "additional_tags", "tag_prefix", "promote"]
+
+    public func run(input: Data, directory: URL) throws -> Data {
+        let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "params"])
+        let source = try Source(request.raw("source"))
+        let log = source.debug ? Log.standardError(verbose: true) : self.log
+        if case .sourceKeyed = source.mode {
+            throw InputError("source.git: source-keyed mode is not available in this build yet (see the README's Status)")
+        }
+        let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
+        let client = try source.client(log: log, retry: retry)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+
+        if let promote = try params.object("promote", keys: ["from", "to", "repository", "username", "password"], secrets: ["password"]) {
+            for key in ["image", "version", "bump_aliases", "additional_tags"] where params.has(key) {
+                throw params.invalid(key, "not used with promote, which retags an image already in the registry")
+            }
+            return try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
+        }
+        guard let pattern = try params.string("image") else {
+            throw InputError("params.image is required (or params.promote): the image to push, e.g. image/image.tar or image/oci")
+        }
+        let path = try Self.match(pattern, in: directory)
+        let image = try ImageInput.open(path, scratch: scratch)
+        let tags = try pushTags(source: source, params: params, directory: directory, client: client)
+        let report = try ImageTransfer(log: log).push(image, with: client, to: source.repository, tags: tags)
+        log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
+        let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
+        return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: report.digest),
+                                               metadata: [["name": "repository", "value": "\(source.registry)/\(source.repository)"],
+                                                          ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]]))
+    }
+
+    struct Output: Encodable {
+        var version: ImageVersion
+        var metadata: [[String: String]]
+    }
+
+    /// registry-image's tags: `source.tag`; `version` (normalised, `-variant` appended) and,
+    /// with `bump_aliases`, `1.2`, `1` and the bare tag where no newer release owns them;
+    /// the words of the `additional_tags` file, each with `tag_prefix`.
+    func pushTags(source: Source, params: InputObject, directory: URL, client: RegistryClient) throws -> [Tag] {
+        var names: [String] = []
+        if case .tag(let tag) = source.mode { names.append(tag.rawValue) }
+        let variant: String? = if case .semver(let selection) = source.mode { selection.variant } else { nil }
+        if let text = try params.string("version") {
+            guard let version = SemanticVersion(text) else {
+                throw params.invalid("version", "\"\(InputObject.printable(text))\" is not a semantic version (e.g. 1.2.3)")
+            }
+            let suffix = variant.map { "-" + $0 } ?? ""
+            if try params.bool("bump_aliases") == true {
+                let selection = SemverSelection(variant: variant, preReleases: true)
+                let existing = try client.tags(source.repository).compactMap { selection.version(of: $0.rawValue) }
+                for name in ReleaseTags.tags(for: version, existing: existing, floating: variant ?? "latest") {
+                    names.append(name == (variant ?? "latest") || name == version.original ? name : name + suffix)
+                }
+            } else {
+                names.append(version.normalized + suffix)
+            }
+        } else if params.has("bump_aliases") {
+            throw params.invalid("bump_aliases", "needs params.version")
+        }
+        let prefix = try params.string("tag_prefix") ?? ""
+        if let file = try params.string("additional_tags") {
+            let url = directory.appendingPathComponent(file)
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+                throw params.invalid("additional_tags", "cannot read \(url.path)")
+            }
+            names += text.split(whereSeparator: \.isWhitespace).map { prefix + $0 }
+        } else if params.has("tag_prefix") {
+            throw params.invalid("tag_prefix", "applies to additional_tags, which is not set")
+        }
+        guard !names.isEmpty else {
+            throw InputError("nothing to tag: set source.tag, params.version or params.additional_tags")
+        }
+        var seen = Set<String>()
+        return try names.filter { seen.insert($0).inserted }.map { name in
+            do { return try Tag(name) } catch { throw InputError("cannot push tag: \(error)") }
+        }
+    }
+
+    /// Retags the digest of `from` (a tag, or a `get` directory with a `digest` file) as
+    /// `to`, in this repository or another (`repository`, which may name another registry,
+    /// reached with `username`/`password` given there, else a Docker config's credentials).
+    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log) throws -> Data {
+        let from = try promote.requiredString("from")
+        guard let names = try promote.strings("to"), !names.isEmpty else { throw InputError("params.promote.to is required: the tags to add") }
+        let tags = try names.map { name in
+            do { return try Tag(name) } catch { throw promote.invalid("to", "\(error)") }
+        }
+        let digest: Digest
+        let fromDirectory = directory.appendingPathComponent(from).appendingPathComponent("digest")
+        if let text = try? String(contentsOf: fromDirectory, encoding: .utf8) {
+            do { digest = try Digest(text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
+                throw promote.invalid("from", "\(fromDirectory.path) does not hold a digest: \(error)")
+            }
+        } else {
+            let tag: Tag
+            do { tag = try Tag(from) } catch { throw promote.invalid("from", "neither a get directory with a digest file nor a tag: \(error)") }
+            guard let found = try client.manifestDescriptor(source.repository, .tag(tag)) else {
+                throw promote.invalid("from", "\(source.repository):\(from) does not exist")
+            }
+            digest = found.digest
+        }
+        var destination = client
+        var repository = source.repository
+        if let other = try promote.string("repository") {
+            let reference: ImageReference
+            do { reference = try ImageReference(other) } catch { throw promote.invalid("repository", "\(error)") }
+            repository = reference.repository
+            if reference.registry != source.registry {
+                // Another registry: its own credentials, else a Docker config's, else anonymous.
+                var credentials: Credentials?
+                if let username = try promote.string("username") {
+                    credentials = .basic(username: username, password: try promote.requiredString("password"))
+                }
+                destination = try RegistryClient(host: reference.registry, credentials: credentials, insecure: source.insecure,
+                                                 caCertificates: source.caCertificates, retry: retry, log: log)
+            }
+        }
+        let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
+                                                      tags: tags, scratch: scratch)
+        log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
+        let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { names[0] }
+        return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: digest),
+                                               metadata: [["name": "promoted", "value": "\(repository):\(names.joined(separator: ","))"]]))
+    }
+
+    /// The one path under `directory` that `pattern` (a glob) matches.
+    static func match(_ pattern: String, in directory: URL) throws -> URL {
+        let full = directory.appendingPathComponent(pattern).path
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard glob(full, 0, nil, &result) == 0, result.gl_pathc > 0 else {
+            throw InputError("params.image: no file or directory matches \"\(pattern)\" in \(directory.path)")
+        }
+        guard result.gl_pathc == 1, let first = result.gl_pathv[0] else {
+            throw InputError("params.image: \"\(pattern)\" matches \(result.gl_pathc) paths; it must match one")
+        }
+        return URL(fileURLWithPath: String(cString: first))
+    }
+}
