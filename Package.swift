@@ -65,6 +65,7 @@ let package = Package(
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
         .executableTarget(name: "ArchiveStream", dependencies: ["Archive"], path: "Benchmarks/ArchiveStream"),
+        .executableTarget(name: "GitCheck", dependencies: ["GitSource", "Console"], path: "Benchmarks/GitCheck"),
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.

@@ -128,7 +128,7 @@ func python3() throws -> URL {
 }
 
 /// Waits until a fixture server has written its port to `readyFile`.
-func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: String, timeout: Double = 20) async throws -> Int {
+func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: String, timeout: Double = 60) async throws -> Int {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if let text = try? String(contentsOf: readyFile, encoding: .utf8),
@@ -138,7 +138,7 @@ func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: Stri
         if !process.isRunning {
             throw TestSupportError("\(name) exited before it was ready; log \(process.logFile.path):\n\(process.logTail())")
         }
-        try await Task.sleep(for: .milliseconds(20))
+        usleep(20_000)  // blocking on purpose, as in TestRegistry.waitUntilAnswering
     }
     await process.stop()
     throw TestSupportError("\(name) was not ready after \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())")

@@ -268,7 +268,7 @@ public final class TestRegistry: Sendable {
     }
 
     /// Waits until `GET /v2/` gets any HTTP answer (401 counts: the server is up).
-    private static func waitUntilAnswering(_ url: URL, process: SupervisedProcess, caFile: URL?, timeout: Double = 20) async throws {
+    private static func waitUntilAnswering(_ url: URL, process: SupervisedProcess, caFile: URL?, timeout: Double = 60) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         var arguments = ["--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
                          "--max-time", "2", "--noproxy", "*"]
@@ -280,7 +280,10 @@ public final class TestRegistry: Sendable {
             }
             let probe = try runProcess("curl", arguments)
             if let code = Int(probe.stdoutString), code > 0 { return }
-            try await Task.sleep(for: .milliseconds(50))
+            // A blocking pause on purpose: after Task.sleep this loop would queue behind tests
+            // that block the 2-thread cooperative pool, and miss its deadline while the
+            // registry is long up.
+            usleep(50_000)
         }
         throw TestSupportError("docker-registry did not answer \(url) within \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())")
     }

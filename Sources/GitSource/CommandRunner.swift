@@ -1,0 +1,78 @@
+import Foundation
+
+/// One program to run: what `check` asks the operating system to do, as a value.
+///
+/// Secrets never go in ``arguments``: they are visible to every user of the machine in
+/// `/proc/<pid>/cmdline` and end up in error messages. Pass them in ``environment``
+/// (readable only by the same user) and let the program read them from there.
+public struct Command: Sendable, Equatable {
+    /// A path (contains `/`) or a name looked up in the `PATH` of the child's environment.
+    public var executable: String
+    /// The arguments, without the program name.
+    public var arguments: [String]
+    /// Variables set in the child on top of the runner's base environment; a nil value
+    /// removes the variable.
+    public var environment: [String: String?]
+    /// Bytes written to the child's standard input; nil connects `/dev/null`.
+    public var input: Data?
+
+    /// Creates a command.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.input = input
+    }
+
+    /// The command line for messages: the program and its arguments, each quoted when it
+    /// contains anything a shell would split or interpret. Contains no secret because
+    /// ``arguments`` never holds one.
+    public var displayString: String {
+        ([executable] + arguments).map(shellQuoted).joined(separator: " ")
+    }
+}
+
+/// How a finished program ended and what it wrote.
+public struct CommandResult: Sendable, Equatable {
+    /// The exit status, or the signal number when ``terminatedBySignal`` is true.
+    public var status: Int32
+    /// True when an uncaught signal ended the program.
+    public var terminatedBySignal: Bool
+    /// Everything written to standard output.
+    public var standardOutput: Data
+    /// Everything written to standard error.
+    public var standardError: Data
+
+    /// Creates a result.
+    public init(status: Int32, terminatedBySignal: Bool = false, standardOutput: Data = Data(), standardError: Data = Data()) {
+        self.status = status
+        self.terminatedBySignal = terminatedBySignal
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+    }
+
+    /// True when the program exited with status 0.
+    public var succeeded: Bool { status == 0 && !terminatedBySignal }
+    /// Standard output as UTF-8 (invalid bytes replaced).
+    public var outputText: String { String(decoding: standardOutput, as: UTF8.self) }
+    /// Standard error as UTF-8 (invalid bytes replaced).
+    public var errorText: String { String(decoding: standardError, as: UTF8.self) }
+}
+
+/// Runs programs to completion. The seam between the change detector and the operating
+/// system: production code uses ``SpawnCommandRunner``; a test may wrap it to observe
+/// what is run (arguments, environment, files that exist while it runs).
+public protocol CommandRunner: Sendable {
+    /// Runs `command` and returns its status and output, whatever the status.
+    /// - Throws: ``GitSourceError`` (kind `.command`) only when the program cannot be
+    ///   started at all.
+    func run(_ command: Command) throws -> CommandResult
+}
+
+private func shellQuoted(_ word: String) -> String {
+    let plain = word.unicodeScalars.allSatisfy {
+        CharacterSet.alphanumerics.contains($0) || "-_./:=@%+,^".unicodeScalars.contains($0)
+    }
+    if plain && !word.isEmpty { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+}

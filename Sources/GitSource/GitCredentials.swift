@@ -1,0 +1,146 @@
+import Console
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How git gets the source's secrets without any of them reaching a process argument, a
+/// URL, a log line or a message.
+///
+/// - https: a credential helper defined on the command line (`-c credential.helper=…`)
+///   that prints `username=`/`password=` from two environment variables. The helper's text
+///   holds only the variable names; a process's environment is readable by its own user
+///   only. The helper list is reset first so no configured helper (`store`, a keychain)
+///   saves the password anywhere.
+/// - ssh: the key is written to a new file of mode 0600 in a new directory of mode 0700,
+///   used through `GIT_SSH_COMMAND`, and removed when the operation ends, whatever
+///   happens. `IdentitiesOnly` keeps ssh from offering any other key;
+///   `StrictHostKeyChecking=no` because a check container has no `known_hosts` (as in
+///   git-resource).
+struct GitCredentials: Sendable {
+    var username: String?
+    var password: String?
+    var privateKey: String?
+
+    static let usernameVariable = "SLIPWAY_GIT_USERNAME"
+    static let passwordVariable = "SLIPWAY_GIT_PASSWORD"
+
+    /// The helper git runs as `sh -c '<helper> get'`; it answers only `get`.
+    static let helper = #"!f() { test "$1" = get || return 0; printf 'username=%s\npassword=%s\n' "$SLIPWAY_GIT_USERNAME" "$SLIPWAY_GIT_PASSWORD"; }; f"#
+
+    init(configuration: GitSourceConfiguration) {
+        let url = RemoteURL(configuration.uri)
+        username = configuration.username ?? url.username
+        password = configuration.password ?? url.password
+        privateKey = configuration.privateKey
+    }
+
+    /// The strings to scrub from git's output: the password and each line of the key.
+    var secrets: [String] {
+        var values: [String] = []
+        if let password, !password.isEmpty { values.append(password) }
+        if let privateKey {
+            values += privateKey.split(whereSeparator: \.isNewline).map(String.init)
+                .filter { !$0.hasPrefix("-----") && $0.count >= 16 }
+        }
+        return values
+    }
+
+    /// Runs `body` with the environment and settings that give git the credentials, then
+    /// removes the key file (if one was written).
+    ///
+    /// - Parameter scratch: Where the private directory for the key file is made (the
+    ///   cache root, which is `TMPDIR` in a check container).
+    func withGit<R>(runner: any CommandRunner, log: Log, scratch: URL, _ body: (Git) throws -> R) throws -> R {
+        var environment = Git.fixedEnvironment
+        var settings: [String] = []
+        if username != nil || password != nil {
+            settings = ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
+            environment[Self.usernameVariable] = username ?? ""
+            environment[Self.passwordVariable] = password ?? ""
+        }
+        var keyDirectory: URL?
+        defer {
+            if let keyDirectory { removeKeyDirectory(keyDirectory) }
+        }
+        if let privateKey {
+            removeAbandonedKeyDirectories(in: scratch)
+            let directory = try makePrivateDirectory(in: scratch)
+            keyDirectory = directory
+            let keyFile = directory.appendingPathComponent("key")
+            try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
+            environment["GIT_SSH_COMMAND"] = [
+                "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+            ].joined(separator: " ")
+            environment["GIT_SSH_VARIANT"] = "ssh"
+        }
+        let git = Git(runner: runner, log: log, environment: environment, credentialSettings: settings, secrets: secrets, directory: nil)
+        return try body(git)
+    }
+
+    /// Concourse variables often lose the final newline, and Windows-edited keys carry
+    /// carriage returns; OpenSSH rejects both.
+    private func normalizedKey(_ key: String) -> String {
+        var text = key.replacingOccurrences(of: "\r\n", with: "\n")
+        if !text.hasSuffix("\n") { text += "\n" }
+        return text
+    }
+}
+
+private func shellQuote(_ value: String) -> String {
+    "'" + value.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+}
+
+/// A new directory of mode 0700 named `slipway-key.<pid>.XXXXXX` in `parent`.
+private func makePrivateDirectory(in parent: URL) throws -> URL {
+    try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+    var template = Array(parent.appendingPathComponent("slipway-key.\(getpid()).XXXXXX").path.utf8CString)
+    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    guard made != nil else {
+        throw GitSourceError(.cache, "cannot create a private directory in \(parent.path): \(String(cString: strerror(errno)))")
+    }
+    let path = template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+    return URL(fileURLWithPath: String(decoding: path, as: UTF8.self), isDirectory: true)
+}
+
+/// Creates `file` with mode 0600 (never a moment with wider permissions) and writes it.
+private func writePrivateFile(_ file: URL, contents: String) throws {
+    let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+        throw GitSourceError(.cache, "cannot create the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    let bytes = Array(contents.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw GitSourceError(.cache, "cannot write the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))")
+        }
+        offset += count
+    }
+}
+
+private func removeKeyDirectory(_ directory: URL) {
+    try? FileManager.default.removeItem(at: directory)
+}
+
+/// A check killed outright (SIGKILL, a container timeout) cannot remove its key; the next
+/// one does, for every key directory whose process no longer exists.
+private func removeAbandonedKeyDirectories(in parent: URL) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
+    for name in names where name.hasPrefix("slipway-key.") {
+        let parts = name.split(separator: ".")
+        guard parts.count == 3, let pid = pid_t(parts[1]), pid != getpid() else { continue }
+        if kill(pid, 0) != 0 && errno == ESRCH {
+            removeKeyDirectory(parent.appendingPathComponent(name))
+        }
+    }
+}

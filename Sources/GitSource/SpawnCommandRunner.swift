@@ -1,0 +1,275 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The production ``CommandRunner``: `posix_spawn` with a clean signal state, and one
+/// `poll` loop that feeds standard input and drains standard output and standard error.
+///
+/// Why not Foundation's `Process`: on Linux it hands the spawning thread's signal mask to
+/// the child, and Swift concurrency and Dispatch threads block nearly every signal. A git
+/// started that way cannot be stopped with SIGTERM and its own children (ssh, the
+/// credential helper, `git-upload-pack`) are never reaped. Here every child starts with
+/// nothing blocked and every signal at its default disposition, as a shell would start it.
+///
+/// Why one `poll` loop: a child that fills the standard error pipe while we wait on
+/// standard output (or that writes before reading its input) deadlocks a sequential
+/// reader; polling all three descriptors never blocks on one while another is ready.
+public struct SpawnCommandRunner: CommandRunner {
+    /// The environment every child starts from, before ``Command/environment`` is applied.
+    public var baseEnvironment: [String: String]
+
+    /// Creates a runner whose children start from `baseEnvironment` (this process's
+    /// environment by default).
+    public init(baseEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.baseEnvironment = baseEnvironment
+    }
+
+    public func run(_ command: Command) throws -> CommandResult {
+        ignoreBrokenPipes()
+        var environment = baseEnvironment
+        for (name, value) in command.environment {
+            environment[name] = value
+        }
+        let executable = try resolve(command.executable, path: environment["PATH"])
+
+        let output = try makePipe()
+        let errors = try makePipe()
+        var input: (read: Int32, write: Int32) = (-1, -1)
+        do {
+            if command.input != nil {
+                input = try makePipe()
+            } else {
+                input.read = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            }
+        } catch {
+            closeAll([output.read, output.write, errors.read, errors.write])
+            throw error
+        }
+
+        let pid: pid_t
+        do {
+            pid = try spawn(
+                executable: executable, arguments: command.arguments, environment: environment,
+                stdin: input.read, stdout: output.write, stderr: errors.write
+            )
+        } catch {
+            closeAll([output.read, output.write, errors.read, errors.write, input.read, input.write])
+            throw error
+        }
+        // The child holds its own copies; ours must go or we never see end of file.
+        closeAll([output.write, errors.write, input.read])
+
+        let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read)
+        let exit = reap(pid)
+        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr)
+    }
+}
+
+// MARK: - Spawning
+
+/// glibc's `_np` spawn extensions and `pipe2` are not in Swift's Glibc module; they are
+/// looked up once. Without them: pipes get `FD_CLOEXEC` right after creation, and the
+/// current directory is never changed (this runner has no such option).
+private typealias AddClosefrom = @convention(c) (UnsafeMutableRawPointer, Int32) -> Int32
+private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+
+private func symbol<T>(_ name: String, as type: T.Type) -> T? {
+    #if canImport(Darwin)
+    let handle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
+    #else
+    let handle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
+    #endif
+    return dlsym(handle, name).map { unsafeBitCast($0, to: type) }
+}
+
+private let closefromAction = symbol("posix_spawn_file_actions_addclosefrom_np", as: AddClosefrom.self)
+private let pipe2Function = symbol("pipe2", as: Pipe2.self)
+
+#if canImport(Darwin)
+private typealias FileActions = posix_spawn_file_actions_t?
+private typealias SpawnAttributes = posix_spawnattr_t?
+#else
+private typealias FileActions = posix_spawn_file_actions_t
+private typealias SpawnAttributes = posix_spawnattr_t
+#endif
+
+private func spawn(
+    executable: String, arguments: [String], environment: [String: String],
+    stdin: Int32, stdout: Int32, stderr: Int32
+) throws -> pid_t {
+    var actions = FileActions()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+    if let closefromAction {
+        // Descriptors another thread opened without O_CLOEXEC stay out of the child.
+        withUnsafeMutablePointer(to: &actions) { _ = closefromAction(UnsafeMutableRawPointer($0), 3) }
+    }
+
+    var attributes = SpawnAttributes()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var nothing = sigset_t()
+    sigemptyset(&nothing)
+    posix_spawnattr_setsigmask(&attributes, &nothing)
+    var everything = sigset_t()
+    sigfillset(&everything)
+    sigdelset(&everything, SIGKILL)
+    sigdelset(&everything, SIGSTOP)
+    posix_spawnattr_setsigdefault(&attributes, &everything)
+    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+    #if canImport(Darwin)
+    flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
+    #endif
+    posix_spawnattr_setflags(&attributes, Int16(flags))
+
+    let argv = [executable] + arguments
+    let envp = environment.map { "\($0.key)=\($0.value)" }
+    var pid: pid_t = 0
+    let status = withCStringArray(argv) { argvPointer in
+        withCStringArray(envp) { envpPointer in
+            posix_spawn(&pid, executable, &actions, &attributes, argvPointer, envpPointer)
+        }
+    }
+    guard status == 0 else {
+        throw GitSourceError(.command, "cannot start \(executable): \(String(cString: strerror(status)))")
+    }
+    return pid
+}
+
+private func resolve(_ name: String, path: String?) throws -> String {
+    if name.contains("/") { return name }
+    let search = path ?? "/usr/local/bin:/usr/bin:/bin"
+    for directory in search.split(separator: ":") where !directory.isEmpty {
+        let candidate = "\(directory)/\(name)"
+        if access(candidate, X_OK) == 0 { return candidate }
+    }
+    throw GitSourceError(.command, "`\(name)` was not found in PATH (\(search)); install it or put it on the PATH")
+}
+
+private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+// MARK: - Pipes and the poll loop
+
+private func makePipe() throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    let result: Int32
+    if let pipe2Function {
+        result = fds.withUnsafeMutableBufferPointer { pipe2Function($0.baseAddress!, Int32(O_CLOEXEC)) }
+    } else {
+        result = pipe(&fds)
+        if result == 0 {
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        }
+    }
+    guard result == 0 else {
+        throw GitSourceError(.command, "cannot create a pipe: \(String(cString: strerror(errno)))")
+    }
+    return (fds[0], fds[1])
+}
+
+private func closeAll(_ descriptors: [Int32]) {
+    for fd in descriptors where fd >= 0 { close(fd) }
+}
+
+/// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
+private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32) -> (Data, Data) {
+    var stdout = Data()
+    var stderr = Data()
+    var writeFD = inputFD
+    var written = 0
+    if writeFD >= 0 {
+        _ = fcntl(writeFD, F_SETFL, fcntl(writeFD, F_GETFL) | O_NONBLOCK)
+        if input.isEmpty {
+            close(writeFD)
+            writeFD = -1
+        }
+    }
+    var readFDs = [outputFD, errorFD]
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    while writeFD >= 0 || readFDs.contains(where: { $0 >= 0 }) {
+        var polled = [pollfd]()
+        for fd in readFDs where fd >= 0 { polled.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        if writeFD >= 0 { polled.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
+        let ready = poll(&polled, nfds_t(polled.count), -1)
+        if ready < 0 {
+            if errno == EINTR { continue }
+            break
+        }
+        for entry in polled where entry.revents != 0 {
+            if entry.fd == writeFD {
+                let count = input.withUnsafeBytes { bytes in
+                    write(writeFD, bytes.baseAddress! + written, bytes.count - written)
+                }
+                if count > 0 {
+                    written += count
+                    if written == input.count {
+                        close(writeFD)
+                        writeFD = -1
+                    }
+                } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
+                    continue
+                } else {
+                    // The child closed its input early (EPIPE); its status tells the story.
+                    close(writeFD)
+                    writeFD = -1
+                }
+            } else {
+                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    if entry.fd == outputFD {
+                        stdout.append(contentsOf: buffer[0..<count])
+                    } else {
+                        stderr.append(contentsOf: buffer[0..<count])
+                    }
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    close(entry.fd)
+                    if let index = readFDs.firstIndex(of: entry.fd) { readFDs[index] = -1 }
+                }
+            }
+        }
+    }
+    return (stdout, stderr)
+}
+
+private struct ExitStatus {
+    var code: Int32
+    var signaled: Bool
+}
+
+/// Waits for the child and decodes its status (WIFEXITED and friends are macros Swift
+/// does not import).
+private func reap(_ pid: pid_t) -> ExitStatus {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 {
+        if errno != EINTR { return ExitStatus(code: -1, signaled: false) }
+    }
+    let signal = status & 0x7f
+    return signal == 0 ? ExitStatus(code: (status >> 8) & 0xff, signaled: false) : ExitStatus(code: signal, signaled: true)
+}
+
+/// Writing to a pipe whose reader exited must fail with EPIPE, not end this process.
+/// Children get the default disposition back through POSIX_SPAWN_SETSIGDEF.
+private let brokenPipesIgnored: Void = {
+    _ = signal(SIGPIPE, SIG_IGN)
+}()
+
+private func ignoreBrokenPipes() {
+    _ = brokenPipesIgnored
+}

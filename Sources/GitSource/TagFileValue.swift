@@ -1,0 +1,152 @@
+import Foundation
+import Yams
+
+/// Reads the value of a tag file from its bytes at one commit.
+///
+/// - plain: the content without surrounding whitespace and newlines.
+/// - YAML: the scalar at the dotted key, exactly as written (`1.10` stays `1.10`, where a
+///   YAML library converting to a number would give `1.1`).
+/// - JSON: the string at the dotted key; a number or boolean in its JSON spelling (numbers
+///   pass through a double, so quote a version like `"1.10"` to keep its zero).
+///
+/// A dotted key walks mappings (and sequences, by index); when a mapping has a key that
+/// itself contains dots (`"tags.base": …`), the longest matching key wins.
+enum TagFileValue {
+    static func read(_ data: Data, spec: TagFileSpec, commit: GitCommitID) throws -> String {
+        let location = "tag file \(quote(spec.normalizedPath)) at commit \(commit.short)"
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw GitSourceError(.tagFile, "\(location) is not UTF-8 text")
+        }
+        let value: String
+        switch spec.format {
+        case .plain:
+            value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        case .yaml:
+            value = try yamlValue(text, key: spec.key, location: location)
+        case .json:
+            value = try jsonValue(data, key: spec.key, location: location)
+        }
+        if value.isEmpty {
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(spec.key)) is empty: a version needs a value")
+        }
+        if value.contains(where: \.isNewline) {
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(spec.key)) spans several lines: a version value must be one line")
+        }
+        return value
+    }
+
+    private static func keyPhrase(_ key: String?) -> String {
+        key.map { ", key \(quote($0))," } ?? ""
+    }
+
+    // MARK: YAML
+
+    private static func yamlValue(_ text: String, key: String?, location: String) throws -> String {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw GitSourceError(.tagFile, "\(location) is not valid YAML: \(error)")
+        }
+        guard let root else { throw GitSourceError(.tagFile, "\(location) is an empty YAML document") }
+        var node = root
+        if let key {
+            var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            var walked: [String] = []
+            while !remaining.isEmpty {
+                guard let (next, used) = yamlChild(of: node, remaining) else {
+                    let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
+                    throw GitSourceError(.tagFile, "\(location) has no key \(quote(key))\(at)")
+                }
+                walked.append(remaining.prefix(used).joined(separator: "."))
+                remaining.removeFirst(used)
+                node = next
+            }
+        }
+        guard case .scalar(let scalar) = node else {
+            let what = node.mapping != nil ? "a mapping" : "a list"
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is \(what), not a single value\(key == nil ? ": give a key such as tags.base" : "")")
+        }
+        if scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is null")
+        }
+        return scalar.string.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The child for the longest prefix of `components` that names one, and how many
+    /// components it used.
+    private static func yamlChild(of node: Node, _ components: [String]) -> (Node, Int)? {
+        for count in stride(from: components.count, through: 1, by: -1) {
+            let name = components.prefix(count).joined(separator: ".")
+            if let mapping = node.mapping {
+                for (key, value) in mapping where key.scalar?.string == name {
+                    return (value, count)
+                }
+            } else if let sequence = node.sequence, count == 1, let index = Int(name), sequence.indices.contains(index) {
+                return (sequence[index], 1)
+            }
+        }
+        return nil
+    }
+
+    // MARK: JSON
+
+    private static func jsonValue(_ data: Data, key: String?, location: String) throws -> String {
+        let root: Any
+        do {
+            root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw GitSourceError(.tagFile, "\(location) is not valid JSON: \(error.localizedDescription)")
+        }
+        var value = root
+        if let key {
+            var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            var walked: [String] = []
+            while !remaining.isEmpty {
+                guard let (next, used) = jsonChild(of: value, remaining) else {
+                    let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
+                    throw GitSourceError(.tagFile, "\(location) has no key \(quote(key))\(at)")
+                }
+                walked.append(remaining.prefix(used).joined(separator: "."))
+                remaining.removeFirst(used)
+                value = next
+            }
+        }
+        switch value {
+        case let string as String:
+            return string.trimmingCharacters(in: .whitespacesAndNewlines)
+        case let number as NSNumber:
+            // JSON booleans come back as NSNumber with the C type `c` (char).
+            if String(cString: number.objCType) == "c" { return number.boolValue ? "true" : "false" }
+            return number.stringValue
+        case is NSNull:
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is null")
+        case is [Any]:
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is a list, not a single value")
+        default:
+            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is an object, not a single value\(key == nil ? ": give a key such as tags.base" : "")")
+        }
+    }
+
+    private static func jsonChild(of value: Any, _ components: [String]) -> (Any, Int)? {
+        for count in stride(from: components.count, through: 1, by: -1) {
+            let name = components.prefix(count).joined(separator: ".")
+            if let object = value as? [String: Any], let child = object[name] {
+                return (child, count)
+            }
+            if let array = value as? [Any], count == 1, let index = Int(name), array.indices.contains(index) {
+                return (array[index], 1)
+            }
+        }
+        return nil
+    }
+}
+
+extension TagFileSpec {
+    /// The tag file's value from its bytes at `commit` (which only names the place in
+    /// messages). See ``TagFileFormat`` for the rules.
+    /// - Throws: ``GitSourceError`` (`.tagFile`) naming the file, the key and the commit.
+    public func value(from data: Data, at commit: GitCommitID) throws -> String {
+        try TagFileValue.read(data, spec: self, commit: commit)
+    }
+}

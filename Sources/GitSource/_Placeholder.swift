@@ -1,1 +1,0 @@
-// placeholder: the GitSource module arrives with issue 4
