@@ -54,7 +54,7 @@ let package = Package(
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS"]),
 
         // Executables are wiring only.
         .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),
@@ -66,6 +66,7 @@ let package = Package(
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
         .executableTarget(name: "ArchiveStream", dependencies: ["Archive"], path: "Benchmarks/ArchiveStream"),
         .executableTarget(name: "GitCheck", dependencies: ["GitSource", "Console"], path: "Benchmarks/GitCheck"),
+        .executableTarget(name: "RootFSUnpack", dependencies: ["RootFS", "Archive", "OCI", "Console"], path: "Benchmarks/RootFSUnpack"),
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
@@ -74,10 +75,10 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
-        .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "TestSupport"]),
+        .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "Console", "TestSupport"]),
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "TestSupport"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

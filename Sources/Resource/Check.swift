@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import GitSource
 import OCI
 import Registry
 import TagPolicy
@@ -41,9 +42,24 @@ public struct Check {
         case .semver(let selection):
             let versions = try checkSemver(selection, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
             return try CanonicalJSON.encode(versions)
-        case .sourceKeyed:
-            throw InputError("source.git: source-keyed mode is not available in this build yet (see the README's Status)")
+        case .sourceKeyed(let keyed):
+            let versions = try checkSource(keyed, source: source, since: SourceVersion.key(request.raw("version")), log: log)
+            return try CanonicalJSON.encode(versions)
         }
+    }
+
+    /// Source-keyed mode: the path-filtered changes of the git source; with `require_image`,
+    /// only those whose immutable tag is already in the registry.
+    func checkSource(_ keyed: SourceKeyed, source: Source, since: SourceChange.Key?, log: Log) throws -> [SourceVersion] {
+        let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
+        var changes = try detector.changes(since: since)
+        if keyed.requireImage {
+            let client = try source.client(log: log, retry: retry)
+            changes = try changes.filter { change in
+                try client.manifestDescriptor(source.repository, .tag(keyed.immutableTag(for: change))) != nil
+            }
+        }
+        return changes.map(SourceVersion.init)
     }
 
     /// registry-image's tag mode: the tag's digest, preceded by the given version's digest

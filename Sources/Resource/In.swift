@@ -2,6 +2,7 @@ import Console
 import Foundation
 import ImageLayout
 import OCI
+import RootFS
 import Registry
 import Transfer
 
@@ -17,14 +18,10 @@ public struct In {
 
     let log: Log
     let retry: RetryPolicy
-    /// Unpacks an image's layers into `rootfs/` and writes its metadata; nil where the
-    /// unpacker is not linked in.
-    let unpack: (@Sendable (LayoutImage, Platform?, URL) throws -> Void)?
 
-    public init(log: Log, retry: RetryPolicy = .standard, unpack: (@Sendable (LayoutImage, Platform?, URL) throws -> Void)? = nil) {
+    public init(log: Log, retry: RetryPolicy = .standard) {
         self.log = log
         self.retry = retry
-        self.unpack = unpack
     }
 
     static let paramKeys = ["image", "format", "skip_download", "platform", "source"]
@@ -89,13 +86,28 @@ public struct In {
                 let repoTag = "\(source.repository):\(version.tag.isEmpty ? "latest" : version.tag)"
                 try DockerArchive.write(image, platform: platform, repoTags: [repoTag], to: directory.appendingPathComponent("image.tar"))
             case .rootfs:
-                guard let unpack else { throw InputError("params.format: rootfs is not available in this build yet; use oci or oci-layout") }
                 let layout = try OCILayout.create(at: scratch)
                 let image = try transfer.pull(source.repository, version.digest, with: client, into: layout, platforms: .one(platform))
-                try unpack(image, platform, directory)
+                try Self.unpack(image, platform: platform, into: directory, log: log)
             }
         }
         return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
+    }
+
+    /// Applies the layers of `image`'s manifest for `platform` into `directory/rootfs`, each
+    /// checked against its diff_id, then writes `metadata.json` and `labels.json` beside it.
+    static func unpack(_ image: LayoutImage, platform: Platform?, into directory: URL, log: Log) throws {
+        let manifest = try image.platformManifest(for: platform).manifest
+        let configuration = try image.configuration(for: platform)
+        let diffIDs = configuration.rootfs.diffIDs
+        guard diffIDs.count == manifest.layers.count else {
+            throw LayoutError("the image's config lists \(diffIDs.count) layers and its manifest \(manifest.layers.count)")
+        }
+        let unpacker = Unpacker(root: directory.appendingPathComponent("rootfs"), options: .init(log: log))
+        for (layer, diffID) in zip(manifest.layers, diffIDs) {
+            try unpacker.apply(layer: image.layout.openBlob(layer), expectedDiffID: diffID)
+        }
+        try ImageMetadata.write(config: configuration, to: directory)
     }
 
     struct Output: Encodable {

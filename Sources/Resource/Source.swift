@@ -13,8 +13,8 @@ public struct Source: Sendable {
         case tag(Tag)
         /// No `tag`: semver tags of the repository (registry-image's semver mode).
         case semver(SemverSelection)
-        /// `git` set: versions keyed on path-filtered commits. Its engine lands with step 4.
-        case sourceKeyed
+        /// `git` set: versions keyed on path-filtered commits.
+        case sourceKeyed(SourceKeyed)
     }
 
     public var registry: RegistryHost
@@ -69,7 +69,7 @@ public struct Source: Sendable {
             if let key = Self.imageKeys.first(where: source.has) {
                 throw InputError("source.\(key) belongs to image mode; with source.git set, versions come from git (see `tags` templates)")
             }
-            mode = .sourceKeyed
+            mode = .sourceKeyed(try SourceKeyed(source))
             return
         }
         if let key = Self.sourceKeyedKeys.first(where: source.has) {

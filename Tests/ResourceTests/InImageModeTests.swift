@@ -77,6 +77,28 @@ struct InImageModeTests {
         }
     }
 
+    @Test func rootfsFormatUnpacksThePlatformAskedWithMetadata() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let (index, _, _) = try pushMultiArch(registry, directory)
+                let destination = directory.appending("get")
+                let params = #"{"platform":{"os":"linux","architecture":"arm64"}}"#
+                let result = try runIn(input(registry, digest: index.digest, params: params), directory: destination)
+                #expect(result.succeeded, "\(result.stderrString)")
+                let rootfs = destination.appendingPathComponent("rootfs")
+                #expect(try String(contentsOf: rootfs.appendingPathComponent("etc/layer1"), encoding: .utf8) == "b 1 linux/arm64/v8\n")
+                #expect(try String(contentsOf: rootfs.appendingPathComponent("data/0.txt"), encoding: .utf8) == String(repeating: "0", count: 5000))
+                let metadata = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: destination.appendingPathComponent("metadata.json"))) as? [String: Any])
+                #expect(metadata["env"] as? [String] == ["PATH=/usr/bin:/bin"])
+                #expect(metadata["cmd"] as? [String] == ["/bin/sh"])
+                let labels = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: destination.appendingPathComponent("labels.json")))
+                #expect(labels == ["seed": "b"])
+                let leftovers = try FileManager.default.contentsOfDirectory(atPath: destination.path).filter { $0.hasPrefix(".") }
+                #expect(leftovers.isEmpty, "no scratch left behind: \(leftovers)")
+            }
+        }
+    }
+
     @Test func skipAutoAndRequired() async throws {
         try await withTestRegistry(.open) { registry in
             try withTemporaryDirectory { directory in

@@ -1,0 +1,94 @@
+import Foundation
+import GitSource
+import OCI
+import TagPolicy
+
+/// The source-keyed part of `source` (DESIGN §3.1): `git` and the keys that go with it.
+public struct SourceKeyed: Sendable {
+    public var git: GitSourceConfiguration
+    /// Tag templates `out` applies; the first makes the immutable tag.
+    public var templates: [TagTemplate]
+    public var latestOn: String?
+    public var requireImage: Bool
+    public var tagPrefix: String?
+
+    static let gitKeys = ["uri", "branch", "paths", "ignore_paths", "disable_ci_skip", "commit_filter", "version_depth",
+                          "tag_filter", "tag_regex", "private_key", "username", "password"]
+    public static let defaultTemplates = ["{short_ref}", "{branch}"]
+
+    init(_ source: InputObject) throws(InputError) {
+        guard let git = try source.object("git", keys: Self.gitKeys, secrets: ["password", "private_key"]) else {
+            throw InputError("source.git is required in source-keyed mode")
+        }
+        var branch: GitBranchName?
+        if let name = try git.string("branch") {
+            do { branch = try GitBranchName(name) } catch { throw git.invalid("branch", "\(error)") }
+        }
+        var filter: CommitFilter?
+        if let object = try git.object("commit_filter", keys: ["include", "exclude", "include_all_match", "exclude_all_match"]) {
+            filter = CommitFilter(include: try object.strings("include") ?? [], exclude: try object.strings("exclude") ?? [],
+                                  includeAllMatch: try object.bool("include_all_match") ?? false,
+                                  excludeAllMatch: try object.bool("exclude_all_match") ?? false)
+        }
+        var tagFile: TagFileSpec?
+        switch source.raw("tag_file") {
+        case nil: break
+        case .string(let path)?: tagFile = TagFileSpec(path: path)
+        case .object?:
+            let object = try source.object("tag_file", keys: ["path", "key"])!
+            tagFile = TagFileSpec(path: try object.requiredString("path"), key: try object.string("key"))
+        case let other?: throw InputError("source.tag_file: expected a path or {path, key}, got \(other.kind)")
+        }
+        self.git = GitSourceConfiguration(
+            uri: try git.requiredString("uri"), branch: branch, paths: try git.strings("paths") ?? [],
+            ignorePaths: try git.strings("ignore_paths") ?? [], disableCISkip: try git.bool("disable_ci_skip") ?? false,
+            commitFilter: filter, versionDepth: try git.integer("version_depth", in: 1...100_000),
+            tagFilter: try git.string("tag_filter"), tagRegex: try git.string("tag_regex"),
+            privateKey: try git.string("private_key"), username: try git.string("username"), password: try git.string("password"),
+            tagFile: tagFile)
+        do { try self.git.validate() } catch { throw InputError("source.\(error)") }
+
+        let templates = try source.strings("tags") ?? Self.defaultTemplates
+        guard !templates.isEmpty else { throw InputError("source.tags: give at least one template (the first makes the immutable tag)") }
+        self.templates = []
+        for template in templates {
+            do { self.templates.append(try TagTemplate(template)) } catch { throw source.invalid("tags", "\(error)") }
+        }
+        latestOn = try source.string("latest_on")
+        requireImage = try source.bool("require_image") ?? false
+        tagPrefix = try source.string("tag_prefix")
+        if try source.bool("track_base") == true {
+            throw InputError("source.track_base: base-image tracking is not available in this build yet (see the README's Status)")
+        }
+    }
+
+    /// The immutable tag of a change: the first template rendered for it.
+    public func immutableTag(for change: SourceChange) throws -> Tag {
+        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, tagFile: change.tagFileValue)
+        do { return try templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
+    }
+}
+
+/// A version in source-keyed mode: `{"ref"}`, plus `tag_file` and `release` when configured.
+public struct SourceVersion: Codable, Hashable, Sendable {
+    public var ref: String
+    public var tag_file: String?
+    public var release: String?
+
+    init(_ change: SourceChange) {
+        ref = change.commit.rawValue
+        tag_file = change.tagFileValue
+        release = change.release
+    }
+
+    static func key(_ value: JSONValue?) throws(InputError) -> SourceChange.Key? {
+        let version = try InputObject(value, path: "version", keys: ["ref", "tag_file", "release", "base"])
+        guard version.has("ref") else { return nil }
+        let ref = try version.requiredString("ref")
+        do { return SourceChange.Key(commit: try GitCommitID(ref), release: try version.string("release")) } catch let error as InputError {
+            throw error
+        } catch {
+            throw version.invalid("ref", "\(error)")
+        }
+    }
+}
