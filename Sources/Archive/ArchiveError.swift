@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 #if canImport(Glibc)
@@ -78,32 +79,9 @@ extension ArchiveError {
     }
 }
 
-/// Quotes a value for an error message: escapes quotes, backslashes and control characters so
-/// one bad input cannot break a log line in two, and shortens very long values (a 1 MiB PAX
-/// path) to their first 200 characters.
-func quoted(_ value: String) -> String {
-    var out = "\""
-    var count = 0
-    for scalar in value.unicodeScalars {
-        count += 1
-        if count > 200 {
-            out += "…"
-            break
-        }
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
-            || scalar.value == 0x2028 || scalar.value == 0x2029:
-            out += "\\u{" + String(scalar.value, radix: 16) + "}"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
 
 /// Quotes raw bytes from an archive field for an error message (decoded leniently, since the
 /// bytes are exactly what was wrong).
-func quoted<Bytes: Collection>(bytes: Bytes) -> String where Bytes.Element == UInt8 {
+func quotedBytes<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
     quoted(String(decoding: bytes, as: UTF8.self))
 }

@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 #if canImport(Glibc)

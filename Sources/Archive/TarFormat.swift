@@ -124,7 +124,7 @@ func parseNumeric(_ bytes: ArraySlice<UInt8>, _ context: FieldContext) throws ->
     var value: Int64 = 0
     for byte in digits {
         guard (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte) else {
-            throw ArchiveError(.invalidField, "invalid octal field \(context.field) \(quoted(bytes: bytes)) in the header at offset \(context.headerOffset)")
+            throw ArchiveError(.invalidField, "invalid octal field \(context.field) \(quotedBytes(bytes)) in the header at offset \(context.headerOffset)")
         }
         let (shifted, overflow) = value.multipliedReportingOverflow(by: 8)
         guard !overflow else { throw outOfRange(bytes, context) }
@@ -173,7 +173,7 @@ func parsePAXRecords(_ body: [UInt8], headerOffset: Int64) throws -> [(key: Stri
         guard !lengthBytes.isEmpty, lengthBytes.count <= 18,
             lengthBytes.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
             let length = Int(String(decoding: lengthBytes, as: UTF8.self))
-        else { throw bad("length \(quoted(bytes: lengthBytes)) is not a decimal number") }
+        else { throw bad("length \(quotedBytes(lengthBytes)) is not a decimal number") }
         guard length > space - position + 1, length <= body.count - position else {
             throw bad("length \(length) does not fit the \(body.count - position) bytes left")
         }
@@ -181,10 +181,10 @@ func parsePAXRecords(_ body: [UInt8], headerOffset: Int64) throws -> [(key: Stri
         guard body[end - 1] == 0x0a else { throw bad("record of length \(length) does not end in a newline") }
         let record = body[(space + 1)..<(end - 1)]
         guard let equals = record.firstIndex(of: UInt8(ascii: "=")), equals > record.startIndex else {
-            throw bad("record \(quoted(bytes: record)) is not key=value")
+            throw bad("record \(quotedBytes(record)) is not key=value")
         }
         let keyBytes = record[..<equals]
-        guard !keyBytes.contains(0) else { throw bad("key \(quoted(bytes: keyBytes)) contains a NUL byte") }
+        guard !keyBytes.contains(0) else { throw bad("key \(quotedBytes(keyBytes)) contains a NUL byte") }
         records.append((decodeText(keyBytes), Array(record[(equals + 1)...])))
         position = end
     }
@@ -210,7 +210,7 @@ func parsePAXInteger(_ key: String, _ value: [UInt8], headerOffset: Int64) throw
         value.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
         let number = Int64(String(decoding: value, as: UTF8.self))
     else {
-        throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quoted(bytes: value)) in the extended header at offset \(headerOffset): not a non-negative decimal integer")
+        throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a non-negative decimal integer")
     }
     return number
 }
@@ -218,7 +218,7 @@ func parsePAXInteger(_ key: String, _ value: [UInt8], headerOffset: Int64) throw
 /// Parses a PAX time (`mtime`): `[-]seconds[.fraction]`, the sign applying to the whole value.
 func parsePAXTime(_ key: String, _ value: [UInt8], headerOffset: Int64) throws -> Date {
     func bad() -> ArchiveError {
-        ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quoted(bytes: value)) in the extended header at offset \(headerOffset): not a time in seconds like 1700000000.5")
+        ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a time in seconds like 1700000000.5")
     }
     var bytes = value[...]
     let negative = bytes.first == UInt8(ascii: "-")

@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 /// Reads a tar archive entry by entry from a stream, never holding more than one header and a
@@ -242,7 +243,7 @@ public final class TarReader {
             stored = -1
         }
         guard stored != computed.unsigned, stored != computed.signed else { return }
-        var message = "bad checksum at offset \(headerOffset): the header stores \(quoted(bytes: Array(raw[TarField.checksum]))), its bytes sum to \(String(computed.unsigned, radix: 8)) (octal)"
+        var message = "bad checksum at offset \(headerOffset): the header stores \(quotedBytes(Array(raw[TarField.checksum]))), its bytes sum to \(String(computed.unsigned, radix: 8)) (octal)"
         if headerOffset == 0, let hint = Self.formatHint(raw) { message += "; " + hint }
         throw ArchiveError(.badChecksum, message)
     }
@@ -373,7 +374,7 @@ public final class TarReader {
             case "SCHILY.devmajor", "SCHILY.devminor":
                 let number = try parsePAXInteger(key, value, headerOffset: headerOffset)
                 guard let device = UInt32(exactly: number) else {
-                    throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quoted(bytes: value)) in the extended header at offset \(headerOffset): not a device number")
+                    throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a device number")
                 }
                 if key == "SCHILY.devmajor" { header.deviceMajor = device } else { header.deviceMinor = device }
             case _ where key.hasPrefix(xattrPrefix) && key.utf8.count > xattrPrefix.utf8.count:
@@ -389,7 +390,7 @@ public final class TarReader {
     /// and then open `..`.
     private func pathValue(_ key: String, _ value: [UInt8], _ headerOffset: Int64) throws -> String {
         guard !value.contains(0) else {
-            throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quoted(bytes: value)) in the extended header at offset \(headerOffset): it contains a NUL byte")
+            throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): it contains a NUL byte")
         }
         return decodeText(value)
     }

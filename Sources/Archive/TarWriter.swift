@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 /// Writes a tar archive entry by entry to a sink, streaming each body through a fixed buffer.

@@ -1,3 +1,4 @@
+import OCI
 import Console
 import Foundation
 
@@ -313,6 +314,6 @@ func commitID(_ output: String) throws -> GitCommitID {
     do {
         return try GitCommitID(text)
     } catch {
-        throw GitSourceError(.command, "git printed \(quote(String(text.prefix(100)))) where a commit name was expected (is this a SHA-256 repository? only SHA-1 is supported)")
+        throw GitSourceError(.command, "git printed \(quoted(String(text.prefix(100)))) where a commit name was expected (is this a SHA-256 repository? only SHA-1 is supported)")
     }
 }

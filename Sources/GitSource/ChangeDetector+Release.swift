@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 extension ChangeDetector {
@@ -25,7 +26,7 @@ extension ChangeDetector {
                 candidates = Array(tags[index...])
                 newestOnly = false
             } else {
-                log.info("release \(since.release.map(quote) ?? "(none)") of version \(since.commit.short) is gone from \(remote.display); reporting the newest matching release")
+                log.info("release \(since.release.map { quoted($0) } ?? "(none)") of version \(since.commit.short) is gone from \(remote.display); reporting the newest matching release")
             }
         }
         let walker = HistoryWalker(configuration: configuration, repository: repository)

@@ -173,7 +173,7 @@ public struct ChangeDetector: Sendable {
             for commit in commits {
                 let one = try git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", "\(commit.rawValue):\(path)"])
                 guard one.succeeded else {
-                    throw GitSourceError(.tagFile, "tag file \(quote(path)) does not exist at commit \(commit.short) of \(remote.display): add it, or fix tag_file's path")
+                    throw GitSourceError(.tagFile, "tag file \(quoted(path)) does not exist at commit \(commit.short) of \(remote.display): add it, or fix tag_file's path")
                 }
                 objects.append(one.outputText.trimmingCharacters(in: .whitespacesAndNewlines))
             }
@@ -187,10 +187,10 @@ public struct ChangeDetector: Sendable {
         var values: [GitCommitID: String] = [:]
         for (commit, object) in zip(commits, objects) {
             guard let content = contents[object] else {
-                throw GitSourceError(.tagFile, "tag file \(quote(path)) at commit \(commit.short) could not be read (object \(object) missing)")
+                throw GitSourceError(.tagFile, "tag file \(quoted(path)) at commit \(commit.short) could not be read (object \(object) missing)")
             }
             guard content.type == "blob" else {
-                throw GitSourceError(.tagFile, "tag file \(quote(path)) at commit \(commit.short) is a \(content.type == "tree" ? "directory" : content.type), not a file")
+                throw GitSourceError(.tagFile, "tag file \(quoted(path)) at commit \(commit.short) is a \(content.type == "tree" ? "directory" : content.type), not a file")
             }
             values[commit] = try TagFileValue.read(content.data, spec: spec, commit: commit)
         }

@@ -1,10 +1,11 @@
+import OCI
 /// A branch name as `git check-ref-format --branch` accepts it, e.g. `main` or
 /// `feature/login`: the part after `refs/heads/`.
 ///
 /// The detector always asks the remote for `refs/heads/<name>` in full, never for the bare
 /// name: git matches a bare name against the end of every ref, so `master` would also
 /// match `refs/heads/feature/master` (a git-resource bug this type exists to prevent).
-public struct GitBranchName: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct GitBranchName: ValidatedString {
     /// Why a string is not a branch name.
     public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The rejected text, exactly as given.
@@ -13,7 +14,7 @@ public struct GitBranchName: Hashable, Sendable, Codable, CustomStringConvertibl
         public var reason: String
 
         public var description: String {
-            "invalid git branch \(quote(value)): \(reason)"
+            "invalid git branch \(quoted(value)): \(reason)"
         }
     }
 
@@ -49,22 +50,6 @@ public struct GitBranchName: Hashable, Sendable, Codable, CustomStringConvertibl
     /// `refs/heads/<name>`.
     public var fullReference: String { "refs/heads/" + rawValue }
 
-    public var description: String { rawValue }
 
-    /// Decodes a JSON string and validates it.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
 
-    /// Encodes as a single JSON string.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }

@@ -1,9 +1,10 @@
+import OCI
 /// The full name of a git commit: 40 lowercase hexadecimal digits (SHA-1).
 ///
 /// Versions carry the full name, never an abbreviation: an abbreviation that is unique
 /// today can become ambiguous as the repository grows, and Concourse compares versions as
 /// strings, so one commit must always be spelled the same way.
-public struct GitCommitID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+public struct GitCommitID: ValidatedString, Comparable {
     /// Why a string is not a commit name.
     public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The rejected text, exactly as given.
@@ -16,7 +17,7 @@ public struct GitCommitID: Hashable, Sendable, Codable, CustomStringConvertible,
 
         public var description: String {
             let shown = value.count > 80 ? String(value.prefix(80)) + "…" : value
-            return "invalid git commit \(quote(shown)): expected 40 lowercase hexadecimal digits (a full SHA-1 commit name)"
+            return "invalid git commit \(quoted(shown)): expected 40 lowercase hexadecimal digits (a full SHA-1 commit name)"
         }
     }
 
@@ -37,44 +38,13 @@ public struct GitCommitID: Hashable, Sendable, Codable, CustomStringConvertible,
     /// Twelve digits stay unambiguous in repositories far larger than any we serve.
     public var short: String { String(rawValue.prefix(12)) }
 
-    public var description: String { rawValue }
 
     public static func < (lhs: GitCommitID, rhs: GitCommitID) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    /// Decodes a JSON string and validates it.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let string = try container.decode(String.self)
-        do {
-            try self.init(string)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
 
-    /// Encodes as a single JSON string.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 private func isLowercaseHexDigit(_ byte: UInt8) -> Bool {
     (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
 }
 
-/// Quotes a value for a message, escaping quotes and control characters so that one bad
-/// input cannot split a log line.
-func quote(_ value: String) -> String {
-    var out = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-            out += "\\u{" + String(scalar.value, radix: 16) + "}"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}

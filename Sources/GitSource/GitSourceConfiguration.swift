@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 /// The `git:` part of a source-keyed source (DESIGN §3.1), plus `tag_file`. Every key
@@ -80,10 +81,10 @@ public struct GitSourceConfiguration: Sendable, Equatable {
         func fail(_ message: String) -> GitSourceError { GitSourceError(.configuration, message) }
         let display = RemoteURL(uri).display
         if uri.trimmingCharacters(in: .whitespaces).isEmpty { throw fail("git.uri is empty: give the repository URL") }
-        if uri.contains(where: { $0.isNewline }) { throw fail("git.uri \(quote(display)) contains a line break") }
+        if uri.contains(where: { $0.isNewline }) { throw fail("git.uri \(quoted(display)) contains a line break") }
         for (key, list) in [("git.paths", paths), ("git.ignore_paths", ignorePaths)] {
             for entry in list where entry.isEmpty || entry.contains("\0") || entry.contains(where: { $0.isNewline }) {
-                throw fail("\(key) entry \(quote(entry)) is not a pathspec: it is empty or contains a line break or NUL")
+                throw fail("\(key) entry \(quoted(entry)) is not a pathspec: it is empty or contains a line break or NUL")
             }
         }
         if let versionDepth, versionDepth < 1 {
@@ -173,17 +174,17 @@ public struct TagFileSpec: Sendable, Equatable {
     func validate() throws {
         let path = normalizedPath
         if path.isEmpty || path.hasSuffix("/") {
-            throw GitSourceError(.configuration, "tag_file path \(quote(self.path)) does not name a file")
+            throw GitSourceError(.configuration, "tag_file path \(quoted(self.path)) does not name a file")
         }
         if path.split(separator: "/").contains("..") || path.contains(where: { $0.isNewline || $0 == "\0" }) {
-            throw GitSourceError(.configuration, "tag_file path \(quote(self.path)) must stay inside the repository (no .., no line breaks)")
+            throw GitSourceError(.configuration, "tag_file path \(quoted(self.path)) must stay inside the repository (no .., no line breaks)")
         }
         if let key {
             if format == .plain {
-                throw GitSourceError(.configuration, "tag_file \(quote(self.path)) has key \(quote(key)), but only .yaml, .yml and .json files have keys; remove the key or use such a file")
+                throw GitSourceError(.configuration, "tag_file \(quoted(self.path)) has key \(quoted(key)), but only .yaml, .yml and .json files have keys; remove the key or use such a file")
             }
             if key.isEmpty || key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
-                throw GitSourceError(.configuration, "tag_file key \(quote(key)) is not a dotted key such as tags.base")
+                throw GitSourceError(.configuration, "tag_file key \(quoted(key)) is not a dotted key such as tags.base")
             }
         }
     }

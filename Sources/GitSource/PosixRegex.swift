@@ -1,3 +1,4 @@
+import OCI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -28,7 +29,7 @@ struct PosixRegex {
         self.pattern = pattern
         self.dialect = dialect
         if let problem = Self.withCompiled(pattern, dialect: dialect, { _ in () }).error {
-            throw GitSourceError(.configuration, "\(key): invalid regular expression \(quote(pattern)): \(problem)")
+            throw GitSourceError(.configuration, "\(key): invalid regular expression \(quoted(pattern)): \(problem)")
         }
     }
 

@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 import Yams
 
@@ -13,7 +14,7 @@ import Yams
 /// itself contains dots (`"tags.base": …`), the longest matching key wins.
 enum TagFileValue {
     static func read(_ data: Data, spec: TagFileSpec, commit: GitCommitID) throws -> String {
-        let location = "tag file \(quote(spec.normalizedPath)) at commit \(commit.short)"
+        let location = "tag file \(quoted(spec.normalizedPath)) at commit \(commit.short)"
         guard let text = String(data: data, encoding: .utf8) else {
             throw GitSourceError(.tagFile, "\(location) is not UTF-8 text")
         }
@@ -36,7 +37,7 @@ enum TagFileValue {
     }
 
     private static func keyPhrase(_ key: String?) -> String {
-        key.map { ", key \(quote($0))," } ?? ""
+        key.map { ", key \(quoted($0))," } ?? ""
     }
 
     // MARK: YAML
@@ -56,7 +57,7 @@ enum TagFileValue {
             while !remaining.isEmpty {
                 guard let (next, used) = yamlChild(of: node, remaining) else {
                     let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.tagFile, "\(location) has no key \(quote(key))\(at)")
+                    throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
                 remaining.removeFirst(used)
@@ -105,7 +106,7 @@ enum TagFileValue {
             while !remaining.isEmpty {
                 guard let (next, used) = jsonChild(of: value, remaining) else {
                     let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.tagFile, "\(location) has no key \(quote(key))\(at)")
+                    throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
                 remaining.removeFirst(used)

@@ -1,3 +1,4 @@
+import OCI
 import Archive
 import Foundation
 
@@ -90,16 +91,3 @@ struct ExtractedArchive {
     }
 }
 
-/// A string quoted for a one-line message, control characters escaped.
-func quoted(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.prefix(300).unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7F: result += String(format: "\\x%02x", scalar.value)
-        default: result.unicodeScalars.append(scalar)
-        }
-    }
-    return result + "\""
-}

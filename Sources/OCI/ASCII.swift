@@ -17,15 +17,24 @@ func isAlphanumeric(_ byte: UInt8) -> Bool {
     isLowerAlphanumeric(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
 }
 
-/// Quotes a value for an error message, escaping quotes and control characters so that one
-/// bad input cannot break a log line in two.
-func quoted(_ value: String) -> String {
+/// Quotes a value for a one-line message: escapes quotes, backslashes, control characters
+/// and line separators, so that one bad input cannot break a log line in two or hide part
+/// of itself, and shortens very long values (a 1 MiB hostile name) to their first 200
+/// characters. Every module's errors quote untrusted values with this.
+public func quoted(_ value: String) -> String {
     var out = "\""
+    var count = 0
     for scalar in value.unicodeScalars {
+        count += 1
+        if count > 200 {
+            out += "…"
+            break
+        }
         switch scalar {
         case "\"": out += "\\\""
         case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+        case _ where scalar.value < 0x20 || scalar.value == 0x7f || (0x80..<0xa0).contains(scalar.value)
+            || scalar.value == 0x2028 || scalar.value == 0x2029:
             out += "\\u{" + String(scalar.value, radix: 16) + "}"
         default: out.unicodeScalars.append(scalar)
         }

@@ -1,3 +1,4 @@
+import OCI
 /// Why a layer could not be applied to a root filesystem.
 ///
 /// Every refusal of a hostile or malformed entry is one of these, naming the entry as the
@@ -60,22 +61,3 @@ public struct UnpackError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 }
 
-/// Quotes a value for a message, escaping quotes and control characters so that a hostile
-/// name cannot break a log line in two or hide part of itself.
-func quoted(_ value: String) -> String {
-    var out = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-            out += "\\u{" + String(scalar.value, radix: 16) + "}"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    if out.utf8.count > 300 {
-        // A 4 KiB hostile name would drown the message; its start is enough to find it.
-        return String(out.prefix(200)) + "…\" (\(value.utf8.count) bytes)"
-    }
-    return out + "\""
-}
