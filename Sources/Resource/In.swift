@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import GitSource
 import ImageLayout
 import OCI
 import RootFS
@@ -31,8 +32,8 @@ public struct In {
         let source = try Source(request.raw("source"))
         let log = source.debug ? Log.standardError(verbose: true) : self.log
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
-        if case .sourceKeyed = source.mode {
-            throw InputError("source.git: source-keyed mode is not available in this build yet (see the README's Status)")
+        if case .sourceKeyed(let keyed) = source.mode {
+            return try fetchSourceKeyed(keyed, request: request, source: source, params: params, directory: directory, log: log)
         }
         return try fetchImageMode(request: request, source: source, params: params, directory: directory, log: log)
     }
@@ -41,57 +42,127 @@ public struct In {
         guard let version = try ImageVersion.parse(request.raw("version")) else {
             throw InputError("version.digest is required: in fetches the version check emitted")
         }
-        var fetch = try Self.enumeration(params, "image", Fetch.self) ?? .auto
-        if try params.bool("skip_download") == true { fetch = .skip }
+        let options = try FetchOptions(params, source: source)
         if params.has("source") { throw params.invalid("source", "only used in source-keyed mode (source.git)") }
-        let format = try Self.enumeration(params, "format", Format.self) ?? .rootfs
-        var platform = source.platform
-        if let override = try params.object("platform", keys: ["os", "architecture", "variant"]) {
-            platform = Platform(os: try override.requiredString("os"), architecture: try override.requiredString("architecture"),
-                                variant: try override.string("variant"))
-        }
-
-        try write(source.registry.isDockerHub ? "docker.io/\(source.repository)" : "\(source.registry)/\(source.repository)",
-                  to: directory, "repository")
+        try write(repositoryName(source), to: directory, "repository")
         try write(version.tag, to: directory, "tag")
         var metadata: [[String: String]] = [["name": "repository", "value": "\(source.registry)/\(source.repository)"]]
         if !version.tag.isEmpty { metadata.append(["name": "tag", "value": version.tag]) }
-
-        if fetch != .skip {
-            let client = try source.client(log: log, retry: retry)
-            guard try client.manifestDescriptor(source.repository, .digest(version.digest)) != nil else {
-                if fetch == .required {
-                    throw InputError("\(source.registry)/\(source.repository)@\(version.digest) does not exist (params.image: required)")
-                }
-                log.info("\(source.repository)@\(version.digest) is not in the registry; nothing fetched (params.image: auto)")
-                return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
-            }
-            try write(version.digest.rawValue, to: directory, "digest")
-            metadata.append(["name": "digest", "value": version.digest.rawValue])
-            let sameDigest = try tagsPointing(at: version.digest, client: client, repository: source.repository)
-            try write(sameDigest.joined(separator: " "), to: directory, "tags")
-            if !sameDigest.isEmpty { metadata.append(["name": "tags", "value": sameDigest.joined(separator: " ")]) }
-
-            let scratch = directory.appendingPathComponent(".slipway-\(UUID().uuidString.prefix(8))")
-            defer { try? FileManager.default.removeItem(at: scratch) }
-            let transfer = ImageTransfer(log: log)
-            switch format {
-            case .ociLayout:
-                let layout = try OCILayout.create(at: directory.appendingPathComponent("oci"))
-                _ = try transfer.pull(source.repository, version.digest, with: client, into: layout, platforms: .all,
-                                      name: version.tag.isEmpty ? nil : version.tag)
-            case .oci:
-                let layout = try OCILayout.create(at: scratch)
-                let image = try transfer.pull(source.repository, version.digest, with: client, into: layout, platforms: .one(platform))
-                let repoTag = "\(source.repository):\(version.tag.isEmpty ? "latest" : version.tag)"
-                try DockerArchive.write(image, platform: platform, repoTags: [repoTag], to: directory.appendingPathComponent("image.tar"))
-            case .rootfs:
-                let layout = try OCILayout.create(at: scratch)
-                let image = try transfer.pull(source.repository, version.digest, with: client, into: layout, platforms: .one(platform))
-                try Self.unpack(image, platform: platform, into: directory, log: log)
-            }
+        if options.fetch != .skip {
+            metadata += try fetchImage(.digest(version.digest), tagName: version.tag, source: source, options: options,
+                                       directory: directory, log: log)
         }
         return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
+    }
+
+    /// `in` for `source.git`: `source/` (a detached checkout of the version's commit, as
+    /// git-resource writes it), `ref`, and the image of the commit's immutable tag when it
+    /// is published.
+    func fetchSourceKeyed(_ keyed: SourceKeyed, request: InputObject, source: Source, params: InputObject,
+                          directory: URL, log: Log) throws -> Data {
+        let versionObject = try InputObject(request.raw("version"), path: "version", keys: ["ref", "tag_file", "release", "base"])
+        guard let key = try SourceVersion.key(request.raw("version")) else {
+            throw InputError("version.ref is required: in fetches the version check emitted")
+        }
+        let version = SourceVersion(ref: key.commit.rawValue, tag_file: try versionObject.string("tag_file"), release: key.release)
+        let options = try FetchOptions(params, source: source)
+        let checkout = try params.bool("source") ?? true
+        let tag = try keyed.immutableTag(for: SourceChange(commit: key.commit, tagFileValue: version.tag_file, release: key.release,
+                                                           author: "", date: Date(), message: ""))
+        try write(key.commit.rawValue, to: directory, "ref")
+        try write(tag.rawValue, to: directory, "tag")
+        try write(repositoryName(source), to: directory, "repository")
+        var metadata: [[String: String]] = [["name": "commit", "value": key.commit.rawValue]]
+        if checkout {
+            let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
+            let sourceDirectory = directory.appendingPathComponent("source")
+            try detector.checkout(key.commit, into: sourceDirectory)
+            let described = try SpawnCommandRunner().run(Command("git", ["-C", sourceDirectory.path, "log", "-1", "--format=%an%n%s"]))
+            let lines = described.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
+                .split(separator: "\n", maxSplits: 1).map(String.init)
+            if described.succeeded, lines.count == 2 {
+                metadata += [["name": "author", "value": lines[0]], ["name": "message", "value": lines[1]]]
+            }
+        }
+        if let value = version.tag_file { metadata.append(["name": "tag_file", "value": value]) }
+        if options.fetch != .skip {
+            metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory, log: log)
+        }
+        return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
+    }
+
+    struct SourceOutput: Encodable {
+        var version: SourceVersion
+        var metadata: [[String: String]]
+    }
+
+    /// `image`, `skip_download`, `format` and `platform`.
+    struct FetchOptions {
+        var fetch: Fetch
+        var format: Format
+        var platform: Platform?
+
+        init(_ params: InputObject, source: Source) throws {
+            fetch = try In.enumeration(params, "image", Fetch.self) ?? .auto
+            if try params.bool("skip_download") == true { fetch = .skip }
+            format = try In.enumeration(params, "format", Format.self) ?? .rootfs
+            platform = source.platform
+            if let override = try params.object("platform", keys: ["os", "architecture", "variant"]) {
+                platform = Platform(os: try override.requiredString("os"), architecture: try override.requiredString("architecture"),
+                                    variant: try override.string("variant"))
+            }
+        }
+    }
+
+    func repositoryName(_ source: Source) -> String {
+        source.registry.isDockerHub ? "docker.io/\(source.repository)" : "\(source.registry)/\(source.repository)"
+    }
+
+    /// Writes `digest` and `tags` and the image in the format asked, if `reference` exists;
+    /// returns the metadata entries. A missing image is an error only with `image: required`.
+    func fetchImage(_ reference: Reference, tagName: String, source: Source, options: FetchOptions,
+                    directory: URL, log: Log) throws -> [[String: String]] {
+        let client = try source.client(log: log, retry: retry)
+        guard let found = try client.manifestDescriptor(source.repository, reference) else {
+            if options.fetch == .required {
+                throw InputError("\(source.registry)/\(source.repository)\(reference.separator)\(reference) does not exist (params.image: required)")
+            }
+            log.info("\(source.repository)\(reference.separator)\(reference) is not in the registry; nothing fetched (params.image: auto)")
+            return []
+        }
+        let digest = found.digest
+        var metadata: [[String: String]] = [["name": "digest", "value": digest.rawValue]]
+        try write(digest.rawValue, to: directory, "digest")
+        let sameDigest = try tagsPointing(at: digest, client: client, repository: source.repository)
+        try write(sameDigest.joined(separator: " "), to: directory, "tags")
+        if !sameDigest.isEmpty { metadata.append(["name": "tags", "value": sameDigest.joined(separator: " ")]) }
+
+        let scratch = directory.appendingPathComponent(".slipway-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let transfer = ImageTransfer(log: log)
+        switch options.format {
+        case .ociLayout:
+            let layout = try OCILayout.create(at: directory.appendingPathComponent("oci"))
+            _ = try transfer.pull(source.repository, digest, with: client, into: layout, platforms: .all,
+                                  name: tagName.isEmpty ? nil : tagName)
+        case .oci:
+            let layout = try OCILayout.create(at: scratch)
+            let image = try transfer.pull(source.repository, digest, with: client, into: layout, platforms: .one(options.platform))
+            let repoTag = "\(source.repository):\(tagName.isEmpty ? "latest" : tagName)"
+            try DockerArchive.write(image, platform: options.platform, repoTags: [repoTag], to: directory.appendingPathComponent("image.tar"))
+        case .rootfs:
+            let layout = try OCILayout.create(at: scratch)
+            let image = try transfer.pull(source.repository, digest, with: client, into: layout, platforms: .one(options.platform))
+            try Self.unpack(image, platform: options.platform, into: directory, log: log)
+        }
+        return metadata
+    }
+
+    /// Every tag of the repository that now points at `digest`, sorted.
+    func tagsPointing(at digest: Digest, client: RegistryClient, repository: Repository) throws -> [String] {
+        try client.tags(repository).filter { tag in
+            try client.manifestDescriptor(repository, .tag(tag))?.digest == digest
+        }.map(\.rawValue).sorted()
     }
 
     /// Applies the layers of `image`'s manifest for `platform` into `directory/rootfs`, each
@@ -115,13 +186,6 @@ public struct In {
         var metadata: [[String: String]]
     }
 
-    /// Every tag of the repository that now points at `digest`, sorted.
-    func tagsPointing(at digest: Digest, client: RegistryClient, repository: Repository) throws -> [String] {
-        try client.tags(repository).filter { tag in
-            try client.manifestDescriptor(repository, .tag(tag))?.digest == digest
-        }.map(\.rawValue).sorted()
-    }
-
     static func enumeration<E: RawRepresentable & CaseIterable>(_ params: InputObject, _ key: String, _ type: E.Type) throws -> E? where E.RawValue == String {
         guard let text = try params.string(key) else { return nil }
         guard let value = E(rawValue: text) else {
@@ -133,5 +197,13 @@ public struct In {
     func write(_ text: String, to directory: URL, _ name: String) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: directory.appendingPathComponent(name))
+    }
+}
+
+extension Reference {
+    /// How the reference attaches to a repository name: `repo:tag`, `repo@sha256:…`.
+    var separator: String {
+        if case .digest = self { return "@" }
+        return ":"
     }
 }

@@ -75,6 +75,12 @@ public struct SourceVersion: Codable, Hashable, Sendable {
     public var tag_file: String?
     public var release: String?
 
+    init(ref: String, tag_file: String?, release: String?) {
+        self.ref = ref
+        self.tag_file = tag_file
+        self.release = release
+    }
+
     init(_ change: SourceChange) {
         ref = change.commit.rawValue
         tag_file = change.tagFileValue
