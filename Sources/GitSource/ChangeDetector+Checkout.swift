@@ -38,6 +38,32 @@ extension ChangeDetector {
         }
     }
 
+    /// The change `commit` stands for, its metadata and tag file value, exactly as `check`
+    /// reports it: `out` returns this version for an image built from `commit`, so that
+    /// Concourse sees one version, not two.
+    ///
+    /// Deepens the cache only until the commit is there; a commit off the branch is asked
+    /// for by name, once.
+    /// - Throws: ``GitSourceError`` (`.commitNotFound`) when the remote does not have it.
+    public func change(at commit: GitCommitID) throws -> SourceChange {
+        try configuration.validate()
+        return try withCache { repository in
+            try repository.update()
+            var fetchedDirectly = false
+            while try !repository.hasCommit(commit) {
+                let deepened = repository.shallowCommits().isEmpty ? false : try repository.deepen()
+                if !deepened {
+                    guard !fetchedDirectly else {
+                        throw GitSourceError(.commitNotFound, "commit \(commit.rawValue) is not in \(remote.display)")
+                    }
+                    fetchedDirectly = true
+                    try? repository.fetchCommits([commit])
+                }
+            }
+            return try describe([(commit, nil)], in: repository)[0]
+        }
+    }
+
     /// Writes a detached checkout of `commit` into `directory` (created if needed), for
     /// `in`'s `source/`, with the files git-resource writes into `.git/`: `ref` (the full
     /// commit), `short_ref` (its first 12 digits, the `{short_ref}` image tag) and `branch`

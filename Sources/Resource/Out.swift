@@ -13,10 +13,15 @@ import Transfer
 public struct Out {
     let log: Log
     let retry: RetryPolicy
+    /// How often, and how far apart, floating tags are read back after a put (see `settle`).
+    let settleRounds: Int
+    let settleInterval: TimeInterval
 
-    public init(log: Log, retry: RetryPolicy = .standard) {
+    public init(log: Log, retry: RetryPolicy = .standard, settleRounds: Int = 3, settleInterval: TimeInterval = 1) {
         self.log = log
         self.retry = retry
+        self.settleRounds = settleRounds
+        self.settleInterval = settleInterval
     }
 
     static let paramKeys = ["image", "version", "bump_aliases", "additional_tags", "tag_prefix", "promote"]
@@ -25,8 +30,8 @@ public struct Out {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "params"])
         let source = try Source(request.raw("source"))
         let log = source.debug ? Log.standardError(verbose: true) : self.log
-        if case .sourceKeyed = source.mode {
-            throw InputError("source.git: source-keyed mode is not available in this build yet (see the README's Status)")
+        if case .sourceKeyed(let keyed) = source.mode {
+            return try pushSourceKeyed(keyed, source: source, request: request, directory: directory, log: log)
         }
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
         let client = try source.client(log: log, retry: retry)
@@ -37,7 +42,10 @@ public struct Out {
             for key in ["image", "version", "bump_aliases", "additional_tags"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
-            return try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
+            let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
+            let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { promoted.tags[0] }
+            return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: promoted.digest),
+                                                   metadata: [["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]]))
         }
         guard let pattern = try params.string("image") else {
             throw InputError("params.image is required (or params.promote): the image to push, e.g. image/image.tar or image/oci")
@@ -104,7 +112,8 @@ public struct Out {
     /// Retags the digest of `from` (a tag, or a `get` directory with a `digest` file) as
     /// `to`, in this repository or another (`repository`, which may name another registry,
     /// reached with `username`/`password` given there, else a Docker config's credentials).
-    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log) throws -> Data {
+    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log) throws
+        -> (digest: Digest, repository: Repository, tags: [String]) {
         let from = try promote.requiredString("from")
         guard let names = try promote.strings("to"), !names.isEmpty else { throw InputError("params.promote.to is required: the tags to add") }
         let tags = try names.map { name in
@@ -143,9 +152,7 @@ public struct Out {
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
-        let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { names[0] }
-        return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: digest),
-                                               metadata: [["name": "promoted", "value": "\(repository):\(names.joined(separator: ","))"]]))
+        return (digest, repository, names)
     }
 
     /// The one path under `directory` that `pattern` (a glob) matches.

@@ -25,7 +25,7 @@ public enum ImageFixture {
     /// A one-platform image of `layerCount` layers, added to the layout's index as `name`.
     @discardableResult
     public static func image(in layout: OCILayout, name: String?, platform: Platform = Platform(os: "linux", architecture: "amd64"),
-                      layerCount: Int = 2, seed: String = "x", addToIndex: Bool = true) throws -> Descriptor {
+                      layerCount: Int = 2, seed: String = "x", labels: [String: String] = [:], addToIndex: Bool = true) throws -> Descriptor {
         var layers: [Descriptor] = []
         var diffIDs: [Digest] = []
         for index in 0..<layerCount {
@@ -35,7 +35,7 @@ public enum ImageFixture {
         }
         let configuration = ImageConfiguration(
             created: "1970-01-01T00:00:00Z", author: nil, platform: platform,
-            config: ImageConfiguration.Config(env: ["PATH=/usr/bin:/bin"], cmd: ["/bin/sh"], labels: ["seed": seed]),
+            config: ImageConfiguration.Config(env: ["PATH=/usr/bin:/bin"], cmd: ["/bin/sh"], labels: labels.merging(["seed": seed]) { $1 }),
             rootfs: .init(type: "layers", diffIDs: diffIDs), history: nil)
         let config = try layout.writeBlob(try CanonicalJSON.encode(configuration), mediaType: .ociConfig)
         let manifest = try layout.writeBlob(try CanonicalJSON.encode(ImageManifest(config: config, layers: layers)), mediaType: .ociManifest)

@@ -1,0 +1,193 @@
+import Console
+import Foundation
+import GitSource
+import ImageLayout
+import OCI
+import Registry
+import TagPolicy
+import Transfer
+
+/// `out` with `source.git`: the image of a commit, tagged by the source's templates.
+///
+/// The commit comes from the image's `org.opencontainers.image.revision` label (build-task
+/// sets it) or from `version_from`, a get of this resource. The first template makes the
+/// immutable tag; the others, `latest` on `latest_on`, the tag file's value (with
+/// `tag_prefix`), `additional_tags` and `release` make floating tags, which never move
+/// backwards: a floating tag whose image was built from a newer commit (one that descends
+/// from ours) is left alone, with one log line. The version returned is the one `check`
+/// emits for the commit.
+extension Out {
+    static let sourceKeyedParamKeys = ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file", "prune"]
+
+    /// The label build-task sets to the commit an image was built from.
+    static let revisionLabel = "org.opencontainers.image.revision"
+
+    func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
+        let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
+        for key in ["bump_tag_file", "prune"] where params.has(key) {
+            throw params.invalid(key, "not available in this build yet (see the README's Status)")
+        }
+        if keyed.git.isReleaseMode {
+            throw InputError("out in release mode (source.git.tag_filter or tag_regex) is not available in this build yet")
+        }
+        let client = try source.client(log: log, retry: retry)
+        let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+
+        if let promote = try params.object("promote", keys: ["from", "to", "repository", "username", "password"], secrets: ["password"]) {
+            for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
+                throw params.invalid(key, "not used with promote, which retags an image already in the registry")
+            }
+            let digest = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log).digest
+            // The promoted image's commit, else the newest commit: Concourse needs a version.
+            let commit = (try? revision(of: .digest(digest), client: client, repository: source.repository, scratch: scratch))??.revision
+            let change = try commit.flatMap { try detector.change(at: $0) } ?? detector.changes(since: nil).last
+            guard let change else { throw InputError("promote: no commit of the source matches its paths, so there is no version to return") }
+            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: [["name": "promoted", "value": digest.rawValue]]))
+        }
+
+        guard let pattern = try params.string("image") else {
+            throw InputError("params.image is required (or params.promote): the image to push, e.g. image/oci")
+        }
+        let image = try ImageInput.open(try Self.match(pattern, in: directory), scratch: scratch.appendingPathComponent("image"))
+        let commit = try self.commit(of: image, params: params, directory: directory)
+        let change = try detector.change(at: commit)
+        let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, tagFile: change.tagFileValue)
+
+        let immutable: Tag
+        do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
+        var floating: [Tag] = []
+        for template in keyed.templates.dropFirst() {
+            do { floating.append(try template.render(context)) } catch { throw InputError("source.tags: \(error)") }
+        }
+        if let latestOn = keyed.latestOn, latestOn == keyed.git.branch?.rawValue { floating.append(.latest) }
+        if let value = change.tagFileValue { floating.append(TagSanitizer.tag((keyed.tagPrefix ?? "") + value)) }
+        if let file = try params.string("additional_tags") {
+            guard let text = try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8) else {
+                throw params.invalid("additional_tags", "cannot read \(directory.appendingPathComponent(file).path)")
+            }
+            floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
+        }
+        var releaseTags: [Tag] = []
+        if let release = try params.string("release") {
+            let text = (try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let version = SemanticVersion(trimmed) else {
+                throw params.invalid("release", "\"\(InputObject.printable(trimmed))\" is not a semantic version (from the value or the file it names)")
+            }
+            let existing = try client.tags(source.repository).compactMap { SemanticVersion($0.rawValue) }
+            releaseTags = ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
+        }
+
+        let transfer = ImageTransfer(log: log)
+        let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
+        var seen = Set([immutable] + releaseTags)
+        floating = floating.filter { seen.insert($0).inserted }
+        var moved: [Tag] = []
+        var held: [String] = []
+        for tag in floating {
+            if let reason = try newerHolder(of: tag, than: commit, digest: report.digest, client: client, source: source, detector: detector, scratch: scratch) {
+                log.info("leaving \(tag) where it is: \(reason)")
+                held.append(tag.rawValue)
+                continue
+            }
+            try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
+            moved.append(tag)
+        }
+        try settle(moved, commit: commit, image: image, client: client, source: source, detector: detector, scratch: scratch, log: log)
+
+        let pushed = ([immutable] + releaseTags + moved).map(\.rawValue)
+        log.info("pushed \(source.repository)@\(report.digest) for \(commit.short) as \(pushed.joined(separator: ", "))")
+        var metadata = [["name": "commit", "value": commit.rawValue], ["name": "digest", "value": report.digest.rawValue],
+                        ["name": "tags", "value": pushed.joined(separator: " ")]]
+        if !held.isEmpty { metadata.append(["name": "held_back", "value": held.joined(separator: " ")]) }
+        return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: metadata))
+    }
+
+    struct SourceOutput: Encodable {
+        var version: SourceVersion
+        var metadata: [[String: String]]
+    }
+
+    /// The commit the image was built from: `version_from`'s `ref` (our get) or `.git/ref`
+    /// (a git-resource get), else the image's revision label.
+    func commit(of image: LayoutImage, params: InputObject, directory: URL) throws -> GitCommitID {
+        if let from = try params.string("version_from") {
+            let base = directory.appendingPathComponent(from)
+            for file in ["ref", ".git/ref"] {
+                if let text = try? String(contentsOf: base.appendingPathComponent(file), encoding: .utf8) {
+                    do { return try GitCommitID(text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
+                        throw params.invalid("version_from", "\(base.appendingPathComponent(file).path): \(error)")
+                    }
+                }
+            }
+            throw params.invalid("version_from", "\(base.path) has no ref file (give the directory of a get of this resource)")
+        }
+        let labels = try anyConfiguration(of: image).config?.labels ?? [:]
+        guard let text = labels[Self.revisionLabel] else {
+            throw InputError("cannot tell which commit the image was built from: it has no \(Self.revisionLabel) label; build it with build-task or set params.version_from")
+        }
+        do { return try GitCommitID(text) } catch { throw InputError("the image's \(Self.revisionLabel) label: \(error)") }
+    }
+
+    /// The configuration of the host's manifest, else of the first one (all platforms of one
+    /// build share the revision).
+    func anyConfiguration(of image: LayoutImage) throws -> ImageConfiguration {
+        if let configuration = try? image.configuration() { return configuration }
+        guard case .index(let index) = image.manifest, let first = index.manifests.first(where: { $0.mediaType.isImageManifest }) else {
+            return try image.configuration()
+        }
+        return try image.configuration(for: first.platform)
+    }
+
+    /// The digest a reference points at and the commit its image was built from, if labelled.
+    func revision(of reference: Reference, client: RegistryClient, repository: Repository, scratch: URL) throws -> (digest: Digest, revision: GitCommitID?)? {
+        let top: ManifestResponse
+        do { top = try client.manifest(repository, reference) } catch let error as RegistryError where error.kind == .notFound {
+            return nil
+        }
+        var manifest = try top.decode()
+        if case .index(let index) = manifest,
+           let child = index.manifest(for: Platform.host) ?? index.manifests.first(where: { $0.mediaType.isImageManifest }) {
+            manifest = try client.manifest(repository, .digest(child.digest)).decode()
+        }
+        guard case .image(let image) = manifest, image.config.size <= 4 << 20 else { return (top.digest, nil) }
+        let file = scratch.appendingPathComponent("config-\(image.config.digest.encoded)")
+        try client.downloadBlob(repository, image.config, to: file)
+        let configuration = try? JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: file))
+        let label = configuration?.config?.labels?[Self.revisionLabel]
+        return (top.digest, label.flatMap { try? GitCommitID($0) })
+    }
+
+    /// Why `tag` must stay where it is, or nil to move it: it stays when its image was built
+    /// from a commit that descends from ours.
+    func newerHolder(of tag: Tag, than ours: GitCommitID, digest: Digest, client: RegistryClient, source: Source,
+                     detector: ChangeDetector, scratch: URL) throws -> String? {
+        guard let current = try revision(of: .tag(tag), client: client, repository: source.repository, scratch: scratch),
+              current.digest != digest, let theirs = current.revision, theirs != ours
+        else { return nil }
+        guard (try? detector.isAncestor(ours, of: theirs)) == true else { return nil }
+        return "it holds \(theirs.short), which is newer than \(ours.short)"
+    }
+
+    /// Reads back the floating tags just moved and puts ours again on any that an older
+    /// commit's concurrent `out` overwrote meanwhile (registries have no compare-and-swap, so
+    /// a check-then-put can race; the newest writer repairs).
+    func settle(_ tags: [Tag], commit: GitCommitID, image: LayoutImage, client: RegistryClient, source: Source,
+                detector: ChangeDetector, scratch: URL, log: Log) throws {
+        guard !tags.isEmpty else { return }
+        for _ in 0..<settleRounds {
+            Thread.sleep(forTimeInterval: settleInterval)
+            for tag in tags {
+                guard let current = try revision(of: .tag(tag), client: client, repository: source.repository, scratch: scratch),
+                      current.digest != image.descriptor.digest, let theirs = current.revision, theirs != commit,
+                      (try? detector.isAncestor(theirs, of: commit)) == true
+                else { continue }
+                log.info("\(tag) was moved back to \(theirs.short) by a concurrent put; putting \(commit.short) again")
+                try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import TestSupport
+import Testing
+
+@Suite("out, source-keyed mode, as Concourse runs it")
+struct OutSourceKeyedTests {
+    let app = try! Repository("team/app")
+
+    func source(_ registry: TestRegistry, _ remote: TestGitRepository, extra: String = "") -> String {
+        #"{"repository":"\#(registry.host)/team/app","insecure":true,"latest_on":"main","tag_file":"images/app/VERSION","tag_prefix":"v-","git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/app/"]}\#(extra)}"#
+    }
+
+    /// A build directory holding an image labelled as built from `commit`.
+    func build(_ directory: TemporaryDirectory, _ name: String, commit: String?) throws -> URL {
+        let build = directory.appending(name)
+        let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
+        try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: name,
+                               labels: commit.map { ["org.opencontainers.image.revision": $0] } ?? [:])
+        return build
+    }
+
+    func digest(_ registry: TestRegistry, _ tag: String) throws -> String? {
+        try registry.client().manifestDescriptor(app, .tag(try OCI.Tag(tag)))?.digest.rawValue
+    }
+
+    @Test func pushReturnsCheckVersionAndTagsFromTemplates() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let commit = try repository.commit("app 1.0", files: ["images/app/Dockerfile": "FROM scratch\n", "images/app/VERSION": "1.0\n"])
+                    try repository.push()
+                    let dir = try build(directory, "b1", commit: commit)
+                    let result = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#, directory: dir)
+                    let version = try outVersion(result)
+                    #expect(version == ["ref": commit, "tag_file": "1.0"])
+                    let checked = try decodeVersions(runCheck(#"{"source":\#(source(registry, remote))}"#))
+                    #expect(checked == [version], "out returns what check emits")
+                    let pushed = try digest(registry, String(commit.prefix(12)))
+                    for tag in ["main", "latest", "v-1.0"] { #expect(try digest(registry, tag) == pushed, "\(tag)") }
+                    let consuming = try decodeVersions(runCheck(#"{"source":\#(source(registry, remote, extra: #","require_image":true"#))}"#))
+                    #expect(consuming == [version])
+                }
+            }
+        }
+    }
+
+    @Test func aFloatingTagNeverMovesBackwards() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let older = try repository.commit("app 1.0", files: ["images/app/Dockerfile": "FROM scratch\n", "images/app/VERSION": "1.0\n"])
+                    let newer = try repository.commit("app 1.1", files: ["images/app/VERSION": "1.1\n"])
+                    try repository.push()
+                    _ = try outVersion(runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#,
+                                              directory: try build(directory, "new", commit: newer)))
+                    let newDigest = try digest(registry, "main")
+                    let late = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#,
+                                          directory: try build(directory, "old", commit: older))
+                    #expect(try outVersion(late) == ["ref": older, "tag_file": "1.0"])
+                    #expect(late.stderrString.contains("leaving main where it is") && late.stderrString.contains(String(newer.prefix(12))), "\(late.stderrString)")
+                    #expect(try digest(registry, "main") == newDigest)
+                    #expect(try digest(registry, "latest") == newDigest)
+                    #expect(try digest(registry, String(older.prefix(12))) != newDigest, "the older commit still gets its own immutable tag")
+                }
+            }
+        }
+    }
+
+    @Test func eightConcurrentPutsLeaveTheFloatingTagOnTheNewestCommit() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try await withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    var commits: [String] = []
+                    for index in 1...8 {
+                        commits.append(try repository.commit("app \(index)", files: ["images/app/VERSION": "1.\(index)\n"]))
+                    }
+                    try repository.push()
+                    let builds = try commits.enumerated().map { try build(directory, "b\($0.offset)", commit: $0.element) }
+                    let input = #"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#
+                    let outPath = try builtProduct("out").path
+                    let results = try await withThrowingTaskGroup(of: ProcessResult.self) { group in
+                        for dir in builds.reversed() {  // the newest starts first: the worst order for a naive put
+                            group.addTask { try runProcess(outPath, [dir.path], stdin: Data(input.utf8), environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]) }
+                        }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                    for result in results { #expect(result.succeeded, "\(result.stderrString)") }
+                    let newestDigest = try digest(registry, String(commits[7].prefix(12)))
+                    #expect(try digest(registry, "main") == newestDigest)
+                    #expect(Set(try commits.map { try digest(registry, String($0.prefix(12))) }).count == 8, "every immutable tag on its own image")
+                }
+            }
+        }
+    }
+
+    @Test func versionFromAGetAndReleaseTags() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let commit = try repository.commit("app", files: ["images/app/VERSION": "2.0\n"])
+                    try repository.push()
+                    let dir = try build(directory, "unlabelled", commit: nil)
+                    try FileManager.default.createDirectory(at: dir.appendingPathComponent("app-get"), withIntermediateDirectories: true)
+                    try Data(commit.utf8).write(to: dir.appendingPathComponent("app-get/ref"))
+                    let version = try outVersion(runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci","version_from":"app-get","release":"v1.2.3"}}"#, directory: dir))
+                    #expect(version == ["ref": commit, "tag_file": "2.0"])
+                    let pushed = try digest(registry, String(commit.prefix(12)))
+                    for tag in ["1.2.3", "v1.2.3", "1.2", "1", "stable"] { #expect(try digest(registry, tag) == pushed, "\(tag)") }
+
+                    let missing = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#, directory: dir)
+                    #expect(missing.status == 1 && missing.stderrString.contains("org.opencontainers.image.revision"), "\(missing.stderrString)")
+                    let later = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci","bump_tag_file":"minor"}}"#, directory: dir)
+                    #expect(later.stderrString.contains("params.bump_tag_file: not available"), "\(later.stderrString)")
+                }
+            }
+        }
+    }
+}
