@@ -151,3 +151,58 @@ extension TagFileSpec {
         try TagFileValue.read(data, spec: self, commit: commit)
     }
 }
+
+// MARK: Rewriting
+
+extension TagFileValue {
+    /// `text` with the tag file's value replaced by `newValue` and everything else kept
+    /// (comments, order, spacing): a plain file becomes the value and a newline; in YAML or
+    /// JSON the scalar at the key is rewritten where it stands, in its own quoting style.
+    /// Callers check the result by reading it back.
+    static func replacing(_ text: String, spec: TagFileSpec, with newValue: String) throws -> String {
+        guard !newValue.isEmpty, !newValue.contains(where: { $0.isNewline || $0 == "\"" || $0 == "'" || $0 == "\\" }) else {
+            throw GitSourceError(.tagFile, "the new tag file value \(quoted(newValue)) must be one line without quotes or backslashes")
+        }
+        if spec.format == .plain { return newValue + "\n" }
+        let location = "tag file \(quoted(spec.normalizedPath))"
+        guard var node = try? Yams.compose(yaml: text) else {
+            throw GitSourceError(.tagFile, "\(location) cannot be parsed to rewrite it")
+        }
+        var remaining = (spec.key ?? "").split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if spec.key == nil { remaining = [] }
+        while !remaining.isEmpty {
+            guard let (next, used) = yamlChild(of: node, remaining) else {
+                throw GitSourceError(.tagFile, "\(location) has no key \(quoted(spec.key ?? ""))")
+            }
+            remaining.removeFirst(used)
+            node = next
+        }
+        guard case .scalar(let scalar) = node, let mark = scalar.mark else {
+            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is not a single value")
+        }
+        let quote: String
+        switch scalar.style {
+        case .plain: quote = ""
+        case .doubleQuoted: quote = "\""
+        case .singleQuoted: quote = "'"
+        default:
+            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is a block scalar, which is not rewritten")
+        }
+        // Yams marks are 1-based lines and columns, in characters.
+        var scalars = Array(text.unicodeScalars)
+        var line = 1, start = 0
+        while line < mark.line, start < scalars.count {
+            if scalars[start] == "\n" { line += 1 }
+            start += 1
+        }
+        start += mark.column - 1
+        let old = Array((quote + scalar.string + quote).unicodeScalars)
+        guard start >= 0, start + old.count <= scalars.count, Array(scalars[start..<(start + old.count)]) == old else {
+            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is written in a way that cannot be rewritten in place (escapes?)")
+        }
+        scalars.replaceSubrange(start..<(start + old.count), with: Array((quote + newValue + quote).unicodeScalars))
+        var result = ""
+        result.unicodeScalars.append(contentsOf: scalars)
+        return result
+    }
+}

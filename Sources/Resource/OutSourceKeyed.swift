@@ -24,9 +24,7 @@ extension Out {
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
-        for key in ["bump_tag_file", "prune"] where params.has(key) {
-            throw params.invalid(key, "not available in this build yet (see the README's Status)")
-        }
+        if params.has("prune") { throw params.invalid("prune", "not available in this build yet (see the README's Status)") }
         if keyed.git.isReleaseMode {
             throw InputError("out in release mode (source.git.tag_filter or tag_regex) is not available in this build yet")
         }
@@ -35,6 +33,20 @@ extension Out {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
+
+        if let bump = try params.string("bump_tag_file") {
+            for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {
+                throw params.invalid(key, "not used with bump_tag_file, which only commits a new tag file value")
+            }
+            let result = try detector.bumpTagFile(message: "Bump \(keyed.git.tagFile?.normalizedPath ?? "tag file") from {old} to {new}") { old in
+                try Self.bumped(old, bump)
+            }
+            let change = try detector.change(at: result.commit)
+            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: [
+                ["name": "commit", "value": result.commit.rawValue], ["name": "old", "value": result.oldValue],
+                ["name": "new", "value": result.newValue],
+            ]))
+        }
 
         if let promote = try params.object("promote", keys: ["from", "to", "repository", "username", "password"], secrets: ["password"]) {
             for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
@@ -104,6 +116,21 @@ extension Out {
                         ["name": "tags", "value": pushed.joined(separator: " ")]]
         if !held.isEmpty { metadata.append(["name": "held_back", "value": held.joined(separator: " ")]) }
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: metadata))
+    }
+
+    /// `major`, `minor` or `patch` of the current semantic version (a `v` prefix kept), or a
+    /// literal new value.
+    static func bumped(_ old: String, _ how: String) throws -> String {
+        guard ["major", "minor", "patch"].contains(how) else { return how }
+        guard let version = SemanticVersion(old) else {
+            throw InputError("params.bump_tag_file: \(how) needs a semantic version in the tag file, which holds \(quoted(old))")
+        }
+        let prefix = old.hasPrefix("v") ? "v" : old.hasPrefix("V") ? "V" : ""
+        switch how {
+        case "major": return "\(prefix)\(version.major + 1).0.0"
+        case "minor": return "\(prefix)\(version.major).\(version.minor + 1).0"
+        default: return "\(prefix)\(version.major).\(version.minor).\(version.patch + 1)"
+        }
     }
 
     struct SourceOutput: Encodable {

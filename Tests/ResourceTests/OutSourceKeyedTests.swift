@@ -116,8 +116,34 @@ struct OutSourceKeyedTests {
 
                     let missing = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#, directory: dir)
                     #expect(missing.status == 1 && missing.stderrString.contains("org.opencontainers.image.revision"), "\(missing.stderrString)")
-                    let later = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci","bump_tag_file":"minor"}}"#, directory: dir)
-                    #expect(later.stderrString.contains("params.bump_tag_file: not available"), "\(later.stderrString)")
+                    let both = try runOut(#"{"source":\#(source(registry, remote)),"params":{"image":"image/oci","bump_tag_file":"minor"}}"#, directory: dir)
+                    #expect(both.stderrString.contains("params.image: not used with bump_tag_file"), "\(both.stderrString)")
+                }
+            }
+        }
+    }
+
+    @Test func bumpTagFileCommitsTheNewValueInPlaceAndPushesIt() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let yaml = "# read by the prebuilt images' pipeline\ntags:\n  bitops_base: 2.0.1   # bumped by releases\n  other: \"keep\"\n"
+                    _ = try repository.commit("config", files: ["prebuilt-config/bitops-tag.yaml": yaml, "images/app/Dockerfile": "FROM scratch\n"])
+                    try repository.push()
+                    let source = #"{"repository":"\#(registry.host)/team/app","insecure":true,"tag_file":{"path":"prebuilt-config/bitops-tag.yaml","key":"tags.bitops_base"},"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/app/"]}}"#
+                    let result = try runOut(#"{"source":\#(source),"params":{"bump_tag_file":"minor"}}"#, directory: directory.url)
+                    let version = try outVersion(result)
+                    #expect(version["tag_file"] == "2.1.0")
+                    let head = try remote.git("rev-parse", "refs/heads/main").trimmingCharacters(in: .whitespacesAndNewlines)
+                    #expect(version["ref"] == head, "the bump is the branch's new tip")
+                    let content = try remote.git("show", "\(head):prebuilt-config/bitops-tag.yaml")
+                    // (the helper trims git's final newline)
+                    #expect(content == yaml.replacingOccurrences(of: "2.0.1", with: "2.1.0").trimmingCharacters(in: .newlines), "comments, spacing and other keys kept")
+                    #expect(try decodeVersions(runCheck(#"{"source":\#(source)}"#)) == [version], "check sees the bump as the newest version")
+
+                    let literal = try outVersion(runOut(#"{"source":\#(source),"params":{"bump_tag_file":"3.0.0-rc.1"}}"#, directory: directory.url))
+                    #expect(literal["tag_file"] == "3.0.0-rc.1")
                 }
             }
         }
