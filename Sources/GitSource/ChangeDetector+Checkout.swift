@@ -1,3 +1,4 @@
+import OCI
 import Foundation
 
 extension ChangeDetector {
@@ -38,8 +39,8 @@ extension ChangeDetector {
         }
     }
 
-    /// The change `commit` stands for, its metadata and tag file value, exactly as `check`
-    /// reports it: `out` returns this version for an image built from `commit`, so that
+    /// The change `commit` stands for, its metadata, tag file value and (in release mode)
+    /// release tag, exactly as `check` reports it: `out` returns this version for an image built from `commit`, so that
     /// Concourse sees one version, not two.
     ///
     /// Deepens the cache only until the commit is there; a commit off the branch is asked
@@ -60,7 +61,16 @@ extension ChangeDetector {
                     try? repository.fetchCommits([commit])
                 }
             }
-            return try describe([(commit, nil)], in: repository)[0]
+            var release: String?
+            if configuration.isReleaseMode {
+                // The version check would report: the newest matching release tag on the commit.
+                guard let tag = try releaseTags(in: repository).last(where: { $0.commit == commit }) else {
+                    let filter = configuration.tagFilter.map { "tag_filter \(quoted($0))" } ?? "tag_regex \(quoted(configuration.tagRegex ?? ""))"
+                    throw GitSourceError(.commitNotFound, "commit \(commit.short) carries no release tag matching \(filter) in \(remote.display)")
+                }
+                release = tag.name
+            }
+            return try describe([(commit, release)], in: repository)[0]
         }
     }
 

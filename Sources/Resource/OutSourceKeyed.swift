@@ -25,9 +25,6 @@ extension Out {
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
         if params.has("prune") { throw params.invalid("prune", "not available in this build yet (see the README's Status)") }
-        if keyed.git.isReleaseMode {
-            throw InputError("out in release mode (source.git.tag_filter or tag_regex) is not available in this build yet")
-        }
         let client = try source.client(log: log, retry: retry)
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")

@@ -148,4 +148,28 @@ struct OutSourceKeyedTests {
             }
         }
     }
+
+    @Test func releaseModeVersionsCarryTheReleaseTag() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let commit = try repository.commit("app 1.0", files: ["images/app/Dockerfile": "FROM scratch\n"])
+                    try repository.tag("v1.0.0", message: "release 1.0.0")
+                    try repository.push()
+                    let source = #"{"repository":"\#(registry.host)/team/app","insecure":true,"tags":["{short_ref}"],"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","tag_filter":"v*"}}"#
+                    let version = try outVersion(runOut(#"{"source":\#(source),"params":{"image":"image/oci","release":"v1.0.0"}}"#,
+                                                        directory: try build(directory, "r1", commit: commit)))
+                    #expect(version == ["ref": commit, "release": "v1.0.0"])
+                    #expect(try decodeVersions(runCheck(#"{"source":\#(source)}"#)) == [version])
+                    #expect(try digest(registry, "stable") == digest(registry, String(commit.prefix(12))))
+
+                    let untagged = try repository.commit("app 1.1", files: ["images/app/Dockerfile": "FROM scratch\nLABEL x=1\n"])
+                    try repository.push()
+                    let refused = try runOut(#"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: try build(directory, "r2", commit: untagged))
+                    #expect(refused.status == 1 && refused.stderrString.contains("carries no release tag matching tag_filter"), "\(refused.stderrString)")
+                }
+            }
+        }
+    }
 }
