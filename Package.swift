@@ -51,6 +51,10 @@ let package = Package(
 
         // Images moved between layouts and registries: push, pull, copy (promote).
         .target(name: "Transfer", dependencies: ["OCI", "Registry", "ImageLayout", "Console"]),
+        // Build serialisation: locks on a directory (flock) or a git repository (atomic ref create).
+        .target(name: "BuildLock", dependencies: ["Console", "GitSource"]),
+        // What a build reads: the context (honouring .dockerignore), the Dockerfile's stages, the inputs digest.
+        .target(name: "BuildContext", dependencies: ["OCI"]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
@@ -77,6 +81,8 @@ let package = Package(
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "Console", "TestSupport"]),
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
+        .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
+        .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),

@@ -1,0 +1,1 @@
+// placeholder: arrives with issue 6
