@@ -1,0 +1,107 @@
+import Foundation
+import OCI
+
+/// Everything that decides what a build produces, summarised in one digest (DESIGN §6
+/// "Skip when unchanged"): the context files `.dockerignore` lets through (path, type,
+/// permission bits, contents, link targets; not modification times, which differ between
+/// checkouts of one commit), the Dockerfile, build args, target, platforms and the resolved
+/// digests of the base images.
+///
+/// The digest is the SHA-256 of a text manifest (`manifest()`), one line per input, so two
+/// builds can be compared by diffing their manifests. It covers exactly what the build
+/// sees: a `.git` directory counts unless `.dockerignore` leaves it out.
+public struct BuildInputs: Sendable {
+    public var contextDirectory: URL
+    public var dockerfile: URL
+    public var buildArgs: [String: String]
+    public var target: String?
+    public var platforms: [String]
+    /// Each external base reference as written in the Dockerfile (after substitution), with
+    /// the digest it resolved to.
+    public var baseDigests: [String: Digest]
+
+    public init(contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], target: String? = nil,
+                platforms: [String] = [], baseDigests: [String: Digest] = [:]) {
+        self.contextDirectory = contextDirectory
+        self.dockerfile = dockerfile
+        self.buildArgs = buildArgs
+        self.target = target
+        self.platforms = platforms
+        self.baseDigests = baseDigests
+    }
+
+    public struct ReadError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The inputs digest.
+    public func digest() throws -> Digest {
+        Digest.sha256(Data(try manifest().utf8))
+    }
+
+    /// The text the digest is of.
+    public func manifest() throws -> String {
+        var lines = ["slipway-inputs 1"]
+        lines.append("dockerfile \(try Self.hash(dockerfile))")
+        lines.append("target \(Self.literal(target ?? ""))")
+        for platform in platforms { lines.append("platform \(Self.literal(platform))") }
+        for (name, value) in buildArgs.sorted(by: { $0.key < $1.key }) {
+            lines.append("arg \(Self.literal(name)) \(Self.literal(value))")
+        }
+        for (reference, digest) in baseDigests.sorted(by: { $0.key < $1.key }) {
+            lines.append("base \(Self.literal(reference)) \(digest)")
+        }
+        let ignore = try Dockerignore(contextDirectory: contextDirectory)
+        try walk("", ignore: ignore, into: &lines)
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func walk(_ relative: String, ignore: Dockerignore, into lines: inout [String]) throws {
+        let directory = relative.isEmpty ? contextDirectory : contextDirectory.appendingPathComponent(relative)
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
+            throw ReadError(description: "cannot list \(directory.path): \(error.localizedDescription)")
+        }
+        // Byte order, so the manifest does not depend on the locale or the file system.
+        for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            let url = contextDirectory.appendingPathComponent(path)
+            var status = stat()
+            guard lstat(url.path, &status) == 0 else {
+                throw ReadError(description: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+            }
+            let excluded = ignore.excludes(path)
+            let mode = String(status.st_mode & 0o7777, radix: 8)
+            switch status.st_mode & S_IFMT {
+            case S_IFDIR:
+                if !excluded { lines.append("dir \(Self.literal(path)) \(mode)") }
+                if !excluded || ignore.mayReinclude(below: path) { try walk(path, ignore: ignore, into: &lines) }
+            case S_IFREG where !excluded:
+                lines.append("file \(Self.literal(path)) \(mode) \(try Self.hash(url))")
+            case S_IFLNK where !excluded:
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: url.path)) ?? ""
+                lines.append("link \(Self.literal(path)) \(Self.literal(target))")
+            default:
+                continue  // excluded, or a socket/fifo/device a build cannot COPY
+            }
+        }
+    }
+
+    /// A string as a JSON literal: a name with a newline or a space cannot fake another line.
+    static func literal(_ text: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+
+    /// The SHA-256 of a file, read in 1 MiB chunks.
+    static func hash(_ url: URL) throws -> Digest {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else {
+            throw ReadError(description: "cannot read \(url.path)")
+        }
+        defer { try? handle.close() }
+        var hasher = DigestHasher()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
+        return hasher.finalize()
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+
+/// The stages of a Dockerfile as far as a build's inputs go: which image each `FROM` names
+/// once `ARG` defaults and build args are applied, and which of those come from outside
+/// (not `scratch`, not an earlier stage).
+public struct DockerfileStages: Sendable, Equatable {
+    public struct Stage: Sendable, Equatable {
+        /// The `AS` name, lowercased as Docker compares it.
+        public var name: String?
+        /// The image reference after substitution, as written.
+        public var base: String
+        /// `--platform=…` after substitution, if given.
+        public var platform: String?
+    }
+
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public var stages: [Stage]
+
+    /// Bases that must come from a registry (or an `IMAGE_ARG_*`), in `FROM` order, once each.
+    public var externalBases: [String] {
+        var names = Set<String>()
+        var result: [String] = []
+        for stage in stages {
+            let base = stage.base
+            if base.lowercased() != "scratch", !names.contains(base.lowercased()), !result.contains(base) {
+                result.append(base)
+            }
+            if let name = stage.name { names.insert(name) }
+        }
+        return result
+    }
+
+    /// Parses `text` with `buildArgs` overriding `ARG` defaults (global ARGs, before the first
+    /// `FROM`, are the only ones `FROM` lines can use, as in Docker).
+    public init(_ text: String, buildArgs: [String: String] = [:]) throws(ParseError) {
+        var globals: [String: String] = [:]
+        var stages: [Stage] = []
+        for (number, instruction) in Self.instructions(text) {
+            let (keyword, rest) = Self.split(instruction)
+            switch keyword {
+            case "ARG" where stages.isEmpty:
+                for declaration in rest.split(separator: " ", omittingEmptySubsequences: true) {
+                    let parts = declaration.split(separator: "=", maxSplits: 1).map(String.init)
+                    let name = parts[0]
+                    let fallback = parts.count > 1 ? Self.unquote(parts[1]) : nil
+                    if let value = buildArgs[name] ?? fallback.map({ Self.substitute($0, globals) }) { globals[name] = value }
+                }
+            case "FROM":
+                var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                var platform: String?
+                while let first = words.first, first.hasPrefix("--") {
+                    if first.lowercased().hasPrefix("--platform=") { platform = Self.substitute(String(first.dropFirst(11)), globals) }
+                    words.removeFirst()
+                }
+                guard let image = words.first else {
+                    throw ParseError(description: "Dockerfile line \(number): FROM names no image")
+                }
+                var name: String?
+                if words.count >= 3, words[1].lowercased() == "as" { name = words[2].lowercased() }
+                let base = Self.substitute(image, globals)
+                guard !base.isEmpty else {
+                    throw ParseError(description: "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
+                }
+                stages.append(Stage(name: name, base: base, platform: platform))
+            default:
+                continue
+            }
+        }
+        guard !stages.isEmpty else { throw ParseError(description: "the Dockerfile has no FROM instruction") }
+        self.stages = stages
+    }
+
+    /// Logical instructions with their first line number: comments dropped, `\` continuations joined.
+    static func instructions(_ text: String) -> [(Int, String)] {
+        var result: [(Int, String)] = []
+        var current = ""
+        var start = 0
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if current.isEmpty && (line.isEmpty || line.hasPrefix("#")) { continue }
+            if !current.isEmpty && line.hasPrefix("#") { continue }  // comments inside a continuation
+            if current.isEmpty { start = index + 1 }
+            if line.hasSuffix("\\") {
+                current += line.dropLast() + " "
+            } else {
+                result.append((start, current + line))
+                current = ""
+            }
+        }
+        if !current.isEmpty { result.append((start, current)) }
+        return result
+    }
+
+    static func split(_ instruction: String) -> (String, String) {
+        let trimmed = instruction.trimmingCharacters(in: .whitespaces)
+        guard let space = trimmed.firstIndex(where: \.isWhitespace) else { return (trimmed.uppercased(), "") }
+        return (trimmed[..<space].uppercased(), trimmed[space...].trimmingCharacters(in: .whitespaces))
+    }
+
+    static func unquote(_ text: String) -> String {
+        if text.count >= 2, let first = text.first, first == "\"" || first == "'", text.last == first {
+            return String(text.dropFirst().dropLast())
+        }
+        return text
+    }
+
+    /// `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+alternative}`, as Docker expands them.
+    static func substitute(_ text: String, _ values: [String: String]) -> String {
+        var result = ""
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            if character == "\\", text.index(after: index) < text.endIndex, text[text.index(after: index)] == "$" {
+                result.append("$")
+                index = text.index(index, offsetBy: 2)
+                continue
+            }
+            guard character == "$" else {
+                result.append(character)
+                index = text.index(after: index)
+                continue
+            }
+            var next = text.index(after: index)
+            if next < text.endIndex, text[next] == "{", let close = text[next...].firstIndex(of: "}") {
+                let body = String(text[text.index(after: next)..<close])
+                if let range = body.range(of: ":-") {
+                    let name = String(body[..<range.lowerBound])
+                    let value = values[name].flatMap { $0.isEmpty ? nil : $0 }
+                    result += value ?? substitute(String(body[range.upperBound...]), values)
+                } else if let range = body.range(of: ":+") {
+                    let name = String(body[..<range.lowerBound])
+                    if let value = values[name], !value.isEmpty { result += substitute(String(body[range.upperBound...]), values) }
+                } else {
+                    result += values[body] ?? ""
+                }
+                index = text.index(after: close)
+                continue
+            }
+            let nameStart = next
+            while next < text.endIndex, text[next].isLetter || text[next].isNumber || text[next] == "_" { next = text.index(after: next) }
+            if nameStart == next {
+                result.append("$")
+            } else {
+                result += values[String(text[nameStart..<next])] ?? ""
+            }
+            index = next
+        }
+        return result
+    }
+}

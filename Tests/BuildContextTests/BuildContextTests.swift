@@ -1,0 +1,133 @@
+import BuildContext
+import Foundation
+import OCI
+import TestSupport
+import Testing
+
+@Suite(".dockerignore with Docker's semantics")
+struct DockerignoreTests {
+    @Test(arguments: [
+        // (rules, path, excluded)
+        ("*/temp*", "somedir/temporary.txt", true),
+        ("*/temp*", "temp", false),
+        ("*/*/temp*", "somedir/subdir/temporary.txt", true),
+        ("temp?", "tempa", true),
+        ("temp?", "temp", false),
+        ("**/*.go", "a/b/c.go", true),
+        ("**/*.go", "c.go", true),
+        ("*.md\n!README.md", "README.md", false),
+        ("*.md\n!README.md", "CHANGES.md", true),
+        ("!README.md\n*.md", "README.md", true),
+        ("docs", "docs/a/b.txt", true),
+        ("/build/", "build/out.o", true),
+        (".git", ".git/HEAD", true),
+        ("# a comment\n\n  spaced  ", "spaced", true),
+        ("[ab].txt", "a.txt", true),
+        ("[!ab].txt", "a.txt", false),
+        ("[!ab].txt", "c.txt", true),
+        ("\\*.txt", "*.txt", true),
+        ("\\*.txt", "x.txt", false),
+        ("a/**/z", "a/z", true),
+        ("a/**/z", "a/b/c/z", true),
+        ("./src/../lib", "lib/x", true),
+    ] as [(String, String, Bool)])
+    func matches(rules: String, path: String, excluded: Bool) throws {
+        #expect(try Dockerignore(rules).excludes(path) == excluded, "\(rules) on \(path)")
+    }
+}
+
+@Suite("Dockerfile stages and bases")
+struct DockerfileStagesTests {
+    @Test func argDefaultsBuildArgsAndStages() throws {
+        let text = """
+        # syntax=docker/dockerfile:1
+        ARG REPOSITORY=registry.example/team
+        ARG BASE_TAG=main
+        ARG PLATFORM
+        FROM --platform=${PLATFORM:-linux/amd64} ${REPOSITORY}/base:${BASE_TAG} AS builder
+        RUN make \\
+            # a comment inside a continuation
+            install
+        FROM scratch AS final
+        COPY --from=builder /out /
+        FROM builder AS test
+        FROM $REPOSITORY/tools:1.0
+        """
+        let stages = try DockerfileStages(text)
+        #expect(stages.stages.map(\.base) == ["registry.example/team/base:main", "scratch", "builder", "registry.example/team/tools:1.0"])
+        #expect(stages.stages[0].platform == "linux/amd64" && stages.stages[0].name == "builder")
+        #expect(stages.externalBases == ["registry.example/team/base:main", "registry.example/team/tools:1.0"])
+        let overridden = try DockerfileStages(text, buildArgs: ["BASE_TAG": "feature-x", "REPOSITORY": "localhost:5000/me"])
+        #expect(overridden.externalBases == ["localhost:5000/me/base:feature-x", "localhost:5000/me/tools:1.0"])
+    }
+
+    @Test func errorsNameTheProblem() {
+        let empty = #expect(throws: DockerfileStages.ParseError.self) { try DockerfileStages("ARG BASE\nFROM ${BASE}\n") }
+        #expect(empty?.description.contains("line 2") == true)
+        let none = #expect(throws: DockerfileStages.ParseError.self) { try DockerfileStages("RUN true\n") }
+        #expect(none?.description.contains("no FROM") == true)
+    }
+}
+
+@Suite("The inputs digest")
+struct BuildInputsTests {
+    func context(_ directory: TemporaryDirectory) throws -> BuildInputs {
+        let root = directory.appending("ctx")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("src"), withIntermediateDirectories: true)
+        try Data("FROM scratch\nCOPY src /src\n".utf8).write(to: root.appendingPathComponent("Dockerfile"))
+        try Data("hello\n".utf8).write(to: root.appendingPathComponent("src/a.txt"))
+        try Data("notes\n".utf8).write(to: root.appendingPathComponent("NOTES.md"))
+        try Data("*.md\n".utf8).write(to: root.appendingPathComponent(".dockerignore"))
+        try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("src/link").path, withDestinationPath: "a.txt")
+        return BuildInputs(contextDirectory: root, dockerfile: root.appendingPathComponent("Dockerfile"), buildArgs: ["B": "2", "A": "1"])
+    }
+
+    @Test func sameInputsSameDigestAndEveryInputCounts() throws {
+        try withTemporaryDirectory { directory in
+            var inputs = try context(directory)
+            let root = inputs.contextDirectory
+            let first = try inputs.digest()
+            #expect(try inputs.digest() == first, "stable")
+            #expect(try inputs.manifest().contains("\"src/a.txt\""))
+            #expect(try !inputs.manifest().contains("NOTES.md"), ".dockerignore'd files are not inputs")
+
+            try Data("changed\n".utf8).write(to: root.appendingPathComponent("NOTES.md"))
+            #expect(try inputs.digest() == first, "an ignored file changed")
+            _ = try runProcess("touch", ["-d", "2001-01-01", root.appendingPathComponent("src/a.txt").path]).checked()
+            #expect(try inputs.digest() == first, "modification times are not inputs")
+            inputs.buildArgs = ["A": "1", "B": "2"]
+            #expect(try inputs.digest() == first, "build arg order is not an input")
+
+            var changed: [Digest] = []
+            try Data("hello!\n".utf8).write(to: root.appendingPathComponent("src/a.txt"))
+            changed.append(try inputs.digest())
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root.appendingPathComponent("src/a.txt").path)
+            changed.append(try inputs.digest())
+            try FileManager.default.removeItem(at: root.appendingPathComponent("src/link"))
+            try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("src/link").path, withDestinationPath: "b.txt")
+            changed.append(try inputs.digest())
+            inputs.buildArgs["A"] = "3"
+            changed.append(try inputs.digest())
+            inputs.target = "final"
+            changed.append(try inputs.digest())
+            inputs.platforms = ["linux/amd64", "linux/arm64"]
+            changed.append(try inputs.digest())
+            inputs.baseDigests = ["busybox:1": try Digest("sha256:" + String(repeating: "a", count: 64))]
+            changed.append(try inputs.digest())
+            try Data("FROM scratch\n".utf8).write(to: root.appendingPathComponent("Dockerfile"))
+            changed.append(try inputs.digest())
+            #expect(Set([first] + changed).count == changed.count + 1, "every change gives a new digest")
+        }
+    }
+
+    @Test func sameContentInTwoCheckoutsGivesTheSameDigest() throws {
+        try withTemporaryDirectory { directory in
+            let one = try context(directory)
+            let copy = directory.appending("copy")
+            _ = try runProcess("cp", ["-a", one.contextDirectory.path, copy.path]).checked()
+            _ = try runProcess("touch", ["-d", "2020-02-02", copy.appendingPathComponent("src/a.txt").path]).checked()
+            let two = BuildInputs(contextDirectory: copy, dockerfile: copy.appendingPathComponent("Dockerfile"), buildArgs: one.buildArgs)
+            #expect(try one.digest() == two.digest())
+        }
+    }
+}
