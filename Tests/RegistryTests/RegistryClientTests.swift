@@ -127,6 +127,29 @@ struct RegistryClientTests {
         }
     }
 
+    @Test func readsDockerSchema2ManifestsThatSkopeoPushed() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let image = try TestImage.make(in: directory, layerSizes: [2000])
+                let layout = directory.appending("layout")
+                try image.writeLayout(at: layout, tag: "v1")
+                _ = try runProcess("skopeo", ["copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(layout.path):v1",
+                                              "docker://\(registry.host)/team/docker:v1"]).checked()
+                let client = try registry.client()
+                let repository = try Repository("team/docker")
+                let fetched = try client.manifest(repository, .tag(try OCI.Tag("v1")))
+                #expect(fetched.mediaType == .dockerManifest)
+                let manifest = try #require(try fetched.decode().image)
+                #expect(manifest.config.mediaType == .dockerConfig)
+                let head = try #require(try client.manifestDescriptor(repository, .tag(try OCI.Tag("v1"))))
+                #expect(head.digest == fetched.digest && head.mediaType == .dockerManifest)
+                for layer in manifest.layers + [manifest.config] {
+                    try client.downloadBlob(repository, layer, to: directory.appending("blob-\(layer.digest.encoded)"))
+                }
+            }
+        }
+    }
+
     @Test func tagListFollowsPagination() async throws {
         try await withTestRegistry(.open) { registry in
             // distribution 2.8.2 ignores `n` on tag lists; the proxy pages its full list as
