@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         // System libraries. libcurl rather than FoundationNetworking: on Linux,
@@ -55,6 +56,11 @@ let package = Package(
         .target(name: "BuildLock", dependencies: ["Console", "GitSource"]),
         // What a build reads: the context (honouring .dockerignore), the Dockerfile's stages, the inputs digest.
         .target(name: "BuildContext", dependencies: ["OCI"]),
+        // build-task: its configuration (environment and flags), the buildah driver.
+        .target(name: "Builder", dependencies: [
+            "OCI", "Console", "BuildContext", .product(name: "Yams", package: "Yams"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
@@ -64,7 +70,7 @@ let package = Package(
         .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),
         .executableTarget(name: "InCommand", dependencies: ["Resource", "Console"]),
         .executableTarget(name: "OutCommand", dependencies: ["Resource", "Console"]),
-        .executableTarget(name: "BuildTaskCommand"),
+        .executableTarget(name: "BuildTaskCommand", dependencies: ["Builder"]),
 
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
@@ -83,6 +89,7 @@ let package = Package(
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
+        .testTarget(name: "BuilderTests", dependencies: ["Builder", "OCI", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),

@@ -1,7 +1,15 @@
-// The `build-task` executable. Executables are wiring only: decode input, call the library,
-// encode the answer, map errors to an exit code. The library behind `build-task` is not
-// built yet (see README, "Status"), so this build says so instead of pretending.
+// `build-task`: wiring only. In a Concourse task its settings come from params (environment
+// variables named as oci-build-task's); locally, the same settings as flags (--help).
+import Builder
 import Foundation
 
-FileHandle.standardError.write(Data("build-task: not available in this build of Slipway yet (see the README's Status section)\n".utf8))
-exit(2)
+let flags = BuildFlags.parseOrExit()
+do {
+    _ = try BuildConfiguration(flags: flags, environment: ProcessInfo.processInfo.environment,
+                               directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+    FileHandle.standardError.write(Data("build-task: the settings are valid, but building is not available in this build of Slipway yet (see the README's Status)\n".utf8))
+    exit(2)
+} catch {
+    FileHandle.standardError.write(Data("build-task: \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,189 @@
+import Foundation
+import OCI
+import Yams
+
+/// What one `build-task` run is asked to do, from its environment (a Concourse task's
+/// params) and its flags (a developer's terminal), flags winning. Names follow
+/// oci-build-task (DESIGN §6).
+public struct BuildConfiguration: Sendable, Equatable {
+    public var context: URL
+    public var dockerfile: URL
+    public var target: String?
+    public var buildArgs: [String: String]
+    public var labels: [String: String]
+    public var platforms: [Platform]
+    /// Build arg name → a get directory holding the base image.
+    public var imageArgs: [String: URL]
+    public var skipIfPublished: ImageReference?
+    public var lock: String?
+    public var lockTimeout: Duration
+    public var lockTTL: Duration
+    public var tag: ImageReference?
+    public var push: Bool
+    public var output: URL
+    public var branch: String?
+    public var cache: URL
+    public var registryUsername: String?
+    public var registryPassword: String?
+    public var registryInsecure: Bool
+    public var registryCACerts: URL?
+
+    public struct ValidationError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Resolves flags over `environment`; relative paths are taken from `directory`.
+    public init(flags: BuildFlags, environment: [String: String], directory: URL) throws(ValidationError) {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            if let flag, !flag.isEmpty { return flag }
+            if let env = environment[variable], !env.isEmpty { return env }
+            return nil
+        }
+        func path(_ text: String) -> URL {
+            text.hasPrefix("/") ? URL(fileURLWithPath: text) : directory.appendingPathComponent(text)
+        }
+        func truthy(_ flag: Bool, _ variable: String) throws(ValidationError) -> Bool {
+            if flag { return true }
+            guard let text = environment[variable], !text.isEmpty else { return false }
+            switch text.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw ValidationError("\(variable)=\(text): expected true or false")
+            }
+        }
+
+        context = path(value(flags.context, "CONTEXT") ?? ".")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: context.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("the context \(context.path) is not a directory (CONTEXT / --context)")
+        }
+        dockerfile = value(flags.dockerfile, "DOCKERFILE").map(path) ?? context.appendingPathComponent("Dockerfile")
+        guard FileManager.default.fileExists(atPath: dockerfile.path) else {
+            throw ValidationError("the Dockerfile \(dockerfile.path) does not exist (DOCKERFILE / --dockerfile)")
+        }
+
+        target = value(flags.target, "TARGET")
+        if flags.target == nil, let file = environment["TARGET_FILE"], !file.isEmpty {
+            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
+                throw ValidationError("TARGET_FILE=\(file): cannot read it")
+            }
+            target = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        // Files first, then variables, then flags: the most specific wins.
+        var buildArgs: [String: String] = [:]
+        if let file = environment["BUILD_ARGS_FILE"], !file.isEmpty {
+            buildArgs = try Self.readPairs(path(file), variable: "BUILD_ARGS_FILE")
+        }
+        buildArgs.merge(Self.prefixed("BUILD_ARG_", environment)) { $1 }
+        buildArgs.merge(try Self.pairs(flags.buildArgs, option: "--build-arg")) { $1 }
+        self.buildArgs = buildArgs
+
+        var labels: [String: String] = [:]
+        if let file = environment["LABELS_FILE"], !file.isEmpty {
+            labels = try Self.readPairs(path(file), variable: "LABELS_FILE")
+        }
+        labels.merge(Self.prefixed("LABEL_", environment)) { $1 }
+        labels.merge(try Self.pairs(flags.labels, option: "--label")) { $1 }
+        self.labels = labels
+
+        platforms = []
+        for text in (value(flags.platform, "IMAGE_PLATFORM") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !text.isEmpty {
+            do { platforms.append(try Platform(text)) } catch { throw ValidationError("IMAGE_PLATFORM / --platform: \(error)") }
+        }
+
+        var imageArgs = Self.prefixed("IMAGE_ARG_", environment).mapValues(path)
+        imageArgs.merge(try Self.pairs(flags.imageArgs, option: "--image-arg").mapValues(path)) { $1 }
+        for (name, directory) in imageArgs where !FileManager.default.fileExists(atPath: directory.path) {
+            throw ValidationError("image arg \(name): \(directory.path) does not exist")
+        }
+        self.imageArgs = imageArgs
+
+        func reference(_ text: String?, _ what: String) throws(ValidationError) -> ImageReference? {
+            guard let text else { return nil }
+            do { return try ImageReference(text) } catch { throw ValidationError("\(what): \(error)") }
+        }
+        skipIfPublished = try reference(value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
+        tag = try reference(value(flags.tag, "TAG"), "TAG / --tag")
+        push = try truthy(flags.push, "PUSH")
+        if push && tag == nil { throw ValidationError("--push / PUSH needs --tag / TAG: the image reference to push to") }
+
+        lock = value(flags.lock, "LOCK")
+        if let lock, !(lock.hasPrefix("file:") || lock.hasPrefix("git:")) {
+            throw ValidationError("LOCK / --lock=\(lock): expected file:<dir> or git:<uri>")
+        }
+        lockTimeout = try Self.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
+        lockTTL = try Self.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
+
+        output = path(value(flags.output, "OUTPUT") ?? "image")
+        branch = value(flags.branch, "BRANCH")
+        cache = path(value(flags.cache, "CACHE") ?? "cache")
+        registryUsername = value(flags.registryUsername, "REGISTRY_USERNAME")
+        registryPassword = value(flags.registryPassword, "REGISTRY_PASSWORD")
+        if (registryUsername == nil) != (registryPassword == nil) {
+            throw ValidationError("REGISTRY_USERNAME and REGISTRY_PASSWORD go together")
+        }
+        registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
+        registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
+    }
+
+    /// `PREFIX<name>=value` variables, the name kept as written (oci-build-task keeps its case).
+    static func prefixed(_ prefix: String, _ environment: [String: String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for (key, value) in environment where key.hasPrefix(prefix) && key.count > prefix.count {
+            result[String(key.dropFirst(prefix.count))] = value
+        }
+        return result
+    }
+
+    static func pairs(_ items: [String], option: String) throws(ValidationError) -> [String: String] {
+        var result: [String: String] = [:]
+        for item in items {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("\(option) \(item): expected NAME=VALUE")
+            }
+            result[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// `key=value` lines (blank lines and `#` comments skipped), or a YAML map when the
+    /// file's name ends in .yml/.yaml, as oci-build-task reads BUILD_ARGS_FILE.
+    static func readPairs(_ file: URL, variable: String) throws(ValidationError) -> [String: String] {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw ValidationError("\(variable)=\(file.path): cannot read it")
+        }
+        if ["yml", "yaml"].contains(file.pathExtension.lowercased()) {
+            guard let map = (try? Yams.load(yaml: text)) as? [String: Any] else {
+                throw ValidationError("\(variable)=\(file.path): expected a YAML map of names to values")
+            }
+            return map.mapValues { "\($0)" }
+        }
+        var result: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            guard let equals = trimmed.firstIndex(of: "="), equals != trimmed.startIndex else {
+                throw ValidationError("\(variable)=\(file.path): the line \"\(trimmed.prefix(80))\" is not NAME=VALUE")
+            }
+            result[String(trimmed[..<equals])] = String(trimmed[trimmed.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// `90`, `90s`, `10m`, `2h`.
+    static func duration(_ text: String, _ what: String) throws(ValidationError) -> Duration {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600]
+        var number = Substring(text)
+        var scale: Int64 = 1
+        if let last = number.last, let unit = units[last] {
+            scale = unit
+            number = number.dropLast()
+        }
+        guard let value = Int64(number), value >= 0 else {
+            throw ValidationError("\(what)=\(text): expected a duration such as 90s, 10m or 2h")
+        }
+        return .seconds(value * scale)
+    }
+}
