@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "BuildContext", dependencies: ["OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", .product(name: "Yams", package: "Yams"),
+            "OCI", "Console", "BuildContext", "BuildLock", .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.

@@ -1,3 +1,4 @@
+import BuildLock
 import Foundation
 import OCI
 import Yams
@@ -172,18 +173,10 @@ public struct BuildConfiguration: Sendable, Equatable {
         return result
     }
 
-    /// `90`, `90s`, `10m`, `2h`.
+    /// `90`, `90s`, `10m`, `2h`: the lock's own parser, with this module's error.
     static func duration(_ text: String, _ what: String) throws(ValidationError) -> Duration {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600]
-        var number = Substring(text)
-        var scale: Int64 = 1
-        if let last = number.last, let unit = units[last] {
-            scale = unit
-            number = number.dropLast()
+        do { return try LockSpec.parseDuration(text, name: what) } catch {
+            throw ValidationError("\(error)")
         }
-        guard let value = Int64(number), value >= 0 else {
-            throw ValidationError("\(what)=\(text): expected a duration such as 90s, 10m or 2h")
-        }
-        return .seconds(value * scale)
     }
 }

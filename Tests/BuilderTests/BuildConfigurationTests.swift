@@ -57,7 +57,7 @@ struct BuildConfigurationTests {
         (["PUSH": "true"], "needs --tag / TAG"),
         (["PUSH": "maybe"], "PUSH=maybe: expected true or false"),
         (["LOCK": "redis:x"], "expected file:<dir> or git:<uri>"),
-        (["LOCK_TIMEOUT": "soon"], "LOCK_TIMEOUT / --lock-timeout=soon"),
+        (["LOCK_TIMEOUT": "soon"], "LOCK_TIMEOUT / --lock-timeout=\"soon\" is not a duration"),
         (["DOCKERFILE": "nope/Dockerfile"], "does not exist"),
         (["CONTEXT": "missing"], "is not a directory"),
         (["TAG": "Bad/Name"], "TAG / --tag"),

@@ -1,1 +1,0 @@
-// placeholder: arrives with issue 6
