@@ -58,7 +58,8 @@ let package = Package(
         .target(name: "BuildContext", dependencies: ["OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", "BuildLock", .product(name: "Yams", package: "Yams"),
+            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "ImageLayout", "Transfer", "Registry",
+            .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
@@ -89,7 +90,7 @@ let package = Package(
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
-        .testTarget(name: "BuilderTests", dependencies: ["Builder", "OCI", "TestSupport"]),
+        .testTarget(name: "BuilderTests", dependencies: ["Builder", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),

@@ -1,0 +1,89 @@
+import Console
+import Foundation
+import GitSource
+
+/// buildah, run as a rootless-friendly builder with its storage under a directory a
+/// Concourse task can keep in `caches:` (DESIGN §6).
+///
+/// Measured here (shared/notes/buildah-on-this-machine.md): the default OCI isolation fails
+/// on cgroup-v1/hybrid hosts, `--isolation chroot` works; a vfs store is relocatable, so a
+/// cache whose absolute path changes between builds still hits.
+public struct Buildah: Sendable {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    let runner: any CommandRunner
+    let storage: URL
+    let log: Log
+
+    public init(storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner()) {
+        self.runner = runner
+        self.storage = storage
+        self.log = log
+    }
+
+    var global: [String] {
+        ["--root", storage.appendingPathComponent("storage").path, "--runroot", storage.appendingPathComponent("runroot").path,
+         "--storage-driver", "vfs"]
+    }
+
+    /// Fails early, with what to do, when buildah is missing or cannot use its storage.
+    public func check() throws {
+        let version: CommandResult
+        do { version = try runner.run(Command("buildah", ["--version"])) } catch {
+            throw Failure(description: "buildah is not installed (apt-get install buildah), or not on PATH")
+        }
+        guard version.succeeded else {
+            throw Failure(description: "buildah --version failed: \(Self.lastLine(version))")
+        }
+        try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
+        let info = try runner.run(Command("buildah", global + ["images", "--quiet"]))
+        guard info.succeeded else {
+            throw Failure(description: "buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))")
+        }
+    }
+
+    /// `buildah bud` of one platform; returns buildah's image ID (the config digest).
+    public func build(context: URL, dockerfile: URL, name: String, target: String?, buildArgs: [String: String],
+                      labels: [String: String], timestamp: Int?, platform: String?) throws -> String {
+        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path, "-t", name]
+        if let target { arguments += ["--target", target] }
+        if let timestamp { arguments += ["--timestamp", String(timestamp)] }
+        if let platform { arguments += ["--platform", platform] }
+        for (key, value) in buildArgs.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(key)=\(value)"] }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
+        let iidfile = storage.appendingPathComponent("iid-\(UUID().uuidString.prefix(8))")
+        defer { unlink(iidfile.path) }
+        arguments += ["--iidfile", iidfile.path, context.path]
+        let started = Date()
+        let result = try runner.run(Command("buildah", arguments))
+        // One concise line per step for the Concourse log: "STEP 2/4: COPY …" or, in a
+        // multi-stage build, "[1/2] STEP 2/4: COPY …".
+        for line in result.outputText.split(separator: "\n") where line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) {
+            log.info(String(line))
+        }
+        guard result.succeeded else {
+            // buildah's own message is what the user needs: a bad Dockerfile, a failing RUN.
+            throw Failure(description: "buildah bud failed: \(Self.lastLine(result))")
+        }
+        log.info("built \(name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `buildah push` to a transport destination (`oci:<dir>:<name>`, `docker-archive:<file>:<ref>`).
+    public func push(_ name: String, to destination: String) throws {
+        let result = try runner.run(Command("buildah", global + ["push", "--quiet", name, destination]))
+        guard result.succeeded else { throw Failure(description: "buildah push to \(destination) failed: \(Self.lastLine(result))") }
+    }
+
+    /// Removes the name (layers stay cached).
+    public func remove(_ name: String) {
+        _ = try? runner.run(Command("buildah", global + ["rmi", name]))
+    }
+
+    static func lastLine(_ result: CommandResult) -> String {
+        let text = (result.errorText + "\n" + result.outputText).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        return text.last(where: { $0.lowercased().contains("error") }) ?? text.last(where: { !$0.isEmpty }) ?? "exit \(result.status)"
+    }
+}
