@@ -44,18 +44,28 @@ public struct Buildah: Sendable {
         }
     }
 
-    /// `buildah bud` of one platform; returns buildah's image ID (the config digest).
+    /// `buildah bud`; returns buildah's image ID (the config digest) for one platform.
+    ///
+    /// With several platforms the images go into the manifest list `name` instead
+    /// (`--manifest`); a list of that name is removed first, since buildah would append to it.
     public func build(context: URL, dockerfile: URL, name: String, target: String?, buildArgs: [String: String],
-                      labels: [String: String], timestamp: Int?, platform: String?) throws -> String {
-        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path, "-t", name]
+                      labels: [String: String], timestamp: Int?, platforms: [String]) throws -> String {
+        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path]
+        if platforms.count > 1 {
+            _ = try? runner.run(Command("buildah", global + ["manifest", "rm", name]))
+            arguments += ["--manifest", name, "--platform", platforms.joined(separator: ",")]
+        } else {
+            arguments += ["-t", name]
+            if let platform = platforms.first { arguments += ["--platform", platform] }
+        }
         if let target { arguments += ["--target", target] }
         if let timestamp { arguments += ["--timestamp", String(timestamp)] }
-        if let platform { arguments += ["--platform", platform] }
         for (key, value) in buildArgs.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(key)=\(value)"] }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
         let iidfile = storage.appendingPathComponent("iid-\(UUID().uuidString.prefix(8))")
         defer { unlink(iidfile.path) }
-        arguments += ["--iidfile", iidfile.path, context.path]
+        // --iidfile holds one image ID; a multi-platform build has one per platform.
+        arguments += (platforms.count > 1 ? [] : ["--iidfile", iidfile.path]) + [context.path]
         let started = Date()
         let result = try runner.run(Command("buildah", arguments))
         // One concise line per step for the Concourse log: "STEP 2/4: COPY …" or, in a
@@ -77,8 +87,15 @@ public struct Buildah: Sendable {
         guard result.succeeded else { throw Failure(description: "buildah push to \(destination) failed: \(Self.lastLine(result))") }
     }
 
-    /// Removes the name (layers stay cached).
+    /// `buildah manifest push --all --format oci`: a manifest list as an OCI index.
+    public func pushList(_ name: String, to destination: String) throws {
+        let result = try runner.run(Command("buildah", global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
+        guard result.succeeded else { throw Failure(description: "buildah manifest push to \(destination) failed: \(Self.lastLine(result))") }
+    }
+
+    /// Removes the name, an image or a manifest list (layers stay cached).
     public func remove(_ name: String) {
+        if (try? runner.run(Command("buildah", global + ["manifest", "rm", name])))?.succeeded == true { return }
         _ = try? runner.run(Command("buildah", global + ["rmi", name]))
     }
 

@@ -43,9 +43,6 @@ public struct ImageBuild {
     }
 
     public func run() throws -> Result {
-        if configuration.platforms.count > 1 {
-            throw Unsupported(description: "IMAGE_PLATFORM with several platforms is not available in this build of Slipway yet")
-        }
         if !configuration.imageArgs.isEmpty {
             throw Unsupported(description: "IMAGE_ARG_* is not available in this build of Slipway yet")
         }
@@ -121,15 +118,20 @@ public struct ImageBuild {
         let started = Date()
         _ = try buildah.build(context: configuration.context, dockerfile: configuration.dockerfile, name: name,
                               target: configuration.target, buildArgs: configuration.buildArgs, labels: labels,
-                              timestamp: source.time, platform: configuration.platforms.first?.description)
+                              timestamp: source.time, platforms: configuration.platforms.map(\.description))
         let built = Date()
 
         let output = configuration.output
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         for stale in ["oci", "image.tar", "digest", "build.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
-        try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
-        let repoTag = configuration.tag.map { "\($0.registry)/\($0.repository):\($0.tag?.rawValue ?? "latest")" } ?? "slipway/build:latest"
-        try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
+        if configuration.platforms.count > 1 {
+            // An index in oci/; a docker-archive cannot hold several platforms, so no image.tar.
+            try buildah.pushList(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
+        } else {
+            try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
+            let repoTag = configuration.tag.map { "\($0.registry)/\($0.repository):\($0.tag?.rawValue ?? "latest")" } ?? "slipway/build:latest"
+            try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
+        }
         let image = try OCILayout(opening: output.appendingPathComponent("oci")).image(named: "latest")
         try Data(image.descriptor.digest.rawValue.utf8).write(to: output.appendingPathComponent("digest"))
         let exported = Date()

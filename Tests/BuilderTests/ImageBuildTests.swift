@@ -107,6 +107,42 @@ struct ImageBuildTests {
         }
     }
 
+    @Test func severalPlatformsGiveAnIndexThatOutPushesAndInReadsPerPlatform() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    // FROM scratch with COPY needs no emulation to build for another architecture.
+                    _ = try repository.commit("multi", files: ["app/Dockerfile": "FROM scratch\nARG TARGETARCH\nCOPY file-${TARGETARCH} /arch\n",
+                                                               "app/file-amd64": "amd64\n", "app/file-arm64": "arm64\n"])
+                    let env = ["CONTEXT": repository.path.appendingPathComponent("app").path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64",
+                               "CACHE": directory.appending("cache").path]
+                    let result = try buildTask(directory.url, env)
+                    #expect(result.succeeded, "\(result.stderrString)")
+                    let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(directory.appending("image/oci").path):latest"]).checked()
+                    let index = try #require(try JSONSerialization.jsonObject(with: raw.stdout) as? [String: Any])
+                    #expect(index["mediaType"] as? String == "application/vnd.oci.image.index.v1+json")
+                    let architectures = (index["manifests"] as? [[String: Any]] ?? []).compactMap { ($0["platform"] as? [String: String])?["architecture"] }
+                    #expect(Set(architectures) == ["amd64", "arm64"])
+                    let digest = try String(contentsOf: directory.appending("image/digest"), encoding: .utf8)
+                    #expect(Digest.sha256(raw.stdout).rawValue == digest, "digest is the index digest")
+                    #expect(!FileManager.default.fileExists(atPath: directory.appending("image/image.tar").path), "a docker-archive holds one platform")
+
+                    let source = #"{"repository":"\#(registry.host)/team/multi","tag":"latest","insecure":true}"#
+                    let pushed = try outVersion(runOut(#"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: directory.url))
+                    #expect(pushed["digest"] == digest)
+                    for arch in ["amd64", "arm64"] {
+                        let get = directory.appending("get-\(arch)")
+                        let input = #"{"source":\#(source),"version":{"tag":"latest","digest":"\#(digest)"},"params":{"platform":{"os":"linux","architecture":"\#(arch)"}}}"#
+                        let fetched = try runProcess(try builtProduct("in").path, [get.path], stdin: Data(input.utf8),
+                                                     environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()])
+                        #expect(fetched.succeeded, "\(fetched.stderrString)")
+                        #expect(try String(contentsOf: get.appendingPathComponent("rootfs/arch"), encoding: .utf8) == "\(arch)\n")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func missingBuildahAndABadDockerfileAreClearErrors() async throws {
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
