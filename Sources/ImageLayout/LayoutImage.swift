@@ -25,12 +25,7 @@ public struct LayoutImage: Sendable {
         case .image(let image):
             return (descriptor, image)
         case .index(let index):
-            let wanted = platform ?? Platform.host
-            let candidates = index.manifests.filter { $0.mediaType.isImageManifest }
-            guard let chosen = index.manifest(for: wanted) ?? (platform == nil && candidates.count == 1 ? candidates.first : nil) else {
-                let available = candidates.compactMap { $0.platform?.description }.joined(separator: ", ")
-                throw LayoutError("the image \(descriptor.digest) has no manifest for \(wanted) (it has: \(available.isEmpty ? "none" : available))")
-            }
+            let chosen = try index.choose(platform, image: "the image \(descriptor.digest)")
             guard case .image(let image) = try Manifest.decode(layout.blob(chosen), mediaType: chosen.mediaType) else {
                 throw LayoutError("\(chosen.digest) is listed as an image manifest but is not one")
             }
@@ -89,5 +84,19 @@ extension OCILayout {
         do { return try Manifest.decode(bytes, mediaType: descriptor.mediaType) } catch {
             throw LayoutError("\(descriptor.digest) in \(root.path): \(error)")
         }
+    }
+}
+
+extension ImageIndex {
+    /// The image manifest for `platform`; with none asked, the host's, else the only one.
+    /// - Parameter image: how the image is named in the error, e.g. `team/app@sha256:…`.
+    public func choose(_ platform: Platform?, image: String) throws -> Descriptor {
+        let wanted = platform ?? Platform.host
+        let candidates = manifests.filter { $0.mediaType.isImageManifest }
+        guard let chosen = manifest(for: wanted) ?? (platform == nil && candidates.count == 1 ? candidates.first : nil) else {
+            let available = candidates.compactMap { $0.platform?.description }.joined(separator: ", ")
+            throw LayoutError("\(image) has no manifest for \(wanted) (it has: \(available.isEmpty ? "none" : available))")
+        }
+        return chosen
     }
 }

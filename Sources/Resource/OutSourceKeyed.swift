@@ -185,11 +185,19 @@ extension Out {
         return (top.digest, label.flatMap { try? GitCommitID($0) })
     }
 
+    /// The image `tag` holds when it is not `ours`: a HEAD answers the common case (absent, or
+    /// already ours) without fetching a manifest and a config.
+    func otherImage(at tag: Tag, than ours: Digest, client: RegistryClient, source: Source, scratch: URL) throws
+        -> (digest: Digest, revision: GitCommitID?)? {
+        guard let head = try client.manifestDescriptor(source.repository, .tag(tag)), head.digest != ours else { return nil }
+        return try revision(of: .digest(head.digest), client: client, repository: source.repository, scratch: scratch)
+    }
+
     /// Why `tag` must stay where it is, or nil to move it: it stays when its image was built
     /// from a commit that descends from ours.
     func newerHolder(of tag: Tag, than ours: GitCommitID, digest: Digest, client: RegistryClient, source: Source,
                      detector: ChangeDetector, scratch: URL) throws -> String? {
-        guard let current = try revision(of: .tag(tag), client: client, repository: source.repository, scratch: scratch),
+        guard let current = try otherImage(at: tag, than: digest, client: client, source: source, scratch: scratch),
               current.digest != digest, let theirs = current.revision, theirs != ours
         else { return nil }
         guard (try? detector.isAncestor(ours, of: theirs)) == true else { return nil }
@@ -205,7 +213,7 @@ extension Out {
         for _ in 0..<settleRounds {
             Thread.sleep(forTimeInterval: settleInterval)
             for tag in tags {
-                guard let current = try revision(of: .tag(tag), client: client, repository: source.repository, scratch: scratch),
+                guard let current = try otherImage(at: tag, than: image.descriptor.digest, client: client, source: source, scratch: scratch),
                       current.digest != image.descriptor.digest, let theirs = current.revision, theirs != commit,
                       (try? detector.isAncestor(theirs, of: commit)) == true
                 else { continue }

@@ -90,12 +90,7 @@ public struct ImageTransfer: Sendable {
         case .index(let index):
             var children = index.manifests.filter { $0.mediaType.isImageManifest }
             if case .one(let platform) = platforms {
-                let chosen = index.manifest(for: platform ?? Platform.host)
-                    ?? (platform == nil && children.count == 1 ? children.first : nil)
-                guard let chosen else {
-                    let available = children.compactMap { $0.platform?.description }.joined(separator: ", ")
-                    throw LayoutError("\(repository)@\(digest) has no manifest for \(platform ?? Platform.host) (it has: \(available))")
-                }
+                let chosen = try index.choose(platform, image: "\(repository)@\(digest)")
                 children = [chosen]
             }
             for child in children {
