@@ -94,6 +94,8 @@ let package = Package(
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
+        // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
+        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )
