@@ -8,7 +8,7 @@ let flags = BuildFlags.parseOrExit()
 do {
     let configuration = try BuildConfiguration(flags: flags, environment: ProcessInfo.processInfo.environment,
                                                directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-    let result = try ImageBuild(configuration, log: .standardError()).run()
+    let result = try ImageBuild(configuration, log: .standardError(), progress: StatusLine()).run()
     FileHandle.standardError.write(Data("build-task: \(result.digest) in \(configuration.output.path)\n".utf8))
     exit(0)
 } catch {

@@ -16,11 +16,13 @@ public struct Buildah: Sendable {
     let runner: any CommandRunner
     let storage: URL
     let log: Log
+    let progress: StatusLine
 
-    public init(storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner()) {
+    public init(storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false)) {
         self.runner = runner
         self.storage = storage
         self.log = log
+        self.progress = progress
     }
 
     var global: [String] {
@@ -49,8 +51,8 @@ public struct Buildah: Sendable {
     /// With several platforms the images go into the manifest list `name` instead
     /// (`--manifest`); a list of that name is removed first, since buildah would append to it.
     public func build(context: URL, dockerfile: URL, name: String, target: String?, buildArgs: [String: String],
-                      labels: [String: String], timestamp: Int?, platforms: [String]) throws -> String {
-        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path]
+                      labels: [String: String], timestamp: Int?, platforms: [String], options: [String] = []) throws -> String {
+        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path] + options
         if platforms.count > 1 {
             _ = try? runner.run(Command("buildah", global + ["manifest", "rm", name]))
             arguments += ["--manifest", name, "--platform", platforms.joined(separator: ",")]
@@ -67,12 +69,18 @@ public struct Buildah: Sendable {
         // --iidfile holds one image ID; a multi-platform build has one per platform.
         arguments += (platforms.count > 1 ? [] : ["--iidfile", iidfile.path]) + [context.path]
         let started = Date()
-        let result = try runner.run(Command("buildah", arguments))
-        // One concise line per step for the Concourse log: "STEP 2/4: COPY …" or, in a
-        // multi-stage build, "[1/2] STEP 2/4: COPY …".
-        for line in result.outputText.split(separator: "\n") where line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) {
-            log.info(String(line))
+        // One concise line per step, as it starts, for the Concourse log: "STEP 2/4: COPY …"
+        // or, in a multi-stage build, "[1/2] STEP 2/4: COPY …". In a terminal, every other
+        // line buildah writes passes through the status line, with the time so far.
+        let result = try runner.run(Command("buildah", arguments)) { line in
+            if line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) {
+                progress.clear()
+                log.info(line)
+            } else if !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                progress.show(String(format: "%5.1fs ", Date().timeIntervalSince(started)) + line)
+            }
         }
+        progress.clear()
         guard result.succeeded else {
             // buildah's own message is what the user needs: a bad Dockerfile, a failing RUN.
             throw Failure(description: "buildah bud failed: \(Self.lastLine(result))")

@@ -67,6 +67,20 @@ public protocol CommandRunner: Sendable {
     /// - Throws: ``GitSourceError`` (kind `.command`) only when the program cannot be
     ///   started at all.
     func run(_ command: Command) throws -> CommandResult
+
+    /// Runs `command`, handing each output line to `onOutputLine` as it arrives when the
+    /// runner can (``SpawnCommandRunner`` does), else once the program has ended.
+    func run(_ command: Command, onOutputLine: ((String) -> Void)?) throws -> CommandResult
+}
+
+extension CommandRunner {
+    public func run(_ command: Command, onOutputLine: ((String) -> Void)?) throws -> CommandResult {
+        let result = try run(command)
+        if let onOutputLine {
+            for line in (result.outputText + result.errorText).split(separator: "\n") { onOutputLine(String(line)) }
+        }
+        return result
+    }
 }
 
 private func shellQuoted(_ word: String) -> String {

@@ -31,6 +31,12 @@ public struct SpawnCommandRunner: CommandRunner {
     }
 
     public func run(_ command: Command) throws -> CommandResult {
+        try run(command, onOutputLine: nil)
+    }
+
+    /// Runs `command`, handing each line of its standard output and standard error to
+    /// `onOutputLine` as it arrives (a build's progress), and returns the whole result.
+    public func run(_ command: Command, onOutputLine: ((String) -> Void)?) throws -> CommandResult {
         ignoreBrokenPipes()
         var environment = baseEnvironment
         for (name, value) in command.environment {
@@ -65,7 +71,8 @@ public struct SpawnCommandRunner: CommandRunner {
         // The child holds its own copies; ours must go or we never see end of file.
         closeAll([output.write, errors.write, input.read])
 
-        let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read)
+        let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
+                                    onOutputLine: onOutputLine)
         let exit = reap(pid)
         return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr)
     }
@@ -186,9 +193,26 @@ private func closeAll(_ descriptors: [Int32]) {
 }
 
 /// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
-private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32) -> (Data, Data) {
+private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
+                  onOutputLine: ((String) -> Void)? = nil) -> (Data, Data) {
     var stdout = Data()
     var stderr = Data()
+    // Partial lines per descriptor, for onOutputLine.
+    var pending: [Int32: Data] = [:]
+    func deliver(_ fd: Int32, _ bytes: ArraySlice<UInt8>, final: Bool) {
+        guard let onOutputLine else { return }
+        var data = pending[fd, default: Data()]
+        data.append(contentsOf: bytes)
+        while let newline = data.firstIndex(of: UInt8(ascii: "\n")) {
+            onOutputLine(String(decoding: data[data.startIndex..<newline], as: UTF8.self))
+            data = Data(data[data.index(after: newline)...])
+        }
+        if final, !data.isEmpty {
+            onOutputLine(String(decoding: data, as: UTF8.self))
+            data = Data()
+        }
+        pending[fd] = data
+    }
     var writeFD = inputFD
     var written = 0
     if writeFD >= 0 {
@@ -236,9 +260,11 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
                     } else {
                         stderr.append(contentsOf: buffer[0..<count])
                     }
+                    deliver(entry.fd, buffer[0..<count], final: false)
                 } else if count < 0 && errno == EINTR {
                     continue
                 } else {
+                    deliver(entry.fd, [], final: true)
                     close(entry.fd)
                     if let index = readFDs.firstIndex(of: entry.fd) { readFDs[index] = -1 }
                 }
