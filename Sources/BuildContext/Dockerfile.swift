@@ -73,6 +73,34 @@ public struct DockerfileStages: Sendable, Equatable {
         self.stages = stages
     }
 
+    /// The Dockerfile's text with the image of each `FROM` whose base (after substitution,
+    /// as in ``stages``) is a key of `replacements` replaced by its value: how a build is
+    /// pinned to the exact digests its inputs digest and labels name. Every other byte is kept.
+    public static func pinning(_ text: String, buildArgs: [String: String], replacements: [String: String]) throws(ParseError) -> String {
+        let stages = try DockerfileStages(text, buildArgs: buildArgs).stages
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
+        var stageIndex = 0
+        var continuing = false
+        for (number, line) in lines.enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("#") || (trimmed.isEmpty && !continuing) { continue }
+            defer { continuing = trimmed.hasSuffix("\\") }
+            guard !continuing else { continue }
+            var words = trimmed.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard words.first?.uppercased() == "FROM", stageIndex < stages.count else { continue }
+            let stage = stages[stageIndex]
+            stageIndex += 1
+            guard let replacement = replacements[stage.base] else { continue }
+            guard let imageIndex = words.indices.dropFirst().first(where: { !words[$0].hasPrefix("--") }), words[imageIndex] != "\\" else {
+                throw ParseError(description: "Dockerfile line \(number + 1): cannot pin a FROM whose image is on a continuation line")
+            }
+            words[imageIndex] = replacement
+            let indent = line.prefix(while: { $0 == " " || $0 == "\t" })
+            lines[number] = indent + words.joined(separator: " ")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// Logical instructions with their first line number: comments dropped, `\` continuations joined.
     static func instructions(_ text: String) -> [(Int, String)] {
         var result: [(Int, String)] = []

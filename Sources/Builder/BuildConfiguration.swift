@@ -17,6 +17,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var imageArgs: [String: URL]
     public var skipIfPublished: ImageReference?
     public var lock: String?
+    /// nil: the repository plus the inputs digest.
+    public var lockKey: String?
     public var lockTimeout: Duration
     public var lockTTL: Duration
     public var tag: ImageReference?
@@ -114,6 +116,7 @@ public struct BuildConfiguration: Sendable, Equatable {
         if let lock, !(lock.hasPrefix("file:") || lock.hasPrefix("git:")) {
             throw ValidationError("LOCK / --lock=\(lock): expected file:<dir> or git:<uri>")
         }
+        lockKey = value(flags.lockKey, "LOCK_KEY")
         lockTimeout = try Self.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
         lockTTL = try Self.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
 

@@ -29,8 +29,11 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("skip-if-published"), help: "Reuse an image of this repository built from the same inputs. Env: SKIP_IF_PUBLISHED")
     public var skipIfPublished: String?
 
-    @Option(help: "Serialise builds: file:<dir> or git:<uri> (the key is repository plus inputs digest). Env: LOCK")
+    @Option(help: "Serialise builds: file:<dir> or git:<uri>. Env: LOCK")
     public var lock: String?
+
+    @Option(name: .customLong("lock-key"), help: "What the lock serialises. Env: LOCK_KEY (default: the repository plus the inputs digest)")
+    public var lockKey: String?
 
     @Option(name: .customLong("lock-timeout"), help: "How long to wait for the lock: 90s, 10m, 1h. Env: LOCK_TIMEOUT (default: 30m)")
     public var lockTimeout: String?

@@ -23,19 +23,23 @@ public struct ImageBuild {
         public var inputs: Digest
         public var revision: String?
         public var branch: String?
+        /// True when `SKIP_IF_PUBLISHED` found the image and nothing was built.
+        public var reused: Bool
     }
 
     let configuration: BuildConfiguration
     let log: Log
     let runner: any CommandRunner
     let environment: [String: String]
+    let progress: StatusLine
 
     public init(_ configuration: BuildConfiguration, log: Log, environment: [String: String] = ProcessInfo.processInfo.environment,
-                runner: any CommandRunner = SpawnCommandRunner()) {
+                runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false)) {
         self.configuration = configuration
         self.log = log
         self.runner = runner
         self.environment = environment
+        self.progress = progress
     }
 
     public struct Unsupported: Error, Sendable, CustomStringConvertible {
@@ -43,25 +47,52 @@ public struct ImageBuild {
     }
 
     public func run() throws -> Result {
-        if !configuration.imageArgs.isEmpty {
-            throw Unsupported(description: "IMAGE_ARG_* is not available in this build of Slipway yet")
-        }
-        if configuration.skipIfPublished != nil {
-            throw Unsupported(description: "SKIP_IF_PUBLISHED is not available in this build of Slipway yet")
-        }
+        let started = Date()
         let source = try sourceFacts()
+        let scratch = configuration.cache.appendingPathComponent("run-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let temporary = NSTemporaryDirectory().lowercased() == NSTemporaryDirectory() ? NSTemporaryDirectory() : "/tmp"
+        let links = URL(fileURLWithPath: temporary).appendingPathComponent("slipway-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: links, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: links) }
+
+        let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
+        let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
         let inputs = BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
                                  buildArgs: configuration.buildArgs, target: configuration.target,
-                                 platforms: configuration.platforms.map(\.description))
+                                 platforms: configuration.platforms.map(\.description), baseDigests: bases.baseDigests)
         let inputsDigest = try inputs.digest()
         log.info("inputs \(inputsDigest)" + (source.revision.map { " at \($0.prefix(12))" } ?? "") + (source.branch.map { " on \($0)" } ?? ""))
+        var timings = Timings(started: started)
+        timings.mark("resolve")
 
-        if let lock = configuration.lock {
-            let key = (configuration.tag.map { "\($0.registry)/\($0.repository)" } ?? "local") + "@" + inputsDigest.rawValue
-            let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL)
-            return try withBuildLock(spec, log: log, runner: runner) { try build(source: source, inputs: inputsDigest) }
+        let published = try configuration.skipIfPublished.map {
+            PublishedImages(repository: $0, client: try access.client(for: $0.registry), log: log)
         }
-        return try build(source: source, inputs: inputsDigest)
+        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch)
+        if let reused = try reuse(run, timings: &timings) { return reused }
+        guard let lock = configuration.lock else { return try build(run, timings: &timings) }
+        let repository = configuration.tag ?? configuration.skipIfPublished
+        let key = configuration.lockKey ?? ((repository.map(\.name) ?? "local") + "@" + inputsDigest.rawValue)
+        let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL)
+        return try withBuildLock(spec, log: log, runner: runner) {
+            // Whoever held the lock may have published these inputs meanwhile.
+            var timings = timings
+            timings.mark("lock")
+            if let reused = try reuse(run, timings: &timings) { return reused }
+            return try build(run, timings: &timings)
+        }
+    }
+
+    /// What one run knows before it builds.
+    struct Run {
+        var source: SourceFacts
+        var inputs: Digest
+        var bases: BaseResolution
+        var access: RegistryAccess
+        var published: PublishedImages?
+        var scratch: URL
     }
 
     struct SourceFacts {
@@ -102,66 +133,127 @@ public struct ImageBuild {
         return facts
     }
 
-    func build(source: SourceFacts, inputs: Digest) throws -> Result {
-        let buildah = Buildah(storage: configuration.cache, log: log, runner: runner)
+    /// The published image with the same inputs written to `image/`, or nil (no buildah call either way).
+    func reuse(_ run: Run, timings: inout Timings) throws -> Result? {
+        guard let published = run.published, let found = try published.find(run.inputs) else { return nil }
+        log.info("\(published.repository.name):\(PublishedImages.tag(run.inputs)) has these inputs: reusing \(found.digest), no build")
+        let output = try prepareOutput()
+        let image = try published.fetch(found, into: output.appendingPathComponent("oci"), revision: run.source.revision)
+        if case .image = image.manifest {
+            try DockerArchive.write(image, repoTags: [repoTag], to: output.appendingPathComponent("image.tar"))
+        }
+        timings.mark("fetch")
+        try writeRecords(image: image, run: run, reused: true, timings: timings, output: output)
+        try pushIfAsked(image)
+        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
+    }
+
+    func build(_ run: Run, timings: inout Timings) throws -> Result {
+        let buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
         try buildah.check()
-        var labels: [String: String] = ["dev.slipway.inputs": inputs.rawValue]
-        if let revision = source.revision { labels["org.opencontainers.image.revision"] = revision }
-        if let origin = source.origin { labels["org.opencontainers.image.source"] = origin }
-        if let branch = source.branch { labels["dev.slipway.branch"] = branch }
-        if let time = source.time {
+        var labels: [String: String] = ["dev.slipway.inputs": run.inputs.rawValue]
+        if let revision = run.source.revision { labels["org.opencontainers.image.revision"] = revision }
+        if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
+        if let branch = run.source.branch { labels["dev.slipway.branch"] = branch }
+        if let base = run.bases.final {
+            labels["org.opencontainers.image.base.name"] = base.name
+            labels["org.opencontainers.image.base.digest"] = base.digest.rawValue
+        }
+        if let time = run.source.time {
             labels["org.opencontainers.image.created"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
         }
         labels.merge(configuration.labels) { $1 }
         let name = "localhost/slipway-build:\(UUID().uuidString.prefix(12).lowercased())"
         defer { buildah.remove(name) }
-        let started = Date()
-        _ = try buildah.build(context: configuration.context, dockerfile: configuration.dockerfile, name: name,
-                              target: configuration.target, buildArgs: configuration.buildArgs, labels: labels,
-                              timestamp: source.time, platforms: configuration.platforms.map(\.description))
-        let built = Date()
+        let options = try run.access.buildahOptions(hosts: run.bases.hosts, scratch: run.scratch)
+        _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
+                              target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
+                              timestamp: run.source.time, platforms: configuration.platforms.map(\.description), options: options)
+        timings.mark("build")
 
-        let output = configuration.output
-        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        for stale in ["oci", "image.tar", "digest", "build.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
+        let output = try prepareOutput()
         if configuration.platforms.count > 1 {
             // An index in oci/; a docker-archive cannot hold several platforms, so no image.tar.
             try buildah.pushList(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
         } else {
             try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
-            let repoTag = configuration.tag.map { "\($0.registry)/\($0.repository):\($0.tag?.rawValue ?? "latest")" } ?? "slipway/build:latest"
             try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
         }
         let image = try OCILayout(opening: output.appendingPathComponent("oci")).image(named: "latest")
-        try Data(image.descriptor.digest.rawValue.utf8).write(to: output.appendingPathComponent("digest"))
-        let exported = Date()
+        timings.mark("export")
+        if let published = run.published {
+            try published.publish(image, inputs: run.inputs)
+            timings.mark("publish")
+        }
+        try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
+        try pushIfAsked(image)
+        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
+    }
 
+    /// `image/`, emptied of a previous run's files.
+    func prepareOutput() throws -> URL {
+        let output = configuration.output
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        for stale in ["oci", "image.tar", "digest", "build.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
+        return output
+    }
+
+    /// The name image.tar gives the image (`docker load` tags it so).
+    var repoTag: String {
+        configuration.tag.map { "\($0.name):\($0.tag?.rawValue ?? "latest")" } ?? "slipway/build:latest"
+    }
+
+    /// `digest` and `build.json`.
+    func writeRecords(image: LayoutImage, run: Run, reused: Bool, timings: Timings, output: URL) throws {
+        try Data(image.descriptor.digest.rawValue.utf8).write(to: output.appendingPathComponent("digest"))
+        struct Base: Encodable {
+            var reference: String
+            var name: String
+            var digest: String
+        }
         struct Record: Encodable {
             var digest: String
             var inputs: String
+            var reused: Bool
             var revision: String?
             var branch: String?
             var baseDigests: [String: String]
+            var bases: [Base]
             var durations: [String: Double]
         }
-        let record = Record(digest: image.descriptor.digest.rawValue, inputs: inputs.rawValue, revision: source.revision, branch: source.branch,
-                            baseDigests: [:], durations: ["build": built.timeIntervalSince(started).rounded(toPlaces: 3),
-                                                          "export": exported.timeIntervalSince(built).rounded(toPlaces: 3)])
+        let record = Record(digest: image.descriptor.digest.rawValue, inputs: run.inputs.rawValue, reused: reused,
+                            revision: run.source.revision, branch: run.source.branch,
+                            baseDigests: run.bases.baseDigests.mapValues(\.rawValue),
+                            bases: run.bases.bases.map { Base(reference: $0.reference, name: $0.name, digest: $0.digest.rawValue) },
+                            durations: timings.durations)
         try CanonicalJSON.encode(record).write(to: output.appendingPathComponent("build.json"))
+    }
 
-        if configuration.push, let tag = configuration.tag {
-            var credentials: Credentials?
-            if let username = configuration.registryUsername, let password = configuration.registryPassword {
-                credentials = .basic(username: username, password: password)
-            }
-            let certificates = try configuration.registryCACerts.map { [try String(contentsOf: $0, encoding: .utf8)] } ?? []
-            let client = try RegistryClient(host: tag.registry, credentials: credentials,
-                                            credentialLookup: DockerConfigCredentials(environment: environment),
-                                            insecure: configuration.registryInsecure, caCertificates: certificates, log: log)
-            let report = try ImageTransfer(log: log).push(image, with: client, to: tag.repository, tags: [tag.tag ?? .latest])
-            log.info("pushed \(tag) (\(report.digest)): \(report.uploaded) blobs uploaded, \(report.present) already there")
-        }
-        return Result(digest: image.descriptor.digest, inputs: inputs, revision: source.revision, branch: source.branch)
+    /// `--push`: the image to `--tag`.
+    func pushIfAsked(_ image: LayoutImage) throws {
+        guard configuration.push, let tag = configuration.tag else { return }
+        let client = try RegistryAccess(configuration: configuration, environment: environment, log: log).client(for: tag.registry)
+        let report = try ImageTransfer(log: log).push(image, with: client, to: tag.repository, tags: [tag.tag ?? .latest])
+        log.info("pushed \(tag) (\(report.digest)): \(report.uploaded) blobs uploaded, \(report.present) already there")
+    }
+}
+
+/// How long each phase of a run took, for build.json.
+struct Timings {
+    private var last: Date
+    private let started: Date
+    private(set) var durations: [String: Double] = [:]
+
+    init(started: Date) {
+        self.started = started
+        self.last = started
+    }
+
+    mutating func mark(_ phase: String) {
+        let now = Date()
+        durations[phase] = now.timeIntervalSince(last).rounded(toPlaces: 3)
+        durations["total"] = now.timeIntervalSince(started).rounded(toPlaces: 3)
+        last = now
     }
 }
 

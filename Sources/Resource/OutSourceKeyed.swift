@@ -136,7 +136,9 @@ extension Out {
     }
 
     /// The commit the image was built from: `version_from`'s `ref` (our get) or `.git/ref`
-    /// (a git-resource get), else the image's revision label.
+    /// (a git-resource get), else the `org.opencontainers.image.revision` annotation of the
+    /// layout's `index.json` entry (build-task writes it when `SKIP_IF_PUBLISHED` reused an
+    /// image first built from another commit), else the image's revision label.
     func commit(of image: LayoutImage, params: InputObject, directory: URL) throws -> GitCommitID {
         if let from = try params.string("version_from") {
             let base = directory.appendingPathComponent(from)
@@ -148,6 +150,10 @@ extension Out {
                 }
             }
             throw params.invalid("version_from", "\(base.path) has no ref file (give the directory of a get of this resource)")
+        }
+        if let entries = try? image.layout.index().manifests, entries.count == 1,
+           let annotated = entries[0].annotations?[Self.revisionLabel] {
+            do { return try GitCommitID(annotated) } catch { throw InputError("the layout's \(Self.revisionLabel) annotation: \(error)") }
         }
         let labels = try anyConfiguration(of: image).config?.labels ?? [:]
         guard let text = labels[Self.revisionLabel] else {

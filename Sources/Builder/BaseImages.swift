@@ -1,0 +1,215 @@
+import Archive
+import BuildContext
+import Console
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+
+/// A base image of a build, resolved to the exact digest the build uses.
+public struct BaseImage: Sendable, Equatable {
+    /// How the inputs digest names it: the reference `FROM` gives after `ARG` substitution,
+    /// or `image-arg:<name>` for an `IMAGE_ARG_<name>` directory (whose path varies by run).
+    public var reference: String
+    /// The fully qualified name for `org.opencontainers.image.base.name`.
+    public var name: String
+    public var digest: Digest
+}
+
+/// The bases of a build and the Dockerfile buildah is given (DESIGN §6; step 7 §1).
+///
+/// Each external `FROM` (not `scratch`, not an earlier stage), once `ARG` defaults and build
+/// args are applied, is resolved in its registry to a digest: the manifest for the build's
+/// platform when the base is an index and one platform is built, else the index. The
+/// Dockerfile handed to buildah names `repository@digest` instead, so the image is built
+/// from exactly the bases its inputs digest and labels name, even if a tag moves meanwhile.
+///
+/// `IMAGE_ARG_<name>=<dir>` gives a base from a get directory (our `in`, registry-image or
+/// oci-build-task output: an OCI layout, `oci/`, or `image.tar` as OCI or docker archive):
+/// the build arg `<name>` becomes buildah's `oci:`/`oci-archive:`/`docker-archive:`
+/// reference to it, so `FROM ${name}` reads it from disk with no registry access.
+struct BaseResolution {
+    var bases: [BaseImage]
+    /// The bases by the reference `FROM` wrote, for build.json.
+    var baseDigests: [String: Digest] { Dictionary(bases.map { ($0.reference, $0.digest) }, uniquingKeysWith: { first, _ in first }) }
+    /// The base of the stage the build ends with, for the base labels (nil: scratch).
+    var final: BaseImage?
+    /// The build args for buildah: the configured ones plus the image args' references.
+    var buildArgs: [String: String]
+    /// The Dockerfile to build: the pinned copy, or the original when nothing was pinned.
+    var dockerfile: URL
+    /// Registries buildah pulls from, for its auth file.
+    var hosts: [RegistryHost]
+}
+
+struct BaseResolver {
+    let configuration: BuildConfiguration
+    let access: RegistryAccess
+    let log: Log
+
+    /// - Parameter links: a directory with a lowercase path: buildah names an `oci:` base
+    ///   after its path and refuses one with capitals, so image args are reached through links here.
+    func resolve(scratch: URL, links: URL) throws -> BaseResolution {
+        var buildArgs = configuration.buildArgs
+        var local: [String: BaseImage] = [:]  // buildah reference → base
+        for (name, directory) in configuration.imageArgs.sorted(by: { $0.key < $1.key }) {
+            let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
+                                             links: links)
+            buildArgs[name] = argument.buildahReference
+            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.labelName, digest: argument.digest)
+            log.info("base \(name) from \(directory.path): \(argument.digest)")
+        }
+
+        let text: String
+        do { text = try String(contentsOf: configuration.dockerfile, encoding: .utf8) } catch {
+            throw ImageBuild.Unsupported(description: "cannot read the Dockerfile \(configuration.dockerfile.path)")
+        }
+        let stages: DockerfileStages
+        do { stages = try DockerfileStages(text, buildArgs: buildArgs) } catch {
+            // buildah's own message says it best; the build fails there, with no bases resolved.
+            log.info("\(configuration.dockerfile.lastPathComponent): \(error)")
+            return BaseResolution(bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
+        }
+
+        var resolved: [String: BaseImage] = [:]  // FROM's base → base
+        var replacements: [String: String] = [:]
+        var hosts: [RegistryHost] = []
+        for written in stages.externalBases {
+            if let base = local[written] {
+                resolved[written] = base
+                continue
+            }
+            let reference: ImageReference
+            do { reference = try ImageReference(written) } catch {
+                throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
+            }
+            let digest = try resolve(reference, written: written)
+            resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest)
+            replacements[written] = "\(reference.name)@\(digest)"
+            if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
+            log.info("base \(written): \(digest)")
+        }
+
+        var dockerfile = configuration.dockerfile
+        if !replacements.isEmpty {
+            let pinned: String
+            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, replacements: replacements) } catch {
+                throw ImageBuild.Unsupported(description: "\(configuration.dockerfile.lastPathComponent): \(error)")
+            }
+            dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
+            try Data(pinned.utf8).write(to: dockerfile)
+        }
+        let bases = stages.externalBases.compactMap { resolved[$0] }
+        return BaseResolution(bases: bases, final: finalBase(stages, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts)
+    }
+
+    /// The digest of `reference` in its registry; for one platform, that platform's manifest.
+    func resolve(_ reference: ImageReference, written: String) throws -> Digest {
+        if let digest = reference.digest { return digest }
+        do {
+            let client = try access.client(for: reference.registry)
+            guard let top = try client.manifestDescriptor(reference.repository, reference.reference) else {
+                throw ImageBuild.Unsupported(description: "the base image \(written) does not exist (\(reference) was not found in its registry)")
+            }
+            guard top.mediaType.isIndex, configuration.platforms.count <= 1 else { return top.digest }
+            let response = try client.manifest(reference.repository, .digest(top.digest))
+            guard case .index(let index) = try response.decode() else { return top.digest }
+            return try index.choose(configuration.platforms.first, image: written).digest
+        } catch let error as ImageBuild.Unsupported {
+            throw error
+        } catch {
+            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error)")
+        }
+    }
+
+    /// The base of the stage the build ends with (`TARGET`, else the last), following
+    /// stages built on earlier stages; nil when that chain starts from scratch.
+    func finalBase(_ stages: DockerfileStages, _ resolved: [String: BaseImage]) -> BaseImage? {
+        var stage = stages.stages.last
+        if let target = configuration.target?.lowercased() {
+            stage = stages.stages.first { $0.name == target } ?? stage
+        }
+        var seen = 0
+        while let current = stage, seen < stages.stages.count {
+            if let base = resolved[current.base] { return base }
+            stage = stages.stages.first { $0.name != nil && $0.name == current.base.lowercased() }
+            seen += 1
+        }
+        return nil
+    }
+}
+
+/// An `IMAGE_ARG_<name>` directory: a get of our resource, registry-image or oci-build-task.
+struct ImageArgument {
+    var buildahReference: String
+    var digest: Digest
+    var labelName: String
+
+    init(name: String, directory: URL, scratch: URL, links: URL) throws {
+        let manager = FileManager.default
+        func exists(_ path: String) -> Bool { manager.fileExists(atPath: directory.appendingPathComponent(path).path) }
+        func read(_ file: String) -> String? {
+            (try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty
+        }
+        let image: URL
+        var isDirectory: ObjCBool = false
+        manager.fileExists(atPath: directory.path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue {
+            image = directory
+        } else if exists("oci-layout") {
+            image = directory
+        } else if exists("oci/oci-layout") {
+            image = directory.appendingPathComponent("oci")
+        } else if exists("image.tar") {
+            image = directory.appendingPathComponent("image.tar")
+        } else if exists("rootfs") {
+            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
+        } else {
+            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/ or image.tar)")
+        }
+
+        var isLayout: ObjCBool = false
+        manager.fileExists(atPath: image.path, isDirectory: &isLayout)
+        let link = links.appendingPathComponent(name.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } + "-\(UUID().uuidString.prefix(8).lowercased())")
+        try manager.createSymbolicLink(at: link, withDestinationURL: image)
+        if isLayout.boolValue {
+            let layout = try OCILayout(opening: image)
+            let entry = try layout.image()
+            let refName = try layout.index().manifests.first?.annotations?[OCILayout.refName]
+            buildahReference = "oci:\(link.path)" + (refName.map { ":\($0)" } ?? "")
+            digest = entry.descriptor.digest
+        } else {
+            let oci = try Self.isOCIArchive(image)
+            buildahReference = (oci ? "oci-archive:" : "docker-archive:") + link.path
+            // The registry's digest when the get wrote one; else the archive's own.
+            if let text = read("digest"), let recorded = try? Digest(text) {
+                digest = recorded
+            } else {
+                try manager.createDirectory(at: scratch, withIntermediateDirectories: true)
+                digest = try ImageInput.open(image, scratch: scratch).descriptor.digest
+            }
+        }
+        if isDirectory.boolValue, let text = read("digest"), let recorded = try? Digest(text) { digest = recorded }
+        let repository = isDirectory.boolValue ? read("repository") : nil
+        labelName = repository.map { $0 + (read("tag").map { ":\($0)" } ?? "") } ?? name
+    }
+
+    /// An OCI archive has `oci-layout` at its root; a docker-archive has `manifest.json`
+    /// (Docker 25 writes both: docker-archive then, which buildah reads either way).
+    static func isOCIArchive(_ file: URL) throws -> Bool {
+        let (source, _) = try decompressing(try FileSource(path: file.path))
+        let reader = TarReader(source)
+        var sawLayout = false
+        while let header = try reader.next() {
+            let name = header.name.hasPrefix("./") ? String(header.name.dropFirst(2)) : header.name
+            if name == "manifest.json" { return false }
+            if name == "oci-layout" { sawLayout = true }
+        }
+        return sawLayout
+    }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}

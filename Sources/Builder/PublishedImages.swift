@@ -1,0 +1,49 @@
+import Console
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import Transfer
+
+/// `SKIP_IF_PUBLISHED=<repository>`: images published under their inputs digest, so
+/// identical inputs on many branches build once (DESIGN §6).
+///
+/// After a build, build-task pushes the image to that repository as `inputs-<hex>`, the
+/// inputs digest's hex: a content-addressed cache tag, found again with one HEAD request. A
+/// later run with the same inputs finds it and writes it to `image/` instead of building.
+/// The lookup happens before the lock and again once the lock is held, so builds of the
+/// same inputs that waited on each other build once.
+struct PublishedImages {
+    let repository: ImageReference
+    let client: RegistryClient
+    let log: Log
+
+    static func tag(_ inputs: Digest) -> Tag {
+        // 7 + 64 characters: within the 128 a tag may have.
+        (try? Tag("inputs-\(inputs.encoded)")) ?? .latest
+    }
+
+    /// The published image with these inputs, or nil.
+    func find(_ inputs: Digest) throws -> Descriptor? {
+        try client.manifestDescriptor(repository.repository, .tag(Self.tag(inputs)))
+    }
+
+    /// Publishes `image` under its inputs tag.
+    func publish(_ image: LayoutImage, inputs: Digest) throws {
+        let report = try ImageTransfer(log: log).push(image, with: client, to: repository.repository, tags: [Self.tag(inputs)])
+        log.info("published \(repository.name):\(Self.tag(inputs)) (\(report.digest)) for SKIP_IF_PUBLISHED")
+    }
+
+    /// Writes the published image to `output/oci` (every platform) and returns it. The
+    /// layout's `index.json` entry carries `org.opencontainers.image.revision` for the commit
+    /// of this run, which `out` prefers to the config's label (the commit that first built it).
+    func fetch(_ descriptor: Descriptor, into directory: URL, revision: String?) throws -> LayoutImage {
+        let layout = try OCILayout.create(at: directory)
+        let image = try ImageTransfer(log: log).pull(repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
+        var entry = image.descriptor
+        entry.annotations = [OCILayout.refName: "latest"]
+        if let revision { entry.annotations?["org.opencontainers.image.revision"] = revision }
+        try layout.writeIndex(ImageIndex(manifests: [entry]))
+        return try layout.image(named: "latest")
+    }
+}

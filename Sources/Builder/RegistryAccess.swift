@@ -1,0 +1,68 @@
+import Console
+import Foundation
+import OCI
+import Registry
+
+/// How build-task reaches registries (DESIGN §6): for `SKIP_IF_PUBLISHED`, `--push` and
+/// resolving base images, with one set of settings.
+///
+/// Credentials: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are sent to every registry the build
+/// touches (one registry is the common case); otherwise each host's entry in
+/// `$DOCKER_CONFIG/config.json` (credential helpers included), else anonymous.
+/// `REGISTRY_INSECURE` allows plain HTTP; `REGISTRY_CA_CERTS` adds a PEM file of CAs.
+struct RegistryAccess {
+    let configuration: BuildConfiguration
+    let environment: [String: String]
+    let log: Log
+
+    func client(for host: RegistryHost) throws -> RegistryClient {
+        var credentials: Credentials?
+        if let username = configuration.registryUsername, let password = configuration.registryPassword {
+            credentials = .basic(username: username, password: password)
+        }
+        return try RegistryClient(host: host, credentials: credentials,
+                                  credentialLookup: DockerConfigCredentials(environment: environment),
+                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), log: log)
+    }
+
+    func caCertificates() throws -> [String] {
+        guard let file = configuration.registryCACerts else { return [] }
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw ImageBuild.Unsupported(description: "REGISTRY_CA_CERTS=\(file.path): cannot read it")
+        }
+        return [text]
+    }
+
+    /// The same access for buildah, which pulls the bases itself: an auth file, TLS
+    /// verification and a certificate directory, written under `scratch` (mode 0600, never
+    /// on the command line).
+    func buildahOptions(hosts: [RegistryHost], scratch: URL) throws -> [String] {
+        var options: [String] = []
+        if configuration.registryInsecure { options += ["--tls-verify=false"] }
+        if let username = configuration.registryUsername, let password = configuration.registryPassword, !hosts.isEmpty {
+            var auths: [String: [String: String]] = [:]
+            let token = Data("\(username):\(password)".utf8).base64EncodedString()
+            for host in hosts { auths[host.rawValue] = ["auth": token] }
+            let file = scratch.appendingPathComponent("auth.json")
+            try writePrivate(try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys]), to: file)
+            options += ["--authfile", file.path]
+        } else if let directory = environment["DOCKER_CONFIG"], !directory.isEmpty,
+                  FileManager.default.fileExists(atPath: directory + "/config.json") {
+            options += ["--authfile", directory + "/config.json"]
+        }
+        if let file = configuration.registryCACerts {
+            let directory = scratch.appendingPathComponent("certs")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try Data(contentsOf: file).write(to: directory.appendingPathComponent("ca.crt"))
+            options += ["--cert-dir", directory.path]
+        }
+        return options
+    }
+
+    private func writePrivate(_ data: Data, to file: URL) throws {
+        FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        let handle = try FileHandle(forWritingTo: file)
+        defer { try? handle.close() }
+        try handle.write(contentsOf: data)
+    }
+}
