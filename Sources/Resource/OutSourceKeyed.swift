@@ -63,7 +63,7 @@ extension Out {
         let image = try ImageInput.open(try Self.match(pattern, in: directory), scratch: scratch.appendingPathComponent("image"))
         let commit = try self.commit(of: image, params: params, directory: directory)
         let change = try detector.change(at: commit)
-        let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, tagFile: change.tagFileValue)
+        let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, tagFile: change.tagFileValue, release: change.release)
 
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }

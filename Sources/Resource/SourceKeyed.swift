@@ -64,7 +64,7 @@ public struct SourceKeyed: Sendable {
 
     /// The immutable tag of a change: the first template rendered for it.
     public func immutableTag(for change: SourceChange) throws -> Tag {
-        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, tagFile: change.tagFileValue)
+        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, tagFile: change.tagFileValue, release: change.release)
         do { return try templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
     }
 }

@@ -11,26 +11,30 @@ public struct TagContext: Sendable, Equatable {
     public var base: Digest?
     /// The tag file's value at the commit.
     public var tagFile: String?
+    /// The git tag name of the version in release mode (`git.tag_filter`/`tag_regex`).
+    public var release: String?
 
-    public init(commit: String, branch: String? = nil, base: Digest? = nil, tagFile: String? = nil) {
+    public init(commit: String, branch: String? = nil, base: Digest? = nil, tagFile: String? = nil, release: String? = nil) {
         self.commit = commit
         self.branch = branch
         self.base = base
         self.tagFile = tagFile
+        self.release = release
     }
 }
 
 /// A tag template such as `{short_ref}` or `{branch}-latest` (DESIGN §5).
 ///
 /// Placeholders: `{ref}` (the 40-hex commit), `{short_ref}` (its first 12), `{branch}`,
-/// `{short_base}` (12 hex of the base digest), `{tag_file}`. The rendered text is made a
+/// `{short_base}` (12 hex of the base digest), `{tag_file}`, `{release}` (the git tag of a
+/// release-mode version, e.g. `{release}-base` for seed 000's `v2.1.0-base`). The rendered text is made a
 /// valid tag by `TagSanitizer`, so a branch like `feature/Login#12` still gives a tag.
 public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
     public struct ValidationError: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
-    public static let placeholders = ["ref", "short_ref", "branch", "short_base", "tag_file"]
+    public static let placeholders = ["ref", "short_ref", "branch", "short_base", "tag_file", "release"]
     public let description: String
 
     public init(_ text: String) throws(ValidationError) {
@@ -67,6 +71,7 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         try fill("branch", context.branch)
         try fill("short_base", context.base.map { String($0.encoded.prefix(12)) })
         try fill("tag_file", context.tagFile)
+        try fill("release", context.release)
         return TagSanitizer.tag(text)
     }
 }
