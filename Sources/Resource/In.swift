@@ -72,6 +72,9 @@ public struct In {
         try write(key.commit.rawValue, to: directory, "ref")
         try write(tag.rawValue, to: directory, "tag")
         try write(repositoryName(source), to: directory, "repository")
+        // The version's other fields as files, for tasks (a build arg from the tag file value).
+        if let value = version.tag_file { try write(value, to: directory, "tag_file") }
+        if let release = key.release { try write(release, to: directory, "release") }
         var metadata: [[String: String]] = [["name": "commit", "value": key.commit.rawValue]]
         if checkout {
             let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)

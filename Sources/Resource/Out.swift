@@ -25,6 +25,7 @@ public struct Out {
     }
 
     static let paramKeys = ["image", "version", "bump_aliases", "additional_tags", "tag_prefix", "promote"]
+    static let promoteKeys = ["from", "to", "release", "repository", "username", "password"]
 
     public func run(input: Data, directory: URL) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "params"])
@@ -38,7 +39,7 @@ public struct Out {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: scratch) }
 
-        if let promote = try params.object("promote", keys: ["from", "to", "repository", "username", "password"], secrets: ["password"]) {
+        if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
             for key in ["image", "version", "bump_aliases", "additional_tags"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
@@ -115,8 +116,7 @@ public struct Out {
     func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log) throws
         -> (digest: Digest, repository: Repository, tags: [String]) {
         let from = try promote.requiredString("from")
-        guard let names = try promote.strings("to"), !names.isEmpty else { throw InputError("params.promote.to is required: the tags to add") }
-        let tags = try names.map { name in
+        var tags = try (promote.strings("to") ?? []).map { name in
             do { return try Tag(name) } catch { throw promote.invalid("to", "\(error)") }
         }
         let digest: Digest
@@ -149,6 +149,18 @@ public struct Out {
                                                  caCertificates: source.caCertificates, retry: retry, log: log)
             }
         }
+        // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
+        if let release = try promote.string("release") {
+            let text = ((try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let version = SemanticVersion(text) else {
+                throw promote.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
+            }
+            let existing = try destination.tags(repository).compactMap { SemanticVersion($0.rawValue) }
+            tags += ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
+        }
+        guard !tags.isEmpty else { throw InputError("params.promote.to (or promote.release) is required: the tags to add") }
+        let names = tags.map(\.rawValue)
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")

@@ -45,7 +45,7 @@ extension Out {
             ]))
         }
 
-        if let promote = try params.object("promote", keys: ["from", "to", "repository", "username", "password"], secrets: ["password"]) {
+        if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
             for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
