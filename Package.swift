@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
-        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

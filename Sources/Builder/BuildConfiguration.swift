@@ -31,6 +31,15 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var registryInsecure: Bool
     public var registryCACerts: URL?
 
+    /// Every environment variable build-task reads, and the prefixes of the families
+    /// (`BUILD_ARG_<name>`, …): what a task's `params:` may set.
+    public static let variables: Set<String> = [
+        "CONTEXT", "DOCKERFILE", "TARGET", "TARGET_FILE", "BUILD_ARGS_FILE", "LABELS_FILE", "IMAGE_PLATFORM",
+        "SKIP_IF_PUBLISHED", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL", "OUTPUT", "BRANCH", "CACHE",
+        "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
+    ]
+    public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_"]
+
     public struct ValidationError: Error, Sendable, CustomStringConvertible {
         public let description: String
         init(_ description: String) { self.description = description }
