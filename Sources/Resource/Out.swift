@@ -119,6 +119,9 @@ public struct Out {
         var tags = try (promote.strings("to") ?? []).map { name in
             do { return try Tag(name) } catch { throw promote.invalid("to", "\(error)") }
         }
+        guard !tags.isEmpty || promote.has("release") else {
+            throw InputError("params.promote.to is required (or promote.release): the tags to add")
+        }
         let digest: Digest
         let fromDirectory = directory.appendingPathComponent(from).appendingPathComponent("digest")
         if let text = try? String(contentsOf: fromDirectory, encoding: .utf8) {
@@ -159,7 +162,6 @@ public struct Out {
             let existing = try destination.tags(repository).compactMap { SemanticVersion($0.rawValue) }
             tags += ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
         }
-        guard !tags.isEmpty else { throw InputError("params.promote.to (or promote.release) is required: the tags to add") }
         let names = tags.map(\.rawValue)
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)

@@ -48,7 +48,7 @@ public enum PipelineUsage {
             _ = try promote.string("release")
             _ = try promote.string("repository")
             guard promote.has("to") || promote.has("release") else {
-                throw InputError("params.promote.to (or promote.release) is required: the tags to add")
+                throw InputError("params.promote.to is required (or promote.release): the tags to add")
             }
         }
         guard ["image", "promote", "bump_tag_file", "prune"].contains(where: params.has) else {

@@ -45,7 +45,8 @@ struct InSourceKeyedTests {
                     let bare = directory.appending("bare")
                     let quiet = try runIn(#"{"source":\#(source),"version":{"ref":"\#(later)","tag_file":"2.1"},"params":{"source":false}}"#, directory: bare)
                     #expect(quiet.succeeded, "\(quiet.stderrString)")
-                    #expect(try FileManager.default.contentsOfDirectory(atPath: bare.path).sorted() == ["ref", "repository", "tag"])
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: bare.path).sorted() == ["ref", "repository", "tag", "tag_file"])
+                    #expect(try String(contentsOf: bare.appendingPathComponent("tag_file"), encoding: .utf8) == "2.1")
                 }
             }
         }
