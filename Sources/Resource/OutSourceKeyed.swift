@@ -26,12 +26,22 @@ extension Out {
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
-        if params.has("prune") { throw params.invalid("prune", "not available in this build yet (see the README's Status)") }
         let client = try source.client(log: log, retry: retry)
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
+
+        if let prune = try params.object("prune", keys: Self.pruneKeys) {
+            for key in ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file"] where params.has(key) {
+                throw params.invalid(key, "not used with prune, which only removes tags; use a put of its own")
+            }
+            let metadata = try self.prune(prune, keyed: keyed, source: source, client: client, detector: detector, scratch: scratch, log: log)
+            guard let newest = try detector.changes(since: nil).last else {
+                throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
+            }
+            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(newest), metadata: metadata))
+        }
 
         if let bump = try params.string("bump_tag_file") {
             for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {

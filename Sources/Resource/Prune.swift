@@ -1,0 +1,147 @@
+import Foundation
+import OCI
+import TagPolicy
+
+/// The reaper's decisions (DESIGN §5 "Prune"), as a pure function of what the registry and
+/// git hold, so every rule is testable without either.
+///
+/// A tag is a candidate only when the source's tag templates would have made it for the
+/// branch its image was built from (the `dev.slipway.branch` label) and a rule selects it:
+/// that branch no longer exists (`deleted_branches`), or it is an immutable tag beyond the
+/// `keep` newest of its branch. `older_than` spares anything younger. Everything else
+/// (`prod`, `stable`, releases, `latest`, images of other tools) is kept.
+///
+/// Safety is by reachability: every digest a kept tag reaches (its manifest or index and
+/// the index's children) is kept. A candidate whose digest is kept is removed as a tag only
+/// (the registry's delete-by-digest would take every tag on that digest with it); a digest
+/// no kept tag reaches is deleted, with the children of an index that nothing kept reaches.
+struct PrunePlanner {
+    struct Options: Sendable, Equatable {
+        var deletedBranches = true
+        var keep: Int?
+        var olderThan: TimeInterval?
+        var dryRun = true
+        var maxDeletions = 50
+    }
+
+    /// What one tag holds, as read from the registry.
+    struct TagState: Sendable, Equatable {
+        var tag: Tag
+        var digest: Digest
+        /// The children of an index (empty for a manifest).
+        var children: [Digest] = []
+        var branch: String?
+        var revision: String?
+        var created: Date?
+    }
+
+    struct Removal: Sendable, Equatable {
+        var tag: Tag
+        var digest: Digest
+        var reason: String
+    }
+
+    struct Plan: Sendable, Equatable {
+        /// Tags removed on their own (their digest is kept by another tag).
+        var untag: [Removal] = []
+        /// Digests deleted whole, with the tags (all candidates) that point at them.
+        var delete: [(digest: Digest, tags: [Removal])] = []
+        /// Children of deleted indexes that nothing kept reaches.
+        var children: [Digest] = []
+        /// Candidates left for the next run by `max_deletions`.
+        var deferred: [Removal] = []
+        var kept: [Tag] = []
+
+        var removedTags: [Removal] { untag + delete.flatMap(\.tags) }
+
+        static func == (lhs: Plan, rhs: Plan) -> Bool {
+            lhs.untag == rhs.untag && lhs.children == rhs.children && lhs.deferred == rhs.deferred && lhs.kept == rhs.kept
+                && lhs.delete.map(\.digest) == rhs.delete.map(\.digest) && lhs.delete.map(\.tags) == rhs.delete.map(\.tags)
+        }
+    }
+
+    let templates: [TagTemplate]
+    let options: Options
+    let now: Date
+
+    /// The reason `state` should go, or nil to keep it. `live` is the remote's branches.
+    func reason(_ state: TagState, live: Set<String>, rank: [Tag: Int]) -> String? {
+        guard let branch = state.branch, let revision = state.revision else { return nil }
+        let context = TagContext(commit: revision, branch: branch)
+        let made = templates.enumerated().compactMap { index, template in (try? template.render(context)).map { (index, $0) } }
+        guard let (index, _) = made.first(where: { $0.1 == state.tag }) else { return nil }
+        if let olderThan = options.olderThan {
+            guard let created = state.created, now.timeIntervalSince(created) > olderThan else { return nil }
+        }
+        if options.deletedBranches, !live.contains(branch) {
+            return "branch \(branch) no longer exists"
+        }
+        if index == 0, let keep = options.keep, let position = rank[state.tag], position >= keep {
+            return "older than the \(keep) newest images of \(branch)"
+        }
+        return nil
+    }
+
+    func plan(_ states: [TagState], live: Set<String>) -> Plan {
+        // Immutable tags per branch, newest first, for `keep`.
+        var rank: [Tag: Int] = [:]
+        let immutable = states.filter { state in
+            guard let branch = state.branch, let revision = state.revision else { return false }
+            return (try? templates.first?.render(TagContext(commit: revision, branch: branch))) == state.tag
+        }
+        for (_, group) in Dictionary(grouping: immutable, by: { $0.branch ?? "" }) {
+            let ordered = group.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) > ($1.created ?? .distantPast, $1.tag.rawValue) }
+            for (position, state) in ordered.enumerated() { rank[state.tag] = position }
+        }
+
+        var plan = Plan()
+        var candidates: [Removal] = []
+        // Oldest first, so a run capped by max_deletions removes the oldest images.
+        let byAge = states.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) < ($1.created ?? .distantPast, $1.tag.rawValue) }
+        for state in byAge {
+            if let why = reason(state, live: live, rank: rank) {
+                candidates.append(Removal(tag: state.tag, digest: state.digest, reason: why))
+            } else {
+                plan.kept.append(state.tag)
+            }
+        }
+        plan.kept.sort { $0.rawValue < $1.rawValue }
+        let keptStates = states.filter { plan.kept.contains($0.tag) }
+        let reachable = Set(keptStates.flatMap { [$0.digest] + $0.children })
+        let childrenOf = Dictionary(states.map { ($0.digest, $0.children) }, uniquingKeysWith: { first, _ in first })
+
+        var budget = options.maxDeletions
+        var deletedChildren = Set<Digest>()
+        var order: [Digest] = []
+        for candidate in candidates where !order.contains(candidate.digest) { order.append(candidate.digest) }
+        let groups = Dictionary(grouping: candidates, by: \.digest)
+        for digest in order {
+            let sorted = (groups[digest] ?? []).sorted { $0.tag.rawValue < $1.tag.rawValue }
+            guard budget > 0 else {
+                plan.deferred += sorted
+                continue
+            }
+            if reachable.contains(digest) {
+                let taken = Array(sorted.prefix(budget))
+                plan.untag += taken
+                plan.deferred += sorted.dropFirst(taken.count)
+                budget -= taken.count
+            } else {
+                plan.delete.append((digest, sorted))
+                budget -= sorted.count
+                for child in childrenOf[digest] ?? [] where !reachable.contains(child) && deletedChildren.insert(child).inserted {
+                    plan.children.append(child)
+                }
+            }
+        }
+        return plan
+    }
+
+    /// `14d`, `12h`, `30m`, `90s` or plain seconds.
+    static func age(_ text: String) -> TimeInterval? {
+        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
+        if let seconds = TimeInterval(text), seconds >= 0 { return seconds }
+        guard let unit = text.last, let scale = units[unit], let value = TimeInterval(text.dropLast()), value >= 0 else { return nil }
+        return value * scale
+    }
+}

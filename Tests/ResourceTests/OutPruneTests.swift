@@ -1,0 +1,150 @@
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import TestSupport
+import Testing
+import Transfer
+
+/// `out` with `params.prune` against the real registry: what promotion, multi-arch indexes,
+/// deleted branches and retention do to a registry, and that every kept tag still pulls.
+@Suite("out prune: the reaper, safe by reachability", .serialized)
+struct OutPruneTests {
+    let repository = try! Repository("team/app")
+
+    /// Pushes an image (one or several platforms) labelled as build-task labels it.
+    @discardableResult
+    func push(_ client: RegistryClient, tags: [String], branch: String, revision: String, created: Date, seed: String,
+              platforms: [String] = ["amd64"], sharing child: Descriptor? = nil, scratch: URL) throws -> (digest: Digest, children: [Descriptor]) {
+        let layout = try OCILayout.create(at: scratch.appendingPathComponent("layout-\(seed)"))
+        let labels = ["dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
+                      "org.opencontainers.image.created": ISO8601DateFormatter().string(from: created)]
+        var children = try platforms.map { arch in
+            try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: arch), layerCount: 1,
+                                   seed: "\(seed)-\(arch)", labels: labels, addToIndex: false)
+        }
+        if let child { children.append(child) }
+        let top: Descriptor
+        if children.count == 1 {
+            top = children[0]
+        } else {
+            top = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: children)), mediaType: .ociIndex)
+        }
+        if let child {
+            // The shared child's blobs come from the registry: copy them into this layout.
+            let response = try client.manifest(repository, .digest(child.digest))
+            _ = try layout.writeBlob(response.bytes, mediaType: child.mediaType)
+            if case .image(let manifest) = try response.decode() {
+                for blob in [manifest.config] + manifest.layers {
+                    try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest))
+                }
+            }
+        }
+        try layout.addToIndex(top, name: "latest")
+        let image = try layout.image(named: "latest")
+        let tagged = try tags.map { try OCI.Tag($0) }
+        let report = try ImageTransfer().push(image, with: client, to: repository, tags: tagged)
+        return (report.digest, children)
+    }
+
+    func pruneRequest(_ registry: TestRegistry, _ remote: TestGitRepository, _ prune: String) -> String {
+        #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":\#(prune)}}"#
+    }
+
+    /// Every tag pulls completely: skopeo copies all of its platforms.
+    func pullsCompletely(_ registry: TestRegistry, _ tag: String, into directory: URL) -> Bool {
+        let target = directory.appendingPathComponent("pull-\(tag)-\(UUID().uuidString.prefix(6))")
+        let result = try? runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(registry.host)/team/app:\(tag)", "oci:\(target.path):x"])
+        return result?.succeeded == true
+    }
+
+    @Test func deletedBranchesGoWhileEveryKeptTagStillPulls() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let main = try repository.commit("main", files: ["a": "1"])
+                    try repository.branch("feat/gone", checkout: true)
+                    let gone = try repository.commit("gone", files: ["b": "1"])
+                    let gone2 = try repository.commit("gone 2", files: ["b": "2"])
+                    try repository.branch("feat/other", at: "main", checkout: false)
+                    try repository.checkout("main")
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    _ = try repository.git("push", "--quiet", "origin", "--delete", "feat/gone")
+                    let client = try registry.client()
+                    let old = Date().addingTimeInterval(-30 * 86400)
+
+                    // Promotion made prod, staging and the deleted branch's tags share one digest.
+                    let shared = try push(client, tags: [String(gone.prefix(12)), "feat-gone", "staging", "prod"], branch: "feat/gone",
+                                          revision: gone, created: old, seed: "shared", scratch: directory.url)
+                    // A multi-arch image of main (kept), and one of the deleted branch sharing main's arm64 child.
+                    let kept = try push(client, tags: [String(main.prefix(12)), "main"], branch: "main", revision: main, created: old,
+                                        seed: "main", platforms: ["amd64", "arm64"], scratch: directory.url)
+                    let goneIndex = try push(client, tags: [String(gone2.prefix(12))], branch: "feat/gone", revision: gone2, created: old,
+                                             seed: "gone-multi", platforms: ["amd64"], sharing: kept.children[1], scratch: directory.url)
+                    // Not made by any template of this source: never pruned by branch rules.
+                    try push(client, tags: ["nightly"], branch: "feat/gone", revision: gone, created: old, seed: "nightly", scratch: directory.url)
+
+                    // The dry run (the default) changes nothing and says what it would do.
+                    let dry = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
+                    #expect(dry.succeeded, "\(dry.stderrString)")
+                    #expect(dry.stderrString.contains("would remove feat-gone"), "\(dry.stderrString)")
+                    #expect(try client.tags(self.repository).count == 8)
+
+                    let result = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#), directory: directory.url)
+                    #expect(result.succeeded, "\(result.stderrString)")
+                    #expect(try outVersion(result) == ["ref": main], "the newest commit's version")
+                    let left = Set(try client.tags(self.repository).map(\.rawValue))
+                    #expect(left == ["staging", "prod", "nightly", String(main.prefix(12)), "main"], "\(left)")
+                    // Every kept tag still pulls completely: the shared digest and main's arm64 child survived.
+                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
+                    #expect(try client.manifestDescriptor(self.repository, .digest(shared.digest)) != nil)
+                    #expect(try client.manifestDescriptor(self.repository, .digest(kept.children[1].digest)) != nil, "a kept index's child")
+                    // The deleted branch's own index and its unshared child are gone.
+                    #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.digest)) == nil)
+                    #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.children[0].digest)) == nil)
+                }
+            }
+        }
+    }
+
+    @Test func retentionKeepsTheNewestAndTheCapLimitsARun() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    var commits: [String] = []
+                    for index in 0..<5 { commits.append(try repository.commit("c\(index)", files: ["f": "\(index)"])) }
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    let client = try registry.client()
+                    for (index, commit) in commits.enumerated() {
+                        let created = Date().addingTimeInterval(TimeInterval(-86400 * (30 - index)))
+                        try push(client, tags: [String(commit.prefix(12))] + (index == 4 ? ["main"] : []), branch: "main", revision: commit,
+                                 created: created, seed: "c\(index)", scratch: directory.url)
+                    }
+                    // keep 2, at most 2 deletions this run: c0 and c1 go, c2 waits for the next run.
+                    let first = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false,"max_deletions":2}"#),
+                                           directory: directory.url)
+                    #expect(first.succeeded, "\(first.stderrString)")
+                    #expect(first.stderrString.contains("for the next run"))
+                    var left = Set(try client.tags(self.repository).map(\.rawValue))
+                    #expect(left == Set(commits[2...].map { String($0.prefix(12)) } + ["main"]), "\(left)")
+                    let second = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false}"#), directory: directory.url)
+                    #expect(second.succeeded, "\(second.stderrString)")
+                    left = Set(try client.tags(self.repository).map(\.rawValue))
+                    #expect(left == Set(commits[3...].map { String($0.prefix(12)) } + ["main"]), "\(left)")
+                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
+
+                    // older_than spares young images.
+                    let young = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":0,"older_than":"60d","dry_run":false}"#),
+                                           directory: directory.url)
+                    let afterYoung = Set(try client.tags(self.repository).map(\.rawValue))
+                    #expect(young.succeeded && afterYoung == left, "\(young.stderrString)")
+
+                    let bad = try runOut(pruneRequest(registry, remote, #"{"older_than":"soon"}"#), directory: directory.url)
+                    #expect(bad.status == 1 && bad.stderrString.contains("older_than"), "\(bad.stderrString)")
+                }
+            }
+        }
+    }
+}
