@@ -4,7 +4,7 @@ import Builder
 import Console
 import Foundation
 
-let flags = BuildFlags.parseOrExit()
+let flags = BuildTaskCommandLine.parseOrExit().flags
 do {
     let configuration = try BuildConfiguration(flags: flags, environment: ProcessInfo.processInfo.environment,
                                                directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))

@@ -71,10 +71,15 @@ struct BaseResolver {
             return BaseResolution(bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
         }
 
+        // Stages after the target are never built (a stage can only use earlier ones), so their bases are not resolved.
+        var considered = stages
+        if let target = configuration.target?.lowercased(), let end = stages.stages.firstIndex(where: { $0.name == target }) {
+            considered.stages = Array(stages.stages[...end])
+        }
         var resolved: [String: BaseImage] = [:]  // FROM's base → base
         var replacements: [String: String] = [:]
         var hosts: [RegistryHost] = []
-        for written in stages.externalBases {
+        for written in considered.externalBases {
             if let base = local[written] {
                 resolved[written] = base
                 continue
@@ -99,8 +104,8 @@ struct BaseResolver {
             dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
             try Data(pinned.utf8).write(to: dockerfile)
         }
-        let bases = stages.externalBases.compactMap { resolved[$0] }
-        return BaseResolution(bases: bases, final: finalBase(stages, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts)
+        let bases = considered.externalBases.compactMap { resolved[$0] }
+        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts)
     }
 
     /// The digest of `reference` in its registry; for one platform, that platform's manifest.

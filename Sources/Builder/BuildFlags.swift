@@ -68,3 +68,15 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("registry-ca-certs"), help: "A PEM file of CA certificates to trust. Env: REGISTRY_CA_CERTS")
     public var registryCACerts: String?
 }
+
+/// The command line as `build-task` presents it (`--help` says `build-task`, not the
+/// flags type's name).
+public struct BuildTaskCommandLine: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "build-task",
+        abstract: "Builds a container image with buildah, as a Concourse task (params in the environment) or by hand (flags).")
+
+    @OptionGroup public var flags: BuildFlags
+
+    public init() {}
+}

@@ -91,6 +91,7 @@ struct BuildTaskBinaryTests {
         let help = try runProcess(binary, ["--help"])
         #expect(help.status == 0)
         #expect(help.stdoutString.contains("--skip-if-published") && help.stdoutString.contains("Env: SKIP_IF_PUBLISHED"))
+        #expect(help.stdoutString.contains("USAGE: build-task"), "\(help.stdoutString)")
         let bad = try runProcess(binary, [], environment: ["PATH": "/usr/bin:/bin", "CONTEXT": "/nonexistent-context"])
         #expect(bad.status == 1)
         #expect(bad.stderrString == "build-task: the context /nonexistent-context is not a directory (CONTEXT / --context)\n")

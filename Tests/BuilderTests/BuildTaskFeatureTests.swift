@@ -75,6 +75,19 @@ extension ImageBuildTests {
         }
     }
 
+    @Test func stagesAfterTheTargetAreNotResolved() throws {
+        try withTemporaryDirectory { directory in
+            let context = directory.appending("ctx")
+            try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+            try Data("small\n".utf8).write(to: context.appendingPathComponent("f"))
+            try Data("FROM scratch AS small\nCOPY f /f\nFROM registry.invalid/nothing:1 AS big\nCOPY f /g\n".utf8)
+                .write(to: context.appendingPathComponent("Dockerfile"))
+            let result = try buildTask(directory.url, ["CONTEXT": context.path, "TARGET": "small", "CACHE": directory.appending("cache").path])
+            #expect(result.succeeded, "\(result.stderrString)")
+            #expect(try json(directory.appending("image/build.json"))["bases"] as? [Any] == nil || (try json(directory.appending("image/build.json"))["bases"] as? [Any])?.isEmpty == true)
+        }
+    }
+
     @Test func imageArgTakesTheBaseFromAGetDirectoryWithoutARegistry() async throws {
         try await withTemporaryDirectory { directory in
             var baseDigest = ""
