@@ -65,7 +65,7 @@ let package = Package(
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext"]),
 
         // Executables are wiring only.
         .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),

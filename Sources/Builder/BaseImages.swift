@@ -14,6 +14,8 @@ public struct BaseImage: Sendable, Equatable {
     /// The fully qualified name for `org.opencontainers.image.base.name`.
     public var name: String
     public var digest: Digest
+    /// The digest its reference had in the registry (an index's own digest), for ``BaseSummary``.
+    public var summaryDigest: Digest? = nil
 }
 
 /// The bases of a build and the Dockerfile buildah is given (DESIGN §6; step 7 §1).
@@ -40,6 +42,11 @@ struct BaseResolution {
     var dockerfile: URL
     /// Registries buildah pulls from, for its auth file.
     var hosts: [RegistryHost]
+
+    /// The ``BaseSummary`` of the registry bases, for the `dev.slipway.base` label.
+    var summary: Digest {
+        BaseSummary.digest(Dictionary(bases.compactMap { base in base.summaryDigest.map { (base.reference, $0) } }, uniquingKeysWith: { first, _ in first }))
+    }
 }
 
 struct BaseResolver {
@@ -88,8 +95,8 @@ struct BaseResolver {
             do { reference = try ImageReference(written) } catch {
                 throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
             }
-            let digest = try resolve(reference, written: written)
-            resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest)
+            let (digest, top) = try pinnedOrResolved(reference, written: written)
+            resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
             if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
             log.info("base \(written): \(digest)")
@@ -108,14 +115,33 @@ struct BaseResolver {
         return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts)
     }
 
-    /// The digest of `reference` in its registry; for one platform, that platform's manifest.
-    func resolve(_ reference: ImageReference, written: String) throws -> Digest {
-        if let digest = reference.digest { return digest }
+    /// The digest to build from and the digest its reference has: from `BASE_DIGESTS_FILE`
+    /// when given (exactly what check saw), else from the registry.
+    func pinnedOrResolved(_ reference: ImageReference, written: String) throws -> (Digest, Digest) {
+        if let pinned = configuration.baseDigests {
+            guard let digest = pinned[written] else {
+                throw ImageBuild.Unsupported(description: "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?")
+            }
+            return (digest, digest)
+        }
+        if let digest = reference.digest { return (digest, digest) }
         do {
             let client = try access.client(for: reference.registry)
             guard let top = try client.manifestDescriptor(reference.repository, reference.reference) else {
                 throw ImageBuild.Unsupported(description: "the base image \(written) does not exist (\(reference) was not found in its registry)")
             }
+            return (try resolve(reference, written: written, top: top, client: client), top.digest)
+        } catch let error as ImageBuild.Unsupported {
+            throw error
+        } catch {
+            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error)")
+        }
+    }
+
+    /// The digest of `reference` in its registry; for one platform, that platform's manifest.
+    func resolve(_ reference: ImageReference, written: String, top: Descriptor, client: RegistryClient) throws -> Digest {
+        if let digest = reference.digest { return digest }
+        do {
             guard top.mediaType.isIndex, configuration.platforms.count <= 1 else { return top.digest }
             let response = try client.manifest(reference.repository, .digest(top.digest))
             guard case .index(let index) = try response.decode() else { return top.digest }

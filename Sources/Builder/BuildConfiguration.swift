@@ -1,3 +1,4 @@
+import BuildContext
 import BuildLock
 import Foundation
 import OCI
@@ -16,6 +17,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     /// Build arg name → a get directory holding the base image.
     public var imageArgs: [String: URL]
     public var skipIfPublished: ImageReference?
+    /// `BASE_DIGESTS_FILE`: FROM reference → the digest `check` saw (track_base).
+    public var baseDigests: [String: Digest]?
     public var lock: String?
     /// nil: the repository plus the inputs digest.
     public var lockKey: String?
@@ -35,7 +38,7 @@ public struct BuildConfiguration: Sendable, Equatable {
     /// (`BUILD_ARG_<name>`, …): what a task's `params:` may set.
     public static let variables: Set<String> = [
         "CONTEXT", "DOCKERFILE", "TARGET", "TARGET_FILE", "BUILD_ARGS_FILE", "LABELS_FILE", "IMAGE_PLATFORM",
-        "SKIP_IF_PUBLISHED", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL", "OUTPUT", "BRANCH", "CACHE",
+        "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL", "OUTPUT", "BRANCH", "CACHE",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
     ]
     public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_"]
@@ -115,6 +118,12 @@ public struct BuildConfiguration: Sendable, Equatable {
         func reference(_ text: String?, _ what: String) throws(ValidationError) -> ImageReference? {
             guard let text else { return nil }
             do { return try ImageReference(text) } catch { throw ValidationError("\(what): \(error)") }
+        }
+        if let file = value(flags.baseDigestsFile, "BASE_DIGESTS_FILE") {
+            guard let data = try? Data(contentsOf: path(file)), let digests = try? BaseSummary.decode(data) else {
+                throw ValidationError("BASE_DIGESTS_FILE / --base-digests-file=\(file): cannot read a JSON map of FROM references to digests")
+            }
+            baseDigests = digests
         }
         skipIfPublished = try reference(value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
         tag = try reference(value(flags.tag, "TAG"), "TAG / --tag")

@@ -26,6 +26,9 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("image-arg"), help: "NAME=DIR, repeatable: a base image from a get directory, as build arg NAME. Env: IMAGE_ARG_<NAME>=DIR")
     public var imageArgs: [String] = []
 
+    @Option(name: .customLong("base-digests-file"), help: "Pin FROM images to these digests (a get's base_digests.json, track_base). Env: BASE_DIGESTS_FILE")
+    public var baseDigestsFile: String?
+
     @Option(name: .customLong("skip-if-published"), help: "Reuse an image of this repository built from the same inputs. Env: SKIP_IF_PUBLISHED")
     public var skipIfPublished: String?
 

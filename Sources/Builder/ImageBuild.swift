@@ -155,6 +155,7 @@ public struct ImageBuild {
         if let revision = run.source.revision { labels["org.opencontainers.image.revision"] = revision }
         if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
         if let branch = run.source.branch { labels["dev.slipway.branch"] = branch }
+        labels["dev.slipway.base"] = run.bases.summary.rawValue
         if let base = run.bases.final {
             labels["org.opencontainers.image.base.name"] = base.name
             labels["org.opencontainers.image.base.digest"] = base.digest.rawValue

@@ -197,7 +197,7 @@ public struct ChangeDetector: Sendable {
         return values
     }
 
-    private func catFileBatch(_ objects: [String], git: Git, path: String) throws -> [String: (type: String, data: Data)] {
+    func catFileBatch(_ objects: [String], git: Git, path: String) throws -> [String: (type: String, data: Data)] {
         let input = Data((objects.joined(separator: "\n") + "\n").utf8)
         let result = try git.run(["cat-file", "--batch"], input: input)
         guard result.succeeded else { throw git.failure(["cat-file", "--batch"], result) }

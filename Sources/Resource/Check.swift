@@ -1,3 +1,4 @@
+import BuildContext
 import Console
 import Foundation
 import GitSource
@@ -43,23 +44,45 @@ public struct Check {
             let versions = try checkSemver(selection, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
             return try CanonicalJSON.encode(versions)
         case .sourceKeyed(let keyed):
-            let versions = try checkSource(keyed, source: source, since: SourceVersion.key(request.raw("version")), log: log)
+            let given = try InputObject(request.raw("version"), path: "version", keys: ["ref", "tag_file", "release", "base"]).string("base")
+            let versions = try checkSource(keyed, source: source, since: SourceVersion.key(request.raw("version")),
+                                           sinceBase: try given.map { try Digest($0) }, log: log)
             return try CanonicalJSON.encode(versions)
         }
     }
 
-    /// Source-keyed mode: the path-filtered changes of the git source; with `require_image`,
-    /// only those whose immutable tag is already in the registry.
-    func checkSource(_ keyed: SourceKeyed, source: Source, since: SourceChange.Key?, log: Log) throws -> [SourceVersion] {
+    /// Source-keyed mode: the path-filtered changes of the git source; with `track_base`,
+    /// each with the summary of its Dockerfile's bases, and a new version of the newest
+    /// commit when its bases moved since the given version; with `require_image`, only
+    /// those whose immutable tag is already in the registry.
+    func checkSource(_ keyed: SourceKeyed, source: Source, since: SourceChange.Key?, sinceBase: Digest? = nil, log: Log) throws -> [SourceVersion] {
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
-        var changes = try detector.changes(since: since)
-        if keyed.requireImage {
-            let client = try source.client(log: log, retry: retry)
-            changes = try changes.filter { change in
-                try client.manifestDescriptor(source.repository, .tag(keyed.immutableTag(for: change))) != nil
+        let changes = try detector.changes(since: since)
+        var versions: [(change: SourceChange, base: Digest?)] = changes.map { ($0, nil) }
+        if let trackBase = keyed.trackBase {
+            let tracker = BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log)
+            versions = []
+            for change in changes {
+                let current = BaseSummary.digest(try tracker.bases(at: change.commit, detector: detector))
+                if let since, let sinceBase, change.key == since {
+                    // The given version stays as it was; its bases moving makes a new one after it.
+                    versions.append((change, sinceBase))
+                    if current != sinceBase, change.commit == changes.last?.commit {
+                        log.info("the bases of \(change.commit.short) moved: \(sinceBase) → \(current)")
+                        versions.append((change, current))
+                    }
+                } else {
+                    versions.append((change, current))
+                }
             }
         }
-        return changes.map(SourceVersion.init)
+        if keyed.requireImage {
+            let client = try source.client(log: log, retry: retry)
+            versions = try versions.filter { version in
+                try client.manifestDescriptor(source.repository, .tag(keyed.immutableTag(for: version.change, base: version.base))) != nil
+            }
+        }
+        return versions.map { SourceVersion($0.change, base: $0.base) }
     }
 
     /// registry-image's tag mode: the tag's digest, preceded by the given version's digest

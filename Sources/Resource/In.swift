@@ -1,3 +1,4 @@
+import BuildContext
 import Console
 import Foundation
 import GitSource
@@ -46,6 +47,8 @@ public struct In {
         if params.has("source") { throw params.invalid("source", "only used in source-keyed mode (source.git)") }
         try write(repositoryName(source), to: directory, "repository")
         try write(version.tag, to: directory, "tag")
+        // As registry-image does: the version's digest whatever is fetched (promote reads it).
+        try write(version.digest.rawValue, to: directory, "digest")
         var metadata: [[String: String]] = [["name": "repository", "value": "\(source.registry)/\(source.repository)"]]
         if !version.tag.isEmpty { metadata.append(["name": "tag", "value": version.tag]) }
         if options.fetch != .skip {
@@ -64,11 +67,13 @@ public struct In {
         guard let key = try SourceVersion.key(request.raw("version")) else {
             throw InputError("version.ref is required: in fetches the version check emitted")
         }
-        let version = SourceVersion(ref: key.commit.rawValue, tag_file: try versionObject.string("tag_file"), release: key.release)
+        let base: Digest?
+        do { base = try versionObject.string("base").map { try Digest($0) } } catch { throw versionObject.invalid("base", "\(error)") }
+        let version = SourceVersion(ref: key.commit.rawValue, tag_file: try versionObject.string("tag_file"), release: key.release, base: base?.rawValue)
         let options = try FetchOptions(params, source: source)
         let checkout = try params.bool("source") ?? true
         let tag = try keyed.immutableTag(for: SourceChange(commit: key.commit, tagFileValue: version.tag_file, release: key.release,
-                                                           author: "", date: Date(), message: ""))
+                                                           author: "", date: Date(), message: ""), base: base)
         try write(key.commit.rawValue, to: directory, "ref")
         try write(tag.rawValue, to: directory, "tag")
         try write(repositoryName(source), to: directory, "repository")
@@ -88,6 +93,20 @@ public struct In {
             }
         }
         if let value = version.tag_file { metadata.append(["name": "tag_file", "value": value]) }
+        if let trackBase = keyed.trackBase {
+            // The exact base digests check saw, for build-task's BASE_DIGESTS_FILE.
+            guard let base else { throw InputError("version.base is required with source.track_base: in fetches the version check emitted") }
+            let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
+            _ = try detector.change(at: key.commit)
+            let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: key.commit, detector: detector)
+            let current = BaseSummary.digest(bases)
+            guard current == base else {
+                throw InputError("track_base: the bases of \(key.commit.short) moved since check saw them (\(base) is now \(current)); the next check emits a version for the new bases")
+            }
+            try write(base.rawValue, to: directory, "base")
+            try BaseSummary.encode(bases).write(to: directory.appendingPathComponent("base_digests.json"))
+            metadata.append(["name": "base", "value": base.rawValue])
+        }
         if options.fetch != .skip {
             metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory, log: log)
         }

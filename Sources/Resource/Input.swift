@@ -128,6 +128,21 @@ public struct InputObject: Sendable {
         }
     }
 
+    /// `key`: a map of names to strings (build args), any names allowed.
+    public func stringMap(_ key: String) throws(InputError) -> [String: String]? {
+        switch raw(key) {
+        case nil: return nil
+        case .object(let object)?:
+            var result: [String: String] = [:]
+            for (name, value) in object {
+                guard case .string(let text) = value else { throw wrongType(key, expected: "a map of names to strings", got: .object(object)) }
+                result[name] = text
+            }
+            return result
+        case let other?: throw wrongType(key, expected: "a map of names to strings", got: other)
+        }
+    }
+
     public func object(_ key: String, keys: [String], secrets: Set<String> = []) throws(InputError) -> InputObject? {
         guard let value = raw(key) else { return nil }
         return try InputObject(value, path: "\(path).\(key)", keys: keys, secrets: secrets)

@@ -1,3 +1,4 @@
+import BuildContext
 import Console
 import Foundation
 import GitSource
@@ -23,6 +24,8 @@ extension Out {
 
     /// The label build-task sets to the commit an image was built from.
     static let revisionLabel = "org.opencontainers.image.revision"
+    /// The label build-task sets to the ``BaseSummary`` of the bases it built from.
+    static let baseLabel = "dev.slipway.base"
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
@@ -40,7 +43,7 @@ extension Out {
             guard let newest = try detector.changes(since: nil).last else {
                 throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
             }
-            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(newest), metadata: metadata))
+            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(newest, keyed: keyed, source: source, detector: detector, log: log), metadata: metadata))
         }
 
         if let bump = try params.string("bump_tag_file") {
@@ -51,7 +54,7 @@ extension Out {
                 try Self.bumped(old, bump)
             }
             let change = try detector.change(at: result.commit)
-            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: [
+            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
                 ["name": "commit", "value": result.commit.rawValue], ["name": "old", "value": result.oldValue],
                 ["name": "new", "value": result.newValue],
             ]))
@@ -67,7 +70,7 @@ extension Out {
             let commit = (try? revision(of: .digest(digest), client: client, repository: source.repository, scratch: scratch))??.revision
             let change = try commit.flatMap { try detector.change(at: $0) } ?? detector.changes(since: nil).last
             guard let change else { throw InputError("promote: no commit of the source matches its paths, so there is no version to return") }
-            return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: [
+            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
                 ["name": "promoted", "value": digest.rawValue],
                 ["name": "tags", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"],
             ]))
@@ -79,7 +82,16 @@ extension Out {
         let image = try ImageInput.open(try Self.match(pattern, in: directory), scratch: scratch.appendingPathComponent("image"))
         let commit = try self.commit(of: image, params: params, directory: directory)
         let change = try detector.change(at: commit)
-        let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, tagFile: change.tagFileValue, release: change.release)
+        // track_base: the bases it was built from, as build-task labelled them.
+        var base: Digest?
+        if keyed.trackBase != nil {
+            guard let label = try anyConfiguration(of: image).config?.labels?[Self.baseLabel] else {
+                throw InputError("source.track_base: the image has no \(Self.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
+            }
+            do { base = try Digest(label) } catch { throw InputError("the image's \(Self.baseLabel) label: \(error)") }
+        }
+        let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
+                                 release: change.release)
 
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
@@ -128,7 +140,7 @@ extension Out {
         var metadata = [["name": "commit", "value": commit.rawValue], ["name": "digest", "value": report.digest.rawValue],
                         ["name": "tags", "value": pushed.joined(separator: " ")]]
         if !held.isEmpty { metadata.append(["name": "held_back", "value": held.joined(separator: " ")]) }
-        return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change), metadata: metadata))
+        return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
     }
 
     /// `major`, `minor` or `patch` of the current semantic version (a `v` prefix kept), or a
@@ -144,6 +156,13 @@ extension Out {
         case "minor": return "\(prefix)\(version.major).\(version.minor + 1).0"
         default: return "\(prefix)\(version.major).\(version.minor).\(version.patch + 1)"
         }
+    }
+
+    /// The version check emits now for `change`: with `track_base`, its bases as they are now.
+    func currentVersion(_ change: SourceChange, keyed: SourceKeyed, source: Source, detector: ChangeDetector, log: Log) throws -> SourceVersion {
+        guard let trackBase = keyed.trackBase else { return SourceVersion(change) }
+        let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: change.commit, detector: detector)
+        return SourceVersion(change, base: BaseSummary.digest(bases))
     }
 
     struct SourceOutput: Encodable {

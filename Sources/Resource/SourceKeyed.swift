@@ -11,10 +11,21 @@ public struct SourceKeyed: Sendable {
     public var latestOn: String?
     public var requireImage: Bool
     public var tagPrefix: String?
+    /// `track_base`: which Dockerfile's bases are part of the version.
+    public var trackBase: TrackBase?
+
+    /// `track_base: true` (the Dockerfile in the first watched path) or
+    /// `{dockerfile, build_args}`.
+    public struct TrackBase: Sendable, Equatable {
+        public var dockerfile: String
+        public var buildArgs: [String: String]
+    }
 
     static let gitKeys = ["uri", "branch", "paths", "ignore_paths", "disable_ci_skip", "commit_filter", "version_depth",
                           "tag_filter", "tag_regex", "private_key", "username", "password"]
     public static let defaultTemplates = ["{short_ref}", "{branch}"]
+    /// With `track_base`, the immutable tag names the bases too: a new base is a new image.
+    public static let defaultTrackBaseTemplates = ["{short_ref}-{short_base}", "{branch}"]
 
     init(_ source: InputObject) throws(InputError) {
         guard let git = try source.object("git", keys: Self.gitKeys, secrets: ["password", "private_key"]) else {
@@ -48,7 +59,23 @@ public struct SourceKeyed: Sendable {
             tagFile: tagFile)
         do { try self.git.validate() } catch { throw InputError("source.\(error)") }
 
-        let templates = try source.strings("tags") ?? Self.defaultTemplates
+        switch source.raw("track_base") {
+        case nil, .bool(false)?, .null?:
+            trackBase = nil
+        case .bool(true)?:
+            guard let first = self.git.paths.first else {
+                throw InputError("source.track_base: true needs git.paths (the Dockerfile is <first path>/Dockerfile); or give {dockerfile: path}")
+            }
+            let directory = first.hasSuffix("/") ? String(first.dropLast()) : first
+            trackBase = TrackBase(dockerfile: directory.isEmpty || directory == "." ? "Dockerfile" : directory + "/Dockerfile", buildArgs: [:])
+        case .object?:
+            let object = try source.object("track_base", keys: ["dockerfile", "build_args"])!
+            trackBase = TrackBase(dockerfile: try object.requiredString("dockerfile"), buildArgs: try object.stringMap("build_args") ?? [:])
+        case let other?:
+            throw InputError("source.track_base: expected true or {dockerfile, build_args}, got \(other.kind)")
+        }
+
+        let templates = try source.strings("tags") ?? (trackBase == nil ? Self.defaultTemplates : Self.defaultTrackBaseTemplates)
         guard !templates.isEmpty else { throw InputError("source.tags: give at least one template (the first makes the immutable tag)") }
         self.templates = []
         for template in templates {
@@ -57,14 +84,12 @@ public struct SourceKeyed: Sendable {
         latestOn = try source.string("latest_on")
         requireImage = try source.bool("require_image") ?? false
         tagPrefix = try source.string("tag_prefix")
-        if try source.bool("track_base") == true {
-            throw InputError("source.track_base: base-image tracking is not available in this build yet (see the README's Status)")
-        }
     }
 
     /// The immutable tag of a change: the first template rendered for it.
-    public func immutableTag(for change: SourceChange) throws -> Tag {
-        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, tagFile: change.tagFileValue, release: change.release)
+    public func immutableTag(for change: SourceChange, base: Digest? = nil) throws -> Tag {
+        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
+                                 release: change.release)
         do { return try templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
     }
 }
@@ -74,17 +99,21 @@ public struct SourceVersion: Codable, Hashable, Sendable {
     public var ref: String
     public var tag_file: String?
     public var release: String?
+    /// `track_base`: the ``BaseSummary`` of the commit's Dockerfile bases.
+    public var base: String?
 
-    init(ref: String, tag_file: String?, release: String?) {
+    init(ref: String, tag_file: String?, release: String?, base: String? = nil) {
         self.ref = ref
         self.tag_file = tag_file
         self.release = release
+        self.base = base
     }
 
-    init(_ change: SourceChange) {
+    init(_ change: SourceChange, base: Digest? = nil) {
         ref = change.commit.rawValue
         tag_file = change.tagFileValue
         release = change.release
+        self.base = base?.rawValue
     }
 
     static func key(_ value: JSONValue?) throws(InputError) -> SourceChange.Key? {

@@ -107,7 +107,9 @@ struct InImageModeTests {
                     let destination = directory.appending("skip-\(params.count)")
                     let result = try runIn(input(registry, digest: index.digest, params: params), directory: destination)
                     #expect(result.succeeded, "\(result.stderrString)")
-                    #expect(try FileManager.default.contentsOfDirectory(atPath: destination.path).sorted() == ["repository", "tag"])
+                    // The version's files, as registry-image writes them, whatever is fetched.
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: destination.path).sorted() == ["digest", "repository", "tag"])
+                    #expect(try String(contentsOf: destination.appendingPathComponent("digest"), encoding: .utf8) == index.digest.rawValue)
                 }
                 let gone = try Digest("sha256:" + String(repeating: "1", count: 64))
                 let auto = try runIn(input(registry, digest: gone), directory: directory.appending("auto"))

@@ -1,0 +1,56 @@
+import BuildContext
+import Console
+import Foundation
+import GitSource
+import OCI
+import Registry
+
+/// `track_base` (DESIGN §3.1): the base images of a commit's Dockerfile, resolved in their
+/// registries and summarised in one digest (``BaseSummary``), which becomes the version's
+/// `base`. A base that moves with no commit is then a new version, and the image built
+/// from it a new immutable tag (`{short_ref}-{short_base}`).
+///
+/// Each base is resolved to the digest its tag has (the index digest of a multi-platform
+/// base); the source's credentials, `insecure` and `ca_certs` are used for every registry,
+/// falling back to a Docker config for hosts other than the source's.
+struct BaseTracker {
+    let trackBase: SourceKeyed.TrackBase
+    let source: Source
+    let retry: RetryPolicy
+    let log: Log
+
+    /// The bases of the Dockerfile at `commit`, by reference as `FROM` writes them.
+    func bases(at commit: GitCommitID, detector: ChangeDetector) throws -> [String: Digest] {
+        guard let data = try detector.file(trackBase.dockerfile, at: commit) else {
+            throw InputError("source.track_base: \(trackBase.dockerfile) does not exist at commit \(commit.short); set track_base.dockerfile")
+        }
+        return try bases(of: String(decoding: data, as: UTF8.self))
+    }
+
+    func bases(of text: String) throws -> [String: Digest] {
+        let stages: DockerfileStages
+        do { stages = try DockerfileStages(text, buildArgs: trackBase.buildArgs) } catch {
+            throw InputError("source.track_base: \(trackBase.dockerfile): \(error)")
+        }
+        var result: [String: Digest] = [:]
+        var clients: [RegistryHost: RegistryClient] = [:]
+        for written in stages.externalBases {
+            let reference: ImageReference
+            do { reference = try ImageReference(written) } catch { throw InputError("source.track_base: FROM \(written): \(error)") }
+            if let digest = reference.digest {
+                result[written] = digest
+                continue
+            }
+            let client = try clients[reference.registry] ?? {
+                if reference.registry == source.registry { return try source.client(log: log, retry: retry) }
+                return try RegistryClient(host: reference.registry, insecure: source.insecure, caCertificates: source.caCertificates, retry: retry, log: log)
+            }()
+            clients[reference.registry] = client
+            guard let found = try client.manifestDescriptor(reference.repository, reference.reference) else {
+                throw InputError("source.track_base: the base image \(written) does not exist (\(reference) was not found in its registry)")
+            }
+            result[written] = found.digest
+        }
+        return result
+    }
+}
