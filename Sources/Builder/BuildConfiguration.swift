@@ -40,6 +40,8 @@ public struct BuildConfiguration: Sendable, Equatable {
         "CONTEXT", "DOCKERFILE", "TARGET", "TARGET_FILE", "BUILD_ARGS_FILE", "LABELS_FILE", "IMAGE_PLATFORM",
         "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL", "OUTPUT", "BRANCH", "CACHE",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
+        // `build-task plan` and `build-all` (GraphFlags).
+        "ROOT", "REPOSITORY", "SINCE", "IMAGE_TAG",
     ]
     public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_"]
 

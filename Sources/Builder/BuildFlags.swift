@@ -72,14 +72,111 @@ public struct BuildFlags: ParsableArguments, Sendable {
     public var registryCACerts: String?
 }
 
+/// The flags of `build-task plan` and `build-all`: a root of image directories and where
+/// its images go (DESIGN §6, image graphs).
+public struct GraphFlags: ParsableArguments, Sendable {
+    public init() {}
+
+    @Option(help: "The directory whose subdirectories holding a Dockerfile are the images (hidden ones skipped). Env: ROOT (default: .)")
+    public var root: String?
+
+    @Option(help: "Where the images go: each is <repository>/<directory>, e.g. registry.example/fornax; also the build arg REPOSITORY. Env: REPOSITORY")
+    public var repository: String?
+
+    @Option(help: "A git revision: the images whose directory has a file changed in `git diff <since> HEAD` build (and their dependents), instead of those whose inputs are not published. Env: SINCE")
+    public var since: String?
+
+    @Option(name: .customLong("image-tag"), help: "The tag build-all pushes each image as (--push), and the tag --since reuses. Env: IMAGE_TAG (default: latest)")
+    public var imageTag: String?
+}
+
+/// What the command line asks `build-task` to do.
+public enum BuildTaskRequest: Sendable {
+    /// One image: `build-task [flags]` (or `build-task build [flags]`).
+    case build(BuildFlags)
+    /// `build-task plan`: the build order of a root's images, or (`emitPipeline`) a pipeline.
+    case plan(BuildFlags, GraphFlags, emitPipeline: String?)
+    /// `build-task build-all`: a root's images built in that order.
+    case buildAll(BuildFlags, GraphFlags)
+}
+
 /// The command line as `build-task` presents it (`--help` says `build-task`, not the
-/// flags type's name).
+/// flags type's name). Building one image is the default subcommand, so `build-task
+/// [flags]` works as it always has, and `--help` lists the flags with their variables.
 public struct BuildTaskCommandLine: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "build-task",
-        abstract: "Builds a container image with buildah, as a Concourse task (params in the environment) or by hand (flags).")
+        abstract: "Builds a container image with buildah, as a Concourse task (params in the environment) or by hand (flags).",
+        discussion: "`build-task plan` and `build-task build-all` do the same for a root of image directories, in the order their FROM lines give.",
+        subcommands: [Build.self, Plan.self, BuildAll.self],
+        defaultSubcommand: Build.self)
 
     @OptionGroup public var flags: BuildFlags
 
     public init() {}
+
+    /// Parses `CommandLine.arguments`; prints help or a usage error and exits as
+    /// ArgumentParser does.
+    public static func parseRequest(_ arguments: [String]? = nil) -> BuildTaskRequest {
+        do {
+            switch try parseAsRoot(arguments) {
+            case let command as Plan: return .plan(command.flags, command.graph, emitPipeline: command.emitPipeline)
+            case let command as BuildAll: return .buildAll(command.flags, command.graph)
+            case let command as Build: return .build(command.flags)
+            case let command as BuildTaskCommandLine: return .build(command.flags)
+            case var command:  // ArgumentParser's own: `build-task help plan` prints help
+                try command.run()
+                exit()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    public struct Build: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "build",
+            abstract: "Builds one image (the default: `build-task [flags]`).")
+
+        @OptionGroup public var flags: BuildFlags
+
+        public init() {}
+    }
+
+    public struct Plan: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "plan",
+            abstract: "Prints the build order of a root's images: `build <name>` or `reuse <name> <digest>`, with the reason.",
+            discussion: """
+            Images depend on each other by their FROM lines (build args applied, REPOSITORY among them). An image \
+            builds when no image is published under its inputs digest (or, with --since, when a file of its \
+            directory changed), and so does every image built on it.
+            """)
+
+        @OptionGroup(title: "Image graph") public var graph: GraphFlags
+
+        @Option(name: .customLong("emit-pipeline"), help: "Write a Concourse pipeline instead (- for stdout): a source-keyed resource and a job per image, dependents wired with passed:")
+        public var emitPipeline: String?
+
+        @OptionGroup(title: "Build flags (as for one image)") public var flags: BuildFlags
+
+        public init() {}
+    }
+
+    public struct BuildAll: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "build-all",
+            abstract: "Builds a root's images in plan order, each as build-task builds one, outputs in <output>/<name>/.",
+            discussion: """
+            Each image is built with SKIP_IF_PUBLISHED=<repository>/<name>, so an unchanged one is reused without \
+            buildah, and with --push it is pushed as <repository>/<name>:<image tag>, which the images built on it then \
+            find (their FROM tag must be that tag).
+            """)
+
+        @OptionGroup(title: "Image graph") public var graph: GraphFlags
+
+        @OptionGroup(title: "Build flags (as for one image)") public var flags: BuildFlags
+
+        public init() {}
+    }
 }

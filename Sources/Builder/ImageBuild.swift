@@ -59,10 +59,7 @@ public struct ImageBuild {
 
         let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
         let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
-        let inputs = BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
-                                 buildArgs: configuration.buildArgs, target: configuration.target,
-                                 platforms: configuration.platforms.map(\.description), baseDigests: bases.baseDigests)
-        let inputsDigest = try inputs.digest()
+        let inputsDigest = try Self.inputs(configuration, bases: bases).digest()
         log.info("inputs \(inputsDigest)" + (source.revision.map { " at \($0.prefix(12))" } ?? "") + (source.branch.map { " on \($0)" } ?? ""))
         var timings = Timings(started: started)
         timings.mark("resolve")
@@ -83,6 +80,14 @@ public struct ImageBuild {
             if let reused = try reuse(run, timings: &timings) { return reused }
             return try build(run, timings: &timings)
         }
+    }
+
+    /// The inputs of a build of `configuration` on `bases`: what `SKIP_IF_PUBLISHED` looks
+    /// up, and what `build-task plan` compares with the registry.
+    static func inputs(_ configuration: BuildConfiguration, bases: BaseResolution) -> BuildInputs {
+        BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
+                    buildArgs: configuration.buildArgs, target: configuration.target,
+                    platforms: configuration.platforms.map(\.description), baseDigests: bases.baseDigests)
     }
 
     /// What one run knows before it builds.
