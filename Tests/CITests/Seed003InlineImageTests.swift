@@ -90,6 +90,33 @@ struct Seed003InlineImageTests {
 
                     // 6. The downstream check sees the newest image version.
                     #expect(try concourse.check("banana-image", source: image, from: ["ref": v3]) == [["ref": v3]])
+
+                    // 7. The branch is merged and deleted; main's pipeline runs `reap`: the branch's
+                    //    images go, main's stay, and nothing else is touched.
+                    try repository.checkout("main")
+                    _ = try repository.merge("feat/foo", message: "merge feat/foo")
+                    try repository.push()
+                    _ = try remote.git("symbolic-ref", "HEAD", "refs/heads/main")
+                    _ = try repository.git("push", "--quiet", "origin", "--delete", "feat/foo")
+                    var mainImage = image
+                    mainImage["git"] = git.merging(["branch": "main", "paths": ["images/banana/"]]) { $1 }
+                    let merged = try #require(try concourse.check("banana-image-main", source: mainImage).last)
+                    let mainBuild = try concourse.build()
+                    try mainBuild.get("banana-image", source: mainImage, version: merged, params: ["image": "skip"])
+                    try mainBuild.buildTask(task)
+                    try mainBuild.put("banana-image", source: mainImage, params: ["image": "image/oci"])
+                    let before = try SeedFixture.tags(registry, repo)
+                    #expect(before.isSuperset(of: ["main-latest", "feat-foo-latest"]), "\(before)")
+                    let reap = try concourse.build()
+                    try reap.put("banana-image", source: mainImage, params: ["prune": ["deleted_branches": true, "dry_run": false, "max_deletions": 50]])
+                    let after = try SeedFixture.tags(registry, repo)
+                    #expect(!after.contains("feat-foo-latest") && after.contains("main-latest"), "\(after)")
+                    #expect(after.allSatisfy { !$0.hasPrefix("inputs-") || before.contains($0) })
+                    for tag in after {
+                        let copy = try runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(registry.host)/\(repo):\(tag)",
+                                                             "oci:\(directory.appending("pull-\(tag)").path):x"])
+                        #expect(copy.succeeded, "\(tag) no longer pulls: \(copy.stderrString)")
+                    }
                 }
             }
         }
