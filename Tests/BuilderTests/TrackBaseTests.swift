@@ -67,6 +67,15 @@ extension ImageBuildTests {
                     let tags = Set(try registry.client().tags(try Repository("team/app")).map(\.rawValue))
                     #expect(tags.isSuperset(of: ["\(short)-\(base1)", "\(short)-\(base2)", "main"]), "\(tags)")
 
+                    // A base that cannot be resolved is one line naming it.
+                    _ = try repository.commit("missing base", files: [
+                        "app/Dockerfile": "FROM \(registry.host)/team/base:9\nRUN [\"/bin/busybox\", \"true\"]\n",
+                    ])
+                    try repository.push()
+                    let missing = try runResource("check", #"{"source":\#(source)}"#)
+                    #expect(missing.status == 1 && missing.stderrString.contains("the base image \(registry.host)/team/base:9 does not exist"),
+                            "\(missing.stderrString)")
+
                     // Misconfiguration is one line.
                     let noPaths = #"{"repository":"\#(registry.host)/team/app","insecure":true,"track_base":true,"git":{"uri":"\#(remote.url.absoluteString)"}}"#
                     let refused = try runResource("check", #"{"source":\#(noPaths)}"#)

@@ -147,4 +147,52 @@ struct OutPruneTests {
             }
         }
     }
+
+    /// A tag that moves between the plan and the deletions is left alone: the second read
+    /// of the tag list is held back by the proxy while the test pushes to a candidate tag.
+    @Test func aTagThatMovesDuringTheRunIsLeftAlone() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try await withTemporaryDirectory { directory in
+                    _ = try repository.commit("main", files: ["a": "1"])
+                    try repository.branch("feat/gone", checkout: true)
+                    let gone = try repository.commit("gone", files: ["b": "1"])
+                    try repository.checkout("main")
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    _ = try repository.git("push", "--quiet", "origin", "--delete", "feat/gone")
+                    let client = try registry.client()
+                    let old = Date().addingTimeInterval(-30 * 86400)
+                    try push(client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "a", scratch: directory.url)
+                    try push(client, tags: [String(gone.prefix(12))], branch: "feat/gone", revision: gone, created: old, seed: "b", scratch: directory.url)
+
+                    // The first tag list passes; the second (the re-read before deleting) waits 4 s.
+                    let rules = [FaultRule(name: "plan", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 0)),
+                                 FaultRule(name: "re-read", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 4))]
+                    try await withFaultProxy(upstream: registry.baseURL, rules: rules) { proxy in
+                        let request = #"{"source":{"repository":"\#(proxy.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":{"dry_run":false}}}"#
+                        let product = try builtProduct("out").path
+                        let run = Task.detached {
+                            try runProcess(product, [directory.url.path], stdin: Data(request.utf8),
+                                           environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()])
+                        }
+                        // Once the plan has read both configs, the re-read is being held: feat-gone moves
+                        // to another image (a new push on that tag, straight to the registry).
+                        var waited = 0
+                        while try proxy.requests().filter({ $0.method == "GET" && $0.path.contains("/blobs/") }).count < 2 && waited < 200 {
+                            usleep(50_000)
+                            waited += 1
+                        }
+                        let moved = try push(client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "moved",
+                                             scratch: directory.url)
+                        let result = try await run.value
+                        #expect(result.succeeded, "\(result.stderrString)")
+                        #expect(result.stderrString.contains("leaving feat-gone: it moved during the run"), "\(result.stderrString)")
+                        #expect(try client.manifestDescriptor(self.repository, .tag(try OCI.Tag("feat-gone")))?.digest == moved.digest)
+                        #expect(try client.manifestDescriptor(self.repository, .tag(try OCI.Tag(String(gone.prefix(12))))) == nil, "the unmoved candidate went")
+                    }
+                }
+            }
+        }
+    }
 }
