@@ -108,12 +108,16 @@ extension RegistryClient {
     ) throws -> BlobUploadOutcome {
         if try blobExists(repository, descriptor.digest) { return .present }
         // An upload session does not survive a broken PUT, so a failed attempt starts a new
-        // session, after checking whether the registry got the blob anyway.
+        // session, after checking whether the registry got the blob anyway. A POST that
+        // `send` already retried to the policy's limit is not tried again here: retries of
+        // retries would make a registry that refuses uploads cost maxAttempts² attempts.
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try uploadOnce(repository, descriptor, source: source, mountFrom: mountFrom, chunkSize: chunkSize)
+            } catch let exhausted as RetriesExhausted {
+                throw exhausted.error
             } catch let error as RegistryError where error.isRetryable && attempt < retry.maxAttempts {
                 log.info("\(error); starting the upload again (attempt \(attempt + 1) of \(retry.maxAttempts))")
                 if try blobExists(repository, descriptor.digest) { return .uploaded }
@@ -133,10 +137,16 @@ extension RegistryClient {
             scope = scope.union(.repository(mountFrom, "pull"))
             query = [URLQueryItem(name: "mount", value: descriptor.digest.rawValue), URLQueryItem(name: "from", value: mountFrom.rawValue)]
         }
-        let started = try send(.post, .path("\(repository.apiPath)/blobs/uploads/", query: query), scope: scope,
+        let started: HTTPResponse
+        do {
+            started = try send(.post, .path("\(repository.apiPath)/blobs/uploads/", query: query), scope: scope,
                                operation: operation, headers: ["Content-Type": "application/octet-stream"])
+        } catch {
+            throw RetriesExhausted(error: error)
+        }
         if started.status == 201, mountFrom != nil { return .mounted }
-        guard started.status == 202 else { throw RegistryError.from(started, operation: operation) }
+        // `send` returns a retryable status only once the policy's attempts are spent.
+        guard started.status == 202 else { throw RetriesExhausted(error: RegistryError.from(started, operation: operation)) }
         var location = try uploadLocation(started, operation: operation)
 
         let size = descriptor.size
@@ -162,6 +172,12 @@ extension RegistryClient {
             guard response.status == 201 else { throw RegistryError.from(response, operation: operation) }
         }
         return .uploaded
+    }
+
+    /// A failure of a request `send` already retried per the policy (the POST that opens an
+    /// upload session), which `upload` must not retry again.
+    private struct RetriesExhausted: Error {
+        let error: any Error
     }
 
     private func uploadLocation(_ response: HTTPResponse, operation: String) throws -> URL {
