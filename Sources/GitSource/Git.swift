@@ -75,7 +75,10 @@ struct Git: Sendable {
     /// The error for a failed git command, with secrets scrubbed.
     func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .command) -> GitSourceError {
         let how = result.terminatedBySignal ? "was killed by signal \(result.status)" : "failed with status \(result.status)"
-        var detail = scrub(result.errorText).trimmingCharacters(in: .whitespacesAndNewlines)
+        // git's message spans lines ("fatal: …", "Please make sure …", ssh's "\r\n"); an
+        // error is one line, so they are joined.
+        var detail = scrub(result.errorText).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " | ")
         if detail.count > 1500 { detail = "…" + detail.suffix(1500) }
         let shown = Command("git", Array(arguments.prefix(16))).displayString + (arguments.count > 16 ? " …" : "")
         return GitSourceError(kind, "`\(shown)` \(how)" + (detail.isEmpty ? "" : ": \(detail)"))

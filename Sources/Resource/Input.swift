@@ -161,7 +161,10 @@ public struct InputObject: Sendable {
     }
 
     static func printable(_ text: String) -> String {
-        String(text.prefix(80).unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F || $0 == "\"" ? "?" : Character($0) })
+        // C0 and C1 controls and U+2028/U+2029, as OCI's `quoted`: a value cannot break the line.
+        String(text.prefix(80).unicodeScalars.map {
+            $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 || $0 == "\"" ? "?" : Character($0)
+        })
     }
 
     /// The valid key nearest to `key` by edit distance, if near enough to be a typo.

@@ -175,10 +175,10 @@ public struct Out {
         var result = glob_t()
         defer { globfree(&result) }
         guard glob(full, 0, nil, &result) == 0, result.gl_pathc > 0 else {
-            throw InputError("params.image: no file or directory matches \"\(pattern)\" in \(directory.path)")
+            throw InputError("params.image: no file or directory matches \(quoted(pattern)) in \(directory.path)")
         }
         guard result.gl_pathc == 1, let first = result.gl_pathv[0] else {
-            throw InputError("params.image: \"\(pattern)\" matches \(result.gl_pathc) paths; it must match one")
+            throw InputError("params.image: \(quoted(pattern)) matches \(result.gl_pathc) paths; it must match one")
         }
         return URL(fileURLWithPath: String(cString: first))
     }

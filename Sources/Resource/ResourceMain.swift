@@ -11,7 +11,8 @@ public enum ResourceMain {
             FileHandle.standardOutput.write(output + Data("\n".utf8))
             exit(0)
         } catch {
-            let line = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+            // Any line break counts, "\r\n" (one Character) and U+2028 included.
+            let line = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "failed"
             FileHandle.standardError.write(Data("\(name): \(line)\n".utf8))
             exit(1)
         }

@@ -42,11 +42,11 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         var rest = Substring(text)
         while let open = rest.firstIndex(of: "{") {
             guard let close = rest[open...].firstIndex(of: "}") else {
-                throw ValidationError(description: "tag template \"\(text)\": unclosed {")
+                throw ValidationError(description: "tag template \(quoted(text)): unclosed {")
             }
             let name = String(rest[rest.index(after: open)..<close])
             guard Self.placeholders.contains(name) else {
-                throw ValidationError(description: "tag template \"\(text)\": unknown placeholder {\(name)}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))")
+                throw ValidationError(description: "tag template \(quoted(text)): unknown placeholder {\(quoted(name).dropFirst().dropLast())}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))")
             }
             rest = rest[rest.index(after: close)...]
         }
@@ -62,7 +62,7 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         func fill(_ name: String, _ value: String?) throws(ValidationError) {
             guard text.contains("{\(name)}") else { return }
             guard let value, !value.isEmpty else {
-                throw ValidationError(description: "tag template \"\(description)\" needs {\(name)}, which this build does not have")
+                throw ValidationError(description: "tag template \(quoted(description)) needs {\(name)}, which this build does not have")
             }
             text = text.replacingOccurrences(of: "{\(name)}", with: value)
         }

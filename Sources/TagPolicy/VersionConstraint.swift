@@ -1,3 +1,4 @@
+import OCI
 /// A version constraint in the syntax of Masterminds/semver, which registry-image's
 /// `semver_constraint` uses: comparisons `=`, `!=`, `>`, `<`, `>=`, `<=` (`=<`); `~1.2`
 /// (patch updates), `^1.2` (no major change); wildcards `1.2.x`, `1.*`; hyphen ranges
@@ -30,7 +31,7 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
             while index < tokens.count {
                 if index + 2 < tokens.count, tokens[index + 1] == "-" {
                     guard let low = Self.partial(tokens[index]), let high = Self.partial(tokens[index + 2]) else {
-                        throw ValidationError(description: "invalid semver_constraint \"\(text)\": bad range \(tokens[index]) - \(tokens[index + 2])")
+                        throw ValidationError(description: "invalid semver_constraint \(quoted(text)): bad range \(quoted(tokens[index]).dropFirst().dropLast()) - \(quoted(tokens[index + 2]).dropFirst().dropLast())")
                     }
                     bounds.append(Bound(op: .greaterOrEqual, version: low.floor))
                     bounds += high.upper(inclusive: true)
@@ -38,13 +39,13 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
                     continue
                 }
                 guard let clause = Self.clause(tokens[index]) else {
-                    throw ValidationError(description: "invalid semver_constraint \"\(text)\": cannot read \"\(tokens[index])\"")
+                    throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(tokens[index]))")
                 }
                 bounds += clause
                 index += 1
             }
             guard !bounds.isEmpty else {
-                throw ValidationError(description: "invalid semver_constraint \"\(text)\": an empty clause")
+                throw ValidationError(description: "invalid semver_constraint \(quoted(text)): an empty clause")
             }
             alternatives.append(bounds)
         }

@@ -86,7 +86,6 @@ public struct ImageTransfer: Sendable {
         switch try top.decode() {
         case .image(let manifest):
             wanted = [manifest.config] + manifest.layers
-            try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
         case .index(let index):
             var children = index.manifests.filter { $0.mediaType.isImageManifest }
             if case .one(let platform) = platforms {
@@ -98,15 +97,17 @@ public struct ImageTransfer: Sendable {
                 try layout.writeBlob(fetched.bytes, mediaType: child.mediaType)
                 if case .image(let manifest) = try fetched.decode() { wanted += [manifest.config] + manifest.layers }
             }
-            if case .all = platforms {
-                // index.json is the index itself: it hashes to the version's digest.
-                try writeFile(top.bytes, to: layout.root.appendingPathComponent("index.json"))
-            } else {
-                try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
-            }
         }
         _ = try parallel(unique(wanted).filter { !layout.hasBlob($0) }) { blob in
             try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest))
+        }
+        // index.json last, once every blob is in: a pull that fails half-way leaves a layout
+        // that names no image, never one that looks complete.
+        if case .index = try top.decode(), case .all = platforms {
+            // index.json is the index itself: it hashes to the version's digest.
+            try writeFile(top.bytes, to: layout.root.appendingPathComponent("index.json"))
+        } else {
+            try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
         }
         let image = LayoutImage(layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
         return image
