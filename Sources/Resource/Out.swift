@@ -153,20 +153,26 @@ public struct Out {
             }
         }
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
-        if let release = try promote.string("release") {
-            let text = ((try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let version = SemanticVersion(text) else {
-                throw promote.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
-            }
-            let existing = try destination.tags(repository).compactMap { SemanticVersion($0.rawValue) }
-            tags += ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
-        }
+        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository)
         let names = tags.map(\.rawValue)
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
         return (digest, repository, names)
+    }
+
+    /// `release` of `params` (a semver value, or a file under `directory` holding one): its
+    /// tags `1.2.3` (and `v1.2.3` as written), `1.2`, `1` and `stable`, each only where no
+    /// newer release in `repository` owns it. Empty when `release` is not set.
+    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository) throws -> [Tag] {
+        guard let release = try params.string("release") else { return [] }
+        let text = ((try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let version = SemanticVersion(text) else {
+            throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
+        }
+        let existing = try client.tags(repository).compactMap { SemanticVersion($0.rawValue) }
+        return ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
     }
 
     /// The one path under `directory` that `pattern` (a glob) matches.

@@ -107,16 +107,7 @@ extension Out {
             }
             floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
         }
-        var releaseTags: [Tag] = []
-        if let release = try params.string("release") {
-            let text = (try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let version = SemanticVersion(trimmed) else {
-                throw params.invalid("release", "\"\(InputObject.printable(trimmed))\" is not a semantic version (from the value or the file it names)")
-            }
-            let existing = try client.tags(source.repository).compactMap { SemanticVersion($0.rawValue) }
-            releaseTags = ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
-        }
+        let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository)
 
         let transfer = ImageTransfer(log: log)
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
