@@ -44,7 +44,10 @@ extension Out {
         var skipped: [String] = []
         if !options.dryRun {
             // The registry again, just before deleting: tags move and appear during a run.
-            let now = Dictionary(try tagStates(client: client, repository: source.repository, scratch: scratch).map { ($0.tag, $0) }, uniquingKeysWith: { first, _ in first })
+            // Only each tag's digest is asked again; manifests and labels already read are reused.
+            let known = Dictionary(states.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
+            let now = Dictionary(try tagStates(client: client, repository: source.repository, scratch: scratch, known: known).map { ($0.tag, $0) },
+                                 uniquingKeysWith: { first, _ in first })
             let planned = Set(plan.removedTags.map(\.tag))
             let reachable = Set(now.values.filter { !planned.contains($0.tag) }.flatMap { [$0.digest] + $0.children })
             func unchanged(_ removal: PrunePlanner.Removal) -> Bool {
@@ -56,7 +59,8 @@ extension Out {
                 return true
             }
             var untag = plan.untag.filter(unchanged)
-            for (digest, tags) in plan.delete {
+            for deletion in plan.delete {
+                let (digest, tags) = (deletion.digest, deletion.tags)
                 let still = tags.filter(unchanged)
                 // All of this digest's tags must still be candidates, and nothing kept may reach it now.
                 if reachable.contains(digest) || still.count != tags.count {
@@ -84,8 +88,10 @@ extension Out {
 
     /// Every tag of `repository` with its digest, an index's children, and the labels of its
     /// image (for an index, of its first image). One HEAD per tag; one GET per digest.
-    func tagStates(client: RegistryClient, repository: Repository, scratch: URL) throws -> [PrunePlanner.TagState] {
-        var byDigest: [Digest: PrunePlanner.TagState] = [:]
+    /// `known`: states already read, by digest (a manifest's content never changes).
+    func tagStates(client: RegistryClient, repository: Repository, scratch: URL,
+                   known: [Digest: PrunePlanner.TagState] = [:]) throws -> [PrunePlanner.TagState] {
+        var byDigest = known
         var states: [PrunePlanner.TagState] = []
         for tag in try client.tags(repository) {
             guard let head = try client.manifestDescriptor(repository, .tag(tag)) else { continue }

@@ -41,11 +41,16 @@ struct PrunePlanner {
         var reason: String
     }
 
+    /// A digest deleted whole, with the tags (all candidates) that point at it.
+    struct Deletion: Sendable, Equatable {
+        var digest: Digest
+        var tags: [Removal]
+    }
+
     struct Plan: Sendable, Equatable {
         /// Tags removed on their own (their digest is kept by another tag).
         var untag: [Removal] = []
-        /// Digests deleted whole, with the tags (all candidates) that point at them.
-        var delete: [(digest: Digest, tags: [Removal])] = []
+        var delete: [Deletion] = []
         /// Children of deleted indexes that nothing kept reaches.
         var children: [Digest] = []
         /// Candidates left for the next run by `max_deletions`.
@@ -53,11 +58,6 @@ struct PrunePlanner {
         var kept: [Tag] = []
 
         var removedTags: [Removal] { untag + delete.flatMap(\.tags) }
-
-        static func == (lhs: Plan, rhs: Plan) -> Bool {
-            lhs.untag == rhs.untag && lhs.children == rhs.children && lhs.deferred == rhs.deferred && lhs.kept == rhs.kept
-                && lhs.delete.map(\.digest) == rhs.delete.map(\.digest) && lhs.delete.map(\.tags) == rhs.delete.map(\.tags)
-        }
     }
 
     let templates: [TagTemplate]
@@ -127,7 +127,7 @@ struct PrunePlanner {
                 plan.deferred += sorted.dropFirst(taken.count)
                 budget -= taken.count
             } else {
-                plan.delete.append((digest, sorted))
+                plan.delete.append(Deletion(digest: digest, tags: sorted))
                 budget -= sorted.count
                 for child in childrenOf[digest] ?? [] where !reachable.contains(child) && deletedChildren.insert(child).inserted {
                     plan.children.append(child)
