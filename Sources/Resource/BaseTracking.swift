@@ -20,11 +20,22 @@ struct BaseTracker {
     let log: Log
 
     /// The bases of the Dockerfile at `commit`, by reference as `FROM` writes them.
-    func bases(at commit: GitCommitID, detector: ChangeDetector) throws -> [String: Digest] {
+    /// `resolved` remembers them by Dockerfile text: commits that did not touch it cost no
+    /// registry request.
+    func bases(at commit: GitCommitID, detector: ChangeDetector, resolved: inout [String: [String: Digest]]) throws -> [String: Digest] {
         guard let data = try detector.file(trackBase.dockerfile, at: commit) else {
             throw InputError("source.track_base: \(trackBase.dockerfile) does not exist at commit \(commit.short); set track_base.dockerfile")
         }
-        return try bases(of: String(decoding: data, as: UTF8.self))
+        let text = String(decoding: data, as: UTF8.self)
+        if let known = resolved[text] { return known }
+        let bases = try bases(of: text)
+        resolved[text] = bases
+        return bases
+    }
+
+    func bases(at commit: GitCommitID, detector: ChangeDetector) throws -> [String: Digest] {
+        var resolved: [String: [String: Digest]] = [:]
+        return try bases(at: commit, detector: detector, resolved: &resolved)
     }
 
     func bases(of text: String) throws -> [String: Digest] {

@@ -62,8 +62,9 @@ public struct Check {
         if let trackBase = keyed.trackBase {
             let tracker = BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log)
             versions = []
+            var resolved: [String: [String: Digest]] = [:]
             for change in changes {
-                let current = BaseSummary.digest(try tracker.bases(at: change.commit, detector: detector))
+                let current = BaseSummary.digest(try tracker.bases(at: change.commit, detector: detector, resolved: &resolved))
                 if let since, let sinceBase, change.key == since {
                     // The given version stays as it was; its bases moving makes a new one after it.
                     versions.append((change, sinceBase))

@@ -81,8 +81,8 @@ public struct In {
         if let value = version.tag_file { try write(value, to: directory, "tag_file") }
         if let release = key.release { try write(release, to: directory, "release") }
         var metadata: [[String: String]] = [["name": "commit", "value": key.commit.rawValue]]
+        let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
         if checkout {
-            let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
             let sourceDirectory = directory.appendingPathComponent("source")
             try detector.checkout(key.commit, into: sourceDirectory)
             let described = try SpawnCommandRunner().run(Command("git", ["-C", sourceDirectory.path, "log", "-1", "--format=%an%n%s"]))
@@ -96,8 +96,7 @@ public struct In {
         if let trackBase = keyed.trackBase {
             // The exact base digests check saw, for build-task's BASE_DIGESTS_FILE.
             guard let base else { throw InputError("version.base is required with source.track_base: in fetches the version check emitted") }
-            let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
-            _ = try detector.change(at: key.commit)
+            _ = try detector.change(at: key.commit)  // the commit into the cache, for its Dockerfile
             let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: key.commit, detector: detector)
             let current = BaseSummary.digest(bases)
             guard current == base else {
