@@ -149,7 +149,7 @@ public struct ImageBuild {
         }
         timings.mark("fetch")
         try writeRecords(image: image, run: run, reused: true, timings: timings, output: output)
-        try pushIfAsked(image)
+        try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
     }
 
@@ -192,7 +192,7 @@ public struct ImageBuild {
             timings.mark("publish")
         }
         try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
-        try pushIfAsked(image)
+        try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
     }
 
@@ -236,9 +236,9 @@ public struct ImageBuild {
     }
 
     /// `--push`: the image to `--tag`.
-    func pushIfAsked(_ image: LayoutImage) throws {
+    func pushIfAsked(_ image: LayoutImage, access: RegistryAccess) throws {
         guard configuration.push, let tag = configuration.tag else { return }
-        let client = try RegistryAccess(configuration: configuration, environment: environment, log: log).client(for: tag.registry)
+        let client = try access.client(for: tag.registry)
         let report = try ImageTransfer(log: log).push(image, with: client, to: tag.repository, tags: [tag.tag ?? .latest])
         log.info("pushed \(tag) (\(report.digest)): \(report.uploaded) blobs uploaded, \(report.present) already there")
     }
