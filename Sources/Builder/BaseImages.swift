@@ -244,3 +244,13 @@ struct ImageArgument {
 extension String {
     var nilIfEmpty: String? { isEmpty ? nil : self }
 }
+
+/// Runs `body` with a new, empty directory whose path has no capitals (buildah names an
+/// `oci:` base after its path and refuses capitals), removed afterwards.
+func withLowercaseTemporaryDirectory<R>(_ prefix: String, _ body: (URL) throws -> R) throws -> R {
+    let temporary = NSTemporaryDirectory().lowercased() == NSTemporaryDirectory() ? NSTemporaryDirectory() : "/tmp"
+    let directory = URL(fileURLWithPath: temporary).appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8).lowercased())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    return try body(directory)
+}

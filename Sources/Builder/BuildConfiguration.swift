@@ -52,11 +52,7 @@ public struct BuildConfiguration: Sendable, Equatable {
 
     /// Resolves flags over `environment`; relative paths are taken from `directory`.
     public init(flags: BuildFlags, environment: [String: String], directory: URL) throws(ValidationError) {
-        func value(_ flag: String?, _ variable: String) -> String? {
-            if let flag, !flag.isEmpty { return flag }
-            if let env = environment[variable], !env.isEmpty { return env }
-            return nil
-        }
+        func value(_ flag: String?, _ variable: String) -> String? { Self.setting(flag, variable, environment) }
         func path(_ text: String) -> URL {
             text.hasPrefix("/") ? URL(fileURLWithPath: text) : directory.appendingPathComponent(text)
         }
@@ -150,6 +146,13 @@ public struct BuildConfiguration: Sendable, Equatable {
         }
         registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
+    }
+
+    /// A setting: the flag when given, else the environment variable; empty counts as unset.
+    static func setting(_ flag: String?, _ variable: String, _ environment: [String: String]) -> String? {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = environment[variable], !env.isEmpty { return env }
+        return nil
     }
 
     /// `PREFIX<name>=value` variables, the name kept as written (oci-build-task keeps its case).

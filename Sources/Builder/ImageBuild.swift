@@ -52,11 +52,12 @@ public struct ImageBuild {
         let scratch = configuration.cache.appendingPathComponent("run-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let temporary = NSTemporaryDirectory().lowercased() == NSTemporaryDirectory() ? NSTemporaryDirectory() : "/tmp"
-        let links = URL(fileURLWithPath: temporary).appendingPathComponent("slipway-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: links, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: links) }
+        return try withLowercaseTemporaryDirectory("slipway") { links in
+            try resolveAndBuild(started: started, source: source, scratch: scratch, links: links)
+        }
+    }
 
+    func resolveAndBuild(started: Date, source: SourceFacts, scratch: URL, links: URL) throws -> Result {
         let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
         let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
         let inputsDigest = try Self.inputs(configuration, bases: bases).digest()

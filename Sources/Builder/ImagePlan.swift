@@ -43,11 +43,7 @@ public struct ImagePlanner {
     /// Reads the settings: flags over `environment`, relative paths from `directory`.
     public init(flags: BuildFlags, graph: GraphFlags, environment: [String: String], directory: URL,
                 log: Log, runner: any CommandRunner = SpawnCommandRunner()) throws(Failure) {
-        func value(_ flag: String?, _ variable: String) -> String? {
-            if let flag, !flag.isEmpty { return flag }
-            if let env = environment[variable], !env.isEmpty { return env }
-            return nil
-        }
+        func value(_ flag: String?, _ variable: String) -> String? { BuildConfiguration.setting(flag, variable, environment) }
         for (given, name) in [(flags.context, "--context"), (flags.dockerfile, "--dockerfile"), (flags.tag, "--tag"),
                               (flags.skipIfPublished, "--skip-if-published")] where given != nil {
             throw Failure("\(name) is set per image by plan and build-all (the image's directory, <repository>/<name>); leave it out")
@@ -255,11 +251,7 @@ public struct ImagePlanner {
     /// A scratch directory with a lowercase path (buildah names an `oci:` image arg after
     /// its path, see `BaseResolver`), removed afterwards.
     func withScratch<R>(_ body: (URL) throws -> R) throws -> R {
-        let temporary = NSTemporaryDirectory().lowercased() == NSTemporaryDirectory() ? NSTemporaryDirectory() : "/tmp"
-        let scratch = URL(fileURLWithPath: temporary).appendingPathComponent("slipway-plan-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        return try body(scratch)
+        try withLowercaseTemporaryDirectory("slipway-plan", body)
     }
 }
 
