@@ -106,21 +106,29 @@ public func runProcess(
     close(errors.write)
     close(input.read)
 
+    // Each blocking read and write on a thread of its own: on Dispatch's global queue they
+    // would hold its few worker threads, and under many concurrent children a child then
+    // waits seconds for its stdin (measured in the fault and fuzz tests).
     let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
     let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) {
+    func onThread(_ body: @escaping @Sendable () -> Void) {
+        group.enter()
+        Thread {
+            body()
+            group.leave()
+        }.start()
+    }
+    onThread {
         let data = readAll(output.read)
         collected.withLock { $0.out = data }
     }
-    DispatchQueue.global().async(group: group) {
+    onThread {
         let data = readAll(errors.read)
         collected.withLock { $0.err = data }
     }
     if let stdin {
         let writeEnd = input.write
-        DispatchQueue.global().async(group: group) {
-            writeAll(writeEnd, stdin)
-        }
+        onThread { writeAll(writeEnd, stdin) }
     }
     group.wait()
     let exit = waitForExit(pid)
