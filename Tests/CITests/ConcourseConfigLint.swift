@@ -251,9 +251,11 @@ struct ConcourseConfigLint {
                 }
             }
             for (index, item) in typeItems.enumerated() {
-                // A custom type is fetched with a type of its own: declared, or a base type (atc/config.go ImageForType).
+                // A custom type is fetched with a type of its own: another declared type, or a base type
+                // (atc/config.go ImageForType looks it up among types.Without(its own name), so a type
+                // named after a base type, of that base type, overrides the base type).
                 let name = item["name"]?.string ?? "\(index)"
-                if let type = item["type"]?.string, !type.isEmpty, type == name || !types.contains(type) {
+                if let type = item["type"]?.string, !type.isEmpty, !baseResourceTypes.contains(type) && (type == name || !types.contains(type)) {
                     report(item["type"]?.line ?? item.line, "resource_types.\(name)", "type '\(type)' is neither declared in resource_types nor a base resource type")
                 }
             }
@@ -537,6 +539,7 @@ struct ConcourseConfigLint {
             let resource = step["resource"]?.string ?? name
             if !resources.contains(resource) { report(step.line, at, "unknown resource '\(resource)' (atc/step_validator.go VisitGet)") }
             if !seenGets.insert(name).inserted { report(step.line, at, "repeated name: a job gets '\(name)' twice (atc/step_validator.go VisitGet)") }
+            artifacts.names.insert(name)
             if let passed = step["passed"] {
                 guard let globs = passed.strings, globs.count == passed.items?.count else {
                     report(passed.line, at, "passed: is not a list of job names")
@@ -550,7 +553,6 @@ struct ConcourseConfigLint {
                     }
                 }
             }
-            artifacts.names.insert(name)
         }
 
         /// atc/step_validator.go VisitPut: the resource exists; atc/exec/put_inputs.go: listed inputs

@@ -137,6 +137,22 @@ struct ConcourseConfigLintTests {
         #expect(problems.contains { $0.contains(rule.expect) }, "expected '\(rule.expect)' in:\n\(problems.joined(separator: "\n"))")
     }
 
+    @Test func aResourceTypeMayOverrideABaseTypeButNotStandOnItself() {
+        let pipeline = """
+            resource_types:
+            - {name: git, type: git, source: {}}
+            - {name: loop, type: loop, source: {}}
+            - {name: chained, type: loop, source: {}}
+            resources:
+            - {name: code, type: git, source: {}}
+            jobs:
+            - name: j
+              plan: [{get: code}]
+            """
+        let problems = ConcourseConfigLint.pipeline(pipeline)
+        #expect(problems == ["line 3: resource_types.loop: type 'loop' is neither declared in resource_types nor a base resource type"])
+    }
+
     @Test func aTaskFileFollowsTaskConfigRules() {
         #expect(ConcourseConfigLint.task("platform: linux\nrun: {path: ls}\n") == [])
         let problems = ConcourseConfigLint.task("platfrom: linux\nrun: {path: ls}\ninputs: [{path: x}]\nimage_resource: {type: oci}\n")
