@@ -115,6 +115,49 @@ struct PipelineConfigurationTests {
         #expect(builds > 0, "\(name) builds nothing with build-task")
     }
 
+    /// Concourse's own rules for a pipeline (ConcourseConfigLint: atc/configvalidate, atc/steps.go,
+    /// atc/task.go, the artifacts atc/exec resolves), duplicate YAML keys included.
+    @Test(arguments: pipelines)
+    func followsConcoursesOwnRules(_ file: URL) throws {
+        let text = Self.interpolated(try String(contentsOf: file, encoding: .utf8))
+        for problem in ConcourseConfigLint.pipeline(text, taskFile: Self.taskFile) {
+            Issue.record("\(file.lastPathComponent) \(problem)")
+        }
+    }
+
+    /// The rules reach into the real files: a typo in a step and in a task config is caught in each.
+    @Test(arguments: pipelines)
+    func theConcourseRulesSeeIntoEveryPipeline(_ file: URL) throws {
+        let text = Self.interpolated(try String(contentsOf: file, encoding: .utf8))
+        for (key, typo) in [("trigger: true", "triger: true"), ("platform: linux", "platfrom: linux")] {
+            try #require(text.contains(key), "\(file.lastPathComponent) has no \(key)")
+            let problems = ConcourseConfigLint.pipeline(text.replacingOccurrences(of: key, with: typo), taskFile: Self.taskFile)
+            #expect(problems.contains { $0.contains("unknown key '\(typo.prefix { $0 != ":" })'") }, "\(file.lastPathComponent): \(problems)")
+        }
+    }
+
+    static let taskFiles: [URL] = {
+        let directory = CIPaths.ci.appendingPathComponent("tasks")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".yml") }.sorted().map { directory.appendingPathComponent($0) }
+    }()
+
+    /// A task file's shape as atc/task.go NewTaskConfig reads it.
+    @Test(arguments: taskFiles)
+    func everyTaskFileFollowsConcoursesOwnRules(_ file: URL) throws {
+        let text = Self.interpolated(try String(contentsOf: file, encoding: .utf8))
+        for problem in ConcourseConfigLint.task(text) {
+            Issue.record("ci/tasks/\(file.lastPathComponent) \(problem)")
+        }
+    }
+
+    /// A `file:` step's task file, when it is one of this repository's (`<artifact>/…/ci/tasks/<name>.yml`).
+    static func taskFile(_ path: String) -> String? {
+        guard let range = path.range(of: "ci/tasks/") else { return nil }
+        let file = CIPaths.ci.appendingPathComponent("tasks").appendingPathComponent(String(path[range.upperBound...]))
+        return (try? String(contentsOf: file, encoding: .utf8)).map(interpolated)
+    }
+
     @Test func theBuildTaskFileSetsOnlyKnownParams() throws {
         let task = try Self.load(CIPaths.ci.appendingPathComponent("tasks/build-task.yml"))
         #expect(Self.runsBuildTask(task))
