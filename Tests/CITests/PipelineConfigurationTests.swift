@@ -83,6 +83,7 @@ struct PipelineConfigurationTests {
         let jobs = (pipeline["jobs"] as? [[String: Any]]) ?? []
         let jobNames = Set(jobs.compactMap { $0["name"] as? String })
         var builds = 0
+        var pushes = 0
         for job in jobs {
             let jobName = job["name"] as? String ?? "?"
             for step in Self.steps(job["plan"] as? [Any] ?? []) {
@@ -96,6 +97,7 @@ struct PipelineConfigurationTests {
                     }
                 }
                 if let put = step["put"] as? String {
+                    if (step["params"] as? [String: Any])?["image"] != nil { pushes += 1 }
                     let resource = step["resource"] as? String ?? put
                     #expect(resources.contains(resource), "\(at): put to an undeclared resource \(resource)")
                     if let source = sources[resource] {
@@ -112,7 +114,9 @@ struct PipelineConfigurationTests {
                 }
             }
         }
-        #expect(builds > 0, "\(name) builds nothing with build-task")
+        // A pipeline that pushes images builds them with build-task; one that only manages
+        // published images (a reaper, a release: prune, promote, bump) builds nothing.
+        #expect(builds > 0 || pushes == 0, "\(name) pushes images it does not build with build-task")
     }
 
     /// Concourse's own rules for a pipeline (ConcourseConfigLint: atc/configvalidate, atc/steps.go,
@@ -129,8 +133,8 @@ struct PipelineConfigurationTests {
     @Test(arguments: pipelines)
     func theConcourseRulesSeeIntoEveryPipeline(_ file: URL) throws {
         let text = Self.interpolated(try String(contentsOf: file, encoding: .utf8))
-        for (key, typo) in [("trigger: true", "triger: true"), ("platform: linux", "platfrom: linux")] {
-            try #require(text.contains(key), "\(file.lastPathComponent) has no \(key)")
+        try #require(text.contains("trigger: true"), "\(file.lastPathComponent) has no trigger: true")
+        for (key, typo) in [("trigger: true", "triger: true"), ("platform: linux", "platfrom: linux")] where text.contains(key) {
             let problems = ConcourseConfigLint.pipeline(text.replacingOccurrences(of: key, with: typo), taskFile: Self.taskFile)
             #expect(problems.contains { $0.contains("unknown key '\(typo.prefix { $0 != ":" })'") }, "\(file.lastPathComponent): \(problems)")
         }

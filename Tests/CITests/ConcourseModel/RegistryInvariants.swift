@@ -154,7 +154,13 @@ final class RegistryInvariants: @unchecked Sendable {
     /// After the reaper: a tag whose image was built on a deleted branch must share its image
     /// with a tag the reaper keeps by rule (a live branch's floating tag, or a tag no branch
     /// owns: a release, `stable`, an environment); and every tag still pulls.
-    func checkReaped(deletedBranches: [String], liveBranches: [String]) throws {
+    func checkReaped(deletedBranches: [String], before: [String: [String: String]], model: ConcourseModel) throws {
+        let now = try snapshot()
+        for (repository, tags) in protectedTags(model) {
+            for tag in tags.sorted() where before[repository]?[tag] != nil && now[repository]?[tag] == nil {
+                record("the reaper removed \(repository):\(tag), which a live pipeline's version or branch still uses")
+            }
+        }
         let deleted = Set(deletedBranches)
         let deletedTags = deletedBranches.map { TagSanitizer.sanitize($0) }
         for (repository, tags) in try snapshot() {
@@ -169,6 +175,44 @@ final class RegistryInvariants: @unchecked Sendable {
             }
         }
         try checkPulls()
+    }
+
+    /// The tags live pipelines still need: each saved version's immutable tag and each
+    /// source-keyed resource's floating branch tags, rendered from its templates.
+    func protectedTags(_ model: ConcourseModel) -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for name in model.pipelineOrder {
+            guard let pipeline = model.pipelines[name] else { continue }
+            for resource in pipeline.config.resources.values where resource.type == "slipway" {
+                guard let git = resource.source["git"] as? [String: Any], let repository = (resource.source["repository"] as? String).map(Self.repositoryPath),
+                      let branch = git["branch"] as? String, git["tag_filter"] == nil, git["tag_regex"] == nil else { continue }
+                let templates = (resource.source["tags"] as? [String]) ?? ["{short_ref}", "{branch}"]
+                for (index, template) in templates.enumerated() {
+                    if index == 0 {
+                        for version in pipeline.versions[resource.name] ?? [] {
+                            if let tag = Self.render(template, version: version, branch: branch) { result[repository, default: []].insert(tag) }
+                        }
+                    } else if template.contains("{branch}"), !template.contains("{short_ref}") {
+                        if let tag = Self.render(template, version: [:], branch: branch) { result[repository, default: []].insert(tag) }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// A tag template rendered for a version, or nil when a placeholder has no value.
+    static func render(_ template: String, version: [String: String], branch: String) -> String? {
+        var result = template
+        let base = version["base"].map { String($0.split(separator: ":").last ?? "") }
+        let values: [String: String?] = ["{ref}": version["ref"], "{short_ref}": version["ref"].map { String($0.prefix(12)) },
+                                         "{short_base}": base.map { String($0.prefix(12)) }, "{branch}": TagSanitizer.sanitize(branch),
+                                         "{tag_file}": version["tag_file"], "{release}": version["release"]]
+        for (placeholder, value) in values where result.contains(placeholder) {
+            guard let value else { return nil }
+            result = result.replacingOccurrences(of: placeholder, with: value)
+        }
+        return result
     }
 
     /// Every tag pulls completely, every platform, with skopeo.

@@ -45,6 +45,10 @@ struct Seed003LifecycleTests {
             #expect(fresh.sorted() == ["banana-feat-foo/build", "banana-feat-foo/test"], "\(fresh)")
             #expect(try world.digest(Self.repo, "feat-foo-latest") == mainImage, "an unchanged image is reused, not rebuilt")
 
+            // An image the branch replaces before merging: only the deleted branch ever needs it.
+            try world.commit("banana v2, first try", Self.image("v2-draft"))
+            _ = try world.settle()
+            let draft = try #require(try world.digest(Self.repo, "feat-foo-latest"))
             let feature = try world.commit("banana v2", Self.image("v2"))
             let third = try world.settle()
             #expect(third.sorted() == ["banana-feat-foo/build", "banana-feat-foo/test"], "only the branch's pipeline builds: \(third)")
@@ -67,13 +71,16 @@ struct Seed003LifecycleTests {
 
             // The reaper: the deleted branch's tags go, main's stay, every tag left pulls.
             let before = try world.tags(Self.repo)
+            let snapshot = try world.invariants.snapshot()
+            #expect(snapshot[Self.repo]?.values.contains(draft) == true)
             try world.model.tick("banana-reaper", "nightly")
             let reaped = try world.settle()
             #expect(reaped == ["banana-reaper/reap"], "\(reaped)")
             let after = try world.tags(Self.repo)
             #expect(!after.contains("feat-foo-latest"), "\(before) -> \(after)")
             #expect(after.isSuperset(of: ["main-latest", String(merge.prefix(12)), String(main1.prefix(12))]), "\(before) -> \(after)")
-            try world.invariants.checkReaped(deletedBranches: ["feat/foo"], liveBranches: ["main"])
+            #expect(try world.invariants.snapshot()[Self.repo]?.values.contains(draft) == false, "no tag reaches the draft image")
+            try world.invariants.checkReaped(deletedBranches: ["feat/foo"], before: snapshot, model: world.model)
         }
     }
 }
