@@ -16,11 +16,11 @@ enum SeedFixture {
         ]
     }
 
-    /// Commits `files` plus busybox in each image directory that has a Dockerfile FROM scratch.
+    /// Commits `files` plus busybox in each image directory whose Dockerfile copies it in.
     static func commit(_ repository: TestGitRepository, _ message: String, files: [String: String]) throws -> String {
         _ = try repository.commit(message, files: files)
         var added = false
-        for (path, content) in files where path.hasSuffix("/Dockerfile") && content.hasPrefix("FROM scratch") {
+        for (path, content) in files where path.hasSuffix("/Dockerfile") && content.contains("busybox /bin/busybox") {
             let target = repository.path.appendingPathComponent((path as NSString).deletingLastPathComponent).appendingPathComponent("busybox")
             if !FileManager.default.fileExists(atPath: target.path) {
                 try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: target.path)

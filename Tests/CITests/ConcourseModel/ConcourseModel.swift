@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Yams
 
 /// A model of Concourse's scheduling that plays the pipeline files in `ci/pipelines/` as
 /// they are, with the built binaries, real git, a real registry and real buildah beneath.
@@ -17,8 +18,10 @@ import TestSupport
 /// - **Triggering** (`atc/scheduler`): a job runs when the resolved set has a `trigger: true`
 ///   input whose version no earlier build of the job (of any status) used under that name.
 /// - **Running**: every job triggered in one round resolves its inputs before any of them
-///   runs (builds of different jobs start together); after a round every resource is
-///   checked again; rounds go on until nothing triggers.
+///   runs (builds of different jobs start together), and they run downstream first (the
+///   reverse of the files' order), so no job may rely on a sibling of its round having
+///   finished; after a round every resource is checked again; rounds go on until nothing
+///   triggers.
 /// - **Steps** (`atc/exec`): `get` runs `in <build>/<name>`; `put` runs `out <build>` with
 ///   every artifact (or `inputs:`), saves the version and runs the implicit get with
 ///   `get_params` (unless `no_get`); `task` (inline or `file:` from an artifact) runs with its
@@ -314,7 +317,10 @@ final class ConcourseModel: @unchecked Sendable {
                 }
             }
             if round.isEmpty { return ran }
-            for (pipeline, job, inputs) in round where pipelines[pipeline.name] === pipeline {
+            // Builds of one round run at once in Concourse, in no set order. The model runs them
+            // one after another, downstream first (the reverse of the files' order), so a job
+            // that relies on a sibling of its round having finished is caught, not lucky.
+            for (pipeline, job, inputs) in round.reversed() where pipelines[pipeline.name] === pipeline {
                 ran.append(try runBuild(pipeline, job, inputs))
             }
         }
@@ -329,6 +335,34 @@ final class ConcourseModel: @unchecked Sendable {
         let job = try pipeline.job(jobName)
         guard let inputs = resolve(job, in: pipeline) else { throw ModelError("\(pipelineName)/\(jobName): inputs do not resolve") }
         return try runBuild(pipeline, job, inputs)
+    }
+
+    /// `fly execute -c <file> -i name=<dir> --privileged`: a one-off build of a task file
+    /// with local inputs, each param the file declares overridden by the variable of the same
+    /// name in `environment` (fly's OverrideTaskParams). Returns the build's directory, whose
+    /// subdirectories are its outputs.
+    @discardableResult
+    func execute(_ taskFile: URL, inputs: [String: URL], environment: [String: String], vars: [String: Any] = [:]) throws -> URL {
+        let text = try String(contentsOf: taskFile, encoding: .utf8)
+        let loaded = try PipelineConfig.interpolate(try Yams.load(yaml: text) as Any, vars: globalVars.merging(vars) { $1 })
+        guard var config = loaded as? [String: Any] else { throw ModelError("\(taskFile.lastPathComponent) is not a task config") }
+        var params = config["params"] as? [String: Any] ?? [:]
+        for key in params.keys { if let value = environment[key] { params[key] = value } }
+        config["params"] = params
+        let pipeline = Pipeline(name: "one-off", config: try PipelineConfig([:]), vars: globalVars)
+        let task = PipelineConfig.Task(name: "one-off", config: config, file: nil, params: [:], vars: [:], image: nil, privileged: true,
+                                       inputMapping: [:], outputMapping: [:])
+        let job = PipelineConfig.Job(name: "one-off", plan: [PipelineConfig.Step(action: .task(task))])
+        let id = nextBuildID
+        nextBuildID += 1
+        let build = BuildRun(model: self, pipeline: pipeline, job: job, inputs: [], id: id, number: 1)
+        for (name, directory) in inputs {
+            let result = try runProcess("/bin/cp", ["-a", directory.path, build.artifact(name).path])
+            guard result.succeeded else { throw ModelError("cp \(directory.path): \(result.stderrString)") }
+        }
+        note("fly execute -c \(taskFile.lastPathComponent) \(inputs.keys.sorted()) with \(environment.keys.sorted())")
+        for step in job.plan { try build.run(step) }
+        return build.directory
     }
 
     // MARK: Builds

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Seed 001 over a branch's life, played from ci/pipelines/001-branch-tagged.yml through
+/// the model of Concourse: master's pipeline; a feature branch with a `/` that changes only
+/// the base, then only the tap; merge; deletion. The invariants are checked after every build.
+@Suite("seed 001 lifecycle: branch-tagged base and tap", .serialized)
+struct Seed001LifecycleTests {
+    static let base = "simpleviewinc/keg-base"
+    static let tap = "simpleviewinc/tap"
+
+    static func baseFiles(_ marker: String) -> [String: String] {
+        ["containers/base/Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nRUN [\"/bin/busybox\", \"cp\", \"/marker\", \"/base-built\"]\n",
+         "containers/base/marker": "\(marker)\n"]
+    }
+
+    static func tapFiles(_ marker: String) -> [String: String] {
+        ["containers/tap/Dockerfile": "ARG KEG_BASE_IMAGE=ghcr.io/simpleviewinc/keg-base:master\nFROM ${KEG_BASE_IMAGE}\nCOPY marker /tap-marker\nRUN [\"/bin/busybox\", \"cp\", \"/tap-marker\", \"/tap-built\"]\n",
+         "containers/tap/marker": "\(marker)\n"]
+    }
+
+    @Test func aBranchThatChangesOnlyTheBaseRebuildsTheTapUnderItsOwnTags() async throws {
+        try await Lifecycle.run(branch: "master", files: Self.baseFiles("b1").merging(Self.tapFiles("t1")) { $1 }) { world in
+            try world.setPipeline("keg", Lifecycle.pipeline("001-branch-tagged.yml"))
+            #expect(try world.settle().sorted() == ["keg-master/base", "keg-master/tap"], "\(world.model.log)")
+            let m1 = String(try world.repository.head().prefix(12))
+            let masterBase = try #require(try world.digest(Self.base, m1))
+            let masterTap = try #require(try world.digest(Self.tap, m1))
+            #expect(try world.digest(Self.base, "latest") == masterBase)
+            #expect(try world.digest(Self.tap, "master") == masterTap)
+            #expect(try world.invariants.labels(Self.tap, masterTap)["org.opencontainers.image.base.digest"] == masterBase, "the tap is FROM master's base")
+
+            // A feature branch changes only the base: its pipeline rebuilds the base and the tap
+            // FROM it, under the branch commit's tags; master's tags do not move.
+            try world.repository.branch("feat/new-base", checkout: true)
+            let f1 = String(try world.commit("new base", Self.baseFiles("b2")).prefix(12))
+            try world.setPipeline("keg", Lifecycle.pipeline("001-branch-tagged.yml"))
+            #expect(try world.settle().sorted() == ["keg-feat-new-base/base", "keg-feat-new-base/tap"], "\(world.model.log)")
+            let featureBase = try #require(try world.digest(Self.base, f1))
+            let featureTap = try #require(try world.digest(Self.tap, f1), "the tap rebuilt on the branch's base has the branch commit's tag")
+            #expect(featureBase != masterBase && featureTap != masterTap)
+            #expect(try world.digest(Self.tap, "feat-new-base") == featureTap)
+            #expect(try world.invariants.labels(Self.tap, featureTap)["org.opencontainers.image.base.digest"] == featureBase)
+            #expect(try world.digest(Self.tap, m1) == masterTap && world.digest(Self.tap, "master") == masterTap, "master's tap is untouched")
+            #expect(try world.digest(Self.base, "latest") == masterBase, "latest is master's only")
+
+            // Then only the tap: the base job passes it through (nothing rebuilt), the tap builds.
+            let f2 = String(try world.commit("tap change", Self.tapFiles("t2")).prefix(12))
+            #expect(try world.settle().sorted() == ["keg-feat-new-base/base", "keg-feat-new-base/tap"])
+            #expect(try world.digest(Self.base, f2) == nil, "a tap-only commit makes no base tag")
+            let featureTap2 = try #require(try world.digest(Self.tap, f2))
+            #expect(try world.invariants.labels(Self.tap, featureTap2)["org.opencontainers.image.base.digest"] == featureBase)
+
+            // Merge, delete the branch and its pipeline: master reuses the branch's images.
+            try world.repository.checkout("master")
+            let merge = String(try world.repository.merge("feat/new-base", message: "merge").prefix(12))
+            try world.repository.push()
+            try world.deleteBranch("feat/new-base", switchingTo: "master")
+            try world.model.setPipelineWithScript(["--destroy", "--branch", "feat/new-base", "keg"], in: world.repository.path)
+            #expect(try world.settle().sorted() == ["keg-master/base", "keg-master/tap"])
+            #expect(try world.digest(Self.base, merge) == featureBase, "same inputs: reused, not rebuilt")
+            #expect(try world.digest(Self.tap, merge) == featureTap2)
+            #expect(try world.digest(Self.tap, "latest") == featureTap2 && world.digest(Self.tap, "master") == featureTap2)
+            try world.invariants.checkPulls()
+        }
+    }
+}
