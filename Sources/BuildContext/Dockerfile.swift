@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 
 /// The stages of a Dockerfile as far as a build's inputs go: which image each `FROM` names
 /// once `ARG` defaults and build args are applied, and which of those come from outside
@@ -9,8 +10,53 @@ public struct DockerfileStages: Sendable, Equatable {
         public var name: String?
         /// The image reference after substitution, as written.
         public var base: String
-        /// `--platform=…` after substitution, if given.
+        /// `--platform=…` after substitution, if given. `$BUILDPLATFORM` and the other
+        /// automatic platform args only have values when the parse was given ``Platforms``.
         public var platform: String?
+        /// `--platform=…` as written, before substitution.
+        public var platformFlag: String? = nil
+        /// Whether the stage has a `RUN` instruction: whether building it runs its programs.
+        public var runs: Bool = false
+        /// The line of its `FROM`.
+        public var line: Int = 0
+        /// What follows `FROM`, as written.
+        public var written: String = ""
+
+        /// Whether its `FROM` reads `$BUILDPLATFORM`, `$BUILDOS`, `$BUILDARCH` or `$BUILDVARIANT`.
+        public var usesBuildPlatformArgs: Bool {
+            ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"].contains { written.contains("$" + $0) || written.contains("${" + $0) }
+        }
+
+        /// `FROM --platform=$BUILDPLATFORM …`: the stage runs on the builder's own platform
+        /// (a cross-build), whatever the target.
+        public var onBuildPlatform: Bool {
+            guard let flag = platformFlag?.trimmingCharacters(in: .whitespaces) else { return false }
+            return flag == "$BUILDPLATFORM" || flag == "${BUILDPLATFORM}"
+        }
+    }
+
+    /// The platform a build runs on and the one it builds for: the values of the automatic
+    /// args buildah (like BuildKit) defines in the global scope, `BUILDPLATFORM`, `BUILDOS`,
+    /// `BUILDARCH`, `BUILDVARIANT` and the `TARGET*` four, spelled as the platforms are
+    /// given (buildah gives `linux/arm64` for `--platform linux/arm64`, measured).
+    public struct Platforms: Sendable, Equatable {
+        public var build: Platform
+        public var target: Platform
+        public init(build: Platform, target: Platform) {
+            self.build = build
+            self.target = target
+        }
+
+        public var arguments: [String: String] {
+            var result: [String: String] = [:]
+            for (prefix, platform) in [("BUILD", build), ("TARGET", target)] {
+                result[prefix + "PLATFORM"] = platform.description
+                result[prefix + "OS"] = platform.os
+                result[prefix + "ARCH"] = platform.architecture
+                result[prefix + "VARIANT"] = platform.variant ?? ""
+            }
+            return result
+        }
     }
 
     public struct ParseError: Error, Sendable, CustomStringConvertible {
@@ -34,9 +80,11 @@ public struct DockerfileStages: Sendable, Equatable {
     }
 
     /// Parses `text` with `buildArgs` overriding `ARG` defaults (global ARGs, before the first
-    /// `FROM`, are the only ones `FROM` lines can use, as in Docker).
-    public init(_ text: String, buildArgs: [String: String] = [:]) throws(ParseError) {
-        var globals: [String: String] = [:]
+    /// `FROM`, are the only ones `FROM` lines can use, as in Docker). With `platforms`, `FROM`
+    /// lines may also use the automatic platform args (`--platform=$BUILDPLATFORM`,
+    /// `base:${TARGETARCH}`) as buildah gives them; without, those are empty.
+    public init(_ text: String, buildArgs: [String: String] = [:], platforms: Platforms? = nil) throws(ParseError) {
+        var globals: [String: String] = platforms?.arguments ?? [:]
         var stages: [Stage] = []
         for (number, instruction) in Self.instructions(text) {
             let (keyword, rest) = Self.split(instruction)
@@ -51,8 +99,12 @@ public struct DockerfileStages: Sendable, Equatable {
             case "FROM":
                 var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
                 var platform: String?
+                var platformFlag: String?
                 while let first = words.first, first.hasPrefix("--") {
-                    if first.lowercased().hasPrefix("--platform=") { platform = Self.substitute(String(first.dropFirst(11)), globals) }
+                    if first.lowercased().hasPrefix("--platform=") {
+                        platformFlag = String(first.dropFirst(11))
+                        platform = Self.substitute(String(first.dropFirst(11)), globals)
+                    }
                     words.removeFirst()
                 }
                 guard let image = words.first else {
@@ -64,7 +116,9 @@ public struct DockerfileStages: Sendable, Equatable {
                 guard !base.isEmpty else {
                     throw ParseError(description: "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
                 }
-                stages.append(Stage(name: name, base: base, platform: platform))
+                stages.append(Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest))
+            case "RUN" where !stages.isEmpty:
+                stages[stages.count - 1].runs = true
             default:
                 continue
             }
@@ -76,8 +130,9 @@ public struct DockerfileStages: Sendable, Equatable {
     /// The Dockerfile's text with the image of each `FROM` whose base (after substitution,
     /// as in ``stages``) is a key of `replacements` replaced by its value: how a build is
     /// pinned to the exact digests its inputs digest and labels name. Every other byte is kept.
-    public static func pinning(_ text: String, buildArgs: [String: String], replacements: [String: String]) throws(ParseError) -> String {
-        let stages = try DockerfileStages(text, buildArgs: buildArgs).stages
+    public static func pinning(_ text: String, buildArgs: [String: String], platforms: Platforms? = nil,
+                               replacements: [String: String]) throws(ParseError) -> String {
+        let stages = try DockerfileStages(text, buildArgs: buildArgs, platforms: platforms).stages
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         var stageIndex = 0
         var continuing = false

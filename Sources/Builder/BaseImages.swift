@@ -42,6 +42,8 @@ struct BaseResolution {
     var dockerfile: URL
     /// Registries buildah pulls from, for its auth file.
     var hosts: [RegistryHost]
+    /// The stages buildah builds, per target platform, for ``Emulation``.
+    var targetBuilds: [Emulation.TargetBuild] = []
 
     /// The ``BaseSummary`` of the registry bases, for the `dev.slipway.base` label.
     var summary: Digest {
@@ -53,6 +55,8 @@ struct BaseResolver {
     let configuration: BuildConfiguration
     let access: RegistryAccess
     let log: Log
+    /// buildah's `BUILDPLATFORM`: the platform of the machine it runs on.
+    var host: Platform = .host
 
     /// - Parameter links: a directory with a lowercase path: buildah names an `oci:` base
     ///   after its path and refuses one with capitals, so image args are reached through links here.
@@ -71,18 +75,49 @@ struct BaseResolver {
         do { text = try String(contentsOf: configuration.dockerfile, encoding: .utf8) } catch {
             throw ImageBuild.Unsupported(description: "cannot read the Dockerfile \(configuration.dockerfile.path)")
         }
-        let stages: DockerfileStages
-        do { stages = try DockerfileStages(text, buildArgs: buildArgs) } catch {
+        // The automatic platform args (`$BUILDPLATFORM`, `$TARGETARCH`, …) have a value per
+        // target platform, as buildah gives them; with none given, buildah builds for the host.
+        let targets = configuration.platforms.isEmpty ? [host] : configuration.platforms
+        var perTarget: [(target: Platform, stages: DockerfileStages)] = []
+        do {
+            for target in targets {
+                perTarget.append((target, try DockerfileStages(text, buildArgs: buildArgs, platforms: .init(build: host, target: target))))
+            }
+        } catch {
             // buildah's own message says it best; the build fails there, with no bases resolved.
             log.info("\(configuration.dockerfile.lastPathComponent): \(error)")
             return BaseResolution(bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
         }
 
         // Stages after the target are never built (a stage can only use earlier ones), so their bases are not resolved.
-        var considered = stages
-        if let target = configuration.target?.lowercased(), let end = stages.stages.firstIndex(where: { $0.name == target }) {
-            considered.stages = Array(stages.stages[...end])
+        func upToTarget(_ stages: DockerfileStages) -> DockerfileStages {
+            var considered = stages
+            if let target = configuration.target?.lowercased(), let end = stages.stages.firstIndex(where: { $0.name == target }) {
+                considered.stages = Array(stages.stages[...end])
+            }
+            return considered
         }
+        let considered = upToTarget(perTarget[0].stages)
+        let targetBuilds = perTarget.map { Emulation.TargetBuild(target: $0.target, stages: upToTarget($0.stages).stages) }
+        // buildah 1.28 gives RUN steps BUILDPLATFORM & co. but expands them as empty in a
+        // FROM line (measured: FROM --platform=$BUILDPLATFORM then takes the target's
+        // manifest), so they are passed as build args, as BuildKit defines them.
+        if considered.stages.contains(where: \.usesBuildPlatformArgs) {
+            let automatic = DockerfileStages.Platforms(build: host, target: targets[0]).arguments.filter { $0.key.hasPrefix("BUILD") }
+            buildArgs.merge(automatic) { given, _ in given }
+        }
+        // One Dockerfile is pinned for every platform, so every platform must name the same bases.
+        if let other = targetBuilds.dropFirst().first(where: { $0.stages.map(\.base) != targetBuilds[0].stages.map(\.base) }) {
+            let differing = zip(targetBuilds[0].stages, other.stages).first { $0.base != $1.base }
+            throw ImageBuild.Unsupported(description: "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately")
+        }
+        // A stage with its own --platform (FROM --platform=$BUILDPLATFORM …) uses another
+        // platform's manifest than the target's: its base stays pinned to the whole index.
+        let keepIndex = Set(considered.stages.filter { stage in
+            guard stage.platformFlag != nil else { return false }
+            let own = stage.onBuildPlatform ? host : (try? Platform(stage.platform ?? ""))
+            return own.map { !$0.matches(targets[0]) } ?? true
+        }.map(\.base))
         var resolved: [String: BaseImage] = [:]  // FROM's base → base
         var replacements: [String: String] = [:]
         var hosts: [RegistryHost] = []
@@ -95,7 +130,7 @@ struct BaseResolver {
             do { reference = try ImageReference(written) } catch {
                 throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
             }
-            let (digest, top) = try pinnedOrResolved(reference, written: written)
+            let (digest, top) = try pinnedOrResolved(reference, written: written, narrow: !keepIndex.contains(written))
             resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
             if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
@@ -105,19 +140,22 @@ struct BaseResolver {
         var dockerfile = configuration.dockerfile
         if !replacements.isEmpty {
             let pinned: String
-            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, replacements: replacements) } catch {
+            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
+                                                                replacements: replacements) } catch {
                 throw ImageBuild.Unsupported(description: "\(configuration.dockerfile.lastPathComponent): \(error)")
             }
             dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
             try Data(pinned.utf8).write(to: dockerfile)
         }
         let bases = considered.externalBases.compactMap { resolved[$0] }
-        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts)
+        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
+                              targetBuilds: targetBuilds)
     }
 
     /// The digest to build from and the digest its reference has: from `BASE_DIGESTS_FILE`
     /// when given (exactly what check saw), else from the registry.
-    func pinnedOrResolved(_ reference: ImageReference, written: String) throws -> (Digest, Digest) {
+    /// - Parameter narrow: whether a one-platform build may use the target's manifest of an index.
+    func pinnedOrResolved(_ reference: ImageReference, written: String, narrow: Bool = true) throws -> (Digest, Digest) {
         if let pinned = configuration.baseDigests {
             guard let digest = pinned[written] else {
                 throw ImageBuild.Unsupported(description: "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?")
@@ -130,7 +168,7 @@ struct BaseResolver {
             guard let top = try client.manifestDescriptor(reference.repository, reference.reference) else {
                 throw ImageBuild.Unsupported(description: "the base image \(written) does not exist (\(reference) was not found in its registry)")
             }
-            return (try resolve(reference, written: written, top: top, client: client), top.digest)
+            return (narrow ? try resolve(reference, written: written, top: top, client: client) : top.digest, top.digest)
         } catch let error as ImageBuild.Unsupported {
             throw error
         } catch {

@@ -32,14 +32,18 @@ public struct ImageBuild {
     let runner: any CommandRunner
     let environment: [String: String]
     let progress: StatusLine
+    /// What the kernel can run without us: read before a build whose RUN steps may need qemu.
+    let binfmt: BinfmtProbe
 
     public init(_ configuration: BuildConfiguration, log: Log, environment: [String: String] = ProcessInfo.processInfo.environment,
-                runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false)) {
+                runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false),
+                binfmt: BinfmtProbe = BinfmtProbe()) {
         self.configuration = configuration
         self.log = log
         self.runner = runner
         self.environment = environment
         self.progress = progress
+        self.binfmt = binfmt
     }
 
     public struct Unsupported: Error, Sendable, CustomStringConvertible {
@@ -70,6 +74,11 @@ public struct ImageBuild {
         }
         let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch)
         if let reused = try reuse(run, timings: &timings) { return reused }
+        // A RUN for an architecture the kernel cannot run fails deep inside buildah with
+        // "exec format error"; say why, and what to change, before waiting for a lock or buildah.
+        if let problem = Emulation.problem(builds: bases.targetBuilds, host: .host, emulators: binfmt.emulators()) {
+            throw Unsupported(description: problem)
+        }
         guard let lock = configuration.lock else { return try build(run, timings: &timings) }
         let repository = configuration.tag ?? configuration.skipIfPublished
         let key = configuration.lockKey ?? ((repository.map(\.name) ?? "local") + "@" + inputsDigest.rawValue)

@@ -61,6 +61,28 @@ struct DockerfileStagesTests {
         #expect(overridden.externalBases == ["localhost:5000/me/base:feature-x", "localhost:5000/me/tools:1.0"])
     }
 
+    @Test func automaticPlatformArgsAndRunSteps() throws {
+        let text = """
+        ARG REGISTRY=registry.example
+        FROM --platform=$BUILDPLATFORM ${REGISTRY}/golang:1.22 AS build
+        ARG TARGETARCH
+        RUN GOARCH=$TARGETARCH go build -o /app
+        FROM ${REGISTRY}/runtime:${TARGETARCH}
+        COPY --from=build /app /app
+        """
+        let platforms = DockerfileStages.Platforms(build: try Platform("linux/amd64"), target: try Platform("linux/arm64/v8"))
+        let stages = try DockerfileStages(text, platforms: platforms).stages
+        #expect(stages[0].base == "registry.example/golang:1.22" && stages[0].platform == "linux/amd64")
+        #expect(stages[0].platformFlag == "$BUILDPLATFORM" && stages[0].onBuildPlatform && stages[0].runs && stages[0].line == 2)
+        #expect(stages[1].base == "registry.example/runtime:arm64" && stages[1].platform == nil && !stages[1].runs && !stages[1].onBuildPlatform)
+        #expect(platforms.arguments["TARGETPLATFORM"] == "linux/arm64/v8" && platforms.arguments["TARGETVARIANT"] == "v8" && platforms.arguments["BUILDVARIANT"] == "")
+        // Without platforms (track_base, the image graph) the bases are the same where they do not use the args.
+        let plain = try DockerfileStages(text).stages
+        #expect(plain[0].base == "registry.example/golang:1.22" && plain[0].onBuildPlatform)
+        // Build args apply next to the automatic args.
+        #expect(try DockerfileStages(text, buildArgs: ["REGISTRY": "r.example"], platforms: platforms).stages[1].base == "r.example/runtime:arm64")
+    }
+
     @Test func errorsNameTheProblem() {
         let empty = #expect(throws: DockerfileStages.ParseError.self) { try DockerfileStages("ARG BASE\nFROM ${BASE}\n") }
         #expect(empty?.description.contains("line 2") == true)
