@@ -52,6 +52,32 @@ struct Seed001LifecycleTests {
             let featureTap2 = try #require(try world.digest(Self.tap, f2))
             #expect(try world.invariants.labels(Self.tap, featureTap2)["org.opencontainers.image.base.digest"] == featureBase)
 
+            // The developer's own experiment on the branch, outside Concourse: build-task with
+            // flags builds FROM the PR's tap and pushes a tag of their choosing; then they run it.
+            let laptop = world.directory.appending("laptop")
+            try FileManager.default.createDirectory(at: laptop, withIntermediateDirectories: true)
+            try Lifecycle.commit(world.repository, "evf", ["containers/evf/Dockerfile": "ARG KEG_BASE_IMAGE\nFROM ${KEG_BASE_IMAGE}\nCOPY marker /evf\n",
+                                                         "containers/evf/marker": "evf-1\n"])
+            let experiment = "\(world.host)/simpleviewinc/evf:my-changes-tag"
+            let built = try world.model.run(["build-task", "--context", world.repository.path.appendingPathComponent("containers/evf").path,
+                                             "--build-arg", "KEG_BASE_IMAGE=\(world.host)/\(Self.tap):feat-new-base", "--tag", experiment, "--push"],
+                                            environment: ["REGISTRY_USERNAME": world.registry.username ?? "", "REGISTRY_PASSWORD": world.registry.password ?? ""],
+                                            directory: laptop)
+            try #require(built.succeeded, "build-task: \(built.stderrString)")
+            let evf = try #require(try world.digest("simpleviewinc/evf", "my-changes-tag"))
+            let evfLabels = try world.invariants.labels("simpleviewinc/evf", evf)
+            #expect(evfLabels["org.opencontainers.image.base.digest"] == featureTap2, "built on the PR's tap")
+            #expect(evfLabels["dev.slipway.branch"] == "feat/new-base", "the checked-out branch")
+            let run = try world.model.run(["in", laptop.appendingPathComponent("evf").path], stdin: Data("""
+                {"source": {"repository": "\(world.host)/simpleviewinc/evf", "tag": "my-changes-tag",
+                 "username": "\(world.registry.username ?? "")", "password": "\(world.registry.password ?? "")"},
+                 "version": {"tag": "my-changes-tag", "digest": "\(evf)"}, "params": {}}
+                """.utf8), environment: [:], directory: laptop)
+            try #require(run.succeeded, "in: \(run.stderrString)")
+            let inImage = try runProcess("/usr/sbin/chroot", [laptop.appendingPathComponent("evf/rootfs").path, "/bin/busybox", "cat", "/evf", "/tap-built"])
+            #expect(inImage.stdoutString == "evf-1\nt2\n", "\(inImage.stdoutString)\(inImage.stderrString)")
+            _ = try world.repository.git("reset", "--quiet", "--hard", "HEAD~1")  // the experiment is never pushed
+
             // Merge, delete the branch and its pipeline: master reuses the branch's images.
             try world.repository.checkout("master")
             let merge = String(try world.repository.merge("feat/new-base", message: "merge").prefix(12))
