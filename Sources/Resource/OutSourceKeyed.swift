@@ -15,8 +15,9 @@ import Transfer
 /// immutable tag; the others, `latest` on `latest_on`, the tag file's value (with
 /// `tag_prefix`), `additional_tags` and `release` make floating tags, which never move
 /// backwards: a floating tag whose image was built from a newer commit (one that descends
-/// from ours) is left alone, with one log line. The version returned is the one `check`
-/// emits for the commit.
+/// from ours) is left alone, with one log line. The immutable tag never moves at all: a put
+/// of another image for it fails before any tag is touched. The version returned is the
+/// one `check` emits for the commit.
 extension Out {
     static let sourceKeyedParamKeys = ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file", "prune"]
     /// DESIGN §5's prune (the reaper), which step 7 implements.
@@ -25,7 +26,7 @@ extension Out {
     /// The label build-task sets to the commit an image was built from.
     static let revisionLabel = "org.opencontainers.image.revision"
     /// The label build-task sets to the ``BaseSummary`` of the bases it built from.
-    static let baseLabel = "dev.slipway.base"
+    static let baseLabel = SlipwayVocabulary.baseLabel
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
@@ -109,16 +110,21 @@ extension Out {
         }
         let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository)
 
+        // The immutable tag never moves: checked before any tag is pushed.
+        let held = try client.manifestDescriptor(source.repository, .tag(immutable))?.digest
+        if let conflict = Self.immutableConflict(immutable, in: source.repository, holds: held, ours: image.descriptor.digest) {
+            throw InputError(conflict)
+        }
         let transfer = ImageTransfer(log: log)
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
         var seen = Set([immutable] + releaseTags)
         floating = floating.filter { seen.insert($0).inserted }
         var moved: [Tag] = []
-        var held: [String] = []
+        var heldBack: [String] = []
         for tag in floating {
             if let reason = try newerHolder(of: tag, than: commit, digest: report.digest, client: client, source: source, detector: detector, scratch: scratch) {
                 log.info("leaving \(tag) where it is: \(reason)")
-                held.append(tag.rawValue)
+                heldBack.append(tag.rawValue)
                 continue
             }
             try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
@@ -130,8 +136,17 @@ extension Out {
         log.info("pushed \(source.repository)@\(report.digest) for \(commit.short) as \(pushed.joined(separator: ", "))")
         var metadata = [["name": "commit", "value": commit.rawValue], ["name": "digest", "value": report.digest.rawValue],
                         ["name": "tags", "value": pushed.joined(separator: " ")]]
-        if !held.isEmpty { metadata.append(["name": "held_back", "value": held.joined(separator: " ")]) }
+        if !heldBack.isEmpty { metadata.append(["name": "held_back", "value": heldBack.joined(separator: " ")]) }
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
+    }
+
+    /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
+    /// than `ours`. The same image again (Concourse retries puts) is fine.
+    static func immutableConflict(_ tag: Tag, in repository: Repository, holds: Digest?, ours: Digest) -> String? {
+        guard let holds, holds != ours else { return nil }
+        return "the immutable tag \(repository):\(tag) already holds \(holds), not this image \(ours); it never moves, so nothing was pushed. "
+            + "Two images claim one version: set source.track_base so the version carries the base, "
+            + "or make the first of source.tags tell the images apart"
     }
 
     /// `major`, `minor` or `patch` of the current semantic version (a `v` prefix kept), or a
