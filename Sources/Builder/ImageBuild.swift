@@ -166,11 +166,11 @@ public struct ImageBuild {
     func build(_ run: Run, timings: inout Timings) throws -> Result {
         let buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
         try buildah.check()
-        var labels: [String: String] = ["dev.slipway.inputs": run.inputs.rawValue]
+        var labels: [String: String] = [SlipwayVocabulary.inputsLabel: run.inputs.rawValue]
         if let revision = run.source.revision { labels["org.opencontainers.image.revision"] = revision }
         if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
-        if let branch = run.source.branch { labels["dev.slipway.branch"] = branch }
-        labels["dev.slipway.base"] = run.bases.summary.rawValue
+        if let branch = run.source.branch { labels[SlipwayVocabulary.branchLabel] = branch }
+        labels[SlipwayVocabulary.baseLabel] = run.bases.summary.rawValue
         if let base = run.bases.final {
             labels["org.opencontainers.image.base.name"] = base.name
             labels["org.opencontainers.image.base.digest"] = base.digest.rawValue

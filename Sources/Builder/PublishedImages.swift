@@ -1,3 +1,4 @@
+import BuildContext
 import Console
 import Foundation
 import ImageLayout
@@ -9,7 +10,8 @@ import Transfer
 /// identical inputs on many branches build once (DESIGN §6).
 ///
 /// After a build, build-task pushes the image to that repository as `inputs-<hex>`, the
-/// inputs digest's hex: a content-addressed cache tag, found again with one HEAD request. A
+/// inputs digest's hex (``SlipwayVocabulary/cacheTag(_:)``, which `out` uses too when it
+/// pushes a labelled image): a content-addressed cache tag, found again with one HEAD request. A
 /// later run with the same inputs finds it and writes it to `image/` instead of building.
 /// The lookup happens before the lock and again once the lock is held, so builds of the
 /// same inputs that waited on each other build once.
@@ -19,8 +21,8 @@ struct PublishedImages {
     let log: Log
 
     static func tag(_ inputs: Digest) -> Tag {
-        // 7 + 64 characters: within the 128 a tag may have.
-        (try? Tag("inputs-\(inputs.encoded)")) ?? .latest
+        // An inputs digest is always SHA-256 (BuildInputs), whose cache tag always fits.
+        SlipwayVocabulary.cacheTag(inputs) ?? .latest
     }
 
     /// The published image with these inputs, or nil.

@@ -1,3 +1,4 @@
+import BuildContext
 import Console
 import Foundation
 import GitSource
@@ -118,7 +119,8 @@ extension Out {
             if let config, config.size <= 4 << 20, (try? client.downloadBlob(repository, config, to: file)) != nil,
                let configuration = try? JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: file)) {
                 let labels = configuration.config?.labels ?? [:]
-                state.branch = labels["dev.slipway.branch"]
+                state.branch = labels[SlipwayVocabulary.branchLabel]
+                state.inputs = labels[SlipwayVocabulary.inputsLabel]
                 state.revision = labels[Self.revisionLabel]
                 let created = labels["org.opencontainers.image.created"] ?? configuration.created
                 state.created = created.flatMap { ISO8601DateFormatter().date(from: $0) }

@@ -15,8 +15,11 @@ import Transfer
 /// immutable tag; the others, `latest` on `latest_on`, the tag file's value (with
 /// `tag_prefix`), `additional_tags` and `release` make floating tags, which never move
 /// backwards: a floating tag whose image was built from a newer commit (one that descends
-/// from ours) is left alone, with one log line. The version returned is the one `check`
-/// emits for the commit.
+/// from ours) is left alone, with one log line. The immutable tag never moves at all: a put
+/// of another image for it fails before any tag is touched. An image labelled with its
+/// inputs (`dev.slipway.inputs`) is also tagged `inputs-<hex>`, as `SKIP_IF_PUBLISHED`
+/// looks it up, unless that cache tag exists. The version returned is the one `check` emits
+/// for the commit.
 extension Out {
     static let sourceKeyedParamKeys = ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file", "prune"]
     /// DESIGN §5's prune (the reaper), which step 7 implements.
@@ -25,7 +28,7 @@ extension Out {
     /// The label build-task sets to the commit an image was built from.
     static let revisionLabel = "org.opencontainers.image.revision"
     /// The label build-task sets to the ``BaseSummary`` of the bases it built from.
-    static let baseLabel = "dev.slipway.base"
+    static let baseLabel = SlipwayVocabulary.baseLabel
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
@@ -109,16 +112,22 @@ extension Out {
         }
         let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository)
 
+        // The immutable tag never moves: checked before any tag is pushed.
+        let held = try client.manifestDescriptor(source.repository, .tag(immutable))?.digest
+        if let conflict = Self.immutableConflict(immutable, in: source.repository, holds: held, ours: image.descriptor.digest) {
+            throw InputError(conflict)
+        }
         let transfer = ImageTransfer(log: log)
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
+        let cacheTag = try tagInputs(of: image, client: client, source: source, log: log)
         var seen = Set([immutable] + releaseTags)
         floating = floating.filter { seen.insert($0).inserted }
         var moved: [Tag] = []
-        var held: [String] = []
+        var heldBack: [String] = []
         for tag in floating {
             if let reason = try newerHolder(of: tag, than: commit, digest: report.digest, client: client, source: source, detector: detector, scratch: scratch) {
                 log.info("leaving \(tag) where it is: \(reason)")
-                held.append(tag.rawValue)
+                heldBack.append(tag.rawValue)
                 continue
             }
             try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
@@ -130,8 +139,73 @@ extension Out {
         log.info("pushed \(source.repository)@\(report.digest) for \(commit.short) as \(pushed.joined(separator: ", "))")
         var metadata = [["name": "commit", "value": commit.rawValue], ["name": "digest", "value": report.digest.rawValue],
                         ["name": "tags", "value": pushed.joined(separator: " ")]]
-        if !held.isEmpty { metadata.append(["name": "held_back", "value": held.joined(separator: " ")]) }
+        if !heldBack.isEmpty { metadata.append(["name": "held_back", "value": heldBack.joined(separator: " ")]) }
+        if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
+    }
+
+    /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
+    /// than `ours`. The same image again (Concourse retries puts) is fine.
+    static func immutableConflict(_ tag: Tag, in repository: Repository, holds: Digest?, ours: Digest) -> String? {
+        guard let holds, holds != ours else { return nil }
+        return "the immutable tag \(repository):\(tag) already holds \(holds), not this image \(ours); it never moves, so nothing was pushed. "
+            + "Two images claim one version: set source.track_base so the version carries the base, "
+            + "or make the first of source.tags tell the images apart"
+    }
+
+    /// What the `dev.slipway.inputs` labels of an image's manifests (nil: unlabelled) make:
+    /// nothing when none has one, its cache tag when all agree, else why not.
+    enum InputsTag: Equatable {
+        case none
+        case tag(Tag)
+        case unusable(String)
+    }
+
+    static func inputsTag(_ labels: [String?]) -> InputsTag {
+        let values = Set(labels.compactMap { $0 })
+        guard let value = values.first else { return .none }
+        guard values.count == 1, !labels.contains(nil) else {
+            return .unusable("its manifests do not all carry one \(SlipwayVocabulary.inputsLabel) label (\(values.sorted().joined(separator: ", ")))")
+        }
+        guard let digest = try? Digest(value), let tag = SlipwayVocabulary.cacheTag(digest) else {
+            return .unusable("its \(SlipwayVocabulary.inputsLabel) label \(quoted(value)) is not a sha256 digest")
+        }
+        return .tag(tag)
+    }
+
+    /// Tags the pushed `image` with its inputs (`inputs-<hex>`, as build-task's
+    /// `SKIP_IF_PUBLISHED` looks it up) when it is labelled with them and that cache tag does
+    /// not exist yet: the first image published for some inputs keeps the tag. Returns the
+    /// tag when this put made it.
+    func tagInputs(of image: LayoutImage, client: RegistryClient, source: Source, log: Log) throws -> Tag? {
+        var labels: [String?] = []
+        switch image.manifest {
+        case .image:
+            labels.append(try image.configuration().config?.labels?[SlipwayVocabulary.inputsLabel])
+        case .index(let index):
+            // Every platform's image (not attestations, whose platform is unknown/unknown).
+            for child in index.manifests where child.mediaType.isImageManifest && child.platform?.os != "unknown" {
+                guard case .image(let manifest) = try Manifest.decode(image.layout.blob(child), mediaType: child.mediaType) else { continue }
+                let configuration = try JSONDecoder().decode(ImageConfiguration.self, from: image.layout.blob(manifest.config))
+                labels.append(configuration.config?.labels?[SlipwayVocabulary.inputsLabel])
+            }
+        }
+        switch Self.inputsTag(labels) {
+        case .none:
+            return nil
+        case .unusable(let why):
+            log.info("no inputs tag for \(image.descriptor.digest): \(why)")
+            return nil
+        case .tag(let tag):
+            if let existing = try client.manifestDescriptor(source.repository, .tag(tag)) {
+                let whose = existing.digest == image.descriptor.digest ? "this image" : "\(existing.digest), published first for these inputs"
+                log.info("leaving \(tag) where it is: it holds \(whose)")
+                return nil
+            }
+            try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
+            log.info("tagged \(source.repository):\(tag) so that SKIP_IF_PUBLISHED finds this image")
+            return tag
+        }
     }
 
     /// `major`, `minor` or `patch` of the current semantic version (a `v` prefix kept), or a

@@ -1,3 +1,4 @@
+import BuildContext
 import Foundation
 import OCI
 import TagPolicy
@@ -10,6 +11,14 @@ import TagPolicy
 /// that branch no longer exists (`deleted_branches`), or it is an immutable tag beyond the
 /// `keep` newest of its branch. `older_than` spares anything younger. Everything else
 /// (`prod`, `stable`, releases, `latest`, images of other tools) is kept.
+///
+/// Slipway's own cache tags (`inputs-<hex>`, build-task's `SKIP_IF_PUBLISHED` and `out`
+/// make them; one counts only when its image's `dev.slipway.inputs` label names those
+/// inputs) follow their image: while a kept tag reaches the image (the same digest, or a
+/// kept index listing it) the cache tag stays, a valid cache of a live image. Otherwise it
+/// goes when its image's branch no longer exists (`deleted_branches`), or when its image's
+/// other tags all go (so `keep` frees an old image whole). `older_than` spares it too. A
+/// cache tag that is its image's only tag on a live branch stays.
 ///
 /// Safety is by reachability: every digest a kept tag reaches (its manifest or index and
 /// the index's children) is kept. A candidate whose digest is kept is removed as a tag only
@@ -33,6 +42,14 @@ struct PrunePlanner {
         var branch: String?
         var revision: String?
         var created: Date?
+        /// The `dev.slipway.inputs` label.
+        var inputs: String?
+
+        /// A cache tag Slipway made for this image: `inputs-<hex>` naming its inputs label.
+        var isCacheTag: Bool {
+            guard let named = SlipwayVocabulary.inputs(ofCacheTag: tag) else { return false }
+            return inputs == named.rawValue
+        }
     }
 
     struct Removal: Sendable, Equatable {
@@ -82,6 +99,21 @@ struct PrunePlanner {
         return nil
     }
 
+    /// The reason the cache tag `state` should go, or nil to keep it. `reached`: every digest
+    /// the kept tags other than cache tags reach; `others`: the reasons of the other tags on
+    /// its digest (all candidates when nothing kept reaches it).
+    func cacheReason(_ state: TagState, live: Set<String>, reached: Set<Digest>, others: [String]) -> String? {
+        guard !reached.contains(state.digest) else { return nil }
+        if let olderThan = options.olderThan {
+            guard let created = state.created, now.timeIntervalSince(created) > olderThan else { return nil }
+        }
+        if options.deletedBranches, let branch = state.branch, !live.contains(branch) {
+            return "branch \(branch) no longer exists"
+        }
+        if let other = others.first { return "its image's other tags go (\(other))" }
+        return nil
+    }
+
     func plan(_ states: [TagState], live: Set<String>) -> Plan {
         // Immutable tags per branch, newest first, for `keep`.
         var rank: [Tag: Int] = [:]
@@ -94,12 +126,24 @@ struct PrunePlanner {
             for (position, state) in ordered.enumerated() { rank[state.tag] = position }
         }
 
+        // Every tag but the cache tags by the rules; then each cache tag by what happens to its image.
+        var reasons: [Tag: String] = [:]
+        for state in states where !state.isCacheTag {
+            reasons[state.tag] = reason(state, live: live, rank: rank)
+        }
+        let reached = Set(states.filter { !$0.isCacheTag && reasons[$0.tag] == nil }.flatMap { [$0.digest] + $0.children })
+        let othersByDigest = Dictionary(grouping: states.filter { !$0.isCacheTag }, by: \.digest)
+        for state in states where state.isCacheTag {
+            let others = (othersByDigest[state.digest] ?? []).compactMap { reasons[$0.tag] }
+            reasons[state.tag] = cacheReason(state, live: live, reached: reached, others: others)
+        }
+
         var plan = Plan()
         var candidates: [Removal] = []
         // Oldest first, so a run capped by max_deletions removes the oldest images.
         let byAge = states.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) < ($1.created ?? .distantPast, $1.tag.rawValue) }
         for state in byAge {
-            if let why = reason(state, live: live, rank: rank) {
+            if let why = reasons[state.tag] {
                 candidates.append(Removal(tag: state.tag, digest: state.digest, reason: why))
             } else {
                 plan.kept.append(state.tag)

@@ -192,6 +192,43 @@ extension ImageBuildTests {
         }
     }
 
+    /// An image `out` published (not build-task's SKIP_IF_PUBLISHED) is found by a later
+    /// build of the same inputs: out tags it `inputs-<hex>` as build-task would.
+    @Test func skipIfPublishedFindsAnImageOutPublished() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let commit = try checkout(repository)
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    let recording = try recordingBuildah(directory.url)
+                    let env = ["CONTEXT": repository.path.appendingPathComponent("app").path, "TARGET": "final", "CACHE": directory.appending("cache").path,
+                               "REGISTRY_INSECURE": "true", "PATH": recording.path]
+                    let built = try buildTask(directory.url, env.merging(["OUTPUT": directory.appending("built").path]) { $1 })
+                    #expect(built.succeeded, "\(built.stderrString)")
+                    let digest = try String(contentsOf: directory.appending("built/digest"), encoding: .utf8)
+                    let inputs = try #require(try json(directory.appending("built/build.json"))["inputs"] as? String)
+                    let cacheTag = try OCI.Tag("inputs-" + inputs.dropFirst("sha256:".count))
+                    #expect(try registry.client().manifestDescriptor(try Repository("team/app"), .tag(cacheTag)) == nil, "build-task published nothing")
+
+                    let source = #"{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["app/"]}}"#
+                    let put = try runOut(#"{"source":\#(source),"params":{"image":"built/oci"}}"#, directory: directory.url)
+                    #expect(try outVersion(put) == ["ref": commit])
+                    #expect(try registry.client().manifestDescriptor(try Repository("team/app"), .tag(cacheTag))?.digest.rawValue == digest,
+                            "out tagged the image with its inputs: \(put.stderrString)")
+
+                    try FileManager.default.removeItem(at: URL(fileURLWithPath: recording.calls.path + ".all"))
+                    let reused = try buildTask(directory.url, env.merging(["OUTPUT": directory.appending("reused").path,
+                                                                           "SKIP_IF_PUBLISHED": "\(registry.host)/team/app"]) { $1 })
+                    #expect(reused.succeeded, "\(reused.stderrString)")
+                    #expect(reused.stderrString.contains("reusing \(digest), no build"), "\(reused.stderrString)")
+                    #expect(!FileManager.default.fileExists(atPath: recording.calls.path + ".all"), "buildah was called on the skip path")
+                    #expect(try String(contentsOf: directory.appending("reused/digest"), encoding: .utf8) == digest)
+                }
+            }
+        }
+    }
+
     @Test func twoBuildTasksContendingForOneLockRunOneAfterTheOther() async throws {
         try await withTestGitRepository { repository in
             try await withTemporaryDirectory { directory in

@@ -15,10 +15,11 @@ struct OutPruneTests {
     /// Pushes an image (one or several platforms) labelled as build-task labels it.
     @discardableResult
     func push(_ client: RegistryClient, tags: [String], branch: String, revision: String, created: Date, seed: String,
-              platforms: [String] = ["amd64"], sharing child: Descriptor? = nil, scratch: URL) throws -> (digest: Digest, children: [Descriptor]) {
+              platforms: [String] = ["amd64"], sharing child: Descriptor? = nil, inputs: Digest? = nil, scratch: URL) throws -> (digest: Digest, children: [Descriptor]) {
         let layout = try OCILayout.create(at: scratch.appendingPathComponent("layout-\(seed)"))
-        let labels = ["dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
+        var labels = ["dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
                       "org.opencontainers.image.created": ISO8601DateFormatter().string(from: created)]
+        if let inputs { labels["dev.slipway.inputs"] = inputs.rawValue }
         var children = try platforms.map { arch in
             try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: arch), layerCount: 1,
                                    seed: "\(seed)-\(arch)", labels: labels, addToIndex: false)
@@ -103,6 +104,49 @@ struct OutPruneTests {
                     // The deleted branch's own index and its unshared child are gone.
                     #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.digest)) == nil)
                     #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.children[0].digest)) == nil)
+                }
+            }
+        }
+    }
+
+    /// The cache tags build-task and out make (`inputs-<hex>`) go with the branch that built
+    /// their image, unless a kept tag still reaches that image (main reused it).
+    @Test func aDeletedBranchsCacheTagsGoUnlessAKeptTagReachesTheirImage() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let main1 = try repository.commit("main 1", files: ["a": "1"])
+                    try repository.branch("feat-x", checkout: true)
+                    let feat1 = try repository.commit("feat 1", files: ["b": "1"])
+                    let feat2 = try repository.commit("feat 2", files: ["b": "2"])
+                    try repository.checkout("main")
+                    let main2 = try repository.commit("main 2", files: ["a": "2"])
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    _ = try repository.git("push", "--quiet", "origin", "--delete", "feat-x")
+                    let client = try registry.client()
+                    let old = Date().addingTimeInterval(-30 * 86400)
+                    func cacheTag(_ inputs: Digest) -> String { "inputs-" + inputs.encoded }
+                    let (mainInputs, featInputs, reusedInputs) = (Digest.sha256(Data("main".utf8)), Digest.sha256(Data("feat".utf8)),
+                                                                  Digest.sha256(Data("reused".utf8)))
+
+                    try push(client, tags: [String(main1.prefix(12)), cacheTag(mainInputs)], branch: "main", revision: main1, created: old,
+                             seed: "main", inputs: mainInputs, scratch: directory.url)
+                    let feat = try push(client, tags: [String(feat1.prefix(12)), "feat-x", cacheTag(featInputs)], branch: "feat-x", revision: feat1,
+                                        created: old, seed: "feat", inputs: featInputs, scratch: directory.url)
+                    // feat-x built it; main's build of the same inputs reused it and main's put tagged it.
+                    let reused = try push(client, tags: [String(feat2.prefix(12)), cacheTag(reusedInputs), String(main2.prefix(12)), "main"],
+                                          branch: "feat-x", revision: feat2, created: old, seed: "reused", inputs: reusedInputs, scratch: directory.url)
+
+                    let dry = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
+                    #expect(dry.succeeded && dry.stderrString.contains("would remove \(cacheTag(featInputs))"), "\(dry.stderrString)")
+                    let result = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#), directory: directory.url)
+                    #expect(result.succeeded, "\(result.stderrString)")
+                    let left = Set(try client.tags(self.repository).map(\.rawValue))
+                    #expect(left == [String(main1.prefix(12)), cacheTag(mainInputs), String(main2.prefix(12)), "main", cacheTag(reusedInputs)], "\(left)")
+                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
+                    #expect(try client.manifestDescriptor(self.repository, .digest(feat.digest)) == nil, "feat-x's own image is deleted")
+                    #expect(try client.manifestDescriptor(self.repository, .digest(reused.digest)) != nil)
                 }
             }
         }

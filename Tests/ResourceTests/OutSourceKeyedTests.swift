@@ -99,6 +99,41 @@ struct OutSourceKeyedTests {
         }
     }
 
+    /// Two different images claiming one commit (the same revision label): the immutable tag
+    /// stays on the first, and the second put fails before any tag moves. The same image
+    /// again (Concourse retries puts) succeeds.
+    @Test func anImmutableTagNeverMovesToAnotherImage() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let commit = try repository.commit("app 1.0", files: ["images/app/Dockerfile": "FROM scratch\n", "images/app/VERSION": "1.0\n"])
+                    try repository.push()
+                    let request = #"{"source":\#(source(registry, remote)),"params":{"image":"image/oci"}}"#
+                    let firstBuild = try build(directory, "first", commit: commit)
+                    let first = try runOut(request, directory: firstBuild)
+                    #expect(try outVersion(first) == ["ref": commit, "tag_file": "1.0"])
+                    let immutable = String(commit.prefix(12))
+                    let firstDigest = try #require(try digest(registry, immutable))
+
+                    let other = try runOut(request, directory: try build(directory, "other", commit: commit))
+                    let otherDigest = try OCILayout(opening: directory.appending("other/image/oci")).image(named: "latest").descriptor.digest.rawValue
+                    #expect(other.status == 1, "\(other.stderrString)")
+                    let lines = other.stderrString.split(separator: "\n").filter { $0.hasPrefix("out: ") }
+                    #expect(lines.count == 1 && lines[0].contains("team/app:\(immutable)") && lines[0].contains(firstDigest)
+                            && lines[0].contains(otherDigest) && lines[0].contains("track_base"), "\(other.stderrString)")
+                    for tag in [immutable, "main", "latest", "v-1.0"] {
+                        #expect(try digest(registry, tag) == firstDigest, "\(tag) did not move")
+                    }
+
+                    let again = try runOut(request, directory: firstBuild)
+                    #expect(try outVersion(again) == ["ref": commit, "tag_file": "1.0"], "the same image again is idempotent")
+                    #expect(try digest(registry, immutable) == firstDigest)
+                }
+            }
+        }
+    }
+
     @Test func versionFromAGetAndReleaseTags() async throws {
         try await withTestRegistry(.open) { registry in
             try await withTestGitRepository { repository in
