@@ -162,6 +162,49 @@ struct PipelineConfigurationTests {
         return (try? String(contentsOf: file, encoding: .utf8)).map(interpolated)
     }
 
+    /// A put's implicit get fetches the image and the checkout unless `get_params` says
+    /// otherwise: a put whose artifact no later step of its job uses must skip both (or set
+    /// `no_get`), or every build downloads what it just pushed.
+    @Test(arguments: pipelines)
+    func noPutDownloadsWhatNothingUses(_ file: URL) throws {
+        let pipeline = try Self.load(file)
+        let slipway = Set(((pipeline["resources"] as? [[String: Any]]) ?? []).filter { $0["type"] as? String == "slipway" }.compactMap { $0["name"] as? String })
+        for job in (pipeline["jobs"] as? [[String: Any]]) ?? [] {
+            let steps = Self.steps(job["plan"] as? [Any] ?? [])
+            for (index, step) in steps.enumerated() {
+                guard let put = step["put"] as? String, slipway.contains(step["resource"] as? String ?? put), step["no_get"] as? Bool != true else { continue }
+                let used = steps[(index + 1)...].contains { Self.uses($0, artifact: put) }
+                let getParams = step["get_params"] as? [String: Any] ?? [:]
+                let skipsImage = getParams["image"] as? String == "skip" || getParams["skip_download"] as? Bool == true
+                #expect(used || skipsImage, "\(file.lastPathComponent): job \(job["name"] ?? ""): put \(put) downloads its image though nothing after it uses \(put); set get_params: {image: skip, source: false}")
+            }
+        }
+    }
+
+    /// Whether a step reads an artifact: a task input (after input_mapping), `image:`, `file:`,
+    /// or a param path starting with it.
+    static func uses(_ step: [String: Any], artifact: String) -> Bool {
+        if step["image"] as? String == artifact { return true }
+        if (step["file"] as? String)?.hasPrefix(artifact + "/") == true { return true }
+        let mapping = step["input_mapping"] as? [String: String] ?? [:]
+        if mapping.values.contains(artifact) { return true }
+        if let config = step["config"] as? [String: Any] {
+            for case let input as [String: Any] in config["inputs"] as? [Any] ?? [] where input["name"] as? String == artifact && mapping[artifact] == nil {
+                return true
+            }
+        }
+        return PipelineConfig.strings(in: step["params"]).contains { $0 == artifact || $0.hasPrefix(artifact + "/") }
+    }
+
+    @Test func aPutWhoseImageNothingUsesIsCaught() throws {
+        let used: [String: Any] = ["task": "t", "config": ["inputs": [["name": "app"]]]]
+        #expect(Self.uses(used, artifact: "app"))
+        #expect(Self.uses(["task": "t", "image": "app"], artifact: "app"))
+        #expect(Self.uses(["put": "other", "params": ["promote": ["from": "app"]]], artifact: "app"))
+        #expect(!Self.uses(["task": "t", "config": ["inputs": [["name": "source"]]]], artifact: "app"))
+        #expect(!Self.uses(["task": "t", "input_mapping": ["app": "other"], "config": ["inputs": [["name": "app"]]]], artifact: "app"))
+    }
+
     @Test func theBuildTaskFileSetsOnlyKnownParams() throws {
         let task = try Self.load(CIPaths.ci.appendingPathComponent("tasks/build-task.yml"))
         #expect(Self.runsBuildTask(task))

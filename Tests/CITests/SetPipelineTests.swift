@@ -195,4 +195,20 @@ struct SetPipelineTests {
             #expect(result.stderrString.contains("not in a git checkout"), "\(result.stderrString)")
         }
     }
+
+    /// `--once`: a pipeline that exists once per repository (a reaper, a release) is named as
+    /// given and set for origin's default branch, whichever branch is checked out.
+    @Test func aOncePerRepositoryPipelineIsSetForTheDefaultBranch() async throws {
+        try await withCheckout(branches: ["feat/x"]) { repository in
+            try repository.checkout("feat/x")
+            try expectDryRun(["--once", "banana-reaper", "ci/pipeline.yml"], in: repository,
+                             prints: "fly -t main set-pipeline -p banana-reaper -c ci/pipeline.yml -v branch=main\n")
+            try expectDryRun(["--once", "--branch", "release/2", "banana-reaper", "ci/pipeline.yml", "-l", "vars.yml"], in: repository,
+                             prints: "fly -t main set-pipeline -p banana-reaper -c ci/pipeline.yml -v branch=release/2 -l vars.yml\n")
+            try expectDryRun(["--once", "--destroy", "banana-reaper"], in: repository,
+                             prints: "fly -t main destroy-pipeline -p banana-reaper --non-interactive\n")
+            _ = try repository.git("remote", "set-url", "origin", "/nonexistent/origin.git")
+            try refused(["--once", "banana-reaper", "ci/pipeline.yml"], in: repository, mentioning: ["default branch", "/nonexistent/origin.git"])
+        }
+    }
 }
