@@ -218,7 +218,7 @@ final class ConcourseModel: @unchecked Sendable {
         save(returned, in: pipeline, resource: name)
     }
 
-    private func save(_ returned: [Version], in pipeline: Pipeline, resource: String) {
+    func save(_ returned: [Version], in pipeline: Pipeline, resource: String) {
         var versions = pipeline.versions[resource] ?? []
         guard returned.contains(where: { !versions.contains($0) }) else { return }
         for version in returned {

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The model's own rules, on pipelines and histories made here: if these drift from
+/// Concourse's, every lifecycle test would play a different Concourse.
+@Suite("the model of Concourse: versions, inputs, triggers, variables")
+struct ConcourseModelTests {
+    typealias Input = ConcourseModel.Input
+
+    static let yaml = """
+        resources:
+        - {name: base, type: slipway, source: {repository: ((registry))/base, tags: ["{short_ref}", "((branch))"], n: ((count))}}
+        - {name: app, type: slipway, source: {repository: r/app}}
+        jobs:
+        - name: build
+          plan:
+          - get: base
+            trigger: true
+          - get: app
+            trigger: true
+        - name: test
+          plan:
+          - in_parallel:
+            - get: base
+              passed: [build]
+              trigger: true
+            - get: app
+              passed: [build]
+              trigger: true
+        """
+
+    func withModel(_ body: (ConcourseModel, ConcourseModel.Pipeline) throws -> Void) async throws {
+        try await withTemporaryDirectory { directory in
+            let file = directory.appending("pipeline.yml")
+            try Self.yaml.write(to: file, atomically: true, encoding: .utf8)
+            let model = try ConcourseModel(root: directory.appending("model"), vars: ["registry": "r.example", "count": 3], trustedCA: nil)
+            try model.setPipeline("p", file: file, vars: ["branch": "feat/x"])
+            try body(model, try model.pipeline("p"))
+        }
+    }
+
+    func record(_ pipeline: ConcourseModel.Pipeline, _ id: Int, _ job: String, _ inputs: [(String, String)], status: ConcourseModel.Status = .succeeded) {
+        var build = ConcourseModel.BuildRecord(id: id, pipeline: pipeline.name, job: job,
+                                               inputs: inputs.map { Input(name: $0.0, resource: $0.0, version: ["ref": $0.1]) })
+        build.status = status
+        pipeline.builds.append(build)
+    }
+
+    @Test func variablesAreInterpolatedAfterParsingKeepingTheirType() async throws {
+        try await withModel { _, pipeline in
+            let source = try #require(pipeline.config.resources["base"]?.source)
+            #expect(source["repository"] as? String == "r.example/base", "inside a string: the text")
+            #expect(source["n"] as? Int == 3, "a whole value keeps its type")
+            #expect((source["tags"] as? [String]) == ["{short_ref}", "feat/x"])
+        }
+        #expect(throws: PipelineConfig.ConfigError.self) { try PipelineConfig.interpolate("((missing))", vars: [:]) }
+    }
+
+    @Test func aCheckWithSomethingNewMovesEveryReturnedVersionToTheTop() async throws {
+        try await withModel { model, pipeline in
+            model.save([["ref": "a"], ["ref": "b"], ["ref": "c"]], in: pipeline, resource: "base")
+            model.save([["ref": "a"]], in: pipeline, resource: "base")
+            #expect(pipeline.versions["base"] == [["ref": "a"], ["ref": "b"], ["ref": "c"]], "nothing new: nothing moves")
+            model.save([["ref": "a"], ["ref": "d"]], in: pipeline, resource: "base")
+            #expect(pipeline.versions["base"] == [["ref": "b"], ["ref": "c"], ["ref": "a"], ["ref": "d"]])
+            model.saveOutput(["ref": "b"], in: pipeline, resource: "base")
+            #expect(pipeline.versions["base"]?.last == ["ref": "d"], "a put of a known version does not become the newest")
+        }
+    }
+
+    @Test func inputsThatShareAPassedJobComeFromOneBuildOfIt() async throws {
+        try await withModel { model, pipeline in
+            pipeline.versions = ["base": [["ref": "b1"], ["ref": "b2"]], "app": [["ref": "a1"], ["ref": "a2"]]]
+            record(pipeline, 1, "build", [("base", "b1"), ("app", "a1")])
+            record(pipeline, 2, "build", [("base", "b2"), ("app", "a1")])
+            record(pipeline, 3, "build", [("base", "b1"), ("app", "a2")], status: .failed)
+            let test = try pipeline.job("test")
+            let inputs = try #require(model.resolve(test, in: pipeline))
+            #expect(inputs.map(\.version) == [["ref": "b2"], ["ref": "a1"]], "the newest successful build's pair, not b2 with a2")
+            #expect(model.triggers(test, inputs, in: pipeline))
+            record(pipeline, 4, "test", [("base", "b2"), ("app", "a1")])
+            #expect(!model.triggers(test, inputs, in: pipeline), "the same inputs never trigger twice")
+        }
+    }
+
+    @Test func anOldVersionNeverUsedTriggersToo() async throws {
+        try await withModel { model, pipeline in
+            pipeline.versions = ["base": [["ref": "b1"]], "app": [["ref": "a1"]]]
+            let build = try pipeline.job("build")
+            record(pipeline, 1, "build", [("base", "b2"), ("app", "a1")])
+            let inputs = try #require(model.resolve(build, in: pipeline))
+            #expect(model.triggers(build, inputs, in: pipeline), "b1 was never used by build: a first occurrence")
+            pipeline.versions["app"] = []
+            #expect(model.resolve(build, in: pipeline) == nil, "an input with no version: the job cannot run")
+        }
+    }
+}
