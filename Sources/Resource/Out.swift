@@ -166,13 +166,59 @@ public struct Out {
     /// newer release in `repository` owns it. Empty when `release` is not set.
     static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository) throws -> [Tag] {
         guard let release = try params.string("release") else { return [] }
-        let text = ((try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = valueOrFile(release, directory: directory).value
         guard let version = SemanticVersion(text) else {
             throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
         }
         let existing = try client.tags(repository).compactMap { SemanticVersion($0.rawValue) }
         return ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
+    }
+
+    /// A param that is a value, or names a file under the put's `directory` holding one (a
+    /// get's `release` file): the file's trimmed content and the file when it can be read,
+    /// else the text as given, trimmed. Shared by `release`, `promote.release` and
+    /// `bump_tag_file`.
+    static func valueOrFile(_ text: String, directory: URL) -> (value: String, file: URL?) {
+        let file = directory.appendingPathComponent(text)
+        var isDirectory: ObjCBool = false
+        if !text.isEmpty, FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+           let content = try? String(contentsOf: file, encoding: .utf8) {
+            return (content.trimmingCharacters(in: .whitespacesAndNewlines), file)
+        }
+        return (text.trimmingCharacters(in: .whitespacesAndNewlines), nil)
+    }
+
+    /// What `bump_tag_file` asks for.
+    enum BumpRequest: Equatable {
+        /// `major`, `minor` or `patch` of the semantic version in the tag file.
+        case keyword(String)
+        /// A new value, literal or read from a file.
+        case value(String)
+    }
+
+    /// `bump_tag_file`: `major`, `minor` or `patch`; else a file under the put's directory
+    /// (a get's `release` file) whose trimmed content is the new value; else the text itself
+    /// as the value. Text with a `/` that names no file is refused rather than committed
+    /// (a get that did not run, a typo in its path).
+    static func bumpRequest(_ text: String, directory: URL) throws(InputError) -> BumpRequest {
+        if ["major", "minor", "patch"].contains(text) { return .keyword(text) }
+        let (value, file) = valueOrFile(text, directory: directory)
+        if let file {
+            guard !value.isEmpty else { throw InputError("params.bump_tag_file: \(file.path) is empty; it must hold the new tag file value") }
+            return .value(value)
+        }
+        if text.contains("/") {
+            throw InputError("params.bump_tag_file: \(quoted(text)) names no file in \(directory.path); give major, minor, patch, a value, or the path of a file of a get (e.g. base-release/release)")
+        }
+        return .value(value)
+    }
+
+    /// The new tag file value for `request`, given the current one.
+    static func bumped(_ old: String, _ request: BumpRequest) throws -> String {
+        switch request {
+        case .keyword(let how): try bumped(old, how)
+        case .value(let value): value
+        }
     }
 
     /// The one path under `directory` that `pattern` (a glob) matches.

@@ -50,8 +50,9 @@ extension Out {
             for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {
                 throw params.invalid(key, "not used with bump_tag_file, which only commits a new tag file value")
             }
+            let request = try Self.bumpRequest(bump, directory: directory)
             let result = try detector.bumpTagFile(message: "Bump \(keyed.git.tagFile?.normalizedPath ?? "tag file") from {old} to {new}") { old in
-                try Self.bumped(old, bump)
+                try Self.bumped(old, request)
             }
             let change = try detector.change(at: result.commit)
             return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
