@@ -153,7 +153,7 @@ public struct Out {
             }
         }
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
-        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository)
+        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository, digest: digest)
         let names = tags.map(\.rawValue)
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
@@ -164,14 +164,31 @@ public struct Out {
     /// `release` of `params` (a semver value, or a file under `directory` holding one): its
     /// tags `1.2.3` (and `v1.2.3` as written), `1.2`, `1` and `stable`, each only where no
     /// newer release in `repository` owns it. Empty when `release` is not set.
-    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository) throws -> [Tag] {
+    ///
+    /// The full release tags never move: when `1.2.3` (or `v1.2.3`) already points at an
+    /// image other than `digest`, this throws one line naming the tag and both digests.
+    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository, digest: Digest) throws -> [Tag] {
         guard let release = try params.string("release") else { return [] }
         let text = valueOrFile(release, directory: directory).value
         guard let version = SemanticVersion(text) else {
             throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
         }
+        for name in ReleaseTags.immutableTags(for: version) {
+            guard let tag = try? Tag(name) else { continue }
+            let existing = try client.manifestDescriptor(repository, .tag(tag))?.digest
+            if let refusal = releaseTagRefusal(repository: repository, tag: name, existing: existing, digest: digest) {
+                throw params.invalid("release", refusal)
+            }
+        }
         let existing = try client.tags(repository).compactMap { SemanticVersion($0.rawValue) }
         return ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
+    }
+
+    /// Why a full release tag cannot be put on `digest` (nil when it can): it already points
+    /// at another image. Putting it on the image it already has is a no-op.
+    static func releaseTagRefusal(repository: Repository, tag: String, existing: Digest?, digest: Digest) -> String? {
+        guard let existing, existing != digest else { return nil }
+        return "release \(repository):\(tag) already points at \(existing), not at \(digest); a release tag never moves to another image: release a new version instead"
     }
 
     /// A param that is a value, or names a file under the put's `directory` holding one (a

@@ -108,7 +108,7 @@ extension Out {
             }
             floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
         }
-        let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository)
+        let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository, digest: image.descriptor.digest)
 
         let transfer = ImageTransfer(log: log)
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)

@@ -64,7 +64,40 @@ struct OutReleasePromoteTests {
         }
     }
 
+    @Test func aPutNeverMovesAFullReleaseTag() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let remote = try repository.bareClone()
+                    let a = try repository.commit("x", files: ["images/x/Dockerfile": "FROM scratch\n"])
+                    let c = try repository.commit("x 2", files: ["images/x/Dockerfile": "FROM scratch\nLABEL v=2\n"])
+                    try repository.push()
+                    let source = #"{"repository":"\#(registry.host)/team/app","insecure":true,"tags":["{short_ref}"],"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/x/"]}}"#
+                    let first = try build(directory, "a", commit: a)
+                    _ = try outVersion(runOut(#"{"source":\#(source),"params":{"image":"image/oci","release":"v1.0.0"}}"#, directory: first))
+                    let released = try #require(try digest(registry, "v1.0.0"))
+                    _ = try outVersion(runOut(#"{"source":\#(source),"params":{"image":"image/oci","release":"v1.0.0"}}"#, directory: first))
+                    let refused = try runOut(#"{"source":\#(source),"params":{"image":"image/oci","release":"v1.0.0"}}"#, directory: try build(directory, "c", commit: c))
+                    #expect(refused.status == 1)
+                    #expect(refused.stderrString.hasPrefix("out: params.release: release team/app:1.0.0 already points at \(released), not at sha256:"), "\(refused.stderrString)")
+                    #expect(try digest(registry, String(c.prefix(12))) == nil, "refused before pushing anything")
+                    for tag in ["1.0.0", "v1.0.0", "stable"] { #expect(try digest(registry, tag) == released, "\(tag)") }
+                }
+            }
+        }
+    }
+
     // MARK: - The decisions, in process
+
+    @Test func aFullReleaseTagNeverMoves() throws {
+        let ours = Digest.sha256(Data("ours".utf8)), theirs = Digest.sha256(Data("theirs".utf8))
+        #expect(Out.releaseTagRefusal(repository: app, tag: "1.2.3", existing: nil, digest: ours) == nil)
+        #expect(Out.releaseTagRefusal(repository: app, tag: "1.2.3", existing: ours, digest: ours) == nil, "the same image again")
+        #expect(Out.releaseTagRefusal(repository: app, tag: "v1.2.3", existing: theirs, digest: ours)
+            == "release team/app:v1.2.3 already points at \(theirs), not at \(ours); a release tag never moves to another image: release a new version instead")
+        #expect(ReleaseTags.immutableTags(for: try #require(SemanticVersion("v1.2.3"))) == ["1.2.3", "v1.2.3"])
+        #expect(ReleaseTags.immutableTags(for: try #require(SemanticVersion("1.2.3-rc.1"))) == ["1.2.3-rc.1"])
+    }
 
     @Test func whatBumpTagFileAsksFor() throws {
         try withTemporaryDirectory { directory in
