@@ -65,16 +65,7 @@ extension Out {
             for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
-            let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
-            let digest = promoted.digest
-            // The promoted image's commit, else the newest commit: Concourse needs a version.
-            let commit = (try? revision(of: .digest(digest), client: client, repository: source.repository, scratch: scratch))??.revision
-            let change = try commit.flatMap { try detector.change(at: $0) } ?? detector.changes(since: nil).last
-            guard let change else { throw InputError("promote: no commit of the source matches its paths, so there is no version to return") }
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
-                ["name": "promoted", "value": digest.rawValue],
-                ["name": "tags", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"],
-            ]))
+            return try promoteSourceKeyed(promote, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
         }
 
         guard let pattern = try params.string("image") else {
