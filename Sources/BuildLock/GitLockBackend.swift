@@ -14,10 +14,17 @@ import GitSource
 ///
 /// The commit time is the holder's clock at the time it took the lock: the TTL must exceed
 /// the longest build plus the clock skew between workers.
+///
+/// The lock repository's credentials (`LOCK_PRIVATE_KEY`, `LOCK_USERNAME`/`LOCK_PASSWORD`)
+/// reach git only for the commands that talk to it (push, fetch), the way the resource's
+/// `git:` source passes its own (``GitCredentials``): a helper reading variables, a key
+/// file of mode 0600 that exists only while that command runs. git's output is scrubbed of
+/// them before it reaches a message.
 final class GitLockBackend: LockBackend, Sendable {
     let uri: String
     let key: LockKey
     let ttl: Duration
+    let credentials: GitCredentials
     let runner: any CommandRunner
     let log: Log
     /// A private bare repository where lock commits are made and fetched.
@@ -26,10 +33,11 @@ final class GitLockBackend: LockBackend, Sendable {
     var location: String { "git:\(uri)" }
     var ref: String { "refs/slipway-locks/" + key.safeName }
 
-    init(uri: String, key: LockKey, ttl: Duration, runner: any CommandRunner, log: Log) throws {
+    init(uri: String, key: LockKey, ttl: Duration, credentials: GitCredentials = GitCredentials(), runner: any CommandRunner, log: Log) throws {
         self.uri = uri
         self.key = key
         self.ttl = ttl
+        self.credentials = credentials
         self.runner = runner
         self.log = log
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-lock-\(UUID().uuidString)")
@@ -46,18 +54,18 @@ final class GitLockBackend: LockBackend, Sendable {
         let message = "slipway lock \(key)\n\n" + String(decoding: holder.encoded(), as: UTF8.self) + "\n"
         let commit = try git(["commit-tree", tree, "-m", message], what: "make the lock commit").outputText.trimmed
 
-        let push = try run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):", uri, "\(commit):\(ref)"])
+        let push = try run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):", uri, "\(commit):\(ref)"], remote: true)
         if push.succeeded {
             return .acquired(release: { [self] in release(commit: commit) })
         }
         // Rejected because the ref exists, or the push failed outright: reading the lock
         // tells which.
-        let fetch = try run(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", uri, "+\(ref):refs/observed"])
+        let fetch = try run(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", uri, "+\(ref):refs/observed"], remote: true)
         if !fetch.succeeded {
             if fetch.errorText.contains("couldn't find remote ref") {
                 return .retry  // released between our push and our fetch
             }
-            throw LockError(.backend, "cannot take lock \(key) in \(uri): git push said: \(push.errorText.trimmed); git fetch said: \(fetch.errorText.trimmed). Check the URI and the credentials for the lock repository")
+            throw LockError(.backend, "cannot take lock \(key) in \(uri): git push said: \(push.errorText.oneLine); git fetch said: \(fetch.errorText.oneLine). Check the URI and the credentials for the lock repository")
         }
         let shown = try git(["log", "-1", "--format=%H%n%ct%n%B", "refs/observed"], what: "read the lock commit").outputText
         let lines = shown.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
@@ -69,7 +77,7 @@ final class GitLockBackend: LockBackend, Sendable {
         let age = Date().timeIntervalSince1970 - committed
         guard age > ttl.seconds else { return .held(owner) }
 
-        let delete = try run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):\(observed)", uri, ":\(ref)"])
+        let delete = try run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):\(observed)", uri, ":\(ref)"], remote: true)
         if delete.succeeded {
             log.info("took over lock \(key) from \(describe(owner)): its lock commit is \(Int(age)) s old, more than LOCK_TTL (\(Int(ttl.seconds)) s)")
         }
@@ -79,21 +87,36 @@ final class GitLockBackend: LockBackend, Sendable {
 
     private func release(commit: String) {
         defer { removeScratch() }
-        let result = try? run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):\(commit)", uri, ":\(ref)"])
+        let result = try? run(["push", "--quiet", "--no-verify", "--force-with-lease=\(ref):\(commit)", uri, ":\(ref)"], remote: true)
         if result?.succeeded != true {
-            log.info("could not release lock \(key) in \(uri) (taken over after LOCK_TTL, or the repository is unreachable): \(result?.errorText.trimmed ?? "git did not start")")
+            log.info("could not release lock \(key) in \(uri) (taken over after LOCK_TTL, or the repository is unreachable): \(result?.errorText.oneLine ?? "git did not start")")
         }
     }
 
     /// Runs git in the scratch repository; a failure to start becomes a ``LockError``.
-    private func run(_ arguments: [String], input: Data? = nil, inScratch: Bool = true) throws -> CommandResult {
+    /// - Parameter remote: the command talks to the lock repository, so it gets the
+    ///   credentials; its standard error comes back with them scrubbed.
+    private func run(_ arguments: [String], input: Data? = nil, inScratch: Bool = true, remote: Bool = false) throws -> CommandResult {
         let prefix = inScratch ? ["--git-dir", scratch.path] : []
-        let command = Command("git", prefix + ["-c", "commit.gpgSign=false", "-c", "protocol.file.allow=always"] + arguments, environment: [
+        var environment: [String: String?] = [
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "slipway", "GIT_AUTHOR_EMAIL": "slipway@localhost",
             "GIT_COMMITTER_NAME": "slipway", "GIT_COMMITTER_EMAIL": "slipway@localhost",
             "GIT_AUTHOR_DATE": nil, "GIT_COMMITTER_DATE": nil,
-        ], input: input)
+        ]
+        let fixed = ["-c", "commit.gpgSign=false", "-c", "protocol.file.allow=always"]
+        guard remote, !credentials.isEmpty else {
+            return try start(Command("git", prefix + fixed + arguments, environment: environment, input: input))
+        }
+        let result = try credentials.withCommandSettings(scratch: FileManager.default.temporaryDirectory) { settings, secrets in
+            environment.merge(secrets) { $1 }
+            return try start(Command("git", prefix + fixed + settings + arguments, environment: environment, input: input))
+        }
+        return CommandResult(status: result.status, terminatedBySignal: result.terminatedBySignal, standardOutput: result.standardOutput,
+                             standardError: Data(credentials.scrub(result.errorText).utf8))
+    }
+
+    private func start(_ command: Command) throws -> CommandResult {
         do {
             return try runner.run(command)
         } catch {
@@ -106,7 +129,7 @@ final class GitLockBackend: LockBackend, Sendable {
     private func git(_ arguments: [String], input: Data? = nil, inScratch: Bool = true, what: String) throws -> CommandResult {
         let result = try run(arguments, input: input, inScratch: inScratch)
         guard result.succeeded else {
-            throw LockError(.backend, "cannot \(what) for lock \(key): git \(arguments.first ?? "") exited with \(result.status): \(result.errorText.trimmed)")
+            throw LockError(.backend, "cannot \(what) for lock \(key): git \(arguments.first ?? "") exited with \(result.status): \(result.errorText.oneLine)")
         }
         return result
     }
@@ -114,4 +137,8 @@ final class GitLockBackend: LockBackend, Sendable {
 
 extension String {
     var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+    /// git's message, which spans lines, as one line of an error.
+    var oneLine: String {
+        split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " | ")
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GitSource
 
 /// The name two builds must share to be serialised (`LOCK=<key>`).
 ///
@@ -66,10 +67,15 @@ public struct LockSpec: Sendable {
     public var pollInterval: Duration
     /// How often a "still waiting" line is logged.
     public var reportInterval: Duration
+    /// The lock repository's credentials (git backend only): `LOCK_PRIVATE_KEY`,
+    /// `LOCK_USERNAME`, `LOCK_PASSWORD`.
+    public var credentials: GitCredentials
 
     /// Creates a spec from its parts.
-    public init(backend: Backend, key: LockKey, timeout: Duration, ttl: Duration, pollInterval: Duration? = nil, reportInterval: Duration = .seconds(10)) {
+    public init(backend: Backend, key: LockKey, timeout: Duration, ttl: Duration, pollInterval: Duration? = nil, reportInterval: Duration = .seconds(10),
+                credentials: GitCredentials = GitCredentials()) {
         self.backend = backend
+        self.credentials = credentials
         self.key = key
         self.timeout = timeout
         self.ttl = ttl
@@ -81,13 +87,17 @@ public struct LockSpec: Sendable {
     }
 
     /// Parses the backend text, `file:<absolute dir>` or `git:<uri>`.
+    /// - Parameter credentials: for the git backend's lock repository; refused with a file backend.
     /// - Throws: ``LockError`` (kind `.configuration`) naming the text and the forms accepted.
-    public init(parsing text: String, key: String, timeout: Duration, ttl: Duration) throws {
+    public init(parsing text: String, key: String, timeout: Duration, ttl: Duration, credentials: GitCredentials = GitCredentials()) throws {
         let lockKey = try LockKey(key)
         if text.hasPrefix("file:") {
             let path = String(text.dropFirst("file:".count))
             guard path.hasPrefix("/") else {
                 throw LockError(.configuration, "lock backend \(text.debugDescription): the directory must be an absolute path, as in file:/var/lock/slipway")
+            }
+            guard credentials.isEmpty else {
+                throw LockError(.configuration, "lock backend \(text.debugDescription) takes no credentials; LOCK_PRIVATE_KEY, LOCK_USERNAME and LOCK_PASSWORD are for a git:<uri> lock repository")
             }
             self.init(backend: .file(URL(fileURLWithPath: path, isDirectory: true)), key: lockKey, timeout: timeout, ttl: ttl)
         } else if text.hasPrefix("git:") {
@@ -95,7 +105,7 @@ public struct LockSpec: Sendable {
             guard !uri.isEmpty, !uri.hasPrefix("-") else {
                 throw LockError(.configuration, "lock backend \(text.debugDescription): give the lock repository after git:, as in git:https://git.example.com/locks.git")
             }
-            self.init(backend: .git(uri), key: lockKey, timeout: timeout, ttl: ttl)
+            self.init(backend: .git(uri), key: lockKey, timeout: timeout, ttl: ttl, credentials: credentials)
         } else {
             throw LockError(.configuration, "lock backend \(text.debugDescription) is not file:<dir> (one host) or git:<uri> (across workers)")
         }

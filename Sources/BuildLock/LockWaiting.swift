@@ -43,7 +43,7 @@ public func withBuildLock<R>(
     case .file(let directory):
         release = try acquire(FileLockBackend(directory: directory, key: spec.key, ttl: spec.ttl, log: log), spec: spec, log: log)
     case .git(let uri):
-        let backend = try GitLockBackend(uri: uri, key: spec.key, ttl: spec.ttl, runner: runner, log: log)
+        let backend = try GitLockBackend(uri: uri, key: spec.key, ttl: spec.ttl, credentials: spec.credentials, runner: runner, log: log)
         do {
             release = try acquire(backend, spec: spec, log: log)
         } catch {

@@ -1,6 +1,7 @@
 import BuildContext
 import BuildLock
 import Foundation
+import GitSource
 import OCI
 import Yams
 
@@ -24,6 +25,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var lockKey: String?
     public var lockTimeout: Duration
     public var lockTTL: Duration
+    /// The `git:` lock repository's credentials: `LOCK_PRIVATE_KEY`, `LOCK_USERNAME`, `LOCK_PASSWORD`.
+    public var lockCredentials: GitCredentials
     public var tag: ImageReference?
     public var push: Bool
     public var output: URL
@@ -38,7 +41,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     /// (`BUILD_ARG_<name>`, …): what a task's `params:` may set.
     public static let variables: Set<String> = [
         "CONTEXT", "DOCKERFILE", "TARGET", "TARGET_FILE", "BUILD_ARGS_FILE", "LABELS_FILE", "IMAGE_PLATFORM",
-        "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL", "OUTPUT", "BRANCH", "CACHE",
+        "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL",
+        "LOCK_PRIVATE_KEY", "LOCK_USERNAME", "LOCK_PASSWORD", "OUTPUT", "BRANCH", "CACHE",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
         // `build-task plan` and `build-all` (GraphFlags).
         "ROOT", "REPOSITORY", "SINCE", "IMAGE_TAG",
@@ -135,6 +139,16 @@ public struct BuildConfiguration: Sendable, Equatable {
         lockKey = value(flags.lockKey, "LOCK_KEY")
         lockTimeout = try Self.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
         lockTTL = try Self.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
+        var privateKey = environment["LOCK_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let file = flags.lockPrivateKeyFile, !file.isEmpty {
+            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
+                throw ValidationError("--lock-private-key-file=\(file): cannot read it")
+            }
+            privateKey = text
+        }
+        lockCredentials = GitCredentials(username: value(flags.lockUsername, "LOCK_USERNAME"), password: value(flags.lockPassword, "LOCK_PASSWORD"),
+                                         privateKey: privateKey)
+        if let unused = Self.unusedLockCredential(lock: lock, credentials: lockCredentials) { throw ValidationError(unused) }
 
         output = path(value(flags.output, "OUTPUT") ?? "image")
         branch = value(flags.branch, "BRANCH")
@@ -146,6 +160,23 @@ public struct BuildConfiguration: Sendable, Equatable {
         }
         registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
+    }
+
+    /// Why lock credentials cannot be used with `lock` (nil when they can): they are only for
+    /// a `git:` lock repository, and a username and a password go together. Names the
+    /// setting, never its value.
+    static func unusedLockCredential(lock: String?, credentials: GitCredentials) -> String? {
+        let given = [("LOCK_PRIVATE_KEY (--lock-private-key-file)", credentials.privateKey), ("LOCK_USERNAME (--lock-username)", credentials.username),
+                     ("LOCK_PASSWORD (--lock-password)", credentials.password)].filter { $0.1 != nil }.map(\.0)
+        guard let first = given.first else { return nil }
+        guard let lock, lock.hasPrefix("git:") else {
+            let now = lock == nil ? "LOCK is not set" : "LOCK is a file: lock"
+            return "\(first) is set, but \(now); lock credentials are only for a git:<uri> lock repository: set LOCK=git:<uri>, or remove it"
+        }
+        if (credentials.username == nil) != (credentials.password == nil) {
+            return "LOCK_USERNAME and LOCK_PASSWORD go together (https lock repository): set both, or neither"
+        }
+        return nil
     }
 
     /// A setting: the flag when given, else the environment variable; empty counts as unset.

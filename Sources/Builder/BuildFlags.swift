@@ -44,6 +44,15 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("lock-ttl"), help: "After how long a dead holder's lock may be taken over. Env: LOCK_TTL (default: 2h)")
     public var lockTTL: String?
 
+    @Option(name: .customLong("lock-private-key-file"), help: "A file holding the ssh private key for a git: lock repository. Env: LOCK_PRIVATE_KEY (the key's text)")
+    public var lockPrivateKeyFile: String?
+
+    @Option(name: .customLong("lock-username"), help: "The https username for a git: lock repository. Env: LOCK_USERNAME")
+    public var lockUsername: String?
+
+    @Option(name: .customLong("lock-password"), help: "The https password or token for a git: lock repository. Env: LOCK_PASSWORD (preferred: a flag is visible to other users)")
+    public var lockPassword: String?
+
     @Option(help: "The image reference to name the result, e.g. registry.example/team/app:my-changes. Env: TAG")
     public var tag: String?
 

@@ -82,7 +82,8 @@ public struct ImageBuild {
         guard let lock = configuration.lock else { return try build(run, timings: &timings) }
         let repository = configuration.tag ?? configuration.skipIfPublished
         let key = configuration.lockKey ?? ((repository.map(\.name) ?? "local") + "@" + inputsDigest.rawValue)
-        let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL)
+        let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL,
+                                credentials: configuration.lockCredentials)
         return try withBuildLock(spec, log: log, runner: runner) {
             // Whoever held the lock may have published these inputs meanwhile.
             var timings = timings

@@ -22,10 +22,23 @@ import Darwin
 ///   happens. `IdentitiesOnly` keeps ssh from offering any other key;
 ///   `StrictHostKeyChecking=no` because a check container has no `known_hosts` (as in
 ///   git-resource).
-struct GitCredentials: Sendable {
-    var username: String?
-    var password: String?
-    var privateKey: String?
+///
+/// Public so that other git users with their own secrets (build-task's `LOCK=git:` lock
+/// repository) give them to git exactly this way, through ``withCommandSettings(scratch:_:)``.
+public struct GitCredentials: Sendable, Equatable {
+    public var username: String?
+    public var password: String?
+    public var privateKey: String?
+
+    /// Credentials given explicitly (nil: none of that kind).
+    public init(username: String? = nil, password: String? = nil, privateKey: String? = nil) {
+        self.username = username
+        self.password = password
+        self.privateKey = privateKey
+    }
+
+    /// True when no credential is set.
+    public var isEmpty: Bool { username == nil && password == nil && privateKey == nil }
 
     static let usernameVariable = "SLIPWAY_GIT_USERNAME"
     static let passwordVariable = "SLIPWAY_GIT_PASSWORD"
@@ -41,7 +54,7 @@ struct GitCredentials: Sendable {
     }
 
     /// The strings to scrub from git's output: the password and each line of the key.
-    var secrets: [String] {
+    public var secrets: [String] {
         var values: [String] = []
         if let password, !password.isEmpty { values.append(password) }
         if let privateKey {
@@ -57,7 +70,20 @@ struct GitCredentials: Sendable {
     /// - Parameter scratch: Where the private directory for the key file is made (the
     ///   cache root, which is `TMPDIR` in a check container).
     func withGit<R>(runner: any CommandRunner, log: Log, scratch: URL, _ body: (Git) throws -> R) throws -> R {
-        var environment = Git.fixedEnvironment
+        try withCommandSettings(scratch: scratch) { settings, environment in
+            var all = Git.fixedEnvironment
+            all.merge(environment) { $1 }
+            return try body(Git(runner: runner, log: log, environment: all, credentialSettings: settings, secrets: secrets, directory: nil))
+        }
+    }
+
+    /// Runs `body` with what a `git` command needs to use these credentials: `-c` settings
+    /// to put before its subcommand (the credential helper's definition, never a secret) and
+    /// variables to add to its environment (the username and password, `GIT_SSH_COMMAND`
+    /// naming the key file). The key file, written with mode 0600 into a new 0700 directory
+    /// under `scratch`, exists only while `body` runs. Nothing secret is in the settings.
+    public func withCommandSettings<R>(scratch: URL, _ body: (_ settings: [String], _ environment: [String: String?]) throws -> R) throws -> R {
+        var environment: [String: String?] = [:]
         var settings: [String] = []
         if username != nil || password != nil {
             settings = ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
@@ -80,8 +106,16 @@ struct GitCredentials: Sendable {
             ].joined(separator: " ")
             environment["GIT_SSH_VARIANT"] = "ssh"
         }
-        let git = Git(runner: runner, log: log, environment: environment, credentialSettings: settings, secrets: secrets, directory: nil)
-        return try body(git)
+        return try body(settings, environment)
+    }
+
+    /// `text` with the password and every line of the key replaced by `***`.
+    public func scrub(_ text: String) -> String {
+        var result = text
+        for secret in secrets where secret.count >= 4 {
+            result = result.replacingOccurrences(of: secret, with: "***")
+        }
+        return result
     }
 
     /// Concourse variables often lose the final newline, and Windows-edited keys carry

@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import GitSource
 import ImageLayout
 import OCI
 import Registry
@@ -25,7 +26,7 @@ public struct Out {
     }
 
     static let paramKeys = ["image", "version", "bump_aliases", "additional_tags", "tag_prefix", "promote"]
-    static let promoteKeys = ["from", "to", "release", "repository", "username", "password"]
+    static let promoteKeys = ["from", "to", "release", "repository", "username", "password", "if_missing"]
 
     public func run(input: Data, directory: URL) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "params"])
@@ -43,7 +44,12 @@ public struct Out {
             for key in ["image", "version", "bump_aliases", "additional_tags"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
-            let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
+            if promote.has("if_missing") {
+                throw promote.invalid("if_missing", "only in source-keyed mode (source.git), where a put that promotes nothing still returns a version")
+            }
+            guard let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log) else {
+                throw InputError("params.promote: nothing was promoted, and image mode has no version to return")
+            }
             let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { promoted.tags[0] }
             return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: promoted.digest),
                                                    metadata: [["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]]))
@@ -110,11 +116,21 @@ public struct Out {
         }
     }
 
-    /// Retags the digest of `from` (a tag, or a `get` directory with a `digest` file) as
-    /// `to`, in this repository or another (`repository`, which may name another registry,
-    /// reached with `username`/`password` given there, else a Docker config's credentials).
-    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log) throws
-        -> (digest: Digest, repository: Repository, tags: [String]) {
+    /// What a promote did.
+    struct Promoted {
+        var digest: Digest
+        var repository: Repository
+        var tags: [String]
+    }
+
+    /// Retags the digest of `from` as `to`, in this repository or another (`repository`,
+    /// which may name another registry, reached with `username`/`password` given there, else
+    /// a Docker config's credentials). `from` is a `get` directory with a `digest` file, a
+    /// tag, or (source-keyed mode, through `imageOfCommit`) a get directory with a `ref` file
+    /// and no `digest`: the image this resource published for that (release) commit.
+    /// - Returns: nil when the image is not in the registry and `if_missing` is `skip`.
+    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log,
+                 imageOfCommit: ((GitCommitID) throws -> CommitImage)? = nil) throws -> Promoted? {
         let from = try promote.requiredString("from")
         var tags = try (promote.strings("to") ?? []).map { name in
             do { return try Tag(name) } catch { throw promote.invalid("to", "\(error)") }
@@ -122,19 +138,37 @@ public struct Out {
         guard !tags.isEmpty || promote.has("release") else {
             throw InputError("params.promote.to is required (or promote.release): the tags to add")
         }
+        let ifMissing = try Self.ifMissing(promote)
+        let fromDirectory = directory.appendingPathComponent(from)
+        func read(_ name: String) -> String? { try? String(contentsOf: fromDirectory.appendingPathComponent(name), encoding: .utf8) }
         let digest: Digest
-        let fromDirectory = directory.appendingPathComponent(from).appendingPathComponent("digest")
-        if let text = try? String(contentsOf: fromDirectory, encoding: .utf8) {
-            do { digest = try Digest(text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
-                throw promote.invalid("from", "\(fromDirectory.path) does not hold a digest: \(error)")
-            }
-        } else {
-            let tag: Tag
-            do { tag = try Tag(from) } catch { throw promote.invalid("from", "neither a get directory with a digest file nor a tag: \(error)") }
+        switch try Self.promoteFrom(from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"), promote: promote) {
+        case .digest(let found):
+            digest = found
+        case .tag(let tag):
             guard let found = try client.manifestDescriptor(source.repository, .tag(tag)) else {
+                if ifMissing == .skip {
+                    log.info("promote: \(source.repository):\(tag) is not published yet; nothing promoted; promote.if_missing is skip")
+                    return nil
+                }
                 throw promote.invalid("from", "\(source.repository):\(from) does not exist")
             }
             digest = found.digest
+        case .releaseCommit(let release):
+            guard let imageOfCommit else {
+                throw promote.invalid("from", "\(fromDirectory.path) holds a commit (ref) but no digest; promoting the image of a commit needs source.git (source-keyed mode); give a get of the image (its digest file) or a tag")
+            }
+            switch try imageOfCommit(release) {
+            case .published(let found, let commit, let tag):
+                log.info("promote: release commit \(release.short) has the image of \(commit.short), \(source.repository):\(tag) (\(found))")
+                digest = found
+            case .missing(let commit, let tag):
+                if ifMissing == .skip {
+                    log.info(Self.notPublishedLine(release: release, commit: commit, repository: source.repository, tag: tag))
+                    return nil
+                }
+                throw promote.invalid("from", Self.notPublishedError(release: release, commit: commit, repository: source.repository, tag: tag))
+            }
         }
         var destination = client
         var repository = source.repository
@@ -153,26 +187,89 @@ public struct Out {
             }
         }
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
-        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository)
+        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository, digest: digest)
         let names = tags.map(\.rawValue)
         let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
-        return (digest, repository, names)
+        return Promoted(digest: digest, repository: repository, tags: names)
     }
 
     /// `release` of `params` (a semver value, or a file under `directory` holding one): its
     /// tags `1.2.3` (and `v1.2.3` as written), `1.2`, `1` and `stable`, each only where no
     /// newer release in `repository` owns it. Empty when `release` is not set.
-    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository) throws -> [Tag] {
+    ///
+    /// The full release tags never move: when `1.2.3` (or `v1.2.3`) already points at an
+    /// image other than `digest`, this throws one line naming the tag and both digests.
+    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository, digest: Digest) throws -> [Tag] {
         guard let release = try params.string("release") else { return [] }
-        let text = ((try? String(contentsOf: directory.appendingPathComponent(release), encoding: .utf8)) ?? release)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = valueOrFile(release, directory: directory).value
         guard let version = SemanticVersion(text) else {
             throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
         }
+        for name in ReleaseTags.immutableTags(for: version) {
+            guard let tag = try? Tag(name) else { continue }
+            let existing = try client.manifestDescriptor(repository, .tag(tag))?.digest
+            if let refusal = releaseTagRefusal(repository: repository, tag: name, existing: existing, digest: digest) {
+                throw params.invalid("release", refusal)
+            }
+        }
         let existing = try client.tags(repository).compactMap { SemanticVersion($0.rawValue) }
         return ReleaseTags.tags(for: version, existing: existing).compactMap { try? Tag($0) }
+    }
+
+    /// Why a full release tag cannot be put on `digest` (nil when it can): it already points
+    /// at another image. Putting it on the image it already has is a no-op.
+    static func releaseTagRefusal(repository: Repository, tag: String, existing: Digest?, digest: Digest) -> String? {
+        guard let existing, existing != digest else { return nil }
+        return "release \(repository):\(tag) already points at \(existing), not at \(digest); a release tag never moves to another image: release a new version instead"
+    }
+
+    /// A param that is a value, or names a file under the put's `directory` holding one (a
+    /// get's `release` file): the file's trimmed content and the file when it can be read,
+    /// else the text as given, trimmed. Shared by `release`, `promote.release` and
+    /// `bump_tag_file`.
+    static func valueOrFile(_ text: String, directory: URL) -> (value: String, file: URL?) {
+        let file = directory.appendingPathComponent(text)
+        var isDirectory: ObjCBool = false
+        if !text.isEmpty, FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+           let content = try? String(contentsOf: file, encoding: .utf8) {
+            return (content.trimmingCharacters(in: .whitespacesAndNewlines), file)
+        }
+        return (text.trimmingCharacters(in: .whitespacesAndNewlines), nil)
+    }
+
+    /// What `bump_tag_file` asks for.
+    enum BumpRequest: Equatable {
+        /// `major`, `minor` or `patch` of the semantic version in the tag file.
+        case keyword(String)
+        /// A new value, literal or read from a file.
+        case value(String)
+    }
+
+    /// `bump_tag_file`: `major`, `minor` or `patch`; else a file under the put's directory
+    /// (a get's `release` file) whose trimmed content is the new value; else the text itself
+    /// as the value. Text with a `/` that names no file is refused rather than committed
+    /// (a get that did not run, a typo in its path).
+    static func bumpRequest(_ text: String, directory: URL) throws(InputError) -> BumpRequest {
+        if ["major", "minor", "patch"].contains(text) { return .keyword(text) }
+        let (value, file) = valueOrFile(text, directory: directory)
+        if let file {
+            guard !value.isEmpty else { throw InputError("params.bump_tag_file: \(file.path) is empty; it must hold the new tag file value") }
+            return .value(value)
+        }
+        if text.contains("/") {
+            throw InputError("params.bump_tag_file: \(quoted(text)) names no file in \(directory.path); give major, minor, patch, a value, or the path of a file of a get (e.g. base-release/release)")
+        }
+        return .value(value)
+    }
+
+    /// The new tag file value for `request`, given the current one.
+    static func bumped(_ old: String, _ request: BumpRequest) throws -> String {
+        switch request {
+        case .keyword(let how): try bumped(old, how)
+        case .value(let value): value
+        }
     }
 
     /// The one path under `directory` that `pattern` (a glob) matches.

@@ -53,8 +53,9 @@ extension Out {
             for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {
                 throw params.invalid(key, "not used with bump_tag_file, which only commits a new tag file value")
             }
+            let request = try Self.bumpRequest(bump, directory: directory)
             let result = try detector.bumpTagFile(message: "Bump \(keyed.git.tagFile?.normalizedPath ?? "tag file") from {old} to {new}") { old in
-                try Self.bumped(old, bump)
+                try Self.bumped(old, request)
             }
             let change = try detector.change(at: result.commit)
             return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
@@ -67,16 +68,7 @@ extension Out {
             for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
                 throw params.invalid(key, "not used with promote, which retags an image already in the registry")
             }
-            let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
-            let digest = promoted.digest
-            // The promoted image's commit, else the newest commit: Concourse needs a version.
-            let commit = (try? revision(of: .digest(digest), client: client, repository: source.repository, scratch: scratch))??.revision
-            let change = try commit.flatMap { try detector.change(at: $0) } ?? detector.changes(since: nil).last
-            guard let change else { throw InputError("promote: no commit of the source matches its paths, so there is no version to return") }
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
-                ["name": "promoted", "value": digest.rawValue],
-                ["name": "tags", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"],
-            ]))
+            return try promoteSourceKeyed(promote, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
         }
 
         guard let pattern = try params.string("image") else {
@@ -110,7 +102,7 @@ extension Out {
             }
             floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
         }
-        let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository)
+        let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository, digest: image.descriptor.digest)
 
         // The immutable tag never moves: checked before any tag is pushed.
         let held = try client.manifestDescriptor(source.repository, .tag(immutable))?.digest

@@ -47,6 +47,10 @@ public enum PipelineUsage {
             _ = try promote.strings("to")
             _ = try promote.string("release")
             _ = try promote.string("repository")
+            _ = try Out.ifMissing(promote)
+            if case .sourceKeyed = source.mode {} else if promote.has("if_missing") {
+                throw promote.invalid("if_missing", "only in source-keyed mode (source.git), where a put that promotes nothing still returns a version")
+            }
             guard promote.has("to") || promote.has("release") else {
                 throw InputError("params.promote.to is required (or promote.release): the tags to add")
             }

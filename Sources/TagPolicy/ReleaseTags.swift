@@ -11,8 +11,7 @@ public enum ReleaseTags {
     /// - Parameter floating: the tag for the newest release: `stable` (DESIGN §5), or `latest`
     ///   for registry-image's `bump_aliases`.
     public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable") -> [String] {
-        var tags = [release.normalized]
-        if release.original != release.normalized, (try? Tag(release.original)) != nil { tags.append(release.original) }
+        var tags = immutableTags(for: release)
         guard !release.isPrerelease else { return tags }
         let newer = existing.filter { !$0.isPrerelease && release < $0 }
         if !newer.contains(where: { $0.major == release.major && $0.minor == release.minor }) {
@@ -22,6 +21,14 @@ public enum ReleaseTags {
             tags.append("\(release.major)")
         }
         if newer.isEmpty { tags.append(floating) }
+        return tags
+    }
+
+    /// The tags of `release` that never move once they exist: the version itself, `1.2.3`,
+    /// and `v1.2.3` as written. (The aliases `1.2`, `1` and `stable` move to newer releases.)
+    public static func immutableTags(for release: SemanticVersion) -> [String] {
+        var tags = [release.normalized]
+        if release.original != release.normalized, (try? Tag(release.original)) != nil { tags.append(release.original) }
         return tags
     }
 }

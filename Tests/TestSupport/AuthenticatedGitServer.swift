@@ -1,5 +1,4 @@
 import Foundation
-import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -7,14 +6,15 @@ import Glibc
 
 /// `git http-backend` (git's own smart-HTTP server, as a CGI program) behind a tiny Python
 /// HTTP server that demands Basic authentication, on a free loopback port. Every
-/// repository under `root` is served at `/<name>`.
-struct AuthenticatedGitServer {
-    let baseURL: String
-    let pid: pid_t
-    let authLog: URL
+/// repository under `root` is served at `/<name>`. Used by the git engine's credential tests
+/// and the build lock's (`LOCK=git:` with `LOCK_USERNAME`/`LOCK_PASSWORD`).
+public struct AuthenticatedGitServer: Sendable {
+    public let baseURL: String
+    public let pid: pid_t
+    public let authLog: URL
 
     /// The user names of requests that passed authentication.
-    func authenticatedUsers() throws -> Set<String> {
+    public func authenticatedUsers() throws -> Set<String> {
         let text = (try? String(contentsOf: authLog, encoding: .utf8)) ?? ""
         return Set(text.split(separator: "\n").compactMap { line in
             line.hasPrefix("ok ") ? String(line.dropFirst(3)) : nil
@@ -104,7 +104,7 @@ struct AuthenticatedGitServer {
 }
 
 /// Runs `body` with an authenticated git server over `root`, killed afterwards.
-func withAuthenticatedGitServer<R>(
+public func withAuthenticatedGitServer<R>(
     root: URL, username: String, password: String, _ body: (AuthenticatedGitServer) async throws -> R
 ) async throws -> R {
     let directory = root.appendingPathComponent("http-server")
