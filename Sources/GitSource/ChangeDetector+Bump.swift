@@ -15,7 +15,7 @@ extension ChangeDetector {
     /// The branch is cloned shallowly, the value rewritten in place (see
     /// `TagFileValue.replacing`) and read back, then committed as `Slipway <slipway@localhost>`
     /// and pushed. A push rejected because the branch moved meanwhile is tried again on the
-    /// new tip, three times at most.
+    /// new tip, three times at most. A file that already holds the new value is left as it is.
     /// - Parameter newValue: the new value, given the current one.
     public func bumpTagFile(message: String, _ newValue: (String) throws -> String) throws -> TagFileBump {
         try configuration.validate()
@@ -41,6 +41,12 @@ extension ChangeDetector {
                 }
                 let old = try TagFileValue.read(data, spec: spec, commit: head)
                 let new = try newValue(old)
+                if new == old {
+                    // A retried put, or a release run again: the file already says so. An empty
+                    // commit would fail, and a new one would make a version for nothing.
+                    log.info("\(spec.normalizedPath) already holds \(new) on \(branch) of \(remote.display); nothing to commit")
+                    return TagFileBump(commit: head, oldValue: old, newValue: new)
+                }
                 let rewritten = try TagFileValue.replacing(text, spec: spec, with: new)
                 guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: head) == new else {
                     throw GitSourceError(.tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back")

@@ -57,6 +57,12 @@ struct OutReleasePromoteTests {
                     #expect(missing.status == 1)
                     #expect(missing.stderrString.hasPrefix("out: params.bump_tag_file: \"base-relase/release\" names no file in ") && missing.stderrString.filter { $0 == "\n" }.count == 1,
                             "\(missing.stderrString)")
+                    // A re-run of the same put (Concourse retries; a pipeline re-runs a release)
+                    // finds the file already holding the value: no empty commit, no failure.
+                    let again = try runOut(#"{"source":\#(source),"params":{"bump_tag_file":"base-release/release"}}"#, directory: put)
+                    #expect(again.status == 0, "\(again.stderrString)")
+                    #expect(try outVersion(again) == version)
+                    #expect(try remote.git("rev-parse", "refs/heads/main").trimmingCharacters(in: .whitespacesAndNewlines) == head, "no new commit")
                     #expect(try outVersion(runOut(#"{"source":\#(source),"params":{"bump_tag_file":"minor"}}"#, directory: put))["tag_file"] == "v2.2.0",
                             "keywords are kept")
                 }
