@@ -9,7 +9,7 @@ extension ChangeDetector {
         public var newValue: String
     }
 
-    /// Commits a new tag file value to the branch and pushes it (DESIGN §5 `bump_tag_file`:
+    /// Commits a new tag file value to the branch and pushes it (`bump_tag_file`:
     /// a base release bumps the file that derived images watch).
     ///
     /// The branch is cloned shallowly, the value rewritten in place (see

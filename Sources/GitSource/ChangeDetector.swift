@@ -2,7 +2,7 @@ import Console
 import Foundation
 import OCI
 
-/// The engine of `check` in source-keyed mode (DESIGN §3.1): which commits of a branch (or
+/// The engine of `check` in source-keyed mode: which commits of a branch (or
 /// which release tags) are versions, found in a cached blobless clone that fetches only as
 /// much history as the answer needs.
 ///
@@ -50,7 +50,7 @@ public struct ChangeDetector: Sendable {
 
     // MARK: - check
 
-    /// The versions `check` reports (DESIGN §3.1), oldest first.
+    /// The versions `check` reports, oldest first.
     ///
     /// - Parameter since: The version Concourse gave (`ref`, and `release` in release
     ///   mode), or nil on a first check.

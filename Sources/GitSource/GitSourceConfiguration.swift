@@ -1,7 +1,7 @@
 import OCI
 import Foundation
 
-/// The `git:` part of a source-keyed source (DESIGN §3.1), plus `tag_file`. Every key
+/// The `git:` part of a source-keyed source, plus `tag_file`. Every key
 /// means what it means in Concourse's git-resource, with that resource's known bugs fixed.
 public struct GitSourceConfiguration: Sendable, Equatable {
     /// The repository: `https://`, `ssh://`, `git@host:path`, `file://` or a local path.

@@ -5,7 +5,7 @@ import GitSource
 import OCI
 import Registry
 
-/// `track_base` (DESIGN §3.1): the base images of a commit's Dockerfile, resolved in their
+/// `track_base`: the base images of a commit's Dockerfile, resolved in their
 /// registries and summarised in one digest (``BaseSummary``), which becomes the version's
 /// `base`. A base that moves with no commit is then a new version, and the image built
 /// from it a new immutable tag (`{short_ref}-{short_base}`).

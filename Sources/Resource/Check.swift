@@ -21,7 +21,7 @@ public struct ImageVersion: Codable, Hashable, Sendable {
     }
 }
 
-/// `check`: prints the versions, oldest first (DESIGN §2, §3.2).
+/// `check`: prints the versions, oldest first.
 public struct Check {
     let log: Log
     let retry: RetryPolicy

@@ -8,7 +8,7 @@ import RootFS
 import Registry
 import Transfer
 
-/// `in DIR`: fetches the version's image into DIR (DESIGN §4).
+/// `in DIR`: fetches the version's image into DIR.
 ///
 /// Files: `repository`, `tag`, `digest`, `tags` (every tag now pointing at the digest,
 /// space separated), and per `format`: `rootfs/` with `metadata.json` and `labels.json`;

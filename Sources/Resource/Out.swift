@@ -7,7 +7,7 @@ import Registry
 import TagPolicy
 import Transfer
 
-/// `out DIR`: pushes, tags and promotes images (DESIGN §5). In image mode it is
+/// `out DIR`: pushes, tags and promotes images. In image mode it is
 /// registry-image's `out`: `image` (a path or glob under DIR: an OCI layout, an OCI archive
 /// or a docker-archive), `version` with `bump_aliases`, `additional_tags` with `tag_prefix`;
 /// plus `promote`, which retags an existing digest without rebuilding.

@@ -5,7 +5,7 @@ import GitSource
 import OCI
 import Registry
 
-/// `out` with `params.prune`: the reaper (DESIGN §5), planned by ``PrunePlanner``.
+/// `out` with `params.prune`: the reaper, planned by ``PrunePlanner``.
 ///
 /// A dry run (the default) only logs the plan and returns it as metadata. Otherwise the
 /// registry is read a second time just before deleting: a candidate whose tag moved since
@@ -13,7 +13,7 @@ import Registry
 /// untagged. A tag is removed on its own by pointing it at a unique, empty manifest and
 /// deleting that manifest (distribution has no tag delete, and deleting a digest deletes
 /// every tag on it). Blobs are freed by the registry's garbage collection, run without
-/// `--delete-untagged`, which breaks multi-arch images (shared/notes).
+/// `--delete-untagged`, which breaks multi-arch images (measured against distribution 2.8.2).
 extension Out {
     func prune(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
                scratch: URL, log: Log)

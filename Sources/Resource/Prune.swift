@@ -3,7 +3,7 @@ import Foundation
 import OCI
 import TagPolicy
 
-/// The reaper's decisions (DESIGN §5 "Prune"), as a pure function of what the registry and
+/// The reaper's decisions, as a pure function of what the registry and
 /// git hold, so every rule is testable without either.
 ///
 /// A tag is a candidate only when the source's tag templates would have made it for the

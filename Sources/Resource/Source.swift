@@ -4,8 +4,8 @@ import OCI
 import Registry
 import TagPolicy
 
-/// `source`, validated: the registry part every mode shares, and the mode itself
-/// (DESIGN §3). Keys are registry-image's where they mean the same, so users can switch.
+/// `source`, validated: the registry part every mode shares, and the mode itself.
+/// Keys are registry-image's where they mean the same, so users can switch.
 public struct Source: Sendable {
     /// How versions are made.
     public enum Mode: Sendable {

@@ -3,7 +3,7 @@ import GitSource
 import OCI
 import TagPolicy
 
-/// The source-keyed part of `source` (DESIGN §3.1): `git` and the keys that go with it.
+/// The source-keyed part of `source`: `git` and the keys that go with it.
 public struct SourceKeyed: Sendable {
     public var git: GitSourceConfiguration
     /// Tag templates `out` applies; the first makes the immutable tag.

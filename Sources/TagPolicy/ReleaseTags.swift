@@ -1,6 +1,6 @@
 import OCI
 
-/// The tags a release gets (DESIGN §5 `release`): the version itself, its `major.minor` and
+/// The tags a release gets: the version itself, its `major.minor` and
 /// `major` aliases, and `stable`, where no newer release owns them.
 ///
 /// A release `1.2.3` takes `1.2` unless a newer `1.2.x` final release exists, `1` unless a
@@ -8,7 +8,7 @@ import OCI
 /// get only their own tag, and never count as newer. A release written `v1.2.3` is also
 /// tagged `v1.2.3` as written, besides the normalised `1.2.3`.
 public enum ReleaseTags {
-    /// - Parameter floating: the tag for the newest release: `stable` (DESIGN §5), or `latest`
+    /// - Parameter floating: the tag for the newest release: `stable`, or `latest`
     ///   for registry-image's `bump_aliases`.
     public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable") -> [String] {
         var tags = immutableTags(for: release)

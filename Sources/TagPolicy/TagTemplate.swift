@@ -23,7 +23,7 @@ public struct TagContext: Sendable, Equatable {
     }
 }
 
-/// A tag template such as `{short_ref}` or `{branch}-latest` (DESIGN §5).
+/// A tag template such as `{short_ref}` or `{branch}-latest`.
 ///
 /// Placeholders: `{ref}` (the 40-hex commit), `{short_ref}` (its first 12), `{branch}`,
 /// `{short_base}` (12 hex of the base digest), `{tag_file}`, `{release}` (the git tag of a
