@@ -23,7 +23,7 @@ let package = Package(
     targets: [
         // System libraries. libcurl rather than FoundationNetworking: on Linux,
         // URLSession cannot trust a per-registry CA (no server-trust challenge) and
-        // gives no back-pressure on streamed bodies. See README "Dependencies".
+        // gives no back-pressure on streamed bodies. See docs/architecture.md, "Dependencies".
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // zstd-compressed layers (BuildKit and newer builders write them).

@@ -22,7 +22,7 @@ import Transfer
 /// for the commit.
 extension Out {
     static let sourceKeyedParamKeys = ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file", "prune"]
-    /// The reaper (README, "Pruning").
+    /// The reaper (docs/reference.md, "Pruning").
     static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions"]
 
     /// The label build-task sets to the commit an image was built from.

@@ -3,7 +3,7 @@ import GitSource
 import Testing
 import TestSupport
 
-/// One scenario per rule of the git engine's contract (README, "The git engine"), each against a real repository
+/// One scenario per rule of the git engine's contract (docs/architecture.md, "The git engine"), each against a real repository
 /// served as `file://`, each with the exact list of commits expected.
 @Suite struct BranchModeTests {
     @Test func firstCheckReturnsOnlyTheNewestMatchingCommit() async throws {
