@@ -95,4 +95,52 @@ struct ConcourseModelTests {
             #expect(model.resolve(build, in: pipeline) == nil, "an input with no version: the job cannot run")
         }
     }
+
+    static let steps = #"""
+        jobs:
+        - name: j
+          plan:
+          - task: make
+            config:
+              platform: linux
+              outputs: [{name: out}]
+              params: {GREETING: hi, COUNT: 2}
+              run:
+                path: sh
+                args: [-ec, 'test "$COUNT" = 2 && test "$BUILD_JOB_NAME" = j && echo "$GREETING" > out/msg && printf "platform: linux\ninputs: [{name: in}]\nparams: {WORD: \\050\\050word\\051\\051}\nrun: {path: sh, args: [-ec, \"test \$WORD = hello && cat in/msg\"]}\n" > out/task.yml']
+            output_mapping: {out: made}
+          - task: use
+            file: made/task.yml
+            vars: {word: hello}
+            input_mapping: {in: made}
+            ensure:
+              task: after
+              config: {platform: linux, run: {path: sh, args: [-ec, 'echo ensured >&2']}}
+          - try:
+              task: fails
+              config: {platform: linux, run: {path: sh, args: [-ec, 'exit 3']}}
+        - name: k
+          plan:
+          - task: fails
+            config: {platform: linux, run: {path: sh, args: [-ec, 'exit 4']}}
+            on_failure:
+              task: report
+              config: {platform: linux, run: {path: sh, args: [-ec, 'echo reported >&2']}}
+        """#
+
+    @Test func tasksMapArtifactsReadFilesFromThemAndRunTheirHooks() async throws {
+        try await withTemporaryDirectory { directory in
+            let file = directory.appending("pipeline.yml")
+            try Self.steps.write(to: file, atomically: true, encoding: .utf8)
+            let model = try ConcourseModel(root: directory.appending("model"), vars: [:], trustedCA: nil)
+            try model.setPipeline("p", file: file, vars: [:])
+            let j = try model.triggerJob("p", "j")
+            #expect(j.status == .succeeded, "\(j.failure ?? "")\n\(model.log)")
+            #expect(model.log.contains("ensured"), "the ensure hook ran")
+            let made = model.root.appendingPathComponent("builds/\(j.id)/made/msg")
+            #expect(try String(contentsOf: made, encoding: .utf8) == "hi\n", "output_mapping named the artifact")
+            let k = try model.triggerJob("p", "k")
+            #expect(k.status == .failed && model.log.contains("reported"), "a failed step runs on_failure and fails the build")
+        }
+    }
 }
