@@ -121,6 +121,13 @@ final class BuildRun {
         }
         let response = try invoke("out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
         guard let version = response["version"] as? [String: String] else { throw StepFailure(description: "out returned no version") }
+        if model.replayPuts {
+            // A put run again (a retried step, a re-run build) must succeed with the same version.
+            let again = try invoke("out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
+            guard again["version"] as? [String: String] == version else {
+                throw StepFailure(description: "put \(put.name) run again returned \(again["version"] ?? "nothing"), not \(version)")
+            }
+        }
         outputs.append((put.resource, version))
         // The output is saved before the implicit get, as the exec engine does.
         model.saveOutput(version, in: pipeline, resource: put.resource)

@@ -28,7 +28,8 @@ import Yams
 ///   params (step over config, non-strings as JSON) as the environment, `input_mapping`,
 ///   `output_mapping`, fresh outputs, `caches:` kept per pipeline, job and step, and
 ///   `image: <artifact>` run inside that artifact's `rootfs/` with its `metadata.json` env;
-///   `in_parallel`, `do`, `try`, `attempts` and the hooks. Get, put and task get Concourse's
+///   `in_parallel`, `do`, `try`, `attempts` and the hooks. With `replayPuts`, every put runs
+///   twice and must return the same version (Concourse may run a put again). Get, put and task get Concourse's
 ///   `BUILD_*` variables; check gets none.
 ///
 /// Not modelled: concurrency inside a round (steps run one after another), `serial_groups`,
@@ -97,6 +98,9 @@ final class ConcourseModel: @unchecked Sendable {
     private(set) var pipelineOrder: [String] = []
     private(set) var transcript: [String] = []
     private var nextBuildID = 1
+    /// Whether every put runs twice, as a retried step or a re-run build would, and must give
+    /// the same version both times (puts are idempotent).
+    var replayPuts = false
     /// Called after every job build, with the pipeline and the build: invariants go here.
     var afterBuild: ((Pipeline, BuildRecord) throws -> Void)?
 

@@ -44,6 +44,7 @@ final class Lifecycle: @unchecked Sendable {
         ]
         model = try ConcourseModel(root: directory.appending("concourse"), vars: vars, trustedCA: registry.caCertificatePEM)
         invariants = try RegistryInvariants(registry: registry, git: repository, scratch: directory.appending("invariants"))
+        model.replayPuts = true
         model.afterBuild = { [invariants] pipeline, build in
             try invariants.observe(after: "\(pipeline.name)/\(build.job) build \(build.id)")
         }
