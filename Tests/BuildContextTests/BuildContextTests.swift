@@ -83,6 +83,64 @@ struct DockerfileStagesTests {
         #expect(try DockerfileStages(text, buildArgs: ["REGISTRY": "r.example"], platforms: platforms).stages[1].base == "r.example/runtime:arm64")
     }
 
+    @Test func argsOnlyFromLinesRead() throws {
+        // Declared before the first FROM and never redeclared in a stage: only FROM sees it.
+        let derived = """
+        ARG REGISTRY
+        ARG BASE_TAG=main
+        ARG UNUSED=1
+        FROM ${REGISTRY}/fornax/base_image:${BASE_TAG}
+        RUN make
+        """
+        #expect(try DockerfileStages(derived).fromOnlyArgs == ["REGISTRY", "BASE_TAG", "UNUSED"])
+        // `ARG NAME` (with or without a default) inside a stage makes it visible to RUN/COPY/ENV there.
+        let redeclared = """
+        ARG VERSION=1.0
+        ARG BASE=busybox
+        FROM ${BASE}:${VERSION}
+        ARG VERSION
+        RUN echo $VERSION
+        FROM scratch
+        ARG BASE=other
+        """
+        #expect(try DockerfileStages(redeclared).fromOnlyArgs == [])
+        // Used in two stages' FROM lines, redeclared in neither.
+        let twoStages = """
+        ARG TAG=1
+        FROM registry.example/a:${TAG} AS a
+        FROM registry.example/b:${TAG}
+        COPY --from=a /x /x
+        """
+        #expect(try DockerfileStages(twoStages).fromOnlyArgs == ["TAG"])
+        // A global arg whose default another, stage-visible, global arg reads reaches that stage.
+        let chained = """
+        ARG MAJOR=1
+        ARG VERSION=${MAJOR}.2
+        FROM busybox:${VERSION}
+        ARG VERSION
+        """
+        #expect(try DockerfileStages(chained).fromOnlyArgs == [])
+        // --platform decides which manifest of an index a stage runs, which a digest does not say.
+        let platformed = """
+        ARG PLATFORM=linux/arm64
+        ARG BUILDPLATFORM
+        ARG TAG=1
+        FROM --platform=$PLATFORM busybox:${TAG} AS one
+        FROM --platform=$BUILDPLATFORM busybox:${TAG}
+        """
+        #expect(try DockerfileStages(platformed).fromOnlyArgs == ["TAG"])
+        // The automatic platform args are not declared by the Dockerfile: they are no build args to leave out.
+        let automatic = """
+        FROM --platform=$BUILDPLATFORM busybox:1 AS build
+        ARG TARGETARCH
+        RUN echo $TARGETARCH
+        FROM registry.example/runtime:${TARGETARCH}
+        """
+        let platforms = DockerfileStages.Platforms(build: try Platform("linux/amd64"), target: try Platform("linux/arm64"))
+        #expect(try DockerfileStages(automatic, platforms: platforms).fromOnlyArgs == [])
+        #expect(try DockerfileStages("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\n", platforms: platforms).fromOnlyArgs == ["TARGETARCH"])
+    }
+
     @Test func errorsNameTheProblem() {
         let empty = #expect(throws: DockerfileStages.ParseError.self) { try DockerfileStages("ARG BASE\nFROM ${BASE}\n") }
         #expect(empty?.description.contains("line 2") == true)
