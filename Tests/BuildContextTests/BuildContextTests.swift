@@ -192,11 +192,61 @@ struct BuildInputsTests {
             changed.append(try inputs.digest())
             inputs.platforms = ["linux/amd64", "linux/arm64"]
             changed.append(try inputs.digest())
-            inputs.baseDigests = ["busybox:1": try Digest("sha256:" + String(repeating: "a", count: 64))]
+            inputs.stageBases = [.image(try Digest("sha256:" + String(repeating: "a", count: 64)))]
             changed.append(try inputs.digest())
             try Data("FROM scratch\n".utf8).write(to: root.appendingPathComponent("Dockerfile"))
             changed.append(try inputs.digest())
             #expect(Set([first] + changed).count == changed.count + 1, "every change gives a new digest")
+        }
+    }
+
+    static let baseOne = try! Digest("sha256:" + String(repeating: "1", count: 64))
+    static let baseTwo = try! Digest("sha256:" + String(repeating: "2", count: 64))
+
+    /// `ARG REGISTRY` / `ARG BASE_TAG=main` / `FROM ${REGISTRY}/fornax/base_image:${BASE_TAG}`
+    /// built with the base's per-commit tag: a branch's commit, then the merge commit, whose
+    /// tag names the same image.
+    func derived(_ context: BuildInputs, baseTag: String, base: Digest, args: [String: String] = [:]) -> BuildInputs {
+        var inputs = context
+        inputs.buildArgs = ["REGISTRY": "registry.example", "BASE_TAG": baseTag, "VERSION": "1"].merging(args) { $1 }
+        inputs.fromOnlyArgs = ["REGISTRY", "BASE_TAG"]
+        inputs.stageBases = [.image(base)]
+        return inputs
+    }
+
+    @Test func aBaseReachedByAnotherNameIsTheSameInput() throws {
+        try withTemporaryDirectory { directory in
+            let checkout = try context(directory)
+            let branch = derived(checkout, baseTag: "0a1b2c3d4e5f", base: Self.baseOne)
+            let merged = derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne)
+            let (branchManifest, mergedManifest) = (try branch.manifest(), try merged.manifest())
+            #expect(try branch.digest() == merged.digest(), "\(branchManifest)\n\(mergedManifest)")
+            #expect(try !merged.manifest().contains("BASE_TAG"), "a FROM-only arg is summarised by its base")
+            #expect(try merged.manifest().hasPrefix("slipway-inputs 2\n"), "old cache tags are misses")
+            #expect(try merged.manifest().contains("from 0 \(Self.baseOne)\n"))
+
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne, args: ["VERSION": "2"]).digest() != branch.digest(),
+                    "an arg a stage sees counts")
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseTwo).digest() != branch.digest(), "the base's digest counts")
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne, args: ["UNDECLARED": "x"]).digest() != branch.digest(),
+                    "an arg the Dockerfile does not declare is kept")
+
+            // Which stage gets which base, and which earlier stage a FROM picks, count.
+            var two = derived(checkout, baseTag: "x", base: Self.baseOne)
+            two.stageBases = [.image(Self.baseOne), .image(Self.baseTwo)]
+            var swapped = two
+            swapped.stageBases = [.image(Self.baseTwo), .image(Self.baseOne)]
+            #expect(try two.digest() != swapped.digest())
+            var picks = two
+            picks.stageBases = [.image(Self.baseOne), .scratch, .stage(0)]
+            var other = picks
+            other.stageBases = [.image(Self.baseOne), .scratch, .stage(1)]
+            #expect(try picks.digest() != other.digest())
+
+            // track_base: the dev.slipway.base label out keys the version on names the references.
+            var tracked = merged
+            tracked.baseSummary = Self.baseTwo
+            #expect(try tracked.digest() != merged.digest())
         }
     }
 
