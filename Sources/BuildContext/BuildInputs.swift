@@ -7,27 +7,57 @@ import OCI
 /// checkouts of one commit), the Dockerfile, build args, target, platforms and the resolved
 /// digests of the base images.
 ///
+/// A base counts by the digest it resolved to, not by the name `FROM` reached it by: a
+/// per-commit tag and a merge commit's tag of the same image are the same input. So a build
+/// arg only `FROM` lines read (``DockerfileStages/fromOnlyArgs``) is left out: what it
+/// decides is recorded as each stage's base. Every other build arg counts, including one
+/// the Dockerfile does not declare (buildah ignores it; keeping it costs only a rebuild).
+///
 /// The digest is the SHA-256 of a text manifest (`manifest()`), one line per input, so two
 /// builds can be compared by diffing their manifests. It covers exactly what the build
 /// sees: a `.git` directory counts unless `.dockerignore` leaves it out.
 public struct BuildInputs: Sendable {
+    /// What a stage's `FROM` resolved to.
+    public enum StageBase: Sendable, Equatable, CustomStringConvertible {
+        case scratch
+        /// An earlier stage, by its index.
+        case stage(Int)
+        /// An external base (a registry image or an image arg), by the digest the build uses.
+        case image(Digest)
+
+        public var description: String {
+            switch self {
+            case .scratch: "scratch"
+            case .stage(let index): "stage \(index)"
+            case .image(let digest): digest.rawValue
+            }
+        }
+    }
+
     public var contextDirectory: URL
     public var dockerfile: URL
     public var buildArgs: [String: String]
+    /// Build args whose only effect is which base a `FROM` names: not recorded themselves.
+    public var fromOnlyArgs: Set<String>
     public var target: String?
     public var platforms: [String]
-    /// Each external base reference as written in the Dockerfile (after substitution), with
-    /// the digest it resolved to.
-    public var baseDigests: [String: Digest]
+    /// Each stage's base, in Dockerfile order (up to the target).
+    public var stageBases: [StageBase]
+    /// With `track_base` (`BASE_DIGESTS_FILE`): the ``BaseSummary`` of the bases, which the
+    /// `dev.slipway.base` label carries and `out` keys the version on. It names the bases'
+    /// references, so an image labelled for other references is not reused.
+    public var baseSummary: Digest?
 
-    public init(contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], target: String? = nil,
-                platforms: [String] = [], baseDigests: [String: Digest] = [:]) {
+    public init(contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], fromOnlyArgs: Set<String> = [],
+                target: String? = nil, platforms: [String] = [], stageBases: [StageBase] = [], baseSummary: Digest? = nil) {
         self.contextDirectory = contextDirectory
         self.dockerfile = dockerfile
         self.buildArgs = buildArgs
+        self.fromOnlyArgs = fromOnlyArgs
         self.target = target
         self.platforms = platforms
-        self.baseDigests = baseDigests
+        self.stageBases = stageBases
+        self.baseSummary = baseSummary
     }
 
     public struct ReadError: Error, Sendable, CustomStringConvertible {
@@ -41,16 +71,16 @@ public struct BuildInputs: Sendable {
 
     /// The text the digest is of.
     public func manifest() throws -> String {
-        var lines = ["slipway-inputs 1"]
+        // 2: bases by digest per stage, FROM-only args left out (1 named bases by reference).
+        var lines = ["slipway-inputs 2"]
         lines.append("dockerfile \(try Self.hash(dockerfile))")
         lines.append("target \(Self.literal(target ?? ""))")
         for platform in platforms { lines.append("platform \(Self.literal(platform))") }
-        for (name, value) in buildArgs.sorted(by: { $0.key < $1.key }) {
+        for (name, value) in buildArgs.sorted(by: { $0.key < $1.key }) where !fromOnlyArgs.contains(name) {
             lines.append("arg \(Self.literal(name)) \(Self.literal(value))")
         }
-        for (reference, digest) in baseDigests.sorted(by: { $0.key < $1.key }) {
-            lines.append("base \(Self.literal(reference)) \(digest)")
-        }
+        for (index, base) in stageBases.enumerated() { lines.append("from \(index) \(base)") }
+        if let baseSummary { lines.append("base-summary \(baseSummary)") }
         let ignore = try Dockerignore(contextDirectory: contextDirectory)
         try walk("", ignore: ignore, into: &lines)
         return lines.joined(separator: "\n") + "\n"

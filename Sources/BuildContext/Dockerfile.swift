@@ -65,6 +65,17 @@ public struct DockerfileStages: Sendable, Equatable {
 
     public var stages: [Stage]
 
+    /// The build args whose values only choose `FROM` images: declared by an `ARG` in the
+    /// global scope (before the first `FROM`) and never declared by an `ARG` inside a stage,
+    /// so no `RUN`, `COPY` or `ENV` can read them. Their effect on a build is the base each
+    /// `FROM` resolves to, so the inputs digest records those bases instead of their values.
+    ///
+    /// Left out, to stay on the safe side: an arg read by a `FROM --platform=…` flag (it picks
+    /// the manifest of an index, which the index digest does not say), and one read by the
+    /// default of a global arg that is not itself FROM-only. The automatic platform args
+    /// (`TARGETARCH`, `BUILDPLATFORM`, …) count only when the Dockerfile declares them globally.
+    public var fromOnlyArgs: Set<String> = []
+
     /// Bases that must come from a registry (or an `IMAGE_ARG_*`), in `FROM` order, once each.
     public var externalBases: [String] {
         var names = Set<String>()
@@ -86,6 +97,9 @@ public struct DockerfileStages: Sendable, Equatable {
     public init(_ text: String, buildArgs: [String: String] = [:], platforms: Platforms? = nil) throws(ParseError) {
         var globals: [String: String] = platforms?.arguments ?? [:]
         var stages: [Stage] = []
+        var declaredGlobally: Set<String> = []
+        var defaultReads: [String: Set<String>] = [:]  // global arg → the args its default reads
+        var seenByStages: Set<String> = []  // declared in a stage, or read by a --platform flag
         for (number, instruction) in Self.instructions(text) {
             let (keyword, rest) = Self.split(instruction)
             switch keyword {
@@ -95,6 +109,12 @@ public struct DockerfileStages: Sendable, Equatable {
                     let name = parts[0]
                     let fallback = parts.count > 1 ? Self.unquote(parts[1]) : nil
                     if let value = buildArgs[name] ?? fallback.map({ Self.substitute($0, globals) }) { globals[name] = value }
+                    declaredGlobally.insert(name)
+                    defaultReads[name, default: []].formUnion(fallback.map(Self.references) ?? [])
+                }
+            case "ARG":
+                for declaration in rest.split(separator: " ", omittingEmptySubsequences: true) {
+                    seenByStages.insert(String(declaration.split(separator: "=", maxSplits: 1)[0]))
                 }
             case "FROM":
                 var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -103,6 +123,7 @@ public struct DockerfileStages: Sendable, Equatable {
                 while let first = words.first, first.hasPrefix("--") {
                     if first.lowercased().hasPrefix("--platform=") {
                         platformFlag = String(first.dropFirst(11))
+                        seenByStages.formUnion(Self.references(String(first.dropFirst(11))))
                         platform = Self.substitute(String(first.dropFirst(11)), globals)
                     }
                     words.removeFirst()
@@ -125,6 +146,12 @@ public struct DockerfileStages: Sendable, Equatable {
         }
         guard !stages.isEmpty else { throw ParseError(description: "the Dockerfile has no FROM instruction") }
         self.stages = stages
+        // What a stage sees includes what the defaults of the global args it sees read.
+        var pending = Array(seenByStages)
+        while let name = pending.popLast() {
+            for read in defaultReads[name] ?? [] where seenByStages.insert(read).inserted { pending.append(read) }
+        }
+        self.fromOnlyArgs = declaredGlobally.subtracting(seenByStages)
     }
 
     /// The Dockerfile's text with the image of each `FROM` whose base (after substitution,
@@ -188,6 +215,25 @@ public struct DockerfileStages: Sendable, Equatable {
             return String(text.dropFirst().dropLast())
         }
         return text
+    }
+
+    /// The names `text` reads as `$NAME` or `${NAME…}`, nested ones included (a superset is
+    /// harmless: it only keeps more args in the inputs digest).
+    static func references(_ text: String) -> Set<String> {
+        var names: Set<String> = []
+        let characters = Array(text)
+        var index = 0
+        while index < characters.count {
+            defer { index += 1 }
+            if characters[index] == "\\" { index += 1; continue }
+            guard characters[index] == "$" else { continue }
+            var start = index + 1
+            if start < characters.count, characters[start] == "{" { start += 1 }
+            var end = start
+            while end < characters.count, characters[end].isLetter || characters[end].isNumber || characters[end] == "_" { end += 1 }
+            if end > start { names.insert(String(characters[start..<end])) }
+        }
+        return names
     }
 
     /// `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+alternative}`, as Docker expands them.

@@ -44,6 +44,10 @@ struct BaseResolution {
     var hosts: [RegistryHost]
     /// The stages buildah builds, per target platform, for ``Emulation``.
     var targetBuilds: [Emulation.TargetBuild] = []
+    /// What each stage up to the target is built on, for the inputs digest.
+    var stageBases: [BuildInputs.StageBase] = []
+    /// Build args only FROM lines read (``DockerfileStages/fromOnlyArgs``): `stageBases` says what they decided.
+    var fromOnlyArgs: Set<String> = []
 
     /// The ``BaseSummary`` of the registry bases, for the `dev.slipway.base` label.
     var summary: Digest {
@@ -149,7 +153,22 @@ struct BaseResolver {
         }
         let bases = considered.externalBases.compactMap { resolved[$0] }
         return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
-                              targetBuilds: targetBuilds)
+                              targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
+                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs)
+    }
+
+    /// Each stage's base as the inputs digest records it: an earlier stage by its index
+    /// (as ``DockerfileStages/externalBases`` tells them apart), else scratch, else the digest.
+    static func stageBases(_ stages: DockerfileStages, _ resolved: [String: BaseImage]) throws -> [BuildInputs.StageBase] {
+        try stages.stages.enumerated().map { index, stage in
+            let lowered = stage.base.lowercased()
+            if lowered == "scratch" { return .scratch }
+            if let earlier = stages.stages[..<index].firstIndex(where: { $0.name == lowered }) { return .stage(earlier) }
+            guard let base = resolved[stage.base] else {
+                throw ImageBuild.Unsupported(description: "FROM \(stage.base) on line \(stage.line) was not resolved")
+            }
+            return .image(base.digest)
+        }
     }
 
     /// The digest to build from and the digest its reference has: from `BASE_DIGESTS_FILE`

@@ -94,11 +94,14 @@ public struct ImageBuild {
     }
 
     /// The inputs of a build of `configuration` on `bases`: what `SKIP_IF_PUBLISHED` looks
-    /// up, and what `build-task plan` compares with the registry.
+    /// up, and what `build-task plan` compares with the registry. Bases count by digest, so
+    /// args only FROM lines read are left out; with `BASE_DIGESTS_FILE` (track_base) the
+    /// `dev.slipway.base` label's summary, which names the references, counts too.
     static func inputs(_ configuration: BuildConfiguration, bases: BaseResolution) -> BuildInputs {
         BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
-                    buildArgs: configuration.buildArgs, target: configuration.target,
-                    platforms: configuration.platforms.map(\.description), baseDigests: bases.baseDigests)
+                    buildArgs: configuration.buildArgs, fromOnlyArgs: bases.fromOnlyArgs, target: configuration.target,
+                    platforms: configuration.platforms.map(\.description), stageBases: bases.stageBases,
+                    baseSummary: configuration.baseDigests == nil ? nil : bases.summary)
     }
 
     /// What one run knows before it builds.

@@ -83,6 +83,64 @@ struct DockerfileStagesTests {
         #expect(try DockerfileStages(text, buildArgs: ["REGISTRY": "r.example"], platforms: platforms).stages[1].base == "r.example/runtime:arm64")
     }
 
+    @Test func argsOnlyFromLinesRead() throws {
+        // Declared before the first FROM and never redeclared in a stage: only FROM sees it.
+        let derived = """
+        ARG REGISTRY
+        ARG BASE_TAG=main
+        ARG UNUSED=1
+        FROM ${REGISTRY}/fornax/base_image:${BASE_TAG}
+        RUN make
+        """
+        #expect(try DockerfileStages(derived).fromOnlyArgs == ["REGISTRY", "BASE_TAG", "UNUSED"])
+        // `ARG NAME` (with or without a default) inside a stage makes it visible to RUN/COPY/ENV there.
+        let redeclared = """
+        ARG VERSION=1.0
+        ARG BASE=busybox
+        FROM ${BASE}:${VERSION}
+        ARG VERSION
+        RUN echo $VERSION
+        FROM scratch
+        ARG BASE=other
+        """
+        #expect(try DockerfileStages(redeclared).fromOnlyArgs == [])
+        // Used in two stages' FROM lines, redeclared in neither.
+        let twoStages = """
+        ARG TAG=1
+        FROM registry.example/a:${TAG} AS a
+        FROM registry.example/b:${TAG}
+        COPY --from=a /x /x
+        """
+        #expect(try DockerfileStages(twoStages).fromOnlyArgs == ["TAG"])
+        // A global arg whose default another, stage-visible, global arg reads reaches that stage.
+        let chained = """
+        ARG MAJOR=1
+        ARG VERSION=${MAJOR}.2
+        FROM busybox:${VERSION}
+        ARG VERSION
+        """
+        #expect(try DockerfileStages(chained).fromOnlyArgs == [])
+        // --platform decides which manifest of an index a stage runs, which a digest does not say.
+        let platformed = """
+        ARG PLATFORM=linux/arm64
+        ARG BUILDPLATFORM
+        ARG TAG=1
+        FROM --platform=$PLATFORM busybox:${TAG} AS one
+        FROM --platform=$BUILDPLATFORM busybox:${TAG}
+        """
+        #expect(try DockerfileStages(platformed).fromOnlyArgs == ["TAG"])
+        // The automatic platform args are not declared by the Dockerfile: they are no build args to leave out.
+        let automatic = """
+        FROM --platform=$BUILDPLATFORM busybox:1 AS build
+        ARG TARGETARCH
+        RUN echo $TARGETARCH
+        FROM registry.example/runtime:${TARGETARCH}
+        """
+        let platforms = DockerfileStages.Platforms(build: try Platform("linux/amd64"), target: try Platform("linux/arm64"))
+        #expect(try DockerfileStages(automatic, platforms: platforms).fromOnlyArgs == [])
+        #expect(try DockerfileStages("ARG TARGETARCH\nFROM busybox:${TARGETARCH}\n", platforms: platforms).fromOnlyArgs == ["TARGETARCH"])
+    }
+
     @Test func errorsNameTheProblem() {
         let empty = #expect(throws: DockerfileStages.ParseError.self) { try DockerfileStages("ARG BASE\nFROM ${BASE}\n") }
         #expect(empty?.description.contains("line 2") == true)
@@ -134,11 +192,61 @@ struct BuildInputsTests {
             changed.append(try inputs.digest())
             inputs.platforms = ["linux/amd64", "linux/arm64"]
             changed.append(try inputs.digest())
-            inputs.baseDigests = ["busybox:1": try Digest("sha256:" + String(repeating: "a", count: 64))]
+            inputs.stageBases = [.image(try Digest("sha256:" + String(repeating: "a", count: 64)))]
             changed.append(try inputs.digest())
             try Data("FROM scratch\n".utf8).write(to: root.appendingPathComponent("Dockerfile"))
             changed.append(try inputs.digest())
             #expect(Set([first] + changed).count == changed.count + 1, "every change gives a new digest")
+        }
+    }
+
+    static let baseOne = try! Digest("sha256:" + String(repeating: "1", count: 64))
+    static let baseTwo = try! Digest("sha256:" + String(repeating: "2", count: 64))
+
+    /// `ARG REGISTRY` / `ARG BASE_TAG=main` / `FROM ${REGISTRY}/fornax/base_image:${BASE_TAG}`
+    /// built with the base's per-commit tag: a branch's commit, then the merge commit, whose
+    /// tag names the same image.
+    func derived(_ context: BuildInputs, baseTag: String, base: Digest, args: [String: String] = [:]) -> BuildInputs {
+        var inputs = context
+        inputs.buildArgs = ["REGISTRY": "registry.example", "BASE_TAG": baseTag, "VERSION": "1"].merging(args) { $1 }
+        inputs.fromOnlyArgs = ["REGISTRY", "BASE_TAG"]
+        inputs.stageBases = [.image(base)]
+        return inputs
+    }
+
+    @Test func aBaseReachedByAnotherNameIsTheSameInput() throws {
+        try withTemporaryDirectory { directory in
+            let checkout = try context(directory)
+            let branch = derived(checkout, baseTag: "0a1b2c3d4e5f", base: Self.baseOne)
+            let merged = derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne)
+            let (branchManifest, mergedManifest) = (try branch.manifest(), try merged.manifest())
+            #expect(try branch.digest() == merged.digest(), "\(branchManifest)\n\(mergedManifest)")
+            #expect(try !merged.manifest().contains("BASE_TAG"), "a FROM-only arg is summarised by its base")
+            #expect(try merged.manifest().hasPrefix("slipway-inputs 2\n"), "old cache tags are misses")
+            #expect(try merged.manifest().contains("from 0 \(Self.baseOne)\n"))
+
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne, args: ["VERSION": "2"]).digest() != branch.digest(),
+                    "an arg a stage sees counts")
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseTwo).digest() != branch.digest(), "the base's digest counts")
+            #expect(try derived(checkout, baseTag: "9f8e7d6c5b4a", base: Self.baseOne, args: ["UNDECLARED": "x"]).digest() != branch.digest(),
+                    "an arg the Dockerfile does not declare is kept")
+
+            // Which stage gets which base, and which earlier stage a FROM picks, count.
+            var two = derived(checkout, baseTag: "x", base: Self.baseOne)
+            two.stageBases = [.image(Self.baseOne), .image(Self.baseTwo)]
+            var swapped = two
+            swapped.stageBases = [.image(Self.baseTwo), .image(Self.baseOne)]
+            #expect(try two.digest() != swapped.digest())
+            var picks = two
+            picks.stageBases = [.image(Self.baseOne), .scratch, .stage(0)]
+            var other = picks
+            other.stageBases = [.image(Self.baseOne), .scratch, .stage(1)]
+            #expect(try picks.digest() != other.digest())
+
+            // track_base: the dev.slipway.base label out keys the version on names the references.
+            var tracked = merged
+            tracked.baseSummary = Self.baseTwo
+            #expect(try tracked.digest() != merged.digest())
         }
     }
 

@@ -229,6 +229,57 @@ extension ImageBuildTests {
         }
     }
 
+    /// A derived image built FROM its base's per-commit tag: after a merge, main's tag (the
+    /// merge commit's) names the same base image as the branch commit's tag. The inputs digest
+    /// records the base by digest, so main reuses the branch's image instead of building a twin.
+    @Test func skipIfPublishedReusesAcrossTagsOfTheSameBase() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let digest = try pushBase("\(registry.host)/fornax/base_image:0a1b2c3d4e5f", marker: "base", directory: directory.url)
+                let client = try registry.client()
+                let repository = try Repository("fornax/base_image")
+                let manifest = try client.manifest(repository, .tag(try OCI.Tag("0a1b2c3d4e5f")))
+                _ = try client.putManifest(repository, .tag(try OCI.Tag("9f8e7d6c5b4a")), bytes: manifest.bytes, mediaType: manifest.mediaType)
+                #expect(try client.manifestDescriptor(repository, .tag(try OCI.Tag("9f8e7d6c5b4a")))?.digest.rawValue == digest)
+
+                let context = directory.appending("derived")
+                try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+                try Data("""
+                ARG REGISTRY
+                ARG BASE_TAG=main
+                FROM ${REGISTRY}/fornax/base_image:${BASE_TAG}
+                ARG GREETING=hello
+                RUN ["/bin/busybox", "sh", "-c", "cat /marker > /seen; echo $GREETING > /greeting"]
+                """.utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                let recording = try recordingBuildah(directory.url)
+                let env = ["CONTEXT": context.path, "BUILD_ARG_REGISTRY": registry.host, "CACHE": directory.appending("cache").path,
+                           "REGISTRY_INSECURE": "true", "SKIP_IF_PUBLISHED": "\(registry.host)/fornax/derived", "PATH": recording.path]
+                let branch = try buildTask(directory.url, env.merging(["BUILD_ARG_BASE_TAG": "0a1b2c3d4e5f", "OUTPUT": directory.appending("branch").path]) { $1 })
+                try #require(branch.succeeded, "\(branch.stderrString)")
+                let built = try String(contentsOf: directory.appending("branch/digest"), encoding: .utf8)
+                let inputs = try #require(try json(directory.appending("branch/build.json"))["inputs"] as? String)
+
+                // main, after the merge: the merge commit's tag, the same base image.
+                try FileManager.default.removeItem(at: URL(fileURLWithPath: recording.calls.path + ".all"))
+                let main = try buildTask(directory.url, env.merging(["BUILD_ARG_BASE_TAG": "9f8e7d6c5b4a", "OUTPUT": directory.appending("main").path]) { $1 })
+                #expect(main.succeeded, "\(main.stderrString)")
+                #expect(!FileManager.default.fileExists(atPath: recording.calls.path + ".all"), "buildah was called: \(main.stderrString)")
+                #expect(main.stderrString.contains("no build"), "\(main.stderrString)")
+                #expect(try String(contentsOf: directory.appending("main/digest"), encoding: .utf8) == built)
+                let record = try json(directory.appending("main/build.json"))
+                #expect(record["reused"] as? Bool == true && record["inputs"] as? String == inputs)
+                #expect((record["baseDigests"] as? [String: String])?["\(registry.host)/fornax/base_image:9f8e7d6c5b4a"] == digest,
+                        "build.json still names the base as this run reached it")
+
+                // An arg the stage sees is still an input: it builds.
+                let greeted = try buildTask(directory.url, env.merging(["BUILD_ARG_BASE_TAG": "9f8e7d6c5b4a", "BUILD_ARG_GREETING": "hi",
+                                                                        "OUTPUT": directory.appending("greeted").path]) { $1 })
+                #expect(greeted.succeeded, "\(greeted.stderrString)")
+                #expect(try json(directory.appending("greeted/build.json"))["reused"] as? Bool == false)
+            }
+        }
+    }
+
     @Test func twoBuildTasksContendingForOneLockRunOneAfterTheOther() async throws {
         try await withTestGitRepository { repository in
             try await withTemporaryDirectory { directory in
