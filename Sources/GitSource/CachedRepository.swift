@@ -289,6 +289,23 @@ struct CachedRepository {
 
     /// Fetches commits by name (with their history down to what the cache has), for commits
     /// that are not on the followed branch.
+    /// Makes `commit` present: deepens a shallow cache until it is there, else asks the
+    /// remote for it by name, once (a commit off the branch).
+    /// - Throws: ``GitSourceError`` (`.commitNotFound`) when the remote does not have it.
+    mutating func ensureCommit(_ commit: GitCommitID) throws {
+        var fetchedDirectly = false
+        while try !hasCommit(commit) {
+            let deepened = shallowCommits().isEmpty ? false : try deepen()
+            if !deepened {
+                guard !fetchedDirectly else {
+                    throw GitSourceError(.commitNotFound, "commit \(commit.rawValue) is not in \(remote.display)")
+                }
+                fetchedDirectly = true
+                try? fetchCommits([commit])
+            }
+        }
+    }
+
     func fetchCommits(_ commits: [GitCommitID]) throws {
         let arguments = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--filter=blob:none", "origin"] + commits.map(\.rawValue)
         let result = try git.run(arguments)

@@ -21,17 +21,7 @@ extension ChangeDetector {
         }
         return try withCache { repository in
             try repository.update()
-            var fetchedDirectly = false
-            while try !repository.hasCommit(commit) {
-                let deepened = repository.shallowCommits().isEmpty ? false : try repository.deepen()
-                if !deepened {
-                    guard !fetchedDirectly else {
-                        throw GitSourceError(.commitNotFound, "commit \(commit.rawValue) is not in \(remote.display)")
-                    }
-                    fetchedDirectly = true
-                    try? repository.fetchCommits([commit])
-                }
-            }
+            try repository.ensureCommit(commit)
             while true {
                 let shallow = repository.shallowCommits()
                 let found = try HistoryWalker(configuration: configuration, repository: repository).walk(from: commit, excluding: [], limit: 1)

@@ -50,17 +50,7 @@ extension ChangeDetector {
         try configuration.validate()
         return try withCache { repository in
             try repository.update()
-            var fetchedDirectly = false
-            while try !repository.hasCommit(commit) {
-                let deepened = repository.shallowCommits().isEmpty ? false : try repository.deepen()
-                if !deepened {
-                    guard !fetchedDirectly else {
-                        throw GitSourceError(.commitNotFound, "commit \(commit.rawValue) is not in \(remote.display)")
-                    }
-                    fetchedDirectly = true
-                    try? repository.fetchCommits([commit])
-                }
-            }
+            try repository.ensureCommit(commit)
             var release: String?
             if configuration.isReleaseMode {
                 // The version check would report: the newest matching release tag on the commit.
