@@ -75,7 +75,8 @@ final class ConcourseModel: @unchecked Sendable {
         let vars: [String: Any]
         var versions: [String: [Version]] = [:]
         var builds: [BuildRecord] = []
-        var checkErrors: [String: String] = [:]
+        /// Every failed check, in order: Concourse shows the resource errored until one passes.
+        var checkFailures: [(resource: String, error: String)] = []
 
         init(name: String, config: PipelineConfig, vars: [String: Any]) {
             self.name = name
@@ -212,10 +213,9 @@ final class ConcourseModel: @unchecked Sendable {
         let result = try run(["check"], stdin: try json(request), environment: ["TMPDIR": tmp.path], directory: tmp)
         note("check \(pipeline.name)/\(name) from \(pipeline.versions[name]?.last ?? [:])\n\(result.stderrString)>>> \(result.stdoutString)")
         guard result.succeeded else {
-            pipeline.checkErrors[name] = result.stderrString.trimmingCharacters(in: .whitespacesAndNewlines)
+            pipeline.checkFailures.append((name, result.stderrString.trimmingCharacters(in: .whitespacesAndNewlines)))
             return
         }
-        pipeline.checkErrors[name] = nil
         guard let returned = try JSONSerialization.jsonObject(with: result.stdout) as? [[String: String]] else {
             throw ModelError("check \(name) printed no version list: \(result.stdoutString)")
         }

@@ -239,10 +239,14 @@ final class RegistryInvariants: @unchecked Sendable {
         return directory
     }
 
-    /// No failed build, and no job built twice from the same inputs.
+    /// No failed build, no job built twice from the same inputs, no failed check (Concourse
+    /// would show the resource errored).
     func checkBuilds(_ model: ConcourseModel) {
         for name in model.pipelineOrder {
             guard let pipeline = model.pipelines[name] else { continue }
+            for (resource, error) in pipeline.checkFailures {
+                record("\(name)/\(resource): check failed: \(error)")
+            }
             var seen: [String: Int] = [:]
             for build in pipeline.builds {
                 if build.status == .failed { record("\(name)/\(build.job) build \(build.id) failed: \(build.failure ?? "")") }
