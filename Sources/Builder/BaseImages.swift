@@ -33,9 +33,10 @@ public struct BaseImage: Sendable, Equatable {
 
     /// A built manifest's annotations with buildah's base keys (the temporary link it read an
     /// image arg through, the digest of its local copy, or ones inherited from the base's own
-    /// manifest) replaced by ``keys(_:)``.
-    static func annotations(_ annotations: [String: String], base: BaseImage?) -> [String: String] {
-        annotations.filter { $0.key != nameKey && $0.key != digestKey }.merging(keys(base)) { $1 }
+    /// manifest) replaced by the image's base labels (``keys(_:)``, or a `LABEL_*` that overrides them).
+    static func annotations(_ annotations: [String: String], labels: [String: String]) -> [String: String] {
+        let isBaseKey = { (key: String) in key == nameKey || key == digestKey }
+        return annotations.filter { !isBaseKey($0.key) }.merging(labels.filter { isBaseKey($0.key) }) { $1 }
     }
 }
 

@@ -199,7 +199,7 @@ public struct ImageBuild {
         // buildah annotates each manifest with its own idea of the base (an image arg's
         // temporary link, its local digest); the annotations say what the labels say.
         let image = try OCILayout(opening: output.appendingPathComponent("oci"))
-            .rewriteAnnotations(ofImageNamed: "latest") { BaseImage.annotations($0, base: run.bases.final) }
+            .rewriteAnnotations(ofImageNamed: "latest") { BaseImage.annotations($0, labels: labels) }
         timings.mark("export")
         if let published = run.published {
             try published.publish(image, inputs: run.inputs)

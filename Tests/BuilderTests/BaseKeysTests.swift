@@ -25,8 +25,12 @@ struct BaseKeysTests {
 
         let buildahs = ["org.opencontainers.image.base.name": "localhost/tmp/slipway-1a2b3c4d/base-5e6f7a8b:latest",
                         "org.opencontainers.image.base.digest": Digest.sha256(Data("local".utf8)).rawValue, "com.example.kept": "yes"]
-        #expect(BaseImage.annotations(buildahs, base: named) == BaseImage.keys(named).merging(["com.example.kept": "yes"]) { $1 })
-        #expect(BaseImage.annotations(buildahs, base: unnamed) == BaseImage.keys(unnamed).merging(["com.example.kept": "yes"]) { $1 })
-        #expect(BaseImage.annotations(buildahs, base: nil) == ["com.example.kept": "yes"], "scratch: no base keys at all")
+        let labels = ["org.opencontainers.image.revision": "abc"]
+        #expect(BaseImage.annotations(buildahs, labels: labels.merging(BaseImage.keys(named)) { $1 }) == BaseImage.keys(named).merging(["com.example.kept": "yes"]) { $1 })
+        #expect(BaseImage.annotations(buildahs, labels: labels.merging(BaseImage.keys(unnamed)) { $1 }) == BaseImage.keys(unnamed).merging(["com.example.kept": "yes"]) { $1 })
+        #expect(BaseImage.annotations(buildahs, labels: labels) == ["com.example.kept": "yes"], "scratch: no base keys at all")
+        let overridden = ["org.opencontainers.image.base.name": "registry.example/team/other:2"]
+        #expect(BaseImage.annotations(buildahs, labels: BaseImage.keys(named).merging(overridden) { $1 })["org.opencontainers.image.base.name"] == "registry.example/team/other:2",
+                "a LABEL_ override is what the annotation says too")
     }
 }
