@@ -11,11 +11,33 @@ public struct BaseImage: Sendable, Equatable {
     /// How the inputs digest names it: the reference `FROM` gives after `ARG` substitution,
     /// or `image-arg:<name>` for an `IMAGE_ARG_<name>` directory (whose path varies by run).
     public var reference: String
-    /// The fully qualified name for `org.opencontainers.image.base.name`.
-    public var name: String
+    /// The fully qualified name for `org.opencontainers.image.base.name`; nil for an image
+    /// arg whose directory names no repository (its reference is unknown).
+    public var name: String?
     public var digest: Digest
     /// The digest its reference had in the registry (an index's own digest), for ``BaseSummary``.
     public var summaryDigest: Digest? = nil
+
+    static let nameKey = "org.opencontainers.image.base.name"
+    static let digestKey = "org.opencontainers.image.base.digest"
+
+    /// The `org.opencontainers.image.base.*` keys of an image built on `base` (none for
+    /// scratch; no name when it is unknown), for its config's labels and its manifests'
+    /// annotations alike, so the two never disagree.
+    static func keys(_ base: BaseImage?) -> [String: String] {
+        guard let base else { return [:] }
+        var keys = [digestKey: base.digest.rawValue]
+        if let name = base.name { keys[nameKey] = name }
+        return keys
+    }
+
+    /// A built manifest's annotations with buildah's base keys (the temporary link it read an
+    /// image arg through, the digest of its local copy, or ones inherited from the base's own
+    /// manifest) replaced by the image's base labels (``keys(_:)``, or a `LABEL_*` that overrides them).
+    static func annotations(_ annotations: [String: String], labels: [String: String]) -> [String: String] {
+        let isBaseKey = { (key: String) in key == nameKey || key == digestKey }
+        return annotations.filter { !isBaseKey($0.key) }.merging(labels.filter { isBaseKey($0.key) }) { $1 }
+    }
 }
 
 /// The bases of a build and the Dockerfile buildah is given (DESIGN §6; step 7 §1).
@@ -71,7 +93,7 @@ struct BaseResolver {
             let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
                                              links: links)
             buildArgs[name] = argument.buildahReference
-            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.labelName, digest: argument.digest)
+            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
             log.info("base \(name) from \(directory.path): \(argument.digest)")
         }
 
@@ -231,7 +253,8 @@ struct BaseResolver {
 struct ImageArgument {
     var buildahReference: String
     var digest: Digest
-    var labelName: String
+    /// The reference the get wrote, for `org.opencontainers.image.base.name`; nil without a `repository` file.
+    var baseName: String?
 
     init(name: String, directory: URL, scratch: URL, links: URL) throws {
         let manager = FileManager.default
@@ -279,8 +302,16 @@ struct ImageArgument {
             }
         }
         if isDirectory.boolValue, let text = read("digest"), let recorded = try? Digest(text) { digest = recorded }
-        let repository = isDirectory.boolValue ? read("repository") : nil
-        labelName = repository.map { $0 + (read("tag").map { ":\($0)" } ?? "") } ?? name
+        baseName = isDirectory.boolValue ? Self.reference(repository: read("repository"), tag: read("tag"), digest: digest) : nil
+    }
+
+    /// The reference a get directory's files name (as our `in` and registry-image write
+    /// them): `repository:tag`, else `repository@digest`; nil with no repository, since
+    /// neither the argument's name nor the path buildah read it from is a reference.
+    static func reference(repository: String?, tag: String?, digest: Digest) -> String? {
+        guard let repository, !repository.isEmpty else { return nil }
+        if let tag, !tag.isEmpty { return "\(repository):\(tag)" }
+        return "\(repository)@\(digest)"
     }
 
     /// An OCI archive has `oci-layout` at its root; a docker-archive has `manifest.json`

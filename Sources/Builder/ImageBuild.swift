@@ -175,10 +175,7 @@ public struct ImageBuild {
         if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
         if let branch = run.source.branch { labels[SlipwayVocabulary.branchLabel] = branch }
         labels[SlipwayVocabulary.baseLabel] = run.bases.summary.rawValue
-        if let base = run.bases.final {
-            labels["org.opencontainers.image.base.name"] = base.name
-            labels["org.opencontainers.image.base.digest"] = base.digest.rawValue
-        }
+        labels.merge(BaseImage.keys(run.bases.final)) { $1 }
         if let time = run.source.time {
             labels["org.opencontainers.image.created"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
         }
@@ -199,7 +196,10 @@ public struct ImageBuild {
             try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
             try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
         }
-        let image = try OCILayout(opening: output.appendingPathComponent("oci")).image(named: "latest")
+        // buildah annotates each manifest with its own idea of the base (an image arg's
+        // temporary link, its local digest); the annotations say what the labels say.
+        let image = try OCILayout(opening: output.appendingPathComponent("oci"))
+            .rewriteAnnotations(ofImageNamed: "latest") { BaseImage.annotations($0, labels: labels) }
         timings.mark("export")
         if let published = run.published {
             try published.publish(image, inputs: run.inputs)
@@ -228,7 +228,7 @@ public struct ImageBuild {
         try Data(image.descriptor.digest.rawValue.utf8).write(to: output.appendingPathComponent("digest"))
         struct Base: Encodable {
             var reference: String
-            var name: String
+            var name: String?
             var digest: String
         }
         struct Record: Encodable {

@@ -129,6 +129,38 @@ struct ImageLayoutTests {
         }
     }
 
+    @Test func rewritingAnnotationsReplacesEachManifestTheIndexAndTheNamedEntry() throws {
+        try withTemporaryDirectory { directory in
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            let amd64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a", addToIndex: false)
+            var arm64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64"), seed: "b", addToIndex: false)
+            arm64.annotations = ["com.example.entry": "kept"]
+            // An index field this module does not model survives the rewrite.
+            var index = try #require(try JSONSerialization.jsonObject(with: CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64]))) as? [String: Any])
+            index["com.example.unmodelled"] = "kept"
+            let top = try layout.writeBlob(try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys]), mediaType: .ociIndex)
+            try layout.addToIndex(top, name: "latest")
+
+            let image = try layout.rewriteAnnotations(ofImageNamed: "latest") { $0.merging(["com.example.base": "x"]) { $1 } }
+            #expect(image.descriptor.digest != top.digest)
+            #expect(try layout.image(named: "latest").descriptor.digest == image.descriptor.digest, "index.json names the new index")
+            let object = try #require(try JSONSerialization.jsonObject(with: image.bytes) as? [String: Any])
+            #expect(object["com.example.unmodelled"] as? String == "kept")
+            guard case .index(let rewritten) = image.manifest else { Issue.record("not an index"); return }
+            #expect(rewritten.manifests.map(\.platform?.architecture) == ["amd64", "arm64"])
+            #expect(rewritten.manifests[1].annotations == ["com.example.entry": "kept"])
+            for child in rewritten.manifests {
+                #expect(try Manifest.decode(layout.blob(child), mediaType: child.mediaType).annotations == ["com.example.base": "x"])
+            }
+            for old in [top, amd64, arm64] { #expect(!FileManager.default.fileExists(atPath: layout.blobPath(old.digest).path), "superseded blobs go") }
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.root.path):latest"]).checked()
+            #expect(Digest.sha256(raw.stdout) == image.descriptor.digest)
+
+            let unchanged = try layout.rewriteAnnotations(ofImageNamed: "latest") { $0 }
+            #expect(unchanged.descriptor.digest == image.descriptor.digest, "no change, no new blobs")
+        }
+    }
+
     @Test func tamperedBlobsAreCaught() throws {
         try withTemporaryDirectory { directory in
             let layout = try OCILayout.create(at: directory.appending("layout"))
