@@ -30,8 +30,8 @@ struct ConcourseModelTests {
               trigger: true
         """
 
-    func withModel(_ body: (ConcourseModel, ConcourseModel.Pipeline) throws -> Void) async throws {
-        try await withTemporaryDirectory { directory in
+    func withModel(_ body: (ConcourseModel, ConcourseModel.Pipeline) throws -> Void) throws {
+        try withTemporaryDirectory { directory in
             let file = directory.appending("pipeline.yml")
             try Self.yaml.write(to: file, atomically: true, encoding: .utf8)
             let model = try ConcourseModel(root: directory.appending("model"), vars: ["registry": "r.example", "count": 3], trustedCA: nil)
@@ -47,8 +47,8 @@ struct ConcourseModelTests {
         pipeline.builds.append(build)
     }
 
-    @Test func variablesAreInterpolatedAfterParsingKeepingTheirType() async throws {
-        try await withModel { _, pipeline in
+    @Test func variablesAreInterpolatedAfterParsingKeepingTheirType() throws {
+        try withModel { _, pipeline in
             let source = try #require(pipeline.config.resources["base"]?.source)
             #expect(source["repository"] as? String == "r.example/base", "inside a string: the text")
             #expect(source["n"] as? Int == 3, "a whole value keeps its type")
@@ -57,8 +57,8 @@ struct ConcourseModelTests {
         #expect(throws: PipelineConfig.ConfigError.self) { try PipelineConfig.interpolate("((missing))", vars: [:]) }
     }
 
-    @Test func aCheckWithSomethingNewMovesEveryReturnedVersionToTheTop() async throws {
-        try await withModel { model, pipeline in
+    @Test func aCheckWithSomethingNewMovesEveryReturnedVersionToTheTop() throws {
+        try withModel { model, pipeline in
             model.save([["ref": "a"], ["ref": "b"], ["ref": "c"]], in: pipeline, resource: "base")
             model.save([["ref": "a"]], in: pipeline, resource: "base")
             #expect(pipeline.versions["base"] == [["ref": "a"], ["ref": "b"], ["ref": "c"]], "nothing new: nothing moves")
@@ -69,8 +69,8 @@ struct ConcourseModelTests {
         }
     }
 
-    @Test func inputsThatShareAPassedJobComeFromOneBuildOfIt() async throws {
-        try await withModel { model, pipeline in
+    @Test func inputsThatShareAPassedJobComeFromOneBuildOfIt() throws {
+        try withModel { model, pipeline in
             pipeline.versions = ["base": [["ref": "b1"], ["ref": "b2"]], "app": [["ref": "a1"], ["ref": "a2"]]]
             record(pipeline, 1, "build", [("base", "b1"), ("app", "a1")])
             record(pipeline, 2, "build", [("base", "b2"), ("app", "a1")])
@@ -84,8 +84,8 @@ struct ConcourseModelTests {
         }
     }
 
-    @Test func anOldVersionNeverUsedTriggersToo() async throws {
-        try await withModel { model, pipeline in
+    @Test func anOldVersionNeverUsedTriggersToo() throws {
+        try withModel { model, pipeline in
             pipeline.versions = ["base": [["ref": "b1"]], "app": [["ref": "a1"]]]
             let build = try pipeline.job("build")
             record(pipeline, 1, "build", [("base", "b2"), ("app", "a1")])
@@ -128,8 +128,8 @@ struct ConcourseModelTests {
               config: {platform: linux, run: {path: sh, args: [-ec, 'echo reported >&2']}}
         """#
 
-    @Test func tasksMapArtifactsReadFilesFromThemAndRunTheirHooks() async throws {
-        try await withTemporaryDirectory { directory in
+    @Test func tasksMapArtifactsReadFilesFromThemAndRunTheirHooks() throws {
+        try withTemporaryDirectory { directory in
             let file = directory.appending("pipeline.yml")
             try Self.steps.write(to: file, atomically: true, encoding: .utf8)
             let model = try ConcourseModel(root: directory.appending("model"), vars: [:], trustedCA: nil)
