@@ -68,7 +68,10 @@ let package = Package(
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
         // runtime and Foundation in the resource image instead of four.
-        .executableTarget(name: "SlipwayCommand", dependencies: ["Resource", "Builder", "Console"]),
+        .executableTarget(name: "SlipwayCommand", dependencies: ["Resource", "Builder", "Console", "CArguments"]),
+        // argc and argv as glibc passes them to initialisers: the name slipway is called by
+        // must not depend on /proc, which CommandLine.arguments reads on Linux.
+        .target(name: "CArguments"),
 
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),

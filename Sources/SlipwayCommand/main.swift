@@ -4,6 +4,7 @@
 // The name it is called by (argv[0]'s last component) picks the command; called as `slipway`,
 // the first argument does (`slipway in DIR`). What each command does is ResourceMain's and
 // BuildTaskCommandLine's; here is only the choice.
+import CArguments
 import Console
 import Foundation
 import Resource
@@ -56,7 +57,12 @@ func printable(_ name: String) -> String {
     String(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
 }
 
-let arguments = CommandLine.arguments
+/// The arguments as the C library passed them: CommandLine.arguments finds them on Linux
+/// through /proc/self/maps, and is empty without /proc (a bare chroot), where `check` used
+/// to work, needing no arguments.
+let arguments = slipway_argc() > 0
+    ? (0..<Int(slipway_argc())).compactMap { slipway_argv()[$0].map { String(cString: $0) } }
+    : CommandLine.arguments
 let calledAs = arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? "slipway"
 let names = Command.allCases.map(\.rawValue).joined(separator: ", ")
 
