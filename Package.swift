@@ -8,10 +8,8 @@ let package = Package(
     name: "Slipway",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "check", targets: ["CheckCommand"]),
-        .executable(name: "in", targets: ["InCommand"]),
-        .executable(name: "out", targets: ["OutCommand"]),
-        .executable(name: "build-task", targets: ["BuildTaskCommand"]),
+        // One executable, four names: check, in, out and build-task are links to it.
+        .executable(name: "slipway", targets: ["SlipwayCommand"]),
         .library(name: "OCI", targets: ["OCI"]),
         .library(name: "Registry", targets: ["Registry"]),
     ],
@@ -67,11 +65,13 @@ let package = Package(
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
         .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext"]),
 
-        // Executables are wiring only.
-        .executableTarget(name: "CheckCommand", dependencies: ["Resource", "Console"]),
-        .executableTarget(name: "InCommand", dependencies: ["Resource", "Console"]),
-        .executableTarget(name: "OutCommand", dependencies: ["Resource", "Console"]),
-        .executableTarget(name: "BuildTaskCommand", dependencies: ["Builder"]),
+        // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
+        // the name it is called by (argv[0]) or its first argument: one copy of the Swift
+        // runtime and Foundation in the resource image instead of four.
+        .executableTarget(name: "SlipwayCommand", dependencies: ["Resource", "Builder", "Console", "CArguments"]),
+        // argc and argv as glibc passes them to initialisers: the name slipway is called by
+        // must not depend on /proc, which CommandLine.arguments reads on Linux.
+        .target(name: "CArguments"),
 
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),

@@ -1,8 +1,9 @@
 import Console
 import Foundation
 
-/// The shared body of the `check`, `in` and `out` executables: stdin in, the command's JSON
-/// to stdout, any failure as one line on stderr and exit status 1.
+/// The shared body of the `check`, `in` and `out` commands (of the `slipway` executable,
+/// by whichever name it is called): stdin in, the command's JSON to stdout, any failure as
+/// one line on stderr and exit status 1.
 public enum ResourceMain {
     public static func run(_ name: String, _ body: (Data) throws -> Data) -> Never {
         let input = FileHandle.standardInput.readDataToEndOfFile()

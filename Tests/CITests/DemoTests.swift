@@ -48,7 +48,8 @@ struct DemoTests {
 
     @Test(.timeLimit(.minutes(10)))
     func runsTheWholeFlowAndCleansUp() throws {
-        let binaries = try builtProduct("check").deletingLastPathComponent()
+        // The directory of the built slipway: the demo links check, in, out and build-task to it.
+        let binaries = try builtProduct("slipway").deletingLastPathComponent()
         try withTemporaryDirectory(prefix: "slipway-demo-test") { temporary in
             let result = try demo(binaries: binaries, temporary: temporary.url)
             let output = result.stdoutString + result.stderrString
@@ -68,6 +69,7 @@ struct DemoTests {
             // The promoted tag is in the registry's tag list.
             #expect(result.stdoutString.contains(/"tags": \[[^\]]*"prod"/), "prod among the registry's tags")
             #expect(result.stdoutString.contains("demo: every step passed"))
+            #expect(result.stdoutString.contains("/bin/{check,in,out,build-task} -> \(binaries.path)/slipway"), "the demo made the links")
 
             let work = try #require(workDirectory(result.stdoutString), "the demo names its directory")
             #expect(work.hasPrefix(temporary.path + "/"))

@@ -20,7 +20,8 @@ struct ResourceImageTests {
 
     @Test func offlineImageCarriesTheResourceAndItsOwnCheckAnswersFromInsideIt() async throws {
         try #require(getuid() == 0, "running the image's check needs chroot, hence root")
-        let bin = try builtProduct("check").deletingLastPathComponent()
+        let slipway = try builtProduct("slipway")
+        let bin = slipway.deletingLastPathComponent()
         try await withTemporaryDirectory(prefix: "slipway-resource-image") { directory in
             let out = directory.appending("out")
             let script = CIPaths.ci.appendingPathComponent("resource-image").path
@@ -34,19 +35,27 @@ struct ResourceImageTests {
             #expect(layoutImage.descriptor.digest.rawValue == digest)
             #expect(FileManager.default.fileExists(atPath: image.appendingPathComponent("image.tar").path))
 
-            // umoci, an independent reader, unpacks it: the binaries are where Concourse looks,
-            // byte for byte the ones built.
+            // umoci, an independent reader, unpacks it: one binary, byte for byte the one built,
+            // and the four names where Concourse and a task look for them, relative links to it.
             let bundle = directory.appending("bundle")
             _ = try runProcess("umoci", ["unpack", "--image", "\(image.appendingPathComponent("oci").path):latest", bundle.path],
                                environment: environment).checked()
             let rootfs = bundle.appendingPathComponent("rootfs")
-            for (inImage, product) in [("opt/resource/check", "check"), ("opt/resource/in", "in"), ("opt/resource/out", "out"),
-                                       ("usr/local/bin/build-task", "build-task")] {
-                let path = rootfs.appendingPathComponent(inImage).path
-                #expect(FileManager.default.isExecutableFile(atPath: path), "\(inImage) is in the image")
-                #expect(FileManager.default.contentsEqual(atPath: path, andPath: bin.appendingPathComponent(product).path),
-                        "\(inImage) is the built \(product)")
+            let inImage = rootfs.appendingPathComponent("usr/local/bin/slipway")
+            #expect(FileManager.default.isExecutableFile(atPath: inImage.path), "usr/local/bin/slipway is in the image")
+            #expect(FileManager.default.contentsEqual(atPath: inImage.path, andPath: slipway.path), "it is the built slipway")
+            for link in ["opt/resource/check", "opt/resource/in", "opt/resource/out", "usr/local/bin/build-task"] {
+                let path = rootfs.appendingPathComponent(link)
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path.path)
+                #expect(target.map { !$0.hasPrefix("/") } == true, "\(link) is a relative link: \(target ?? "none")")
+                #expect(path.resolvingSymlinksInPath().path == inImage.resolvingSymlinksInPath().path, "\(link) leads to slipway")
             }
+
+            // The chroot has no /proc, where Swift looks for argv on Linux: the name and the
+            // arguments must reach slipway all the same.
+            let help = try runProcess("chroot", [rootfs.path, "/usr/local/bin/build-task", "plan", "--help"],
+                                      environment: ["PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin", "HOME": "/root"])
+            #expect(help.succeeded && help.stdoutString.contains("USAGE: build-task plan"), "\(help.stdoutString)\(help.stderrString)")
 
             // The image's own check, in its own root, against a registry holding one tag.
             try await withTestRegistry(.open) { registry in
@@ -61,11 +70,11 @@ struct ResourceImageTests {
         }
     }
 
-    /// The Debian target has no Swift runtime, so binaries that link it (test builds do)
+    /// The Debian target has no Swift runtime, so a binary that links it (test builds do)
     /// are refused before anything is built, with what to do instead.
     @Test func debianTargetRefusesBinariesThatNeedTheSwiftRuntime() throws {
-        let bin = try builtProduct("check").deletingLastPathComponent()
-        let linked = try runProcess("ldd", [bin.appendingPathComponent("check").path], environment: environment).checked()
+        let bin = try builtProduct("slipway").deletingLastPathComponent()
+        let linked = try runProcess("ldd", [bin.appendingPathComponent("slipway").path], environment: environment).checked()
         guard linked.stdoutString.contains("libswiftCore.so") else { return }  // a --static-swift-stdlib test build
         try withTemporaryDirectory(prefix: "slipway-resource-image") { directory in
             let script = CIPaths.ci.appendingPathComponent("resource-image").path
