@@ -42,6 +42,8 @@ public struct Buildah: Sendable {
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
         let info = try runner.run(Command("buildah", global + ["images", "--quiet"]))
         guard info.succeeded else {
+            // Refused a user namespace (a non-privileged Concourse task): the cause and the fix, not buildah's "(Unable to determine exit status)".
+            if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) { throw Failure(description: problem) }
             throw Failure(description: "buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))")
         }
     }

@@ -34,16 +34,19 @@ public struct ImageBuild {
     let progress: StatusLine
     /// What the kernel can run without us: read before a build whose RUN steps may need qemu.
     let binfmt: BinfmtProbe
+    /// Whether buildah may create its namespaces here: asked before a build that needs them.
+    let namespaces: NamespaceProbe
 
     public init(_ configuration: BuildConfiguration, log: Log, environment: [String: String] = ProcessInfo.processInfo.environment,
                 runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false),
-                binfmt: BinfmtProbe = BinfmtProbe()) {
+                binfmt: BinfmtProbe = BinfmtProbe(), namespaces: NamespaceProbe = NamespaceProbe()) {
         self.configuration = configuration
         self.log = log
         self.runner = runner
         self.environment = environment
         self.progress = progress
         self.binfmt = binfmt
+        self.namespaces = namespaces
     }
 
     public struct Unsupported: Error, Sendable, CustomStringConvertible {
@@ -77,6 +80,15 @@ public struct ImageBuild {
         // A RUN for an architecture the kernel cannot run fails deep inside buildah with
         // "exec format error"; say why, and what to change, before waiting for a lock or buildah.
         if let problem = Emulation.problem(builds: bases.targetBuilds, host: .host, emulators: binfmt.emulators()) {
+            throw Unsupported(description: problem)
+        }
+        // In a container that may not create namespaces (Concourse's default, non-privileged
+        // task) buildah fails with "(Unable to determine exit status)"; say why and what to
+        // change. The reuse above needs no buildah, so it still works there.
+        let need = namespaces.need()
+        let runs = Namespaces.runs(bases.targetBuilds)
+        if need == .userForEverything || runs,
+           let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs) {
             throw Unsupported(description: problem)
         }
         guard let lock = configuration.lock else { return try build(run, timings: &timings) }
