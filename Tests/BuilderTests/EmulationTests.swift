@@ -20,14 +20,8 @@ struct EmulationTests {
         return Emulation.problem(builds: builds, host: host, emulators: emulators)
     }
 
-    static let crossBuild = """
-    FROM --platform=$BUILDPLATFORM scratch AS build
-    COPY busybox /bin/busybox
-    ARG TARGETARCH
-    RUN ["/bin/busybox","sh","-c","echo $TARGETARCH > /arch"]
-    FROM scratch
-    COPY --from=build /arch /arch
-    """
+    /// The cross-build the end-to-end tests build (CrossBuildTests).
+    static let crossBuild = ImageBuildTests.crossBuildDockerfile
 
     @Test func aCrossBuildRunsEverythingOnTheBuildPlatform() throws {
         #expect(try problem(Self.crossBuild, targets: [amd64, arm64]) == nil)

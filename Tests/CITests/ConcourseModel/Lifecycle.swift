@@ -101,6 +101,14 @@ final class Lifecycle: @unchecked Sendable {
 
     func tags(_ repository: String) throws -> Set<String> { try SeedFixture.tags(registry, repository) }
 
+    /// An image directory: `from` (a base with busybox, or `scratch` with busybox copied in)
+    /// after the `ARG` lines `header`, and a RUN that copies `marker` to `/<name>-built`.
+    static func image(_ directory: String, name: String, marker: String, header: String = "", from: String = "scratch") -> [String: String] {
+        let busybox = from == "scratch" ? "COPY busybox /bin/busybox\n" : ""
+        return ["\(directory)/Dockerfile": "\(header)FROM \(from)\n\(busybox)COPY marker /\(name)-marker\nRUN [\"/bin/busybox\", \"cp\", \"/\(name)-marker\", \"/\(name)-built\"]\n",
+                "\(directory)/marker": "\(marker)\n"]
+    }
+
     /// The tag `{branch}` makes for a branch.
     static func branchTag(_ branch: String) -> String { TagSanitizer.sanitize(branch) }
 }

@@ -11,10 +11,7 @@ struct Seed000LifecycleTests {
     static let base = "bitovi/bitops"
     static let prebuilt = "bitovi/bitops-prebuilt"
 
-    static func baseFiles(_ marker: String) -> [String: String] {
-        ["base/Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nRUN [\"/bin/busybox\", \"cp\", \"/marker\", \"/base-built\"]\n",
-         "base/marker": "\(marker)\n"]
-    }
+    static func baseFiles(_ marker: String) -> [String: String] { Lifecycle.image("base", name: "base", marker: marker) }
 
     static let prebuiltFiles = [
         "prebuilt/Dockerfile": "ARG BITOPS_BASE\nARG BITOPS_TAG\nFROM ${BITOPS_BASE}:${BITOPS_TAG}-base\nCOPY plugin /plugin\nRUN [\"/bin/busybox\", \"cp\", \"/plugin\", \"/prebuilt\"]\n",

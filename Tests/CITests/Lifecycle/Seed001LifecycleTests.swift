@@ -10,14 +10,10 @@ struct Seed001LifecycleTests {
     static let base = "simpleviewinc/keg-base"
     static let tap = "simpleviewinc/tap"
 
-    static func baseFiles(_ marker: String) -> [String: String] {
-        ["containers/base/Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nRUN [\"/bin/busybox\", \"cp\", \"/marker\", \"/base-built\"]\n",
-         "containers/base/marker": "\(marker)\n"]
-    }
+    static func baseFiles(_ marker: String) -> [String: String] { Lifecycle.image("containers/base", name: "base", marker: marker) }
 
     static func tapFiles(_ marker: String) -> [String: String] {
-        ["containers/tap/Dockerfile": "ARG KEG_BASE_IMAGE=ghcr.io/simpleviewinc/keg-base:master\nFROM ${KEG_BASE_IMAGE}\nCOPY marker /tap-marker\nRUN [\"/bin/busybox\", \"cp\", \"/tap-marker\", \"/tap-built\"]\n",
-         "containers/tap/marker": "\(marker)\n"]
+        Lifecycle.image("containers/tap", name: "tap", marker: marker, header: "ARG KEG_BASE_IMAGE=ghcr.io/simpleviewinc/keg-base:master\n", from: "${KEG_BASE_IMAGE}")
     }
 
     @Test func aBranchThatChangesOnlyTheBaseRebuildsTheTapUnderItsOwnTags() async throws {

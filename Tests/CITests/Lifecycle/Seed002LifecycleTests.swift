@@ -11,14 +11,10 @@ struct Seed002LifecycleTests {
     static let base = "fornax/base_image"
     static let tractor = "fornax/tractor"
 
-    static func baseFiles(_ marker: String) -> [String: String] {
-        ["images/base_image/Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\nRUN [\"/bin/busybox\", \"cp\", \"/marker\", \"/base-built\"]\n",
-         "images/base_image/marker": "\(marker)\n"]
-    }
+    static func baseFiles(_ marker: String) -> [String: String] { Lifecycle.image("images/base_image", name: "base", marker: marker) }
 
     static func tractorFiles(_ marker: String) -> [String: String] {
-        ["images/tractor/Dockerfile": "ARG REGISTRY\nARG BASE_TAG=main\nFROM ${REGISTRY}/fornax/base_image:${BASE_TAG}\nCOPY marker /tractor-marker\nRUN [\"/bin/busybox\", \"cp\", \"/tractor-marker\", \"/tractor-built\"]\n",
-         "images/tractor/marker": "\(marker)\n"]
+        Lifecycle.image("images/tractor", name: "tractor", marker: marker, header: "ARG REGISTRY\nARG BASE_TAG=main\n", from: "${REGISTRY}/fornax/base_image:${BASE_TAG}")
     }
 
     @Test func aBaseChangeOnABranchThenReleases() async throws {
