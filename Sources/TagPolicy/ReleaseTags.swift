@@ -13,7 +13,9 @@ public enum ReleaseTags {
     public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable") -> [String] {
         var tags = immutableTags(for: release)
         guard !release.isPrerelease else { return tags }
-        let newer = existing.filter { !$0.isPrerelease && release < $0 }
+        // Only a full version (`1.2.3`, `v1.2.3`) is a release: a one- or two-part tag is an
+        // alias (`1.2`, `1`) or no release at all, such as a commit tag of twelve digits.
+        let newer = existing.filter { $0.parts == 3 && !$0.isPrerelease && release < $0 }
         if !newer.contains(where: { $0.major == release.major && $0.minor == release.minor }) {
             tags.append("\(release.major).\(release.minor)")
         }

@@ -52,6 +52,9 @@ struct TagTemplateTests {
         (["2.0.0"], ["1.2.3", "1.2", "1"]),
         (["2.0.0-rc.1"], ["1.2.3", "1.2", "1", "stable"]),
         (["1.2.2", "1.1.0", "0.9.0"], ["1.2.3", "1.2", "1", "stable"]),
+        // A commit tag of 12 digits (a short ref with no hex letter), or an alias, is no release.
+        (["474839201847", "2", "1.9"], ["1.2.3", "1.2", "1", "stable"]),
+        (["v2.0.0"], ["1.2.3", "1.2", "1"]),
     ])
     func releaseAliasesNeverStealFromNewerReleases(existing: [String], expected: [String]) {
         let tags = ReleaseTags.tags(for: SemanticVersion("1.2.3")!, existing: existing.map { SemanticVersion($0)! })
