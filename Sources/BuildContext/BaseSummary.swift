@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 
-/// One digest that summarises the base images of a build (`track_base`, DESIGN §3.1): the
+/// One digest that summarises the base images of a build (`track_base`): the
 /// SHA-256 of `base <reference> <digest>` lines, sorted, one per external `FROM` image as
 /// written after `ARG` substitution, with the digest its registry gave for that reference
 /// (the index digest of a multi-platform base). `check`, `in`, build-task and `out` all

@@ -1,8 +1,8 @@
 import Foundation
 import OCI
 
-/// Everything that decides what a build produces, summarised in one digest (DESIGN §6
-/// "Skip when unchanged"): the context files `.dockerignore` lets through (path, type,
+/// Everything that decides what a build produces, summarised in one digest (docs/reference.md,
+/// build-task, "the inputs digest"): the context files `.dockerignore` lets through (path, type,
 /// permission bits, contents, link targets; not modification times, which differ between
 /// checkouts of one commit), the Dockerfile, build args, target, platforms and the resolved
 /// digests of the base images.

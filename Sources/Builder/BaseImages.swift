@@ -40,7 +40,7 @@ public struct BaseImage: Sendable, Equatable {
     }
 }
 
-/// The bases of a build and the Dockerfile buildah is given (DESIGN §6; step 7 §1).
+/// The bases of a build and the Dockerfile buildah is given.
 ///
 /// Each external `FROM` (not `scratch`, not an earlier stage), once `ARG` defaults and build
 /// args are applied, is resolved in its registry to a digest: the manifest for the build's

@@ -7,7 +7,7 @@ import Yams
 
 /// What one `build-task` run is asked to do, from its environment (a Concourse task's
 /// params) and its flags (a developer's terminal), flags winning. Names follow
-/// oci-build-task (DESIGN §6).
+/// oci-build-task.
 public struct BuildConfiguration: Sendable, Equatable {
     public var context: URL
     public var dockerfile: URL

@@ -82,7 +82,7 @@ public struct BuildFlags: ParsableArguments, Sendable {
 }
 
 /// The flags of `build-task plan` and `build-all`: a root of image directories and where
-/// its images go (DESIGN §6, image graphs).
+/// its images go.
 public struct GraphFlags: ParsableArguments, Sendable {
     public init() {}
 

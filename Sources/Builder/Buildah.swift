@@ -3,9 +3,9 @@ import Foundation
 import GitSource
 
 /// buildah, run as a rootless-friendly builder with its storage under a directory a
-/// Concourse task can keep in `caches:` (DESIGN §6).
+/// Concourse task can keep in `caches:`.
 ///
-/// Measured here (shared/notes/buildah-on-this-machine.md): the default OCI isolation fails
+/// Measured here: the default OCI isolation fails
 /// on cgroup-v1/hybrid hosts, `--isolation chroot` works; a vfs store is relocatable, so a
 /// cache whose absolute path changes between builds still hits.
 public struct Buildah: Sendable {

@@ -36,7 +36,7 @@ public struct GraphImage: Sendable, Equatable {
     }
 }
 
-/// The images of a root and which is built `FROM` which (DESIGN §6, image graphs). Pure: no
+/// The images of a root and which is built `FROM` which. Pure: no
 /// file, registry or git access, so the order, the dependents and cycles are decided here
 /// and tested without buildah.
 ///

@@ -5,7 +5,7 @@ import GitSource
 import OCI
 import Yams
 
-/// `build-task plan` and `build-task build-all` (DESIGN §6, image graphs): the images of a
+/// `build-task plan` and `build-task build-all`: the images of a
 /// root, which of them change, building them in order, and the pipeline that does it on
 /// Concourse workers.
 ///

@@ -7,7 +7,7 @@ import Registry
 import Transfer
 
 /// `SKIP_IF_PUBLISHED=<repository>`: images published under their inputs digest, so
-/// identical inputs on many branches build once (DESIGN §6).
+/// identical inputs on many branches build once.
 ///
 /// After a build, build-task pushes the image to that repository as `inputs-<hex>`, the
 /// inputs digest's hex (``SlipwayVocabulary/cacheTag(_:)``, which `out` uses too when it

@@ -3,7 +3,7 @@ import Foundation
 import OCI
 import Registry
 
-/// How build-task reaches registries (DESIGN §6): for `SKIP_IF_PUBLISHED`, `--push` and
+/// How build-task reaches registries: for `SKIP_IF_PUBLISHED`, `--push` and
 /// resolving base images, with one set of settings.
 ///
 /// Credentials: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are sent to every registry the build
