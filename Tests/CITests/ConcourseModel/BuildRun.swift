@@ -116,7 +116,7 @@ final class BuildRun {
             workDirectory = model.root.appendingPathComponent("puts/\(id)-\(put.name)")
             try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
             for name in names where FileManager.default.fileExists(atPath: artifact(name).path) {
-                try copy(artifact(name), to: workDirectory.appendingPathComponent(name))
+                try Self.copy(artifact(name), to: workDirectory.appendingPathComponent(name))
             }
         }
         let response = try invoke("out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
@@ -164,7 +164,7 @@ final class BuildRun {
                 if input["optional"] as? Bool == true { continue }
                 throw StepFailure(description: "task \(task.name): missing input \(task.inputMapping[name] ?? name)")
             }
-            try copy(source, to: work.appendingPathComponent(input["path"] as? String ?? name))
+            try Self.copy(source, to: work.appendingPathComponent(input["path"] as? String ?? name))
         }
         var outputPaths: [(artifact: String, path: String)] = []
         for case let output as [String: Any] in config["outputs"] as? [Any] ?? [] {
@@ -242,13 +242,14 @@ final class BuildRun {
         let mounted = rootfs.appendingPathComponent(String(inside.dropFirst()))
         try? FileManager.default.removeItem(at: mounted)
         try FileManager.default.createDirectory(at: mounted.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try copy(work, to: mounted)
+        try Self.copy(work, to: mounted)
         defer { try? FileManager.default.removeItem(at: mounted) }
         let cwd = dir.map { "\(inside)/\($0)" } ?? inside
         return try runProcess("/usr/bin/unshare", ["--root=\(rootfs.path)", "--wd=\(cwd)"] + command, environment: env)
     }
 
-    private func copy(_ source: URL, to destination: URL) throws {
+    /// A copy of an artifact, as Concourse mounts a copy-on-write volume of it.
+    static func copy(_ source: URL, to destination: URL) throws {
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         let result = try runProcess("/bin/cp", ["-a", "--reflink=auto", source.path, destination.path])
         guard result.succeeded else { throw StepFailure(description: "cp \(source.path): \(result.stderrString)") }

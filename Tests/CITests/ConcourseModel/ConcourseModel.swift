@@ -360,10 +360,7 @@ final class ConcourseModel: @unchecked Sendable {
         let id = nextBuildID
         nextBuildID += 1
         let build = BuildRun(model: self, pipeline: pipeline, job: job, inputs: [], id: id, number: 1)
-        for (name, directory) in inputs {
-            let result = try runProcess("/bin/cp", ["-a", directory.path, build.artifact(name).path])
-            guard result.succeeded else { throw ModelError("cp \(directory.path): \(result.stderrString)") }
-        }
+        for (name, directory) in inputs { try BuildRun.copy(directory, to: build.artifact(name)) }
         note("fly execute -c \(taskFile.lastPathComponent) \(inputs.keys.sorted()) with \(environment.keys.sorted())")
         for step in job.plan { try build.run(step) }
         return build.directory
@@ -413,15 +410,23 @@ final class ConcourseModel: @unchecked Sendable {
         try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
     }
 
-    /// Splits a line the way a POSIX shell would split set-pipeline's quoted dry run.
-    private func shellWords(_ line: String) throws -> [String] {
+    /// Splits a line the way a POSIX shell would split set-pipeline's quoted dry run: words
+    /// in single quotes, and `\'` between them (its quote for a `'`).
+    func shellWords(_ line: String) throws -> [String] {
         var words: [String] = []
         var current = ""
         var inWord = false
         var quoted = false
+        var escaped = false
         for character in line {
-            if quoted {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if quoted {
                 if character == "'" { quoted = false } else { current.append(character) }
+            } else if character == "\\" {
+                escaped = true
+                inWord = true
             } else if character == "'" {
                 quoted = true
                 inWord = true
@@ -434,7 +439,7 @@ final class ConcourseModel: @unchecked Sendable {
                 inWord = true
             }
         }
-        guard !quoted else { throw ModelError("unbalanced quote in \(line)") }
+        guard !quoted, !escaped else { throw ModelError("unbalanced quote in \(line)") }
         if inWord { words.append(current) }
         return words
     }

@@ -143,4 +143,13 @@ struct ConcourseModelTests {
             #expect(k.status == .failed && model.log.contains("reported"), "a failed step runs on_failure and fails the build")
         }
     }
+
+    @Test func setPipelinesDryRunIsSplitAsAShellWould() throws {
+        try withTemporaryDirectory { directory in
+            let model = try ConcourseModel(root: directory.appending("model"), vars: [:], trustedCA: nil)
+            #expect(try model.shellWords("fly -t main set-pipeline -p banana-it-s -c p.yml -v 'branch=it'\\''s x'")
+                    == ["fly", "-t", "main", "set-pipeline", "-p", "banana-it-s", "-c", "p.yml", "-v", "branch=it's x"])
+            #expect(throws: ConcourseModel.ModelError.self) { try model.shellWords("fly 'open") }
+        }
+    }
 }

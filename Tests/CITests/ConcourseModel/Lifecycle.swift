@@ -1,5 +1,4 @@
 import Foundation
-import TagPolicy
 import Testing
 import TestSupport
 
@@ -108,7 +107,4 @@ final class Lifecycle: @unchecked Sendable {
         return ["\(directory)/Dockerfile": "\(header)FROM \(from)\n\(busybox)COPY marker /\(name)-marker\nRUN [\"/bin/busybox\", \"cp\", \"/\(name)-marker\", \"/\(name)-built\"]\n",
                 "\(directory)/marker": "\(marker)\n"]
     }
-
-    /// The tag `{branch}` makes for a branch.
-    static func branchTag(_ branch: String) -> String { TagSanitizer.sanitize(branch) }
 }
