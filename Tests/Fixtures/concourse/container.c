@@ -61,6 +61,14 @@ static void fail(const char *what, const char *path) {
     _exit(2);
 }
 
+/* root followed by suffix into out (PATH_MAX bytes); a path too long is an error, not a cut. */
+static void join(char *out, const char *root, const char *suffix) {
+    if (snprintf(out, PATH_MAX, "%s%s", root, suffix) >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        fail("path", suffix);
+    }
+}
+
 static void mkdirs(const char *path, mode_t mode) {
     char buffer[PATH_MAX];
     snprintf(buffer, sizeof buffer, "%s", path);
@@ -76,7 +84,7 @@ static void mkdirs(const char *path, mode_t mode) {
 static void mount_at(const char *root, const char *target, const char *source, const char *type,
                      unsigned long flags, const char *data) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s%s", root, target);
+    join(path, root, target);
     mkdirs(path, 0755);
     if (mount(source, path, type, flags, data) != 0) fail("mount", path);
 }
@@ -84,9 +92,10 @@ static void mount_at(const char *root, const char *target, const char *source, c
 /* A host device node bound onto a file in the container's /dev (mknod is refused in a
  * user namespace; runc binds there too). */
 static void bind_device(const char *root, const char *name) {
-    char path[PATH_MAX], host[PATH_MAX];
-    snprintf(path, sizeof path, "%s/dev/%s", root, name);
-    snprintf(host, sizeof host, "/dev/%s", name);
+    char path[PATH_MAX], host[PATH_MAX], relative[64];
+    snprintf(relative, sizeof relative, "/dev/%s", name);
+    join(path, root, relative);
+    join(host, "", relative);
     int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
     if (fd < 0) fail("create", path);
     close(fd);
@@ -95,7 +104,7 @@ static void bind_device(const char *root, const char *name) {
 
 static void link_at(const char *root, const char *target, const char *name) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s%s", root, name);
+    join(path, root, name);
     if (symlink(target, path) != 0 && errno != EEXIST) fail("symlink", path);
 }
 
@@ -117,13 +126,13 @@ static void make_root(const struct options *o) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make / private", NULL);
     if (o->upper) {
         char upper[PATH_MAX], work[PATH_MAX], data[3 * PATH_MAX + 64];
-        snprintf(upper, sizeof upper, "%s/upper", o->upper);
-        snprintf(work, sizeof work, "%s/work", o->upper);
-        snprintf(root, sizeof root, "%s/root", o->upper);
+        join(upper, o->upper, "/upper");
+        join(work, o->upper, "/work");
+        join(root, o->upper, "/root");
         snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s", o->rootfs, upper, work);
         if (mount("overlay", root, "overlay", 0, data) != 0) fail("mount overlay on", root);
     } else {
-        snprintf(root, sizeof root, "%s", o->rootfs);
+        join(root, o->rootfs, "");
         if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) != 0) fail("bind", root);
     }
 
@@ -145,7 +154,7 @@ static void make_root(const struct options *o) {
     } else {
         mount_at(root, "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL);
         char sys[PATH_MAX];
-        snprintf(sys, sizeof sys, "%s/sys", root);
+        join(sys, root, "/sys");
         if (mount(NULL, sys, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) != 0)
             fail("remount read-only", sys);
     }
@@ -221,8 +230,9 @@ int main(int argc, char **argv) {
         /* The overlay's writable half belongs to the container's root, as its image does. */
         const char *parts[] = {"upper", "work", "root"};
         for (size_t p = 0; p < 3; p++) {
-            char path[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", o.upper, parts[p]);
+            char path[PATH_MAX], part[16];
+            snprintf(part, sizeof part, "/%s", parts[p]);
+            join(path, o.upper, part);
             mkdirs(path, 0755);
             if (!o.privileged && chown(path, ROOT_ID, ROOT_ID) != 0) fail("chown", path);
         }
