@@ -4,85 +4,26 @@
  *   cc -o unprivileged unprivileged.c -lseccomp
  *   unprivileged COMMAND [ARG...]
  *
- * What Concourse's worker gives such a container (concourse/concourse,
- * worker/runtime/spec/capabilities.go and worker/runtime/spec/seccomp.go):
- *
- * - Capabilities: bounding, permitted, effective and inheritable sets are exactly
- *   AUDIT_WRITE CHOWN DAC_OVERRIDE FOWNER FSETID KILL MKNOD NET_BIND_SERVICE NET_RAW
- *   SETFCAP SETGID SETPCAP SETUID SYS_CHROOT (no SYS_ADMIN). We drop every other
- *   capability from the bounding set; root's permitted and effective sets after exec are
- *   then these (its inheritable set stays empty, which nothing here reads).
- * - Seccomp: an allowlist whose default action is EPERM. unshare, setns, mount, umount2,
- *   pivot_root (and the new mount API) are not on it; clone is allowed only when
- *   flags & 2080505856 (0x7C020000: CLONE_NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET)
- *   == 0; clone3 fails with ENOSYS so that glibc falls back to clone. We install the
- *   namespace and mount part of that profile as a denylist (everything else allowed),
- *   which is what decides whether buildah can build.
+ * Applies Concourse's capability set and the namespace and mount part of its seccomp
+ * profile (concourse.h says which and why) to COMMAND.
  *
  * The test runs this inside `unshare --user --map-root-user`, the user namespace
- * Concourse puts such a container in.
+ * Concourse puts such a container in. container.c models the rest of such a container
+ * (its own root, mounts, environment and uid mapping).
  *
- * Run it as root (it drops capabilities). The filter is loaded while CAP_SYS_ADMIN is
- * still effective (dropping it from the bounding set takes effect at exec), so
- * no_new_privs is not needed and set-user-ID programs work as in a Concourse task.
+ * Run it as root (it drops capabilities).
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <linux/capability.h>
-#include <sched.h>
-#include <seccomp.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/prctl.h>
+#include "concourse.h"
+
 #include <unistd.h>
-
-static const int kept[] = {
-    CAP_AUDIT_WRITE, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_MKNOD,
-    CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_SETFCAP, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_CHROOT,
-};
-
-static int is_kept(int cap) {
-    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-        if (kept[i] == cap) return 1;
-    return 0;
-}
-
-static int deny(scmp_filter_ctx ctx, const char *name, int error) {
-    int nr = seccomp_syscall_resolve_name(name);
-    if (nr == __NR_SCMP_ERROR) return 0; /* not a syscall on this architecture */
-    return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(error), nr, 0);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: unprivileged COMMAND [ARG...]\n");
         return 2;
     }
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx) { fprintf(stderr, "unprivileged: seccomp_init failed\n"); return 2; }
-    const char *denied[] = {"unshare", "setns", "mount", "umount", "umount2", "pivot_root",
-                            "mount_setattr", "move_mount", "fsopen", "fsmount", "fsconfig", "fspick"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) rc |= deny(ctx, denied[i], EPERM);
-    rc |= deny(ctx, "clone3", ENOSYS);
-    /* clone: flags are argument 0 on x86; any of Concourse's namespace flags means EPERM. */
-    const unsigned long namespaces = 2080505856UL;
-    for (int bit = 0; bit < 64; bit++) {
-        unsigned long flag = 1UL << bit;
-        if (!(namespaces & flag)) continue;
-        rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
-    }
-    if (rc) { fprintf(stderr, "unprivileged: seccomp rules failed: %s\n", strerror(-rc)); return 2; }
-
-    for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
-        if (is_kept(cap)) continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
-            perror("unprivileged: PR_CAPBSET_DROP");
-            return 2;
-        }
-    }
-    if ((rc = seccomp_load(ctx)) != 0) { fprintf(stderr, "unprivileged: seccomp_load failed: %s\n", strerror(-rc)); return 2; }
-    seccomp_release(ctx);
+    int rc = concourse_unprivileged("unprivileged");
+    if (rc) return rc;
     execvp(argv[1], argv + 1);
     fprintf(stderr, "unprivileged: %s: %s\n", argv[1], strerror(errno));
     return 127;
