@@ -21,6 +21,8 @@
  *   namespace), devpts on /dev/pts, a tmpfs /dev/shm (1777), mqueue on /dev/mqueue, the
  *   fd, stdin, stdout, stderr and ptmx links; sysfs on /sys (read-only unless privileged)
  *   with the host's cgroup hierarchy on /sys/fs/cgroup.
+ * - A tmpfs /tmp (mode 1777). Concourse mounts none there; the harness does, so that
+ *   temporary files never share a filesystem with the step's directories below it.
  * - --bind SRC:DST: the step's directories where Concourse mounts them (read-write).
  * - The environment is exactly the --env values (the image's Env and what Concourse adds);
  *   the working directory is --cwd (default /); the command is found in that PATH.
@@ -158,6 +160,10 @@ static void make_root(const struct options *o) {
         if (mount(NULL, sys, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) != 0)
             fail("remount read-only", sys);
     }
+    /* A tmpfs /tmp, which Concourse does not mount: a stricter case than Concourse's, where
+     * temporary files and the step's directories (bound below, under /tmp/build) are always
+     * on different filesystems, so a rename from one to the other fails (EXDEV). */
+    mount_at(root, "/tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
     for (int i = 0; i < o->bind_count; i++) {
         char source[PATH_MAX];
         snprintf(source, sizeof source, "%s", o->binds[i]);
