@@ -100,9 +100,11 @@ struct Assembler {
                     guard let pairs = DockerfileStages.keyValues(text, values: values) else {
                         throw AssemblyRefusal(line: instruction.line, "ENV \(text) is not NAME=value")
                     }
+                    // As buildah's SetEnv: a variable set again moves to the end.
                     var env = config.env ?? []
                     for (key, value) in pairs {
-                        if let index = env.firstIndex(where: { $0.hasPrefix(key + "=") }) { env[index] = "\(key)=\(value)" } else { env.append("\(key)=\(value)") }
+                        env.removeAll { $0.hasPrefix(key + "=") || $0 == key }
+                        env.append("\(key)=\(value)")
                     }
                     config.env = env
                 case .label(let text):
@@ -185,7 +187,7 @@ struct Assembler {
             let probe = StageSource(tree: tree)
             var needed: [String] = []
             for written in instruction.sources {
-                for match in probe.expand(written) {
+                for (_, match) in probe.expand(written) {
                     needed.append(match)
                     needed += probe.walk(match).map { match.isEmpty ? $0.relative : match + "/" + $0.relative }
                 }

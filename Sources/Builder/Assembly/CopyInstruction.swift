@@ -34,7 +34,7 @@ struct CopyInstruction {
         guard let target = tree.resolve(absolute, followLast: true) else {
             throw Failure(description: "Dockerfile line \(line): \(keyword) destination \(destination) is in a symlink loop")
         }
-        var matches: [String] = []
+        var matches: [(name: String, path: String)] = []
         for written in sources {
             let found = source.expand(written)
             guard !found.isEmpty else {
@@ -48,7 +48,7 @@ struct CopyInstruction {
         }
         var entries: [String: FileTree.Node] = [:]
         let targetIsDirectory = intoDirectory || tree[target]?.kind == .directory
-        for match in matches {
+        for (name, match) in matches {
             guard var node = source.node(match) else { continue }
             if node.kind == .directory {
                 try makeDirectory(target, in: &tree, entries: &entries)
@@ -59,7 +59,6 @@ struct CopyInstruction {
                 if isAdd, !fromStage, node.kind == .regular, case .file(let url)? = node.content, Self.isArchive(url) {
                     throw AssemblyRefusal(line: line, "ADD \(match) is an archive Docker would extract; the assembler does not extract archives")
                 }
-                let name = match.split(separator: "/").last.map(String.init) ?? match
                 let path = targetIsDirectory ? (target.isEmpty ? name : target + "/" + name) : target
                 if node.kind == .special { continue }
                 node.linkTarget = node.kind == .symbolicLink ? node.linkTarget : ""

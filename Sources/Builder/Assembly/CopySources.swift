@@ -22,31 +22,32 @@ protocol CopySource {
 }
 
 extension CopySource {
-    /// The paths a source as written names: wildcards (`*`, `?`, `[…]`, per component, as
-    /// Go's `filepath.Match`) expanded, symlinks resolved inside the root, the source itself
-    /// followed as Docker does (`COPY link /x` copies what the link points at). Excluded paths
-    /// are not there. Sorted; empty when nothing matches.
-    func expand(_ source: String) -> [String] {
-        var candidates = [""]
+    /// What a source as written names: wildcards (`*`, `?`, `[…]`, per component, as Go's
+    /// `filepath.Match`) expanded, symlinks resolved inside the root, the source itself
+    /// followed as Docker does (`COPY link /x` copies what the link points at, under the
+    /// link's name). Excluded paths are not there. Empty when nothing matches.
+    func expand(_ source: String) -> [(name: String, path: String)] {
+        var candidates: [(name: String, path: String)] = [("", "")]
         for component in source.split(separator: "/").map(String.init) where component != "." && !component.isEmpty {
-            var next: [String] = []
-            for prefix in candidates {
+            var next: [(String, String)] = []
+            for (_, prefix) in candidates {
                 if component == ".." {
-                    next.append(prefix.split(separator: "/").dropLast().joined(separator: "/"))
+                    let parent = prefix.split(separator: "/").dropLast().joined(separator: "/")
+                    next.append((parent.split(separator: "/").last.map(String.init) ?? "", parent))
                 } else if component.contains(where: { "*?[".contains($0) }) {
                     for name in children(prefix).sorted(by: FileTree.byteOrder) where fnmatch(component, name, 0) == 0 {
-                        next.append(prefix.isEmpty ? name : prefix + "/" + name)
+                        next.append((name, prefix.isEmpty ? name : prefix + "/" + name))
                     }
                 } else {
-                    next.append(prefix.isEmpty ? component : prefix + "/" + component)
+                    next.append((component, prefix.isEmpty ? component : prefix + "/" + component))
                 }
             }
             // Each step's links are resolved before the next component is looked up in it.
-            candidates = next.compactMap { FileTree.resolve($0, followLast: true, link: link) }
+            candidates = next.compactMap { name, path in FileTree.resolve(path, followLast: true, link: link).map { (name, $0) } }
         }
         var seen = Set<String>()
-        return candidates.filter { path in
-            guard seen.insert(path).inserted, node(path) != nil else { return false }
+        return candidates.filter { name, path in
+            guard seen.insert(name + "\u{0}" + path).inserted, node(path) != nil else { return false }
             return path.isEmpty || !excludes(path)
         }
     }
