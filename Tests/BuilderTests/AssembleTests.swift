@@ -310,4 +310,32 @@ extension ImageBuildTests {
             #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("busybox").path), "buildah extracted it")
         }
     }
+
+    @Test func anImageArgBaseIsAssembledAsBuildahBuildsOnIt() async throws {
+        try await withTestGitRepository { repository in
+            try withTemporaryDirectory { directory in
+                // The base: a get directory as our `in` writes it (oci/ and digest), no registry.
+                let base = try busyboxContext(directory.appending("base"), "FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd /etc/passwd\n",
+                                              files: ["passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"])
+                let made = try buildTask(directory.url, ["CONTEXT": base.path, "BUILDER": "buildah", "CACHE": directory.appending("base-cache").path,
+                                                         "OUTPUT": directory.appending("base-image").path])
+                try #require(made.succeeded, "\(made.stderrString)")
+                _ = try repository.commit("app", files: ["app/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY --chown=app f /home/app/f\nUSER app\n", "app/f": "f\n"])
+                func build(_ builder: String) throws -> URL {
+                    let output = directory.appending("image-\(builder)")
+                    let result = try buildTask(directory.url, ["CONTEXT": repository.path.appendingPathComponent("app").path, "BUILDER": builder,
+                                                               "IMAGE_ARG_BASE": directory.appending("base-image").path,
+                                                               "CACHE": directory.appending("cache-\(builder)").path, "OUTPUT": output.path])
+                    #expect(result.succeeded, "\(builder): \(result.stderrString)")
+                    return output
+                }
+                let buildah = try build("buildah")
+                let assembled = try build("assemble")
+                try expectSameImage(buildah, assembled, scratch: directory.appending("compare"))
+                let labels = try #require((try configuration(assembled.appendingPathComponent("oci"))["config"] as? [String: Any])?["Labels"] as? [String: String])
+                let baseDigest = try String(contentsOf: directory.appending("base-image/digest"), encoding: .utf8)
+                #expect(labels["org.opencontainers.image.base.digest"] == baseDigest && labels["org.opencontainers.image.base.name"] == nil)
+            }
+        }
+    }
 }

@@ -75,7 +75,15 @@ struct Assembler {
 
     func assemble(for target: Platform, stages: DockerfileStages, work: OCILayout) throws -> StageState {
         var states: [Int: StageState] = [:]
+        // Only the target and the stages it is built on end up in the image; a stage that is
+        // only copied from is needed as a tree, so its layers are never written.
+        var imageStages: Set<Int> = []
+        var next: Int? = plan.stages[plan.target].index
+        while let index = next, imageStages.insert(index).inserted {
+            next = plan.stages.first { $0.index == index }?.baseStage
+        }
         for planned in plan.stages {
+            let writesLayers = imageStages.contains(planned.index)
             let source = stages.stages[planned.index]
             var state: StageState
             if let earlier = planned.baseStage, let built = states[earlier] {
@@ -149,15 +157,17 @@ struct Assembler {
                 case .ignored:
                     log.info("Dockerfile line \(instruction.line): \(instruction.keyword) is not part of an OCI image (buildah drops it too); ignored")
                 }
-                if case .copy = step {} else { state.config.config = config }
-                if let layer {
+                state.config.config = config
+                if layer != nil, !writesLayers {
+                    state.pending = [:]  // the tree has the files; no image holds this stage's layers
+                } else if let layer {
                     try addLayer(layer, to: &state, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", work: work)
                 } else {
                     state.config.history = (state.config.history ?? []) + [ImageConfiguration.History(
                         created: created, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", emptyLayer: true)]
                 }
             }
-            if !state.pending.isEmpty {
+            if writesLayers, !state.pending.isEmpty {
                 try addLayer([:], to: &state, createdBy: "/bin/sh -c #(nop) WORKDIR", work: work)
             }
             states[planned.index] = state
