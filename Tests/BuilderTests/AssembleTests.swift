@@ -182,25 +182,56 @@ extension ImageBuildTests {
         }
     }
 
-    @Test func severalPlatformsAssembleIntoAnIndexOfPerArchitectureFiles() throws {
+    @Test func severalPlatformsAssembleIntoAnIndexOfPerArchitectureFilesOnEachPlatformsBase() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                // A multi-platform base whose marker names its platform, pushed by buildah.
+                let base = "\(registry.host)/team/multi-base:1"
+                let baseContext = try busyboxContext(directory.appending("base"), "FROM scratch\nARG TARGETARCH\nCOPY marker-${TARGETARCH} /marker\n",
+                                                     files: ["marker-amd64": "amd64 base\n", "marker-arm64": "arm64 base\n"])
+                let pushed = try buildTask(directory.url, ["CONTEXT": baseContext.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "BUILDER": "buildah",
+                                                           "REGISTRY_INSECURE": "true", "CACHE": directory.appending("base-cache").path,
+                                                           "OUTPUT": directory.appending("base-image").path], arguments: ["--tag", base, "--push"])
+                try #require(pushed.succeeded, "\(pushed.stderrString)")
+
+                let context = try busyboxContext(directory.appending("ctx"), "ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nCOPY bin/${TARGETARCH}/app /app\n")
+                for architecture in ["amd64", "arm64"] {
+                    try FileManager.default.createDirectory(at: context.appendingPathComponent("bin/\(architecture)"), withIntermediateDirectories: true)
+                    try Data("binary for \(architecture)\n".utf8).write(to: context.appendingPathComponent("bin/\(architecture)/app"))
+                }
+                let result = try buildTask(directory.url, ["CONTEXT": context.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "BUILDER": "assemble",
+                                                           "BUILD_ARG_BASE": base, "REGISTRY_INSECURE": "true",
+                                                           "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("image").path])
+                #expect(result.succeeded, "\(result.stderrString)")
+                let layout = directory.appending("image/oci")
+                #expect(try platforms(layout) == ["amd64": "amd64", "arm64": "arm64"], "the index and each config name the platform")
+                let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.path):latest"]).checked()
+                #expect(Digest.sha256(raw.stdout).rawValue == (try String(contentsOf: directory.appending("image/digest"), encoding: .utf8)))
+                #expect(!FileManager.default.fileExists(atPath: directory.appending("image/image.tar").path), "a docker-archive holds one platform")
+                for architecture in ["amd64", "arm64"] {
+                    let root = try unpacked(layout, architecture: architecture, into: directory.url)
+                    #expect(try String(contentsOf: root.appendingPathComponent("app"), encoding: .utf8) == "binary for \(architecture)\n")
+                    #expect(try String(contentsOf: root.appendingPathComponent("marker"), encoding: .utf8) == "\(architecture) base\n",
+                            "each platform is built on the base's manifest for it")
+                }
+            }
+        }
+    }
+
+    @Test func aBaseWithOnBuildTriggersIsNotAssembled() throws {
         try withTemporaryDirectory { directory in
-            let context = try busyboxContext(directory.appending("ctx"), "FROM scratch\nARG TARGETARCH\nCOPY bin/${TARGETARCH}/app /app\n")
-            for architecture in ["amd64", "arm64"] {
-                try FileManager.default.createDirectory(at: context.appendingPathComponent("bin/\(architecture)"), withIntermediateDirectories: true)
-                try Data("binary for \(architecture)\n".utf8).write(to: context.appendingPathComponent("bin/\(architecture)/app"))
-            }
-            let result = try buildTask(directory.url, ["CONTEXT": context.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "BUILDER": "assemble",
+            // A base whose config carries ONBUILD triggers (written by hand: buildah's OCI format drops them).
+            let layout = try OCILayout.create(at: directory.appending("base"))
+            let config = try layout.writeBlob(Data(#"{"architecture":"\#(Platform.host.architecture)","os":"linux","config":{"OnBuild":["RUN make"]},"rootfs":{"type":"layers","diff_ids":[]}}"#.utf8),
+                                              mediaType: .ociConfig)
+            let manifest = try layout.writeBlob(try CanonicalJSON.encode(ImageManifest(config: config, layers: [])), mediaType: .ociManifest)
+            try layout.addToIndex(manifest, name: "latest")
+            let context = try busyboxContext(directory.appending("ctx"), "ARG BASE\nFROM ${BASE}\nCOPY busybox /bin/busybox\n")
+            let result = try buildTask(directory.url, ["CONTEXT": context.path, "BUILDER": "assemble", "IMAGE_ARG_BASE": directory.appending("base").path,
                                                        "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("image").path])
-            #expect(result.succeeded, "\(result.stderrString)")
-            let layout = directory.appending("image/oci")
-            #expect(try platforms(layout) == ["amd64": "amd64", "arm64": "arm64"], "the index and each config name the platform")
-            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.path):latest"]).checked()
-            #expect(Digest.sha256(raw.stdout).rawValue == (try String(contentsOf: directory.appending("image/digest"), encoding: .utf8)))
-            #expect(!FileManager.default.fileExists(atPath: directory.appending("image/image.tar").path), "a docker-archive holds one platform")
-            for architecture in ["amd64", "arm64"] {
-                let root = try unpacked(layout, architecture: architecture, into: directory.url)
-                #expect(try String(contentsOf: root.appendingPathComponent("app"), encoding: .utf8) == "binary for \(architecture)\n")
-            }
+            #expect(result.status == 1)
+            #expect(result.stderrString.split(separator: "\n").last?.hasPrefix("build-task: Dockerfile line 2: the base image ") == true, "\(result.stderrString)")
+            #expect(result.stderrString.contains("has ONBUILD triggers, which run when it is built on; the assembler does not run them (BUILDER=assemble)"), "\(result.stderrString)")
         }
     }
 

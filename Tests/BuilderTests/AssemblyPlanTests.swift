@@ -107,6 +107,20 @@ struct AssemblyPlanTests {
             #expect(tree["etc/old"] == nil && tree["var/cache/x"] == nil && tree["var/new"] != nil && tree["etc/passwd"]?.size == 22)
             #expect(try tree.text(of: "/etc/passwd", scratch: directory.appending("scratch")) == "root:x:0:0::/:/bin/sh\n")
             #expect(throws: FileTree.Failure.self) { try tree.apply(layer: try layer("bad", [("../../escape", .regular, "x")])) }
+
+            // --chown reads the stage's own passwd and group.
+            try tree.apply(layer: try layer("users", [("etc/passwd", .regular, "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"),
+                                                      ("etc/group", .regular, "root:x:0:\nstaff:x:50:\n")]))
+            func owner(_ text: String) -> String {
+                do {
+                    let (uid, gid) = try CopyInstruction.owner(text, tree: &tree, scratch: directory.appending("owners"), line: 4)
+                    return "\(uid):\(gid)"
+                } catch { return "\(error)" }
+            }
+            #expect(owner("app") == "1000:1001" && owner("app:staff") == "1000:50" && owner("1000") == "1000:1001" && owner("7") == "7:7" && owner("7:8") == "7:8")
+            #expect(owner("ghost") == "Dockerfile line 4: --chown=ghost: no user ghost in the stage's /etc/passwd")
+            #expect(owner("app:wheel") == "Dockerfile line 4: --chown=app:wheel: no group wheel in the stage's /etc/group")
+            #expect(owner(":5") == "Dockerfile line 4: --chown=:5 names no user (user, user:group, uid or uid:gid)")
         }
     }
 

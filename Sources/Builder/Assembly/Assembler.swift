@@ -96,8 +96,8 @@ struct Assembler {
             for (instruction, step) in planned.steps {
                 var values = arguments
                 for entry in state.config.config?.env ?? [] {
-                    let pair = entry.split(separator: "=", maxSplits: 1).map(String.init)
-                    values[pair[0]] = pair.count > 1 ? pair[1] : ""
+                    let pair = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                    if let name = pair.first, !name.isEmpty { values[name] = pair.count > 1 ? pair[1] : "" }
                 }
                 var config = state.config.config ?? ImageConfiguration.Config()
                 var layer: [String: FileTree.Node]?

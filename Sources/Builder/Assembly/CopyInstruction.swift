@@ -127,8 +127,10 @@ struct CopyInstruction {
     /// `/etc/group`. A user without a group takes the user's primary group from
     /// `/etc/passwd`, else the same number (buildah's rule).
     static func owner(_ text: String, tree: inout FileTree, scratch: URL, line: Int) throws -> (uid: Int, gid: Int) {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        let user = parts[0]
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let user = parts.first, !user.isEmpty, parts.count == 1 || !parts[1].isEmpty else {
+            throw Failure(description: "Dockerfile line \(line): --chown=\(text) names no user (user, user:group, uid or uid:gid)")
+        }
         func table(_ path: String) throws -> [[String]] {
             (try tree.text(of: path, scratch: scratch) ?? "").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
         }
