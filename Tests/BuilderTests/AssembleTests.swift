@@ -39,6 +39,8 @@ extension ImageBuildTests {
     COPY --chown=1000:1000 --chmod=640 config.txt ./
     COPY --chown=app app.sh link-to-app bin/
     COPY *.md docs/
+    COPY --from=files /etc/group /app/group-copy
+    ADD config.txt /app/added.txt
     USER app
     EXPOSE 8080 53/udp
     ENTRYPOINT ["/bin/busybox", "sh"]
@@ -154,6 +156,8 @@ extension ImageBuildTests {
                     #expect(files["app/bin/app.sh"].map { ($0.mode & 0o7777, $0.uid, $0.gid) } ?? (0, 0, 0) == (0o755, 1000, 1001),
                             "setuid dropped; a user alone takes its primary group")
                     #expect(files["app/bin/link-to-app"]?.content == "#!/bin/sh\necho app\n", "a link named as a source is followed")
+                    #expect(files["app/group-copy"]?.content.hasPrefix("root:x:0:") == true, "COPY --from reads a file out of the base's layer")
+                    #expect(files["app/added.txt"]?.content == "key=value\n")
                     #expect(files["app/docs/README.md"] != nil && files["app/docs/NOTES.md"] != nil && files["app/docs/secret.md"] == nil)
                     let config = try #require(try configuration(assembled.appendingPathComponent("oci"))["config"] as? [String: Any])
                     #expect(config["Cmd"] as? [String] == ["/bin/sh", "-c", "echo $VERSION"])

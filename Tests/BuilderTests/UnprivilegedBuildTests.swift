@@ -96,11 +96,11 @@ extension ImageBuildTests {
                     try Data((Self.copyOnlyDockerfile + "\nRUN [\"/bin/busybox\", \"true\"]\n").utf8).write(to: context.appendingPathComponent("Dockerfile"))
                     let run = try build("run", unprivileged: true)
                     #expect(run.status == 1)
-                    #expect(run.stderrString.contains("builder: buildah, since Dockerfile line 22: RUN executes a program"), "\(run.stderrString)")
+                    #expect(run.stderrString.contains("builder: buildah, since Dockerfile line 24: RUN executes a program"), "\(run.stderrString)")
                     let last = run.stderrString.split(separator: "\n").last.map(String.init) ?? ""
                     #expect(last.hasPrefix("build-task: this container cannot create the namespaces buildah needs to RUN") && last.hasSuffix(Self.namespaceFix), "\(last)")
                     let refused = try build("run-assemble", unprivileged: true, ["BUILDER": "assemble"])
-                    #expect(refused.status == 1 && refused.stderrString.hasSuffix("build-task: Dockerfile line 22: RUN executes a program; it needs BUILDER=buildah (and privileged: true in Concourse) (BUILDER=assemble)\n"),
+                    #expect(refused.status == 1 && refused.stderrString.hasSuffix("build-task: Dockerfile line 24: RUN executes a program; it needs BUILDER=buildah (and privileged: true in Concourse) (BUILDER=assemble)\n"),
                             "\(refused.stderrString)")
                 }
             }
