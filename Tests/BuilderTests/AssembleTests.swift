@@ -373,4 +373,26 @@ extension ImageBuildTests {
             }
         }
     }
+
+    /// WORKDIR's directory is root's whatever USER says, and buildah keeps it only when a
+    /// later COPY commits a layer (measured): a trailing WORKDIR makes no directory.
+    @Test func workdirDirectoriesAreKeptAsBuildahKeepsThem() async throws {
+        try await withTestGitRepository { repository in
+            try withTemporaryDirectory { directory in
+                _ = try repository.commit("app", files: ["app/Dockerfile": "FROM scratch\nUSER 1000\nWORKDIR /w\nCOPY x .\nWORKDIR /w2/deep\n", "app/x": "x\n"])
+                func build(_ builder: String) throws -> URL {
+                    let output = directory.appending("image-\(builder)")
+                    let result = try buildTask(directory.url, ["CONTEXT": repository.path.appendingPathComponent("app").path, "BUILDER": builder,
+                                                               "CACHE": directory.appending("cache-\(builder)").path, "OUTPUT": output.path])
+                    #expect(result.succeeded, "\(builder): \(result.stderrString)")
+                    return output
+                }
+                let buildah = try build("buildah")
+                let assembled = try build("assemble")
+                try expectSameImage(buildah, assembled, scratch: directory.appending("compare"))
+                let files = try files(assembled.appendingPathComponent("oci"), into: directory.appending("look"))
+                #expect(files["w"].map { ($0.uid, $0.mode & 0o7777) } ?? (1, 0) == (0, 0o755) && files["w2"] == nil)
+            }
+        }
+    }
 }

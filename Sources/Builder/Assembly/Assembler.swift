@@ -14,8 +14,8 @@ import Transfer
 ///
 /// For each target platform, each planned stage starts from its base (a registry image's
 /// manifest for that platform, an image arg, `scratch`, or an earlier stage), applies its
-/// instructions to the image config, and makes one layer per `COPY`/`ADD` (plus one for
-/// directories `WORKDIR` made that no later copy carried). Every time is the build's
+/// instructions to the image config, and makes one layer per `COPY`/`ADD` (which also
+/// carries the directories earlier `WORKDIR`s made, as buildah's does). Every time is the build's
 /// timestamp (the commit time, buildah's `--timestamp`), so the same inputs give the same
 /// bytes. The result is an OCI layout named `latest`: a manifest, or an index for several
 /// platforms.
@@ -38,7 +38,7 @@ struct Assembler {
         var config: ImageConfiguration
         var layers: [(descriptor: Descriptor, file: URL)]
         var tree: FileTree
-        /// Directories `WORKDIR` made, waiting for the next layer.
+        /// Directories `WORKDIR` made, waiting for the next `COPY`'s layer.
         var pending: [String: FileTree.Node] = [:]
     }
 
@@ -167,9 +167,10 @@ struct Assembler {
                         created: created, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", emptyLayer: true)]
                 }
             }
-            if writesLayers, !state.pending.isEmpty {
-                try addLayer([:], to: &state, createdBy: "/bin/sh -c #(nop) WORKDIR", work: work)
-            }
+            // buildah commits a WORKDIR's directory only with a later COPY's layer; one no copy
+            // followed is not in its image (measured), so it is not in ours.
+            for path in state.pending.keys.sorted(by: >) { state.tree.remove(path) }
+            state.pending = [:]
             states[planned.index] = state
         }
         guard var final = states[plan.stages[plan.target].index] else {
