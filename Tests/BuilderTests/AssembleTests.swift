@@ -42,7 +42,7 @@ extension ImageBuildTests {
     COPY --from=files /etc/group /app/group-copy
     ADD config.txt /app/added.txt
     USER app
-    EXPOSE 8080 53/udp
+    EXPOSE 8080 53/udp 9090/TCP
     ENTRYPOINT ["/bin/busybox", "sh"]
     CMD echo $VERSION
     LABEL org.example.name="the app" version=$VERSION

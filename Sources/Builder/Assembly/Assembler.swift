@@ -133,7 +133,8 @@ struct Assembler {
                 case .expose(let text):
                     var ports = config.exposedPorts ?? [:]
                     for port in DockerfileStages.words(text, values: values) {
-                        ports[port.contains("/") ? port.lowercased() : port + "/tcp"] = EmptyObject()
+                        // The protocol as written (buildah keeps `80/TCP`); none means TCP.
+                        ports[port.contains("/") ? port : port + "/tcp"] = EmptyObject()
                     }
                     config.exposedPorts = ports
                 case .entrypoint(let command):
