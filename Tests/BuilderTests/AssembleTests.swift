@@ -1,3 +1,4 @@
+import BuildLock
 import Foundation
 import ImageLayout
 import OCI
@@ -392,6 +393,43 @@ extension ImageBuildTests {
                 try expectSameImage(buildah, assembled, scratch: directory.appending("compare"))
                 let files = try files(assembled.appendingPathComponent("oci"), into: directory.appending("look"))
                 #expect(files["w"].map { ($0.uid, $0.mode & 0o7777) } ?? (1, 0) == (0, 0o755) && files["w2"] == nil)
+            }
+        }
+    }
+
+    /// LOCK serialises an assembled build as it does buildah's: a build waiting for the lock
+    /// looks its inputs up again once it holds it, and reuses what the holder published.
+    @Test func anAssembledBuildWaitsForTheLockAndReusesWhatItsHolderPublished() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try await withTemporaryDirectory { directory in
+                    _ = try pushBase(registry, directory)
+                    let context = try copyOnlyCheckout(repository)
+                    let locks = directory.appending("locks")
+                    try FileManager.default.createDirectory(at: locks, withIntermediateDirectories: true)
+                    let lockFile = locks.appendingPathComponent(try LockKey("team/locked").safeName + ".lock").path
+                    let product = try builtProduct("build-task").path
+                    var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "CONTEXT": context.path,
+                               "BUILD_ARG_REGISTRY": registry.host, "REGISTRY_INSECURE": "true", "SKIP_IF_PUBLISHED": "\(registry.host)/team/locked"]
+                    // The holder: buildah builds and publishes these inputs while it holds the lock.
+                    let holderEnv = env.merging(["BUILDER": "buildah", "CACHE": directory.appending("cache-holder").path,
+                                                 "OUTPUT": directory.appending("holder").path]) { $1 }
+                    let holder = Task.detached {
+                        try runProcess("/usr/bin/flock", [lockFile, "/bin/sh", "-c", "sleep 1; exec \"$0\"", product], environment: holderEnv,
+                                       currentDirectory: directory.url)
+                    }
+                    try await Task.sleep(for: .milliseconds(300))
+                    env.merge(["BUILDER": "assemble", "LOCK": "file:\(locks.path)", "LOCK_KEY": "team/locked", "CACHE": directory.appending("cache").path,
+                               "OUTPUT": directory.appending("waiter").path]) { $1 }
+                    let waiter = try runProcess(product, [], environment: env, currentDirectory: directory.url)
+                    let held = try await holder.value
+                    #expect(held.succeeded, "\(held.stderrString)")
+                    #expect(waiter.succeeded, "\(waiter.stderrString)")
+                    #expect(waiter.stderrString.contains("waiting for lock team/locked"), "\(waiter.stderrString)")
+                    let record = try json(directory.appending("waiter/build.json"))
+                    #expect(record["reused"] as? Bool == true, "\(waiter.stderrString)")
+                    #expect(record["digest"] as? String == (try json(directory.appending("holder/build.json"))["digest"] as? String))
+                }
             }
         }
     }

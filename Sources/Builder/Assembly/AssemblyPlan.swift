@@ -98,7 +98,7 @@ struct AssemblyPlan: Sendable {
             throw AssemblyRefusal("the Dockerfile's # \(name)= directive is not supported by the assembler")
         }
         guard !all.isEmpty else { throw AssemblyRefusal("the Dockerfile has no stage") }
-        func stageIndex(_ name: String, before index: Int, line: Int) -> Int? {
+        func stageIndex(_ name: String, before index: Int) -> Int? {
             let lowered = name.lowercased()
             if let named = all[..<index].lastIndex(where: { $0.name == lowered }) { return named }
             if let number = Int(name), number >= 0, number < index { return number }
@@ -109,11 +109,11 @@ struct AssemblyPlan: Sendable {
         while let index = needed.popLast() {
             guard planned[index] == nil else { continue }
             let source = all[index]
-            var stage = Stage(index: index, source: source, baseStage: stageIndex(source.base, before: index, line: source.line), steps: [])
+            var stage = Stage(index: index, source: source, baseStage: stageIndex(source.base, before: index), steps: [])
             if let base = stage.baseStage { needed.append(base) }
             for instruction in source.instructions {
                 let step = try Self.step(instruction) { name throws(AssemblyRefusal) in
-                    guard let earlier = stageIndex(name, before: index, line: instruction.line) else {
+                    guard let earlier = stageIndex(name, before: index) else {
                         throw AssemblyRefusal(line: instruction.line, "COPY --from=\(name) names no earlier stage; copying from another image is not supported by the assembler (name it in a FROM … AS stage)")
                     }
                     return earlier
