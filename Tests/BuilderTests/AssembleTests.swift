@@ -136,7 +136,7 @@ extension ImageBuildTests {
                 try withTemporaryDirectory { directory in
                     _ = try pushBase(registry, directory)
                     let context = try copyOnlyCheckout(repository)
-                    let env = ["CONTEXT": context.path, "BUILD_ARG_REGISTRY": registry.host, "REGISTRY_INSECURE": "true", "LABEL_team": "tools"]
+                    let env = ["CONTEXT": context.path, "BUILD_ARG_REGISTRY": registry.host, "REGISTRY_INSECURE": "true", "LABEL_team": "tools", "LABEL_version": "9.9"]
                     func build(_ builder: String, _ name: String) throws -> URL {
                         let output = directory.appending(name)
                         let result = try buildTask(directory.url, env.merging(["BUILDER": builder, "OUTPUT": output.path,
@@ -166,7 +166,8 @@ extension ImageBuildTests {
                     #expect((config["Env"] as? [String])?.contains("GREETING=hello world") == true)
                     let labels = try #require(config["Labels"] as? [String: String])
                     let head = try repository.head()
-                    #expect(labels["version"] == "1.0" && labels["team"] == "tools" && labels["org.opencontainers.image.revision"] == head)
+                    #expect(labels["version"] == "9.9", "LABEL_* wins over the Dockerfile's LABEL, as buildah's --label does")
+                    #expect(labels["team"] == "tools" && labels["org.opencontainers.image.revision"] == head)
                     #expect(labels["org.opencontainers.image.base.name"] == "\(registry.host)/team/base:1")
 
                     // Reproducible: the same inputs assemble to the same manifest, byte for byte.
