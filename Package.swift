@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
-        .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "OCI", "Registry", "TestSupport"]),
+        .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),

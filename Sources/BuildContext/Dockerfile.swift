@@ -21,6 +21,8 @@ public struct DockerfileStages: Sendable, Equatable {
         public var line: Int = 0
         /// What follows `FROM`, as written.
         public var written: String = ""
+        /// The instructions after its `FROM`, unsubstituted, for the assembler to judge and apply.
+        public var instructions: [Instruction] = []
 
         /// Whether its `FROM` reads `$BUILDPLATFORM`, `$BUILDOS`, `$BUILDARCH` or `$BUILDVARIANT`.
         public var usesBuildPlatformArgs: Bool {
@@ -64,6 +66,10 @@ public struct DockerfileStages: Sendable, Equatable {
     }
 
     public var stages: [Stage]
+
+    /// The global `ARG` values (build args over defaults, and the automatic platform args):
+    /// what a stage's `ARG <name>` without a default of its own takes.
+    public var globalArgs: [String: String] = [:]
 
     /// The build args whose values only choose `FROM` images: declared by an `ARG` in the
     /// global scope (before the first `FROM`) and never declared by an `ARG` inside a stage,
@@ -116,6 +122,7 @@ public struct DockerfileStages: Sendable, Equatable {
                 for declaration in rest.split(separator: " ", omittingEmptySubsequences: true) {
                     seenByStages.insert(String(declaration.split(separator: "=", maxSplits: 1)[0]))
                 }
+                stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
             case "FROM":
                 var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
                 var platform: String?
@@ -140,12 +147,14 @@ public struct DockerfileStages: Sendable, Equatable {
                 stages.append(Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest))
             case "RUN" where !stages.isEmpty:
                 stages[stages.count - 1].runs = true
+                stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
             default:
-                continue
+                if !stages.isEmpty { stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number)) }
             }
         }
         guard !stages.isEmpty else { throw ParseError(description: "the Dockerfile has no FROM instruction") }
         self.stages = stages
+        self.globalArgs = globals
         // What a stage sees includes what the defaults of the global args it sees read.
         var pending = Array(seenByStages)
         while let name = pending.popLast() {
@@ -181,6 +190,20 @@ public struct DockerfileStages: Sendable, Equatable {
             lines[number] = indent + words.joined(separator: " ")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The parser directives (`# escape=\``, `# syntax=…`): `# key=value` comments before
+    /// anything else, keys lowercased.
+    public static func directives(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { break }
+            let key = line[line.index(after: line.startIndex)..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter }) else { break }
+            result[key] = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+        }
+        return result
     }
 
     /// Logical instructions with their first line number: comments dropped, `\` continuations joined.
@@ -237,7 +260,7 @@ public struct DockerfileStages: Sendable, Equatable {
     }
 
     /// `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME:+alternative}`, as Docker expands them.
-    static func substitute(_ text: String, _ values: [String: String]) -> String {
+    public static func substitute(_ text: String, _ values: [String: String]) -> String {
         var result = ""
         var index = text.startIndex
         while index < text.endIndex {

@@ -70,11 +70,26 @@ struct BaseResolution {
     var stageBases: [BuildInputs.StageBase] = []
     /// Build args only FROM lines read (``DockerfileStages/fromOnlyArgs``): `stageBases` says what they decided.
     var fromOnlyArgs: Set<String> = []
+    /// Where each external base (by the name its `FROM` gives after substitution) is read
+    /// from, for the assembler.
+    var sources: [String: BaseSource] = [:]
+    /// The Dockerfile up to the target, parsed per target platform, for the assembler.
+    var assemblyStages: [(target: Platform, stages: DockerfileStages)] = []
+    /// The Dockerfile's parser directives (`# escape=`, `# syntax=`).
+    var directives: [String: String] = [:]
 
     /// The ``BaseSummary`` of the registry bases, for the `dev.slipway.base` label.
     var summary: Digest {
         BaseSummary.digest(Dictionary(bases.compactMap { base in base.summaryDigest.map { (base.reference, $0) } }, uniquingKeysWith: { first, _ in first }))
     }
+}
+
+/// Where the assembler reads a base image from.
+enum BaseSource: Sendable, Equatable {
+    /// `repository@digest` in its registry (a manifest, or an index to choose a platform from).
+    case registry(ImageReference, Digest)
+    /// An `IMAGE_ARG_<name>` layout or archive.
+    case directory(URL)
 }
 
 struct BaseResolver {
@@ -89,10 +104,12 @@ struct BaseResolver {
     func resolve(scratch: URL, links: URL) throws -> BaseResolution {
         var buildArgs = configuration.buildArgs
         var local: [String: BaseImage] = [:]  // buildah reference → base
+        var sources: [String: BaseSource] = [:]
         for (name, directory) in configuration.imageArgs.sorted(by: { $0.key < $1.key }) {
             let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
                                              links: links)
             buildArgs[name] = argument.buildahReference
+            sources[argument.buildahReference] = .directory(argument.image)
             local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
             log.info("base \(name) from \(directory.path): \(argument.digest)")
         }
@@ -159,6 +176,7 @@ struct BaseResolver {
             let (digest, top) = try pinnedOrResolved(reference, written: written, narrow: !keepIndex.contains(written))
             resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
+            sources[written] = .registry(reference, digest)
             if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
             log.info("base \(written): \(digest)")
         }
@@ -176,7 +194,8 @@ struct BaseResolver {
         let bases = considered.externalBases.compactMap { resolved[$0] }
         return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
                               targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
-                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs)
+                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
+                              assemblyStages: perTarget.map { ($0.target, upToTarget($0.stages)) }, directives: DockerfileStages.directives(text))
     }
 
     /// Each stage's base as the inputs digest records it: an earlier stage by its index
@@ -252,6 +271,8 @@ struct BaseResolver {
 /// An `IMAGE_ARG_<name>` directory: a get of our resource, registry-image or oci-build-task.
 struct ImageArgument {
     var buildahReference: String
+    /// The layout or archive it holds, for the assembler.
+    var image: URL
     var digest: Digest
     /// The reference the get wrote, for `org.opencontainers.image.base.name`; nil without a `repository` file.
     var baseName: String?
@@ -263,7 +284,6 @@ struct ImageArgument {
             (try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty
         }
-        let image: URL
         var isDirectory: ObjCBool = false
         manager.fileExists(atPath: directory.path, isDirectory: &isDirectory)
         if !isDirectory.boolValue {

@@ -32,6 +32,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var output: URL
     public var branch: String?
     public var cache: URL
+    /// `BUILDER`: assemble the image in Swift, or build it with buildah (``BuilderSetting``).
+    public var builder: BuilderSetting
     public var registryUsername: String?
     public var registryPassword: String?
     public var registryInsecure: Bool
@@ -42,7 +44,7 @@ public struct BuildConfiguration: Sendable, Equatable {
     public static let variables: Set<String> = [
         "CONTEXT", "DOCKERFILE", "TARGET", "TARGET_FILE", "BUILD_ARGS_FILE", "LABELS_FILE", "IMAGE_PLATFORM",
         "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL",
-        "LOCK_PRIVATE_KEY", "LOCK_USERNAME", "LOCK_PASSWORD", "OUTPUT", "BRANCH", "CACHE",
+        "LOCK_PRIVATE_KEY", "LOCK_USERNAME", "LOCK_PASSWORD", "OUTPUT", "BRANCH", "CACHE", "BUILDER",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
         // `build-task plan` and `build-all` (GraphFlags).
         "ROOT", "REPOSITORY", "SINCE", "IMAGE_TAG",
@@ -153,6 +155,11 @@ public struct BuildConfiguration: Sendable, Equatable {
         output = path(value(flags.output, "OUTPUT") ?? "image")
         branch = value(flags.branch, "BRANCH")
         cache = path(value(flags.cache, "CACHE") ?? "cache")
+        let builderText = value(flags.builder, "BUILDER") ?? "auto"
+        guard let builder = BuilderSetting(rawValue: builderText.lowercased()) else {
+            throw ValidationError("BUILDER / --builder: \(builderText) is not one of auto, assemble, buildah")
+        }
+        self.builder = builder
         registryUsername = value(flags.registryUsername, "REGISTRY_USERNAME")
         registryPassword = value(flags.registryPassword, "REGISTRY_PASSWORD")
         if (registryUsername == nil) != (registryPassword == nil) {

@@ -65,6 +65,9 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(help: "The branch for the dev.slipway.branch label. Env: BRANCH (default: the context's .git/branch, else its checked-out branch)")
     public var branch: String?
 
+    @Option(help: "Who builds: auto (assemble a Dockerfile that executes nothing, else buildah), assemble, buildah. Env: BUILDER (default: auto)")
+    public var builder: String?
+
     @Option(help: "buildah's storage, for a Concourse task's caches: entry. Env: CACHE (default: cache)")
     public var cache: String?
 

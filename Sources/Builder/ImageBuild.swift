@@ -8,8 +8,10 @@ import OCI
 import Registry
 import Transfer
 
-/// One `build-task` run: an image built from the context with buildah, written to
-/// `image/` (`oci/`, `image.tar`, `digest`, `build.json`) and, with `--push`, pushed.
+/// One `build-task` run: an image built from the context, written to `image/` (`oci/`,
+/// `image.tar`, `digest`, `build.json`) and, with `--push`, pushed. A Dockerfile that
+/// executes nothing is assembled in Swift (``Assembler``), anything else is built by buildah
+/// (`BUILDER` chooses); everything after "an OCI layout is in `image/oci`" is shared.
 ///
 /// Every image is labelled with where it came from: `org.opencontainers.image.revision`
 /// (the context's commit), `.source` (its origin URL without credentials), `.created` (the
@@ -77,21 +79,9 @@ public struct ImageBuild {
         }
         let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch)
         if let reused = try reuse(run, timings: &timings) { return reused }
-        // A RUN for an architecture the kernel cannot run fails deep inside buildah with
-        // "exec format error"; say why, and what to change, before waiting for a lock or buildah.
-        if let problem = Emulation.problem(builds: bases.targetBuilds, host: .host, emulators: binfmt.emulators()) {
-            throw Unsupported(description: problem)
-        }
-        // In a container that may not create namespaces (Concourse's default, non-privileged
-        // task) buildah fails with "(Unable to determine exit status)"; say why and what to
-        // change. The reuse above needs no buildah, so it still works there.
-        let need = namespaces.need()
-        let runs = Namespaces.runs(bases.targetBuilds)
-        if need == .userForEverything || runs,
-           let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs) {
-            throw Unsupported(description: problem)
-        }
-        guard let lock = configuration.lock else { return try build(run, timings: &timings) }
+        let producer = try chooseBuilder(run.bases)
+        if case .buildah = producer { try checkBuildahCanRun(run.bases) }
+        guard let lock = configuration.lock else { return try build(run, producer: producer, timings: &timings) }
         let repository = configuration.tag ?? configuration.skipIfPublished
         let key = configuration.lockKey ?? ((repository.map(\.name) ?? "local") + "@" + inputsDigest.rawValue)
         let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL,
@@ -101,7 +91,7 @@ public struct ImageBuild {
             var timings = timings
             timings.mark("lock")
             if let reused = try reuse(run, timings: &timings) { return reused }
-            return try build(run, timings: &timings)
+            return try build(run, producer: producer, timings: &timings)
         }
     }
 
@@ -179,9 +169,53 @@ public struct ImageBuild {
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
     }
 
-    func build(_ run: Run, timings: inout Timings) throws -> Result {
-        let buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
-        try buildah.check()
+    /// Who produces `image/oci`: the assembler (with its plan) or buildah.
+    enum Producer {
+        case assemble(AssemblyPlan)
+        case buildah
+    }
+
+    /// `BUILDER` applied to this Dockerfile: `auto` assembles what executes nothing and logs
+    /// why it does not otherwise; `assemble` refuses, in one line, what it cannot assemble.
+    func chooseBuilder(_ bases: BaseResolution) throws -> Producer {
+        if configuration.builder == .buildah { return .buildah }
+        do {
+            guard let stages = bases.assemblyStages.first?.stages.stages else {
+                // The Dockerfile did not parse: buildah's own message says why.
+                throw AssemblyRefusal("the Dockerfile could not be read for assembly")
+            }
+            let plan = try AssemblyPlan(stages, directives: bases.directives)
+            log.info("builder: assembling the image (the Dockerfile executes nothing; no buildah)")
+            return .assemble(plan)
+        } catch let refusal as AssemblyRefusal {
+            guard configuration.builder == .auto else {
+                throw Unsupported(description: "\(refusal.description) (BUILDER=assemble)")
+            }
+            log.info("builder: buildah, since \(refusal.description)")
+            return .buildah
+        }
+    }
+
+    /// What buildah needs from this container, checked before a lock is waited for or buildah starts.
+    func checkBuildahCanRun(_ bases: BaseResolution) throws {
+        // A RUN for an architecture the kernel cannot run fails deep inside buildah with
+        // "exec format error"; say why, and what to change.
+        if let problem = Emulation.problem(builds: bases.targetBuilds, host: .host, emulators: binfmt.emulators()) {
+            throw Unsupported(description: problem)
+        }
+        // In a container that may not create namespaces (Concourse's default, non-privileged
+        // task) buildah fails with "(Unable to determine exit status)"; say why and what to
+        // change. A reuse or an assembled build needs no buildah, so they still work there.
+        let need = namespaces.need()
+        let runs = Namespaces.runs(bases.targetBuilds)
+        if need == .userForEverything || runs,
+           let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs) {
+            throw Unsupported(description: problem)
+        }
+    }
+
+    /// The labels of every image built: provenance, inputs, bases, then `LABEL_*`.
+    func labels(_ run: Run) -> [String: String] {
         var labels: [String: String] = [SlipwayVocabulary.inputsLabel: run.inputs.rawValue]
         if let revision = run.source.revision { labels["org.opencontainers.image.revision"] = revision }
         if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
@@ -192,6 +226,66 @@ public struct ImageBuild {
             labels["org.opencontainers.image.created"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
         }
         labels.merge(configuration.labels) { $1 }
+        return labels
+    }
+
+    /// Builds, then does what every build does once an OCI layout is in `image/oci`: the
+    /// manifests' base annotations, `image.tar`, the cache tag, `digest`, `build.json`, the push.
+    func build(_ run: Run, producer: Producer, timings: inout Timings) throws -> Result {
+        let labels = labels(run)
+        let output: URL
+        switch producer {
+        case .assemble(let plan):
+            do {
+                output = try assemble(run, plan: plan, labels: labels, timings: &timings)
+            } catch let refusal as AssemblyRefusal {
+                // Found while reading files (an ADD of an archive, a base's ONBUILD): as before the build.
+                guard configuration.builder == .auto else { throw Unsupported(description: "\(refusal.description) (BUILDER=assemble)") }
+                log.info("builder: buildah after all, since \(refusal.description)")
+                try checkBuildahCanRun(run.bases)
+                output = try buildWithBuildah(run, labels: labels, timings: &timings)
+            } catch let failure as CopyInstruction.Failure {
+                throw Unsupported(description: failure.description)
+            } catch let failure as FileTree.Failure {
+                throw Unsupported(description: failure.description)
+            }
+        case .buildah:
+            output = try buildWithBuildah(run, labels: labels, timings: &timings)
+        }
+        // The annotations say what the labels say (buildah writes its own idea of the base:
+        // an image arg's temporary link, its local digest).
+        let image = try OCILayout(opening: output.appendingPathComponent("oci"))
+            .rewriteAnnotations(ofImageNamed: "latest") { BaseImage.annotations($0, labels: labels) }
+        let archive = output.appendingPathComponent("image.tar")
+        if case .image = image.manifest, !FileManager.default.fileExists(atPath: archive.path) {
+            try DockerArchive.write(image, repoTags: [repoTag], to: archive)
+        }
+        timings.mark("export")
+        if let published = run.published {
+            try published.publish(image, inputs: run.inputs)
+            timings.mark("publish")
+        }
+        try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
+        try pushIfAsked(image, access: run.access)
+        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
+    }
+
+    /// The image assembled into `image/oci` (``Assembler``).
+    func assemble(_ run: Run, plan: AssemblyPlan, labels: [String: String], timings: inout Timings) throws -> URL {
+        let started = Date()
+        let assembler = Assembler(plan: plan, bases: run.bases, configuration: configuration, access: run.access, log: log,
+                                  labels: labels, timestamp: run.source.time, scratch: run.scratch.appendingPathComponent("assemble"))
+        let output = try prepareOutput()
+        _ = try assembler.assemble(into: output.appendingPathComponent("oci"))
+        log.info("assembled in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        timings.mark("build")
+        return output
+    }
+
+    /// The image built by buildah and pushed by it into `image/oci` (and `image.tar` for one platform).
+    func buildWithBuildah(_ run: Run, labels: [String: String], timings: inout Timings) throws -> URL {
+        let buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
+        try buildah.check()
         let name = "localhost/slipway-build:\(UUID().uuidString.prefix(12).lowercased())"
         defer { buildah.remove(name) }
         let options = try run.access.buildahOptions(hosts: run.bases.hosts, scratch: run.scratch)
@@ -208,18 +302,7 @@ public struct ImageBuild {
             try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
             try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
         }
-        // buildah annotates each manifest with its own idea of the base (an image arg's
-        // temporary link, its local digest); the annotations say what the labels say.
-        let image = try OCILayout(opening: output.appendingPathComponent("oci"))
-            .rewriteAnnotations(ofImageNamed: "latest") { BaseImage.annotations($0, labels: labels) }
-        timings.mark("export")
-        if let published = run.published {
-            try published.publish(image, inputs: run.inputs)
-            timings.mark("publish")
-        }
-        try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
-        try pushIfAsked(image, access: run.access)
-        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
+        return output
     }
 
     /// `image/`, emptied of a previous run's files.

@@ -149,14 +149,19 @@ public struct OCILayout: Sendable {
         return descriptor
     }
 
-    /// Moves a file that already holds `digest`'s bytes into the blob store.
-    func moveIntoPlace(_ file: URL, digest: Digest) throws {
+    /// Moves a file that already holds `digest`'s bytes into the blob store: for a writer that
+    /// hashed the blob as it wrote it (an assembled layer), so it is not read a second time.
+    /// The file must be on the layout's file system (write it under ``incomingDirectory``).
+    public func moveIntoPlace(_ file: URL, digest: Digest) throws {
         let destination = blobPath(digest)
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         guard rename(file.path, destination.path) == 0 else {
             throw LayoutError("cannot move a blob to \(destination.path): \(String(cString: strerror(errno)))")
         }
     }
+
+    /// Where a blob being written may wait until it is moved into place (same file system).
+    public var incomingDirectory: URL { root.appendingPathComponent("blobs") }
 
     /// Every blob a manifest or index reaches (children, configs, layers), itself included.
     public func blobs(reachableFrom top: Descriptor) throws -> [Descriptor] {

@@ -114,8 +114,9 @@ struct ImageBuildTests {
                     // FROM scratch with COPY needs no emulation to build for another architecture.
                     _ = try repository.commit("multi", files: ["app/Dockerfile": "FROM scratch\nARG TARGETARCH\nCOPY file-${TARGETARCH} /arch\n",
                                                                "app/file-amd64": "amd64\n", "app/file-arm64": "arm64\n"])
+                    // buildah's manifest list; the assembler's index is AssembleTests'.
                     let env = ["CONTEXT": repository.path.appendingPathComponent("app").path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64",
-                               "CACHE": directory.appending("cache").path]
+                               "CACHE": directory.appending("cache").path, "BUILDER": "buildah"]
                     let result = try buildTask(directory.url, env)
                     #expect(result.succeeded, "\(result.stderrString)")
                     let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(directory.appending("image/oci").path):latest"]).checked()

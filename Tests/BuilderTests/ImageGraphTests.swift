@@ -153,7 +153,8 @@ extension ImageBuildTests {
                     // As a Concourse task would set it: IMAGE_TAG is the tag the dependents' BASE_TAG names.
                     let env = ["ROOT": repository.path.appendingPathComponent("images").path, "REPOSITORY": "\(registry.host)/fornax",
                                "IMAGE_TAG": "dev", "BUILD_ARG_BASE_TAG": "dev", "PUSH": "true", "REGISTRY_INSECURE": "true",
-                               "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("out").path, "PATH": recording.path]
+                               "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("out").path, "PATH": recording.path,
+                               "BUILDER": "buildah"]  // buildah's calls are counted below
                     let client = try registry.client()
                     func tagged(_ name: String) throws -> String? {
                         try client.manifestDescriptor(try Repository("fornax/\(name)"), .tag(try OCI.Tag("dev")))?.digest.rawValue

@@ -8,7 +8,7 @@ import Testing
 /// which keeps only Concourse's capabilities (no CAP_SYS_ADMIN) and refuses unshare, setns,
 /// mount, pivot_root and clone with namespace flags with EPERM (concourse/concourse
 /// worker/runtime/spec). buildah cannot work there; build-task says so in one line, before
-/// buildah runs.
+/// buildah runs. A Dockerfile that executes nothing is assembled without buildah, so it builds there.
 extension ImageBuildTests {
     static let unprivilegedSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/concourse/unprivileged.c")
@@ -38,7 +38,8 @@ extension ImageBuildTests {
             let recording = try recordingBuildah(directory.url)
             func build(_ name: String, _ dockerfile: String, unprivileged: Bool) throws -> ProcessResult {
                 let context = try busyboxContext(directory.appending(name), dockerfile)
-                let environment = ["PATH": recording.path, "HOME": NSTemporaryDirectory(), "CONTEXT": context.path,
+                // buildah's own limits are what this test is about: no assembling.
+                let environment = ["PATH": recording.path, "HOME": NSTemporaryDirectory(), "CONTEXT": context.path, "BUILDER": "buildah",
                                    "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("image-\(name)").path]
                 let buildTask = try builtProduct("build-task").path
                 return try runProcess(unprivileged ? "/usr/bin/unshare" : buildTask, unprivileged ? concourse + [buildTask] : [],
@@ -63,6 +64,46 @@ extension ImageBuildTests {
             // Privileged (no wrapper), the same RUN build works.
             let privileged = try build("run-privileged", withRun, unprivileged: false)
             #expect(privileged.succeeded, "\(privileged.stderrString)")
+        }
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "the wrapper drops root's capabilities"))
+    func inANonPrivilegedConcourseContainerACopyOnlyBuildIsAssembledAndARunIsExplained() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let wrapper = try unprivilegedWrapper(directory.url)
+                    let concourse = ["--user", "--map-root-user", wrapper]
+                    _ = try pushBase(registry, directory)
+                    let context = try copyOnlyCheckout(repository)
+                    let buildTask = try builtProduct("build-task").path
+                    func build(_ name: String, unprivileged: Bool, _ extra: [String: String] = [:]) throws -> ProcessResult {
+                        let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "CONTEXT": context.path,
+                                           "BUILD_ARG_REGISTRY": registry.host, "REGISTRY_INSECURE": "true",
+                                           "CACHE": directory.appending("cache-\(name)").path, "OUTPUT": directory.appending(name).path].merging(extra) { $1 }
+                        return try runProcess(unprivileged ? "/usr/bin/unshare" : buildTask, unprivileged ? concourse + [buildTask] : [],
+                                              environment: environment, currentDirectory: directory.url)
+                    }
+                    // The default BUILDER=auto assembles it there, and it is the image buildah builds where it can.
+                    let assembled = try build("assembled", unprivileged: true)
+                    #expect(assembled.succeeded, "\(assembled.stderrString)")
+                    #expect(assembled.stderrString.contains("builder: assembling the image"), "\(assembled.stderrString)")
+                    let privileged = try build("buildah", unprivileged: false, ["BUILDER": "buildah"])
+                    #expect(privileged.succeeded, "\(privileged.stderrString)")
+                    try expectSameImage(directory.appending("buildah"), directory.appending("assembled"), scratch: directory.appending("compare"))
+
+                    // A RUN cannot be assembled: one line naming the fix, whichever way it is asked.
+                    try Data((Self.copyOnlyDockerfile + "\nRUN [\"/bin/busybox\", \"true\"]\n").utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                    let run = try build("run", unprivileged: true)
+                    #expect(run.status == 1)
+                    #expect(run.stderrString.contains("builder: buildah, since Dockerfile line 24: RUN executes a program"), "\(run.stderrString)")
+                    let last = run.stderrString.split(separator: "\n").last.map(String.init) ?? ""
+                    #expect(last.hasPrefix("build-task: this container cannot create the namespaces buildah needs to RUN") && last.hasSuffix(Self.namespaceFix), "\(last)")
+                    let refused = try build("run-assemble", unprivileged: true, ["BUILDER": "assemble"])
+                    #expect(refused.status == 1 && refused.stderrString.hasSuffix("build-task: Dockerfile line 24: RUN executes a program; it needs BUILDER=buildah (and privileged: true in Concourse) (BUILDER=assemble)\n"),
+                            "\(refused.stderrString)")
+                }
+            }
         }
     }
 }

@@ -210,9 +210,11 @@ struct OutPruneTests {
                     try push(client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "a", scratch: directory.url)
                     try push(client, tags: [String(gone.prefix(12))], branch: "feat/gone", revision: gone, created: old, seed: "b", scratch: directory.url)
 
-                    // The first tag list passes; the second (the re-read before deleting) waits 4 s.
+                    // The first tag list passes; the second (the re-read before deleting) waits 12 s: the
+                    // test's own push must land meanwhile, and with the whole suite on 2 cores (buildah
+                    // builds blocking threads of the test process) 4 s was missed twice in a row.
                     let rules = [FaultRule(name: "plan", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 0)),
-                                 FaultRule(name: "re-read", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 4))]
+                                 FaultRule(name: "re-read", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 12))]
                     try await withFaultProxy(upstream: registry.baseURL, rules: rules) { proxy in
                         let request = #"{"source":{"repository":"\#(proxy.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":{"dry_run":false}}}"#
                         let product = try builtProduct("out").path
