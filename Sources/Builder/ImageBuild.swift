@@ -175,6 +175,12 @@ public struct ImageBuild {
         case buildah
     }
 
+    /// What `BUILDER=assemble` says of a Dockerfile it cannot assemble: the reason and what to
+    /// set instead (any buildah build needs `privileged: true` in Concourse, not only RUN).
+    static func refusedUnderAssemble(_ refusal: AssemblyRefusal) -> Unsupported {
+        Unsupported(description: "\(refusal.description); BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)")
+    }
+
     /// `BUILDER` applied to this Dockerfile: `auto` assembles what executes nothing and logs
     /// why it does not otherwise; `assemble` refuses, in one line, what it cannot assemble.
     func chooseBuilder(_ bases: BaseResolution) throws -> Producer {
@@ -189,7 +195,7 @@ public struct ImageBuild {
             return .assemble(plan)
         } catch let refusal as AssemblyRefusal {
             guard configuration.builder == .auto else {
-                throw Unsupported(description: "\(refusal.description) (BUILDER=assemble)")
+                throw Self.refusedUnderAssemble(refusal)
             }
             log.info("builder: buildah, since \(refusal.description)")
             return .buildah
@@ -240,7 +246,7 @@ public struct ImageBuild {
                 output = try assemble(run, plan: plan, labels: labels, timings: &timings)
             } catch let refusal as AssemblyRefusal {
                 // Found while reading files (an ADD of an archive, a base's ONBUILD): as before the build.
-                guard configuration.builder == .auto else { throw Unsupported(description: "\(refusal.description) (BUILDER=assemble)") }
+                guard configuration.builder == .auto else { throw Self.refusedUnderAssemble(refusal) }
                 log.info("builder: buildah after all, since \(refusal.description)")
                 try checkBuildahCanRun(run.bases)
                 output = try buildWithBuildah(run, labels: labels, timings: &timings)

@@ -220,7 +220,7 @@ extension ImageBuildTests {
         let calls = directory.appendingPathComponent("buildah-calls")
         let script = """
         #!/bin/sh
-        case "$*" in *" bud "*) echo "start $$ $(date +%s.%N)" >> \(calls.path) ;; esac
+        case "$*" in *" bud "*) echo "start $$ $(date +%s.%N)" >> \(calls.path); sleep "${RECORDING_BUD_PAUSE:-0}" ;; esac
         /usr/bin/buildah "$@"
         status=$?
         case "$*" in *" bud "*) echo "end $$ $(date +%s.%N)" >> \(calls.path) ;; esac
@@ -374,17 +374,18 @@ extension ImageBuildTests {
                 let product = try builtProduct("build-task").path
                 // Two processes, two caches, one lock key: the second waits for the first.
                 let runs = (0..<2).map { index in
-                    Task.detached {
-                        try runProcess(product, [], environment: [
+                    BackgroundProcess(product, [], environment: [
                             "PATH": recording.path, "HOME": NSTemporaryDirectory(), "CONTEXT": repository.path.appendingPathComponent("app").path,
                             "TARGET": "final", "CACHE": directory.appending("cache-\(index)").path, "OUTPUT": directory.appending("image-\(index)").path,
                             "LOCK": "file:\(locks.path)", "LOCK_KEY": "team/app", "BUILD_ARG_GREETING": "run \(index)",
+                            // The holder's build lasts long enough for the other, started with
+                            // it, to reach the lock even on a loaded machine.
+                            "RECORDING_BUD_PAUSE": "3",
                         ], currentDirectory: directory.url)
-                    }
                 }
                 var logs: [String] = []
                 for run in runs {
-                    let result = try await run.value
+                    let result = try run.result()
                     #expect(result.succeeded, "\(result.stderrString)")
                     logs.append(result.stderrString)
                 }

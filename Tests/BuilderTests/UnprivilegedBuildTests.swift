@@ -100,7 +100,7 @@ extension ImageBuildTests {
                     let last = run.stderrString.split(separator: "\n").last.map(String.init) ?? ""
                     #expect(last.hasPrefix("build-task: this container cannot create the namespaces buildah needs to RUN") && last.hasSuffix(Self.namespaceFix), "\(last)")
                     let refused = try build("run-assemble", unprivileged: true, ["BUILDER": "assemble"])
-                    #expect(refused.status == 1 && refused.stderrString.hasSuffix("build-task: Dockerfile line 24: RUN executes a program; it needs BUILDER=buildah (and privileged: true in Concourse) (BUILDER=assemble)\n"),
+                    #expect(refused.status == 1 && refused.stderrString.hasSuffix("build-task: Dockerfile line 24: RUN executes a program; BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)\n"),
                             "\(refused.stderrString)")
                 }
             }

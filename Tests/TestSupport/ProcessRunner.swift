@@ -143,6 +143,31 @@ public func runProcess(
     )
 }
 
+/// A ``runProcess`` started now on a thread of its own, for programs that must run at the
+/// same time (two builds contending for a lock). Not a Swift concurrency task: the
+/// cooperative pool has one thread per core, and other tests' blocking waits can hold such
+/// a task back until the program it should overlap has ended.
+public final class BackgroundProcess: Sendable {
+    private let outcome = Mutex<Result<ProcessResult, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    public init(_ executable: String, _ arguments: [String] = [], stdin: Data? = nil, environment: [String: String]? = nil,
+                currentDirectory: URL? = nil) {
+        Thread {
+            let result = Result { try runProcess(executable, arguments, stdin: stdin, environment: environment, currentDirectory: currentDirectory) }
+            self.outcome.withLock { $0 = result }
+            self.done.signal()
+        }.start()
+    }
+
+    /// Waits for the program to end and returns what it did.
+    public func result() throws -> ProcessResult {
+        done.wait()
+        done.signal()  // a second call returns at once
+        return try outcome.withLock { $0! }.get()
+    }
+}
+
 /// Finds `name` the way a shell would: a path when it contains `/`, else the first
 /// executable file of that name in `PATH`.
 func resolveExecutable(_ name: String, environment: [String: String]? = nil) throws -> URL {
