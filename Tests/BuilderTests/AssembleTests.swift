@@ -113,6 +113,20 @@ extension ImageBuildTests {
         return ["config": inner, "os": object["os"] ?? "", "architecture": object["architecture"] ?? "", "created": object["created"] ?? ""] as NSDictionary
     }
 
+    /// `context` built with BUILDER=buildah and with BUILDER=assemble (each with a cache and an
+    /// output of its own in `directory`, plus `environment`); the two `image/` directories.
+    func buildBothWays(_ context: URL, in directory: TemporaryDirectory, _ environment: [String: String] = [:]) throws -> (buildah: URL, assembled: URL) {
+        let outputs = try ["buildah", "assemble"].map { builder in
+            let output = directory.appending("image-\(builder)")
+            let result = try buildTask(directory.url, environment.merging(["CONTEXT": context.path, "BUILDER": builder,
+                                                                           "CACHE": directory.appending("cache-\(builder)").path,
+                                                                           "OUTPUT": output.path]) { $1 })
+            #expect(result.succeeded, "\(builder): \(result.stderrString)")
+            return output
+        }
+        return (outputs[0], outputs[1])
+    }
+
     /// Asserts that two build outputs hold the same image as far as a container sees it.
     func expectSameImage(_ first: URL, _ second: URL, scratch: URL, architecture: String = Platform.host.architecture,
                          sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -358,16 +372,8 @@ extension ImageBuildTests {
                                                          "OUTPUT": directory.appending("base-image").path])
                 try #require(made.succeeded, "\(made.stderrString)")
                 _ = try repository.commit("app", files: ["app/Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY --chown=app f /home/app/f\nUSER app\n", "app/f": "f\n"])
-                func build(_ builder: String) throws -> URL {
-                    let output = directory.appending("image-\(builder)")
-                    let result = try buildTask(directory.url, ["CONTEXT": repository.path.appendingPathComponent("app").path, "BUILDER": builder,
-                                                               "IMAGE_ARG_BASE": directory.appending("base-image").path,
-                                                               "CACHE": directory.appending("cache-\(builder)").path, "OUTPUT": output.path])
-                    #expect(result.succeeded, "\(builder): \(result.stderrString)")
-                    return output
-                }
-                let buildah = try build("buildah")
-                let assembled = try build("assemble")
+                let (buildah, assembled) = try buildBothWays(repository.path.appendingPathComponent("app"), in: directory,
+                                                             ["IMAGE_ARG_BASE": directory.appending("base-image").path])
                 try expectSameImage(buildah, assembled, scratch: directory.appending("compare"))
                 let labels = try #require((try configuration(assembled.appendingPathComponent("oci"))["config"] as? [String: Any])?["Labels"] as? [String: String])
                 let baseDigest = try String(contentsOf: directory.appending("base-image/digest"), encoding: .utf8)
@@ -382,15 +388,7 @@ extension ImageBuildTests {
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
                 _ = try repository.commit("app", files: ["app/Dockerfile": "FROM scratch\nUSER 1000\nWORKDIR /w\nCOPY x .\nWORKDIR /w2/deep\n", "app/x": "x\n"])
-                func build(_ builder: String) throws -> URL {
-                    let output = directory.appending("image-\(builder)")
-                    let result = try buildTask(directory.url, ["CONTEXT": repository.path.appendingPathComponent("app").path, "BUILDER": builder,
-                                                               "CACHE": directory.appending("cache-\(builder)").path, "OUTPUT": output.path])
-                    #expect(result.succeeded, "\(builder): \(result.stderrString)")
-                    return output
-                }
-                let buildah = try build("buildah")
-                let assembled = try build("assemble")
+                let (buildah, assembled) = try buildBothWays(repository.path.appendingPathComponent("app"), in: directory)
                 try expectSameImage(buildah, assembled, scratch: directory.appending("compare"))
                 let files = try files(assembled.appendingPathComponent("oci"), into: directory.appending("look"))
                 #expect(files["w"].map { ($0.uid, $0.mode & 0o7777) } ?? (1, 0) == (0, 0o755) && files["w2"] == nil)
