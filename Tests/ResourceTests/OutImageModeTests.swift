@@ -78,6 +78,24 @@ struct OutImageModeTests {
         }
     }
 
+    /// registry-image tags the version itself with the variant (`2.0.0-alpine`) and returns
+    /// that tag, which is the version `check` with the same `variant` emits for the image.
+    @Test func variantSuffixesTheVersionTagAndCheckFindsThePutsVersion() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let (build, digest) = try buildDirectory(directory)
+                let alpine = source(registry, #""variant":"alpine""#)
+                let version = try outVersion(runOut(
+                    #"{"source":\#(alpine),"params":{"image":"image/oci","version":"2.0.0","bump_aliases":true}}"#, directory: build))
+                #expect(version == ["tag": "2.0.0-alpine", "digest": digest.rawValue])
+                let tags = Set(try registry.client().tags(app).map(\.rawValue))
+                #expect(tags == ["2.0.0-alpine", "2.0-alpine", "2-alpine", "alpine"])
+                let checked = try decodeVersions(runCheck(#"{"source":\#(alpine)}"#))
+                #expect(checked == [version])
+            }
+        }
+    }
+
     @Test func promoteWithinARepositoryAndAcrossRegistries() async throws {
         try await withTestRegistry(.basic()) { registry in
             try await withTestRegistry(.token()) { other in
