@@ -304,6 +304,9 @@ public struct ImageBuild {
         if configuration.platforms.count > 1 {
             // An index in oci/; a docker-archive cannot hold several platforms, so no image.tar.
             try buildah.pushList(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
+            // buildah 1.28 lists platforms whose images are identical once, mislabelled.
+            _ = try OCILayout(opening: output.appendingPathComponent("oci"))
+                .givingEachPlatformItsImage(named: "latest", platforms: configuration.platforms)
         } else {
             try buildah.push(name, to: "oci:\(output.appendingPathComponent("oci").path):latest")
             try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")

@@ -59,6 +59,8 @@ extension OCILayout {
                 throw LayoutError("\(root.path) has no image named \(name) (names: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
             }
             entry = named
+        } else if let whole = try layoutIndexAsImage(entries) {
+            return whole
         } else {
             guard entries.count == 1, let only = entries.first else {
                 throw LayoutError(entries.isEmpty
@@ -78,6 +80,20 @@ extension OCILayout {
         }
         top.annotations = nil
         return LayoutImage(layout: self, descriptor: top, bytes: bytes, manifest: manifest)
+    }
+
+    /// `index.json` itself as the image, when it is one multi-platform image: several
+    /// unnamed image manifests, each for a platform. `in` with `format: oci-layout` writes the
+    /// registry's index there byte for byte (as registry-image does), so its digest is the
+    /// image's, and registry-image's `out` pushes such a layout as that index, which is how
+    /// its documented mirroring (a get with `oci-layout`, put to another repository) works.
+    private func layoutIndexAsImage(_ entries: [Descriptor]) throws -> LayoutImage? {
+        guard entries.count > 1,
+              entries.allSatisfy({ $0.mediaType.isImageManifest && $0.platform != nil && $0.annotations?[Self.refName] == nil })
+        else { return nil }
+        let bytes = try indexBytes()
+        let descriptor = Descriptor(mediaType: try index().mediaType ?? .ociIndex, content: bytes)
+        return LayoutImage(layout: self, descriptor: descriptor, bytes: bytes, manifest: try decode(bytes, descriptor))
     }
 
     private func decode(_ bytes: Data, _ descriptor: Descriptor) throws -> Manifest {

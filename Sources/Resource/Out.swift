@@ -76,6 +76,10 @@ public struct Out {
     /// registry-image's tags: `source.tag`; `version` (normalised, `-variant` appended) and,
     /// with `bump_aliases`, `1.2`, `1` and the bare tag where no newer release owns them;
     /// the words of the `additional_tags` file, each with `tag_prefix`.
+    ///
+    /// In variant mode every version tag carries `-variant`, the version's own included
+    /// (`2.0.0-alpine`), as registry-image's do: the first tag is the version `out` returns,
+    /// and `check` with the same variant sees only `-variant` tags, so it must emit that one.
     func pushTags(source: Source, params: InputObject, directory: URL, client: RegistryClient) throws -> [Tag] {
         var names: [String] = []
         if case .tag(let tag) = source.mode { names.append(tag.rawValue) }
@@ -88,8 +92,9 @@ public struct Out {
             if try params.bool("bump_aliases") == true {
                 let selection = SemverSelection(variant: variant, preReleases: true)
                 let existing = try client.tags(source.repository).compactMap { selection.version(of: $0.rawValue) }
-                for name in ReleaseTags.tags(for: version, existing: existing, floating: variant ?? "latest") {
-                    names.append(name == (variant ?? "latest") || name == version.original ? name : name + suffix)
+                let floating = variant ?? "latest"
+                for name in ReleaseTags.tags(for: version, existing: existing, floating: floating) {
+                    names.append(name == floating ? name : name + suffix)
                 }
             } else {
                 names.append(version.normalized + suffix)

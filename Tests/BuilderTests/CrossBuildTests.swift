@@ -51,6 +51,49 @@ extension ImageBuildTests {
         return result
     }
 
+    /// Contexts whose image is the same on both platforms: buildah 1.28 collapses the two
+    /// identical images into one index entry whose platform disagrees with its config.
+    static let samePerPlatform: [(dockerfile: String, builder: String)] = [
+        ("FROM scratch\nCOPY hello.txt /hello.txt\n", "buildah"),
+        ("FROM scratch\nCOPY hello.txt /hello.txt\n", "assemble"),
+        ("""
+         FROM --platform=$BUILDPLATFORM scratch AS build
+         COPY busybox /bin/busybox
+         RUN ["/bin/busybox","sh","-c","echo same > /same"]
+         FROM scratch
+         COPY --from=build /same /same
+         """, "buildah"),
+    ]
+
+    @Test(arguments: 0..<samePerPlatform.count)
+    func identicalPlatformsStillGetOneManifestEachNamingItsPlatform(_ which: Int) throws {
+        let (dockerfile, builder) = Self.samePerPlatform[which]
+        try withTemporaryDirectory { directory in
+            let context = try busyboxContext(directory.appending("ctx"), dockerfile, files: ["hello.txt": "the same on every platform\n"])
+            let result = try buildTask(directory.url, ["CONTEXT": context.path, "IMAGE_PLATFORM": "linux/arm64,linux/amd64", "BUILDER": builder,
+                                                       "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("image").path])
+            try #require(result.succeeded, "\(result.stderrString)")
+            let layout = directory.appending("image/oci")
+            let image = try OCILayout(opening: layout).image(named: "latest")
+            guard case .index(let index) = image.manifest else { Issue.record("not an index"); return }
+            #expect(index.manifests.compactMap(\.platform) == [Platform(os: "linux", architecture: "arm64"), Platform(os: "linux", architecture: "amd64")],
+                    "one manifest per platform asked, in the order asked")
+            for entry in index.manifests {
+                let platform = try #require(entry.platform)
+                let configuration = try image.configuration(for: platform)
+                #expect(configuration.os == platform.os && configuration.architecture == platform.architecture,
+                        "\(builder): the entry for \(platform) has a config for \(configuration.os)/\(configuration.architecture)")
+            }
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.path):latest"]).checked()
+            #expect(Digest.sha256(raw.stdout).rawValue == (try String(contentsOf: directory.appending("image/digest"), encoding: .utf8)))
+            for architecture in ["amd64", "arm64"] {
+                let inspected = try runProcess("skopeo", ["inspect", "--override-os", "linux", "--override-arch", architecture, "oci:\(layout.path):latest"]).checked()
+                let json = try #require(try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])
+                #expect(json["Architecture"] as? String == architecture)
+            }
+        }
+    }
+
     @Test func aCrossBuildRunsEveryRunOnTheBuildPlatformAndGivesAnIndexOfBothArchitectures() throws {
         try withTemporaryDirectory { directory in
             let context = try busyboxContext(directory.appending("ctx"), Self.crossBuildDockerfile)

@@ -129,6 +129,37 @@ struct ImageLayoutTests {
         }
     }
 
+    /// buildah 1.28's collapsed index (one entry labelled arm64 whose config says amd64, for
+    /// linux/arm64,linux/amd64) gets an image per platform; a right index is left as it is;
+    /// a platform missing from an index that is not collapsed is one line.
+    @Test func eachPlatformGetsItsOwnImageWhenBuildahCollapsedThem() throws {
+        try withTemporaryDirectory { directory in
+            let arm64 = Platform(os: "linux", architecture: "arm64"), amd64 = Platform(os: "linux", architecture: "amd64")
+            let layout = try OCILayout.create(at: directory.appending("layout"))
+            var collapsed = try ImageFixture.image(in: layout, name: nil, platform: amd64, addToIndex: false)
+            collapsed.platform = arm64
+            try layout.addToIndex(try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [collapsed])), mediaType: .ociIndex), name: "latest")
+
+            let repaired = try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, amd64])
+            guard case .index(let index) = repaired.manifest else { Issue.record("not an index"); return }
+            #expect(index.manifests.map(\.platform) == [arm64, amd64])
+            #expect(index.manifests[1].digest == collapsed.digest, "the image whose config says amd64 is only relabelled")
+            for platform in [arm64, amd64] {
+                let configuration = try repaired.configuration(for: platform)
+                #expect(Platform(os: configuration.os, architecture: configuration.architecture) == platform)
+                #expect(try repaired.platformManifest(for: platform).manifest.layers == (try repaired.platformManifest(for: amd64).manifest.layers))
+            }
+            let again = try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, amd64])
+            #expect(again.descriptor.digest == repaired.descriptor.digest, "a right index is left as it is")
+            #expect(try Set(layout.index().manifests.map(\.digest)) == [repaired.descriptor.digest])
+
+            let missing = try #require(throws: LayoutError.self) {
+                try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, Platform(os: "linux", architecture: "s390x")])
+            }
+            #expect(missing.description.contains("has no image for linux/s390x (it has: linux/arm64, linux/amd64)"), "\(missing)")
+        }
+    }
+
     @Test func rewritingAnnotationsReplacesEachManifestTheIndexAndTheNamedEntry() throws {
         try withTemporaryDirectory { directory in
             let layout = try OCILayout.create(at: directory.appending("layout"))

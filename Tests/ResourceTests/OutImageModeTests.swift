@@ -78,6 +78,58 @@ struct OutImageModeTests {
         }
     }
 
+    /// registry-image tags the version itself with the variant (`2.0.0-alpine`) and returns
+    /// that tag, which is the version `check` with the same `variant` emits for the image.
+    @Test func variantSuffixesTheVersionTagAndCheckFindsThePutsVersion() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let (build, digest) = try buildDirectory(directory)
+                let alpine = source(registry, #""variant":"alpine""#)
+                let version = try outVersion(runOut(
+                    #"{"source":\#(alpine),"params":{"image":"image/oci","version":"2.0.0","bump_aliases":true}}"#, directory: build))
+                #expect(version == ["tag": "2.0.0-alpine", "digest": digest.rawValue])
+                let tags = Set(try registry.client().tags(app).map(\.rawValue))
+                #expect(tags == ["2.0.0-alpine", "2.0-alpine", "2-alpine", "alpine"])
+                let checked = try decodeVersions(runCheck(#"{"source":\#(alpine)}"#))
+                #expect(checked == [version])
+            }
+        }
+    }
+
+    /// registry-image's mirroring: a multi-platform get with `format: oci-layout`, put to
+    /// another repository as `image: <get>/oci`, is the same index with every platform.
+    @Test func putsBackAMultiPlatformOCILayoutGet() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let layout = try OCILayout.create(at: directory.appending("source-layout"))
+                let platforms = [Platform(os: "linux", architecture: "amd64"), Platform(os: "linux", architecture: "arm64", variant: "v8")]
+                let children = try platforms.enumerated().map { offset, platform in
+                    try ImageFixture.image(in: layout, name: nil, platform: platform, seed: "mirror-\(offset)", addToIndex: false)
+                }
+                let index = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: children)), mediaType: .ociIndex)
+                try layout.addToIndex(index, name: "multi")
+                _ = try ImageTransfer().push(try layout.image(named: "multi"), with: try registry.client(), to: app, tags: [try OCI.Tag("multi")])
+
+                let build = directory.appending("build")
+                let get = #"{"source":\#(source(registry, #""tag":"multi""#)),"version":{"tag":"multi","digest":"\#(index.digest)"},"params":{"format":"oci-layout"}}"#
+                let got = try runIn(get, directory: build.appendingPathComponent("got"))
+                try #require(got.succeeded, "in failed: \(got.stderrString)")
+                let mirror = source(registry, #""tag":"mirrored""#).replacingOccurrences(of: "team/app", with: "team/mirror")
+                let version = try outVersion(runOut(#"{"source":\#(mirror),"params":{"image":"got/oci"}}"#, directory: build))
+                #expect(version == ["tag": "mirrored", "digest": index.digest.rawValue])
+                let raw = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(registry.host)/team/mirror:mirrored"]).checked()
+                #expect(Digest.sha256(raw.stdout) == index.digest)
+                for platform in platforms {
+                    let variant = platform.variant.map { ["--override-variant", $0] } ?? []
+                    let inspected = try runProcess("skopeo", ["inspect", "--tls-verify=false", "--override-arch", platform.architecture] + variant
+                                                   + ["docker://\(registry.host)/team/mirror:mirrored"]).checked()
+                    let json = try #require(try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])
+                    #expect(json["Architecture"] as? String == platform.architecture)
+                }
+            }
+        }
+    }
+
     @Test func promoteWithinARepositoryAndAcrossRegistries() async throws {
         try await withTestRegistry(.basic()) { registry in
             try await withTestRegistry(.token()) { other in

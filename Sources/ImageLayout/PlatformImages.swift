@@ -1,0 +1,104 @@
+import Foundation
+import OCI
+
+extension OCILayout {
+    /// Makes the index named `name` list one image per platform of `platforms`, in that
+    /// order, each entry's platform the one its config names.
+    ///
+    /// buildah 1.28 (`bud --manifest --platform a,b`) builds the same image for platforms
+    /// whose layers are the same (a context that only copies files, or whose `RUN`s produce
+    /// the same files), and `manifest add` keeps one entry for them: its platform is one
+    /// platform and its config's architecture the other's. Such images differ only in the
+    /// platform their configs name, so each platform left without an image gets the
+    /// collapsed image's config with its own `os`/`architecture`/`variant`, and a manifest of
+    /// the same layers. An entry whose config names a platform asked for is only relabelled.
+    /// The result depends only on the layout, so a reproducible build stays reproducible.
+    ///
+    /// - Returns: the image named `name`, unchanged when every platform already has its own.
+    public func givingEachPlatformItsImage(named name: String, platforms: [Platform]) throws -> LayoutImage {
+        let image = try image(named: name)
+        guard case .index(let index) = image.manifest, platforms.count > 1 else { return image }
+        struct Built {
+            var entry: Descriptor
+            var manifest: [String: Any]
+            var config: [String: Any]
+            var configured: Platform
+        }
+        let built: [Built] = try index.manifests.filter(\.mediaType.isImageManifest).map { entry in
+            let manifest = try jsonObject(blob(entry), "the manifest \(entry.digest)")
+            guard case .image(let parsed) = try Manifest.decode(blob(entry), mediaType: entry.mediaType) else {
+                throw LayoutError("\(entry.digest) in \(root.path) is listed as an image manifest but is not one")
+            }
+            let config = try jsonObject(blob(parsed.config), "the config \(parsed.config.digest)")
+            let configured = Platform(os: config["os"] as? String ?? "", architecture: config["architecture"] as? String ?? "",
+                                      variant: config["variant"] as? String)
+            return Built(entry: entry, manifest: manifest, config: config, configured: configured)
+        }
+        func names(_ configured: Platform, _ wanted: Platform) -> Bool {
+            configured.os == wanted.os && configured.architecture == wanted.architecture
+                && (wanted.variant == nil || configured.variant == wanted.variant)
+        }
+        var entries: [Descriptor] = []
+        for platform in platforms {
+            if let own = built.first(where: { names($0.configured, platform) }) {
+                var entry = own.entry
+                entry.platform = platform
+                entries.append(entry)
+                continue
+            }
+            // Only a collapsed index (fewer images than platforms) is repaired; an image
+            // missing for another reason is a build that went wrong, not one to relabel.
+            guard built.count < platforms.count, let collapsed = built.first(where: { $0.entry.platform == platform }) ?? built.first else {
+                let found = built.map { "\($0.configured)" }.joined(separator: ", ")
+                throw LayoutError("the index \(image.descriptor.digest) in \(root.path) has no image for \(platform) (it has: \(found.isEmpty ? "none" : found))")
+            }
+            var config = collapsed.config
+            config["os"] = platform.os
+            config["architecture"] = platform.architecture
+            if let variant = platform.variant { config["variant"] = variant } else { config.removeValue(forKey: "variant") }
+            let configBlob = try writeBlob(try Self.sortedJSON(config), mediaType: .ociConfig)
+            var manifest = collapsed.manifest
+            var configDescriptor = manifest["config"] as? [String: Any] ?? [:]
+            configDescriptor["digest"] = configBlob.digest.rawValue
+            configDescriptor["size"] = configBlob.size
+            manifest["config"] = configDescriptor
+            var entry = try writeBlob(try Self.sortedJSON(manifest), mediaType: collapsed.entry.mediaType)
+            entry.platform = platform
+            entries.append(entry)
+        }
+        entries += index.manifests.filter { !$0.mediaType.isImageManifest }
+        guard entries.map(\.digest) != index.manifests.map(\.digest) || entries.map(\.platform) != index.manifests.map(\.platform) else {
+            return image
+        }
+
+        var top = try jsonObject(image.bytes, "the index \(image.descriptor.digest)")
+        top["manifests"] = try entries.map { try jsonObject(CanonicalJSON.encode($0), "a descriptor") }
+        let written = try writeBlob(try Self.sortedJSON(top), mediaType: image.descriptor.mediaType)
+        var layoutIndex = try self.index()
+        layoutIndex.manifests = layoutIndex.manifests.map { entry in
+            guard entry.annotations?[Self.refName] == name, entry.digest == image.descriptor.digest else { return entry }
+            var replaced = entry
+            replaced.digest = written.digest
+            replaced.size = written.size
+            return replaced
+        }
+        try writeIndex(layoutIndex)
+        let reachable = Set(try layoutIndex.manifests.filter { $0.mediaType.isIndex || $0.mediaType.isImageManifest }
+            .flatMap { try blobs(reachableFrom: $0) }.map(\.digest))
+        if !reachable.contains(image.descriptor.digest) { try? FileManager.default.removeItem(at: blobPath(image.descriptor.digest)) }
+        return try self.image(named: name)
+    }
+
+    private func jsonObject(_ bytes: Data, _ what: String) throws -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
+            throw LayoutError("\(what) in \(root.path) is not a JSON object")
+        }
+        return object
+    }
+
+    /// JSON with sorted keys, as ``rewriteAnnotations(ofImageNamed:_:)`` writes it: the same
+    /// object always gives the same bytes.
+    static func sortedJSON(_ object: [String: Any]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+}
