@@ -58,23 +58,28 @@ extension OCILayout {
             }
         }
         guard top.digest != image.descriptor.digest else { return image }
+        return try repoint(name, from: image.descriptor, to: top, superseded: superseded.map(\.digest))
+    }
 
+    /// Names `replacement` `name` where `index.json` named `old`, then removes the
+    /// `superseded` blobs (those the rewrite replaced) that nothing named still reaches.
+    func repoint(_ name: String, from old: Descriptor, to replacement: Descriptor, superseded: [Digest]) throws -> LayoutImage {
         var index = try index()
-        guard index.manifests.contains(where: { $0.digest == image.descriptor.digest }) else {
-            throw LayoutError("\(root.path): the image named \(name) is nested in another index; its annotations cannot be rewritten")
+        guard index.manifests.contains(where: { $0.digest == old.digest }) else {
+            throw LayoutError("\(root.path): the image named \(name) is nested in another index; it cannot be rewritten")
         }
         index.manifests = index.manifests.map { entry in
-            guard entry.annotations?[Self.refName] == name, entry.digest == image.descriptor.digest else { return entry }
+            guard entry.annotations?[Self.refName] == name, entry.digest == old.digest else { return entry }
             var replaced = entry
-            replaced.digest = top.digest
-            replaced.size = top.size
+            replaced.digest = replacement.digest
+            replaced.size = replacement.size
             return replaced
         }
         try writeIndex(index)
         let reachable = Set(try index.manifests.filter { $0.mediaType.isIndex || $0.mediaType.isImageManifest }
             .flatMap { try blobs(reachableFrom: $0) }.map(\.digest))
-        for old in superseded where !reachable.contains(old.digest) {
-            try? FileManager.default.removeItem(at: blobPath(old.digest))
+        for digest in superseded where !reachable.contains(digest) {
+            try? FileManager.default.removeItem(at: blobPath(digest))
         }
         return try self.image(named: name)
     }

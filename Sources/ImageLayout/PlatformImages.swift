@@ -74,19 +74,7 @@ extension OCILayout {
         var top = try jsonObject(image.bytes, "the index \(image.descriptor.digest)")
         top["manifests"] = try entries.map { try jsonObject(CanonicalJSON.encode($0), "a descriptor") }
         let written = try writeBlob(try Self.sortedJSON(top), mediaType: image.descriptor.mediaType)
-        var layoutIndex = try self.index()
-        layoutIndex.manifests = layoutIndex.manifests.map { entry in
-            guard entry.annotations?[Self.refName] == name, entry.digest == image.descriptor.digest else { return entry }
-            var replaced = entry
-            replaced.digest = written.digest
-            replaced.size = written.size
-            return replaced
-        }
-        try writeIndex(layoutIndex)
-        let reachable = Set(try layoutIndex.manifests.filter { $0.mediaType.isIndex || $0.mediaType.isImageManifest }
-            .flatMap { try blobs(reachableFrom: $0) }.map(\.digest))
-        if !reachable.contains(image.descriptor.digest) { try? FileManager.default.removeItem(at: blobPath(image.descriptor.digest)) }
-        return try self.image(named: name)
+        return try repoint(name, from: image.descriptor, to: written, superseded: [image.descriptor.digest])
     }
 
     private func jsonObject(_ bytes: Data, _ what: String) throws -> [String: Any] {

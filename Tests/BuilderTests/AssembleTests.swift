@@ -207,12 +207,7 @@ extension ImageBuildTests {
             try withTemporaryDirectory { directory in
                 // A multi-platform base whose marker names its platform, pushed by buildah.
                 let base = "\(registry.host)/team/multi-base:1"
-                let baseContext = try busyboxContext(directory.appending("base"), "FROM scratch\nARG TARGETARCH\nCOPY marker-${TARGETARCH} /marker\n",
-                                                     files: ["marker-amd64": "amd64 base\n", "marker-arm64": "arm64 base\n"])
-                let pushed = try buildTask(directory.url, ["CONTEXT": baseContext.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "BUILDER": "buildah",
-                                                           "REGISTRY_INSECURE": "true", "CACHE": directory.appending("base-cache").path,
-                                                           "OUTPUT": directory.appending("base-image").path], arguments: ["--tag", base, "--push"])
-                try #require(pushed.succeeded, "\(pushed.stderrString)")
+                try pushMarkedBase(base, in: directory, markerSuffix: " base", builder: "buildah")
 
                 let context = try busyboxContext(directory.appending("ctx"), "ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nCOPY bin/${TARGETARCH}/app /app\n")
                 for architecture in ["amd64", "arm64"] {

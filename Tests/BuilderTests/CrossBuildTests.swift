@@ -27,6 +27,18 @@ extension ImageBuildTests {
         return directory
     }
 
+    /// Pushes `reference`, an index of linux/amd64 and linux/arm64 whose `/marker` names its
+    /// architecture (`marker-<arch>` holds the text `<arch><markerSuffix>`), with busybox in
+    /// each image; its build output goes to `base-image/` in `directory`.
+    func pushMarkedBase(_ reference: String, in directory: TemporaryDirectory, markerSuffix: String = "", builder: String = "auto") throws {
+        let context = try busyboxContext(directory.appending("base"), "FROM scratch\nARG TARGETARCH\nCOPY busybox /bin/busybox\nCOPY marker-${TARGETARCH} /marker\n",
+                                         files: ["marker-amd64": "amd64\(markerSuffix)\n", "marker-arm64": "arm64\(markerSuffix)\n"])
+        let pushed = try buildTask(directory.url, ["CONTEXT": context.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "BUILDER": builder,
+                                                   "REGISTRY_INSECURE": "true", "CACHE": directory.appending("base-cache").path,
+                                                   "OUTPUT": directory.appending("base-image").path], arguments: ["--tag", reference, "--push"])
+        try #require(pushed.succeeded, "\(pushed.stderrString)")
+    }
+
     /// The files of the `architecture` image of the layout `oci/`, unpacked by skopeo and umoci.
     func unpacked(_ layout: URL, architecture: String, into directory: URL) throws -> URL {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -120,12 +132,7 @@ extension ImageBuildTests {
             try withTemporaryDirectory { directory in
                 // The base: an index of amd64 and arm64, each with a marker naming its platform.
                 let tools = "\(registry.host)/team/tools:1"
-                let base = try busyboxContext(directory.appending("base"), "FROM scratch\nARG TARGETARCH\nCOPY busybox /bin/busybox\nCOPY marker-${TARGETARCH} /marker\n",
-                                              files: ["marker-amd64": "amd64\n", "marker-arm64": "arm64\n"])
-                let pushed = try buildTask(directory.url, ["CONTEXT": base.path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64", "REGISTRY_INSECURE": "true",
-                                                           "CACHE": directory.appending("cache").path, "OUTPUT": directory.appending("base-image").path],
-                                           arguments: ["--tag", tools, "--push"])
-                try #require(pushed.succeeded, "\(pushed.stderrString)")
+                try pushMarkedBase(tools, in: directory)
                 let indexDigest = try String(contentsOf: directory.appending("base-image/digest"), encoding: .utf8)
 
                 let context = directory.appending("derived")
