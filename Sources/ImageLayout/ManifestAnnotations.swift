@@ -14,15 +14,12 @@ extension OCILayout {
         var superseded: [Descriptor] = []
 
         func rewritten(_ descriptor: Descriptor) throws -> Descriptor {
-            let bytes = try blob(descriptor)
-            guard var object = try JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
-                throw LayoutError("the manifest \(descriptor.digest) is not a JSON object")
-            }
+            var object = try jsonObject(blob(descriptor), "the manifest \(descriptor.digest)")
             let before = object["annotations"] as? [String: String] ?? [:]
             let after = change(before)
             guard after != before else { return descriptor }
             object["annotations"] = after.isEmpty ? nil : after
-            let written = try writeBlob(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
+            let written = try writeBlob(try Self.sortedJSON(object),
                                         mediaType: descriptor.mediaType)
             superseded.append(descriptor)
             var replacement = descriptor
@@ -50,7 +47,7 @@ extension OCILayout {
                 return child.merging(["digest": replacement.digest.rawValue, "size": replacement.size]) { $1 }
             }
             if changed {
-                let written = try writeBlob(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
+                let written = try writeBlob(try Self.sortedJSON(object),
                                             mediaType: image.descriptor.mediaType)
                 superseded.append(image.descriptor)
                 top.digest = written.digest
@@ -82,5 +79,20 @@ extension OCILayout {
             try? FileManager.default.removeItem(at: blobPath(digest))
         }
         return try self.image(named: name)
+    }
+
+    /// A manifest, index or config as a JSON object, edited as such so that fields this module
+    /// does not model survive a rewrite.
+    func jsonObject(_ bytes: Data, _ what: String) throws -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
+            throw LayoutError("\(what) in \(root.path) is not a JSON object")
+        }
+        return object
+    }
+
+    /// JSON with sorted keys: the same object always gives the same bytes, so a rewrite of
+    /// a reproducible image stays reproducible.
+    static func sortedJSON(_ object: [String: Any]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 }

@@ -34,13 +34,9 @@ extension OCILayout {
                                       variant: config["variant"] as? String)
             return Built(entry: entry, manifest: manifest, config: config, configured: configured)
         }
-        func names(_ configured: Platform, _ wanted: Platform) -> Bool {
-            configured.os == wanted.os && configured.architecture == wanted.architecture
-                && (wanted.variant == nil || configured.variant == wanted.variant)
-        }
         var entries: [Descriptor] = []
         for platform in platforms {
-            if let own = built.first(where: { names($0.configured, platform) }) {
+            if let own = built.first(where: { $0.configured.matches(platform) }) {
                 var entry = own.entry
                 entry.platform = platform
                 entries.append(entry)
@@ -75,18 +71,5 @@ extension OCILayout {
         top["manifests"] = try entries.map { try jsonObject(CanonicalJSON.encode($0), "a descriptor") }
         let written = try writeBlob(try Self.sortedJSON(top), mediaType: image.descriptor.mediaType)
         return try repoint(name, from: image.descriptor, to: written, superseded: [image.descriptor.digest])
-    }
-
-    private func jsonObject(_ bytes: Data, _ what: String) throws -> [String: Any] {
-        guard let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
-            throw LayoutError("\(what) in \(root.path) is not a JSON object")
-        }
-        return object
-    }
-
-    /// JSON with sorted keys, as ``rewriteAnnotations(ofImageNamed:_:)`` writes it: the same
-    /// object always gives the same bytes.
-    static func sortedJSON(_ object: [String: Any]) throws -> Data {
-        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 }
