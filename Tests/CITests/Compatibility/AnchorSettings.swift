@@ -1,0 +1,134 @@
+import Foundation
+import TestSupport
+
+/// Every documented setting of registry-image-resource and oci-build-task, with where it is
+/// documented, what Slipway does with it and the probe that shows it.
+///
+/// Sources read (concourse/registry-image-resource and concourse/oci-build-task, main):
+/// - registry-image `README.md` ("Source Configuration", "`get` Step `params`",
+///   "`put` Steps `params`") and `types.go` (`Source`, `GetParams`, `PutParams`);
+/// - oci-build-task `README.md` ("`params`") and `types.go` (`Config`), read by
+///   `cmd/build/main.go` with envconfig, which also takes a field's own name
+///   (`BuildArgs` → `BUILD_ARGS`), so the undocumented list forms count as settings too.
+extension AnchorSetting {
+    static let registryImageReadme = "registry-image README, Source Configuration"
+    static let registryImageTypes = "registry-image types.go, Source"
+    static let getParams = "registry-image README, `get` Step `params`"
+    static let putParams = "registry-image README, `put` Steps `params`"
+    static let ociParams = "oci-build-task README, `params`"
+    static let ociTypes = "oci-build-task types.go, Config (envconfig field name)"
+
+    static let all: [AnchorSetting] = registryImageSource + registryImageGet + registryImagePut + ociBuildTask
+
+    static let registryImageSource: [AnchorSetting] = [
+        AnchorSetting(.registryImageSource, "repository", from: registryImageReadme,
+                      .same(provenBy: "CheckImageModeTests.semverModeOrdersDedupesAndResumesFromTheCursor"), probe: .check(source: "")),
+        AnchorSetting(.registryImageSource, "tag", from: registryImageReadme,
+                      .same(provenBy: "CheckImageModeTests.tagModeFollowsTheTagWithCursorSemantics"), probe: .check(source: #""tag":"latest""#)),
+        AnchorSetting(.registryImageSource, "username", from: registryImageReadme,
+                      .same(provenBy: "CheckImageModeTests.aWrongPasswordIsNamedButNeverShown"),
+                      probe: .check(source: #""username":"someone","password":"secret""#)),
+        AnchorSetting(.registryImageSource, "password", from: registryImageReadme,
+                      .same(provenBy: "HostileInputCredentialTests.registryPasswordsNeverReachOutput"),
+                      probe: .check(source: #""username":"someone","password":"secret""#)),
+        AnchorSetting(.registryImageSource, "insecure", from: registryImageReadme,
+                      .same(provenBy: "HostileInputCredentialTests.tlsIsVerifiedUnlessInsecure"), probe: .check(source: #""insecure":true"#)),
+        AnchorSetting(.registryImageSource, "ca_certs", from: registryImageReadme,
+                      .same(provenBy: "HostileInputCredentialTests.tlsIsVerifiedUnlessInsecure"),
+                      probe: .custom { world in
+                          let certificates = try TestCertificates.generate(in: try world.scratch("ca"))
+                          return try world.check(#""ca_certs":[\#(jsonString(certificates.caCertificatePEM))]"#)
+                      }),
+        AnchorSetting(.registryImageSource, "debug", from: registryImageReadme,
+                      .same(provenBy: "HostileInputCredentialTests.registryPasswordsNeverReachOutput"), probe: .check(source: #""debug":true"#)),
+        AnchorSetting(.registryImageSource, "variant", from: registryImageReadme,
+                      .same(provenBy: "OutImageModeTests.variantSuffixesTheVersionTagAndCheckFindsThePutsVersion"),
+                      probe: .check(source: #""variant":"alpine""#)),
+        AnchorSetting(.registryImageSource, "semver_constraint", from: registryImageReadme,
+                      .same(provenBy: "SemverSelectionTests.constraintFiltersAndDropsTheBareTag"),
+                      probe: .check(source: #""semver_constraint":">= 1.0.0""#)),
+        AnchorSetting(.registryImageSource, "pre_releases", from: registryImageReadme,
+                      .same(provenBy: "SemverSelectionTests.prereleasesAndVariants"),
+                      probe: .check(source: #""pre_releases":true"#)),
+        AnchorSetting(.registryImageSource, "pre_release_prefixes", from: registryImageReadme,
+                      .same(provenBy: "SemverSelectionTests.prereleasesAndVariants"),
+                      probe: .check(source: #""pre_releases":true,"pre_release_prefixes":["rc"]"#)),
+    ]
+
+    static let registryImageGet: [AnchorSetting] = [
+        AnchorSetting(.registryImageGet, "format", from: getParams,
+                      .same(provenBy: "InImageModeTests.ociLayoutFormatIsTheWholeImage"), probe: .get(params: #""format":"oci-layout""#)),
+        AnchorSetting(.registryImageGet, "platform", from: getParams,
+                      .same(provenBy: "InImageModeTests.rootfsFormatUnpacksThePlatformAskedWithMetadata"),
+                      probe: .get(params: #""format":"oci","platform":{"os":"linux","architecture":"amd64"}"#)),
+        AnchorSetting(.registryImageGet, "skip_download", from: getParams,
+                      .same(provenBy: "InImageModeTests.skipAutoAndRequired"), probe: .get(params: #""skip_download":true"#)),
+    ]
+
+    static let registryImagePut: [AnchorSetting] = [
+        AnchorSetting(.registryImagePut, "image", from: putParams,
+                      .same(provenBy: "OutImageModeTests.pushesEveryInputFormAndCheckSeesTheSameVersion"),
+                      probe: .put(source: #""tag":"latest""#, params: #""image":"image""#)),
+        AnchorSetting(.registryImagePut, "version", from: putParams,
+                      .same(provenBy: "OutImageModeTests.versionAliasesAndAdditionalTags"), probe: .put(params: #""image":"image","version":"1.2.3""#)),
+        AnchorSetting(.registryImagePut, "bump_aliases", from: putParams,
+                      .same(provenBy: "OutImageModeTests.versionAliasesAndAdditionalTags"),
+                      probe: .put(params: #""image":"image","version":"1.2.3","bump_aliases":true"#)),
+        AnchorSetting(.registryImagePut, "additional_tags", from: putParams,
+                      .same(provenBy: "OutImageModeTests.versionAliasesAndAdditionalTags"),
+                      probe: .put(source: #""tag":"latest""#, params: #""image":"image","additional_tags":"tags""#)),
+        AnchorSetting(.registryImagePut, "tag_prefix", from: putParams,
+                      .same(provenBy: "OutImageModeTests.versionAliasesAndAdditionalTags"),
+                      probe: .put(source: #""tag":"latest""#, params: #""image":"image","additional_tags":"tags","tag_prefix":"v""#)),
+    ]
+
+    static let ociBuildTask: [AnchorSetting] = [
+        AnchorSetting(.ociBuildTask, "CONTEXT", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.buildsLabelsAndWritesOutputsReadBySkopeoAndUmoci"), probe: .build([:])),
+        AnchorSetting(.ociBuildTask, "DOCKERFILE", from: ociParams,
+                      .same(provenBy: "BuildConfigurationTests.theEnvironmentAsAConcourseTaskSetsIt"),
+                      probe: .custom { world in try world.build(["DOCKERFILE": world.context.appendingPathComponent("Dockerfile").path]) }),
+        AnchorSetting(.ociBuildTask, "TARGET", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.buildsLabelsAndWritesOutputsReadBySkopeoAndUmoci"), probe: .build(["TARGET": "base"])),
+        AnchorSetting(.ociBuildTask, "TARGET_FILE", from: ociParams,
+                      .same(provenBy: "BuildConfigurationTests.theEnvironmentAsAConcourseTaskSetsIt"),
+                      probe: .custom { world in
+                          let file = try world.scratch("target").appendingPathComponent("target")
+                          try Data("base\n".utf8).write(to: file)
+                          return try world.build(["TARGET_FILE": file.path])
+                      }),
+        AnchorSetting(.ociBuildTask, "BUILD_ARG_*", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.buildsLabelsAndWritesOutputsReadBySkopeoAndUmoci"), probe: .build(["BUILD_ARG_GREETING": "hi"])),
+        AnchorSetting(.ociBuildTask, "BUILD_ARGS_FILE", from: ociParams,
+                      .same(provenBy: "BuildConfigurationTests.theEnvironmentAsAConcourseTaskSetsIt"),
+                      probe: .custom { world in
+                          let file = try world.scratch("args").appendingPathComponent("args")
+                          try Data("GREETING=hi\n".utf8).write(to: file)
+                          return try world.build(["BUILD_ARGS_FILE": file.path])
+                      }),
+        AnchorSetting(.ociBuildTask, "LABEL_*", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.buildsLabelsAndWritesOutputsReadBySkopeoAndUmoci"), probe: .build(["LABEL_team": "compat"])),
+        AnchorSetting(.ociBuildTask, "LABELS_FILE", from: ociParams,
+                      .same(provenBy: "BuildConfigurationTests.theEnvironmentAsAConcourseTaskSetsIt"),
+                      probe: .custom { world in
+                          let file = try world.scratch("labels").appendingPathComponent("labels")
+                          try Data("team=compat\n".utf8).write(to: file)
+                          return try world.build(["LABELS_FILE": file.path])
+                      }),
+        AnchorSetting(.ociBuildTask, "IMAGE_ARG_*", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.imageArgTakesTheBaseFromAGetDirectoryWithoutARegistry"),
+                      probe: .custom { world in
+                          let context = try world.scratch("image-arg")
+                          try Data("ARG BASE\nFROM ${BASE}\nCOPY Dockerfile /Dockerfile\n".utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                          return try world.build(["CONTEXT": context.path, "IMAGE_ARG_BASE": world.layout.path])
+                      }),
+        AnchorSetting(.ociBuildTask, "IMAGE_PLATFORM", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.severalPlatformsGiveAnIndexThatOutPushesAndInReadsPerPlatform"),
+                      probe: .build(["IMAGE_PLATFORM": "linux/arm64"])),
+    ]
+}
+
+/// `text` as a JSON string literal.
+func jsonString(_ text: String) -> String {
+    String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+}

@@ -1,0 +1,95 @@
+import Foundation
+import ImageLayout
+import OCI
+import Registry
+import TestSupport
+
+/// What the compatibility probes run against: a real registry on loopback holding a small
+/// image under a few tags, an OCI layout to put, a build context, and the built binaries.
+struct CompatibilityWorld: Sendable {
+    let registry: TestRegistry
+    let directory: URL
+    /// `<registry>/compat/app`, holding `1.0.0`, `1.1.0-rc.1`, `1.0.0-alpine` and `latest`.
+    let repository: String
+    /// An OCI layout whose image `latest` a put pushes.
+    let layout: URL
+    /// A context whose Dockerfile executes nothing (assembled without privileges): stages `base` and `final`.
+    let context: URL
+
+    static let imageLabels = ["org.opencontainers.image.version": "1.0.0", "com.example.team": "compat"]
+
+    static func make(_ registry: TestRegistry, in directory: URL) throws -> CompatibilityWorld {
+        let layout = directory.appendingPathComponent("layout")
+        let image = try OCILayout.create(at: layout)
+        try ImageFixture.image(in: image, name: "latest", layerCount: 1, seed: "compat", labels: imageLabels)
+        let repository = "\(registry.host)/compat/app"
+        for tag in ["1.0.0", "1.1.0-rc.1", "1.0.0-alpine", "latest"] {
+            try runProcess("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "oci:\(layout.path):latest", "docker://\(repository):\(tag)"]).checked()
+        }
+        let context = directory.appendingPathComponent("context")
+        try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+        try Data("FROM scratch AS base\nCOPY hello /base-hello\nFROM scratch AS final\nARG GREETING=hello\nLABEL greeting=$GREETING\nCOPY hello /hello\n".utf8)
+            .write(to: context.appendingPathComponent("Dockerfile"))
+        try Data("hello\n".utf8).write(to: context.appendingPathComponent("hello"))
+        return CompatibilityWorld(registry: registry, directory: directory, repository: repository, layout: layout, context: context)
+    }
+
+    /// A directory of its own for one probe.
+    func scratch(_ name: String) throws -> URL {
+        let url = directory.appendingPathComponent("probe-\(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The environment a resource container has: little more than PATH and HOME.
+    var resourceEnvironment: [String: String] { ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": directory.path] }
+
+    /// Runs a resource command (`check`, `in`, `out`) with `input` on stdin.
+    func resource(_ command: String, _ input: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> ProcessResult {
+        try runProcess(try builtProduct(command).path, arguments, stdin: Data(input.utf8),
+                       environment: resourceEnvironment.merging(environment) { $1 })
+    }
+
+    /// `{"repository": ..., <extra>}`.
+    func source(_ extra: String, repository: String? = nil) -> String {
+        let base = #""repository":"\#(repository ?? self.repository)""#
+        return extra.isEmpty ? "{\(base)}" : "{\(base),\(extra)}"
+    }
+
+    func check(_ extra: String) throws -> ProcessResult {
+        try resource("check", #"{"source":\#(source(extra))}"#)
+    }
+
+    /// `in` of `1.0.0` into a fresh directory.
+    func get(_ extra: String, params: String) throws -> ProcessResult {
+        let digest = try checkedDigest("1.0.0")
+        let input = #"{"source":\#(source(extra)),"version":{"tag":"1.0.0","digest":"\#(digest)"},"params":{\#(params)}}"#
+        return try resource("in", input, arguments: [try scratch("in").path])
+    }
+
+    /// `out` of the layout's image to a fresh repository, from a build directory holding it as `image`;
+    /// `files` (relative path → content) are written beside it.
+    func put(_ extra: String, params: String, files: [String: String] = ["tags": "extra another\n"]) throws -> ProcessResult {
+        let build = try scratch("out")
+        try FileManager.default.copyItem(at: layout, to: build.appendingPathComponent("image"))
+        for (path, content) in files { try Data(content.utf8).write(to: build.appendingPathComponent(path)) }
+        let fresh = "\(registry.host)/compat/put-\(UUID().uuidString.prefix(8).lowercased())"
+        let input = #"{"source":\#(source(extra, repository: fresh)),"params":{\#(params)}}"#
+        return try resource("out", input, arguments: [build.path])
+    }
+
+    /// `build-task` on the context with `environment` added, its output in a fresh directory.
+    func build(_ environment: [String: String]) throws -> ProcessResult {
+        let work = try scratch("build")
+        var env = resourceEnvironment
+        env.merge(["CONTEXT": context.path, "OUTPUT": work.appendingPathComponent("image").path,
+                   "CACHE": work.appendingPathComponent("cache").path]) { $1 }
+        env.merge(environment) { $1 }
+        return try runProcess(try builtProduct("build-task").path, [], environment: env, currentDirectory: work)
+    }
+
+    func checkedDigest(_ tag: String) throws -> String {
+        let result = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(repository):\(tag)"]).checked()
+        return Digest.sha256(result.stdout).rawValue
+    }
+}
