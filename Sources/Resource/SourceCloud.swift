@@ -35,7 +35,10 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
         let login: RegistryLogin
         switch provider {
         case .ecr(let ecr): login = try ecr.login()
-        case .acr(let acr): login = try acr.login(trust: TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure), insecure: insecure)
+        case .acr(let acr):
+            // The exchange is on the registry's host, so it is trusted exactly as the registry is.
+            let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)
+            login = try acr.login(trust: trust, insecure: insecure)
         }
         let credentials = Credentials.basic(username: login.username, password: login.password)
         cached.withLock { $0 = credentials }
