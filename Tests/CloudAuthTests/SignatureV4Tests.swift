@@ -1,4 +1,4 @@
-import CloudAuth
+@testable import CloudAuth
 import Foundation
 import HTTP
 import Testing
@@ -119,5 +119,29 @@ struct CloudLoginDecisionTests {
         #expect(AWSEnvironment(["AWS_ACCESS_KEY_ID": "A", "AWS_SECRET_ACCESS_KEY": "S", "AWS_SESSION_TOKEN": "T"]).credentials
                 == AWSCredentials(accessKeyID: "A", secretAccessKey: "S", sessionToken: "T"))
         #expect(AWSEnvironment(["AWS_ACCESS_KEY_ID": "A"]).credentials == nil)
+    }
+}
+
+@Suite("Cloud answers read as registry-image and AWS write them")
+struct CloudAnswerParsingTests {
+    @Test(arguments: [
+        (#"Bearer realm="https://r.azurecr.io/oauth2/exchange?tenant=abc-123",service="r.azurecr.io""#, "abc-123" as String?),
+        (#"Bearer realm="https://r.azurecr.io/oauth2/token",service="r.azurecr.io""#, nil),
+        (#"Basic realm="Registry Realm""#, nil),
+    ])
+    func acrTenantComesFromTheChallenge(_ challenge: String, _ tenant: String?) {
+        #expect(ACRLogin.challengeTenant(challenge) == tenant)
+    }
+
+    @Test func stsElementsAreFoundAndUnescaped() {
+        let xml = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA1</AccessKeyId><SecretAccessKey>a&amp;b&lt;c</SecretAccessKey></Credentials></AssumeRoleResult></AssumeRoleResponse>"
+        let credentials = STS.element("Credentials", in: xml)
+        #expect(credentials.flatMap { STS.element("AccessKeyId", in: $0) } == "ASIA1")
+        #expect(credentials.flatMap { STS.element("SecretAccessKey", in: $0) } == "a&b<c")
+        #expect(STS.element("SessionToken", in: xml) == nil)
+    }
+
+    @Test func serverTextLosesSecretsAndLineBreaks() {
+        #expect(CloudAuthError.sanitized("bad key wJalrXUtnFEMI\nsecond line", hiding: ["wJalrXUtnFEMI"]) == "bad key *** second line")
     }
 }

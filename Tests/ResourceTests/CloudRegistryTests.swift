@@ -168,14 +168,18 @@ struct ACRLoginTests {
                     #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
                     let check = try runResource("check", #"{"source":\#(source)}"#, environment: environment)
                     #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
+                    let get = try runResource("in", #"{"source":\#(source),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
+                                              directory: directory.appending("get"), environment: environment)
+                    #expect(get.succeeded, "\(get.stderrString)")
+                    #expect(try String(contentsOf: directory.appending("get/digest"), encoding: .utf8) == digest.rawValue)
 
                     let requests = try azure.requests()
                     let identity = requests.filter { $0.kind == "imds" }, exchanges = requests.filter { $0.kind == "exchange" }
-                    #expect(identity.count == 2 && exchanges.count == 2)
+                    #expect(identity.count == 3 && exchanges.count == 3)
                     #expect(identity.allSatisfy { $0.metadataHeader == "true" && $0.clientId == clientID && $0.resource == "https://management.azure.com/" && $0.status == 200 })
                     #expect(exchanges.allSatisfy { $0.grantType == "access_token" && $0.accessTokenValid == true && $0.service == azure.host && $0.tenant == tenant && $0.status == 200 })
                     #expect(requests.contains { $0.kind == "proxy" && $0.authorization == "Basic" && $0.status < 300 })
-                    let output = everything([put, check])
+                    let output = everything([put, check, get])
                     #expect(!output.contains(accessToken) && !output.contains(refreshToken))
                 }
             }
