@@ -39,6 +39,11 @@ let package = Package(
             "OCI", "HTTP", "Console", .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
+        // Cloud registry logins without cloud SDKs: AWS Signature Version 4, AWS credentials
+        // (source, environment, EC2 instance metadata), STS role chains and ECR tokens; Azure
+        // managed identity and the ACR refresh-token exchange.
+        .target(name: "CloudAuth", dependencies: ["OCI", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
+
         // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
         .target(name: "Archive", dependencies: ["CZlib", "CZstd", "OCI"]),
         // OCI image layouts, OCI archives and docker-archives: read, write, convert.
@@ -63,7 +68,7 @@ let package = Package(
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext", "CloudAuth"]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -91,8 +96,9 @@ let package = Package(
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
+        .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport", "CloudAuth"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
         .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "TestSupport", .product(name: "Yams", package: "Yams")]),

@@ -25,6 +25,8 @@ public struct Source: Sendable {
     public var platform: Platform?
     public var debug: Bool
     public var mode: Mode
+    /// ECR or ACR login (`aws_*`, `azure_*` keys), done on first use by `client(log:)`.
+    public var cloud: CloudLogin?
 
     static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug"]
     static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes"]
@@ -32,9 +34,11 @@ public struct Source: Sendable {
 
     public init(_ value: JSONValue?) throws(InputError) {
         guard let value, value != .null else { throw InputError("source is required") }
-        let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys,
-                                     secrets: ["password"])
-        let repositoryText = try source.requiredString("repository")
+        let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
+                                     secrets: ["password", "aws_secret_access_key", "aws_session_token"])
+        let cloudLogin = try Self.cloudLogin(source)
+        cloud = cloudLogin?.login
+        let repositoryText = if let cloudLogin { cloudLogin.repository } else { try source.requiredString("repository") }
         let reference: ImageReference
         do { reference = try ImageReference(repositoryText) } catch {
             throw source.invalid("repository", "\(error)")
@@ -95,9 +99,10 @@ public struct Source: Sendable {
         mode = .semver(selection)
     }
 
-    /// A client for the source's registry; credentials from the source, else a Docker config.
+    /// A client for the source's registry; credentials from the source (or its cloud login), else a Docker config.
     public func client(log: Log, retry: RetryPolicy = .standard) throws -> RegistryClient {
-        try RegistryClient(host: registry, credentials: credentials, insecure: insecure,
+        let credentials = try self.credentials ?? cloud?.credentials(insecure: insecure, caCertificates: caCertificates, log: log)
+        return try RegistryClient(host: registry, credentials: credentials, insecure: insecure,
                            caCertificates: caCertificates, retry: retry, log: log)
     }
 }

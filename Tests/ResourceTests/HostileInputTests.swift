@@ -592,6 +592,7 @@ struct HostileInputCredentialTests {
             ("HTTP/HTTPMessage.swift", "public init(additionalCertificates: [String] = [], verifyPeer: Bool = true) {"),
             ("HTTP/HTTPMessage.swift", "self.verifyPeer = verifyPeer"),
             ("Registry/RegistryClient.swift", "self.trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"),
+            ("Resource/SourceCloud.swift", "let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"),
             ("Builder/RegistryAccess.swift", #"if configuration.registryInsecure { options += ["--tls-verify=false"] }"#),
         ]
         let unreviewed = hits.filter { hit in !reviewed.contains { hit.hasPrefix($0.file + ":") && hit.hasSuffix(": " + $0.code) } }

@@ -1,0 +1,63 @@
+import Foundation
+import HTTP
+
+/// A failed cloud login: what was attempted and why it failed, in one line, never with a
+/// secret (text from a server is cut to one line and stripped of every secret we hold).
+public struct CloudAuthError: Error, Sendable, CustomStringConvertible {
+    /// What was attempted, e.g. `assume role arn:aws:iam::123456789012:role/push`.
+    public let operation: String
+    /// Why it failed and, where it helps, what to do.
+    public let reason: String
+
+    public init(_ operation: String, _ reason: String) {
+        self.operation = operation
+        self.reason = reason
+    }
+
+    public var description: String { "\(operation): \(reason)" }
+
+    /// `text` as one short line with each of `secrets` replaced by `***`.
+    static func sanitized(_ text: String, hiding secrets: [String]) -> String {
+        var line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        for secret in secrets where secret.count >= 4 { line = line.replacingOccurrences(of: secret, with: "***") }
+        let printable = String(String.UnicodeScalarView(line.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+        return printable.count > 240 ? String(printable.prefix(240)) + "…" : printable
+    }
+}
+
+/// One exchange with a cloud endpoint: a transient failure is tried twice more, every
+/// other failure becomes a ``CloudAuthError``.
+struct CloudHTTP: Sendable {
+    let transport: any HTTPTransport
+    let trust: TLSTrust
+    /// Secrets a server's answer must not carry into a message.
+    let secrets: [String]
+
+    func send(_ request: HTTPRequest, operation: String, attempts: Int = 3) throws(CloudAuthError) -> HTTPResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20)
+                if [429, 500, 502, 503, 504].contains(response.status), attempt < attempts {
+                    usleep(UInt32(200_000 * attempt))
+                    continue
+                }
+                return response
+            } catch let error as HTTPError where error.isRetryable && attempt < attempts {
+                usleep(UInt32(200_000 * attempt))
+            } catch let error as HTTPError {
+                throw CloudAuthError(operation, "\(redacted(request.url)) did not answer: \(error.message)")
+            } catch {
+                throw CloudAuthError(operation, CloudAuthError.sanitized("\(error)", hiding: secrets))
+            }
+        }
+    }
+}
+
+/// Whether `text` is a JSON object we can read; ill-formed answers are reported, not trapped.
+func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, operation: String, what: String) throws(CloudAuthError) -> T {
+    do { return try JSONDecoder().decode(T.self, from: data) } catch {
+        throw CloudAuthError(operation, "the answer is not the expected JSON (\(what))")
+    }
+}

@@ -1,0 +1,170 @@
+import CloudAuth
+import Console
+import Foundation
+import HTTP
+import OCI
+import Registry
+import Synchronization
+
+/// ECR or ACR credentials asked for in `source` (registry-image's `aws_*` and `azure_*` keys).
+///
+/// Parsing needs no network; the login happens on the first `Source.client(log:)` and its
+/// result is kept for the rest of the process, so `in` with base tracking logs in once.
+public final class CloudLogin: Sendable, CustomStringConvertible {
+    public enum Provider: Sendable {
+        case ecr(ECRLogin)
+        case acr(ACRLogin)
+    }
+
+    public let provider: Provider
+    private let cached = Mutex<Credentials?>(nil)
+
+    init(_ provider: Provider) { self.provider = provider }
+
+    public var description: String {
+        switch provider {
+        case .ecr(let login): "ECR in \(login.region)"
+        case .acr(let login): "ACR \(login.registryHost)"
+        }
+    }
+
+    /// The registry credentials, logging in on first use.
+    func credentials(insecure: Bool, caCertificates: [String], log: Log) throws -> Credentials {
+        if let known = cached.withLock({ $0 }) { return known }
+        log.debug("logging in to \(self)")
+        let login: RegistryLogin
+        switch provider {
+        case .ecr(let ecr): login = try ecr.login()
+        case .acr(let acr):
+            // The exchange is on the registry's host, so it is trusted exactly as the registry is.
+            let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)
+            login = try acr.login(trust: trust, insecure: insecure)
+        }
+        let credentials = Credentials.basic(username: login.username, password: login.password)
+        cached.withLock { $0 = credentials }
+        return credentials
+    }
+}
+
+extension Source {
+    static let awsKeys = ["aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region", "aws_ecr_registry_id",
+                          "aws_role_arn", "aws_role_arns", "aws_account_id"]
+    static let azureKeys = ["azure_acr", "azure_client_id", "azure_tenant_id", "azure_environment"]
+    static let cloudKeys = awsKeys + azureKeys
+
+    /// The cloud login the source asks for and the repository text to parse (ECR builds the
+    /// host from `aws_account_id`), or nil when no `aws_*`/`azure_*` key is set.
+    static func cloudLogin(_ source: InputObject, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(InputError) -> (repository: String, login: CloudLogin)?
+    {
+        let aws = awsKeys.filter(source.has), azure = azureKeys.filter(source.has)
+        if aws.isEmpty && azure.isEmpty { return nil }
+        if let key = aws.first, !azure.isEmpty {
+            throw InputError("source.\(key) (ECR) and source.\(azure[0]) (ACR) cannot be combined; a repository lives in one registry")
+        }
+        for key in ["username", "password"] where source.has(key) {
+            let cloud = aws.isEmpty ? "azure_acr" : "aws_* keys"
+            throw InputError("source.\(key) cannot be combined with \(cloud): the cloud login supplies the registry credentials; remove one")
+        }
+        let repository = try source.requiredString("repository")
+        return aws.isEmpty ? try acrLogin(source, repository: repository, environment: environment)
+            : try ecrLogin(source, repository: repository, environment: environment)
+    }
+
+    /// ECR is used when `aws_region` is set, as in registry-image.
+    private static func ecrLogin(_ source: InputObject, repository: String, environment: [String: String])
+        throws(InputError) -> (repository: String, login: CloudLogin)
+    {
+        guard let region = try source.string("aws_region"), !region.isEmpty else {
+            let key = awsKeys.first(where: source.has)!
+            throw InputError("source.\(key) needs source.aws_region: ECR is used only when aws_region is set")
+        }
+        guard region.range(of: #"^[a-z]{2}(-[a-z]+)+-[0-9]+$"#, options: .regularExpression) != nil else {
+            throw source.invalid("aws_region", "\"\(InputObject.printable(region))\" is not an AWS region such as us-east-1")
+        }
+        let keyID = try source.string("aws_access_key_id").flatMap { $0.isEmpty ? nil : $0 }
+        let secret = try source.string("aws_secret_access_key").flatMap { $0.isEmpty ? nil : $0 }
+        let token = try source.string("aws_session_token").flatMap { $0.isEmpty ? nil : $0 }
+        var explicit: AWSCredentials?
+        switch (keyID, secret) {
+        case let (id?, secret?): explicit = AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
+        case (nil, nil):
+            if token != nil { throw InputError("source.aws_session_token needs source.aws_access_key_id and source.aws_secret_access_key") }
+        case (_?, nil): throw InputError("source.aws_access_key_id is set but source.aws_secret_access_key is not")
+        case (nil, _?): throw InputError("source.aws_secret_access_key is set but source.aws_access_key_id is not")
+        }
+        let single = try source.string("aws_role_arn").flatMap { $0.isEmpty ? nil : $0 }
+        let chain = try source.strings("aws_role_arns") ?? []
+        if single != nil && !chain.isEmpty {
+            throw InputError("source.aws_role_arn and source.aws_role_arns cannot both be set; list every role in aws_role_arns")
+        }
+        let roles = single.map { [$0] } ?? chain
+        for (index, role) in roles.enumerated() where role.range(of: #"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"#, options: .regularExpression) == nil {
+            let key = single != nil ? "aws_role_arn" : "aws_role_arns[\(index)]"
+            throw InputError("source.\(key): \"\(InputObject.printable(role))\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        }
+        var accounts: [String: String] = [:]
+        for key in ["aws_account_id", "aws_ecr_registry_id"] {
+            guard let value = try source.string(key), !value.isEmpty else { continue }
+            guard value.count == 12, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber) else {
+                throw source.invalid(key, "\"\(InputObject.printable(value))\" is not a 12-digit AWS account id")
+            }
+            accounts[key] = value
+        }
+        if let account = accounts["aws_account_id"], let registry = accounts["aws_ecr_registry_id"], account != registry {
+            throw InputError("source.aws_account_id (\(account)) and source.aws_ecr_registry_id (\(registry)) name different registries; give one")
+        }
+        let login = ECRLogin(region: region, credentials: AWSCredentialChain(explicit: explicit, environment: AWSEnvironment(environment)),
+                             roleARNs: roles, registryIDs: accounts["aws_ecr_registry_id"].map { [$0] } ?? [])
+
+        // A repository that names its host is used as it is; a bare name gets the ECR host.
+        if hasExplicitHost(repository) {
+            if accounts["aws_account_id"] != nil {
+                throw InputError("source.aws_account_id builds the registry host, but source.repository already names one; give a repository without host, or drop aws_account_id")
+            }
+            return (repository, CloudLogin(.ecr(login)))
+        }
+        guard let account = accounts["aws_account_id"] ?? accounts["aws_ecr_registry_id"] else {
+            throw InputError("source.repository \"\(InputObject.printable(repository))\" has no registry host: with ECR set source.aws_account_id, or write <account>.dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(InputObject.printable(repository))")
+        }
+        return ("\(account).dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(repository)", CloudLogin(.ecr(login)))
+    }
+
+    /// ACR is used when `azure_acr` is true, as in registry-image.
+    private static func acrLogin(_ source: InputObject, repository: String, environment: [String: String])
+        throws(InputError) -> (repository: String, login: CloudLogin)
+    {
+        guard try source.bool("azure_acr") == true else {
+            let key = azureKeys.first { source.has($0) && $0 != "azure_acr" } ?? "azure_acr"
+            if key == "azure_acr" { throw InputError("source.azure_acr is false while no other azure_* key is set; remove it") }
+            throw InputError("source.\(key) needs source.azure_acr: true")
+        }
+        guard hasExplicitHost(repository), let host = repository.split(separator: "/").first.map(String.init) else {
+            throw source.invalid("repository", "with azure_acr, name the registry, e.g. myregistry.azurecr.io/\(InputObject.printable(repository))")
+        }
+        var cloud = AzureCloud.detect(registryHost: host)
+        if let name = try source.string("azure_environment"), !name.isEmpty {
+            guard let chosen = AzureCloud(rawValue: name) else {
+                throw source.invalid("azure_environment", "\"\(InputObject.printable(name))\" is not one of \(AzureCloud.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            cloud = chosen
+        }
+        let clientID = try source.string("azure_client_id").flatMap { $0.isEmpty ? nil : $0 }
+        let tenantID = try source.string("azure_tenant_id").flatMap { $0.isEmpty ? nil : $0 }
+        for (key, value) in [("azure_client_id", clientID), ("azure_tenant_id", tenantID)] {
+            guard let value else { continue }
+            guard value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else {
+                throw source.invalid(key, "\"\(InputObject.printable(value))\" is not an Entra ID identifier (a GUID)")
+            }
+        }
+        return (repository, CloudLogin(.acr(ACRLogin(registryHost: host, cloud: cloud, clientID: clientID, tenantID: tenantID,
+                                                      environment: AzureEnvironment(environment)))))
+    }
+
+    /// Docker's rule: the first component is a host when it has a `.` or `:` or is `localhost`.
+    static func hasExplicitHost(_ repository: String) -> Bool {
+        guard let slash = repository.firstIndex(of: "/") else { return false }
+        let first = repository[..<slash]
+        return first.contains(".") || first.contains(":") || first == "localhost"
+    }
+}

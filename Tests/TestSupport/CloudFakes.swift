@@ -1,0 +1,144 @@
+import Foundation
+
+/// One request an AWS or Azure fake answered, as it logged it (`Tests/Fixtures/servers/aws_fake.py`,
+/// `azure_fake.py`). Fields a kind of request does not have are nil.
+public struct CloudFakeRequest: Sendable, Decodable, Equatable {
+    /// `imds-token`, `imds-list`, `imds-credentials`, `sts`, `ecr` (AWS); `imds`, `exchange`, `proxy` (Azure).
+    public let kind: String
+    public let status: Int
+    /// AWS: the access key that signed the request.
+    public let accessKeyId: String?
+    /// AWS: `valid`, or why the recomputed signature did not match (`SignatureDoesNotMatch`, `UnrecognizedClient`).
+    public let signature: String?
+    /// AWS: whether `X-Amz-Security-Token` was sent.
+    public let sessionToken: Bool?
+    /// AWS STS: the role asked for.
+    public let roleArn: String?
+    /// AWS: the temporary access key this request was given.
+    public let issued: String?
+    /// AWS ECR: the `registryIds` sent.
+    public let registryIds: [String]?
+    /// AWS IMDS: `valid`, `missing` or `invalid` session token.
+    public let imdsToken: String?
+    /// Azure IMDS: the `Metadata` header, `resource` and `client_id`.
+    public let metadataHeader: String?
+    public let resource: String?
+    public let clientId: String?
+    /// Azure exchange: grant type, service, tenant, and whether the access token was the one issued.
+    public let grantType: String?
+    public let service: String?
+    public let tenant: String?
+    public let accessTokenValid: Bool?
+    /// Azure proxy: the method, path and authorization scheme passed to the registry.
+    public let method: String?
+    public let path: String?
+    public let authorization: String?
+}
+
+/// A fixture server from `Tests/Fixtures/servers` on a free 127.0.0.1 port, configured by one JSON file.
+public final class CloudFake: Sendable {
+    public let port: Int
+    /// `127.0.0.1:PORT`.
+    public let host: String
+    /// `http://127.0.0.1:PORT`.
+    public let baseURL: URL
+    public let logFile: URL
+    private let directory: TemporaryDirectory
+    private let process: SupervisedProcess
+
+    private init(port: Int, logFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
+        self.port = port
+        self.host = "127.0.0.1:\(port)"
+        self.baseURL = URL(string: "http://127.0.0.1:\(port)")!
+        self.logFile = logFile
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Every request answered so far, oldest first.
+    public func requests() throws -> [CloudFakeRequest] { try readJSONLines(logFile, as: CloudFakeRequest.self) }
+
+    /// Starts `script` with `configuration` (plus `readyFile` and `logFile`); the caller must ``stop()`` it.
+    public static func start(_ script: String, configuration: [String: Any]) async throws -> CloudFake {
+        let directory = try TemporaryDirectory(prefix: "slipway-cloud-fake")
+        do {
+            let readyFile = directory.appending("port"), logFile = directory.appending("requests.jsonl")
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            var configuration = configuration
+            configuration["readyFile"] = readyFile.path
+            configuration["logFile"] = logFile.path
+            let configurationFile = directory.appending("config.json")
+            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
+            let process = try SupervisedProcess(
+                executable: try python3(),
+                arguments: [fixtureServersDirectory.appendingPathComponent(script).path, configurationFile.path],
+                logFile: directory.appending("server.log"), pidFile: directory.appending("server.pid"))
+            let port = try await waitForPortFile(readyFile, of: process, name: script)
+            return CloudFake(port: port, logFile: logFile, directory: directory, process: process)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Stops the server and removes its files. Safe to call twice.
+    public func stop() async {
+        await process.stop()
+        directory.remove()
+    }
+}
+
+/// Runs `body` with a fake AWS (STS, ECR, IMDSv2; `aws_fake.py`) and stops it afterwards.
+/// - Parameters:
+///   - keys: long-term access keys and their secrets.
+///   - roles: role ARNs anyone may assume.
+///   - instanceRole: the EC2 instance's role name, or nil for an instance without one.
+///   - ecrPassword: the password in every ECR token (user `AWS`).
+public func withAWSFake<R>(
+    region: String = "us-east-1",
+    keys: [String: String],
+    roles: [String] = [],
+    instanceRole: String? = nil,
+    ecrPassword: String,
+    proxyEndpoint: String = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
+    _ body: (CloudFake) async throws -> R
+) async throws -> R {
+    let fake = try await CloudFake.start("aws_fake.py", configuration: [
+        "region": region, "keys": keys, "roles": roles, "instanceRole": instanceRole ?? NSNull(),
+        "ecrPassword": ecrPassword, "proxyEndpoint": proxyEndpoint,
+    ])
+    do {
+        let result = try await body(fake)
+        await fake.stop()
+        return result
+    } catch {
+        await fake.stop()
+        throw error
+    }
+}
+
+/// Runs `body` with a fake Azure IMDS and ACR exchange (`azure_fake.py`) in front of `upstream`
+/// (a plain-HTTP registry), and stops it afterwards.
+public func withAzureFake<R>(
+    upstream: URL,
+    accessToken: String,
+    refreshToken: String,
+    resource: String = "https://management.azure.com/",
+    clientID: String? = nil,
+    tenant: String = "common",
+    _ body: (CloudFake) async throws -> R
+) async throws -> R {
+    let fake = try await CloudFake.start("azure_fake.py", configuration: [
+        "upstream": upstream.absoluteString.hasSuffix("/") ? String(upstream.absoluteString.dropLast()) : upstream.absoluteString,
+        "accessToken": accessToken, "refreshToken": refreshToken, "resource": resource,
+        "clientId": clientID ?? NSNull(), "tenant": tenant,
+    ])
+    do {
+        let result = try await body(fake)
+        await fake.stop()
+        return result
+    } catch {
+        await fake.stop()
+        throw error
+    }
+}
