@@ -38,6 +38,9 @@ struct AnchorSetting: Sendable {
         case build([String: String])
         /// Anything the cases above cannot say: a probe of its own.
         case custom(@Sendable (CompatibilityWorld) throws -> ProcessResult)
+        /// A probe whose setting sends it to a host no test can reach (a registry named after
+        /// an AWS account): it shows the setting was used when its output names `host`.
+        case reaches(host: String, @Sendable (CompatibilityWorld) throws -> ProcessResult)
     }
 
     let anchor: Anchor

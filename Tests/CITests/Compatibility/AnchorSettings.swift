@@ -53,6 +53,49 @@ extension AnchorSetting {
         AnchorSetting(.registryImageSource, "pre_release_prefixes", from: registryImageReadme,
                       .same(provenBy: "SemverSelectionTests.prereleasesAndVariants"),
                       probe: .check(source: #""pre_releases":true,"pre_release_prefixes":["rc"]"#)),
+    ] + cloud
+
+    static let ecr = "ECRLoginTests"
+    static let acr = "ACRLoginTests"
+
+    /// ECR and ACR: played through the loopback fakes (`CompatibilityWorld.aws`, `.azure`).
+    static let cloud: [AnchorSetting] = [
+        AnchorSetting(.registryImageSource, "aws_access_key_id", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).sourceKeysPushCheckAndGetThroughTheBuiltBinary"), probe: .custom { try $0.checkThroughECR("") }),
+        AnchorSetting(.registryImageSource, "aws_secret_access_key", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).aWrongSecretFailsInOneLineWithoutTheSecret"), probe: .custom { try $0.checkThroughECR("") }),
+        AnchorSetting(.registryImageSource, "aws_session_token", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).workerEnvironmentCredentialsAreUsedWhenTheSourceHasNone"),
+                      probe: .custom { try $0.checkThroughECR(#""aws_session_token":"compat-session""#) }),
+        AnchorSetting(.registryImageSource, "aws_region", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).sourceKeysPushCheckAndGetThroughTheBuiltBinary"), probe: .custom { try $0.checkThroughECR("") }),
+        AnchorSetting(.registryImageSource, "aws_role_arn", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).roleChainSignsEachHopWithThePreviousHopsCredentials"),
+                      probe: .custom { try $0.checkThroughECR(#""aws_role_arn":"\#(CompatibilityWorld.awsRoles[0])""#) }),
+        AnchorSetting(.registryImageSource, "aws_role_arns", from: registryImageReadme,
+                      .same(provenBy: "\(ecr).roleChainSignsEachHopWithThePreviousHopsCredentials"),
+                      probe: .custom { try $0.checkThroughECR(#""aws_role_arns":[\#(CompatibilityWorld.awsRoles.map(jsonString).joined(separator: ","))]"#) }),
+        AnchorSetting(.registryImageSource, "aws_account_id", from: registryImageReadme,
+                      .same(provenBy: "CloudSourceTests.aBareECRRepositoryGetsTheAccountsRegistryHost"),
+                      probe: .reaches(host: "123456789012.dkr.ecr.us-east-1.amazonaws.com") {
+                          try $0.checkThroughECR(#""aws_account_id":"123456789012""#, repository: "compat/app")
+                      }),
+        AnchorSetting(.registryImageSource, "aws_ecr_registry_id", from: registryImageTypes,
+                      .same(provenBy: "CloudSourceTests.aBareECRRepositoryGetsTheAccountsRegistryHost"),
+                      note: "used, where registry-image ignores it with a deprecation warning",
+                      probe: .reaches(host: "210987654321.dkr.ecr.us-east-1.amazonaws.com") {
+                          try $0.checkThroughECR(#""aws_ecr_registry_id":"210987654321""#, repository: "compat/app")
+                      }),
+        AnchorSetting(.registryImageSource, "azure_acr", from: registryImageReadme,
+                      .same(provenBy: "\(acr).managedIdentityTokenIsExchangedForARefreshToken"), probe: .custom { try $0.checkThroughACR("") }),
+        AnchorSetting(.registryImageSource, "azure_client_id", from: registryImageReadme,
+                      .same(provenBy: "\(acr).managedIdentityTokenIsExchangedForARefreshToken"),
+                      probe: .custom { try $0.checkThroughACR(#""azure_client_id":"\#(CompatibilityWorld.azureClient)""#) }),
+        AnchorSetting(.registryImageSource, "azure_tenant_id", from: registryImageReadme,
+                      .same(provenBy: "\(acr).managedIdentityTokenIsExchangedForARefreshToken"), probe: .custom { try $0.checkThroughACR("") }),
+        AnchorSetting(.registryImageSource, "azure_environment", from: registryImageReadme,
+                      .same(provenBy: "\(acr).theCloudDecidesTheTokenAudienceAndTheTenantDefaultsToCommon"),
+                      probe: .custom { try $0.checkThroughACR(#""azure_environment":"AzurePublic""#) }),
     ]
 
     static let registryImageGet: [AnchorSetting] = [

@@ -16,17 +16,14 @@ struct CompatibilityTableTests {
     static let end = "<!-- end of compatibility table -->"
 
     @Test func everySettingDoesWhatTheTableSays() async throws {
-        try await withTestRegistry(.open) { registry in
-            try withTemporaryDirectory { directory in
-                let world = try CompatibilityWorld.make(registry, in: directory.url)
-                var failures: [String] = []
-                for setting in AnchorSetting.all {
-                    if let problem = try Self.play(setting, in: world) {
-                        failures.append("\(setting.anchor.rawValue) \(setting.name): \(problem)")
-                    }
+        try await CompatibilityWorld.with { world in
+            var failures: [String] = []
+            for setting in AnchorSetting.all {
+                if let problem = try Self.play(setting, in: world) {
+                    failures.append("\(setting.anchor.rawValue) \(setting.name): \(problem)")
                 }
-                #expect(failures.isEmpty, "\(failures.count) settings differ from the table:\n\(failures.joined(separator: "\n"))")
             }
+            #expect(failures.isEmpty, "\(failures.count) settings differ from the table:\n\(failures.joined(separator: "\n"))")
         }
     }
 
@@ -77,6 +74,10 @@ struct CompatibilityTableTests {
         case .put(let source, let params): result = try world.put(source, params: params)
         case .build(let environment): result = try world.build(environment)
         case .custom(let probe): result = try probe(world)
+        case .reaches(let host, let probe):
+            let reached = try probe(world)
+            return reached.stderrString.contains(host) || reached.stdoutString.contains(host)
+                ? nil : "expected it to use \(host); exit \(reached.status): \(reached.stderrString)"
         }
         let lines = result.stderrString.split(whereSeparator: \.isNewline).map(String.init)
         switch setting.verdict {

@@ -15,10 +15,33 @@ struct CompatibilityWorld: Sendable {
     let layout: URL
     /// A context whose Dockerfile executes nothing (assembled without privileges): stages `base` and `final`.
     let context: URL
+    /// AWS (STS, ECR, IMDSv2) and Azure (managed identity, the ACR exchange in front of
+    /// `registry`) as loopback fakes that check every signature and token they receive.
+    let aws: CloudFake
+    let azure: CloudFake
+
+    static let awsKey = (id: "AKIDSLIPWAYCOMPAT001", secret: "compat/secret+key")
+    static let awsRoles = ["arn:aws:iam::123456789012:role/compat-first", "arn:aws:iam::210987654321:role/compat-second"]
+    static let azureTenant = "66666666-7777-8888-9999-000000000000"
+    static let azureClient = "11111111-2222-3333-4444-555555555555"
 
     static let imageLabels = ["org.opencontainers.image.version": "1.0.0", "com.example.team": "compat"]
 
-    static func make(_ registry: TestRegistry, in directory: URL) throws -> CompatibilityWorld {
+    /// Runs `body` with a world: the registry, the cloud fakes and the fixtures in `directory`.
+    static func with<R>(_ body: (CompatibilityWorld) throws -> R) async throws -> R {
+        try await withTestRegistry(.open) { registry in
+            try await withAWSFake(keys: [awsKey.id: awsKey.secret], roles: awsRoles, ecrPassword: "compat-ecr-password") { aws in
+                try await withAzureFake(upstream: registry.baseURL, accessToken: "compat-entra-token", refreshToken: "compat-refresh-token",
+                                        clientID: nil, tenant: azureTenant) { azure in
+                    try withTemporaryDirectory { directory in
+                        try body(try make(registry, aws: aws, azure: azure, in: directory.url))
+                    }
+                }
+            }
+        }
+    }
+
+    static func make(_ registry: TestRegistry, aws: CloudFake, azure: CloudFake, in directory: URL) throws -> CompatibilityWorld {
         let layout = directory.appendingPathComponent("layout")
         let image = try OCILayout.create(at: layout)
         try ImageFixture.image(in: image, name: "latest", layerCount: 1, seed: "compat", labels: imageLabels)
@@ -31,7 +54,8 @@ struct CompatibilityWorld: Sendable {
         try Data("FROM scratch AS base\nCOPY hello /base-hello\nFROM scratch AS final\nARG GREETING=hello\nLABEL greeting=$GREETING\nCOPY hello /hello\n".utf8)
             .write(to: context.appendingPathComponent("Dockerfile"))
         try Data("hello\n".utf8).write(to: context.appendingPathComponent("hello"))
-        return CompatibilityWorld(registry: registry, directory: directory, repository: repository, layout: layout, context: context)
+        return CompatibilityWorld(registry: registry, directory: directory, repository: repository, layout: layout, context: context,
+                                  aws: aws, azure: azure)
     }
 
     /// A directory of its own for one probe.
@@ -58,6 +82,22 @@ struct CompatibilityWorld: Sendable {
 
     func check(_ extra: String) throws -> ProcessResult {
         try resource("check", #"{"source":\#(source(extra))}"#)
+    }
+
+    /// `check` with ECR keys (and `extra`), the AWS endpoints on the fake; `repository`
+    /// replaces the registry's (a bare one makes Slipway derive the ECR host).
+    func checkThroughECR(_ extra: String, repository: String? = nil) throws -> ProcessResult {
+        let keys = #""aws_region":"us-east-1","aws_access_key_id":"\#(Self.awsKey.id)","aws_secret_access_key":"\#(Self.awsKey.secret)""#
+        return try resource("check", #"{"source":\#(source(extra.isEmpty ? keys : keys + "," + extra, repository: repository))}"#,
+                            environment: ["AWS_ENDPOINT_URL": aws.baseURL.absoluteString, "AWS_EC2_METADATA_DISABLED": "true"])
+    }
+
+    /// `check` through the Azure fake's exchange with `azure_acr` (and `extra`).
+    func checkThroughACR(_ extra: String) throws -> ProcessResult {
+        let keys = #""azure_acr":true,"azure_tenant_id":"\#(Self.azureTenant)""#
+        let acrSource = source(extra.isEmpty ? keys : keys + "," + extra, repository: azure.host + "/compat/app")
+        return try resource("check", #"{"source":\#(acrSource)}"#,
+                            environment: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": azure.baseURL.absoluteString])
     }
 
     /// `in` of `1.0.0` into a fresh directory.
