@@ -9,12 +9,22 @@ public final class StatusLine: @unchecked Sendable {
     private let lock = NSLock()
     private var shown = false
     private let width: Int
+    private let output: @Sendable (String) -> Void
 
     /// Enabled when standard error is a terminal, unless `enabled` says otherwise.
     public init(enabled: Bool = isatty(STDERR_FILENO) == 1) {
         self.enabled = enabled
         var size = winsize()
         width = ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 10 ? Int(size.ws_col) : 100
+        output = { text in FileHandle.standardError.write(Data(text.utf8)) }
+    }
+
+    /// A status line `width` columns wide whose control sequences and text go to `write`
+    /// (tests record what a terminal would receive).
+    public init(enabled: Bool, width: Int, write: @escaping @Sendable (String) -> Void) {
+        self.enabled = enabled
+        self.width = max(width, 11)
+        output = write
     }
 
     /// Replaces the status with `text`, cut to the terminal's width.
@@ -33,7 +43,5 @@ public final class StatusLine: @unchecked Sendable {
         lock.withLock { shown = false }
     }
 
-    private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
-    }
+    private func write(_ text: String) { output(text) }
 }

@@ -186,6 +186,7 @@ private final class Transfer {
     var failure: (any Error)?
 
     private let body: HTTPRequestBody
+    private let bodySent: (@Sendable (Int64) -> Void)?
     private var bodyData: Data = Data()
     private var file: FileHandle?
     private var sent: Int64 = 0
@@ -197,6 +198,7 @@ private final class Transfer {
 
     init(request: HTTPRequest, stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)?, bufferLimit: Int) throws {
         self.body = request.body
+        self.bodySent = request.bodySent
         self.stream = stream
         self.bufferLimit = bufferLimit
         switch request.body {
@@ -278,6 +280,7 @@ private final class Transfer {
             let start = bodyData.startIndex + Int(sent)
             bodyData.copyBytes(to: destination.bindMemory(to: UInt8.self), from: start..<(start + wanted))
             sent += Int64(wanted)
+            bodySent?(sent)
             return wanted
         case .file(let path, _, _):
             guard let file else { return 0x1000_0000 }  // CURL_READFUNC_ABORT
@@ -287,6 +290,7 @@ private final class Transfer {
                 return 0x1000_0000
             }
             sent += Int64(read)
+            bodySent?(sent)
             return read
         }
     }

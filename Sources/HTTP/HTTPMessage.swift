@@ -73,12 +73,18 @@ public struct HTTPRequest: Sendable {
     public var url: URL
     public var headers: HTTPHeaders
     public var body: HTTPRequestBody
+    /// Called with the number of body bytes handed to the network so far in this exchange,
+    /// each time more go, so a long upload can report progress while it moves. Every
+    /// exchange (a retry, a redirect) counts from zero again.
+    public var bodySent: (@Sendable (Int64) -> Void)?
 
-    public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty) {
+    public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
+                bodySent: (@Sendable (Int64) -> Void)? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.bodySent = bodySent
     }
 }
 
