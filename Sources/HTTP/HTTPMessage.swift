@@ -73,9 +73,10 @@ public struct HTTPRequest: Sendable {
     public var url: URL
     public var headers: HTTPHeaders
     public var body: HTTPRequestBody
-    /// Called with the number of body bytes handed to the network so far in this exchange,
-    /// each time more go, so a long upload can report progress while it moves. Every
-    /// exchange (a retry, a redirect) counts from zero again.
+    /// Called with the number of body bytes the peer has taken so far in this exchange (sent
+    /// and no longer queued in the kernel), many times a second while they move and about
+    /// once a second while they do not, so a long upload can report progress while it
+    /// moves. Every exchange (a retry, a redirect) counts from zero again.
     public var bodySent: (@Sendable (Int64) -> Void)?
 
     public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
