@@ -54,7 +54,8 @@ public struct ImageTransfer: Sendable {
         try visit(image.descriptor, image.bytes)
 
         var report = Report(digest: image.descriptor.digest)
-        defer { progress?.ended() }
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
         let outcomes = try parallel(unique(blobs)) { [progress] blob in
             let outcome = try client.uploadBlob(repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom,
                                                 progress: observing(blob, .push))
@@ -68,6 +69,7 @@ public struct ImageTransfer: Sendable {
         }
         try putTop(image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
         log.debug("pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present")
+        succeeded = true
         return report
     }
 
@@ -105,7 +107,8 @@ public struct ImageTransfer: Sendable {
                 if case .image(let manifest) = try fetched.decode() { wanted += [manifest.config] + manifest.layers }
             }
         }
-        defer { progress?.ended() }
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
         var missing: [Descriptor] = []
         for blob in unique(wanted) {
             if layout.hasBlob(blob) { progress?.skipped(blob, .inLayout) } else { missing.append(blob) }
@@ -123,6 +126,7 @@ public struct ImageTransfer: Sendable {
             try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
         }
         let image = LayoutImage(layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
+        succeeded = true
         return image
     }
 
@@ -150,7 +154,8 @@ public struct ImageTransfer: Sendable {
         try visit(top)
         var report = Report(digest: digest)
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { progress?.ended() }
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
         let outcomes = try parallel(unique(blobs)) { [progress] blob -> BlobUploadOutcome in
             let outcome: BlobUploadOutcome
             if try destination.blobExists(destinationRepository, blob.digest) {
@@ -171,6 +176,7 @@ public struct ImageTransfer: Sendable {
             try destination.putManifest(destinationRepository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
         }
         try putTop(top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
+        succeeded = true
         return report
     }
 

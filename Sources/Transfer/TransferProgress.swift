@@ -32,8 +32,8 @@ public protocol TransferObserver: Sendable {
     func finished(_ blob: Descriptor, _ direction: TransferDirection)
     /// `blob` did not need to move.
     func skipped(_ blob: Descriptor, _ reason: SkippedBlob)
-    /// The push, pull or copy is over, whether it succeeded or not.
-    func ended()
+    /// The push, pull or copy is over; `succeeded` is false when it is failing with an error.
+    func ended(succeeded: Bool)
 }
 
 /// Renders a transfer's progress on the resource's log (stderr; stdout is the answer).
@@ -42,7 +42,7 @@ public protocol TransferObserver: Sendable {
 /// when it ends (size, time, rate), and meanwhile a line at most every `interval` (5 s) with
 /// bytes done of total, percent and rate, so a stalled or slow push is visible without
 /// flooding the log. Blobs under `smallBlob` (1 MiB: configs, tiny layers) get no lines of
-/// their own; one summary line per transfer counts them. A blob that did not move (already
+/// their own; one summary line per successful transfer counts them. A blob that did not move (already
 /// present, mounted, already in the layout) gets one line saying so.
 ///
 /// A terminal (and `debug` off, whose HTTP lines would tear it): one status line redrawn in
@@ -175,7 +175,9 @@ public final class ProgressReporter: TransferObserver {
         }
     }
 
-    public func ended() {
+    /// Clears the status line; after a success, writes the summary of small blobs. A failed
+    /// transfer gets no summary: its last line is its error.
+    public func ended(succeeded: Bool) {
         state.withLock { state in
             status?.clear()
             var parts: [String] = []
@@ -187,7 +189,7 @@ public final class ProgressReporter: TransferObserver {
             for (reason, count) in state.smallSkipped.sorted(by: { $0.key < $1.key }) {
                 parts.append("\(count) \(reason)")
             }
-            if !parts.isEmpty {
+            if succeeded, !parts.isEmpty {
                 log.info("blobs under \(ByteCount(Self.smallBlob)): " + parts.joined(separator: ", "))
             }
             state = State()

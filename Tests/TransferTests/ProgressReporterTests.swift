@@ -44,7 +44,7 @@ struct ProgressReporterTests {
             reporter.moved(layer, .push, bytes: Int64(second) * 2 * mebibyte)
         }
         reporter.finished(layer, .push)
-        reporter.ended()
+        reporter.ended(succeeded: true)
         #expect(captured.lines == [
             "pushing layer \(short(layer)) (6.0 MiB)",
             "pushed layer \(short(layer)) (6.0 MiB) in 3.0 s, 2.0 MiB/s",
@@ -124,15 +124,29 @@ struct ProgressReporterTests {
             reporter.finished(small, .push)
         }
         reporter.skipped(tinyPresent, .present)
-        reporter.ended()
+        reporter.ended(succeeded: true)
         #expect(captured.lines == [
             "layer \(short(present)) (2.0 MiB) already in the repository, not sent",
             "layer \(short(mounted)) (3.0 MiB) mounted from library/base, not sent",
             "blobs under 1.0 MiB: 2 pushed (3.0 KiB), 1 already in the repository",
         ])
         // The summary is per transfer: a second one starts from nothing.
-        reporter.ended()
+        reporter.ended(succeeded: true)
         #expect(captured.lines.count == 3)
+    }
+
+    @Test func aFailedTransferClearsTheStatusLineAndWritesNoSummary() {
+        let clock = ManualClock(), captured = Captured()
+        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(), now: clock.now)
+        let config = blob("config", size: 500, mediaType: .ociConfig), layer = blob("failing", size: 100)
+        reporter.moved(config, .pull, bytes: 0)
+        reporter.moved(config, .pull, bytes: 500)
+        reporter.finished(config, .pull)
+        reporter.moved(layer, .pull, bytes: 0)
+        reporter.ended(succeeded: false)
+        // The error the command prints next is the log's last line.
+        #expect(captured.lines.isEmpty)
+        #expect(captured.writes.last == "\r\u{1B}[K")
     }
 
     @Test func aTerminalGetsALiveStatusLineAndOnlyTheLinesThatStay() {
@@ -148,7 +162,7 @@ struct ProgressReporterTests {
         clock.advance(to: 12)
         reporter.moved(layer, .push, bytes: 7 * mebibyte)  // no periodic log line in a terminal
         reporter.finished(layer, .push)
-        reporter.ended()
+        reporter.ended(succeeded: true)
         #expect(captured.writes == [
             "\r\u{1B}[K↑ \(hex) 0.0/8.0 MiB — /s",
             "\r\u{1B}[K↑ \(hex) 4.0/8.0 MiB 2.0 MiB/s",

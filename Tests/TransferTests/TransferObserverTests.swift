@@ -27,7 +27,7 @@ private final class Recorder: TransferObserver {
     func skipped(_ blob: Descriptor, _ reason: SkippedBlob) {
         events.withLock { $0[blob.digest, default: []].append(.skipped(reason)) }
     }
-    func ended() { endings.withLock { $0 += 1 } }
+    func ended(succeeded: Bool) { endings.withLock { $0 += 1 } }
 
     var byBlob: [Digest: [Event]] { events.withLock { $0 } }
     var ends: Int { endings.withLock { $0 } }
