@@ -128,4 +128,35 @@ struct ProgressLogTests {
             }
         }
     }
+    /// In a terminal (run by hand; `script` gives `out` a pseudo-terminal for stderr, stdout
+    /// still goes to a file): a status line redrawn in place, the end lines kept, no start
+    /// or periodic lines.
+    @Test func outInATerminalRedrawsOneStatusLine() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withFaultProxy(upstream: registry.baseURL, rules: [
+                FaultRule(name: "slow", path: "/blobs/", action: .throttle(bytesPerSecond: 4 * Self.rate)),
+            ]) { proxy in
+                try withTemporaryDirectory { directory in
+                    let build = directory.appending("build")
+                    let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
+                    let image = try Self.image(in: layout, seed: 13)
+                    let input = directory.appending("input.json"), answer = directory.appending("answer.json")
+                    try Data(#"{"source":{"repository":"\#(proxy.host)/team/progress","tag":"v1","insecure":true},"params":{"image":"image/oci"}}"#.utf8)
+                        .write(to: input)
+                    let command = "'\(try builtProduct("out").path)' '\(build.path)' < '\(input.path)' > '\(answer.path)'"
+                    var environment = try FaultHarness.environment(directory)
+                    environment["TERM"] = "xterm"
+                    let run = try runProcess("script", ["-qec", command, "/dev/null"], environment: environment)
+                    let screen = String(decoding: run.stdout, as: UTF8.self)
+                    try #require(run.status == 0, "out failed: \(screen)")
+                    let answered = try JSONSerialization.jsonObject(with: try Data(contentsOf: answer)) as? [String: Any]
+                    #expect((answered?["version"] as? [String: String])?["digest"] == image.manifest.digest.rawValue)
+                    let big = image.layers[0]
+                    #expect(screen.contains("\r\u{1B}[K↑ \(big.digest.encoded.prefix(12)) "), "a status line: \(screen.debugDescription)")
+                    #expect(screen.contains("pushed \(Self.short(big)) (\(ByteCount(big.size))) in "), "\(screen.debugDescription)")
+                    #expect(!screen.contains("pushing \(Self.short(big))"), "no start or periodic lines: \(screen.debugDescription)")
+                }
+            }
+        }
+    }
 }
