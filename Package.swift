@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "Console", "TestSupport"]),
-        .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "TestSupport"]),
+        .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "Console", "TestSupport"]),
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),

@@ -357,7 +357,8 @@ public struct ImageBuild {
     func pushIfAsked(_ image: LayoutImage, access: RegistryAccess) throws {
         guard configuration.push, let tag = configuration.tag else { return }
         let client = try access.client(for: tag.registry)
-        let report = try ImageTransfer(log: log).push(image, with: client, to: tag.repository, tags: [tag.tag ?? .latest])
+        let transfer = ImageTransfer(log: log, progress: ProgressReporter(log: log, terminal: progress))
+        let report = try transfer.push(image, with: client, to: tag.repository, tags: [tag.tag ?? .latest])
         log.info("pushed \(tag) (\(report.digest)): \(report.uploaded) blobs uploaded, \(report.present) already there")
     }
 }

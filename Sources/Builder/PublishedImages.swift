@@ -32,7 +32,7 @@ struct PublishedImages {
 
     /// Publishes `image` under its inputs tag.
     func publish(_ image: LayoutImage, inputs: Digest) throws {
-        let report = try ImageTransfer(log: log).push(image, with: client, to: repository.repository, tags: [Self.tag(inputs)])
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: repository.repository, tags: [Self.tag(inputs)])
         log.info("published \(repository.name):\(Self.tag(inputs)) (\(report.digest)) for SKIP_IF_PUBLISHED")
     }
 
@@ -41,7 +41,7 @@ struct PublishedImages {
     /// of this run, which `out` prefers to the config's label (the commit that first built it).
     func fetch(_ descriptor: Descriptor, into directory: URL, revision: String?) throws -> LayoutImage {
         let layout = try OCILayout.create(at: directory)
-        let image = try ImageTransfer(log: log).pull(repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
+        let image = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).pull(repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
         var entry = image.descriptor
         entry.annotations = [OCILayout.refName: "latest"]
         if let revision { entry.annotations?["org.opencontainers.image.revision"] = revision }

@@ -15,7 +15,8 @@ public struct Log: Sendable {
     /// Lines to standard error.
     public static func standardError(verbose: Bool = false) -> Log {
         Log(verbose: verbose) { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            // In a terminal, a status line may be drawn at the bottom: the line goes above it.
+            StatusLine.aboveStatus { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
     }
 

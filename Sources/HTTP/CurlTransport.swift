@@ -103,7 +103,13 @@ public final class CurlTransport: HTTPTransport {
         set(slipway_setopt_write(easy, Transfer.onBody))
         set(slipway_setopt_ptr(easy, CURLOPT_WRITEDATA, context))
         set(slipway_setopt_read(easy, Transfer.onRead))
+        set(slipway_setopt_sockopt(easy, Transfer.onSocket))
         set(slipway_setopt_ptr(easy, CURLOPT_READDATA, context))
+        if request.bodySent != nil {
+            set(slipway_setopt_long(easy, CURLOPT_NOPROGRESS, 0))
+            set(slipway_setopt_xferinfo(easy, Transfer.onProgress))
+            set(slipway_setopt_ptr(easy, CURLOPT_XFERINFODATA, context))
+        }
 
         if !trust.verifyPeer {
             set(slipway_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0))
@@ -186,6 +192,7 @@ private final class Transfer {
     var failure: (any Error)?
 
     private let body: HTTPRequestBody
+    private let bodySent: (@Sendable (Int64) -> Void)?
     private var bodyData: Data = Data()
     private var file: FileHandle?
     private var sent: Int64 = 0
@@ -197,6 +204,7 @@ private final class Transfer {
 
     init(request: HTTPRequest, stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)?, bufferLimit: Int) throws {
         self.body = request.body
+        self.bodySent = request.bodySent
         self.stream = stream
         self.bufferLimit = bufferLimit
         switch request.body {
@@ -239,6 +247,27 @@ private final class Transfer {
         let length = size * count
         guard let data, length > 0 else { return length }
         return transfer.receive(UnsafeRawBufferPointer(start: data, count: length)) ? length : 0
+    }
+
+    /// libcurl calls this many times a second while bytes move, and about once a second
+    /// while they do not (waiting for the server's answer).
+    static let onProgress: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = { context, _, _, _, uploaded in
+        Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().reportSent(Int64(uploaded))
+        return 0
+    }
+
+    private func reportSent(_ written: Int64) {
+        bodySent?(min(written, body.length))
+    }
+
+    /// Every new socket keeps at most this many bytes not yet sent in the kernel
+    /// (`TCP_NOTSENT_LOWAT`). Bytes in flight are not limited, so throughput is not either;
+    /// without it the send buffer holds megabytes that libcurl counts as written, and a slow
+    /// upload's progress would run seconds ahead of the bytes.
+    static let onSocket: @convention(c) (UnsafeMutableRawPointer?, curl_socket_t, curlsocktype) -> Int32 = { _, socket, _ in
+        var lowWater: Int32 = 128 * 1024
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), 25 /* TCP_NOTSENT_LOWAT, linux/tcp.h */, &lowWater, socklen_t(MemoryLayout<Int32>.size))
+        return 0  // CURL_SOCKOPT_OK
     }
 
     static let onRead: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in

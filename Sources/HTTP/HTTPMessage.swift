@@ -73,12 +73,19 @@ public struct HTTPRequest: Sendable {
     public var url: URL
     public var headers: HTTPHeaders
     public var body: HTTPRequestBody
+    /// Called with the number of body bytes the peer has taken so far in this exchange (sent
+    /// and no longer queued in the kernel), many times a second while they move and about
+    /// once a second while they do not, so a long upload can report progress while it
+    /// moves. Every exchange (a retry, a redirect) counts from zero again.
+    public var bodySent: (@Sendable (Int64) -> Void)?
 
-    public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty) {
+    public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
+                bodySent: (@Sendable (Int64) -> Void)? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.bodySent = bodySent
     }
 }
 

@@ -12,6 +12,11 @@ public enum BlobUploadOutcome: Sendable, Hashable {
     case uploaded
 }
 
+/// Bytes of one blob moved so far, reported while they move: 0 when bytes start to move
+/// (never for a blob found present or mounted), then after every chunk. A transfer that
+/// starts again (a retried upload, a new attempt of a download) reports from 0 again.
+public typealias BlobProgress = @Sendable (Int64) -> Void
+
 extension RegistryClient {
     /// Whether `repository` holds the blob (`HEAD /v2/<name>/blobs/<digest>`).
     public func blobExists(_ repository: Repository, _ digest: Digest) throws -> Bool {
@@ -28,7 +33,9 @@ extension RegistryClient {
     /// Downloads a blob to `destination`, streaming: the bytes go to a temporary file
     /// beside it while being hashed, and the file is renamed into place only when its size
     /// and digest match `descriptor`. A body longer than `descriptor.size` is cut off at once.
-    public func downloadBlob(_ repository: Repository, _ descriptor: Descriptor, to destination: URL) throws {
+    /// - Parameter progress: told the bytes written so far, as they arrive.
+    public func downloadBlob(_ repository: Repository, _ descriptor: Descriptor, to destination: URL,
+                             progress: BlobProgress? = nil) throws {
         let operation = "GET blob \(repository)@\(descriptor.digest) from \(host)"
         let partial = destination.deletingLastPathComponent()
             .appendingPathComponent(".\(destination.lastPathComponent).partial-\(UUID().uuidString.prefix(8))")
@@ -37,7 +44,8 @@ extension RegistryClient {
         let response = try send(.get, .path("\(repository.apiPath)/blobs/\(descriptor.digest)"),
                                 scope: .repository(repository, "pull"), operation: operation) { head in
             guard (200..<300).contains(head.status) else { return nil }
-            sink = VerifyingFileSink(path: partial.path, expected: descriptor, operation: operation)
+            sink = VerifyingFileSink(path: partial.path, expected: descriptor, operation: operation, progress: progress)
+            progress?(0)
             return sink
         }
         guard (200..<300).contains(response.status) else { throw RegistryError.from(response, operation: operation) }
@@ -54,12 +62,13 @@ extension RegistryClient {
     /// Spec, "Pushing blobs": HEAD first; then, with `mountFrom`, a cross-repository mount
     /// (`POST …/blobs/uploads/?mount=<digest>&from=<repo>`); else a monolithic PUT, or PATCH
     /// chunks of `chunkSize` bytes then a closing PUT. The file is read while sending.
+    /// - Parameter progress: told the bytes sent so far, as they go.
     @discardableResult
     public func uploadBlob(
         _ repository: Repository, _ descriptor: Descriptor, from file: URL,
-        mountFrom: Repository? = nil, chunkSize: Int64? = nil
+        mountFrom: Repository? = nil, chunkSize: Int64? = nil, progress: BlobProgress? = nil
     ) throws -> BlobUploadOutcome {
-        try upload(repository, descriptor, source: .file(file.path), mountFrom: mountFrom, chunkSize: chunkSize)
+        try upload(repository, descriptor, source: .file(file.path), mountFrom: mountFrom, chunkSize: chunkSize, progress: progress)
     }
 
     /// Links a blob of the same registry into `repository` without sending it
@@ -86,7 +95,7 @@ extension RegistryClient {
     @discardableResult
     public func uploadBlob(_ repository: Repository, data: Data, mediaType: MediaType) throws -> Descriptor {
         let descriptor = Descriptor(mediaType: mediaType, digest: Digest.sha256(data), size: Int64(data.count))
-        _ = try upload(repository, descriptor, source: .data(data), mountFrom: nil, chunkSize: nil)
+        _ = try upload(repository, descriptor, source: .data(data), mountFrom: nil, chunkSize: nil, progress: nil)
         return descriptor
     }
 
@@ -104,7 +113,7 @@ extension RegistryClient {
 
     private func upload(
         _ repository: Repository, _ descriptor: Descriptor, source: BlobSource,
-        mountFrom: Repository?, chunkSize: Int64?
+        mountFrom: Repository?, chunkSize: Int64?, progress: BlobProgress?
     ) throws -> BlobUploadOutcome {
         if try blobExists(repository, descriptor.digest) { return .present }
         // An upload session does not survive a broken PUT, so a failed attempt starts a new
@@ -115,7 +124,7 @@ extension RegistryClient {
         while true {
             attempt += 1
             do {
-                return try uploadOnce(repository, descriptor, source: source, mountFrom: mountFrom, chunkSize: chunkSize)
+                return try uploadOnce(repository, descriptor, source: source, mountFrom: mountFrom, chunkSize: chunkSize, progress: progress)
             } catch let exhausted as RetriesExhausted {
                 throw exhausted.error
             } catch let error as RegistryError where error.isRetryable && attempt < retry.maxAttempts {
@@ -128,7 +137,7 @@ extension RegistryClient {
 
     private func uploadOnce(
         _ repository: Repository, _ descriptor: Descriptor, source: BlobSource,
-        mountFrom: Repository?, chunkSize: Int64?
+        mountFrom: Repository?, chunkSize: Int64?, progress: BlobProgress?
     ) throws -> BlobUploadOutcome {
         let operation = "upload blob \(descriptor.digest) to \(repository) on \(host)"
         var scope = Scope.repository(repository, "pull", "push")
@@ -149,15 +158,18 @@ extension RegistryClient {
         guard started.status == 202 else { throw RetriesExhausted(error: RegistryError.from(started, operation: operation)) }
         var location = try uploadLocation(started, operation: operation)
 
+        progress?(0)
         let size = descriptor.size
         if let chunkSize, chunkSize > 0, size > chunkSize {
             var offset: Int64 = 0
             while offset < size {
                 let length = min(chunkSize, size - offset)
+                let chunkStart = offset
                 let response = try send(.patch, .url(location), scope: scope, operation: operation,
                                         headers: ["Content-Type": "application/octet-stream",
                                                   "Content-Range": "\(offset)-\(offset + length - 1)"],
-                                        body: source.body(offset: offset, length: length), retry: .never)
+                                        body: source.body(offset: offset, length: length), retry: .never,
+                                        bodySent: progress.map { progress -> @Sendable (Int64) -> Void in { progress(chunkStart + $0) } })
                 guard response.status == 202 else { throw RegistryError.from(response, operation: operation) }
                 location = try uploadLocation(response, operation: operation)
                 offset += length
@@ -168,7 +180,7 @@ extension RegistryClient {
         } else {
             let response = try send(.put, .url(appendingDigest(descriptor.digest, to: location)), scope: scope,
                                     operation: operation, headers: ["Content-Type": "application/octet-stream"],
-                                    body: source.body(offset: 0, length: size), retry: .never)
+                                    body: source.body(offset: 0, length: size), retry: .never, bodySent: progress)
             guard response.status == 201 else { throw RegistryError.from(response, operation: operation) }
         }
         return .uploaded
@@ -205,8 +217,10 @@ final class VerifyingFileSink: HTTPBodySink {
     private var received: Int64 = 0
     private let fd: Int32
     private let openError: Int32
+    private let progress: BlobProgress?
 
-    init(path: String, expected: Descriptor, operation: String) {
+    init(path: String, expected: Descriptor, operation: String, progress: BlobProgress? = nil) {
+        self.progress = progress
         self.path = path
         self.descriptor = expected
         self.operation = operation
@@ -234,6 +248,7 @@ final class VerifyingFileSink: HTTPBodySink {
             }
             offset += written
         }
+        progress?(received)
     }
 
     func finish() throws {

@@ -58,8 +58,10 @@ public struct RegistryClient: Sendable {
     }
 
     /// Sends one request with authentication, retries and redirects.
-    /// - Parameter stream: as in `HTTPTransport.perform`; called anew on every attempt, so a
-    ///   sink starts from zero when a transfer is retried.
+    /// - Parameters:
+    ///   - bodySent: as `HTTPRequest.bodySent`: body bytes sent so far, from zero on every attempt.
+    ///   - stream: as in `HTTPTransport.perform`; called anew on every attempt, so a
+    ///     sink starts from zero when a transfer is retried.
     func send(
         _ method: HTTPMethod,
         _ target: Target,
@@ -69,12 +71,13 @@ public struct RegistryClient: Sendable {
         body: HTTPRequestBody = .empty,
         retry: RetryPolicy? = nil,
         bufferLimit: Int = 1 << 20,
-        stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)? = nil
+        stream: ((HTTPResponseHead) -> (any HTTPBodySink)?)? = nil,
+        bodySent: (@Sendable (Int64) -> Void)? = nil
     ) throws -> HTTPResponse {
         let url = try resolve(target)
         var learned = false, refreshed = false
         while true {
-            var request = HTTPRequest(method: method, url: url, headers: headers, body: body)
+            var request = HTTPRequest(method: method, url: url, headers: headers, body: body, bodySent: bodySent)
             request.headers["User-Agent"] = "slipway"
             let authorization = try authorization(for: scope)
             if let authorization { request.headers["Authorization"] = authorization }

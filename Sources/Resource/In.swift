@@ -160,7 +160,7 @@ public struct In {
 
         let scratch = directory.appendingPathComponent(".slipway-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let transfer = ImageTransfer(log: log)
+        let transfer = ImageTransfer(log: log, progress: ProgressReporter(log: log))
         switch options.format {
         case .ociLayout:
             let layout = try OCILayout.create(at: directory.appendingPathComponent("oci"))

@@ -60,7 +60,7 @@ public struct Out {
         let path = try Self.match(pattern, in: directory)
         let image = try ImageInput.open(path, scratch: scratch)
         let tags = try pushTags(source: source, params: params, directory: directory, client: client)
-        let report = try ImageTransfer(log: log).push(image, with: client, to: source.repository, tags: tags)
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: source.repository, tags: tags)
         log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
         let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
         return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: report.digest),
@@ -194,7 +194,7 @@ public struct Out {
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
         tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository, digest: digest)
         let names = tags.map(\.rawValue)
-        let report = try ImageTransfer(log: log).copy(digest, from: client, source.repository, to: destination, repository,
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
         return Promoted(digest: digest, repository: repository, tags: names)

@@ -109,7 +109,7 @@ extension Out {
         if let conflict = Self.immutableConflict(immutable, in: source.repository, holds: held, ours: image.descriptor.digest) {
             throw InputError(conflict)
         }
-        let transfer = ImageTransfer(log: log)
+        let transfer = ImageTransfer(log: log, progress: ProgressReporter(log: log))
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
         let cacheTag = try tagInputs(of: image, client: client, source: source, log: log)
         var seen = Set([immutable] + releaseTags)

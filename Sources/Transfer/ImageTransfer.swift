@@ -11,13 +11,16 @@ import Synchronization
 /// Blobs move in parallel (`parallelism` at a time), each streamed and verified by the
 /// registry client; blobs already at the destination are not sent again. Manifests go
 /// last, children before their index, so a tag never points at an incomplete image.
+/// `progress` is told of every blob as its bytes move (see ``ProgressReporter``).
 public struct ImageTransfer: Sendable {
     public let log: Log
     public let parallelism: Int
+    public let progress: (any TransferObserver)?
 
-    public init(log: Log = .silent, parallelism: Int = 4) {
+    public init(log: Log = .silent, parallelism: Int = 4, progress: (any TransferObserver)? = nil) {
         self.log = log
         self.parallelism = max(1, parallelism)
+        self.progress = progress
     }
 
     /// What a push or copy did.
@@ -51,8 +54,13 @@ public struct ImageTransfer: Sendable {
         try visit(image.descriptor, image.bytes)
 
         var report = Report(digest: image.descriptor.digest)
-        let outcomes = try parallel(unique(blobs)) { blob in
-            try client.uploadBlob(repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom)
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
+        let outcomes = try parallel(unique(blobs)) { [progress] blob in
+            let outcome = try client.uploadBlob(repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom,
+                                                progress: observing(blob, .push))
+            observe(outcome, of: blob, mountedFrom: mountFrom, progress)
+            return outcome
         }
         count(outcomes, into: &report)
         // Children first, so an index never names a manifest the registry lacks.
@@ -61,6 +69,7 @@ public struct ImageTransfer: Sendable {
         }
         try putTop(image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
         log.debug("pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present")
+        succeeded = true
         return report
     }
 
@@ -98,8 +107,15 @@ public struct ImageTransfer: Sendable {
                 if case .image(let manifest) = try fetched.decode() { wanted += [manifest.config] + manifest.layers }
             }
         }
-        _ = try parallel(unique(wanted).filter { !layout.hasBlob($0) }) { blob in
-            try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest))
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
+        var missing: [Descriptor] = []
+        for blob in unique(wanted) {
+            if layout.hasBlob(blob) { progress?.skipped(blob, .inLayout) } else { missing.append(blob) }
+        }
+        _ = try parallel(missing) { [progress] blob in
+            try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest), progress: observing(blob, .pull))
+            progress?.finished(blob, .pull)
         }
         // index.json last, once every blob is in: a pull that fails half-way leaves a layout
         // that names no image, never one that looks complete.
@@ -110,6 +126,7 @@ public struct ImageTransfer: Sendable {
             try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
         }
         let image = LayoutImage(layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
+        succeeded = true
         return image
     }
 
@@ -137,18 +154,29 @@ public struct ImageTransfer: Sendable {
         try visit(top)
         var report = Report(digest: digest)
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        let outcomes = try parallel(unique(blobs)) { blob -> BlobUploadOutcome in
-            if try destination.blobExists(destinationRepository, blob.digest) { return .present }
-            if sameRegistry, try destination.mountBlob(destinationRepository, blob.digest, from: sourceRepository) { return .mounted }
-            let file = try fetch(blob, from: source, sourceRepository, scratch: scratch)
-            defer { unlink(file.path) }
-            return try destination.uploadBlob(destinationRepository, blob, from: file)
+        var succeeded = false
+        defer { progress?.ended(succeeded: succeeded) }
+        let outcomes = try parallel(unique(blobs)) { [progress] blob -> BlobUploadOutcome in
+            let outcome: BlobUploadOutcome
+            if try destination.blobExists(destinationRepository, blob.digest) {
+                outcome = .present
+            } else if sameRegistry, try destination.mountBlob(destinationRepository, blob.digest, from: sourceRepository) {
+                outcome = .mounted
+            } else {
+                // Another registry: the blob comes down to a scratch file, then goes up.
+                let file = try fetch(blob, from: source, sourceRepository, scratch: scratch)
+                defer { unlink(file.path) }
+                outcome = try destination.uploadBlob(destinationRepository, blob, from: file, progress: observing(blob, .push))
+            }
+            observe(outcome, of: blob, mountedFrom: sourceRepository, progress)
+            return outcome
         }
         count(outcomes, into: &report)
         for (descriptor, bytes) in manifests.dropLast() {
             try destination.putManifest(destinationRepository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
         }
         try putTop(top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
+        succeeded = true
         return report
     }
 
@@ -156,8 +184,24 @@ public struct ImageTransfer: Sendable {
 
     private func fetch(_ blob: Descriptor, from client: RegistryClient, _ repository: Repository, scratch: URL) throws -> URL {
         let file = scratch.appendingPathComponent(blob.digest.encoded)
-        try client.downloadBlob(repository, blob, to: file)
+        try client.downloadBlob(repository, blob, to: file, progress: observing(blob, .pull))
+        progress?.finished(blob, .pull)
         return file
+    }
+
+    /// The registry client's per-blob callback, forwarded to `progress`.
+    private func observing(_ blob: Descriptor, _ direction: TransferDirection) -> BlobProgress? {
+        guard let progress else { return nil }
+        return { bytes in progress.moved(blob, direction, bytes: bytes) }
+    }
+
+    private func observe(_ outcome: BlobUploadOutcome, of blob: Descriptor, mountedFrom: Repository?,
+                         _ progress: (any TransferObserver)?) {
+        switch outcome {
+        case .uploaded: progress?.finished(blob, .push)
+        case .present: progress?.skipped(blob, .present)
+        case .mounted: progress?.skipped(blob, mountedFrom.map { .mounted(from: $0) } ?? .present)
+        }
     }
 
     private func putTop(_ descriptor: Descriptor, _ bytes: Data, client: RegistryClient, repository: Repository, tags: [Tag]) throws {

@@ -20,6 +20,9 @@ public enum FaultAction: Sendable, Equatable {
     case redirect(to: URL, status: Int = 307)
     /// Wait, then pass the request through.
     case delay(seconds: Double)
+    /// Pass the request through, moving its body and the response's body each at most
+    /// `bytesPerSecond` (a slow link, so a transfer lasts long enough to watch its progress).
+    case throttle(bytesPerSecond: Int)
     /// Pass the request through but remove these response headers, e.g.
     /// `Docker-Content-Digest`, as some registries omit it on HEAD.
     case dropHeaders([String])
@@ -88,6 +91,8 @@ public struct FaultRule: Sendable, Equatable {
             rule["action"] = ["type": "redirect", "baseURL": url.absoluteString, "status": status]
         case .delay(let seconds):
             rule["action"] = ["type": "delay", "seconds": seconds]
+        case .throttle(let rate):
+            rule["action"] = ["type": "throttle", "bytesPerSecond": rate]
         case .dropHeaders(let names):
             rule["action"] = ["type": "dropHeaders", "names": names]
         case .paginate(let pageSize):
@@ -116,7 +121,7 @@ public struct ProxyRequest: Sendable, Decodable, Equatable {
     /// The rule that fired (its name, or its index as a string); nil when none did.
     public let rule: String?
     /// `pass`, `record` (a proxy without upstream), `status`, `reset`, `truncate`,
-    /// `redirect` or `delay`.
+    /// `redirect`, `delay` or `throttle`.
     public let action: String
     /// The redirect target, for `redirect`.
     public let location: String?

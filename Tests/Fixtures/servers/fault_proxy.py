@@ -31,6 +31,11 @@ Actions:
   {"type": "redirect", "baseURL": "http://localhost:PORT", "status": 307}
                                           redirect to the same path and query there
   {"type": "delay", "seconds": S}         wait, then pass through
+  {"type": "throttle", "bytesPerSecond": N}
+                                          pass through, moving the request body and the
+                                          response body each at most N bytes a second (and
+                                          with a small receive buffer, so a client sending
+                                          an upload sees the pace, not the kernel's buffers)
   {"type": "dropHeaders", "names": [...]} pass through, removing these response headers
                                           (a registry that omits Docker-Content-Digest)
   {"type": "paginate", "pageSize": N}     answer GET .../tags/list from the upstream's full
@@ -112,6 +117,27 @@ class Rules:
             return None, None
 
 
+class Pace:
+    """Sleeps after each chunk so that bytes move at most `rate` a second (no limit when None)."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.start = time.monotonic()
+        self.moved = 0
+
+    def chunk_size(self):
+        # About ten chunks a second keeps a throttled stream smooth.
+        return CHUNK if not self.rate else max(1024, min(CHUNK, self.rate // 10))
+
+    def after(self, count):
+        if not self.rate:
+            return
+        self.moved += count
+        wait = self.start + self.moved / self.rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "slipway-fault-proxy"
@@ -126,8 +152,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # -- request bodies -------------------------------------------------------
 
-    def body_chunks(self):
+    def body_chunks(self, pace=None):
         """Yield the request body in chunks, whether it has a length or is chunked."""
+        pace = pace or Pace(None)
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             while True:
                 size_line = self.rfile.readline(1024)
@@ -138,19 +165,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
                 remaining = size
                 while remaining:
-                    data = self.rfile.read(min(CHUNK, remaining))
+                    data = self.rfile.read(min(pace.chunk_size(), remaining))
                     if not data:
                         raise ConnectionError("client closed the request body early")
                     remaining -= len(data)
+                    pace.after(len(data))
                     yield data
                 self.rfile.readline(1024)
         else:
             remaining = int(self.headers.get("Content-Length") or 0)
             while remaining:
-                data = self.rfile.read(min(CHUNK, remaining))
+                data = self.rfile.read(min(pace.chunk_size(), remaining))
                 if not data:
                     raise ConnectionError("client closed the request body early")
                 remaining -= len(data)
+                pace.after(len(data))
                 yield data
 
     def has_body(self):
@@ -232,13 +261,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(float(action.get("seconds", 1)))
 
+        self.rate = None
+        if kind == "throttle":
+            self.rate = max(1, int(action.get("bytesPerSecond", 1 << 20)))
+            # A small receive buffer keeps the unread part of an upload in the client's
+            # hands, where it can be counted as not sent yet.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
         if kind == "paginate" and self.server.config.get("upstream"):
             self.paginate(self.server.config["upstream"], index, rule, int(action.get("pageSize", 2)))
             return
 
         truncate_at = int(action["bytes"]) if kind == "truncate" else None
         self.dropped = {name.lower() for name in action.get("names", [])} if kind == "dropHeaders" else set()
-        if kind not in ("truncate", "delay", "pass", "dropHeaders"):
+        if kind not in ("truncate", "delay", "pass", "dropHeaders", "throttle"):
             kind = "pass"
 
         upstream = self.server.config.get("upstream")
@@ -263,7 +299,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if chunked:
                 conn.putheader("Transfer-Encoding", "chunked")
             conn.endheaders()
-            for data in self.body_chunks():
+            for data in self.body_chunks(Pace(self.rate)):
                 if chunked:
                     conn.send(b"%x\r\n%s\r\n" % (len(data), data))
                 else:
@@ -316,8 +352,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
 
         sent = 0
+        pace = Pace(getattr(self, "rate", None))
         while True:
-            data = response.read(CHUNK)
+            data = response.read(pace.chunk_size())
             if not data:
                 break
             if truncate_at is not None and sent + len(data) >= truncate_at:
@@ -330,6 +367,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             sent += len(data)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if use_chunks else data)
+            pace.after(len(data))
         if use_chunks:
             self.wfile.write(b"0\r\n\r\n")
 
