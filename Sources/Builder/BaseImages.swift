@@ -173,11 +173,14 @@ struct BaseResolver {
             do { reference = try ImageReference(written) } catch {
                 throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
             }
-            let (digest, top) = try pinnedOrResolved(reference, written: written, narrow: !keepIndex.contains(written))
+            // A docker.io base may come from a mirror; it keeps its docker.io name (buildah's
+            // registries.conf sends its pull to the same mirror).
+            let source = access.located(reference, digest: configuration.baseDigests?[written])
+            let (digest, top) = try pinnedOrResolved(source, written: written, narrow: !keepIndex.contains(written))
             resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
-            sources[written] = .registry(reference, digest)
-            if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
+            sources[written] = .registry(source, digest)
+            for host in [reference.registry, source.registry] where !hosts.contains(host) { hosts.append(host) }
             log.info("base \(written): \(digest)")
         }
 
