@@ -15,15 +15,19 @@ struct RegistryAccess {
     let environment: [String: String]
     let log: Log
 
-    func client(for host: RegistryHost) throws -> RegistryClient {
+    /// - Parameter retry: how hard to try; a mirror gets ``mirrorRetry``, since docker.io stands behind it.
+    func client(for host: RegistryHost, retry: RetryPolicy = .standard) throws -> RegistryClient {
         var credentials: Credentials?
         if let username = configuration.registryUsername, let password = configuration.registryPassword {
             credentials = .basic(username: username, password: password)
         }
         return try RegistryClient(host: host, credentials: credentials,
                                   credentialLookup: DockerConfigCredentials(environment: environment),
-                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), log: log)
+                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
     }
+
+    /// Two attempts: a mirror that is down is skipped in a second, not after the standard policy's half minute.
+    static let mirrorRetry = RetryPolicy(maxAttempts: 2)
 
     func caCertificates() throws -> [String] {
         guard let file = configuration.registryCACerts else { return [] }
@@ -82,7 +86,7 @@ struct RegistryAccess {
         let wanted: Reference = (digest ?? reference.digest).map { .digest($0) } ?? reference.reference
         for mirror in configuration.registryMirrors {
             do {
-                if try client(for: mirror).manifestDescriptor(reference.repository, wanted) != nil {
+                if try client(for: mirror, retry: Self.mirrorRetry).manifestDescriptor(reference.repository, wanted) != nil {
                     log.info("base \(reference): from the mirror \(mirror)")
                     return ImageReference(registry: mirror, repository: reference.repository, tag: reference.tag, digest: reference.digest)
                 }

@@ -25,9 +25,20 @@ extension ImageBuildTests {
             // A secret for an assembled build is fine: nothing executes, so nothing reads it.
             let result = try buildTask(directory.url, ["CONTEXT": context.path, "OUTPUT": output.path, "CACHE": directory.appending("cache").path,
                                                        "UNPACK_ROOTFS": "true", "OUTPUT_OCI": "true", "BUILDER": "assemble",
-                                                       "BUILDKIT_SECRETTEXT_token": "assembled-secret-text"])
+                                                       "BUILDKIT_SECRETTEXT_token": "assembled-secret-text",
+                                                       "DOCKER_FILE": "Other.Dockerfile", "BUILD_ID": "42", "BUILD_PIPELINE_NAME": "p"])
             #expect(result.succeeded, "\(result.stderrString)")
             #expect(!(result.stdoutString + result.stderrString).contains("assembled-secret-text"))
+            // A look-alike is one warning line, and the build goes on; Concourse's metadata is no look-alike.
+            let warnings = result.stderrString.split(separator: "\n").filter { $0.contains("warning:") }
+            #expect(warnings == ["build-task: warning: DOCKER_FILE is not a build-task variable and is ignored; did you mean DOCKERFILE?"], "\(warnings)")
+
+            // What has no meaning here fails at once, in one line, before anything is built.
+            let refused = try buildTask(directory.url, ["CONTEXT": context.path, "OUTPUT": directory.appending("refused").path,
+                                                        "CACHE": directory.appending("cache").path, "BUILDKIT_PROGRESS": "plain"])
+            #expect(refused.status == 1)
+            #expect(refused.stderrString.hasPrefix("build-task: BUILDKIT_PROGRESS is not honoured: build-task builds with buildah, not BuildKit")
+                && refused.stderrString.split(separator: "\n").count == 1, "\(refused.stderrString)")
             let digest = try String(contentsOf: output.appendingPathComponent("digest"), encoding: .utf8)
 
             // OUTPUT_OCI: image/ is an OCI layout of the same image, and there is no image.tar.
@@ -105,8 +116,11 @@ extension ImageBuildTests {
             let output = directory.appending("image")
             let result = try buildTask(directory.url, ["CONTEXT": context.path, "OUTPUT": output.path, "CACHE": directory.appending("cache").path,
                                                        "BUILDKIT_SECRETTEXT_token": text, "BUILDKIT_SECRET_npmrc": directory.appending("npmrc").path,
-                                                       "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4", "UNPACK_ROOTFS": "true"])
+                                                       "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4", "UNPACK_ROOTFS": "true", "DEBUG": "true"])
             #expect(result.succeeded, "\(result.stderrString)")
+            // DEBUG logs buildah's command line: the secrets by path, the text one's a temporary file.
+            #expect(result.stderrString.contains("--secret id=npmrc,src=\(directory.appending("npmrc").path)"), "\(result.stderrString)")
+            #expect(result.stderrString.contains("--secret id=token,src=") && result.stderrString.contains("--add-host test-host:1.2.3.4"))
             // The RUN read the text secret: its digest is in the image, not the secret.
             let sum = try String(contentsOf: output.appendingPathComponent("rootfs/token.sha"), encoding: .utf8)
             #expect(sum.hasPrefix(Digest.sha256(Data(text.utf8)).encoded), "\(sum)")
@@ -133,8 +147,11 @@ extension ImageBuildTests {
                 let assembled = try busyboxContext(directory, "assembled", dockerfile: "FROM slipwaymirror/base:1\nCOPY f /f\n", files: ["f": "f\n"])
                 let result = try buildTask(directory.url, ["CONTEXT": assembled.path, "OUTPUT": directory.appending("one").path,
                                                            "CACHE": directory.appending("cache").path, "BUILDER": "assemble",
-                                                           "REGISTRY_MIRRORS": registry.host, "REGISTRY_INSECURE": "true"])
+                                                           "REGISTRY_MIRRORS": "127.0.0.1:1,\(registry.host)", "REGISTRY_INSECURE": "true"])
                 #expect(result.succeeded, "\(result.stderrString)")
+                // A mirror that fails is logged and skipped; the next one serves the base.
+                #expect(result.stderrString.contains("the mirror 127.0.0.1:1 failed") && result.stderrString.contains("from the mirror \(registry.host)"),
+                        "\(result.stderrString)")
                 let labelled = try labels(directory.appending("one"))
                 #expect(labelled["org.opencontainers.image.base.digest"] == base)
                 #expect(labelled["org.opencontainers.image.base.name"] == "docker.io/slipwaymirror/base:1")
