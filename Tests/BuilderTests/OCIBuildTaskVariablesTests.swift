@@ -126,6 +126,20 @@ struct OCIBuildTaskVariablesTests {
         #expect(!warnings.joined().contains("secret-value"))
     }
 
+    @Test func buildAllAndPlanRefuseAdditionalTargets() throws {
+        try withTemporaryDirectory { directory in
+            let image = directory.appending("images/app")
+            try FileManager.default.createDirectory(at: image, withIntermediateDirectories: true)
+            try Data("FROM scratch AS test\nFROM scratch\n".utf8).write(to: image.appendingPathComponent("Dockerfile"))
+            for subcommand in ["plan", "build-all"] {
+                let result = try runProcess(try builtProduct("build-task").path, [subcommand, "--root", "images"],
+                                            environment: ["PATH": "/usr/bin:/bin", "REPOSITORY": "r.example/f", "ADDITIONAL_TARGETS": "test"],
+                                            currentDirectory: directory.url)
+                #expect(result.status == 1 && result.stderrString.hasPrefix("build-task: ADDITIONAL_TARGETS is for one image's build"), "\(result.stderrString)")
+            }
+        }
+    }
+
     @Test func ordinaryVariablesAreNotWarnedAbout() {
         let ordinary = ["PATH", "HOME", "USER", "LANG", "TERM", "HOSTNAME", "PWD", "SHLVL", "TMPDIR", "SSH_AUTH_SOCK", "LC_ALL",
                         "BUILD_ID", "BUILD_NAME", "BUILD_JOB_NAME", "BUILD_PIPELINE_NAME", "BUILD_TEAM_NAME", "BUILD_CREATED_BY", "ATC_EXTERNAL_URL",
