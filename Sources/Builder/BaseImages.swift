@@ -295,12 +295,14 @@ struct ImageArgument {
             image = directory
         } else if exists("oci/oci-layout") {
             image = directory.appendingPathComponent("oci")
+        } else if exists("image/oci-layout") {
+            image = directory.appendingPathComponent("image")  // oci-build-task's (and our) OUTPUT_OCI output
         } else if exists("image.tar") {
             image = directory.appendingPathComponent("image.tar")
         } else if exists("rootfs") {
             throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
         } else {
-            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/ or image.tar)")
+            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
         }
 
         var isLayout: ObjCBool = false

@@ -55,6 +55,17 @@ extension ImageBuildTests {
             let parsed = try json(output.appendingPathComponent("metadata.json"))
             #expect(Set(parsed.keys) == ["env", "user"])
             #expect(parsed["env"] as? [String] == config.config?.env && (config.config?.env ?? []).contains("GREETING=hi"))
+
+            // oci-build-task's OUTPUT_OCI output (image/ and digest, no oci/ or image.tar) is a base for IMAGE_ARG_*.
+            let get = directory.appending("get")
+            try FileManager.default.createDirectory(at: get, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: output.appendingPathComponent("image"), to: get.appendingPathComponent("image"))
+            try FileManager.default.copyItem(at: output.appendingPathComponent("digest"), to: get.appendingPathComponent("digest"))
+            let derived = try busyboxContext(directory, "derived", dockerfile: "ARG base\nFROM ${base}\nCOPY f /f\n", files: ["f": "f\n"])
+            let onIt = try buildTask(directory.url, ["CONTEXT": derived.path, "OUTPUT": directory.appending("derived-image").path,
+                                                     "CACHE": directory.appending("cache").path, "IMAGE_ARG_base": get.path])
+            #expect(onIt.succeeded, "\(onIt.stderrString)")
+            #expect(try labels(directory.appending("derived-image"))["org.opencontainers.image.base.digest"] == digest)
         }
     }
 
