@@ -1,3 +1,4 @@
+import BuildLock
 import Foundation
 import ImageLayout
 import OCI
@@ -91,14 +92,21 @@ extension ImageBuild {
 
     /// Runs `body` with buildah's `--secret id=<id>,src=<file>` options. A
     /// `BUILDKIT_SECRETTEXT_<id>` is written to a file of its own (mode 0600, in a 0700
-    /// directory outside the context, the output and the cache), removed when `body` returns.
+    /// directory outside the context, the output and the cache), removed when `body` returns
+    /// or the process gets SIGINT or SIGTERM.
     func withSecretFiles<R>(_ body: ([String]) throws -> R) throws -> R {
         guard !configuration.secrets.isEmpty else { return try body([]) }
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("slipway-secrets-\(UUID().uuidString.prefix(8))")
         guard mkdir(directory.path, 0o700) == 0 else {
             throw Unsupported(description: "cannot create \(directory.path) for the build's secrets: errno \(errno)")
         }
-        defer { try? FileManager.default.removeItem(at: directory) }
+        // Removed when buildah ends, and also when Concourse aborts the build (SIGTERM).
+        let path = directory.path
+        let registration = SignalCleanup.register { try? FileManager.default.removeItem(atPath: path) }
+        defer {
+            registration.cancel()
+            try? FileManager.default.removeItem(at: directory)
+        }
         var options: [String] = []
         for secret in configuration.secrets {
             let file: URL

@@ -69,6 +69,33 @@ extension ImageBuildTests {
         }
     }
 
+    @Test func severalPlatformsImplyOutputOCIAndAReusedImageGetsTheSameOutputs() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let context = try busyboxContext(directory, "ctx", dockerfile: "FROM scratch\nCOPY f /f\n", files: ["f": "f\n"])
+                let common = ["CONTEXT": context.path, "CACHE": directory.appending("cache").path, "REGISTRY_INSECURE": "true"]
+                // Two platforms: an index in image/ (as oci-build-task), no image.tar.
+                let several = try buildTask(directory.url, common.merging(["OUTPUT": directory.appending("several").path,
+                                                                           "IMAGE_PLATFORM": "linux/amd64,linux/arm64"]) { $1 })
+                #expect(several.succeeded, "\(several.stderrString)")
+                let index = try OCILayout(opening: directory.appending("several/image")).image(named: "latest")
+                #expect(index.descriptor.digest.rawValue == (try String(contentsOf: directory.appending("several/digest"), encoding: .utf8)))
+                #expect(!FileManager.default.fileExists(atPath: directory.appending("several/image.tar").path))
+
+                // Published under its inputs, then reused: the reuse writes image/ and rootfs/ too.
+                let skip = ["SKIP_IF_PUBLISHED": "\(registry.host)/team/app"]
+                #expect(try buildTask(directory.url, common.merging(skip) { $1 }.merging(["OUTPUT": directory.appending("first").path]) { $1 }).succeeded)
+                let reused = try buildTask(directory.url, common.merging(skip) { $1 }.merging([
+                    "OUTPUT": directory.appending("reused").path, "UNPACK_ROOTFS": "true", "OUTPUT_OCI": "true"]) { $1 })
+                #expect(reused.succeeded, "\(reused.stderrString)")
+                #expect(try json(directory.appending("reused/build.json"))["reused"] as? Bool == true)
+                #expect(FileManager.default.fileExists(atPath: directory.appending("reused/rootfs/f").path))
+                #expect(FileManager.default.fileExists(atPath: directory.appending("reused/image/index.json").path))
+                #expect(!FileManager.default.fileExists(atPath: directory.appending("reused/image.tar").path))
+            }
+        }
+    }
+
     @Test func additionalTargetsAreBuiltEachIntoItsOwnDirectory() throws {
         try withTemporaryDirectory { directory in
             let context = try busyboxContext(directory, "ctx", dockerfile: """
@@ -212,6 +239,17 @@ extension ImageBuildTests {
             #expect(result.succeeded, "\(result.stderrString)")
             let keys = (try? String(contentsOf: output.appendingPathComponent("rootfs/keys"), encoding: .utf8)) ?? ""
             #expect(keys.contains(fingerprint) && keys.contains("slipway-test"), "\(keys)")
+
+            // A key file instead of an agent (oci-build-task's README form, <id>=<key>): buildah serves it under that id.
+            let dockerfile = try String(contentsOf: context.appendingPathComponent("Dockerfile"), encoding: .utf8)
+            try Data(dockerfile.replacingOccurrences(of: "--mount=type=ssh ", with: "--mount=type=ssh,id=github_key ").utf8)
+                .write(to: context.appendingPathComponent("Dockerfile"))
+            let fromFile = try buildTask(directory.url, ["CONTEXT": context.path, "OUTPUT": directory.appending("from-file").path,
+                                                         "CACHE": directory.appending("cache").path, "BUILDKIT_SSH": "github_key=\(key.path)",
+                                                         "UNPACK_ROOTFS": "true"])
+            #expect(fromFile.succeeded, "\(fromFile.stderrString)")
+            let listed = (try? String(contentsOf: directory.appending("from-file/rootfs/keys"), encoding: .utf8)) ?? ""
+            #expect(listed.contains(fingerprint), "\(listed)")
         }
     }
 }
