@@ -140,6 +140,15 @@ struct OCIBuildTaskVariablesTests {
         }
     }
 
+    @Test func everyVariableAndPrefixIsInTheReference() throws {
+        let reference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/reference.md")
+        let text = try String(contentsOf: reference, encoding: .utf8)
+        for name in BuildConfiguration.variables.sorted() + BuildConfiguration.variablePrefixes.map({ $0 + "<" }) {
+            #expect(text.contains("`\(name)"), "docs/reference.md does not document \(name)")
+        }
+    }
+
     @Test func ordinaryVariablesAreNotWarnedAbout() {
         let ordinary = ["PATH", "HOME", "USER", "LANG", "TERM", "HOSTNAME", "PWD", "SHLVL", "TMPDIR", "SSH_AUTH_SOCK", "LC_ALL",
                         "BUILD_ID", "BUILD_NAME", "BUILD_JOB_NAME", "BUILD_PIPELINE_NAME", "BUILD_TEAM_NAME", "BUILD_CREATED_BY", "ATC_EXTERNAL_URL",
