@@ -196,7 +196,8 @@ extension BuildConfiguration {
             if line.hasPrefix("[") {
                 let name = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] ")).replacingOccurrences(of: " ", with: "")
                 guard ["registry", "registry.\"docker.io\"", "registry.'docker.io'"].contains(name), !line.hasPrefix("[[") else {
-                    throw ValidationError("BUILDKIT_EXTRA_CONFIG: the table \(line.prefix(60)) is not supported: \(unsupported)")
+                    let hint = name.hasPrefix("registry.") ? " (a registry's http, insecure or ca: REGISTRY_INSECURE=true or REGISTRY_CA_CERTS)" : ""
+                    throw ValidationError("BUILDKIT_EXTRA_CONFIG: the table \(line.prefix(60)) is not supported: \(unsupported)\(hint)")
                 }
                 table = name
                 continue
@@ -207,7 +208,9 @@ extension BuildConfiguration {
             let key = line[..<equals].trimmingCharacters(in: .whitespaces)
             guard table != "registry", table != "", key == "mirrors" else {
                 let full = table.isEmpty ? key : "[\(table)] \(key)"
-                throw ValidationError("BUILDKIT_EXTRA_CONFIG: \(full.prefix(80)) is not supported: \(unsupported)")
+                let hint = ["http", "insecure"].contains(key) ? " (for a plain-HTTP or unverified registry: REGISTRY_INSECURE=true)"
+                    : ["ca", "keypair", "tlsconfigdir"].contains(key) ? " (for a registry's CA: REGISTRY_CA_CERTS)" : ""
+                throw ValidationError("BUILDKIT_EXTRA_CONFIG: \(full.prefix(80)) is not supported: \(unsupported)\(hint)")
             }
             var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
             while !value.contains("]"), let next = lines.popFirst() { value += next }

@@ -90,6 +90,8 @@ struct OCIBuildTaskVariablesTests {
                 (["BUILDKIT_SECRETS": "a=b"], "BUILDKIT_SECRETS is not honoured"),
                 (["BUILDKIT_EXTRA_CONFIG": "[worker.oci]\nmax-parallelism = 4\n"], "[worker.oci] is not supported"),
                 (["BUILDKIT_EXTRA_CONFIG": "[registry.\"docker.io\"]\nhttp = true\n"], "[registry.\"docker.io\"] http is not supported"),
+                (["BUILDKIT_EXTRA_CONFIG": "[registry.\"docker.io\"]\ninsecure = true\n"], "REGISTRY_INSECURE=true"),
+                (["BUILDKIT_EXTRA_CONFIG": "[registry.\"mirror.example\"]\nca = [\"/etc/ca.pem\"]\n"], "REGISTRY_CA_CERTS"),
                 (["BUILDKIT_EXTRA_CONFIG": "[registry.\"ghcr.io\"]\nmirrors = [\"m.example\"]\n"], "[registry.\"ghcr.io\"] is not supported"),
                 (["BUILDKIT_EXTRA_CONFIG": "debug = true\n"], "debug is not supported"),
                 (["REGISTRY_MIRRORS": "https://mirror.example"], "host[:port] only"),
