@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "BuildContext", dependencies: ["OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "ImageLayout", "Transfer", "Registry",
+            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "ImageLayout", "Transfer", "Registry", "RootFS",
             .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

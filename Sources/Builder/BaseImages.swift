@@ -173,11 +173,14 @@ struct BaseResolver {
             do { reference = try ImageReference(written) } catch {
                 throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
             }
-            let (digest, top) = try pinnedOrResolved(reference, written: written, narrow: !keepIndex.contains(written))
+            // A docker.io base may come from a mirror; it keeps its docker.io name (buildah's
+            // registries.conf sends its pull to the same mirror).
+            let source = access.located(reference, digest: configuration.baseDigests?[written])
+            let (digest, top) = try pinnedOrResolved(source, written: written, narrow: !keepIndex.contains(written))
             resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
-            sources[written] = .registry(reference, digest)
-            if !hosts.contains(reference.registry) { hosts.append(reference.registry) }
+            sources[written] = .registry(source, digest)
+            for host in [reference.registry, source.registry] where !hosts.contains(host) { hosts.append(host) }
             log.info("base \(written): \(digest)")
         }
 
@@ -292,12 +295,14 @@ struct ImageArgument {
             image = directory
         } else if exists("oci/oci-layout") {
             image = directory.appendingPathComponent("oci")
+        } else if exists("image/oci-layout") {
+            image = directory.appendingPathComponent("image")  // oci-build-task's (and our) OUTPUT_OCI output
         } else if exists("image.tar") {
             image = directory.appendingPathComponent("image.tar")
         } else if exists("rootfs") {
             throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
         } else {
-            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/ or image.tar)")
+            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
         }
 
         var isLayout: ObjCBool = false

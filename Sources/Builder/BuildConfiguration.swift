@@ -38,6 +38,22 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var registryPassword: String?
     public var registryInsecure: Bool
     public var registryCACerts: URL?
+    /// `UNPACK_ROOTFS`: also `rootfs/` and `metadata.json`, Concourse's image format (a task's `image:`).
+    public var unpackRootFS: Bool = false
+    /// `OUTPUT_OCI` (or several platforms): `image/` (an OCI layout directory) instead of `image.tar`.
+    public var outputOCI: Bool = false
+    /// `ADDITIONAL_TARGETS`: stages built before the image, each into `<output>/../<stage>/` when that directory exists.
+    public var additionalTargets: [String] = []
+    /// `BUILDKIT_SECRET_<id>` and `BUILDKIT_SECRETTEXT_<id>`: what `RUN --mount=type=secret,id=<id>` reads.
+    public var secrets: [BuildSecret] = []
+    /// `BUILDKIT_SSH`: buildah's `--ssh` (`default|<id>[=<socket>|<key>[,<key>]]`), paths made absolute.
+    public var ssh: String?
+    /// `BUILDKIT_ADD_HOSTS`: `host=ip` pairs, for `/etc/hosts` in RUN steps.
+    public var addHosts: [HostEntry] = []
+    /// `REGISTRY_MIRRORS` and the `[registry."docker.io"] mirrors` of `BUILDKIT_EXTRA_CONFIG`: mirrors of docker.io.
+    public var registryMirrors: [RegistryHost] = []
+    /// `DEBUG`: log buildah's command lines.
+    public var debug: Bool = false
 
     /// Every environment variable build-task reads, and the prefixes of the families
     /// (`BUILD_ARG_<name>`, …): what a task's `params:` may set.
@@ -46,10 +62,15 @@ public struct BuildConfiguration: Sendable, Equatable {
         "SKIP_IF_PUBLISHED", "BASE_DIGESTS_FILE", "TAG", "PUSH", "LOCK", "LOCK_KEY", "LOCK_TIMEOUT", "LOCK_TTL",
         "LOCK_PRIVATE_KEY", "LOCK_USERNAME", "LOCK_PASSWORD", "OUTPUT", "BRANCH", "CACHE", "BUILDER",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
+        // oci-build-task's outputs and BuildKit settings (BuildKitSettings.swift).
+        "UNPACK_ROOTFS", "OUTPUT_OCI", "ADDITIONAL_TARGETS", "BUILDKIT_SSH", "BUILDKIT_ADD_HOSTS", "BUILDKIT_EXTRA_CONFIG",
+        "REGISTRY_MIRRORS", "DEBUG",
+        // oci-build-task's undocumented comma-separated lists (its envconfig reads every Config field).
+        "BUILD_ARGS", "LABELS", "IMAGE_ARGS",
         // `build-task plan` and `build-all` (GraphFlags).
         "ROOT", "REPOSITORY", "SINCE", "IMAGE_TAG",
     ]
-    public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_"]
+    public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_", "BUILDKIT_SECRET_", "BUILDKIT_SECRETTEXT_"]
 
     public struct ValidationError: Error, Sendable, CustomStringConvertible {
         public let description: String
@@ -91,17 +112,17 @@ public struct BuildConfiguration: Sendable, Equatable {
         }
 
         // Files first, then variables, then flags: the most specific wins.
-        var buildArgs: [String: String] = [:]
+        var buildArgs = try Self.commaPairs(environment, "BUILD_ARGS")
         if let file = environment["BUILD_ARGS_FILE"], !file.isEmpty {
-            buildArgs = try Self.readPairs(path(file), variable: "BUILD_ARGS_FILE")
+            buildArgs.merge(try Self.readPairs(path(file), variable: "BUILD_ARGS_FILE")) { $1 }
         }
         buildArgs.merge(Self.prefixed("BUILD_ARG_", environment)) { $1 }
         buildArgs.merge(try Self.pairs(flags.buildArgs, option: "--build-arg")) { $1 }
         self.buildArgs = buildArgs
 
-        var labels: [String: String] = [:]
+        var labels = try Self.commaPairs(environment, "LABELS")
         if let file = environment["LABELS_FILE"], !file.isEmpty {
-            labels = try Self.readPairs(path(file), variable: "LABELS_FILE")
+            labels.merge(try Self.readPairs(path(file), variable: "LABELS_FILE")) { $1 }
         }
         labels.merge(Self.prefixed("LABEL_", environment)) { $1 }
         labels.merge(try Self.pairs(flags.labels, option: "--label")) { $1 }
@@ -112,7 +133,8 @@ public struct BuildConfiguration: Sendable, Equatable {
             do { platforms.append(try Platform(text)) } catch { throw ValidationError("IMAGE_PLATFORM / --platform: \(error)") }
         }
 
-        var imageArgs = Self.prefixed("IMAGE_ARG_", environment).mapValues(path)
+        var imageArgs = try Self.commaPairs(environment, "IMAGE_ARGS").mapValues(path)
+        imageArgs.merge(Self.prefixed("IMAGE_ARG_", environment).mapValues(path)) { $1 }
         imageArgs.merge(try Self.pairs(flags.imageArgs, option: "--image-arg").mapValues(path)) { $1 }
         for (name, directory) in imageArgs where !FileManager.default.fileExists(atPath: directory.path) {
             throw ValidationError("image arg \(name): \(directory.path) does not exist")
@@ -167,6 +189,7 @@ public struct BuildConfiguration: Sendable, Equatable {
         }
         registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
+        try readBuildKitSettings(environment, path: path)
     }
 
     /// Why lock credentials cannot be used with `lock` (nil when they can): they are only for
@@ -207,6 +230,21 @@ public struct BuildConfiguration: Sendable, Equatable {
         for item in items {
             guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
                 throw ValidationError("\(option) \(item): expected NAME=VALUE")
+            }
+            result[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// oci-build-task's `BUILD_ARGS`, `LABELS`, `IMAGE_ARGS`: `NAME=VALUE` items separated by
+    /// commas, as its configuration library reads a list from one variable.
+    static func commaPairs(_ environment: [String: String], _ variable: String) throws(ValidationError) -> [String: String] {
+        guard let text = environment[variable], !text.isEmpty else { return [:] }
+        var result: [String: String] = [:]
+        for (number, item) in text.split(separator: ",").enumerated() {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                // Not the item itself: a build arg's value may be a secret.
+                throw ValidationError("\(variable): item \(number + 1) is not NAME=VALUE (items are separated by commas; use \(variable == "LABELS" ? "LABEL_<name>" : variable == "IMAGE_ARGS" ? "IMAGE_ARG_<name>" : "BUILD_ARG_<name>") for a value with a comma)")
             }
             result[String(item[..<equals])] = String(item[item.index(after: equals)...])
         }

@@ -17,12 +17,20 @@ public struct Buildah: Sendable {
     let storage: URL
     let log: Log
     let progress: StatusLine
+    /// Set for every buildah command: `CONTAINERS_REGISTRIES_CONF` for registry mirrors.
+    var environment: [String: String?] = [:]
+    /// `DEBUG`: log each `buildah bud` command line (secrets are file paths there, never values).
+    var debug = false
 
     public init(storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false)) {
         self.runner = runner
         self.storage = storage
         self.log = log
         self.progress = progress
+    }
+
+    func command(_ arguments: [String]) -> Command {
+        Command("buildah", arguments, environment: environment)
     }
 
     var global: [String] {
@@ -40,7 +48,7 @@ public struct Buildah: Sendable {
             throw Failure(description: "buildah --version failed: \(Self.lastLine(version))")
         }
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
-        let info = try runner.run(Command("buildah", global + ["images", "--quiet"]))
+        let info = try runner.run(command(global + ["images", "--quiet"]))
         guard info.succeeded else {
             // Refused a user namespace (a non-privileged Concourse task): the cause and the fix, not buildah's "(Unable to determine exit status)".
             if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) { throw Failure(description: problem) }
@@ -56,7 +64,7 @@ public struct Buildah: Sendable {
                       labels: [String: String], timestamp: Int?, platforms: [String], options: [String] = []) throws -> String {
         var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path] + options
         if platforms.count > 1 {
-            _ = try? runner.run(Command("buildah", global + ["manifest", "rm", name]))
+            _ = try? runner.run(command(global + ["manifest", "rm", name]))
             arguments += ["--manifest", name, "--platform", platforms.joined(separator: ",")]
         } else {
             arguments += ["-t", name]
@@ -74,7 +82,8 @@ public struct Buildah: Sendable {
         // One concise line per step, as it starts, for the Concourse log: "STEP 2/4: COPY …"
         // or, in a multi-stage build, "[1/2] STEP 2/4: COPY …". In a terminal, every other
         // line buildah writes passes through the status line, with the time so far.
-        let result = try runner.run(Command("buildah", arguments)) { line in
+        if debug { log.info("buildah " + arguments.joined(separator: " ")) }
+        let result = try runner.run(command(arguments)) { line in
             if line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) {
                 progress.clear()
                 log.info(line)
@@ -93,20 +102,20 @@ public struct Buildah: Sendable {
 
     /// `buildah push` to a transport destination (`oci:<dir>:<name>`, `docker-archive:<file>:<ref>`).
     public func push(_ name: String, to destination: String) throws {
-        let result = try runner.run(Command("buildah", global + ["push", "--quiet", name, destination]))
+        let result = try runner.run(command(global + ["push", "--quiet", name, destination]))
         guard result.succeeded else { throw Failure(description: "buildah push to \(destination) failed: \(Self.lastLine(result))") }
     }
 
     /// `buildah manifest push --all --format oci`: a manifest list as an OCI index.
     public func pushList(_ name: String, to destination: String) throws {
-        let result = try runner.run(Command("buildah", global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
+        let result = try runner.run(command(global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
         guard result.succeeded else { throw Failure(description: "buildah manifest push to \(destination) failed: \(Self.lastLine(result))") }
     }
 
     /// Removes the name, an image or a manifest list (layers stay cached).
     public func remove(_ name: String) {
-        if (try? runner.run(Command("buildah", global + ["manifest", "rm", name])))?.succeeded == true { return }
-        _ = try? runner.run(Command("buildah", global + ["rmi", name]))
+        if (try? runner.run(command(global + ["manifest", "rm", name])))?.succeeded == true { return }
+        _ = try? runner.run(command(global + ["rmi", name]))
     }
 
     static func lastLine(_ result: CommandResult) -> String {

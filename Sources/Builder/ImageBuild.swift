@@ -6,6 +6,7 @@ import GitSource
 import ImageLayout
 import OCI
 import Registry
+import RootFS
 import Transfer
 
 /// One `build-task` run: an image built from the context, written to `image/` (`oci/`,
@@ -56,6 +57,7 @@ public struct ImageBuild {
     }
 
     public func run() throws -> Result {
+        for stage in configuration.additionalTargets { try buildAdditionalTarget(stage) }
         let started = Date()
         let source = try sourceFacts()
         let scratch = configuration.cache.appendingPathComponent("run-\(UUID().uuidString.prefix(8))")
@@ -164,6 +166,7 @@ public struct ImageBuild {
             try DockerArchive.write(image, repoTags: [repoTag], to: output.appendingPathComponent("image.tar"))
         }
         timings.mark("fetch")
+        try writeOCIBuildTaskOutputs(image, output: output)
         try writeRecords(image: image, run: run, reused: true, timings: timings, output: output)
         try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
@@ -271,6 +274,7 @@ public struct ImageBuild {
             try published.publish(image, inputs: run.inputs)
             timings.mark("publish")
         }
+        try writeOCIBuildTaskOutputs(image, output: output)
         try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
         try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
@@ -290,14 +294,19 @@ public struct ImageBuild {
 
     /// The image built by buildah and pushed by it into `image/oci` (and `image.tar` for one platform).
     func buildWithBuildah(_ run: Run, labels: [String: String], timings: inout Timings) throws -> URL {
-        let buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
+        var buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
+        buildah.environment = try run.access.buildahEnvironment(scratch: run.scratch)
+        buildah.debug = configuration.debug
         try buildah.check()
         let name = "localhost/slipway-build:\(UUID().uuidString.prefix(12).lowercased())"
         defer { buildah.remove(name) }
-        let options = try run.access.buildahOptions(hosts: run.bases.hosts, scratch: run.scratch)
-        _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
-                              target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
-                              timestamp: run.source.time, platforms: configuration.platforms.map(\.description), options: options)
+        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors, scratch: run.scratch)
+        try withSecretFiles { secretOptions in
+            _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
+                                  target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
+                                  timestamp: run.source.time, platforms: configuration.platforms.map(\.description),
+                                  options: options + secretOptions + buildKitOptions)
+        }
         timings.mark("build")
 
         let output = try prepareOutput()
@@ -318,7 +327,7 @@ public struct ImageBuild {
     func prepareOutput() throws -> URL {
         let output = configuration.output
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        for stale in ["oci", "image.tar", "digest", "build.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
+        for stale in ["oci", "image.tar", "digest", "build.json", "image", "rootfs", "metadata.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
         return output
     }
 

@@ -142,6 +142,10 @@ public struct ImagePlanner {
             flags.push = false
             environment["PUSH"] = nil
         }
+        // Stage names differ per image, and <output>/<stage> would be where another image's outputs go.
+        if let stages = environment["ADDITIONAL_TARGETS"], !stages.isEmpty {
+            throw Failure("ADDITIONAL_TARGETS is for one image's build (build-task build), not plan or build-all: build an image's extra stages in a task of their own")
+        }
         var configuration: BuildConfiguration
         do { configuration = try BuildConfiguration(flags: flags, environment: environment, directory: directory) } catch {
             throw Failure(error.description)

@@ -15,15 +15,19 @@ struct RegistryAccess {
     let environment: [String: String]
     let log: Log
 
-    func client(for host: RegistryHost) throws -> RegistryClient {
+    /// - Parameter retry: how hard to try; a mirror gets ``mirrorRetry``, since docker.io stands behind it.
+    func client(for host: RegistryHost, retry: RetryPolicy = .standard) throws -> RegistryClient {
         var credentials: Credentials?
         if let username = configuration.registryUsername, let password = configuration.registryPassword {
             credentials = .basic(username: username, password: password)
         }
         return try RegistryClient(host: host, credentials: credentials,
                                   credentialLookup: DockerConfigCredentials(environment: environment),
-                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), log: log)
+                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
     }
+
+    /// Two attempts: a mirror that is down is skipped in a second, not after the standard policy's half minute.
+    static let mirrorRetry = RetryPolicy(maxAttempts: 2)
 
     func caCertificates() throws -> [String] {
         guard let file = configuration.registryCACerts else { return [] }
@@ -57,6 +61,41 @@ struct RegistryAccess {
             options += ["--cert-dir", directory.path]
         }
         return options
+    }
+
+    /// A registries.conf giving docker.io its mirrors (`REGISTRY_MIRRORS`), in `scratch`, as
+    /// the environment buildah reads it from: buildah then pulls docker.io bases from the
+    /// first mirror that has them, else from docker.io, as BuildKit does. Empty without mirrors.
+    /// See containers-registries.conf(5).
+    func buildahEnvironment(scratch: URL) throws -> [String: String?] {
+        guard !configuration.registryMirrors.isEmpty else { return [:] }
+        var text = "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n"
+        for mirror in configuration.registryMirrors {
+            text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + (configuration.registryInsecure ? "insecure = true\n" : "")
+        }
+        let file = scratch.appendingPathComponent("registries.conf")
+        try Data(text.utf8).write(to: file)
+        return ["CONTAINERS_REGISTRIES_CONF": file.path]
+    }
+
+    /// Where a docker.io base is read from: the first mirror (`REGISTRY_MIRRORS`) that has it
+    /// (by `digest` when the build is pinned to one), else docker.io itself. A mirror that
+    /// fails or lacks it is logged and skipped, as BuildKit falls back to the origin.
+    func located(_ reference: ImageReference, digest: Digest?) -> ImageReference {
+        guard reference.registry == .dockerHub, !configuration.registryMirrors.isEmpty else { return reference }
+        let wanted: Reference = (digest ?? reference.digest).map { .digest($0) } ?? reference.reference
+        for mirror in configuration.registryMirrors {
+            do {
+                if try client(for: mirror, retry: Self.mirrorRetry).manifestDescriptor(reference.repository, wanted) != nil {
+                    log.info("base \(reference): from the mirror \(mirror)")
+                    return ImageReference(registry: mirror, repository: reference.repository, tag: reference.tag, digest: reference.digest)
+                }
+                log.info("base \(reference): the mirror \(mirror) does not have it; trying the next mirror or docker.io")
+            } catch {
+                log.info("base \(reference): the mirror \(mirror) failed (\(error)); trying the next mirror or docker.io")
+            }
+        }
+        return reference
     }
 
     private func writePrivate(_ data: Data, to file: URL) throws {

@@ -16,6 +16,7 @@ func buildTask(_ arguments: [String]) -> Never {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
+    for warning in BuildConfiguration.lookalikeWarnings(environment) { log.info(warning) }
     do {
         switch BuildTaskCommandLine.parseRequest(arguments) {
         case .build(let flags):
