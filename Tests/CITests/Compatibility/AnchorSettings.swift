@@ -168,6 +168,58 @@ extension AnchorSetting {
         AnchorSetting(.ociBuildTask, "IMAGE_PLATFORM", from: ociParams,
                       .same(provenBy: "ImageBuildTests.severalPlatformsGiveAnIndexThatOutPushesAndInReadsPerPlatform"),
                       probe: .build(["IMAGE_PLATFORM": "linux/arm64"])),
+        AnchorSetting(.ociBuildTask, "UNPACK_ROOTFS", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.unpackRootfsAndOutputOCIWriteOCIBuildTaskLayout"), probe: .build(["UNPACK_ROOTFS": "true"])),
+        AnchorSetting(.ociBuildTask, "OUTPUT_OCI", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.unpackRootfsAndOutputOCIWriteOCIBuildTaskLayout"), probe: .build(["OUTPUT_OCI": "true"])),
+        AnchorSetting(.ociBuildTask, "ADDITIONAL_TARGETS", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.additionalTargetsAreBuiltEachIntoItsOwnDirectory"), probe: .build(["ADDITIONAL_TARGETS": "base"])),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_SECRET_*", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.secretsReachRunButNoLayerConfigManifestOrLogAndAddHostsReachEtcHosts"),
+                      probe: .custom { world in
+                          let file = try world.scratch("secret").appendingPathComponent("token")
+                          try Data("compat-secret\n".utf8).write(to: file)
+                          return try world.build(["BUILDKIT_SECRET_token": file.path])
+                      }),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_SECRETTEXT_*", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.secretsReachRunButNoLayerConfigManifestOrLogAndAddHostsReachEtcHosts"),
+                      probe: .build(["BUILDKIT_SECRETTEXT_token": "compat-secret"])),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_SSH", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.anSSHAgentIsForwardedToRun"),
+                      probe: .custom { world in
+                          let key = try world.scratch("ssh").appendingPathComponent("id_ed25519")
+                          try runProcess("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key.path]).checked()
+                          return try world.build(["BUILDKIT_SSH": "default=\(key.path)"])
+                      }),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_ADD_HOSTS", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.secretsReachRunButNoLayerConfigManifestOrLogAndAddHostsReachEtcHosts"),
+                      probe: .build(["BUILDKIT_ADD_HOSTS": "compat.internal=127.0.0.1"])),
+        AnchorSetting(.ociBuildTask, "REGISTRY_MIRRORS", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.aDockerHubMirrorServesTheBaseToTheAssemblerAndToBuildah"),
+                      probe: .custom { try $0.build(["REGISTRY_MIRRORS": $0.registry.host]) }),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_EXTRA_CONFIG", from: ociParams,
+                      .same(provenBy: "ImageBuildTests.aDockerHubMirrorServesTheBaseToTheAssemblerAndToBuildah"),
+                      note: "its `[registry.\"docker.io\"] mirrors`; any other content is refused, as the next row says",
+                      probe: .custom { try $0.build(["BUILDKIT_EXTRA_CONFIG": "[registry.\"docker.io\"]\nmirrors = [\"\($0.registry.host)\"]\n"]) }),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_EXTRA_CONFIG (other than docker.io mirrors)", from: ociParams,
+                      .refused(because: "is not supported"),
+                      probe: .build(["BUILDKIT_EXTRA_CONFIG": "[worker.oci]\nmax-parallelism = 4\n"])),
+        AnchorSetting(.ociBuildTask, "BUILD_ARGS", from: ociTypes,
+                      .same(provenBy: "OCIBuildTaskVariablesTests.outputsAndBuildKitSettingsAreRead"), probe: .build(["BUILD_ARGS": "GREETING=hi"])),
+        AnchorSetting(.ociBuildTask, "LABELS", from: ociTypes,
+                      .same(provenBy: "OCIBuildTaskVariablesTests.outputsAndBuildKitSettingsAreRead"), probe: .build(["LABELS": "team=compat"])),
+        AnchorSetting(.ociBuildTask, "IMAGE_ARGS", from: ociTypes,
+                      .same(provenBy: "OCIBuildTaskVariablesTests.outputsAndBuildKitSettingsAreRead"),
+                      probe: .custom { world in
+                          let context = try world.scratch("image-args")
+                          try Data("ARG BASE\nFROM ${BASE}\nCOPY Dockerfile /Dockerfile\n".utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                          return try world.build(["CONTEXT": context.path, "IMAGE_ARGS": "BASE=\(world.layout.path)"])
+                      }),
+        AnchorSetting(.ociBuildTask, "DEBUG", from: ociTypes,
+                      .same(provenBy: "OCIBuildTaskVariablesTests.outputsAndBuildKitSettingsAreRead"),
+                      note: "logs the builder's command lines", probe: .build(["DEBUG": "true"])),
+        AnchorSetting(.ociBuildTask, "BUILDKIT_SECRETS", from: ociTypes,
+                      .refused(because: "is not honoured"), probe: .build(["BUILDKIT_SECRETS": "token=/dev/null"])),
     ]
 }
 

@@ -117,7 +117,8 @@ struct CompatibilityTableTests {
                     proof = "`CompatibilityTableTests`"
                 }
                 if let note = row.note { verdict += "; \(note)" }
-                text += "| `\(row.name)` | \(verdict.replacingOccurrences(of: "|", with: "\\|")) | \(proof) |\n"
+                let rest = row.name.dropFirst(row.name.split(separator: " ").first?.count ?? 0)
+                text += "| `\(row.name.split(separator: " ").first ?? "")`\(rest) | \(verdict.replacingOccurrences(of: "|", with: "\\|")) | \(proof) |\n"
             }
         }
         return text + "\n"
@@ -131,6 +132,10 @@ struct CompatibilityTableTests {
 }
 
 extension AnchorSetting {
-    /// The name a message uses: `BUILD_ARG_*` is named as `BUILD_ARG_`.
-    var familyName: String { name.hasSuffix("*") ? String(name.dropLast()) : name }
+    /// The name a message uses: `BUILD_ARG_*` is named as `BUILD_ARG_`, and a row about one
+    /// use of a setting ("`X` (other …)") by the setting.
+    var familyName: String {
+        let word = name.split(separator: " ").first.map(String.init) ?? name
+        return word.hasSuffix("*") ? String(word.dropLast()) : word
+    }
 }
