@@ -192,6 +192,38 @@ struct RegistryImageKeysTests {
         }
     }
 
+    @Test func aMirrorWithoutTheImageFallsBackToDockerHubWithTheOriginsCredentials() async throws {
+        try await withTestRegistry(.basic(username: "origin-user", password: "origin-secret")) { origin in
+            try await withTestRegistry(.basic(username: "mirror-user", password: "mirror-secret")) { mirror in
+                try await withDockerHubStandIn(upstream: origin.baseURL) { hub in
+                    try await withTemporaryDirectory { directory in
+                        let digest = try push(try origin.client(), app, tags: ["latest"], config: ["config": ["Labels": ["org.example.from": "origin"]]]).digest
+                        let ca = String(data: try JSONEncoder().encode(hub.caCertificatePEM), encoding: .utf8)!
+                        let source = #""repository":"team/app","tag":"latest","username":"origin-user","password":"origin-secret","ca_certs":[\#(ca)],"label_regex":"from","registry_mirror":{"host":"\#(mirror.host)","username":"mirror-user","password":"mirror-secret"}"#
+                        let environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "HTTPS_PROXY": hub.proxyURL, "https_proxy": hub.proxyURL]
+                        let check = try runProcess(try builtProduct("check").path, [], stdin: Data(#"{"source":{\#(source)}}"#.utf8), environment: environment)
+                        #expect(try decodeVersions(check) == [["tag": "latest", "digest": digest.rawValue]])
+                        #expect(check.stderrString.contains("the mirror \(mirror.host) does not have library/team/app") ||
+                                check.stderrString.contains("the mirror \(mirror.host) does not have team/app"), "\(check.stderrString)")
+
+                        let get = try runProcess(try builtProduct("in").path, [directory.appending("get").path],
+                                                 stdin: Data(#"{"source":{\#(source)},"version":{"tag":"latest","digest":"\#(digest)"},"params":{"format":"oci"}}"#.utf8),
+                                                 environment: environment)
+                        try #require(get.succeeded, "\(get.stderrString)")
+                        #expect(get.stdoutString.contains(#""value":"origin""#))
+
+                        let entries = try hub.entries()
+                        #expect(entries.contains { $0.connect == "registry-1.docker.io:443" })
+                        let users = Set(entries.compactMap(\.user))
+                        // Docker Hub saw the origin's user and never the mirror's.
+                        #expect(users == ["origin-user"], "\(entries)")
+                        #expect(entries.contains { $0.method == "GET" && $0.path?.contains("/v2/team/app/manifests/") == true })
+                    }
+                }
+            }
+        }
+    }
+
     @Test func aRepositoryOffDockerHubIgnoresTheMirror() async throws {
         try await withTestRegistry(.open) { origin in
             try await withTestRegistry(.open) { mirror in
