@@ -224,6 +224,40 @@ struct RegistryImageKeysTests {
         }
     }
 
+    @Test func aPutGoesToTheOriginNotTheMirror() async throws {
+        try await withTestRegistry(.basic(username: "origin-user", password: "origin-secret")) { origin in
+            try await withTestRegistry(.open) { mirror in
+                try await withDockerHubStandIn(upstream: origin.baseURL) { hub in
+                    try await withTemporaryDirectory { directory in
+                        // Something to push: an image from the origin, fetched as a docker-archive.
+                        let digest = try push(try origin.client(), app, tags: ["seed"], config: ["author": "put"]).digest
+                        let ca = String(data: try JSONEncoder().encode(hub.caCertificatePEM), encoding: .utf8)!
+                        let source = #""repository":"team/app","tag_regex":"^build-","username":"origin-user","password":"origin-secret","ca_certs":[\#(ca)],"registry_mirror":{"host":"\#(mirror.host)","username":"mirror-user","password":"mirror-secret"}"#
+                        let environment = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "HTTPS_PROXY": hub.proxyURL, "https_proxy": hub.proxyURL]
+                        let get = try runProcess(try builtProduct("in").path, [directory.appending("get").path],
+                                                 stdin: Data(#"{"source":{\#(source)},"version":{"tag":"seed","digest":"\#(digest)"},"params":{"format":"oci"}}"#.utf8),
+                                                 environment: environment)
+                        try #require(get.succeeded, "\(get.stderrString)")
+                        try Data("build-7".utf8).write(to: directory.appending("tags"))
+                        let put = try runProcess(try builtProduct("out").path, [directory.url.path],
+                                                 stdin: Data(#"{"source":{\#(source)},"params":{"image":"get/image.tar","additional_tags":"tags"}}"#.utf8),
+                                                 environment: environment)
+                        try #require(put.succeeded, "\(put.stderrString)")
+                        #expect(put.stdoutString.contains(#""tag":"build-7""#))
+                        #expect(try mirror.client().tags(app).isEmpty)
+                        #expect(try origin.client().tags(app).map(\.rawValue).contains("build-7"))
+                        let entries = try hub.entries()
+                        #expect(entries.contains { $0.method == "PUT" && $0.path == "/v2/team/app/manifests/build-7" && $0.user == "origin-user" })
+                        #expect(!entries.contains { $0.user == "mirror-user" })
+                        // tag_regex mode then finds what was put.
+                        let check = try runProcess(try builtProduct("check").path, [], stdin: Data(#"{"source":{\#(source)}}"#.utf8), environment: environment)
+                        #expect(try decodeVersions(check).map { $0["tag"]! } == ["build-7"])
+                    }
+                }
+            }
+        }
+    }
+
     @Test func aRepositoryOffDockerHubIgnoresTheMirror() async throws {
         try await withTestRegistry(.open) { origin in
             try await withTestRegistry(.open) { mirror in

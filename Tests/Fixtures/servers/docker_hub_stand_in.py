@@ -63,6 +63,9 @@ def main():
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            # The registry builds upload Locations from these: they must lead back through the tunnel.
+            headers["Host"] = "registry-1.docker.io"
+            headers["X-Forwarded-Proto"] = "https"
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
             connection.request(self.command, self.path, body=body, headers=headers)
             response = connection.getresponse()
