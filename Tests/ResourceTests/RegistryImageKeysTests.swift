@@ -136,7 +136,8 @@ struct RegistryImageKeysTests {
         // Nothing listens on this documentation address; the error must name https, not fall back to http.
         let result = try runCheck(#"{"source":{"repository":"192.0.2.1:1/team/app","tag":"x"}}"#)
         #expect(!result.succeeded)
-        #expect(result.stderrString.contains("https") || result.stderrString.lowercased().contains("connect"), "\(result.stderrString)")
+        #expect(result.stderrString.contains("https://192.0.2.1:1/v2/"), "\(result.stderrString)")
+        #expect(!result.stderrString.contains("http://192.0.2.1"), "\(result.stderrString)")
     }
 
     // MARK: semver_constraint with prereleases
