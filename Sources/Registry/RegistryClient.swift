@@ -186,18 +186,24 @@ public struct RegistryClient: Sendable {
         }
     }
 
-    /// https, unless `insecure`: then https without verification if the registry speaks TLS, else http.
+    /// https, unless `insecure`: then https without verification if the registry speaks TLS,
+    /// else http. A registry that looks local (``RegistryHost/mayUsePlainHTTP``) gets verified
+    /// https when it answers it, else plain http, as registry-image does without `insecure`;
+    /// one that speaks TLS with a certificate we do not trust stays on https, so the error
+    /// names the certificate (plain http to a TLS port could only fail, less clearly).
     func baseURL() throws -> URL {
         if let known = session.state.withLock({ $0.baseURL }) { return known }
         let secure = URL(string: "https://\(host.apiHost)")!
         var chosen = secure
-        if insecure {
+        if insecure || host.mayUsePlainHTTP {
             let probe = HTTPRequest(method: .get, url: secure.appendingPathComponent("v2/"))
             do {
                 _ = try transport.perform(probe, trust: trust, stream: nil, bufferLimit: 1 << 16)
+            } catch let error as HTTPError where !insecure && error.code == .tls && error.message.lowercased().contains("certificate") {
+                log.debug("\(host) speaks TLS with a certificate that is not trusted; staying on https")
             } catch {
                 chosen = URL(string: "http://\(host.apiHost)")!
-                log.debug("\(host) does not answer TLS; using plain http as insecure allows")
+                log.debug("\(host) does not answer TLS; using plain http as \(insecure ? "insecure allows" : "it is a local address")")
             }
         }
         session.state.withLock { $0.baseURL = chosen }

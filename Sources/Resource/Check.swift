@@ -38,10 +38,22 @@ public struct Check {
         let log = source.debug ? Log.standardError(verbose: true) : self.log
         switch source.mode {
         case .tag(let tag):
-            let versions = try checkTag(tag, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
+            let since = try ImageVersion.parse(request.raw("version"))
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+                try checkTag(tag, source: source, since: since, client: client, log: log)
+            }
             return try CanonicalJSON.encode(versions)
         case .semver(let selection):
-            let versions = try checkSemver(selection, source: source, since: ImageVersion.parse(request.raw("version")), log: log)
+            let since = try ImageVersion.parse(request.raw("version"))
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+                try checkSemver(selection, source: source, since: since, client: client, log: log)
+            }
+            return try CanonicalJSON.encode(versions)
+        case .tagRegex(let selection):
+            _ = try ImageVersion.parse(request.raw("version"))
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+                try checkTagRegex(selection, source: source, client: client, log: log)
+            }
             return try CanonicalJSON.encode(versions)
         case .sourceKeyed(let keyed):
             let given = try InputObject(request.raw("version"), path: "version", keys: ["ref", "tag_file", "release", "base"]).string("base")
@@ -88,8 +100,7 @@ public struct Check {
 
     /// registry-image's tag mode: the tag's digest, preceded by the given version's digest
     /// when that differs and still exists. A missing tag is no versions, not an error.
-    func checkTag(_ tag: Tag, source: Source, since: ImageVersion?, log: Log) throws -> [ImageVersion] {
-        let client = try source.client(log: log, retry: retry)
+    func checkTag(_ tag: Tag, source: Source, since: ImageVersion?, client: RegistryClient, log: Log) throws -> [ImageVersion] {
         guard let current = try client.manifestDescriptor(source.repository, .tag(tag)) else {
             log.info("\(source.repository):\(tag) does not exist (yet)")
             return []
@@ -103,8 +114,7 @@ public struct Check {
 
     /// registry-image's semver mode: every version tag, deduplicated by digest, in semver
     /// order; from the given version on when it is still listed with the same digest.
-    func checkSemver(_ selection: SemverSelection, source: Source, since: ImageVersion?, log: Log) throws -> [ImageVersion] {
-        let client = try source.client(log: log, retry: retry)
+    func checkSemver(_ selection: SemverSelection, source: Source, since: ImageVersion?, client: RegistryClient, log: Log) throws -> [ImageVersion] {
         let tags = try client.tags(source.repository).map(\.rawValue)
         var resolved: [(tag: String, digest: String)] = []
         for tag in selection.candidates(tags) {

@@ -51,9 +51,28 @@ public struct In {
         try write(version.digest.rawValue, to: directory, "digest")
         var metadata: [[String: String]] = [["name": "repository", "value": "\(source.registry)/\(source.repository)"]]
         if !version.tag.isEmpty { metadata.append(["name": "tag", "value": version.tag]) }
+        var found = true
         if options.fetch != .skip {
-            metadata += try fetchImage(.digest(version.digest), tagName: version.tag, source: source, options: options,
-                                       directory: directory, log: log)
+            // registry_mirror: the mirror first, then the origin, starting again from an empty directory.
+            let fetched = try source.readThroughMirror(log: log, retry: retry, isMissing: { $0 == nil }) { client in
+                do {
+                    return try fetchImage(.digest(version.digest), tagName: version.tag, source: source, options: options,
+                                          directory: directory, client: client, log: log)
+                } catch {
+                    for name in ["rootfs", "oci", "image.tar", "metadata.json", "labels.json", "tags"] {
+                        try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+                    }
+                    throw error
+                }
+            }
+            found = fetched != nil
+            metadata += fetched ?? []
+        }
+        if found, !source.metadataPatterns.isEmpty {
+            let image = try source.readThroughMirror(log: log, retry: retry) { client in
+                try RemoteImage.read(source.repository, .digest(version.digest), platform: options.platform, client: client)
+            }
+            metadata += image.metadata(source.metadataPatterns)
         }
         return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
     }
@@ -107,7 +126,8 @@ public struct In {
             metadata.append(["name": "base", "value": base.rawValue])
         }
         if options.fetch != .skip {
-            metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory, log: log)
+            metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory,
+                                       client: source.client(log: log, retry: retry), log: log) ?? []
         }
         return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
     }
@@ -127,11 +147,9 @@ public struct In {
             fetch = try In.enumeration(params, "image", Fetch.self) ?? .auto
             if try params.bool("skip_download") == true { fetch = .skip }
             format = try In.enumeration(params, "format", Format.self) ?? .rootfs
-            platform = source.platform
-            if let override = try params.object("platform", keys: ["os", "architecture", "variant"]) {
-                platform = Platform(os: try override.requiredString("os"), architecture: try override.requiredString("architecture"),
-                                    variant: try override.string("variant"))
-            }
+            // As registry-image: a step's platform replaces the source's, and either takes the
+            // running machine's OS and architecture for what it leaves out.
+            platform = try Source.platform(params.object("platform", keys: ["os", "architecture", "variant"])) ?? source.platform
         }
     }
 
@@ -140,16 +158,16 @@ public struct In {
     }
 
     /// Writes `digest` and `tags` and the image in the format asked, if `reference` exists;
-    /// returns the metadata entries. A missing image is an error only with `image: required`.
+    /// returns the metadata entries, or nil when it does not exist. A missing image is an
+    /// error only with `image: required`.
     func fetchImage(_ reference: Reference, tagName: String, source: Source, options: FetchOptions,
-                    directory: URL, log: Log) throws -> [[String: String]] {
-        let client = try source.client(log: log, retry: retry)
+                    directory: URL, client: RegistryClient, log: Log) throws -> [[String: String]]? {
         guard let found = try client.manifestDescriptor(source.repository, reference) else {
             if options.fetch == .required {
-                throw InputError("\(source.registry)/\(source.repository)\(reference.separator)\(reference) does not exist (params.image: required)")
+                throw InputError("\(client.host)/\(source.repository)\(reference.separator)\(reference) does not exist (params.image: required)")
             }
-            log.info("\(source.repository)\(reference.separator)\(reference) is not in the registry; nothing fetched (params.image: auto)")
-            return []
+            log.info("\(source.repository)\(reference.separator)\(reference) is not in \(client.host); nothing fetched (params.image: auto)")
+            return nil
         }
         let digest = found.digest
         var metadata: [[String: String]] = [["name": "digest", "value": digest.rawValue]]

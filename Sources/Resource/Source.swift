@@ -13,6 +13,8 @@ public struct Source: Sendable {
         case tag(Tag)
         /// No `tag`: semver tags of the repository (registry-image's semver mode).
         case semver(SemverSelection)
+        /// `tag_regex` set: every matching tag (registry-image's regex mode).
+        case tagRegex(TagRegexSelection)
         /// `git` set: versions keyed on path-filtered commits.
         case sourceKeyed(SourceKeyed)
     }
@@ -27,15 +29,21 @@ public struct Source: Sendable {
     public var mode: Mode
     /// ECR or ACR login (`aws_*`, `azure_*` keys), done on first use by `client(log:)`.
     public var cloud: CloudLogin?
+    /// `label_regex` and `annotation_regex`: what `get` adds to its metadata.
+    public var metadataPatterns = MetadataPatterns()
+    /// `registry_mirror`: where reads of a Docker Hub repository go first.
+    public var mirror: RegistryMirror?
 
-    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug"]
-    static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes"]
+    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug", "content_trust"]
+    static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes",
+                            "tag_regex", "created_at_sort", "label_regex", "annotation_regex", "registry_mirror"]
     static let sourceKeyedKeys = ["git", "tag_file", "tags", "latest_on", "track_base", "require_image", "tag_prefix"]
 
     public init(_ value: JSONValue?) throws(InputError) {
         guard let value, value != .null else { throw InputError("source is required") }
         let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
                                      secrets: ["password", "aws_secret_access_key", "aws_session_token"])
+        if source.has("content_trust") { throw InputError(Self.contentTrustRefusal) }
         let cloudLogin = try Self.cloudLogin(source)
         cloud = cloudLogin?.login
         let repositoryText = if let cloudLogin { cloudLogin.repository } else { try source.requiredString("repository") }
@@ -62,12 +70,8 @@ public struct Source: Sendable {
             throw InputError("source.ca_certs[\(index)]: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
         }
         debug = try source.bool("debug") ?? false
-        if let platform = try source.object("platform", keys: ["os", "architecture", "variant"]) {
-            self.platform = Platform(os: try platform.requiredString("os"), architecture: try platform.requiredString("architecture"),
-                                     variant: try platform.string("variant"))
-        } else {
-            platform = nil
-        }
+        platform = try Self.platform(source.object("platform", keys: ["os", "architecture", "variant"]))
+        mirror = try source.object("registry_mirror", keys: RegistryMirror.keys, secrets: ["password"]).map(RegistryMirror.init)
 
         if source.has("git") {
             if let key = Self.imageKeys.first(where: source.has) {
@@ -79,7 +83,12 @@ public struct Source: Sendable {
         if let key = Self.sourceKeyedKeys.first(where: source.has) {
             throw InputError("source.\(key) needs source.git (source-keyed mode)")
         }
-        if let tagText = try source.string("tag") {
+        metadataPatterns = try Self.metadataPatterns(source)
+        if let regex = try Self.tagRegex(source) {
+            mode = .tagRegex(regex)
+            return
+        }
+        if let tagText = try Self.tagText(source) {
             do { mode = .tag(try Tag(tagText)) } catch { throw source.invalid("tag", "\(error)") }
             for key in ["variant", "semver_constraint", "pre_releases", "pre_release_prefixes"] where source.has(key) {
                 throw InputError("source.\(key) applies to semver mode, which is used only when source.tag is not set")
@@ -95,7 +104,10 @@ public struct Source: Sendable {
             do { selection.constraint = try VersionConstraint(text) } catch { throw InputError("source.\(error)") }
         }
         selection.preReleases = try source.bool("pre_releases") ?? false
-        if let prefixes = try source.strings("pre_release_prefixes") { selection.preReleasePrefixes = prefixes }
+        if let prefixes = try source.strings("pre_release_prefixes") {
+            guard selection.preReleases else { throw InputError("source.pre_release_prefixes needs source.pre_releases: true") }
+            selection.preReleasePrefixes = prefixes
+        }
         mode = .semver(selection)
     }
 

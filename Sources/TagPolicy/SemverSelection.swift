@@ -3,7 +3,9 @@
 ///
 /// A tag is a version when it parses as semver (after removing `-<variant>` when a variant
 /// is set), satisfies the constraint, and is a final release or, with `preReleases`, a
-/// prerelease whose first identifier starts with one of `preReleasePrefixes`. Tags of one
+/// prerelease whose prerelease text (`rc.1` of `1.2.0-rc.1`) starts with `alpha`, `beta`,
+/// `rc` or one of `preReleasePrefixes`; without extra prefixes, a prerelease text holding a
+/// `-` is a variant (`1.2.0-rc.1-alpine`), not a prerelease. Tags of one
 /// digest count once: a final release beats a prerelease, and more parts beat fewer
 /// (`3.2.1` over `3.2` over `3`). The bare tag (`latest`, or the variant itself) comes last,
 /// and only when its image is not already a listed version and no constraint is set.
@@ -11,10 +13,14 @@ public struct SemverSelection: Sendable {
     public var variant: String?
     public var constraint: VersionConstraint?
     public var preReleases: Bool
+    /// Prefixes that mark a prerelease besides the built-in `alpha`, `beta` and `rc`.
     public var preReleasePrefixes: [String]
 
+    /// The prefixes registry-image always treats as prereleases.
+    public static let builtInPreReleasePrefixes = ["alpha", "beta", "rc"]
+
     public init(variant: String? = nil, constraint: VersionConstraint? = nil, preReleases: Bool = false,
-                preReleasePrefixes: [String] = ["alpha", "beta", "rc"]) {
+                preReleasePrefixes: [String] = []) {
         self.variant = variant
         self.constraint = constraint
         self.preReleases = preReleases
@@ -32,13 +38,15 @@ public struct SemverSelection: Sendable {
             text = String(tag.dropLast(variant.count + 1))
         }
         guard let version = SemanticVersion(text) else { return nil }
+        if let constraint, !constraint.allows(version) { return nil }
         if version.isPrerelease {
-            guard preReleases, let first = version.prerelease.first,
-                  preReleasePrefixes.contains(where: { first.hasPrefix($0) }),
-                  !version.prerelease.joined(separator: ".").contains("-")
+            // registry-image: extra prefixes are added to the built-in ones, and only without
+            // them does a `-` inside the prerelease text mark a variant.
+            let pre = version.prerelease.joined(separator: ".")
+            guard preReleases, preReleasePrefixes.isEmpty ? !pre.contains("-") : true,
+                  (Self.builtInPreReleasePrefixes + preReleasePrefixes).contains(where: { pre.hasPrefix($0) })
             else { return nil }
         }
-        if let constraint, !constraint.allows(version) { return nil }
         return version
     }
 

@@ -1,177 +1,199 @@
+import Foundation
 import OCI
-/// A version constraint in the syntax of Masterminds/semver, which registry-image's
-/// `semver_constraint` uses: comparisons `=`, `!=`, `>`, `<`, `>=`, `<=` (`=<`); `~1.2`
-/// (patch updates), `^1.2` (no major change); wildcards `1.2.x`, `1.*`; hyphen ranges
-/// `1.2 - 1.4.5`; clauses joined by `,` or spaces (all must hold) and `||` (either).
+
+/// A version constraint with the grammar and the matching rules of Masterminds/semver v3,
+/// which registry-image's `semver_constraint` uses
+/// (https://github.com/Masterminds/semver#checking-version-constraints): comparisons `=`,
+/// `!=`, `>`, `<`, `>=` (`=>`), `<=` (`=<`); `~1.2` (patch updates), `^1.2` (no major
+/// change); wildcards `1.2.x`, `1.*`, `*`; hyphen ranges `1.2 - 1.4.5`; clauses joined by
+/// `,` or spaces (all must hold) and `||` (either).
 ///
-/// As there, a prerelease version satisfies a clause only if the clause names a
-/// prerelease of the same major.minor.patch.
+/// Prereleases follow v3's group rule: a prerelease version can satisfy an `||` alternative
+/// only if some clause of that alternative names a prerelease (any one: `>= 1.2.0-0` admits
+/// `1.5.0-beta.1`); otherwise it is refused, as `>= 1.2` refuses `1.3.0-rc.1`.
 public struct VersionConstraint: Sendable, CustomStringConvertible {
     public struct ValidationError: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
-    private struct Bound: Sendable {
-        enum Operator: Sendable { case equal, notEqual, greater, less, greaterOrEqual, lessOrEqual }
+    /// One comparison, kept as Masterminds keeps it: the operator, the version with missing
+    /// or wildcard parts set to zero, and which parts were wildcards.
+    private struct Clause: Sendable {
+        enum Operator: String, Sendable, CaseIterable {
+            case tildeOrEqual = "", equal = "=", notEqual = "!=", greater = ">", less = "<"
+            case greaterOrEqual = ">=", greaterOrEqualAlias = "=>", lessOrEqual = "<=", lessOrEqualAlias = "=<"
+            case tilde = "~", tildeAlias = "~>", caret = "^"
+        }
         var op: Operator
         var version: SemanticVersion
+        /// Some part was a wildcard or missing (`1.2`, `1.x`, `*`).
+        var dirty: Bool
+        /// The minor part (and so the patch) was a wildcard or missing.
+        var minorDirty: Bool
+        /// Only the patch part was a wildcard or missing.
+        var patchDirty: Bool
     }
 
-    /// Alternatives (`||`), each a conjunction of bounds.
-    private let alternatives: [[Bound]]
+    /// Alternatives (`||`), each a conjunction of clauses, and whether it names a prerelease.
+    private let alternatives: [(clauses: [Clause], admitsPrereleases: Bool)]
     public let description: String
+
+    // The patterns of Masterminds v3 (`constraints.go`), in ICU syntax, which reads them alike.
+    private static let versionPattern = #"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?"#
+        + #"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"#
+    private static let operatorPattern = #"=||!=|>|<|>=|=>|<=|=<|~|~>|\^"#
 
     public init(_ text: String) throws(ValidationError) {
         description = text
-        var alternatives: [[Bound]] = []
-        for alternative in text.split(separator: "||", omittingEmptySubsequences: false).map(String.init) {
-            var bounds: [Bound] = []
-            let tokens = Self.tokens(alternative)
-            var index = 0
-            while index < tokens.count {
-                if index + 2 < tokens.count, tokens[index + 1] == "-" {
-                    guard let low = Self.partial(tokens[index]), let high = Self.partial(tokens[index + 2]) else {
-                        throw ValidationError(description: "invalid semver_constraint \(quoted(text)): bad range \(quoted(tokens[index]).dropFirst().dropLast()) - \(quoted(tokens[index + 2]).dropFirst().dropLast())")
-                    }
-                    bounds.append(Bound(op: .greaterOrEqual, version: low.floor))
-                    bounds += high.upper(inclusive: true)
-                    index += 3
-                    continue
-                }
-                guard let clause = Self.clause(tokens[index]) else {
-                    throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(tokens[index]))")
-                }
-                bounds += clause
-                index += 1
+        let v = Self.versionPattern, ops = Self.operatorPattern
+        let range = Self.regex(#"\s*("# + v + #")\s+-\s+("# + v + #")\s*"#)
+        let valid = Self.regex(#"^(\s*("# + ops + #")\s*("# + v + #")\s*)((?:\s+|,\s*)("# + ops + #")\s*("# + v + #")\s*)*$"#)
+        let find = Self.regex("(" + ops + #")\s*("# + v + ")")
+        let single = Self.regex(#"^\s*("# + ops + #")\s*("# + v + #")\s*$"#)
+
+        // `1.2 - 1.4.5` becomes `>= 1.2, <= 1.4.5`, as Masterminds rewrites it before anything else.
+        var rewritten = text
+        for match in Self.matches(range, in: text) {
+            let low = match[1] ?? "", high = match[11] ?? ""
+            if let found = rewritten.range(of: match[0] ?? "") {
+                rewritten.replaceSubrange(found, with: ">= \(low), <= \(high) ")
             }
-            guard !bounds.isEmpty else {
-                throw ValidationError(description: "invalid semver_constraint \(quoted(text)): an empty clause")
+        }
+        var alternatives: [(clauses: [Clause], admitsPrereleases: Bool)] = []
+        for alternative in rewritten.components(separatedBy: "||") {
+            guard !Self.matches(valid, in: alternative).isEmpty else {
+                throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(alternative.trimmingCharacters(in: .whitespaces))) (e.g. \">= 1.2, < 2\", \"~1.4\", \"1.x || >= 3\")")
             }
-            alternatives.append(bounds)
+            var clauses: [Clause] = []
+            for found in Self.matches(find, in: alternative) {
+                let token = found[0] ?? ""
+                guard let parts = Self.matches(single, in: token).first,
+                      let clause = Self.clause(operator: parts[1] ?? "", parts: parts)
+                else {
+                    throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(token))")
+                }
+                clauses.append(clause)
+            }
+            alternatives.append((clauses, clauses.contains { $0.version.isPrerelease }))
         }
         self.alternatives = alternatives
     }
 
-    /// Whether `version` satisfies the constraint.
+    /// Whether `version` satisfies the constraint (Masterminds' `Constraints.Check`).
     public func allows(_ version: SemanticVersion) -> Bool {
-        alternatives.contains { bounds in
-            if version.isPrerelease {
-                // Masterminds: a prerelease only matches when a bound names that same version line as a prerelease.
-                let named = bounds.contains {
-                    $0.version.isPrerelease && ($0.version.major, $0.version.minor, $0.version.patch) == (version.major, version.minor, version.patch)
-                }
-                guard named else { return false }
-            }
-            return bounds.allSatisfy { bound in
-                switch bound.op {
-                case .equal: version.samePrecedence(as: bound.version)
-                case .notEqual: !version.samePrecedence(as: bound.version)
-                case .greater: bound.version < version
-                case .less: version < bound.version
-                case .greaterOrEqual: !(version < bound.version)
-                case .lessOrEqual: !(bound.version < version)
-                }
-            }
+        alternatives.contains { alternative in
+            if version.isPrerelease && !alternative.admitsPrereleases { return false }
+            return alternative.clauses.allSatisfy { Self.check(version, $0) }
         }
     }
 
-    /// Splits on commas and spaces, keeping an operator with its version (`>= 1.2` → `>=1.2`).
-    private static func tokens(_ text: String) -> [String] {
-        var tokens: [String] = []
-        var pendingOperator = ""
-        for raw in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
-            let token = String(raw)
-            if token.allSatisfy({ "<>=!~^".contains($0) }) && token != "-" {
-                pendingOperator += token
-                continue
+    // MARK: - Parsing
+
+    /// `parts` are the groups of the single-clause pattern: 2 the version as written,
+    /// 3 the major, 4 `.minor`, 5 `.patch`, 6 `-prerelease`.
+    private static func clause(operator text: String, parts: [String?]) -> Clause? {
+        guard let op = Clause.Operator(rawValue: text) else { return nil }
+        let major = parts[3] ?? "", minor = (parts[4] ?? "").dropFirst(), patch = (parts[5] ?? "").dropFirst()
+        let pre = parts[6] ?? ""
+        var written = parts[2] ?? ""
+        var dirty = false, minorDirty = false, patchDirty = false
+        if isWildcard(major) || major.isEmpty {
+            written = "0.0.0" + pre
+            dirty = true
+        } else if isWildcard(minor) || minor.isEmpty {
+            written = "\(major).0.0" + pre
+            dirty = true
+            minorDirty = true
+        } else if isWildcard(patch) || patch.isEmpty {
+            written = "\(major).\(minor).0" + pre
+            dirty = true
+            patchDirty = true
+        }
+        guard let version = SemanticVersion(written) else { return nil }
+        return Clause(op: op, version: version, dirty: dirty, minorDirty: minorDirty, patchDirty: patchDirty)
+    }
+
+    private static func isWildcard<S: StringProtocol>(_ part: S) -> Bool { part == "x" || part == "X" || part == "*" }
+
+    // MARK: - Matching, one function per operator as in Masterminds
+
+    private static func check(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        switch c.op {
+        case .tildeOrEqual, .equal: return c.dirty ? tilde(v, c) : v.samePrecedence(as: c.version)
+        case .notEqual: return notEqual(v, c)
+        case .greater: return greater(v, c)
+        case .less: return v < c.version
+        case .greaterOrEqual, .greaterOrEqualAlias: return !(v < c.version)
+        case .lessOrEqual, .lessOrEqualAlias: return lessOrEqual(v, c)
+        case .tilde, .tildeAlias: return tilde(v, c)
+        case .caret: return caret(v, c)
+        }
+    }
+
+    private static func notEqual(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        if c.dirty {
+            if c.version.major != v.major { return true }
+            if c.version.minor != v.minor && !c.minorDirty { return true }
+            if c.minorDirty { return false }
+            if c.version.patch != v.patch && !c.patchDirty { return true }
+            if c.patchDirty {
+                if v.isPrerelease || c.version.isPrerelease { return v.prerelease != c.version.prerelease }
+                return false
             }
-            tokens.append(pendingOperator + token)
-            pendingOperator = ""
         }
-        if !pendingOperator.isEmpty { tokens.append(pendingOperator) }
-        return tokens
+        return !v.samePrecedence(as: c.version)
     }
 
-    /// A version that may have wildcards or missing parts: `1`, `1.2`, `1.x`, `*`.
-    private struct Partial {
-        var numbers: [UInt64]      // the parts given, before any wildcard
-        var version: SemanticVersion
-        var isWildcardOrShort: Bool { numbers.count < 3 }
+    private static func greater(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        guard c.dirty else { return c.version < v }
+        if v.major != c.version.major { return v.major > c.version.major }
+        if c.minorDirty { return false }          // 11.1.0 is not > 11
+        if c.patchDirty { return v.minor > c.version.minor }  // 11.1.1 is not > 11.1
+        return c.version < v
+    }
 
-        var floor: SemanticVersion { version }
+    private static func lessOrEqual(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        guard c.dirty else { return !(c.version < v) }
+        if v.major > c.version.major { return false }
+        if v.major == c.version.major && v.minor > c.version.minor && !c.minorDirty { return false }
+        return true
+    }
 
-        /// The bounds that keep a version at or below this partial (`<= 1.4` means `< 1.5.0`).
-        func upper(inclusive: Bool) -> [Bound] {
-            guard isWildcardOrShort else { return [Bound(op: inclusive ? .lessOrEqual : .less, version: version)] }
-            guard let bumped = Partial.bump(numbers) else { return [] }
-            return [Bound(op: .less, version: bumped)]
-        }
+    /// `~1.2.3` is `>= 1.2.3, < 1.3.0`; `~1` and `~1.x` are `>= 1.0.0, < 2.0.0`; `~*` is anything.
+    private static func tilde(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        if v < c.version { return false }
+        let con = c.version
+        if con.major == 0 && con.minor == 0 && con.patch == 0 && !c.minorDirty && !c.patchDirty { return true }
+        if v.major != con.major { return false }
+        if v.minor != con.minor && !c.minorDirty { return false }
+        return true
+    }
 
-        static func bump(_ numbers: [UInt64]) -> SemanticVersion? {
-            switch numbers.count {
-            case 0: return nil
-            case 1: return SemanticVersion("\(numbers[0] + 1).0.0")
-            default: return SemanticVersion("\(numbers[0]).\(numbers[1] + 1).0")
+    /// `^1.2.3` is `>= 1.2.3, < 2.0.0`; `^0.2.3` is `>= 0.2.3, < 0.3.0`; `^0.0.3` is `= 0.0.3`.
+    private static func caret(_ v: SemanticVersion, _ c: Clause) -> Bool {
+        if v < c.version { return false }
+        let con = c.version
+        if con.major > 0 || c.minorDirty { return v.major == con.major }
+        if v.major > 0 { return false }
+        if con.minor > 0 || c.patchDirty { return v.minor == con.minor }
+        if v.minor > 0 { return false }
+        return v.patch == con.patch
+    }
+
+    // MARK: - Regular expressions
+
+    private static func regex(_ pattern: String) -> NSRegularExpression {
+        // The patterns are constants of this file; a failure here is a bug caught by the unit tests.
+        try! NSRegularExpression(pattern: pattern)
+    }
+
+    /// Every non-overlapping match, leftmost first, each as its groups (nil for a group that took no part).
+    private static func matches(_ regex: NSRegularExpression, in text: String) -> [[String?]] {
+        let whole = NSRange(text.startIndex..., in: text)
+        return regex.matches(in: text, range: whole).map { match in
+            (0..<match.numberOfRanges).map { index in
+                Range(match.range(at: index), in: text).map { String(text[$0]) }
             }
-        }
-    }
-
-    private static func partial(_ text: String) -> Partial? {
-        var body = Substring(text)
-        if body.first == "v" || body.first == "V" { body = body.dropFirst() }
-        if body == "*" || body == "x" || body == "X" {
-            return Partial(numbers: [], version: SemanticVersion("0.0.0")!)
-        }
-        let core = body.split(separator: "-", maxSplits: 1).first.map(String.init) ?? ""
-        var numbers: [UInt64] = []
-        for piece in core.split(separator: ".", omittingEmptySubsequences: false) {
-            if piece == "x" || piece == "X" || piece == "*" { break }
-            guard let value = UInt64(piece) else { return nil }
-            numbers.append(value)
-        }
-        guard numbers.count <= 3 else { return nil }
-        if numbers.count == 3 {
-            guard let version = SemanticVersion(String(body)) else { return nil }
-            return Partial(numbers: numbers, version: version)
-        }
-        let padded = (numbers + [0, 0, 0]).prefix(3).map(String.init).joined(separator: ".")
-        return Partial(numbers: numbers, version: SemanticVersion(padded)!)
-    }
-
-    private static func clause(_ token: String) -> [Bound]? {
-        let operators = [">=", "=>", "<=", "=<", "!=", "~>", ">", "<", "=", "~", "^"]
-        let op = operators.first { token.hasPrefix($0) } ?? ""
-        guard let partial = partial(String(token.dropFirst(op.count))) else { return nil }
-        let v = partial.version
-        switch op {
-        case "", "=":
-            if partial.numbers.isEmpty { return [Bound(op: .greaterOrEqual, version: v)] }
-            if partial.isWildcardOrShort { return [Bound(op: .greaterOrEqual, version: v)] + partial.upper(inclusive: false) }
-            return [Bound(op: .equal, version: v)]
-        case "!=":
-            return [Bound(op: .notEqual, version: v)]
-        case ">":
-            guard partial.isWildcardOrShort, let bumped = Partial.bump(partial.numbers) else { return [Bound(op: .greater, version: v)] }
-            return [Bound(op: .greaterOrEqual, version: bumped)]
-        case ">=", "=>":
-            return [Bound(op: .greaterOrEqual, version: v)]
-        case "<":
-            return [Bound(op: .less, version: v)]
-        case "<=", "=<":
-            return partial.upper(inclusive: true)
-        case "~", "~>":
-            // ~1.2.3 → >=1.2.3 <1.3.0; ~1 → >=1.0.0 <2.0.0
-            let upper = partial.numbers.count <= 1 ? Partial.bump([v.major]) : Partial.bump([v.major, v.minor])
-            return [Bound(op: .greaterOrEqual, version: v)] + (upper.map { [Bound(op: .less, version: $0)] } ?? [])
-        case "^":
-            // ^1.2.3 → <2.0.0; ^0.2.3 → <0.3.0; ^0.0.3 → <0.0.4
-            let upper: SemanticVersion? =
-                if v.major > 0 || partial.numbers.count <= 1 { Partial.bump([v.major]) }
-                else if v.minor > 0 || partial.numbers.count == 2 { Partial.bump([v.major, v.minor]) }
-                else { SemanticVersion("0.0.\(v.patch + 1)") }
-            return [Bound(op: .greaterOrEqual, version: v)] + (upper.map { [Bound(op: .less, version: $0)] } ?? [])
-        default:
-            return nil
         }
     }
 }

@@ -77,7 +77,7 @@ struct CheckImageModeTests {
         (#"{}"#, "source is required"),
         (#""#, "no input"),
         (#"[1,2"#, "not valid JSON"),
-        (#"{"source":{"repository":"r/app","platform":{"os":"linux"}}}"#, "source.platform.architecture is required"),
+        (#"{"source":{"repository":"r/app","platform":{"os":7}}}"#, "source.platform.os: expected a string, got a number 7"),
     ])
     func badInputIsOneClearLine(input: String, expected: String) throws {
         let result = try runCheck(input)

@@ -32,7 +32,9 @@ struct SemverTests {
         ("> 1.4", ["1.5.0"], ["1.4.9"]),
         ("!= 1.3.0", ["1.2.0", "1.4.0"], ["1.3.0"]),
         ("1.0.0 || >= 3", ["1.0.0", "3.1.0"], ["2.0.0"]),
-        (">= 1.0.0-rc.1", ["1.0.0-rc.2", "1.0.0", "2.0.0"], ["1.1.0-rc.1"]),
+        // Masterminds v3: a clause naming a prerelease admits every prerelease in range, not
+        // only those of its own major.minor.patch (npm's rule).
+        (">= 1.0.0-rc.1", ["1.0.0-rc.2", "1.0.0", "2.0.0", "1.1.0-rc.1"], ["1.0.0-beta.1"]),
         ("*", ["0.0.1", "9.9.9"], ["1.0.0-beta"]),
     ])
     func constraints(text: String, allowed: [String], refused: [String]) throws {

@@ -1,0 +1,90 @@
+import Foundation
+
+/// Docker Hub for a process run with `HTTPS_PROXY` pointing here: a CONNECT proxy that
+/// answers tunnels to `registry-1.docker.io:443` with TLS (a certificate for that name from
+/// its own CA, ``caCertificatePEM``) and forwards what arrives to a real registry on
+/// loopback. It records every tunnel and request (`docker_hub_stand_in.py`).
+public final class DockerHubStandIn: Sendable {
+    /// One line of the record: a tunnel asked for, or a request inside one.
+    public struct Entry: Sendable, Decodable, Equatable {
+        public let connect: String?
+        public let method: String?
+        public let path: String?
+        /// The basic-auth user name sent, `bearer`, or nil for none.
+        public let user: String?
+    }
+
+    public let port: Int
+    /// The CA that signed the certificate for registry-1.docker.io.
+    public let caCertificatePEM: String
+    let logFile: URL
+    let directory: TemporaryDirectory
+    let process: SupervisedProcess
+
+    private init(port: Int, caCertificatePEM: String, logFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
+        self.port = port
+        self.caCertificatePEM = caCertificatePEM
+        self.logFile = logFile
+        self.directory = directory
+        self.process = process
+    }
+
+    /// The proxy URL for `HTTPS_PROXY`.
+    public var proxyURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Everything recorded so far.
+    public func entries() throws -> [Entry] { try readJSONLines(logFile, as: Entry.self) }
+
+    /// Starts a stand-in forwarding to `upstream`, a plain-HTTP registry base URL.
+    public static func start(upstream: URL) async throws -> DockerHubStandIn {
+        let directory = try TemporaryDirectory(prefix: "slipway-hub")
+        do {
+            let ca = directory.appending("ca.pem"), caKey = directory.appending("ca.key")
+            let cert = directory.appending("hub.pem"), key = directory.appending("hub.key")
+            let csr = directory.appending("hub.csr"), ext = directory.appending("hub.ext")
+            try runProcess("openssl", ["req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-keyout", caKey.path, "-out", ca.path, "-days", "2", "-subj", "/CN=Slipway Hub Stand-in CA",
+                                       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]).checked()
+            try runProcess("openssl", ["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-keyout", key.path, "-out", csr.path, "-subj", "/CN=registry-1.docker.io"]).checked()
+            try Data("subjectAltName = DNS:registry-1.docker.io\nbasicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\n".utf8).write(to: ext)
+            try runProcess("openssl", ["x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path, "-CAcreateserial",
+                                       "-out", cert.path, "-days", "2", "-extfile", ext.path]).checked()
+            let readyFile = directory.appending("hub.port"), logFile = directory.appending("requests.jsonl")
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            let configuration: [String: Any] = ["readyFile": readyFile.path, "logFile": logFile.path, "cert": cert.path, "key": key.path,
+                                                "upstream": upstream.absoluteString.hasSuffix("/") ? String(upstream.absoluteString.dropLast()) : upstream.absoluteString]
+            let configurationFile = directory.appending("hub.json")
+            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
+            let process = try SupervisedProcess(
+                executable: try python3(),
+                arguments: [fixtureServersDirectory.appendingPathComponent("docker_hub_stand_in.py").path, configurationFile.path],
+                logFile: directory.appending("hub.log"), pidFile: directory.appending("hub.pid"))
+            let port = try await waitForPortFile(readyFile, of: process, name: "docker_hub_stand_in.py")
+            return DockerHubStandIn(port: port, caCertificatePEM: try String(contentsOf: ca, encoding: .utf8), logFile: logFile,
+                                    directory: directory, process: process)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Stops the proxy and removes its files.
+    public func stop() async {
+        await process.stop()
+        directory.remove()
+    }
+}
+
+/// Runs `body` with a Docker Hub stand-in in front of `upstream`, stopping it afterwards.
+public func withDockerHubStandIn<R>(upstream: URL, _ body: (DockerHubStandIn) async throws -> R) async throws -> R {
+    let hub = try await DockerHubStandIn.start(upstream: upstream)
+    do {
+        let result = try await body(hub)
+        await hub.stop()
+        return result
+    } catch {
+        await hub.stop()
+        throw error
+    }
+}
