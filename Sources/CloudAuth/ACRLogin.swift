@@ -64,12 +64,14 @@ public struct ACRLogin: Sendable {
         self.environment = environment
     }
 
-    /// Logs in. The registry is reached over https with `trust`; `insecure` also allows plain http.
-    public func login(trust: TLSTrust, insecure: Bool,
+    /// Logs in. The registry is reached over https with `trust`; `plainHTTPAllowed` (the
+    /// source's `insecure`, or a local registry, as the registry client decides) also allows
+    /// plain http when https does not answer.
+    public func login(trust: TLSTrust, plainHTTPAllowed: Bool,
                       transport: any HTTPTransport = CurlTransport(timeouts: .init(connect: 5, stalled: 30)),
                       instanceMetadataTransport: any HTTPTransport = CurlTransport(timeouts: .init(connect: 2, stalled: 10))) throws(CloudAuthError) -> RegistryLogin {
         let accessToken = try managedIdentityToken(transport: instanceMetadataTransport)
-        let (base, challenge) = try registryBase(trust: trust, insecure: insecure, transport: transport)
+        let (base, challenge) = try registryBase(trust: trust, plainHTTPAllowed: plainHTTPAllowed, transport: transport)
         let tenant = tenantID ?? Self.challengeTenant(challenge) ?? "common"
         let refreshToken = try exchange(accessToken: accessToken, tenant: tenant, base: base, trust: trust, transport: transport)
         return RegistryLogin(username: Self.refreshTokenUser, password: refreshToken)
@@ -99,18 +101,18 @@ public struct ACRLogin: Sendable {
         return token
     }
 
-    /// The registry's base URL (https; with `insecure`, plain http when https does not answer)
+    /// The registry's base URL (https; when allowed, plain http when https does not answer)
     /// and its `WWW-Authenticate` challenge to an anonymous `GET /v2/`.
-    func registryBase(trust: TLSTrust, insecure: Bool, transport: any HTTPTransport) throws(CloudAuthError) -> (URL, String?) {
+    func registryBase(trust: TLSTrust, plainHTTPAllowed: Bool, transport: any HTTPTransport) throws(CloudAuthError) -> (URL, String?) {
         let operation = "reach \(registryHost)"
         var schemes = ["https"]
-        if insecure { schemes.append("http") }
+        if plainHTTPAllowed { schemes.append("http") }
         var lastError: CloudAuthError?
         for scheme in schemes {
             let base = URL(string: "\(scheme)://\(registryHost)")!
             do {
                 let response = try CloudHTTP(transport: transport, trust: trust, secrets: []).send(
-                    HTTPRequest(method: .get, url: base.appendingPathComponent("v2/")), operation: operation, attempts: scheme == "https" && insecure ? 1 : 3)
+                    HTTPRequest(method: .get, url: base.appendingPathComponent("v2/")), operation: operation, attempts: scheme == "https" && plainHTTPAllowed ? 1 : 3)
                 return (base, response.status == 401 ? response.headers["WWW-Authenticate"] : nil)
             } catch {
                 lastError = error

@@ -34,9 +34,14 @@ public struct RegistryMirror: Sendable {
 }
 
 extension Source {
-    /// A client for the mirror when one is set and the repository is on Docker Hub.
+    /// A client for the mirror when one is set and the repository is on Docker Hub. A mirror
+    /// set for another registry is said to be unused, not ignored silently.
     func mirrorClient(log: Log, retry: RetryPolicy) throws -> RegistryClient? {
-        guard let mirror, registry.isDockerHub else { return nil }
+        guard let mirror else { return nil }
+        guard registry.isDockerHub else {
+            log.info("registry_mirror \(mirror.host) mirrors Docker Hub only; reading \(registry) directly")
+            return nil
+        }
         return try RegistryClient(host: mirror.host, credentials: mirror.credentials, insecure: insecure,
                                   caCertificates: caCertificates, retry: retry, log: log)
     }

@@ -113,7 +113,7 @@ public struct Source: Sendable {
 
     /// A client for the source's registry; credentials from the source (or its cloud login), else a Docker config.
     public func client(log: Log, retry: RetryPolicy = .standard) throws -> RegistryClient {
-        let credentials = try self.credentials ?? cloud?.credentials(insecure: insecure, caCertificates: caCertificates, log: log)
+        let credentials = try self.credentials ?? cloud?.credentials(insecure: insecure, plainHTTPAllowed: insecure || registry.mayUsePlainHTTP, caCertificates: caCertificates, log: log)
         return try RegistryClient(host: registry, credentials: credentials, insecure: insecure,
                            caCertificates: caCertificates, retry: retry, log: log)
     }

@@ -29,7 +29,9 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
     }
 
     /// The registry credentials, logging in on first use.
-    func credentials(insecure: Bool, caCertificates: [String], log: Log) throws -> Credentials {
+    /// - Parameter plainHTTPAllowed: `insecure`, or a registry that may speak plain HTTP by
+    ///   itself (``RegistryHost/mayUsePlainHTTP``), as the registry client decides.
+    func credentials(insecure: Bool, plainHTTPAllowed: Bool, caCertificates: [String], log: Log) throws -> Credentials {
         if let known = cached.withLock({ $0 }) { return known }
         log.debug("logging in to \(self)")
         let login: RegistryLogin
@@ -38,7 +40,7 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
         case .acr(let acr):
             // The exchange is on the registry's host, so it is trusted exactly as the registry is.
             let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)
-            login = try acr.login(trust: trust, insecure: insecure)
+            login = try acr.login(trust: trust, plainHTTPAllowed: plainHTTPAllowed)
         }
         let credentials = Credentials.basic(username: login.username, password: login.password)
         cached.withLock { $0 = credentials }

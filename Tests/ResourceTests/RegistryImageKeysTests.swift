@@ -259,13 +259,15 @@ struct RegistryImageKeysTests {
         }
     }
 
-    @Test func aRepositoryOffDockerHubIgnoresTheMirror() async throws {
+    @Test func aRepositoryOffDockerHubIsReadDirectlyAndSaysSo() async throws {
         try await withTestRegistry(.open) { origin in
             try await withTestRegistry(.open) { mirror in
                 let digest = try push(try origin.client(), app, tags: ["latest"]).digest
                 try push(try mirror.client(), app, tags: ["latest"], config: ["author": "mirror"])
                 let source = #""repository":"\#(origin.host)/team/app","tag":"latest","registry_mirror":{"host":"\#(mirror.host)"}"#
-                #expect(try decodeVersions(runCheck(#"{"source":{\#(source)}}"#)) == [["tag": "latest", "digest": digest.rawValue]])
+                let check = try runCheck(#"{"source":{\#(source)}}"#)
+                #expect(try decodeVersions(check) == [["tag": "latest", "digest": digest.rawValue]])
+                #expect(check.stderrString.contains("registry_mirror \(mirror.host) mirrors Docker Hub only; reading \(origin.host) directly"))
             }
         }
     }

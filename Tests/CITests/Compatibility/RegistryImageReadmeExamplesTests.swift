@@ -65,11 +65,13 @@ struct RegistryImageReadmeExamplesTests {
             """)
         try await withTestRegistry(.open) { registry in
             try withTemporaryDirectory { directory in
-                let layout = directory.appending("layout")
-                let image = try OCILayout.create(at: layout)
-                try ImageFixture.image(in: image, name: "latest", layerCount: 1, seed: "readme")
-                for tag in ["1.6.0", "2.0.0", "5.2.1-ubuntu", "5.2.2-ubuntu", "5.2.2-php7.3-ubuntu", "latest", "ubuntu"] {
-                    try Self.push(layout, to: "\(registry.host)/concourse/concourse:\(tag)")
+                // One image per version; `latest` and `ubuntu` alias the newest, as on Docker Hub
+                // (a bare tag on an image no version names would be listed last, as registry-image does).
+                let aliases = ["2.0.0": ["latest"], "5.2.2-ubuntu": ["ubuntu"]]
+                for tag in ["1.6.0", "2.0.0", "5.2.1-ubuntu", "5.2.2-ubuntu", "5.2.2-php7.3-ubuntu"] {
+                    let layout = directory.appending("layout-\(tag)")
+                    try ImageFixture.image(in: try OCILayout.create(at: layout), name: "latest", layerCount: 1, seed: tag)
+                    for name in [tag] + aliases[tag, default: []] { try Self.push(layout, to: "\(registry.host)/concourse/concourse:\(name)") }
                 }
                 let (type, source) = try Self.source(of: plain, registry: registry.host)
                 #expect(type == "slipway")
