@@ -77,6 +77,7 @@ extension AnchorSetting {
                       probe: .custom { try $0.check(#""registry_mirror":{"host":"\#($0.registry.host)"}"#) }),
         AnchorSetting(.registryImageSource, "content_trust", from: registryImageReadme,
                       .refused(because: "Docker Content Trust (Notary v1) is retired"),
+                      note: "sign with cosign-compatible signatures (cosign or notation) instead",
                       probe: .check(source: #""content_trust":{"server":"https://notary.example","repository_key_id":"k","repository_key":"KEY","repository_passphrase":"p"}"#)),
     ] + cloud
 
@@ -102,6 +103,7 @@ extension AnchorSetting {
                       probe: .custom { try $0.checkThroughECR(#""aws_role_arns":[\#(CompatibilityWorld.awsRoles.map(jsonString).joined(separator: ","))]"#) }),
         AnchorSetting(.registryImageSource, "aws_account_id", from: registryImageReadme,
                       .same(provenBy: "CloudSourceTests.aBareECRRepositoryGetsTheAccountsRegistryHost"),
+                      note: "a repository without a host needs it (or `aws_ecr_registry_id`): the registry is named before the login",
                       probe: .reaches(host: "123456789012.dkr.ecr.us-east-1.amazonaws.com") {
                           try $0.checkThroughECR(#""aws_account_id":"123456789012""#, repository: "compat/app")
                       }),
