@@ -69,11 +69,7 @@ public final class CloudFake: Sendable {
             configuration["logFile"] = logFile.path
             let configurationFile = directory.appending("config.json")
             try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let process = try SupervisedProcess(
-                executable: try python3(),
-                arguments: [fixtureServersDirectory.appendingPathComponent(script).path, configurationFile.path],
-                logFile: directory.appending("server.log"), pidFile: directory.appending("server.pid"))
-            let port = try await waitForPortFile(readyFile, of: process, name: script)
+            let (process, port) = try await startFixtureServer(script, configurationFile: configurationFile, readyFile: readyFile, in: directory)
             return CloudFake(port: port, logFile: logFile, directory: directory, process: process)
         } catch {
             directory.remove()
@@ -103,18 +99,10 @@ public func withAWSFake<R>(
     proxyEndpoint: String = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
     _ body: (CloudFake) async throws -> R
 ) async throws -> R {
-    let fake = try await CloudFake.start("aws_fake.py", configuration: [
+    try await withStarted({ try await CloudFake.start("aws_fake.py", configuration: [
         "region": region, "keys": keys, "roles": roles, "instanceRole": instanceRole ?? NSNull(),
         "ecrPassword": ecrPassword, "proxyEndpoint": proxyEndpoint,
-    ])
-    do {
-        let result = try await body(fake)
-        await fake.stop()
-        return result
-    } catch {
-        await fake.stop()
-        throw error
-    }
+    ]) }, stop: { await $0.stop() }, body)
 }
 
 /// Runs `body` with a fake Azure IMDS and ACR exchange (`azure_fake.py`) in front of `upstream`
@@ -128,17 +116,9 @@ public func withAzureFake<R>(
     tenant: String = "common",
     _ body: (CloudFake) async throws -> R
 ) async throws -> R {
-    let fake = try await CloudFake.start("azure_fake.py", configuration: [
-        "upstream": upstream.absoluteString.hasSuffix("/") ? String(upstream.absoluteString.dropLast()) : upstream.absoluteString,
+    try await withStarted({ try await CloudFake.start("azure_fake.py", configuration: [
+        "upstream": upstream.originText,
         "accessToken": accessToken, "refreshToken": refreshToken, "resource": resource,
         "clientId": clientID ?? NSNull(), "tenant": tenant,
-    ])
-    do {
-        let result = try await body(fake)
-        await fake.stop()
-        return result
-    } catch {
-        await fake.stop()
-        throw error
-    }
+    ]) }, stop: { await $0.stop() }, body)
 }

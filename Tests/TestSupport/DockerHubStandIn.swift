@@ -53,14 +53,11 @@ public final class DockerHubStandIn: Sendable {
             let readyFile = directory.appending("hub.port"), logFile = directory.appending("requests.jsonl")
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
             let configuration: [String: Any] = ["readyFile": readyFile.path, "logFile": logFile.path, "cert": cert.path, "key": key.path,
-                                                "upstream": upstream.absoluteString.hasSuffix("/") ? String(upstream.absoluteString.dropLast()) : upstream.absoluteString]
+                                                "upstream": upstream.originText]
             let configurationFile = directory.appending("hub.json")
             try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let process = try SupervisedProcess(
-                executable: try python3(),
-                arguments: [fixtureServersDirectory.appendingPathComponent("docker_hub_stand_in.py").path, configurationFile.path],
-                logFile: directory.appending("hub.log"), pidFile: directory.appending("hub.pid"))
-            let port = try await waitForPortFile(readyFile, of: process, name: "docker_hub_stand_in.py")
+            let (process, port) = try await startFixtureServer("docker_hub_stand_in.py", configurationFile: configurationFile,
+                                                               readyFile: readyFile, in: directory)
             return DockerHubStandIn(port: port, caCertificatePEM: try String(contentsOf: ca, encoding: .utf8), logFile: logFile,
                                     directory: directory, process: process)
         } catch {
@@ -78,13 +75,5 @@ public final class DockerHubStandIn: Sendable {
 
 /// Runs `body` with a Docker Hub stand-in in front of `upstream`, stopping it afterwards.
 public func withDockerHubStandIn<R>(upstream: URL, _ body: (DockerHubStandIn) async throws -> R) async throws -> R {
-    let hub = try await DockerHubStandIn.start(upstream: upstream)
-    do {
-        let result = try await body(hub)
-        await hub.stop()
-        return result
-    } catch {
-        await hub.stop()
-        throw error
-    }
+    try await withStarted({ try await DockerHubStandIn.start(upstream: upstream) }, stop: { await $0.stop() }, body)
 }

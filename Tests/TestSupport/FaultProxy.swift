@@ -204,19 +204,12 @@ public final class FaultProxy: Sendable {
                 "seed": seed, "fixedBody": fixedBody,
             ]
             if let upstream {
-                configuration["upstream"] = upstream.absoluteString.hasSuffix("/")
-                    ? String(upstream.absoluteString.dropLast()) : upstream.absoluteString
+                configuration["upstream"] = upstream.originText
             }
             let configurationFile = directory.appending("proxy.json")
             try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
 
-            let process = try SupervisedProcess(
-                executable: try python3(),
-                arguments: [fixtureServersDirectory.appendingPathComponent("fault_proxy.py").path, configurationFile.path],
-                logFile: directory.appending("proxy.log"),
-                pidFile: directory.appending("proxy.pid")
-            )
-            let port = try await waitForPortFile(readyFile, of: process, name: "fault_proxy.py")
+            let (process, port) = try await startFixtureServer("fault_proxy.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
             return FaultProxy(port: port, upstream: upstream, logFile: logFile, rulesFile: rulesFile, directory: directory, process: process)
         } catch {
             directory.remove()
@@ -257,13 +250,5 @@ public func withFaultProxy<R>(
     fixedBody: String = "ok",
     _ body: (FaultProxy) async throws -> R
 ) async throws -> R {
-    let proxy = try await FaultProxy.start(upstream: upstream, rules: rules, seed: seed, fixedBody: fixedBody)
-    do {
-        let result = try await body(proxy)
-        await proxy.stop()
-        return result
-    } catch {
-        await proxy.stop()
-        throw error
-    }
+    try await withStarted({ try await FaultProxy.start(upstream: upstream, rules: rules, seed: seed, fixedBody: fixedBody) }, stop: { await $0.stop() }, body)
 }

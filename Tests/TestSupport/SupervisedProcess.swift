@@ -127,6 +127,38 @@ func python3() throws -> URL {
     return try resolveExecutable("python3")
 }
 
+/// Starts `Tests/Fixtures/servers/<script>` with its JSON configuration file (which names
+/// the `readyFile` it writes its port to), logging to `<stem>.log` in `directory`, and waits
+/// until it is listening.
+func startFixtureServer(_ script: String, configurationFile: URL, readyFile: URL, in directory: TemporaryDirectory) async throws -> (process: SupervisedProcess, port: Int) {
+    let stem = (script as NSString).deletingPathExtension
+    let process = try SupervisedProcess(
+        executable: try python3(),
+        arguments: [fixtureServersDirectory.appendingPathComponent(script).path, configurationFile.path],
+        logFile: directory.appending("\(stem).log"), pidFile: directory.appending("\(stem).pid"))
+    return (process, try await waitForPortFile(readyFile, of: process, name: script))
+}
+
+extension URL {
+    /// `http://127.0.0.1:PORT` without a trailing slash: how a fixture server's configuration
+    /// names the server it forwards to.
+    var originText: String { absoluteString.hasSuffix("/") ? String(absoluteString.dropLast()) : absoluteString }
+}
+
+/// Runs `body` with what `start` started, and `stop`s it afterwards, also when `body` throws.
+/// The shape of every `withX` helper of the test servers.
+func withStarted<S, R>(_ start: () async throws -> S, stop: (S) async -> Void, _ body: (S) async throws -> R) async throws -> R {
+    let server = try await start()
+    do {
+        let result = try await body(server)
+        await stop(server)
+        return result
+    } catch {
+        await stop(server)
+        throw error
+    }
+}
+
 /// Waits until a fixture server has written its port to `readyFile`.
 func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: String, timeout: Double = 60) async throws -> Int {
     let deadline = Date().addingTimeInterval(timeout)

@@ -309,15 +309,7 @@ public func withTestRegistry<R>(
     _ options: TestRegistry.Options = .open,
     _ body: (TestRegistry) async throws -> R
 ) async throws -> R {
-    let registry = try await TestRegistry.start(options)
-    do {
-        let result = try await body(registry)
-        await registry.stop()
-        return result
-    } catch {
-        await registry.stop()
-        throw error
-    }
+    try await withStarted({ try await TestRegistry.start(options) }, stop: { await $0.stop() }, body)
 }
 
 /// Quotes a string for YAML (a JSON string is a valid YAML flow scalar).

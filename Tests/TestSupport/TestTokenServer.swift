@@ -141,13 +141,7 @@ final class TestTokenServer: Sendable {
         let configurationFile = directory.appending("token-server.json")
         try JSONEncoder().encode(configuration).write(to: configurationFile)
 
-        let process = try SupervisedProcess(
-            executable: try python3(),
-            arguments: [fixtureServersDirectory.appendingPathComponent("token_server.py").path, configurationFile.path],
-            logFile: directory.appending("token-server.log"),
-            pidFile: directory.appending("token-server.pid")
-        )
-        let port = try await waitForPortFile(readyFile, of: process, name: "token_server.py")
+        let (process, port) = try await startFixtureServer("token_server.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
         let scheme = certificates == nil ? "http" : "https"
         return TestTokenServer(
             options: options, realm: URL(string: "\(scheme)://127.0.0.1:\(port)/token")!,
