@@ -56,7 +56,7 @@ public struct ECRLogin: Sendable {
             var authorizationData: [Entry]?
         }
         let answer = try decodeJSON(Answer.self, response.body, operation: operation, what: "authorizationData")
-        guard let token = answer.authorizationData?.first?.authorizationToken,
+        guard let entry = answer.authorizationData?.first, let token = entry.authorizationToken,
               let decoded = Data(base64Encoded: token).flatMap({ String(data: $0, encoding: .utf8) }),
               let colon = decoded.firstIndex(of: ":")
         else {
@@ -64,7 +64,22 @@ public struct ECRLogin: Sendable {
         }
         let password = decoded[decoded.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         guard !password.isEmpty else { throw CloudAuthError(operation, "the authorization token's password is empty") }
-        return RegistryLogin(username: String(decoded[..<colon]), password: password)
+        var registry: String?
+        if let proxyEndpoint = entry.proxyEndpoint { registry = try Self.registryHost(proxyEndpoint: proxyEndpoint, operation: operation) }
+        return RegistryLogin(username: String(decoded[..<colon]), password: password, registry: registry)
+    }
+
+    /// `https://<account>.dkr.ecr.<region>.amazonaws.com` → its host, as registry-image
+    /// takes it. Only a bare `host[:port]` is accepted: the answer decides where credentials go.
+    static func registryHost(proxyEndpoint: String, operation: String) throws(CloudAuthError) -> String {
+        var host = proxyEndpoint
+        for scheme in ["https://", "http://"] where host.hasPrefix(scheme) { host.removeFirst(scheme.count) }
+        if host.hasSuffix("/") { host.removeLast() }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
+        guard !host.isEmpty, host.count <= 253, host.allSatisfy(allowed.contains), !host.hasPrefix("-"), !host.hasPrefix(":") else {
+            throw CloudAuthError(operation, "the answer's proxyEndpoint is not a registry address")
+        }
+        return host
     }
 
     /// `__type` and `message` of an AWS JSON error body, else the status.

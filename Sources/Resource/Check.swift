@@ -34,8 +34,9 @@ public struct Check {
     /// Reads `{"source":…,"version":…}` and returns the JSON array to print.
     public func run(input: Data) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "version", "params"])
-        let source = try Source(request.raw("source"))
-        let log = source.debug ? Log.standardError(verbose: true) : self.log
+        let parsed = try Source(request.raw("source"))
+        let log = parsed.debug ? Log.standardError(verbose: true) : self.log
+        let source = try parsed.resolvingRegistry(log: log)
         switch source.mode {
         case .tag(let tag):
             let since = try ImageVersion.parse(request.raw("version"))

@@ -30,8 +30,9 @@ public struct In {
 
     public func run(input: Data, directory: URL) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "version", "params"])
-        let source = try Source(request.raw("source"))
-        let log = source.debug ? Log.standardError(verbose: true) : self.log
+        let parsed = try Source(request.raw("source"))
+        let log = parsed.debug ? Log.standardError(verbose: true) : self.log
+        let source = try parsed.resolvingRegistry(log: log)
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
         if case .sourceKeyed(let keyed) = source.mode {
             return try fetchSourceKeyed(keyed, request: request, source: source, params: params, directory: directory, log: log)

@@ -30,8 +30,9 @@ public struct Out {
 
     public func run(input: Data, directory: URL) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "params"])
-        let source = try Source(request.raw("source"))
-        let log = source.debug ? Log.standardError(verbose: true) : self.log
+        let parsed = try Source(request.raw("source"))
+        let log = parsed.debug ? Log.standardError(verbose: true) : self.log
+        let source = try parsed.resolvingRegistry(log: log)
         if case .sourceKeyed(let keyed) = source.mode {
             return try pushSourceKeyed(keyed, source: source, request: request, directory: directory, log: log)
         }

@@ -17,9 +17,15 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
     }
 
     public let provider: Provider
-    private let cached = Mutex<Credentials?>(nil)
+    /// The repository as written, when it names no registry and no account: the registry is
+    /// the one ECR's answer names (registry-image's rule), known only after the login.
+    let bareRepository: String?
+    private let cached = Mutex<RegistryLogin?>(nil)
 
-    init(_ provider: Provider) { self.provider = provider }
+    init(_ provider: Provider, bareRepository: String? = nil) {
+        self.provider = provider
+        self.bareRepository = bareRepository
+    }
 
     public var description: String {
         switch provider {
@@ -32,6 +38,12 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
     /// - Parameter plainHTTPAllowed: `insecure`, or a registry that may speak plain HTTP by
     ///   itself (``RegistryHost/mayUsePlainHTTP``), as the registry client decides.
     func credentials(insecure: Bool, plainHTTPAllowed: Bool, caCertificates: [String], log: Log) throws -> Credentials {
+        let login = try self.login(insecure: insecure, plainHTTPAllowed: plainHTTPAllowed, caCertificates: caCertificates, log: log)
+        return Credentials.basic(username: login.username, password: login.password)
+    }
+
+    /// Logs in once per process; later calls return the first answer.
+    func login(insecure: Bool, plainHTTPAllowed: Bool, caCertificates: [String], log: Log) throws -> RegistryLogin {
         if let known = cached.withLock({ $0 }) { return known }
         log.debug("logging in to \(self)")
         let login: RegistryLogin
@@ -42,9 +54,8 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
             let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)
             login = try acr.login(trust: trust, plainHTTPAllowed: plainHTTPAllowed)
         }
-        let credentials = Credentials.basic(username: login.username, password: login.password)
-        cached.withLock { $0 = credentials }
-        return credentials
+        cached.withLock { $0 = login }
+        return login
     }
 }
 
@@ -127,7 +138,8 @@ extension Source {
             return (repository, CloudLogin(.ecr(login)))
         }
         guard let account = accounts["aws_account_id"] ?? accounts["aws_ecr_registry_id"] else {
-            throw InputError("source.repository \"\(InputObject.printable(repository))\" has no registry host: with ECR set source.aws_account_id, or write <account>.dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(InputObject.printable(repository))")
+            // Neither: the registry is the one ECR's answer names, as registry-image takes it.
+            return (repository, CloudLogin(.ecr(login), bareRepository: repository))
         }
         return ("\(account).dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(repository)", CloudLogin(.ecr(login)))
     }
@@ -168,5 +180,28 @@ extension Source {
         guard let slash = repository.firstIndex(of: "/") else { return false }
         let first = repository[..<slash]
         return first.contains(".") || first.contains(":") || first == "localhost"
+    }
+}
+
+extension Source {
+    /// The source with its registry known: for a bare ECR repository (no host, no
+    /// `aws_account_id`), the login is done now and the registry is the one ECR names.
+    /// Every command calls this once, before anything names the registry.
+    public func resolvingRegistry(log: Log) throws -> Source {
+        guard let cloud, let bare = cloud.bareRepository else { return self }
+        let login = try cloud.login(insecure: insecure, plainHTTPAllowed: insecure, caCertificates: caCertificates, log: log)
+        guard let host = login.registry else {
+            throw InputError("source.repository \"\(InputObject.printable(bare))\" names no registry and ECR's answer named none; write the registry host in source.repository or set source.aws_account_id")
+        }
+        var resolved = self
+        do {
+            let reference = try ImageReference("\(host)/\(bare)")
+            resolved.registry = reference.registry
+            resolved.repository = reference.repository
+        } catch {
+            throw InputError("source.repository: \"\(host)/\(InputObject.printable(bare))\" (the registry ECR names, then the repository) is not a repository: \(error)")
+        }
+        log.debug("ECR names the registry \(host)")
+        return resolved
     }
 }

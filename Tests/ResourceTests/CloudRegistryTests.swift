@@ -68,6 +68,29 @@ struct ECRLoginTests {
         }
     }
 
+    /// registry-image's rule: a repository without a host (and no `aws_account_id`) is in the
+    /// registry ECR's answer names (`proxyEndpoint`), which `in` writes into `repository`.
+    @Test func aBareRepositoryIsInTheRegistryECRNames() async throws {
+        try await withTestRegistry(.basic(username: "AWS", password: ecrPassword)) { registry in
+            try await withAWSFake(keys: [keyID: secret], ecrPassword: ecrPassword, proxyEndpoint: "https://\(registry.host)") { aws in
+                try withTemporaryDirectory { directory in
+                    let environment = ["AWS_ENDPOINT_URL_ECR": aws.baseURL.absoluteString, "AWS_EC2_METADATA_DISABLED": "true"]
+                    let source = #"{"repository":"team/app","tag":"dev","aws_region":"us-east-1","aws_access_key_id":"\#(keyID)","aws_secret_access_key":"\#(secret)"}"#
+                    let (build, digest) = try ociBuildDirectory(directory)
+                    let put = try runResource("out", #"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: build, environment: environment)
+                    #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
+                    let check = try runResource("check", #"{"source":\#(source)}"#, environment: environment)
+                    #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
+                    let get = try runResource("in", #"{"source":\#(source),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
+                                              directory: directory.appending("get"), environment: environment)
+                    #expect(get.succeeded, "\(get.stderrString)")
+                    #expect(try String(contentsOf: directory.appending("get/repository"), encoding: .utf8) == "\(registry.host)/team/app")
+                    #expect(!everything([put, check, get]).contains(secret) && !everything([put, check, get]).contains(ecrPassword))
+                }
+            }
+        }
+    }
+
     @Test func roleChainSignsEachHopWithThePreviousHopsCredentials() async throws {
         try await withTestRegistry(.basic(username: "AWS", password: ecrPassword)) { registry in
             try await withAWSFake(keys: [keyID: secret], roles: [role1, role2], ecrPassword: ecrPassword) { aws in
@@ -221,7 +244,6 @@ struct CloudSourceTests {
         (#""repository":"x.io/app","aws_region":"us-east-1","aws_role_arn":"arn:aws:iam::123456789012:role/a","aws_role_arns":["arn:aws:iam::123456789012:role/b"]"#, "cannot both be set"),
         (#""repository":"x.io/app","aws_region":"us-east-1","aws_role_arns":["role/b"]"#, "source.aws_role_arns[0]: \"role/b\" is not an IAM role ARN"),
         (#""repository":"x.io/app","aws_region":"Virginia""#, "source.aws_region: \"Virginia\" is not an AWS region"),
-        (#""repository":"app","aws_region":"us-east-1""#, "has no registry host: with ECR set source.aws_account_id"),
         (#""repository":"app","aws_region":"us-east-1","aws_account_id":"12345""#, "is not a 12-digit AWS account id"),
         (#""repository":"x.io/app","aws_region":"us-east-1","aws_account_id":"123456789012""#, "source.aws_account_id builds the registry host"),
         (#""repository":"app","aws_region":"us-east-1","aws_account_id":"123456789012","aws_ecr_registry_id":"210987654321""#, "name different registries"),

@@ -94,7 +94,7 @@ extension AnchorSetting {
                       .same(provenBy: "\(ecr).workerEnvironmentCredentialsAreUsedWhenTheSourceHasNone"),
                       probe: .custom { try $0.checkThroughECR(#""aws_session_token":"compat-session""#) }),
         AnchorSetting(.registryImageSource, "aws_region", from: registryImageReadme,
-                      .same(provenBy: "\(ecr).sourceKeysPushCheckAndGetThroughTheBuiltBinary"), probe: .custom { try $0.checkThroughECR("") }),
+                      .same(provenBy: "\(ecr).aBareRepositoryIsInTheRegistryECRNames"), probe: .custom { try $0.checkThroughECR("") }),
         AnchorSetting(.registryImageSource, "aws_role_arn", from: registryImageReadme,
                       .same(provenBy: "\(ecr).roleChainSignsEachHopWithThePreviousHopsCredentials"),
                       probe: .custom { try $0.checkThroughECR(#""aws_role_arn":"\#(CompatibilityWorld.awsRoles[0])""#) }),
@@ -103,7 +103,6 @@ extension AnchorSetting {
                       probe: .custom { try $0.checkThroughECR(#""aws_role_arns":[\#(CompatibilityWorld.awsRoles.map(jsonString).joined(separator: ","))]"#) }),
         AnchorSetting(.registryImageSource, "aws_account_id", from: registryImageReadme,
                       .same(provenBy: "CloudSourceTests.aBareECRRepositoryGetsTheAccountsRegistryHost"),
-                      note: "a repository without a host needs it (or `aws_ecr_registry_id`): the registry is named before the login",
                       probe: .reaches(host: "123456789012.dkr.ecr.us-east-1.amazonaws.com") {
                           try $0.checkThroughECR(#""aws_account_id":"123456789012""#, repository: "compat/app")
                       }),
