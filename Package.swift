@@ -49,7 +49,7 @@ let package = Package(
         // OCI image layouts, OCI archives and docker-archives: read, write, convert.
         .target(name: "ImageLayout", dependencies: ["OCI", "Archive"]),
         // Layers applied into a root filesystem, safely: the security boundary of `in`.
-        .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console"]),
+        .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console", "ImageLayout"]),
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
         .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
 

@@ -40,16 +40,7 @@ extension ImageBuild {
         }
         if configuration.unpackRootFS {
             let started = Date()
-            let manifest = try image.platformManifest().manifest
-            let config = try image.configuration()
-            let diffIDs = config.rootfs.diffIDs
-            guard diffIDs.count == manifest.layers.count else {
-                throw Unsupported(description: "UNPACK_ROOTFS: the image's config lists \(diffIDs.count) layers and its manifest \(manifest.layers.count)")
-            }
-            let unpacker = Unpacker(root: output.appendingPathComponent("rootfs"), options: .init(log: log))
-            for (layer, diffID) in zip(manifest.layers, diffIDs) {
-                try unpacker.apply(layer: image.layout.openBlob(layer), expectedDiffID: diffID)
-            }
+            let config = try Unpacker.unpack(image, into: output.appendingPathComponent("rootfs"), log: log)
             try Self.imageMetadata(config).write(to: output.appendingPathComponent("metadata.json"), options: .atomic)
             log.info("unpacked rootfs/ in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         }

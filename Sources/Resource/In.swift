@@ -208,16 +208,7 @@ public struct In {
     /// Applies the layers of `image`'s manifest for `platform` into `directory/rootfs`, each
     /// checked against its diff_id, then writes `metadata.json` and `labels.json` beside it.
     static func unpack(_ image: LayoutImage, platform: Platform?, into directory: URL, log: Log) throws {
-        let manifest = try image.platformManifest(for: platform).manifest
-        let configuration = try image.configuration(for: platform)
-        let diffIDs = configuration.rootfs.diffIDs
-        guard diffIDs.count == manifest.layers.count else {
-            throw LayoutError("the image's config lists \(diffIDs.count) layers and its manifest \(manifest.layers.count)")
-        }
-        let unpacker = Unpacker(root: directory.appendingPathComponent("rootfs"), options: .init(log: log))
-        for (layer, diffID) in zip(manifest.layers, diffIDs) {
-            try unpacker.apply(layer: image.layout.openBlob(layer), expectedDiffID: diffID)
-        }
+        let configuration = try Unpacker.unpack(image, platform: platform, into: directory.appendingPathComponent("rootfs"), log: log)
         try ImageMetadata.write(config: configuration, to: directory)
     }
 
