@@ -38,14 +38,15 @@ enum SharedCache {
         return options
     }
 
-    /// Why `CACHE_TTL` reuses nothing in this build, or nil: buildah compares it with each
-    /// cached layer's creation time, which is the commit time here (`--timestamp`, for an image
-    /// that the same inputs reproduce), so a commit older than `CACHE_TTL` hits no cached layer.
+    /// Why the layers this build caches will not be reused under `CACHE_TTL`, or nil: buildah
+    /// compares `CACHE_TTL` with a cached layer's creation time, which is the commit time of the
+    /// build that made it (`--timestamp`, so the same inputs give the same image), not when it
+    /// was built. (Which cached layers this build reuses depends on the builds that made them.)
     static func staleCommit(_ configuration: BuildConfiguration, commitTime: Int?, now: Date = Date()) -> String? {
         guard let ttl = configuration.cacheTTL, let commitTime else { return nil }
         let age = Int(now.timeIntervalSince1970) - commitTime
         guard age > Int(ttl.components.seconds) else { return nil }
-        return "CACHE_TTL=\(Int(ttl.components.seconds))s: the commit is \(age / 3600) h old and buildah dates the layers it caches with the commit time (the image's created time), so no cached layer counts as fresh: every step runs"
+        return "CACHE_TTL=\(Int(ttl.components.seconds))s: the commit is \(age / 3600) h old, and the layers this build caches are dated with the commit time (the image's created time), so no later build reuses them"
     }
 }
 

@@ -13,8 +13,7 @@ extension ImageBuildTests {
         let builds = ImageBuildTests()
 
         /// A context whose image needs busybox: `busybox` copied in, then `dockerfile`'s steps.
-        func context(_ directory: TemporaryDirectory, _ dockerfile: String, source: String) throws -> URL {
-            let context = directory.appending("ctx")
+        func context(at context: URL, _ dockerfile: String, source: String) throws -> URL {
             try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
             if !FileManager.default.fileExists(atPath: context.appendingPathComponent("busybox").path) {
                 try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: context.appendingPathComponent("busybox").path)
@@ -22,6 +21,10 @@ extension ImageBuildTests {
             try Data(dockerfile.utf8).write(to: context.appendingPathComponent("Dockerfile"))
             try Data(source.utf8).write(to: context.appendingPathComponent("src.txt"))
             return context
+        }
+
+        func context(_ directory: TemporaryDirectory, _ dockerfile: String, source: String) throws -> URL {
+            try context(at: directory.appending("ctx"), dockerfile, source: source)
         }
 
         /// A file of the image in `output/oci`, unpacked by umoci.
@@ -41,49 +44,57 @@ extension ImageBuildTests {
         """
 
         @Test func aFreshWorkerReusesTheRunLayerFromTheCacheRepository() async throws {
-            // Basic auth over TLS with a private CA: the cache is reached as pushes are.
+            // Basic auth over TLS with a private CA: the cache is reached as pushes are. A git
+            // checkout, as in a pipeline: each commit's layers are dated with its commit time.
             try await withTestRegistry(.basic(tls: true)) { registry in
-                try await withTemporaryDirectory { directory in
-                    let context = try context(directory, Self.timedRun, source: "one\n")
-                    let repository = "\(registry.host)/team/app-cache"
-                    let env = ["CONTEXT": context.path, "CACHE_REPOSITORY": repository,
-                               "REGISTRY_USERNAME": try #require(registry.username), "REGISTRY_PASSWORD": try #require(registry.password),
-                               "REGISTRY_CA_CERTS": try #require(registry.caCertificateFile).path]
-                    var first = env
-                    first["CACHE"] = directory.appending("worker-a").path
-                    first["OUTPUT"] = directory.appending("first").path
-                    let cold = try builds.buildTask(directory.url, first)
-                    try #require(cold.succeeded, "\(cold.stderrString)")
-                    let tags = registry.storageDirectory.appendingPathComponent("docker/registry/v2/repositories/team/app-cache/_manifests/tags")
-                    #expect(try FileManager.default.contentsOfDirectory(atPath: tags.path).count >= 3, "one cache image per step")
+                try await withTestGitRepository { repository in
+                    try await withTemporaryDirectory { directory in
+                        let context = try context(at: repository.path, Self.timedRun, source: "one\n")
+                        try repository.commit("app")
+                        let cacheRepository = "\(registry.host)/team/app-cache"
+                        let password = try #require(registry.password)
+                        let env = ["CONTEXT": context.path, "CACHE_REPOSITORY": cacheRepository,
+                                   "REGISTRY_USERNAME": try #require(registry.username), "REGISTRY_PASSWORD": password,
+                                   "REGISTRY_CA_CERTS": try #require(registry.caCertificateFile).path]
+                        var first = env
+                        first["CACHE"] = directory.appending("worker-a").path
+                        first["OUTPUT"] = directory.appending("first").path
+                        let cold = try builds.buildTask(directory.url, first)
+                        try #require(cold.succeeded, "\(cold.stderrString)")
+                        let tags = registry.storageDirectory.appendingPathComponent("docker/registry/v2/repositories/team/app-cache/_manifests/tags")
+                        #expect(try FileManager.default.contentsOfDirectory(atPath: tags.path).count >= 3, "one cache image per step")
 
-                    // Another worker: an empty buildah storage, and the source changed after the RUN.
-                    try Data("two\n".utf8).write(to: context.appendingPathComponent("src.txt"))
-                    var second = env
-                    second["CACHE"] = directory.appending("worker-b").path
-                    second["OUTPUT"] = directory.appending("second").path
-                    second["CACHE_TTL"] = "168h"
-                    let warm = try builds.buildTask(directory.url, second)
-                    try #require(warm.succeeded, "\(warm.stderrString)")
-                    #expect(warm.stderrString.contains("--> Cache pulled from remote \(repository):"), "\(warm.stderrString)")
-                    let afterRun = warm.stderrString.components(separatedBy: "RUN [").last ?? ""
-                    #expect(afterRun.contains("--> Using cache"), "the RUN step reused: \(warm.stderrString)")
-                    #expect(!warm.stderrString.contains(try #require(registry.password)))
-                    let ranAt = try file("ran-at", in: directory.appending("first"), directory: directory)
-                    #expect(try file("ran-at", in: directory.appending("second"), directory: directory) == ranAt, "the RUN did not run again")
-                    #expect(try file("src.txt", in: directory.appending("second"), directory: directory) == "two\n")
+                        // Another worker (an empty buildah storage) builds the next commit, whose source changed after the RUN.
+                        try repository.commit("change the source", files: ["src.txt": "two\n"])
+                        var second = env
+                        second["CACHE"] = directory.appending("worker-b").path
+                        second["OUTPUT"] = directory.appending("second").path
+                        second["CACHE_TTL"] = "168h"
+                        let warm = try builds.buildTask(directory.url, second)
+                        try #require(warm.succeeded, "\(warm.stderrString)")
+                        #expect(warm.stderrString.contains("--> Cache pulled from remote \(cacheRepository):"), "\(warm.stderrString)")
+                        let afterRun = warm.stderrString.components(separatedBy: "RUN [").last ?? ""
+                        #expect(afterRun.contains("--> Using cache"), "the RUN step reused: \(warm.stderrString)")
+                        #expect(!warm.stderrString.contains(password) && !cold.stderrString.contains(password))
+                        let ranAt = try file("ran-at", in: directory.appending("first"), directory: directory)
+                        #expect(try file("ran-at", in: directory.appending("second"), directory: directory) == ranAt, "the RUN did not run again")
+                        #expect(try file("src.txt", in: directory.appending("second"), directory: directory) == "two\n")
 
-                    // CACHE_TTL reaches buildah: a cached layer older than it is not reused.
-                    try await Task.sleep(for: .seconds(2))
-                    var third = second
-                    third["CACHE"] = directory.appending("worker-c").path
-                    third["OUTPUT"] = directory.appending("third").path
-                    third["CACHE_TTL"] = "1s"
-                    let expired = try builds.buildTask(directory.url, third)
-                    try #require(expired.succeeded, "\(expired.stderrString)")
-                    // buildah may still pull a cached step, then finds it too old and runs the step.
-                    #expect(!expired.stderrString.contains("--> Using cache"), "\(expired.stderrString)")
-                    #expect(try file("ran-at", in: directory.appending("third"), directory: directory) != ranAt, "the RUN ran again")
+                        // CACHE_TTL reaches buildah: a cached layer older than it is not reused. A
+                        // commit older than it is said to date the layers it caches as too old.
+                        try await Task.sleep(for: .seconds(2))
+                        try repository.commit("an old commit", files: ["src.txt": "three\n"], date: Date(timeIntervalSinceNow: -10 * 86_400))
+                        var third = env
+                        third["CACHE"] = directory.appending("worker-c").path
+                        third["OUTPUT"] = directory.appending("third").path
+                        third["CACHE_TTL"] = "1s"
+                        let expired = try builds.buildTask(directory.url, third)
+                        try #require(expired.succeeded, "\(expired.stderrString)")
+                        // buildah may still pull a cached step, then finds it too old and runs the step.
+                        #expect(!expired.stderrString.contains("--> Using cache"), "\(expired.stderrString)")
+                        #expect(expired.stderrString.contains("CACHE_TTL=1s: the commit is 240 h old"), "\(expired.stderrString)")
+                        #expect(try file("ran-at", in: directory.appending("third"), directory: directory) != ranAt, "the RUN ran again")
+                    }
                 }
             }
         }
@@ -177,7 +188,7 @@ struct SharedCacheSettingsTests {
         #expect(error?.description.contains("\n") == false)
     }
 
-    @Test func aCommitOlderThanTheTTLIsSaidToReuseNothing() throws {
+    @Test func aCommitOlderThanTheTTLIsSaidToCacheLayersTooOldToReuse() throws {
         let configuration = try configuration(["CACHE_TTL": "1h"])
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(SharedCache.staleCommit(configuration, commitTime: 1_800_000_000 - 600, now: now) == nil)
