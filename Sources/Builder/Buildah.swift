@@ -94,7 +94,12 @@ public struct Buildah: Sendable {
         progress.clear()
         guard result.succeeded else {
             // buildah's own message is what the user needs: a bad Dockerfile, a failing RUN.
-            throw Failure(description: "buildah bud failed: \(Self.lastLine(result))")
+            let last = Self.lastLine(result)
+            if last.contains("failed pushing cache to") {
+                // buildah 1.28 fails the build when a --cache-to push fails.
+                throw Failure(description: "buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)")
+            }
+            throw Failure(description: "buildah bud failed: \(last)")
         }
         log.info("built \(name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)

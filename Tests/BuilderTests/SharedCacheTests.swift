@@ -138,6 +138,18 @@ extension ImageBuildTests {
             }
         }
 
+        @Test func aCacheRepositoryThatCannotBePushedToFailsTheBuildInOneLine() throws {
+            try withTemporaryDirectory { directory in
+                let context = try context(directory, Self.timedRun, source: "one\n")
+                // Nothing listens on port 9: buildah 1.28 fails the build when a cache push fails.
+                let result = try builds.buildTask(directory.url, ["CONTEXT": context.path, "CACHE": directory.appending("cache").path,
+                                                                  "REGISTRY_INSECURE": "true", "CACHE_REPOSITORY": "127.0.0.1:9/team/app-cache"])
+                #expect(result.status == 1)
+                let errors = result.stderrString.split(separator: "\n").filter { $0.hasPrefix("build-task: ") }
+                #expect(errors.count == 1 && errors[0].contains("failed to push a step to CACHE_REPOSITORY"), "\(result.stderrString)")
+            }
+        }
+
         @Test func aBadSettingIsOneLineFromTheBinary() throws {
             try withTemporaryDirectory { directory in
                 let context = try context(directory, Self.timedRun, source: "one\n")
