@@ -54,6 +54,10 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var registryMirrors: [RegistryHost] = []
     /// `DEBUG`: log buildah's command lines.
     public var debug: Bool = false
+    /// `CACHE_REPOSITORY`: buildah's layer cache in a registry, shared by every worker (SharedCache.swift).
+    public var cacheRepository: ImageReference?
+    /// `CACHE_TTL`: how old a cached layer may be and still be reused.
+    public var cacheTTL: Duration?
 
     /// Every environment variable build-task reads, and the prefixes of the families
     /// (`BUILD_ARG_<name>`, …): what a task's `params:` may set.
@@ -64,7 +68,7 @@ public struct BuildConfiguration: Sendable, Equatable {
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
         // oci-build-task's outputs and BuildKit settings (BuildKitSettings.swift).
         "UNPACK_ROOTFS", "OUTPUT_OCI", "ADDITIONAL_TARGETS", "BUILDKIT_SSH", "BUILDKIT_ADD_HOSTS", "BUILDKIT_EXTRA_CONFIG",
-        "REGISTRY_MIRRORS", "DEBUG",
+        "REGISTRY_MIRRORS", "DEBUG", "CACHE_REPOSITORY", "CACHE_TTL",
         // oci-build-task's undocumented comma-separated lists (its envconfig reads every Config field).
         "BUILD_ARGS", "LABELS", "IMAGE_ARGS",
         // `build-task plan` and `build-all` (GraphFlags).
@@ -190,6 +194,7 @@ public struct BuildConfiguration: Sendable, Equatable {
         registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
         try readBuildKitSettings(environment, path: path)
+        try readCacheSettings(environment)
     }
 
     /// Why lock credentials cannot be used with `lock` (nil when they can): they are only for

@@ -68,7 +68,7 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(help: "Who builds: auto (assemble a Dockerfile that executes nothing, else buildah), assemble, buildah. Env: BUILDER (default: auto)")
     public var builder: String?
 
-    @Option(help: "buildah's storage, for a Concourse task's caches: entry. Env: CACHE (default: cache)")
+    @Option(help: "buildah's storage and RUN --mount=type=cache directories, for a Concourse task's caches: entry. Env: CACHE (default: cache); CACHE_REPOSITORY and CACHE_TTL (variables only) share layers between workers through a registry")
     public var cache: String?
 
     @Option(name: .customLong("registry-username"), help: "Env: REGISTRY_USERNAME (else DOCKER_CONFIG's config.json)")

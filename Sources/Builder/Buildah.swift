@@ -84,7 +84,7 @@ public struct Buildah: Sendable {
         // line buildah writes passes through the status line, with the time so far.
         if debug { log.info("buildah " + arguments.joined(separator: " ")) }
         let result = try runner.run(command(arguments)) { line in
-            if line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) {
+            if line.hasPrefix("STEP ") || (line.hasPrefix("[") && line.contains("] STEP ")) || Self.isCacheHit(line) {
                 progress.clear()
                 log.info(line)
             } else if !line.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -94,7 +94,12 @@ public struct Buildah: Sendable {
         progress.clear()
         guard result.succeeded else {
             // buildah's own message is what the user needs: a bad Dockerfile, a failing RUN.
-            throw Failure(description: "buildah bud failed: \(Self.lastLine(result))")
+            let last = Self.lastLine(result)
+            if last.contains("failed pushing cache to") {
+                // buildah 1.28 fails the build when a --cache-to push fails.
+                throw Failure(description: "buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)")
+            }
+            throw Failure(description: "buildah bud failed: \(last)")
         }
         log.info("built \(name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -116,6 +121,12 @@ public struct Buildah: Sendable {
     public func remove(_ name: String) {
         if (try? runner.run(command(global + ["manifest", "rm", name])))?.succeeded == true { return }
         _ = try? runner.run(command(global + ["rmi", name]))
+    }
+
+    /// buildah's "--> Using cache <id>" and "--> Cache pulled from remote <repo>:<key>": the
+    /// log says which steps did not run, and which came from `CACHE_REPOSITORY`.
+    static func isCacheHit(_ line: String) -> Bool {
+        line.hasPrefix("--> Using cache ") || line.hasPrefix("--> Cache pulled from remote ")
     }
 
     static func lastLine(_ result: CommandResult) -> String {

@@ -285,6 +285,9 @@ public struct ImageBuild {
         let started = Date()
         let assembler = Assembler(plan: plan, bases: run.bases, configuration: configuration, access: run.access, log: log,
                                   labels: labels, timestamp: run.source.time, scratch: run.scratch.appendingPathComponent("assemble"))
+        if configuration.cacheRepository != nil {
+            log.info("CACHE_REPOSITORY: not used, the image is assembled (nothing RUNs, so buildah has no layer to cache or reuse)")
+        }
         let output = try prepareOutput()
         _ = try assembler.assemble(into: output.appendingPathComponent("oci"))
         log.info("assembled in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
@@ -296,11 +299,15 @@ public struct ImageBuild {
     func buildWithBuildah(_ run: Run, labels: [String: String], timings: inout Timings) throws -> URL {
         var buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
         buildah.environment = try run.access.buildahEnvironment(scratch: run.scratch)
+            .merging(SharedCache.environment(cache: configuration.cache, scratch: run.scratch)) { $1 }
         buildah.debug = configuration.debug
         try buildah.check()
         let name = "localhost/slipway-build:\(UUID().uuidString.prefix(12).lowercased())"
         defer { buildah.remove(name) }
-        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors, scratch: run.scratch)
+        if let stale = SharedCache.staleCommit(configuration, commitTime: run.source.time) { log.info(stale) }
+        let cacheHosts = configuration.cacheRepository.map { [$0.registry] } ?? []
+        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors + cacheHosts, scratch: run.scratch)
+            + SharedCache.options(configuration)
         try withSecretFiles { secretOptions in
             _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
                                   target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
