@@ -23,8 +23,11 @@ public struct SimpleSigningPayload: Sendable, Equatable {
         Data(#"{"critical":{"identity":{"docker-reference":\#(Self.quoted(dockerReference))},"image":{"docker-manifest-digest":\#(Self.quoted(digest.rawValue))},"type":\#(Self.quoted(CosignVocabulary.simpleSigningType))},"optional":null}"#.utf8)
     }
 
+    /// A JSON string as cosign's Go encoder writes it for these values (slashes as they are).
     static func quoted(_ text: String) -> String {
-        String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 
     /// Reads a payload by containers/image's rules: `critical` with exactly `type`, `image`
