@@ -3,9 +3,12 @@ import ImageLayout
 import OCI
 import Registry
 import Signing
+import TagPolicy
 import TestSupport
 import Testing
 import Transfer
+
+@testable import Resource
 
 /// An ECDSA P-256 key pair made by openssl: the private key as SEC 1 (`EC PRIVATE KEY`) and
 /// PKCS#8 (`PRIVATE KEY`), the public key as `PUBLIC KEY`.
@@ -236,5 +239,79 @@ struct SigningTests {
             #"{"critical":{"identity":{"docker-reference":"registry.example/team/app"},"image":{"docker-manifest-digest":"\#(digest)"},"type":"cosign container image signature"},"optional":null}"#)
         #expect(try SimpleSigningPayload(parsing: payload.bytes) == payload)
         #expect(DSSEEnvelope.pae("a/b", Data("hi".utf8)) == Data("DSSEv1 3 a/b 2 hi".utf8))
+    }
+}
+
+/// The reaper and cosign's tags: they go with their image, never on their own.
+@Suite("prune: signatures and attestations follow their image")
+struct SigningPruneTests {
+    let app = try! Repository("team/app")
+
+    func labelledImage(_ client: RegistryClient, tags: [String], branch: String, revision: String, scratch: URL) throws -> Digest {
+        let layout = try OCILayout.create(at: scratch.appendingPathComponent("layout-\(revision.prefix(8))"))
+        let labels = ["dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
+                      "org.opencontainers.image.created": ISO8601DateFormatter().string(from: Date().addingTimeInterval(-30 * 86400))]
+        try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: revision, labels: labels)
+        return try ImageTransfer().push(try layout.image(named: "latest"), with: client, to: app, tags: try tags.map { try OCI.Tag($0) }).digest
+    }
+
+    @Test func theSignaturesOfADeletedImageGoAndAKeptImagesStay() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let main = try repository.commit("main", files: ["a": "1"])
+                    try repository.branch("feat/gone", checkout: true)
+                    let gone = try repository.commit("gone", files: ["b": "1"])
+                    try repository.checkout("main")
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    _ = try repository.git("push", "--quiet", "origin", "--delete", "feat/gone")
+                    let client = try registry.client()
+                    let goneDigest = try labelledImage(client, tags: [String(gone.prefix(12)), "feat-gone"], branch: "feat/gone", revision: gone, scratch: directory.url)
+                    let mainDigest = try labelledImage(client, tags: [String(main.prefix(12)), "main"], branch: "main", revision: main, scratch: directory.url)
+                    let keys = try TestKeyPair(in: directory.url, name: "k")
+                    let key = try SigningKey(pem: keys.pkcs8)
+                    let signatures = ImageSignatures(client: client, registry: try RegistryHost(registry.host), repository: app)
+                    for digest in [goneDigest, mainDigest] {
+                        try signatures.sign(digest, with: key)
+                        let statement = try JSONSerialization.data(withJSONObject: [
+                            "_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+                            "subject": [["name": "x", "digest": ["sha256": digest.encoded]]], "predicate": [:]])
+                        try signatures.attest(digest, statements: [("p.intoto.json", statement)], with: key)
+                    }
+                    func exists(_ kind: CosignVocabulary.Attachment, _ digest: Digest) throws -> Bool {
+                        try client.manifestDescriptor(app, .tag(#require(CosignVocabulary.tag(of: kind, for: digest)))) != nil
+                    }
+
+                    let request = #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":{"dry_run":false}}}"#
+                    let result = try runOut(request, directory: directory.url)
+                    #expect(result.succeeded, "\(result.stderrString)")
+                    #expect(try client.manifestDescriptor(app, .digest(goneDigest)) == nil)
+                    #expect(try !exists(.signature, goneDigest) && !exists(.attestation, goneDigest), "they went with their image")
+                    #expect(try exists(.signature, mainDigest) && exists(.attestation, mainDigest), "a kept image keeps them")
+                    #expect(result.stderrString.contains("the signatures of \(goneDigest.rawValue.prefix(19))"), "\(result.stderrString)")
+                }
+            }
+        }
+    }
+
+    @Test func plannerNeverSelectsCosignTagsOnTheirOwn() throws {
+        let image = Digest.sha256(Data("image".utf8)), kept = Digest.sha256(Data("kept".utf8))
+        let commit = String(repeating: "f", count: 40), mainCommit = String(repeating: "a", count: 40)
+        func state(_ tag: String, _ digest: Digest, branch: String? = nil, revision: String? = nil) throws -> PrunePlanner.TagState {
+            PrunePlanner.TagState(tag: try Tag(tag), digest: digest, branch: branch, revision: revision, created: Date(timeIntervalSince1970: 0))
+        }
+        var options = PrunePlanner.Options()
+        options.dryRun = false
+        let planner = PrunePlanner(templates: try [TagTemplate("{short_ref}")], options: options, now: Date())
+        let sig = try #require(CosignVocabulary.tag(of: .signature, for: image)).rawValue
+        let keptSig = try #require(CosignVocabulary.tag(of: .signature, for: kept)).rawValue
+        let plan = planner.plan([try state(String(commit.prefix(12)), image, branch: "gone", revision: commit),
+                                 try state(String(mainCommit.prefix(12)), kept, branch: "main", revision: mainCommit),
+                                 try state(sig, Digest.sha256(Data("sig".utf8))), try state(keptSig, Digest.sha256(Data("kept sig".utf8)))],
+                                live: ["main"])
+        #expect(plan.delete.map(\.digest) == [image])
+        #expect(plan.attachments.map(\.tag.rawValue) == [sig])
+        #expect(plan.kept.map(\.rawValue) == [String(mainCommit.prefix(12))], "a cosign tag is not a version, kept or not")
     }
 }
