@@ -5,12 +5,22 @@ import Registry
 /// Signing, attesting and verifying images in cosign's layout, on one ``AttachmentStore``.
 public struct ImageSignatures: Sendable {
     public let store: AttachmentStore
-    /// `registry/repository`: the docker-reference payloads must name.
+    /// `registry/repository`: the docker-reference payloads name. Docker Hub's is
+    /// `index.docker.io/…`, as cosign (go-containerregistry) writes and compares it.
     public let dockerReference: String
+    /// The spellings of ``dockerReference`` accepted on verification (Docker Hub has two:
+    /// containers/image normalises `index.docker.io` to `docker.io`).
+    let acceptedReferences: Set<String>
 
     public init(client: RegistryClient, registry: RegistryHost, repository: Repository) {
         store = AttachmentStore(client: client, repository: repository)
-        dockerReference = "\(registry)/\(repository)"
+        if registry.isDockerHub {
+            dockerReference = "index.docker.io/\(repository)"
+            acceptedReferences = [dockerReference, "docker.io/\(repository)"]
+        } else {
+            dockerReference = "\(registry)/\(repository)"
+            acceptedReferences = [dockerReference]
+        }
     }
 
     /// Signs `digest` with `key`: a simple-signing layer in `sha256-<hex>.sig`, unless a
@@ -105,7 +115,7 @@ public struct ImageSignatures: Sendable {
                 reasons.append("a signed payload is for \(payload.digest), another image")
                 continue
             }
-            guard payload.dockerReference == dockerReference else {
+            guard acceptedReferences.contains(payload.dockerReference) else {
                 reasons.append("a signed payload is for \(payload.dockerReference), another repository")
                 continue
             }
