@@ -44,7 +44,7 @@ public struct Source: Sendable {
     public init(_ value: JSONValue?) throws(InputError) {
         guard let value, value != .null else { throw InputError("source is required") }
         let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
-                                     secrets: ["password", "aws_secret_access_key", "aws_session_token"])
+                                     secrets: ["password", "aws_secret_access_key", "aws_session_token", "sign"])
         if source.has("content_trust") { throw InputError(Self.contentTrustRefusal) }
         trust = try Trust(source)
         let cloudLogin = try Self.cloudLogin(source)

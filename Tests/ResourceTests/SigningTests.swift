@@ -106,6 +106,27 @@ struct SigningTests {
         }
     }
 
+    @Test func aMultiPlatformImageIsSignedAsItsIndex() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let ours = try TestKeyPair(in: directory.url, name: "ours")
+                let build = directory.appending("multi")
+                let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
+                let amd64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a", addToIndex: false)
+                let arm64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64", variant: "v8"), seed: "b", addToIndex: false)
+                let index = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64])), mediaType: .ociIndex)
+                try layout.addToIndex(index, name: "latest")
+                let version = try outVersion(put(source(registry, ["sign": ["private_key": ours.pkcs8]]), ["image": "image/oci"], in: build))
+                #expect(version["digest"] == index.digest.rawValue, "the index is what is pushed")
+                #expect(try sigLayers(registry, index.digest).count == 1)
+                let verified = try cosignVerify("sig", registry, "team/app", "dev", key: ours.publicFile, identity: "\(registry.host)/team/app")
+                #expect(verified.succeeded && verified.stdoutString.contains(index.digest.rawValue), "\(verified.stdoutString)")
+                let verifying = source(registry, ["verify": ["public_keys": [ours.publicPEM]]])
+                #expect(try decodeVersions(runCheck(try jsonText(["source": verifying]))) == [["tag": "dev", "digest": index.digest.rawValue]])
+            }
+        }
+    }
+
     @Test func checkEmitsOnlySignedImagesAndInRefusesTheRestInOneLine() async throws {
         try await withTestRegistry(.open) { registry in
             try withTemporaryDirectory { directory in
@@ -223,6 +244,9 @@ struct SigningTests {
             #expect(result.stderrString.filter { $0 == "\n" }.count == 1)
             #expect(!result.stderrString.contains("c2VjcmV0") && !result.stderrString.contains("hunter2"))
         }
+        // A key given as a string where the object belongs is not echoed either.
+        let flat = try runCheck(try jsonText(["source": ["repository": "127.0.0.1:1/team/app", "tag": "dev", "sign": encrypted]]))
+        #expect(flat.status == 1 && flat.stderrString.contains("source.sign") && !flat.stderrString.contains("BEGIN"), "\(flat.stderrString)")
         let badPublic = try runCheck(try jsonText(["source": ["repository": "127.0.0.1:1/team/app", "tag": "dev", "verify": ["public_keys": ["x"]]]]))
         #expect(badPublic.stderrString.contains("source.verify.public_keys[0]: expected a PEM public key"), "\(badPublic.stderrString)")
     }
@@ -239,6 +263,10 @@ struct SigningTests {
             #"{"critical":{"identity":{"docker-reference":"registry.example/team/app"},"image":{"docker-manifest-digest":"\#(digest)"},"type":"cosign container image signature"},"optional":null}"#)
         #expect(try SimpleSigningPayload(parsing: payload.bytes) == payload)
         #expect(DSSEEnvelope.pae("a/b", Data("hi".utf8)) == Data("DSSEv1 3 a/b 2 hi".utf8))
+        // The envelope's wire form, as DSSE's spec and cosign write it, round-trips.
+        let golden = #"{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"keyid":"","sig":"MEUC"}]}"#
+        let envelope = try JSONDecoder().decode(DSSEEnvelope.self, from: Data(golden.utf8))
+        #expect(String(decoding: try CanonicalJSON.encode(envelope), as: UTF8.self) == golden)
     }
 }
 
