@@ -127,6 +127,49 @@ struct SigningTests {
         }
     }
 
+    /// Source-keyed mode: the immutable tag's image is signed before the floating tags move;
+    /// check with require_image and verify counts only signed images as published; in verifies.
+    @Test func sourceKeyedPutsAreSignedAndVerified() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    let ours = try TestKeyPair(in: directory.url, name: "ours"), other = try TestKeyPair(in: directory.url, name: "other")
+                    let remote = try repository.bareClone()
+                    let commit = try repository.commit("app", files: ["images/app/Dockerfile": "FROM scratch\n"])
+                    try repository.push()
+                    let build = directory.appending("b1")
+                    let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
+                    try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: "b1", labels: ["org.opencontainers.image.revision": commit])
+                    let digest = try layout.image().descriptor.digest
+                    func keyed(_ extra: [String: Any]) -> [String: Any] {
+                        var source: [String: Any] = ["repository": "\(registry.host)/team/app", "insecure": true,
+                                                     "git": ["uri": remote.url.absoluteString, "branch": "main", "paths": ["images/app/"]]]
+                        source.merge(extra) { _, new in new }
+                        return source
+                    }
+                    let pushed = try put(keyed(["sign": ["private_key": ours.pkcs8]]), ["image": "image/oci"], in: build)
+                    let version = try outVersion(pushed)
+                    #expect(try JSONSerialization.jsonObject(with: pushed.stdout) is [String: Any])
+                    #expect(pushed.stdoutString.contains("sha256-\(digest.encoded).sig"), "metadata names the signature: \(pushed.stdoutString)")
+                    let identity = "\(registry.host)/team/app"
+                    for tag in [String(commit.prefix(12)), "main"] {
+                        let verified = try cosignVerify("sig", registry, "team/app", tag, key: ours.publicFile, identity: identity)
+                        #expect(verified.succeeded, "\(tag): \(verified.stdoutString)")
+                    }
+                    let required = try decodeVersions(runCheck(try jsonText(["source": keyed(["require_image": true, "verify": ["public_keys": [ours.publicPEM]]])])))
+                    #expect(required == [version])
+                    #expect(try decodeVersions(runCheck(try jsonText(["source": keyed(["require_image": true, "verify": ["public_keys": [other.publicPEM]]])]))) == [])
+                    let refused = try runIn(try jsonText(["source": keyed(["verify": ["public_keys": [other.publicPEM]]]), "version": version, "params": ["source": false]]),
+                                            directory: directory.appending("get"))
+                    #expect(refused.status == 1 && refused.stderrString.contains(digest.rawValue), "\(refused.stderrString)")
+                    let fetched = try runIn(try jsonText(["source": keyed(["verify": ["public_keys": [ours.publicPEM]]]), "version": version, "params": ["source": false]]),
+                                            directory: directory.appending("get2"))
+                    #expect(fetched.succeeded, "\(fetched.stderrString)")
+                }
+            }
+        }
+    }
+
     @Test func checkEmitsOnlySignedImagesAndInRefusesTheRestInOneLine() async throws {
         try await withTestRegistry(.open) { registry in
             try withTemporaryDirectory { directory in
