@@ -209,6 +209,15 @@ struct SigningTests {
                 let foreign = try runIn(try jsonText(["source": verifying, "version": ["tag": "dev", "digest": unsigned.rawValue]]), directory: directory.appending("get4"))
                 #expect(foreign.status == 1)
                 #expect(foreign.stderrString.contains("for \(registry.host)/team/elsewhere, another repository"), "\(foreign.stderrString)")
+
+                // A valid signature of another image, copied under this image's .sig tag: refused.
+                let (copiedBuild, copied) = try makeBuild(directory, "copied")
+                #expect(try put(source(registry, ["tag": "copied"]), ["image": "image/oci"], in: copiedBuild).succeeded)
+                let here = AttachmentStore(client: try registry.client(), repository: app)
+                try here.append(try here.layers(.signature, of: signed), .signature, of: copied)
+                let misplaced = try runIn(try jsonText(["source": verifying, "version": ["tag": "copied", "digest": copied.rawValue]]), directory: directory.appending("get5"))
+                #expect(misplaced.status == 1)
+                #expect(misplaced.stderrString.contains("a signed payload is for \(signed), another image"), "\(misplaced.stderrString)")
             }
         }
     }
