@@ -65,10 +65,13 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Signed images in cosign's layout: simple-signing signatures (`.sig`), DSSE
+        // attestations (`.att`), ECDSA P-256 keys, verification.
+        .target(name: "Signing", dependencies: ["OCI", "Registry", .product(name: "Crypto", package: "swift-crypto")]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext", "CloudAuth"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -98,7 +101,7 @@ let package = Package(
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport", "CloudAuth"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport", "CloudAuth", "Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
         .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "TestSupport", .product(name: "Yams", package: "Yams")]),

@@ -41,19 +41,19 @@ public struct Check {
         case .tag(let tag):
             let since = try ImageVersion.parse(request.raw("version"))
             let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
-                try checkTag(tag, source: source, since: since, client: client, log: log)
+                try source.verified(checkTag(tag, source: source, since: since, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)
         case .semver(let selection):
             let since = try ImageVersion.parse(request.raw("version"))
             let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
-                try checkSemver(selection, source: source, since: since, client: client, log: log)
+                try source.verified(checkSemver(selection, source: source, since: since, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)
         case .tagRegex(let selection):
             _ = try ImageVersion.parse(request.raw("version"))
             let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
-                try checkTagRegex(selection, source: source, client: client, log: log)
+                try source.verified(checkTagRegex(selection, source: source, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)
         case .sourceKeyed(let keyed):
@@ -93,7 +93,10 @@ public struct Check {
         if keyed.requireImage {
             let client = try source.client(log: log, retry: retry)
             versions = try versions.filter { version in
-                try client.manifestDescriptor(source.repository, .tag(keyed.immutableTag(for: version.change, base: version.base))) != nil
+                let tag = try keyed.immutableTag(for: version.change, base: version.base)
+                guard let published = try client.manifestDescriptor(source.repository, .tag(tag)) else { return false }
+                // With source.verify, an image counts as published only once it is signed.
+                return try !source.verified([ImageVersion(tag: tag.rawValue, digest: published.digest)], client: client, log: log).isEmpty
             }
         }
         return versions.map { SourceVersion($0.change, base: $0.base) }

@@ -26,7 +26,7 @@ public struct In {
         self.retry = retry
     }
 
-    static let paramKeys = ["image", "format", "skip_download", "platform", "source"]
+    static let paramKeys = ["image", "format", "skip_download", "platform", "source", "attestations"]
 
     public func run(input: Data, directory: URL) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "version", "params"])
@@ -46,6 +46,9 @@ public struct In {
         }
         let options = try FetchOptions(params, source: source)
         if params.has("source") { throw params.invalid("source", "only used in source-keyed mode (source.git)") }
+        let attestations = try params.bool("attestations") ?? false
+        // source.verify: nothing of an image without a valid signature is written.
+        try source.requireSignature(version.digest, client: source.client(log: log, retry: retry))
         try write(repositoryName(source), to: directory, "repository")
         try write(version.tag, to: directory, "tag")
         // As registry-image does: the version's digest whatever is fetched (promote reads it).
@@ -74,6 +77,9 @@ public struct In {
                 try RemoteImage.read(source.repository, .digest(version.digest), platform: options.platform, client: client)
             }
             metadata += image.metadata(source.metadataPatterns)
+        }
+        if attestations {
+            metadata += try writeAttestations(version.digest, source: source, client: source.client(log: log, retry: retry), directory: directory, log: log)
         }
         return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
     }
@@ -126,9 +132,18 @@ public struct In {
             try BaseSummary.encode(bases).write(to: directory.appendingPathComponent("base_digests.json"))
             metadata.append(["name": "base", "value": base.rawValue])
         }
-        if options.fetch != .skip {
-            metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory,
-                                       client: source.client(log: log, retry: retry), log: log) ?? []
+        let attestations = try params.bool("attestations") ?? false
+        if options.fetch != .skip || attestations {
+            let client = try source.client(log: log, retry: retry)
+            // source.verify: the commit's image is fetched only when it has a valid signature.
+            if let published = try client.manifestDescriptor(source.repository, .tag(tag)) {
+                try source.requireSignature(published.digest, client: client)
+                if attestations { metadata += try writeAttestations(published.digest, source: source, client: client, directory: directory, log: log) }
+            }
+            if options.fetch != .skip {
+                metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory,
+                                           client: client, log: log) ?? []
+            }
         }
         return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
     }

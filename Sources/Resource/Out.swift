@@ -60,13 +60,17 @@ public struct Out {
         }
         let path = try Self.match(pattern, in: directory)
         let image = try ImageInput.open(path, scratch: scratch)
+        let statements = try Self.statements(besides: path)
+        try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let tags = try pushTags(source: source, params: params, directory: directory, client: client)
         let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: source.repository, tags: tags)
+        let signed = try sign(report.digest, registry: source.registry, repository: source.repository, client: client, source: source,
+                              statements: statements, log: log)
         log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
         let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
         return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: report.digest),
                                                metadata: [["name": "repository", "value": "\(source.registry)/\(source.repository)"],
-                                                          ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]]))
+                                                          ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]] + signed))
     }
 
     struct Output: Encodable {
@@ -178,10 +182,12 @@ public struct Out {
         }
         var destination = client
         var repository = source.repository
+        var registry = source.registry
         if let other = try promote.string("repository") {
             let reference: ImageReference
             do { reference = try ImageReference(other) } catch { throw promote.invalid("repository", "\(error)") }
             repository = reference.repository
+            registry = reference.registry
             if reference.registry != source.registry {
                 // Another registry: its own credentials, else a Docker config's, else anonymous.
                 var credentials: Credentials?
@@ -198,6 +204,10 @@ public struct Out {
         let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).copy(digest, from: client, source.repository, to: destination, repository,
                                                       tags: tags, scratch: scratch)
         log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
+        // Trust moves with the image: its signatures (which name the repository it was signed
+        // in) are copied, and with source.sign it is signed for the repository it is now in.
+        try copyAttachments(digest, from: client, source, to: destination, registry: registry, repository: repository, log: log)
+        _ = try sign(digest, registry: registry, repository: repository, client: destination, source: source, log: log)
         return Promoted(digest: digest, repository: repository, tags: names)
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import GitSource
 import OCI
 import Registry
+import Signing
 
 /// `out` with `params.prune`: the reaper, planned by ``PrunePlanner``.
 ///
@@ -60,6 +61,7 @@ extension Out {
                 return true
             }
             var untag = plan.untag.filter(unchanged)
+            var gone = Set<Digest>()
             for deletion in plan.delete {
                 let (digest, tags) = (deletion.digest, deletion.tags)
                 let still = tags.filter(unchanged)
@@ -69,6 +71,7 @@ extension Out {
                     continue
                 }
                 try client.deleteManifest(source.repository, digest)
+                gone.insert(digest)
                 removed += still.map(\.tag.rawValue)
             }
             for removal in untag {
@@ -77,6 +80,15 @@ extension Out {
             }
             for child in plan.children where !reachable.contains(child) {
                 do { try client.deleteManifest(source.repository, child) } catch let error as RegistryError where error.kind == .notFound {}
+                gone.insert(child)
+            }
+            // Signatures and attestations of images that are gone now, whatever they hold now
+            // (a signature appended since the plan is still of the deleted image).
+            for attachment in plan.attachments {
+                guard let (image, _) = CosignVocabulary.attachment(of: attachment.tag), gone.contains(image),
+                      let current = now[attachment.tag]?.digest else { continue }
+                do { try client.deleteManifest(source.repository, current) } catch let error as RegistryError where error.kind == .notFound {}
+                removed.append(attachment.tag.rawValue)
             }
             log.info("prune: removed \(removed.count) tags\(skipped.isEmpty ? "" : ", left \(skipped.count) that moved")")
         }
@@ -96,6 +108,11 @@ extension Out {
         var states: [PrunePlanner.TagState] = []
         for tag in try client.tags(repository) {
             guard let head = try client.manifestDescriptor(repository, .tag(tag)) else { continue }
+            // cosign's tags: only their digest matters (they go with their image).
+            if CosignVocabulary.attachment(of: tag) != nil {
+                states.append(PrunePlanner.TagState(tag: tag, digest: head.digest))
+                continue
+            }
             if var known = byDigest[head.digest] {
                 known.tag = tag
                 states.append(known)

@@ -74,7 +74,10 @@ extension Out {
         guard let pattern = try params.string("image") else {
             throw InputError("params.image is required (or params.promote): the image to push, e.g. image/oci")
         }
-        let image = try ImageInput.open(try Self.match(pattern, in: directory), scratch: scratch.appendingPathComponent("image"))
+        let imagePath = try Self.match(pattern, in: directory)
+        let image = try ImageInput.open(imagePath, scratch: scratch.appendingPathComponent("image"))
+        let statements = try Self.statements(besides: imagePath)
+        try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let commit = try self.commit(of: image, params: params, directory: directory)
         let change = try detector.change(at: commit)
         // track_base: the bases it was built from, as build-task labelled them.
@@ -111,6 +114,9 @@ extension Out {
         }
         let transfer = ImageTransfer(log: log, progress: ProgressReporter(log: log))
         let report = try transfer.push(image, with: client, to: source.repository, tags: [immutable] + releaseTags)
+        // Signed before any floating tag moves, so a verifying get never sees it unsigned.
+        let signed = try sign(report.digest, registry: source.registry, repository: source.repository, client: client, source: source,
+                              statements: statements, log: log)
         let cacheTag = try tagInputs(of: image, client: client, source: source, log: log)
         var seen = Set([immutable] + releaseTags)
         floating = floating.filter { seen.insert($0).inserted }
@@ -133,6 +139,7 @@ extension Out {
                         ["name": "tags", "value": pushed.joined(separator: " ")]]
         if !heldBack.isEmpty { metadata.append(["name": "held_back", "value": heldBack.joined(separator: " ")]) }
         if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
+        metadata += signed
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
     }
 

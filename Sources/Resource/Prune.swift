@@ -1,6 +1,7 @@
 import BuildContext
 import Foundation
 import OCI
+import Signing
 import TagPolicy
 
 /// The reaper's decisions, as a pure function of what the registry and
@@ -24,6 +25,10 @@ import TagPolicy
 /// the index's children) is kept. A candidate whose digest is kept is removed as a tag only
 /// (the registry's delete-by-digest would take every tag on that digest with it); a digest
 /// no kept tag reaches is deleted, with the children of an index that nothing kept reaches.
+///
+/// cosign's tags (`sha256-<hex>.sig`, `.att`: signatures and attestations) are not versions:
+/// no rule selects them. They go with their image: when its digest is deleted (or a child of
+/// a deleted index), they are deleted too; an image that stays keeps them.
 struct PrunePlanner {
     struct Options: Sendable, Equatable {
         var deletedBranches = true
@@ -73,8 +78,10 @@ struct PrunePlanner {
         /// Candidates left for the next run by `max_deletions`.
         var deferred: [Removal] = []
         var kept: [Tag] = []
+        /// cosign's signature and attestation tags of deleted images (their own manifests' digests).
+        var attachments: [Removal] = []
 
-        var removedTags: [Removal] { untag + delete.flatMap(\.tags) }
+        var removedTags: [Removal] { untag + delete.flatMap(\.tags) + attachments }
     }
 
     let templates: [TagTemplate]
@@ -114,7 +121,20 @@ struct PrunePlanner {
         return nil
     }
 
-    func plan(_ states: [TagState], live: Set<String>) -> Plan {
+    func plan(_ all: [TagState], live: Set<String>) -> Plan {
+        let attachments = all.filter { CosignVocabulary.attachment(of: $0.tag) != nil }
+        let states = all.filter { CosignVocabulary.attachment(of: $0.tag) == nil }
+        var plan = plan(images: states, live: live)
+        let deleted = Set(plan.delete.map(\.digest) + plan.children)
+        for state in attachments {
+            guard let (image, kind) = CosignVocabulary.attachment(of: state.tag), deleted.contains(image) else { continue }
+            let what = kind == .signature ? "signatures" : "attestations"
+            plan.attachments.append(Removal(tag: state.tag, digest: state.digest, reason: "the \(what) of \(image.rawValue.prefix(19))…, which is deleted"))
+        }
+        return plan
+    }
+
+    private func plan(images states: [TagState], live: Set<String>) -> Plan {
         // Immutable tags per branch, newest first, for `keep`.
         var rank: [Tag: Int] = [:]
         let immutable = states.filter { state in

@@ -33,8 +33,10 @@ public struct Source: Sendable {
     public var metadataPatterns = MetadataPatterns()
     /// `registry_mirror`: where reads of a Docker Hub repository go first.
     public var mirror: RegistryMirror?
+    /// `sign` and `verify`: cosign signatures made on put, required on get.
+    var trust = Trust()
 
-    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug", "content_trust"]
+    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug", "content_trust", "sign", "verify"]
     static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes",
                             "tag_regex", "created_at_sort", "label_regex", "annotation_regex", "registry_mirror"]
     static let sourceKeyedKeys = ["git", "tag_file", "tags", "latest_on", "track_base", "require_image", "tag_prefix"]
@@ -42,8 +44,9 @@ public struct Source: Sendable {
     public init(_ value: JSONValue?) throws(InputError) {
         guard let value, value != .null else { throw InputError("source is required") }
         let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
-                                     secrets: ["password", "aws_secret_access_key", "aws_session_token"])
+                                     secrets: ["password", "aws_secret_access_key", "aws_session_token", "sign"])
         if source.has("content_trust") { throw InputError(Self.contentTrustRefusal) }
+        trust = try Trust(source)
         let cloudLogin = try Self.cloudLogin(source)
         cloud = cloudLogin?.login
         let repositoryText = if let cloudLogin { cloudLogin.repository } else { try source.requiredString("repository") }

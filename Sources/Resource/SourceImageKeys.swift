@@ -44,7 +44,7 @@ public struct MetadataPatterns: Sendable {
 }
 
 extension Source {
-    static let contentTrustRefusal = "source.content_trust: Docker Content Trust (Notary v1) is retired and Slipway does not sign or verify with it; sign images with cosign-compatible signatures (cosign or notation) instead"
+    static let contentTrustRefusal = "source.content_trust: Docker Content Trust (Notary v1) is retired and Slipway does not sign or verify with it; use source.sign and source.verify (cosign-compatible signatures) instead"
 
     /// `tag`, which registry-image also takes as a JSON number (YAML `tag: 1`): the number's
     /// text is the tag, as its `Tag` type keeps a number's raw JSON.
