@@ -77,7 +77,7 @@ extension AnchorSetting {
                       probe: .custom { try $0.check(#""registry_mirror":{"host":"\#($0.registry.host)"}"#) }),
         AnchorSetting(.registryImageSource, "content_trust", from: registryImageReadme,
                       .refused(because: "Docker Content Trust (Notary v1) is retired"),
-                      note: "sign with cosign-compatible signatures (cosign or notation) instead",
+                      note: "use `sign` and `verify` (cosign-compatible signatures) instead",
                       probe: .check(source: #""content_trust":{"server":"https://notary.example","repository_key_id":"k","repository_key":"KEY","repository_passphrase":"p"}"#)),
     ] + cloud
 
