@@ -66,7 +66,7 @@ enum Provenance {
                                                    digest: ["gitCommit": revision], name: "context"))
         }
         for base in facts.bases {
-            dependencies.append(ResourceDescriptor(uri: base.name.map { "pkg:docker/" + $0 }, digest: [base.digest.algorithm: base.digest.encoded],
+            dependencies.append(ResourceDescriptor(uri: base.name.flatMap { SBOM.dockerPURL($0, digest: base.digest) }, digest: [base.digest.algorithm: base.digest.encoded],
                                                    name: base.reference))
         }
         dependencies.append(ResourceDescriptor(uri: nil, digest: [facts.inputs.algorithm: facts.inputs.encoded], name: "slipway-inputs"))

@@ -10,6 +10,31 @@ enum SBOM {
     struct ContextFile: Sendable, Equatable {
         var path: String
         var digest: Digest
+        /// Hex SHA-1, which SPDX 2.3 requires of every file (nil until ``withSHA1(in:)``).
+        var sha1: String? = nil
+
+        /// The file with its SHA-1, read in 1 MiB chunks from `context`.
+        func withSHA1(in context: URL) throws -> ContextFile {
+            guard let sha1 = try sha1Hex(of: context.appendingPathComponent(path)) else {
+                throw ImageBuild.Unsupported(description: "cannot read \(path) in the context for the SBOM")
+            }
+            var file = self
+            file.sha1 = sha1
+            return file
+        }
+    }
+
+    /// A [purl](https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#docker) of
+    /// `name` (a repository reference) at `digest`; nil when `name` is not a reference.
+    static func dockerPURL(_ name: String, digest: Digest) -> String? {
+        guard let reference = try? ImageReference(name) else { return nil }
+        var purl = "pkg:docker/" + reference.repository.rawValue.split(separator: "/").map { purlEncoded(String($0)) }.joined(separator: "/")
+            + "@" + purlEncoded(digest.rawValue)
+        var qualifiers: [String] = []
+        if reference.registry != .dockerHub { qualifiers.append("repository_url=" + purlEncoded(reference.registry.rawValue)) }
+        if let tag = reference.tag { qualifiers.append("tag=" + purlEncoded(tag.rawValue)) }
+        if !qualifiers.isEmpty { purl += "?" + qualifiers.joined(separator: "&") }
+        return purl
     }
 
     /// One platform's scan (platform nil: a single-manifest image).
@@ -45,7 +70,7 @@ enum SBOM {
             guard let path = (try? JSONSerialization.jsonObject(with: Data(literal.utf8), options: .fragmentsAllowed)) as? String else { continue }
             files.append(ContextFile(path: path, digest: digest))
         }
-        guard let stages else { return files }
+        guard let stages else { return try files.map { try $0.withSHA1(in: inputs.contextDirectory) } }
         var patterns: [String] = []
         for stage in stages.stages {
             for instruction in stage.instructions where instruction.keyword == "COPY" || instruction.keyword == "ADD" {
@@ -57,7 +82,7 @@ enum SBOM {
                 }
             }
         }
-        return files.filter { file in patterns.contains { matches($0, file.path) } }
+        return try files.filter { file in patterns.contains { matches($0, file.path) } }.map { try $0.withSHA1(in: inputs.contextDirectory) }
     }
 
     /// Whether a COPY source names `path`: itself, a directory above it, or a glob matching either.
@@ -71,19 +96,24 @@ enum SBOM {
         return false
     }
 
-    static func document(subject: StatementSubject, digest: Digest, scans: [PlatformScan],
+    /// - Parameter repository: the repository the image is for, if any (for its purl).
+    static func document(subject: StatementSubject, repository: String?, digest: Digest, scans: [PlatformScan],
                          bases: [BaseImage], files: [ContextFile], created: Date) -> SPDXDocument {
         let date = ISO8601DateFormatter().string(from: created)
         let image = SPDXDocument.identifier("Image")
         var packages = [SPDXDocument.Package(SPDXID: image, name: subject.name, versionInfo: digest.rawValue, primaryPackagePurpose: "CONTAINER",
                                              checksums: [.init(algorithm: digest.algorithm.uppercased(), checksumValue: digest.encoded)],
-                                             externalRefs: [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl",
-                                                                  referenceLocator: "pkg:oci/\(purlEncoded(String(subject.name.split(separator: "/").last ?? "image")))@\(purlEncoded(digest.rawValue))?repository_url=\(purlEncoded(subject.name))")])]
+                                             externalRefs: repository.flatMap { dockerPURL($0, digest: digest) }.map {
+                                                 [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
+                                             })]
         var relationships = [SPDXDocument.Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: image)]
         for (index, base) in bases.enumerated() {
             let id = SPDXDocument.identifier("Base-\(index)")
             packages.append(.init(SPDXID: id, name: base.name ?? base.reference, versionInfo: base.digest.rawValue, primaryPackagePurpose: "CONTAINER",
                                   checksums: [.init(algorithm: base.digest.algorithm.uppercased(), checksumValue: base.digest.encoded)],
+                                  externalRefs: base.name.flatMap { dockerPURL($0, digest: base.digest) }.map {
+                                      [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
+                                  },
                                   comment: "a base image (FROM \(base.reference))"))
             relationships.append(.init(spdxElementId: image, relationshipType: "DESCENDANT_OF", relatedSpdxElement: id))
         }
@@ -112,7 +142,8 @@ enum SBOM {
         for (index, file) in files.enumerated() {
             let id = SPDXDocument.identifier("File-\(index)")
             spdxFiles.append(.init(SPDXID: id, fileName: "./" + file.path,
-                                   checksums: [.init(algorithm: file.digest.algorithm.uppercased(), checksumValue: file.digest.encoded)],
+                                   checksums: (file.sha1.map { [SPDXDocument.Checksum(algorithm: "SHA1", checksumValue: $0)] } ?? [])
+                                       + [.init(algorithm: file.digest.algorithm.uppercased(), checksumValue: file.digest.encoded)],
                                    comment: "a build context file that COPY or ADD names (its path in the context)"))
             relationships.append(.init(spdxElementId: image, relationshipType: "GENERATED_FROM", relatedSpdxElement: id))
         }

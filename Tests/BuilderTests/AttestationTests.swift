@@ -224,7 +224,9 @@ import Testing
                 let files = try #require(document["files"] as? [[String: Any]])
                 #expect(Set(files.compactMap { $0["fileName"] as? String }) == ["./app.txt", "./conf/a.conf"])
                 let app = try #require(files.first { $0["fileName"] as? String == "./app.txt" })
-                #expect((app["checksums"] as? [[String: String]])?.first?["checksumValue"] == Digest.sha256(Data("app\n".utf8)).encoded)
+                let checksums = Dictionary(((app["checksums"] as? [[String: String]]) ?? []).map { ($0["algorithm"] ?? "", $0["checksumValue"] ?? "") }) { $1 }
+                let sha1 = try runProcess("sha1sum", [repository.path.appendingPathComponent("app/app.txt").path]).checked().stdoutString.prefix(40)
+                #expect(checksums == ["SHA256": Digest.sha256(Data("app\n".utf8)).encoded, "SHA1": String(sha1)], "SPDX 2.3 requires SHA1 of a file")
             }
         }
     }
@@ -242,6 +244,47 @@ import Testing
                 let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
                 let locators = (document["packages"] as? [[String: Any]] ?? []).compactMap { ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"] }
                 #expect(Set(locators.filter { $0.hasPrefix("pkg:apk/") }) == ["pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64", "pkg:apk/alpine/busybox@1.36.1-r5?arch=x86_64"])
+            }
+        }
+    }
+
+    @Test func aReusedImageHasAttestationsToo() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    _ = try debianLikeBase(directory.appending("base"))
+                    _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
+                    func build(_ name: String) throws -> (provenance: [String: Any], sbom: [String: Any], digest: String) {
+                        let output = directory.appending(name)
+                        let result = try builds.buildTask(directory.url, [
+                            "CONTEXT": repository.path.path, "BUILDER": "assemble", "IMAGE_ARG_BASE": directory.appending("base").path,
+                            "SKIP_IF_PUBLISHED": "\(registry.host)/team/app", "REGISTRY_INSECURE": "true",
+                            "CACHE": directory.appending("cache").path, "OUTPUT": output.path,
+                        ])
+                        try #require(result.succeeded, "\(result.stderrString)")
+                        return (try object(output.appendingPathComponent("attestations/provenance.intoto.json")),
+                                try object(output.appendingPathComponent("attestations/sbom.intoto.json")),
+                                try String(contentsOf: output.appendingPathComponent("digest"), encoding: .utf8))
+                    }
+                    func parameters(_ statement: [String: Any]) -> [String: Any] {
+                        ((statement["predicate"] as? [String: Any])?["buildDefinition"] as? [String: Any])?["internalParameters"] as? [String: Any] ?? [:]
+                    }
+                    func packages(_ statement: [String: Any]) -> Set<String> {
+                        Set(((statement["predicate"] as? [String: Any])?["packages"] as? [[String: Any]] ?? []).compactMap {
+                            ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"]
+                        })
+                    }
+                    let built = try build("first")
+                    let reused = try build("second")
+                    #expect(parameters(built.provenance)["builder"] as? String == "assembler")
+                    #expect(parameters(reused.provenance)["builder"] as? String == "reused" && parameters(reused.provenance)["reused"] as? Bool == true)
+                    #expect(reused.digest == built.digest)
+                    let subject = ((reused.provenance["subject"] as? [[String: Any]])?.first?["digest"] as? [String: String])?["sha256"]
+                    #expect(subject.map { "sha256:" + $0 } == reused.digest)
+                    #expect(packages(reused.sbom) == packages(built.sbom) && packages(reused.sbom).contains { $0.hasPrefix("pkg:deb/debian/libc6@") })
+                    // The image's purl names the repository it is published to.
+                    #expect(packages(reused.sbom).contains("pkg:docker/team/app@\(reused.digest.replacingOccurrences(of: ":", with: "%3A"))?repository_url=\(registry.host.replacingOccurrences(of: ":", with: "%3A"))"))
+                }
             }
         }
     }
