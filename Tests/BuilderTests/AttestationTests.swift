@@ -9,8 +9,9 @@ import Testing
 /// read from the built binary's output.
 ///
 /// The Debian-like base is crafted by hand (a dpkg status database written in two layers, an
-/// apk database whited out by the second), not debootstrapped: the test needs no network and
-/// no cache, and `dpkg-query --admindir` on the unpacked image is the judge either way.
+/// apk database whited out by the second): the tests need no network and no cache, and
+/// `dpkg-query --admindir` on the unpacked image is the judge. A debootstrapped Debian
+/// (`ci/debian-base`'s cached layout) is checked the same way where one is cached.
 @Suite struct AttestationTests {
     let builds = ImageBuildTests()
 
@@ -285,6 +286,42 @@ import Testing
                     // The image's purl names the repository it is published to.
                     #expect(packages(reused.sbom).contains("pkg:docker/team/app@\(reused.digest.replacingOccurrences(of: ":", with: "%3A"))?repository_url=\(registry.host.replacingOccurrences(of: ":", with: "%3A"))"))
                 }
+            }
+        }
+    }
+
+    /// The Debian layout `ci/debian-base` caches (debootstrap --variant=minbase), if this machine has made one.
+    static var cachedDebianBase: URL? {
+        let cache = URL(fileURLWithPath: ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? NSHomeDirectory() + "/.cache")
+            .appendingPathComponent("slipway/debian-base")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
+        return names.sorted().first { $0.contains("-\(Platform.host.architecture)-") }
+            .map { cache.appendingPathComponent($0) }
+            .flatMap { FileManager.default.fileExists(atPath: $0.appendingPathComponent("index.json").path) ? $0 : nil }
+    }
+
+    /// A real debootstrapped Debian, when `ci/debian-base` has cached one here (a clean CI
+    /// machine has not, and debootstrapping takes minutes: the crafted base above covers it there).
+    @Test(.enabled(if: cachedDebianBase != nil, "no ci/debian-base layout cached on this machine"))
+    func sbomOfADebootstrappedDebianIsWhatDpkgQueryLists() async throws {
+        let debian = try #require(Self.cachedDebianBase)
+        try await withTestGitRepository { repository in
+            try withTemporaryDirectory { directory in
+                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
+                let output = directory.appending("image")
+                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble", "IMAGE_ARG_BASE": debian.path,
+                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
+                try #require(result.succeeded, "\(result.stderrString)")
+                let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
+                let debs = (document["packages"] as? [[String: Any]] ?? []).filter {
+                    (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"])?.hasPrefix("pkg:deb/debian/") == true
+                }
+                let root = try builds.unpacked(output.appendingPathComponent("oci"), architecture: Platform.host.architecture,
+                                               into: directory.appending("unpacked"))
+                let listed = try runProcess("dpkg-query", ["--admindir=\(root.path)/var/lib/dpkg", "-W", "-f=${Package} ${Version}\n"]).checked()
+                let expected = Set(listed.stdoutString.split(separator: "\n").map(String.init))
+                #expect(expected.count > 50, "a minbase Debian has about a hundred packages: \(expected.count)")
+                #expect(Set(debs.map { "\($0["name"] as? String ?? "") \($0["versionInfo"] as? String ?? "")" }) == expected)
             }
         }
     }
