@@ -46,7 +46,11 @@ extension ImageBuild {
 
         let files = try SBOM.contextFiles(Self.inputs(configuration, bases: run.bases), stages: run.bases.assemblyStages.first?.stages,
                                           values: configuration.buildArgs)
-        let document = SBOM.document(subject: subject, repository: (configuration.tag ?? configuration.skipIfPublished)?.name, digest: image.descriptor.digest, scans: try SBOM.scan(image),
+        let scans: [SBOM.PlatformScan]
+        do { scans = try SBOM.scan(image) } catch {
+            throw Unsupported(description: "cannot read the package databases of the image for its SBOM: \(error)")
+        }
+        let document = SBOM.document(subject: subject, repository: (configuration.tag ?? configuration.skipIfPublished)?.name, digest: image.descriptor.digest, scans: scans,
                                      bases: run.bases.bases, files: files, created: Date())
         let sbom = InTotoStatement(subject: [subject], predicateType: SPDXDocument.predicateType, predicate: document)
         try Self.writeJSON(sbom, to: directory.appendingPathComponent(Self.sbomFile), secretTexts: secretTexts)

@@ -96,8 +96,11 @@ struct PackageDatabaseScan: Sendable, Equatable {
             func isHidden(_ path: String) -> Bool {
                 hidden.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + "/") }
             }
+            let before = files.count
             files = files.filter { !isHidden($0.key) && !removedHere.contains($0.key) }
             files.merge(written) { $1 }
+            // A layer that left every database alone changes no entry.
+            if written.isEmpty && files.count == before { continue }
 
             // Which entries this layer changed: those not listed, identically, before it.
             var next: [String: (Int, Digest)] = [:]
