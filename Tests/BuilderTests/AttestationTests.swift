@@ -325,4 +325,45 @@ import Testing
             }
         }
     }
+
+    @Test func severalPlatformsHaveTheIndexAsSubjectAndEachPlatformsPackages() async throws {
+        try await withTestGitRepository { repository in
+            try withTemporaryDirectory { directory in
+                // A base index: each platform's dpkg database names its own architecture.
+                let layout = try OCILayout.create(at: directory.appending("base"))
+                var platforms: [Descriptor] = []
+                for architecture in ["amd64", "arm64"] {
+                    let platform = Platform(os: "linux", architecture: architecture)
+                    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: \(architecture)\nVersion: 2.36-9\n"
+                    let (layer, diffID) = try ImageFixture.layer(["var/lib/dpkg/status": status], into: layout)
+                    let configuration = ImageConfiguration(platform: platform, rootfs: .init(diffIDs: [diffID]), history: [.init(createdBy: "status")])
+                    let config = try layout.writeBlob(try CanonicalJSON.encode(configuration), mediaType: .ociConfig)
+                    var manifest = try layout.writeBlob(try CanonicalJSON.encode(ImageManifest(config: config, layers: [layer])), mediaType: .ociManifest)
+                    manifest.platform = platform
+                    platforms.append(manifest)
+                }
+                let index = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: platforms)), mediaType: .ociIndex)
+                try layout.addToIndex(index, name: "latest")
+                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
+                let output = directory.appending("image")
+                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble",
+                                                                  "IMAGE_ARG_BASE": directory.appending("base").path, "IMAGE_PLATFORM": "linux/amd64,linux/arm64",
+                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
+                try #require(result.succeeded, "\(result.stderrString)")
+                let digest = try String(contentsOf: output.appendingPathComponent("digest"), encoding: .utf8)
+                guard case .index = try OCILayout(opening: output.appendingPathComponent("oci")).image(named: "latest").manifest else {
+                    Issue.record("two platforms make an index")
+                    return
+                }
+                let statement = try object(output.appendingPathComponent("attestations/sbom.intoto.json"))
+                let subject = ((statement["subject"] as? [[String: Any]])?.first?["digest"] as? [String: String])?["sha256"]
+                #expect(subject.map { "sha256:" + $0 } == digest, "the subject is the index")
+                let packages = ((statement["predicate"] as? [String: Any])?["packages"] as? [[String: Any]]) ?? []
+                let locators = packages.compactMap { ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"] }.filter { $0.hasPrefix("pkg:deb/") }
+                #expect(Set(locators) == ["pkg:deb/debian/libc6@2.36-9?arch=amd64", "pkg:deb/debian/libc6@2.36-9?arch=arm64"])
+                let ids = packages.compactMap { $0["SPDXID"] as? String }
+                #expect(Set(ids).count == ids.count, "SPDX identifiers are unique: \(ids)")
+            }
+        }
+    }
 }
