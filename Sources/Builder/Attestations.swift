@@ -64,11 +64,15 @@ extension ImageBuild {
         return String(words[index + 1]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A secret text shorter than this is not looked for in a whole document: it would be
+    /// found by chance in a digest or a package name and fail builds for nothing.
+    static let shortestSecretLookedFor = 6
+
     /// Canonical JSON, refused if a secret text got into it by any way not foreseen.
     static func writeJSON(_ value: some Encodable, to file: URL, secretTexts: [String]) throws {
         let data = try CanonicalJSON.encode(value)
         let text = String(decoding: data, as: UTF8.self)
-        if secretTexts.contains(where: { !$0.isEmpty && text.contains($0) }) {
+        if secretTexts.contains(where: { $0.count >= shortestSecretLookedFor && text.contains($0) }) {
             throw Unsupported(description: "\(file.lastPathComponent) would hold the value of a BUILDKIT_SECRETTEXT_* secret; not written (is the secret also a build arg, label or file name?)")
         }
         try data.write(to: file, options: .atomic)
