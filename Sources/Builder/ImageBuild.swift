@@ -10,7 +10,7 @@ import RootFS
 import Transfer
 
 /// One `build-task` run: an image built from the context, written to `image/` (`oci/`,
-/// `image.tar`, `digest`, `build.json`) and, with `--push`, pushed. A Dockerfile that
+/// `image.tar`, `digest`, `build.json`, `attestations/`) and, with `--push`, pushed. A Dockerfile that
 /// executes nothing is assembled in Swift (``Assembler``), anything else is built by buildah
 /// (`BUILDER` chooses); everything after "an OCI layout is in `image/oci`" is shared.
 ///
