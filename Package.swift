@@ -62,6 +62,8 @@ let package = Package(
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
             "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "ImageLayout", "Transfer", "Registry", "RootFS",
+            // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -10,7 +10,7 @@ import RootFS
 import Transfer
 
 /// One `build-task` run: an image built from the context, written to `image/` (`oci/`,
-/// `image.tar`, `digest`, `build.json`) and, with `--push`, pushed. A Dockerfile that
+/// `image.tar`, `digest`, `build.json`, `attestations/`) and, with `--push`, pushed. A Dockerfile that
 /// executes nothing is assembled in Swift (``Assembler``), anything else is built by buildah
 /// (`BUILDER` chooses); everything after "an OCI layout is in `image/oci`" is shared.
 ///
@@ -79,7 +79,7 @@ public struct ImageBuild {
         let published = try configuration.skipIfPublished.map {
             PublishedImages(repository: $0, client: try access.client(for: $0.registry), log: log)
         }
-        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch)
+        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch, started: started)
         if let reused = try reuse(run, timings: &timings) { return reused }
         let producer = try chooseBuilder(run.bases)
         if case .buildah = producer { try checkBuildahCanRun(run.bases) }
@@ -116,6 +116,7 @@ public struct ImageBuild {
         var access: RegistryAccess
         var published: PublishedImages?
         var scratch: URL
+        var started: Date
     }
 
     struct SourceFacts {
@@ -168,6 +169,7 @@ public struct ImageBuild {
         timings.mark("fetch")
         try writeOCIBuildTaskOutputs(image, output: output)
         try writeRecords(image: image, run: run, reused: true, timings: timings, output: output)
+        try writeAttestations(image: image, run: run, builder: nil, output: output)
         try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
     }
@@ -243,6 +245,7 @@ public struct ImageBuild {
     func build(_ run: Run, producer: Producer, timings: inout Timings) throws -> Result {
         let labels = labels(run)
         let output: URL
+        var builtBy = producer
         switch producer {
         case .assemble(let plan):
             do {
@@ -252,6 +255,7 @@ public struct ImageBuild {
                 guard configuration.builder == .auto else { throw Self.refusedUnderAssemble(refusal) }
                 log.info("builder: buildah after all, since \(refusal.description)")
                 try checkBuildahCanRun(run.bases)
+                builtBy = .buildah
                 output = try buildWithBuildah(run, labels: labels, timings: &timings)
             } catch let failure as CopyInstruction.Failure {
                 throw Unsupported(description: failure.description)
@@ -276,6 +280,7 @@ public struct ImageBuild {
         }
         try writeOCIBuildTaskOutputs(image, output: output)
         try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
+        try writeAttestations(image: image, run: run, builder: builtBy, output: output)
         try pushIfAsked(image, access: run.access)
         return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
     }
@@ -334,7 +339,7 @@ public struct ImageBuild {
     func prepareOutput() throws -> URL {
         let output = configuration.output
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        for stale in ["oci", "image.tar", "digest", "build.json", "image", "rootfs", "metadata.json"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
+        for stale in ["oci", "image.tar", "digest", "build.json", "image", "rootfs", "metadata.json", "attestations"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
         return output
     }
 

@@ -1,0 +1,201 @@
+import Archive
+import Foundation
+import ImageLayout
+import OCI
+
+/// A package a package manager's database in an image says is installed.
+struct InstalledPackage: Sendable, Equatable {
+    enum Manager: String, Sendable {
+        case dpkg, apk
+    }
+
+    var manager: Manager
+    var name: String
+    var version: String
+    var architecture: String?
+    /// The database file it is recorded in (`var/lib/dpkg/status`, `lib/apk/db/installed`, …).
+    var database: String
+    /// The layer (0-based, and its digest) from which its entry is unchanged to the top of the image.
+    var layerIndex: Int
+    var layer: Digest
+}
+
+/// What the package databases of one image's root filesystem list, read by streaming its
+/// layers in order and keeping only the database files (with whiteouts applied to them),
+/// never unpacking the image.
+///
+/// dpkg: `var/lib/dpkg/status` and `var/lib/dpkg/status.d/*` (distroless); apk:
+/// `lib/apk/db/installed`. rpm's databases (Berkeley DB, sqlite, ndb) need a library to read:
+/// they are only noticed (``rpmDatabases``).
+struct PackageDatabaseScan: Sendable, Equatable {
+    var packages: [InstalledPackage] = []
+    /// rpm databases present in the image, unread.
+    var rpmDatabases: [String] = []
+    /// `ID` of `etc/os-release` (or `usr/lib/os-release`): the purl namespace.
+    var distribution: String?
+
+    static let dpkgStatus = "var/lib/dpkg/status"
+    static let dpkgStatusDirectory = "var/lib/dpkg/status.d/"
+    static let apkInstalled = "lib/apk/db/installed"
+    static let rpmPaths: Set<String> = ["var/lib/rpm/Packages", "var/lib/rpm/Packages.db", "var/lib/rpm/rpmdb.sqlite",
+                                        "usr/lib/sysimage/rpm/Packages", "usr/lib/sysimage/rpm/Packages.db", "usr/lib/sysimage/rpm/rpmdb.sqlite"]
+    static let osRelease = ["etc/os-release", "usr/lib/os-release"]
+    /// The most one database file may hold (a large Debian status file is a few MiB).
+    static let fileLimit = 256 << 20
+
+    static func isTracked(_ path: String) -> Bool {
+        if path == dpkgStatus || path == apkInstalled || rpmPaths.contains(path) || osRelease.contains(path) { return true }
+        if path.hasPrefix(dpkgStatusDirectory) {
+            let name = path.dropFirst(dpkgStatusDirectory.count)
+            return !name.isEmpty && !name.contains("/") && !name.hasSuffix(".md5sums")
+        }
+        return false
+    }
+
+    /// A tar entry's name as a root-relative path (`./a/b/` → `a/b`).
+    static func normalized(_ name: String) -> String {
+        var path = Substring(name)
+        while path.hasPrefix("./") { path = path.dropFirst(2) }
+        while path.hasPrefix("/") { path = path.dropFirst() }
+        while path.hasSuffix("/") { path = path.dropLast() }
+        return String(path)
+    }
+
+    /// Scans `manifest`'s layers in `layout`.
+    static func scan(_ manifest: ImageManifest, in layout: OCILayout) throws -> PackageDatabaseScan {
+        var files: [String: Data] = [:]  // tracked path → content, as of the layers read so far
+        var attribution: [String: (Int, Digest)] = [:]  // package key → the layer its entry is unchanged since
+        for (index, layer) in manifest.layers.enumerated() {
+            let (source, _) = try decompressing(try layout.openBlob(layer))
+            let reader = TarReader(source)
+            var hidden: [String] = []  // whiteouts: paths (and what is below them) of lower layers
+            var written: [String: Data] = [:]
+            var removedHere: Set<String> = []
+            while let header = try reader.next() {
+                let path = normalized(header.name)
+                let slash = path.lastIndex(of: "/")
+                let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+                let parent = slash.map { String(path[..<$0]) } ?? ""
+                if base == ".wh..wh..opq" {
+                    hidden.append(parent)
+                } else if base.hasPrefix(".wh.") {
+                    hidden.append(parent.isEmpty ? String(base.dropFirst(4)) : parent + "/" + base.dropFirst(4))
+                } else if isTracked(path) {
+                    if header.kind == .regular {
+                        let sink = DataSink(limit: fileLimit)
+                        _ = try copy(from: reader.body, to: sink)
+                        written[path] = sink.data
+                        removedHere.remove(path)
+                    } else {
+                        // A link or directory where the database was: not a database we read.
+                        written[path] = nil
+                        removedHere.insert(path)
+                    }
+                }
+            }
+            func isHidden(_ path: String) -> Bool {
+                hidden.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + "/") }
+            }
+            let before = files.count
+            files = files.filter { !isHidden($0.key) && !removedHere.contains($0.key) }
+            files.merge(written) { $1 }
+            // A layer that left every database alone changes no entry.
+            if written.isEmpty && files.count == before { continue }
+
+            // Which entries this layer changed: those not listed, identically, before it.
+            var next: [String: (Int, Digest)] = [:]
+            for package in packages(files) {
+                let key = Self.key(package)
+                next[key] = attribution[key] ?? (index, layer.digest)
+            }
+            attribution = next
+        }
+        var scan = PackageDatabaseScan()
+        scan.packages = packages(files).map { package in
+            var package = package
+            if let (index, digest) = attribution[key(package)] {
+                package.layerIndex = index
+                package.layer = digest
+            }
+            return package
+        }
+        scan.rpmDatabases = files.keys.filter { rpmPaths.contains($0) }.sorted()
+        let release = files["etc/os-release"] ?? files["usr/lib/os-release"]
+        scan.distribution = release.flatMap { osReleaseID(String(decoding: $0, as: UTF8.self)) }
+        return scan
+    }
+
+    static func key(_ package: InstalledPackage) -> String {
+        [package.database, package.name, package.architecture ?? "", package.version].joined(separator: "\u{0}")
+    }
+
+    /// The packages the database files list (layer not yet known).
+    static func packages(_ files: [String: Data]) -> [InstalledPackage] {
+        var result: [InstalledPackage] = []
+        let unknown = Digest.sha256(Data())
+        for path in files.keys.sorted() {
+            guard let data = files[path] else { continue }
+            let text = String(decoding: data, as: UTF8.self)
+            if path == dpkgStatus || path.hasPrefix(dpkgStatusDirectory) {
+                for stanza in dpkgStanzas(text) {
+                    guard let name = stanza["Package"], let version = stanza["Version"] else { continue }
+                    // dpkg-query -W leaves out what was removed and purged (status "… not-installed").
+                    if let status = stanza["Status"], status.split(separator: " ").last == "not-installed" { continue }
+                    result.append(InstalledPackage(manager: .dpkg, name: name, version: version, architecture: stanza["Architecture"],
+                                                   database: path, layerIndex: 0, layer: unknown))
+                }
+            } else if path == apkInstalled {
+                for stanza in apkStanzas(text) {
+                    guard let name = stanza["P"], let version = stanza["V"] else { continue }
+                    result.append(InstalledPackage(manager: .apk, name: name, version: version, architecture: stanza["A"],
+                                                   database: path, layerIndex: 0, layer: unknown))
+                }
+            }
+        }
+        return result
+    }
+
+    /// deb822 paragraphs: `Field: value` lines, continuation lines start with a space or tab.
+    static func dpkgStanzas(_ text: String) -> [[String: String]] {
+        var stanzas: [[String: String]] = []
+        var current: [String: String] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty {
+                if !current.isEmpty { stanzas.append(current) }
+                current = [:]
+            } else if line.first == " " || line.first == "\t" {
+                continue  // a continuation: none of the fields read here has one
+            } else if let colon = line.firstIndex(of: ":") {
+                let field = String(line[..<colon])
+                current[field] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if !current.isEmpty { stanzas.append(current) }
+        return stanzas
+    }
+
+    /// apk's installed database: `X:value` lines, a blank line between packages.
+    static func apkStanzas(_ text: String) -> [[String: String]] {
+        var stanzas: [[String: String]] = []
+        var current: [String: String] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty {
+                if !current.isEmpty { stanzas.append(current) }
+                current = [:]
+            } else if line.count >= 2, line.dropFirst().first == ":" {
+                let field = String(line.prefix(1))
+                if current[field] == nil { current[field] = String(line.dropFirst(2)) }
+            }
+        }
+        if !current.isEmpty { stanzas.append(current) }
+        return stanzas
+    }
+
+    static func osReleaseID(_ text: String) -> String? {
+        for line in text.split(separator: "\n") where line.hasPrefix("ID=") {
+            let value = line.dropFirst(3).trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+            return value.isEmpty ? nil : value.lowercased()
+        }
+        return nil
+    }
+}
