@@ -28,9 +28,14 @@ extension Out {
         }
         options.dryRun = try params.bool("dry_run") ?? true
         options.maxDeletions = try params.integer("max_deletions", in: 1...100_000) ?? 50
-        guard options.deletedBranches || options.keep != nil else {
-            throw InputError("params.prune: nothing to do; set deleted_branches: true or keep: N")
+        let cache = try params.object("cache", keys: Self.pruneCacheKeys, secrets: ["password"])
+        guard options.deletedBranches || options.keep != nil || cache != nil else {
+            throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
         }
+        // build-task's cache repository first, on its own: its images are aged out by its TTL alone.
+        let cacheMetadata = try cache.map { try pruneCache($0, source: source, client: client, dryRun: options.dryRun, maxDeletions: options.maxDeletions,
+                                                           scratch: scratch, log: log) } ?? []
+        guard options.deletedBranches || options.keep != nil else { return cacheMetadata }
 
         let live = options.deletedBranches ? try detector.remoteBranches() : []
         let planner = PrunePlanner(templates: keyed.templates, options: options, now: Date())
@@ -96,7 +101,7 @@ extension Out {
                          "value": (options.dryRun ? plan.removedTags.map(\.tag.rawValue) : removed).joined(separator: " ")],
                         ["name": "kept", "value": String(plan.kept.count)]]
         if !plan.deferred.isEmpty { metadata.append(["name": "deferred", "value": plan.deferred.map(\.tag.rawValue).joined(separator: " ")]) }
-        return metadata
+        return metadata + cacheMetadata
     }
 
     /// Every tag of `repository` with its digest, an index's children, and the labels of its

@@ -23,7 +23,7 @@ import Transfer
 extension Out {
     static let sourceKeyedParamKeys = ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file", "prune"]
     /// The reaper (docs/reference.md, "Pruning").
-    static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions"]
+    static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions", "cache"]
 
     /// The label build-task sets to the commit an image was built from.
     static let revisionLabel = "org.opencontainers.image.revision"
