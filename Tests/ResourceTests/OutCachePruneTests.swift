@@ -33,8 +33,12 @@ struct OutCachePruneTests {
         return result
     }
 
-    func pruneRequest(_ registry: TestRegistry, _ remote: TestGitRepository, cache: String) -> String {
-        #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}"]},"params":{"prune":{"deleted_branches":false,"dry_run":false,"cache":{"repository":"\#(registry.host)/\#(cache)","ttl":"168h"}}}}"#
+    func pruneRequest(_ registry: TestRegistry, _ remote: TestGitRepository, cache: String, dryRun: Bool = false) -> String {
+        pruneRequest(registry, remote, #"{"repository":"\#(registry.host)/\#(cache)","ttl":"168h"}"#, dryRun: dryRun)
+    }
+
+    func pruneRequest(_ registry: TestRegistry, _ remote: TestGitRepository, _ cache: String, dryRun: Bool = false) -> String {
+        #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}"]},"params":{"prune":{"deleted_branches":false,"dry_run":\#(dryRun),"cache":\#(cache)}}}"#
     }
 
     @Test func imagesPastTheTTLGoAndWhatBuildahStillReusesStays() async throws {
@@ -77,6 +81,12 @@ struct OutCachePruneTests {
                     #expect(lines.count == 1 && lines[0].contains("holds the tag \"latest\""), "\(refused.stderrString)")
                     #expect(Set(try created(registry, "team/mixed").keys) == [someOld, "latest"])
 
+                    // The dry run says what it would remove and removes nothing.
+                    let dry = try runOut(pruneRequest(registry, remote, cache: "team/app-cache", dryRun: true), directory: directory.url)
+                    #expect(dry.succeeded, "\(dry.stderrString)")
+                    for tag in old { #expect(dry.stderrString.contains("would remove \(cacheRepository):\(tag.prefix(12))…"), "\(dry.stderrString)") }
+                    #expect(Set(try created(registry, "team/app-cache").keys) == old.union(young))
+
                     let result = try runOut(pruneRequest(registry, remote, cache: "team/app-cache"), directory: directory.url)
                     #expect(result.succeeded, "\(result.stderrString)")
                     for tag in old { #expect(result.stderrString.contains("removing \(cacheRepository):\(tag.prefix(12))…"), "\(result.stderrString)") }
@@ -86,6 +96,31 @@ struct OutCachePruneTests {
                     let warm = try build("warm", ttl: "168h")
                     let afterRun = warm.stderrString.components(separatedBy: "RUN [").last ?? ""
                     #expect(afterRun.contains("--> Using cache"), "\(warm.stderrString)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"ttl":"168h"}"#, "params.prune.cache.repository"),
+        (#"{"repository":"HOST/team/app-cache"}"#, "params.prune.cache.ttl"),
+        (#"{"repository":"HOST/team/app-cache","ttl":"a week"}"#, "is not an age such as 168h"),
+        (#"{"repository":"HOST/team/app-cache","ttl":"0"}"#, "would delete every cache image"),
+        (#"{"repository":"HOST/team/app-cache:v1","ttl":"168h"}"#, "names a tag or digest"),
+        (#"{"repository":"HOST/team/app","ttl":"168h"}"#, "is this resource's own repository"),
+        (#"{"repository":"HOST/team/app-cache","ttl":"168h","username":"u","password":"hunter2"}"#, "reached with the source's credentials"),
+        (#"{"repository":"HOST/team/app-cache","ttl":"168h","keep":3}"#, "keep"),
+    ])
+    func badSettingsAreRefusedInOneLine(cache: String, expected: String) async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withTestGitRepository { repository in
+                try withTemporaryDirectory { directory in
+                    try repository.commit("app", files: ["a": "1"])
+                    let result = try runOut(pruneRequest(registry, repository, cache.replacingOccurrences(of: "HOST", with: registry.host)), directory: directory.url)
+                    #expect(!result.succeeded)
+                    let lines = result.stderrString.split(separator: "\n")
+                    #expect(lines.count == 1 && lines[0].contains(expected), "\(result.stderrString)")
+                    #expect(!result.stderrString.contains("hunter2"))
                 }
             }
         }
