@@ -33,6 +33,7 @@ public enum PipelineUsage {
                 _ = try prune.bool("deleted_branches")
                 _ = try prune.bool("dry_run")
                 _ = try prune.string("older_than")
+                _ = try prune.object("cache", keys: Out.pruneCacheKeys, secrets: ["password"])
             }
         } else {
             params = try InputObject(value, path: "params", keys: Out.paramKeys)

@@ -73,4 +73,12 @@ struct CachePrunePlannerTests {
         #expect(Out.createdTime("yesterday") == nil)
         #expect(Out.createdTime("2001-09-09T01:46:40.Z") == nil)
     }
+
+    @Test func pipelineLintChecksTheCacheKeys() throws {
+        let source = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8))
+        try PipelineUsage.putParams(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","ttl":"168h"}}}"#.utf8), source: source)
+        #expect(throws: (any Error).self) {
+            try PipelineUsage.putParams(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","max_age":"168h"}}}"#.utf8), source: source)
+        }
+    }
 }
