@@ -68,8 +68,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Signed images in cosign's layout: simple-signing signatures (`.sig`), DSSE
-        // attestations (`.att`), ECDSA P-256 keys, verification.
-        .target(name: "Signing", dependencies: ["OCI", "Registry", .product(name: "Crypto", package: "swift-crypto")]),
+        // attestations (`.att`), ECDSA P-256 keys (cosign's encrypted form too), verification.
+        .target(name: "Signing", dependencies: [
+            "OCI", "Registry", .product(name: "Crypto", package: "swift-crypto"),
+            // scrypt, which opens cosign's encrypted private keys.
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
@@ -104,6 +108,8 @@ let package = Package(
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
         .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport", "CloudAuth", "Signing"]),
+        // The ciphers that open cosign's encrypted keys, against their published vectors.
+        .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
         .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "TestSupport", .product(name: "Yams", package: "Yams")]),

@@ -14,9 +14,17 @@ struct Trust: Sendable {
     init(_ source: InputObject) throws(InputError) {
         if let sign = try source.object("sign", keys: Self.signKeys, secrets: ["private_key", "password"]) {
             let pem = try sign.requiredString("private_key")
-            do { signingKey = try SigningKey(pem: pem) } catch { throw InputError("source.sign.private_key: \(error)") }
-            if let password = try sign.string("password"), !password.isEmpty {
-                throw sign.invalid("password", "the private key is not encrypted (an encrypted cosign key cannot be read, see private_key); remove password")
+            let password = try sign.string("password")
+            if !SigningKey.isEncrypted(pem), let password, !password.isEmpty {
+                throw sign.invalid("password", "private_key is not encrypted (a password opens only cosign's ENCRYPTED SIGSTORE PRIVATE KEY); remove password")
+            }
+            // An encrypted key without a password is tried with the empty one: cosign's
+            // default when COSIGN_PASSWORD is empty.
+            do { signingKey = try SigningKey(pem: pem, password: password ?? "") } catch {
+                if error == .wrongPassword {
+                    throw InputError(password == nil ? "source.sign: private_key is encrypted and the empty password does not decrypt it; set source.sign.password" : "source.sign: \(error)")
+                }
+                throw InputError("source.sign.private_key: \(error)")
             }
         }
         if let verify = try source.object("verify", keys: Self.verifyKeys) {

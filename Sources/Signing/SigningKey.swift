@@ -5,33 +5,44 @@ import Foundation
 public struct SigningError: Error, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+
+    /// The password given does not open the encrypted key (or the key file was altered).
+    public static let wrongPassword = SigningError("the password does not decrypt private_key")
 }
 
-/// An ECDSA P-256 private key that signs images, from an unencrypted PEM.
-///
-/// cosign's own encrypted key files (`ENCRYPTED SIGSTORE PRIVATE KEY`, `ENCRYPTED COSIGN
-/// PRIVATE KEY`) seal the key with scrypt and NaCl secretbox (XSalsa20-Poly1305); swift-crypto
-/// has neither XSalsa20 nor a standalone Poly1305, and Slipway does not ship hand-written
-/// ciphers, so those files are refused with the command that converts them.
+extension SigningError: Equatable {}
+
+/// An ECDSA P-256 private key that signs images: an unencrypted PEM, or cosign's own
+/// encrypted key file (what `cosign generate-key-pair` writes).
 public struct SigningKey: Sendable {
     /// The scalar (swift-crypto's key types are not `Sendable` in this release).
     let raw: Data
     var key: P256.Signing.PrivateKey { (try? P256.Signing.PrivateKey(rawRepresentation: raw))! }
 
-    /// The PEM block labels of cosign's encrypted key files.
+    /// The PEM block labels of cosign's encrypted key files (the second is cosign's older one).
     static let encryptedLabels = ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"]
 
-    /// Parses `pem`: `-----BEGIN PRIVATE KEY-----` (PKCS#8) or `-----BEGIN EC PRIVATE KEY-----`
-    /// (SEC 1), a P-256 key.
-    public init(pem: String) throws(SigningError) {
+    /// Whether `pem` is one of cosign's encrypted key files (it then takes a password).
+    public static func isEncrypted(_ pem: String) -> Bool {
+        encryptedLabels.contains { pem.contains("-----BEGIN \($0)-----") }
+    }
+
+    /// Parses `pem`: `-----BEGIN PRIVATE KEY-----` (PKCS#8), `-----BEGIN EC PRIVATE KEY-----`
+    /// (SEC 1) or cosign's `ENCRYPTED SIGSTORE PRIVATE KEY` / `ENCRYPTED COSIGN PRIVATE KEY`,
+    /// opened with `password` (cosign's default is the empty one), a P-256 key.
+    public init(pem: String, password: String = "") throws(SigningError) {
         if let label = Self.encryptedLabels.first(where: { pem.contains("-----BEGIN \($0)-----") }) {
-            throw SigningError("a \(label) (cosign's scrypt + NaCl secretbox encryption) cannot be opened: swift-crypto has no XSalsa20-Poly1305; give an unencrypted P-256 key (PRIVATE KEY or EC PRIVATE KEY PEM, e.g. `openssl ecparam -name prime256v1 -genkey | openssl pkcs8 -topk8 -nocrypt`; `cosign import-key-pair` makes a cosign key of the same key) from a credential manager")
+            let der = try CosignEncryptedKey(pem: pem, label: label).open(password: password)
+            do { raw = try P256.Signing.PrivateKey(derRepresentation: der).rawRepresentation } catch {
+                throw SigningError("the decrypted \(label) is not an ECDSA P-256 (prime256v1) key; Slipway signs with P-256 keys, cosign's default")
+            }
+            return
         }
         if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            throw SigningError("an ENCRYPTED PRIVATE KEY (PKCS#8 with a password) is not read; decrypt it with `openssl pkcs8 -in key.pem -nocrypt -topk8` and keep the result in a credential manager")
+            throw SigningError("an ENCRYPTED PRIVATE KEY (PKCS#8 with a password) is not read; decrypt it with `openssl pkcs8 -in key.pem -nocrypt -topk8` and keep the result in a credential manager, or give cosign's own encrypted key")
         }
         guard pem.contains("-----BEGIN PRIVATE KEY-----") || pem.contains("-----BEGIN EC PRIVATE KEY-----") else {
-            throw SigningError("expected a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)")
+            throw SigningError("expected a PEM private key (-----BEGIN PRIVATE KEY-----, -----BEGIN EC PRIVATE KEY----- or cosign's -----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----)")
         }
         do { raw = try P256.Signing.PrivateKey(pemRepresentation: pem).rawRepresentation } catch {
             throw SigningError("the PEM is not an ECDSA P-256 (prime256v1) private key; cosign keys are P-256")

@@ -38,6 +38,17 @@ func cosignVerify(_ mode: String, _ registry: TestRegistry, _ repository: String
     return try runProcess("/usr/bin/python3", [script.path, mode, registry.baseURL.absoluteString, repository, reference, key.path, "--identity", identity])
 }
 
+/// `pkcs8` sealed in cosign's encrypted key format with `password` by an independent producer
+/// (`Tests/Fixtures/servers/cosign_encrypt_key.py`: hashlib's scrypt and PyNaCl's secretbox).
+func cosignEncryptedKey(_ pkcs8: String, password: String, in directory: URL, label: String? = nil) throws -> String {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/servers/cosign_encrypt_key.py")
+    let plain = directory.appendingPathComponent("plain-\(UUID().uuidString).pem"), sealed = directory.appendingPathComponent("sealed-\(UUID().uuidString).pem")
+    try Data(pkcs8.utf8).write(to: plain)
+    _ = try runProcess("/usr/bin/python3", [script.path, plain.path, password, sealed.path] + (label.map { ["--label", $0] } ?? [])).checked()
+    return try String(contentsOf: sealed, encoding: .utf8)
+}
+
 /// JSON text of `value` (PEM keys hold newlines).
 func jsonText(_ value: Any) throws -> String {
     String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
@@ -102,6 +113,55 @@ struct SigningTests {
                 #expect(try put(source(registry), ["image": "image/oci"], in: unsigned).succeeded)
                 let moved = try cosignVerify("sig", registry, "team/app", "dev", key: ours.publicFile, identity: identity)
                 #expect(!moved.succeeded && moved.stdoutString.contains("has no signature"), "\(moved.stdoutString)")
+            }
+        }
+    }
+
+    @Test func cosignsEncryptedKeySignsWithItsPasswordAndAWrongPasswordIsOneLine() async throws {
+        try await withTestRegistry(.open) { registry in
+            try withTemporaryDirectory { directory in
+                let ours = try TestKeyPair(in: directory.url, name: "ours")
+                let password = "correct horse battery staple"
+                let sealed = try cosignEncryptedKey(ours.pkcs8, password: password, in: directory.url)
+                #expect(sealed.hasPrefix("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"))
+                let identity = "\(registry.host)/team/app"
+
+                let (build, digest) = try makeBuild(directory, "a")
+                let pushed = try put(source(registry, ["sign": ["private_key": sealed, "password": password]]), ["image": "image/oci"], in: build)
+                #expect(try outVersion(pushed)["digest"] == digest.rawValue, "\(pushed.stderrString)")
+                let verified = try cosignVerify("sig", registry, "team/app", "dev", key: ours.publicFile, identity: identity)
+                #expect(verified.succeeded, "\(verified.stdoutString)")
+                #expect(try sigLayers(registry, digest).count == 1)
+
+                // A wrong password, or none for a key sealed with one: refused in one line, before
+                // anything is pushed, showing neither the password nor the key.
+                let (other, otherDigest) = try makeBuild(directory, "b")
+                for sign in [["private_key": sealed, "password": "hunter2"], ["private_key": sealed]] {
+                    let refused = try put(source(registry, ["sign": sign]), ["image": "image/oci"], in: other)
+                    #expect(refused.status == 1)
+                    let expected = sign["password"] == nil ? "source.sign: private_key is encrypted and the empty password does not decrypt it; set source.sign.password" : "source.sign: the password does not decrypt private_key"
+                    #expect(refused.stderrString.contains(expected), "\(refused.stderrString)")
+                    #expect(refused.stderrString.filter { $0 == "\n" }.count == 1, "\(refused.stderrString)")
+                    let output = refused.stderrString + refused.stdoutString
+                    #expect(!output.contains("hunter2") && !output.contains(password) && !output.contains("PRIVATE KEY"))
+                    #expect(!output.contains(String(sealed.split(separator: "\n")[1].prefix(20))))
+                }
+                #expect(try registry.client().manifestDescriptor(app, .digest(otherDigest)) == nil)
+
+                // cosign's default empty password (COSIGN_PASSWORD=""), given or left out, and the
+                // older ENCRYPTED COSIGN PRIVATE KEY label.
+                let empty = try cosignEncryptedKey(ours.pkcs8, password: "", in: directory.url, label: "ENCRYPTED COSIGN PRIVATE KEY")
+                for sign in [["private_key": empty], ["private_key": empty, "password": ""]] {
+                    let (build, digest) = try makeBuild(directory, "c")
+                    let signed = try put(source(registry, ["sign": sign]), ["image": "image/oci"], in: build)
+                    #expect(try outVersion(signed)["digest"] == digest.rawValue, "\(signed.stderrString)")
+                    #expect(try cosignVerify("sig", registry, "team/app", "dev", key: ours.publicFile, identity: identity).succeeded)
+                }
+
+                // A password with an unencrypted key is refused in one line.
+                let plain = try put(source(registry, ["sign": ["private_key": ours.pkcs8, "password": "hunter2"]]), ["image": "image/oci"], in: other)
+                #expect(plain.status == 1 && plain.stderrString.contains("source.sign.password: private_key is not encrypted"), "\(plain.stderrString)")
+                #expect(!plain.stderrString.contains("hunter2"))
             }
         }
     }
@@ -286,7 +346,7 @@ struct SigningTests {
     @Test func keysAreRefusedInOneLineWithoutShowingThem() throws {
         let encrypted = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
         for (sign, expected) in [
-            (["private_key": encrypted, "password": "hunter2"], "source.sign.private_key: a ENCRYPTED SIGSTORE PRIVATE KEY (cosign's scrypt + NaCl secretbox"),
+            (["private_key": encrypted, "password": "hunter2"], "source.sign.private_key: the ENCRYPTED SIGSTORE PRIVATE KEY is not cosign's format"),
             (["private_key": "not a key"], "source.sign.private_key: expected a PEM private key"),
             (["password": "hunter2"], "source.sign.private_key"),
         ] {
