@@ -33,6 +33,8 @@ public struct Out {
         let parsed = try Source(request.raw("source"))
         let log = parsed.debug ? Log.standardError(verbose: true) : self.log
         let source = try parsed.resolvingRegistry(log: log)
+        // The signing key is opened before anything is pushed: a wrong password stops the put first.
+        _ = try source.trust.signingKey()
         if case .sourceKeyed(let keyed) = source.mode {
             return try pushSourceKeyed(keyed, source: source, request: request, directory: directory, log: log)
         }

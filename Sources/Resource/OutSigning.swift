@@ -23,7 +23,7 @@ extension Out {
     /// there is a key to sign them with.
     static func checkStatements(_ statements: [(name: String, bytes: Data)], for digest: Digest, source: Source, log: Log) throws {
         guard !statements.isEmpty else { return }
-        guard source.trust.signingKey != nil else {
+        guard source.trust.signs else {
             log.info("\(statements.count) attestation(s) next to the image are not attached: attestations are signed, and source.sign is not set")
             return
         }
@@ -34,7 +34,7 @@ extension Out {
     /// `source.sign` is set. Returns metadata lines for the put.
     func sign(_ digest: Digest, registry: RegistryHost, repository: Repository, client: RegistryClient, source: Source,
               statements: [(name: String, bytes: Data)] = [], log: Log) throws -> [[String: String]] {
-        guard let key = source.trust.signingKey else { return [] }
+        guard let key = try source.trust.signingKey() else { return [] }
         let signatures = ImageSignatures(client: client, registry: registry, repository: repository)
         let added = try signatures.sign(digest, with: key)
         let tag = CosignVocabulary.tag(of: .signature, for: digest)?.rawValue ?? ""

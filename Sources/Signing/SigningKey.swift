@@ -27,6 +27,16 @@ public struct SigningKey: Sendable {
         encryptedLabels.contains { pem.contains("-----BEGIN \($0)-----") }
     }
 
+    /// Checks that `pem` can be opened, without opening it: an unencrypted key is parsed; a
+    /// cosign encrypted key's envelope (format, scrypt bounds) is read, but scrypt is not run.
+    public static func check(pem: String) throws(SigningError) {
+        if let label = encryptedLabels.first(where: { pem.contains("-----BEGIN \($0)-----") }) {
+            _ = try CosignEncryptedKey(pem: pem, label: label)
+        } else {
+            _ = try SigningKey(pem: pem)
+        }
+    }
+
     /// Parses `pem`: `-----BEGIN PRIVATE KEY-----` (PKCS#8), `-----BEGIN EC PRIVATE KEY-----`
     /// (SEC 1) or cosign's `ENCRYPTED SIGSTORE PRIVATE KEY` / `ENCRYPTED COSIGN PRIVATE KEY`,
     /// opened with `password` (cosign's default is the empty one), a P-256 key.

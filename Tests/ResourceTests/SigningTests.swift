@@ -147,6 +147,10 @@ struct SigningTests {
                     #expect(!output.contains(String(sealed.split(separator: "\n")[1].prefix(20))))
                 }
                 #expect(try registry.client().manifestDescriptor(app, .digest(otherDigest)) == nil)
+                // check and in never open the key (scrypt is for out): a check with the same
+                // source still works.
+                let checked = try runCheck(try jsonText(["source": source(registry, ["sign": ["private_key": sealed, "password": "hunter2"]])]))
+                #expect(checked.succeeded, "\(checked.stderrString)")
 
                 // cosign's default empty password (COSIGN_PASSWORD=""), given or left out, and the
                 // older ENCRYPTED COSIGN PRIVATE KEY label.
