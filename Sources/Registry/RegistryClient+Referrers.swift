@@ -8,8 +8,9 @@ extension RegistryClient {
     ///
     /// `GET /v2/<name>/referrers/<digest>[?artifactType=…]` (distribution spec v1.1, "Listing
     /// Referrers"), following `Link` pagination. A registry with the API answers 200 with an
-    /// image index even when nothing refers to `digest`, and never 404; so 404 (and 405 or
-    /// 501 from registries that route it nowhere) means it has none. The filter is applied
+    /// image index even when nothing refers to `digest`, and never 404; so 404 (and 400,
+    /// 405, 406 or 501, or a 200 that is not an index, from registries that route it
+    /// nowhere) means it has none, and the caller uses cosign's tags alone. The filter is applied
     /// here again: a registry may ignore `artifactType` (it says so by not sending
     /// `OCI-Filters-Applied`).
     public func referrers(_ repository: Repository, of digest: Digest, artifactType: MediaType? = nil) throws -> [Descriptor]? {
@@ -32,10 +33,16 @@ extension RegistryClient {
         for _ in 0..<10_000 {
             let response = try send(.get, target, scope: .repository(repository, "pull"), operation: operation,
                                     headers: ["Accept": MediaType.ociIndex.rawValue], bufferLimit: Self.manifestLimit)
-            if [404, 405, 501].contains(response.status) { return nil }
+            if [400, 404, 405, 406, 501].contains(response.status) && found.isEmpty && seen.isEmpty { return nil }
             guard (200..<300).contains(response.status) else { throw RegistryError.from(response, operation: operation) }
             guard case .index(let index)? = try? Manifest.decode(response.body, mediaType: .ociIndex) else {
-                throw RegistryError(.invalidResponse, operation: operation, hint: "the answer is not an OCI image index")
+                // Some front ends answer unknown routes with 200 and a page: no API, unless
+                // an earlier page was an index.
+                guard seen.isEmpty else {
+                    throw RegistryError(.invalidResponse, operation: operation, hint: "a later page is not an OCI image index")
+                }
+                log.debug("\(operation): the answer is not an OCI image index; taking it as no referrers API")
+                return nil
             }
             for descriptor in index.manifests where seen.insert(descriptor.digest).inserted {
                 if let artifactType, descriptor.artifactType != artifactType { continue }

@@ -162,4 +162,24 @@ struct ReferrersTests {
             }
         }
     }
+
+    /// The endpoint itself: nil (no API) from distribution 2.8, the filtered list from the
+    /// front, with the `+` of `…+json` types sent encoded so the filter is not read as a space.
+    @Test func theClientListsReferrersOnlyWhereTheRegistryHasTheAPI() async throws {
+        try await withTestRegistry(.open) { registry in
+            try await withReferrersRegistry(upstream: registry.baseURL) { front in
+                try withTemporaryDirectory { directory in
+                    let ours = try TestKeyPair(in: directory.url, name: "ours")
+                    let (build, digest) = try makeBuild(directory, "a")
+                    #expect(try put(source(front, ["sign": ["private_key": ours.pkcs8]]), in: build).succeeded)
+                    #expect(try registry.client().referrers(app, of: digest) == nil)
+                    let client = try RegistryClient(host: RegistryHost(front.host), credentialLookup: nil, insecure: true)
+                    #expect(try client.referrers(app, of: digest)?.count == 2)
+                    let signatures = try #require(try client.referrers(app, of: digest, artifactType: CosignVocabulary.artifactType(of: .signature)))
+                    #expect(signatures.map(\.artifactType) == [CosignVocabulary.artifactType(of: .signature)])
+                    #expect(try client.referrers(app, of: .sha256(Data("nothing".utf8)))?.isEmpty == true, "no referrers is an empty index, not nil")
+                }
+            }
+        }
+    }
 }
