@@ -6,8 +6,8 @@ extension RegistryClient {
     /// The manifests whose `subject` is `digest`, as the registry lists them, or nil when the
     /// registry has no referrers API.
     ///
-    /// `GET /v2/<name>/referrers/<digest>[?artifactType=…]` (distribution spec v1.1, "Listing
-    /// Referrers"), following `Link` pagination. A registry with the API answers 200 with an
+    /// `GET /v2/<name>/referrers/<digest>[?artifactType=…]` ([distribution spec v1.1, Listing
+    /// Referrers](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers)), following `Link` pagination. A registry with the API answers 200 with an
     /// image index even when nothing refers to `digest`, and never 404; so 404 (and 400,
     /// 405, 406 or 501, or a 200 that is not an index, from registries that route it
     /// nowhere) means it has none, and the caller uses cosign's tags alone. The filter is applied
@@ -56,8 +56,8 @@ extension RegistryClient {
         throw RegistryError(.invalidResponse, operation: operation, hint: "pagination did not end")
     }
 
-    /// `PUT /v2/<name>/manifests/<digest>` of a manifest with a `subject` (spec: "Pushing
-    /// Manifests with Subject"). Returns its digest and whether the registry answered
+    /// `PUT /v2/<name>/manifests/<digest>` of a manifest with a `subject` ([distribution spec
+    /// v1.1, Pushing Manifests with Subject](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pushing-manifests-with-subject)). Returns its digest and whether the registry answered
     /// `OCI-Subject` (it indexed the manifest as a referrer of its subject); without that
     /// header a client must not count on the referrers API listing it.
     public func putReferrer(_ repository: Repository, bytes: Data, mediaType: MediaType) throws -> (digest: Digest, indexed: Bool) {
