@@ -75,8 +75,11 @@ extension Out {
                     untag += still
                     continue
                 }
+                // Its OCI 1.1 referrers (signatures, attestations) go with it; listed first.
+                let referrers = try AttachmentStore(client: client, repository: source.repository).allReferrers(of: digest)
                 try client.deleteManifest(source.repository, digest)
                 gone.insert(digest)
+                try deleteReferrers(referrers, of: digest, client: client, repository: source.repository, log: log)
                 removed += still.map(\.tag.rawValue)
             }
             for removal in untag {

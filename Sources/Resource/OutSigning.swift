@@ -46,6 +46,10 @@ extension Out {
             log.info("attested \(registry)/\(repository)@\(digest): \(attached) new of \(statements.count) (\(attTag))")
             metadata.append(["name": "attestations", "value": "\(repository):\(attTag)"])
         }
+        if let referrers = try signatures.store.referrers(.signature, of: digest) {
+            log.info("\(registry) has the OCI referrers API: \(referrers.count) signature referrer(s) of \(digest) listed there too")
+            metadata.append(["name": "referrers", "value": "\(repository)@\(digest)"])
+        }
         return metadata
     }
 
@@ -58,5 +62,14 @@ extension Out {
         let there = ImageSignatures(client: client, registry: source.registry, repository: source.repository)
         let copied = try here.copyAttachments(of: digest, from: there)
         if copied > 0 { log.info("copied \(copied) signature/attestation layer(s) of \(digest) to \(registry)/\(repository)") }
+    }
+
+    /// Prune: deletes the OCI 1.1 referrers of the deleted image `digest` (listed before it
+    /// went), so no signature or attestation is left referring to nothing.
+    func deleteReferrers(_ referrers: [Digest], of digest: Digest, client: RegistryClient, repository: Repository, log: Log) throws {
+        for referrer in referrers {
+            do { try client.deleteManifest(repository, referrer) } catch let error as RegistryError where error.kind == .notFound {}
+        }
+        if !referrers.isEmpty { log.info("removed \(referrers.count) referrer(s) of \(digest.rawValue.prefix(19))… (signatures, attestations)") }
     }
 }

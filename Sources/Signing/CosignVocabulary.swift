@@ -35,6 +35,13 @@ public enum CosignVocabulary {
         return nil
     }
 
+    /// The `artifactType` of the OCI 1.1 referrer manifest that carries `attachment`, as
+    /// cosign writes it with `--registry-referrers-mode=oci-1-1`
+    /// (`application/vnd.dev.cosign.artifact.<sig|att>.v1+json`).
+    public static func artifactType(of attachment: Attachment) -> MediaType {
+        MediaType(rawValue: "application/vnd.dev.cosign.artifact.\(attachment.rawValue).v1+json")!
+    }
+
     /// A simple-signing payload layer of a `.sig` manifest.
     public static let simpleSigningMediaType = MediaType(rawValue: "application/vnd.dev.cosign.simplesigning.v1+json")!
     /// A DSSE envelope layer of an `.att` manifest.
