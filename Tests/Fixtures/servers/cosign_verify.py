@@ -14,7 +14,7 @@ Reads the registry over plain HTTP (the registry's v2 API, no Slipway code) and 
 
 Usage: cosign_verify.py sig|att BASE_URL REPOSITORY REFERENCE PUBLIC_KEY.pem --identity REGISTRY/REPOSITORY
 Exit 0 and "verified ..." on success; exit 1 and one line saying why otherwise.
-Uses python3-cryptography (Debian), and securesystemslib's PAE when it is installed.
+Uses python3-cryptography (Debian) only.
 """
 
 import base64
@@ -53,12 +53,7 @@ def get(url, accept=None):
 
 
 def pae(payload_type, body):
-    """DSSE's pre-authentication encoding; securesystemslib's own when it is installed."""
-    try:
-        from securesystemslib.dsse import Envelope
-        return Envelope(body, payload_type, {}).pae()
-    except Exception:
-        pass
+    """DSSE's pre-authentication encoding, written here from the DSSE spec (protocol.md)."""
     type_bytes = payload_type.encode()
     return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(body), body)
 
