@@ -43,16 +43,14 @@ public final class CloudFake: Sendable {
     /// `http://127.0.0.1:PORT`.
     public let baseURL: URL
     public let logFile: URL
-    private let directory: TemporaryDirectory
-    private let process: SupervisedProcess
+    private let server: FixtureServer
 
-    private init(port: Int, logFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
-        self.port = port
-        self.host = "127.0.0.1:\(port)"
-        self.baseURL = URL(string: "http://127.0.0.1:\(port)")!
+    private init(server: FixtureServer, logFile: URL) {
+        self.port = server.port
+        self.host = "127.0.0.1:\(server.port)"
+        self.baseURL = URL(string: "http://127.0.0.1:\(server.port)")!
         self.logFile = logFile
-        self.directory = directory
-        self.process = process
+        self.server = server
     }
 
     /// Every request answered so far, oldest first.
@@ -60,28 +58,14 @@ public final class CloudFake: Sendable {
 
     /// Starts `script` with `configuration` (plus `readyFile` and `logFile`); the caller must ``stop()`` it.
     public static func start(_ script: String, configuration: [String: Any]) async throws -> CloudFake {
-        let directory = try TemporaryDirectory(prefix: "slipway-cloud-fake")
-        do {
-            let readyFile = directory.appending("port"), logFile = directory.appending("requests.jsonl")
-            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            var configuration = configuration
-            configuration["readyFile"] = readyFile.path
-            configuration["logFile"] = logFile.path
-            let configurationFile = directory.appending("config.json")
-            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let (process, port) = try await startFixtureServer(script, configurationFile: configurationFile, readyFile: readyFile, in: directory)
-            return CloudFake(port: port, logFile: logFile, directory: directory, process: process)
-        } catch {
-            directory.remove()
-            throw error
+        let server = try await FixtureServer.start(script, prefix: "slipway-cloud-fake") { directory in
+            configuration.merging(["logFile": emptyLog(in: directory).path]) { $1 }
         }
+        return CloudFake(server: server, logFile: server.directory.appending("requests.jsonl"))
     }
 
     /// Stops the server and removes its files. Safe to call twice.
-    public func stop() async {
-        await process.stop()
-        directory.remove()
-    }
+    public func stop() async { await server.stop() }
 }
 
 /// Runs `body` with a fake AWS (STS, ECR, IMDSv2; `aws_fake.py`) and stops it afterwards.

@@ -18,15 +18,13 @@ public final class DockerHubStandIn: Sendable {
     /// The CA that signed the certificate for registry-1.docker.io.
     public let caCertificatePEM: String
     let logFile: URL
-    let directory: TemporaryDirectory
-    let process: SupervisedProcess
+    private let server: FixtureServer
 
-    private init(port: Int, caCertificatePEM: String, logFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
-        self.port = port
-        self.caCertificatePEM = caCertificatePEM
-        self.logFile = logFile
-        self.directory = directory
-        self.process = process
+    private init(server: FixtureServer) throws {
+        self.port = server.port
+        self.caCertificatePEM = try String(contentsOf: server.directory.appending("ca.pem"), encoding: .utf8)
+        self.logFile = server.directory.appending("requests.jsonl")
+        self.server = server
     }
 
     /// The proxy URL for `HTTPS_PROXY`.
@@ -37,8 +35,7 @@ public final class DockerHubStandIn: Sendable {
 
     /// Starts a stand-in forwarding to `upstream`, a plain-HTTP registry base URL.
     public static func start(upstream: URL) async throws -> DockerHubStandIn {
-        let directory = try TemporaryDirectory(prefix: "slipway-hub")
-        do {
+        let server = try await FixtureServer.start("docker_hub_stand_in.py", prefix: "slipway-hub") { directory in
             let ca = directory.appending("ca.pem"), caKey = directory.appending("ca.key")
             let cert = directory.appending("hub.pem"), key = directory.appending("hub.key")
             let csr = directory.appending("hub.csr"), ext = directory.appending("hub.ext")
@@ -50,27 +47,18 @@ public final class DockerHubStandIn: Sendable {
             try Data("subjectAltName = DNS:registry-1.docker.io\nbasicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\n".utf8).write(to: ext)
             try runProcess("openssl", ["x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path, "-CAcreateserial",
                                        "-out", cert.path, "-days", "2", "-extfile", ext.path]).checked()
-            let readyFile = directory.appending("hub.port"), logFile = directory.appending("requests.jsonl")
-            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-            let configuration: [String: Any] = ["readyFile": readyFile.path, "logFile": logFile.path, "cert": cert.path, "key": key.path,
-                                                "upstream": upstream.originText]
-            let configurationFile = directory.appending("hub.json")
-            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let (process, port) = try await startFixtureServer("docker_hub_stand_in.py", configurationFile: configurationFile,
-                                                               readyFile: readyFile, in: directory)
-            return DockerHubStandIn(port: port, caCertificatePEM: try String(contentsOf: ca, encoding: .utf8), logFile: logFile,
-                                    directory: directory, process: process)
-        } catch {
-            directory.remove()
+            return ["logFile": emptyLog(in: directory).path, "cert": cert.path, "key": key.path, "upstream": upstream.originText]
+        }
+        let standIn: DockerHubStandIn
+        do { standIn = try DockerHubStandIn(server: server) } catch {
+            await server.stop()
             throw error
         }
+        return standIn
     }
 
     /// Stops the proxy and removes its files.
-    public func stop() async {
-        await process.stop()
-        directory.remove()
-    }
+    public func stop() async { await server.stop() }
 }
 
 /// Runs `body` with a Docker Hub stand-in in front of `upstream`, stopping it afterwards.

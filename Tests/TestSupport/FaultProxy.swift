@@ -154,19 +154,17 @@ public final class FaultProxy: Sendable {
     public let logFile: URL
 
     private let rulesFile: URL
-    private let directory: TemporaryDirectory
-    private let process: SupervisedProcess
+    private let server: FixtureServer
 
-    private init(port: Int, upstream: URL?, logFile: URL, rulesFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
-        self.port = port
-        self.host = "127.0.0.1:\(port)"
-        self.baseURL = URL(string: "http://127.0.0.1:\(port)")!
-        self.localhostURL = URL(string: "http://localhost:\(port)")!
+    private init(server: FixtureServer, upstream: URL?) {
+        self.port = server.port
+        self.host = "127.0.0.1:\(server.port)"
+        self.baseURL = URL(string: "http://127.0.0.1:\(server.port)")!
+        self.localhostURL = URL(string: "http://localhost:\(server.port)")!
         self.upstream = upstream
-        self.logFile = logFile
-        self.rulesFile = rulesFile
-        self.directory = directory
-        self.process = process
+        self.logFile = server.directory.appending("requests.jsonl")
+        self.rulesFile = server.directory.appending("rules.json")
+        self.server = server
     }
 
     /// Every request handled so far, oldest first.
@@ -192,36 +190,20 @@ public final class FaultProxy: Sendable {
         if let upstream, upstream.scheme != "http" {
             throw TestSupportError("FaultProxy forwards to plain HTTP only; upstream was \(upstream)")
         }
-        let directory = try TemporaryDirectory(prefix: "slipway-proxy")
-        do {
-            let readyFile = directory.appending("proxy.port")
-            let logFile = directory.appending("requests.jsonl")
+        let server = try await FixtureServer.start("fault_proxy.py", prefix: "slipway-proxy") { directory in
             let rulesFile = directory.appending("rules.json")
-            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
             try writeRules(rules, to: rulesFile)
             var configuration: [String: Any] = [
-                "readyFile": readyFile.path, "logFile": logFile.path, "rulesFile": rulesFile.path,
-                "seed": seed, "fixedBody": fixedBody,
+                "logFile": emptyLog(in: directory).path, "rulesFile": rulesFile.path, "seed": seed, "fixedBody": fixedBody,
             ]
-            if let upstream {
-                configuration["upstream"] = upstream.originText
-            }
-            let configurationFile = directory.appending("proxy.json")
-            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-
-            let (process, port) = try await startFixtureServer("fault_proxy.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
-            return FaultProxy(port: port, upstream: upstream, logFile: logFile, rulesFile: rulesFile, directory: directory, process: process)
-        } catch {
-            directory.remove()
-            throw error
+            if let upstream { configuration["upstream"] = upstream.originText }
+            return configuration
         }
+        return FaultProxy(server: server, upstream: upstream)
     }
 
     /// Stops the proxy and removes its files. Safe to call twice.
-    public func stop() async {
-        await process.stop()
-        directory.remove()
-    }
+    public func stop() async { await server.stop() }
 }
 
 /// Runs `body` with a fault proxy in front of `upstream` and stops it afterwards, also

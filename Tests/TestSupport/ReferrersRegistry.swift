@@ -37,16 +37,14 @@ public final class ReferrersRegistry: Sendable {
     public let baseURL: URL
 
     private let recordFile: URL
-    private let directory: TemporaryDirectory
-    private let process: SupervisedProcess
+    private let server: FixtureServer
 
-    private init(port: Int, recordFile: URL, directory: TemporaryDirectory, process: SupervisedProcess) {
-        self.port = port
-        self.host = "127.0.0.1:\(port)"
-        self.baseURL = URL(string: "http://127.0.0.1:\(port)")!
-        self.recordFile = recordFile
-        self.directory = directory
-        self.process = process
+    private init(server: FixtureServer) {
+        self.port = server.port
+        self.host = "127.0.0.1:\(server.port)"
+        self.baseURL = URL(string: "http://127.0.0.1:\(server.port)")!
+        self.recordFile = server.directory.appending("record.json")
+        self.server = server
     }
 
     /// The referrers recorded and not deleted since.
@@ -63,26 +61,14 @@ public final class ReferrersRegistry: Sendable {
     /// ``withReferrersRegistry(upstream:_:)``; whoever calls this must call ``stop()``.
     public static func start(upstream: URL) async throws -> ReferrersRegistry {
         guard upstream.scheme == "http" else { throw TestSupportError("ReferrersRegistry forwards to plain HTTP only; upstream was \(upstream)") }
-        let directory = try TemporaryDirectory(prefix: "slipway-referrers")
-        do {
-            let readyFile = directory.appending("front.port")
-            let recordFile = directory.appending("record.json")
-            let configuration: [String: Any] = ["readyFile": readyFile.path, "recordFile": recordFile.path, "upstream": upstream.originText]
-            let configurationFile = directory.appending("front.json")
-            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let (process, port) = try await startFixtureServer("referrers_registry.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
-            return ReferrersRegistry(port: port, recordFile: recordFile, directory: directory, process: process)
-        } catch {
-            directory.remove()
-            throw error
+        let server = try await FixtureServer.start("referrers_registry.py", prefix: "slipway-referrers") { directory in
+            ["recordFile": directory.appending("record.json").path, "upstream": upstream.originText]
         }
+        return ReferrersRegistry(server: server)
     }
 
     /// Stops the front and removes its files. Safe to call twice.
-    public func stop() async {
-        await process.stop()
-        directory.remove()
-    }
+    public func stop() async { await server.stop() }
 }
 
 /// Runs `body` with a referrers front before `upstream` and stops it afterwards, also when

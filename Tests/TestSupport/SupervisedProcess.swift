@@ -139,6 +139,53 @@ func startFixtureServer(_ script: String, configurationFile: URL, readyFile: URL
     return (process, try await waitForPortFile(readyFile, of: process, name: script))
 }
 
+/// A fixture server (`Tests/Fixtures/servers/<script>`) in a temporary directory of its own,
+/// which holds its configuration, its ready file, its logs and whatever `configure` puts
+/// there; ``stop()`` ends the process and removes the directory.
+final class FixtureServer: Sendable {
+    let directory: TemporaryDirectory
+    let process: SupervisedProcess
+    /// The port it listens on, on 127.0.0.1.
+    let port: Int
+
+    private init(directory: TemporaryDirectory, process: SupervisedProcess, port: Int) {
+        self.directory = directory
+        self.process = process
+        self.port = port
+    }
+
+    /// Starts `script` with the configuration `configure` returns (given the directory, to
+    /// place files in), plus `readyFile`; the directory goes if starting fails.
+    static func start(_ script: String, prefix: String, configure: (TemporaryDirectory) throws -> [String: Any]) async throws -> FixtureServer {
+        let directory = try TemporaryDirectory(prefix: prefix)
+        do {
+            let readyFile = directory.appending("ready.port")
+            var configuration = try configure(directory)
+            configuration["readyFile"] = readyFile.path
+            let configurationFile = directory.appending("configuration.json")
+            try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
+            let (process, port) = try await startFixtureServer(script, configurationFile: configurationFile, readyFile: readyFile, in: directory)
+            return FixtureServer(directory: directory, process: process, port: port)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Stops the server and removes its files. Safe to call twice.
+    func stop() async {
+        await process.stop()
+        directory.remove()
+    }
+}
+
+/// An empty request log for a fixture server to append JSON lines to.
+func emptyLog(in directory: TemporaryDirectory, _ name: String = "requests.jsonl") -> URL {
+    let file = directory.appending(name)
+    _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+    return file
+}
+
 extension URL {
     /// `http://127.0.0.1:PORT` without a trailing slash: how a fixture server's configuration
     /// names the server it forwards to.
