@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependency direction (one way, top to bottom):
-//   executables → Resource / Builder (later steps) → Registry → HTTP → CCurl
-//                                                   ↘ OCI (value types, no I/O)
+// Dependency direction (one way, top to bottom; docs/architecture.md has each module):
+//   SlipwayCommand → Resource, Builder
+//     → Transfer, Signing, CloudAuth, GitSource, BuildLock, BuildContext, RootFS, TagPolicy
+//     → Registry, ImageLayout, Archive → HTTP → CCurl, CZlib, CZstd
+//     → OCI (value types, no I/O), Console
 let package = Package(
     name: "Slipway",
     platforms: [.macOS(.v14)],
