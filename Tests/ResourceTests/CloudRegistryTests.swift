@@ -28,6 +28,22 @@ func ociBuildDirectory(_ directory: TemporaryDirectory) throws -> (URL, Digest) 
     return (build, try layout.image().descriptor.digest)
 }
 
+/// `out` of a fresh image, then `check` and `in` of it, with `source` (JSON) and the worker's
+/// `environment`, as Concourse runs them: each must give back the pushed digest. Returns the
+/// three results, for what the test checks of their output.
+func putCheckGet(source: String, environment: [String: String], in directory: TemporaryDirectory) throws -> [ProcessResult] {
+    let (build, digest) = try ociBuildDirectory(directory)
+    let put = try runResource("out", #"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: build, environment: environment)
+    #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
+    let check = try runResource("check", #"{"source":\#(source)}"#, environment: environment)
+    #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
+    let get = try runResource("in", #"{"source":\#(source),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
+                              directory: directory.appending("get"), environment: environment)
+    #expect(get.succeeded, "\(get.stderrString)")
+    #expect(try String(contentsOf: directory.appending("get/digest"), encoding: .utf8) == digest.rawValue)
+    return [put, check, get]
+}
+
 /// ECR through a fake AWS on loopback that recomputes every SigV4 signature, with a real
 /// registry whose htpasswd password is the one inside the fake's ECR tokens.
 @Suite("ECR login (aws_* keys), as Concourse runs it")
@@ -48,20 +64,12 @@ struct ECRLoginTests {
                 try withTemporaryDirectory { directory in
                     let environment = ["AWS_ENDPOINT_URL_ECR": aws.baseURL.absoluteString, "AWS_EC2_METADATA_DISABLED": "true"]
                     let keys = #","aws_access_key_id":"\#(keyID)","aws_secret_access_key":"\#(secret)""#
-                    let (build, digest) = try ociBuildDirectory(directory)
-                    let put = try runResource("out", #"{"source":\#(source(registry, keys)),"params":{"image":"image/oci"}}"#, directory: build, environment: environment)
-                    #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
-                    let check = try runResource("check", #"{"source":\#(source(registry, keys))}"#, environment: environment)
-                    #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
-                    let get = try runResource("in", #"{"source":\#(source(registry, keys)),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
-                                              directory: directory.appending("get"), environment: environment)
-                    #expect(get.succeeded, "\(get.stderrString)")
-                    #expect(try String(contentsOf: directory.appending("get/digest"), encoding: .utf8) == digest.rawValue)
+                    let results = try putCheckGet(source: source(registry, keys), environment: environment, in: directory)
 
                     let requests = try aws.requests()
                     #expect(requests.count == 3)
                     #expect(requests.allSatisfy { $0.kind == "ecr" && $0.signature == "valid" && $0.accessKeyId == keyID && $0.status == 200 })
-                    let output = everything([put, check, get])
+                    let output = everything(results)
                     #expect(!output.contains(secret) && !output.contains(ecrPassword))
                 }
             }
@@ -76,16 +84,9 @@ struct ECRLoginTests {
                 try withTemporaryDirectory { directory in
                     let environment = ["AWS_ENDPOINT_URL_ECR": aws.baseURL.absoluteString, "AWS_EC2_METADATA_DISABLED": "true"]
                     let source = #"{"repository":"team/app","tag":"dev","aws_region":"us-east-1","aws_access_key_id":"\#(keyID)","aws_secret_access_key":"\#(secret)"}"#
-                    let (build, digest) = try ociBuildDirectory(directory)
-                    let put = try runResource("out", #"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: build, environment: environment)
-                    #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
-                    let check = try runResource("check", #"{"source":\#(source)}"#, environment: environment)
-                    #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
-                    let get = try runResource("in", #"{"source":\#(source),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
-                                              directory: directory.appending("get"), environment: environment)
-                    #expect(get.succeeded, "\(get.stderrString)")
+                    let output = everything(try putCheckGet(source: source, environment: environment, in: directory))
                     #expect(try String(contentsOf: directory.appending("get/repository"), encoding: .utf8) == "\(registry.host)/team/app")
-                    #expect(!everything([put, check, get]).contains(secret) && !everything([put, check, get]).contains(ecrPassword))
+                    #expect(!output.contains(secret) && !output.contains(ecrPassword))
                 }
             }
         }
@@ -186,15 +187,7 @@ struct ACRLoginTests {
                 try withTemporaryDirectory { directory in
                     let environment = ["AZURE_POD_IDENTITY_AUTHORITY_HOST": azure.baseURL.absoluteString]
                     let source = #"{"repository":"\#(azure.host)/team/app","tag":"dev","insecure":true,"azure_acr":true,"azure_client_id":"\#(clientID)","azure_tenant_id":"\#(tenant)"}"#
-                    let (build, digest) = try ociBuildDirectory(directory)
-                    let put = try runResource("out", #"{"source":\#(source),"params":{"image":"image/oci"}}"#, directory: build, environment: environment)
-                    #expect(try outVersion(put) == ["tag": "dev", "digest": digest.rawValue])
-                    let check = try runResource("check", #"{"source":\#(source)}"#, environment: environment)
-                    #expect(try decodeVersions(check) == [["tag": "dev", "digest": digest.rawValue]])
-                    let get = try runResource("in", #"{"source":\#(source),"version":{"tag":"dev","digest":"\#(digest)"}}"#,
-                                              directory: directory.appending("get"), environment: environment)
-                    #expect(get.succeeded, "\(get.stderrString)")
-                    #expect(try String(contentsOf: directory.appending("get/digest"), encoding: .utf8) == digest.rawValue)
+                    let results = try putCheckGet(source: source, environment: environment, in: directory)
 
                     let requests = try azure.requests()
                     let identity = requests.filter { $0.kind == "imds" }, exchanges = requests.filter { $0.kind == "exchange" }
@@ -202,7 +195,7 @@ struct ACRLoginTests {
                     #expect(identity.allSatisfy { $0.metadataHeader == "true" && $0.clientId == clientID && $0.resource == "https://management.azure.com/" && $0.status == 200 })
                     #expect(exchanges.allSatisfy { $0.grantType == "access_token" && $0.accessTokenValid == true && $0.service == azure.host && $0.tenant == tenant && $0.status == 200 })
                     #expect(requests.contains { $0.kind == "proxy" && $0.authorization == "Basic" && $0.status < 300 })
-                    let output = everything([put, check, get])
+                    let output = everything(results)
                     #expect(!output.contains(accessToken) && !output.contains(refreshToken))
                 }
             }
