@@ -37,6 +37,23 @@ enum SBOM {
         return purl
     }
 
+    /// The [purl](https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#rpm) of an
+    /// rpm package: `pkg:rpm/<distribution>/<name>@<version>-<release>?arch=…&epoch=…` (the
+    /// package's version is `[epoch:]version-release`; purl keeps the epoch as a qualifier, and
+    /// qualifiers in name order); no namespace when the image has no os-release.
+    static func rpmPURL(_ package: InstalledPackage, distribution: String?) -> String {
+        var version = Substring(package.version)
+        var epoch: Substring?
+        if let colon = version.firstIndex(of: ":") {
+            epoch = version[..<colon]
+            version = version[version.index(after: colon)...]
+        }
+        let namespace = distribution.map { purlEncoded($0) + "/" } ?? ""
+        let qualifiers = [package.architecture.map { "arch=" + purlEncoded($0) }, epoch.map { "epoch=" + purlEncoded(String($0)) }].compactMap { $0 }
+        return "pkg:rpm/\(namespace)\(purlEncoded(package.name))@\(purlEncoded(String(version)))"
+            + (qualifiers.isEmpty ? "" : "?" + qualifiers.joined(separator: "&"))
+    }
+
     /// One platform's scan (platform nil: a single-manifest image).
     struct PlatformScan: Sendable {
         var platform: Platform?
@@ -126,16 +143,17 @@ enum SBOM {
                 switch package.manager {
                 case .dpkg: purl = "pkg:deb/\(purlEncoded(platformScan.scan.distribution ?? "debian"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
                 case .apk: purl = "pkg:apk/\(purlEncoded(platformScan.scan.distribution ?? "alpine"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
+                case .rpm: purl = rpmPURL(package, distribution: platformScan.scan.distribution)
                 }
-                if let architecture = package.architecture { purl += "?arch=\(purlEncoded(architecture))" }
+                if package.manager != .rpm, let architecture = package.architecture { purl += "?arch=\(purlEncoded(architecture))" }
                 let written = "listed in /\(package.database), entry last written by layer \(package.layerIndex) (\(package.layer))"
                 packages.append(.init(SPDXID: id, name: package.name, versionInfo: package.version,
                                       sourceInfo: written + (platformName.map { " of the \($0) image" } ?? ""),
                                       externalRefs: [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: purl)]))
                 relationships.append(.init(spdxElementId: image, relationshipType: "CONTAINS", relatedSpdxElement: id))
             }
-            for database in platformScan.scan.rpmDatabases {
-                notes.append("/\(database)\(platformName.map { " (\($0))" } ?? "") is an rpm database, which build-task does not read: its packages are not listed")
+            for database in platformScan.scan.unreadDatabases {
+                notes.append("/\(database.path)\(platformName.map { " (\($0))" } ?? "") \(database.reason): its packages are not listed")
             }
         }
         var spdxFiles: [SPDXDocument.File] = []
@@ -147,7 +165,7 @@ enum SBOM {
                                    comment: "a build context file that COPY or ADD names (its path in the context)"))
             relationships.append(.init(spdxElementId: image, relationshipType: "GENERATED_FROM", relatedSpdxElement: id))
         }
-        notes.append("packages are those the image's dpkg and apk databases list; files installed without a package manager are not listed unless copied from the build context")
+        notes.append("packages are those the image's dpkg, apk and rpm databases list; files installed without a package manager are not listed unless copied from the build context")
         return SPDXDocument(name: "\(subject.name)@\(digest)",
                             documentNamespace: "https://slipway.dev/spdx/\(purlEncoded(subject.name))/\(digest.encoded)/\(UUID().uuidString.lowercased())",
                             creationInfo: .init(created: date, creators: ["Tool: slipway-build-task-\(Provenance.slipwayVersion)"]),

@@ -78,6 +78,11 @@ import Testing
 
     /// A layout (`latest`) of `layers` (path → content each), for the host's architecture.
     func base(_ directory: URL, layers: [[String: String]]) throws -> Digest {
+        try base(directory, layers: layers.map { $0.mapValues { Data($0.utf8) } })
+    }
+
+    /// A layout (`latest`) of `layers` (path → bytes each), for the host's architecture.
+    func base(_ directory: URL, layers: [[String: Data]]) throws -> Digest {
         let layout = try OCILayout.create(at: directory)
         var descriptors: [Descriptor] = []
         var diffIDs: [Digest] = []
@@ -247,6 +252,51 @@ import Testing
                 let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
                 let locators = (document["packages"] as? [[String: Any]] ?? []).compactMap { ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"] }
                 #expect(Set(locators.filter { $0.hasPrefix("pkg:apk/") }) == ["pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64", "pkg:apk/alpine/busybox@1.36.1-r5?arch=x86_64"])
+            }
+        }
+    }
+
+    /// rpm's own database in the base, written by rpm in two layers (a package erased and one
+    /// added by the second): the SBOM lists what `rpm -qa` lists in the built image.
+    @Test func sbomListsWhatRpmListsInTheImage() async throws {
+        try await withTestGitRepository { repository in
+            try withTemporaryDirectory { directory in
+                let rpm = try RPMRoot(directory.appending("rpm"))
+                try rpm.install(.init(name: "alpha", version: "1.0", release: "1", architecture: "noarch"))
+                try rpm.install(.init(name: "beta", version: "2.3.4", release: "5.el9", epoch: 3))
+                try rpm.install(.init(name: "gamma", version: "0.9", release: "1", descriptionLines: 400))
+                let first = try rpm.database
+                try rpm.erase("gamma")
+                try rpm.install(.init(name: "delta", version: "4.0", release: "2.el9"))
+                _ = try base(directory.appending("base"), layers: [
+                    ["etc/os-release": Data("ID=\"rhel\"\n".utf8), "var/lib/rpm/rpmdb.sqlite": first],
+                    ["var/lib/rpm/rpmdb.sqlite": try rpm.database],
+                ])
+                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
+                let output = directory.appending("image")
+                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble",
+                                                                  "IMAGE_ARG_BASE": directory.appending("base").path,
+                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
+                try #require(result.succeeded, "\(result.stderrString)")
+                let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
+                let rpms = (document["packages"] as? [[String: Any]] ?? []).filter {
+                    (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"])?.hasPrefix("pkg:rpm/") == true
+                }
+
+                let root = try builds.unpacked(output.appendingPathComponent("oci"), architecture: Platform.host.architecture,
+                                               into: directory.appending("unpacked"))
+                let listed = try RPMRoot.query(root: root)
+                #expect(listed.count == 3, "\(listed)")  // alpha, beta, delta: gamma was erased
+                let purls = Dictionary(rpms.map { ($0["name"] as? String ?? "", (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"]) ?? "") }) { $1 }
+                #expect(Set(rpms.map { package in
+                    let arch = purls[package["name"] as? String ?? ""]?.firstMatch(of: /arch=([^&]+)/).map { String($0.1) } ?? ""
+                    return "\(package["name"] as? String ?? "") \(package["versionInfo"] as? String ?? "") \(arch)"
+                }) == listed)
+                #expect(purls["beta"] == "pkg:rpm/rhel/beta@2.3.4-5.el9?arch=x86_64&epoch=3")
+                let layers = Dictionary(rpms.map { ($0["name"] as? String ?? "", $0["sourceInfo"] as? String ?? "") }) { $1 }
+                #expect(layers["alpha"]?.contains("listed in /var/lib/rpm/rpmdb.sqlite, entry last written by layer 0 ") == true, "\(layers)")
+                #expect(layers["delta"]?.contains("layer 1 ") == true, "\(layers)")
+                #expect((document["comment"] as? String)?.contains("cannot be read") == false)
             }
         }
     }

@@ -7,10 +7,14 @@ import OCI
 public enum ImageFixture {
     /// Writes a layer whose files are `files` (path → content) and returns (descriptor, diff_id).
     public static func layer(_ files: [String: String], into layout: OCILayout, compression: Compression = .gzip) throws -> (Descriptor, Digest) {
+        try layer(files.mapValues { Data($0.utf8) }, into: layout, compression: compression)
+    }
+
+    /// Writes a layer whose files are `files` (path → bytes) and returns (descriptor, diff_id).
+    public static func layer(_ files: [String: Data], into layout: OCILayout, compression: Compression = .gzip) throws -> (Descriptor, Digest) {
         let tar = DataSink()
         let writer = TarWriter(tar)
-        for (path, content) in files.sorted(by: { $0.key < $1.key }) {
-            let bytes = Data(content.utf8)
+        for (path, bytes) in files.sorted(by: { $0.key < $1.key }) {
             try writer.append(TarHeader(name: path, kind: .regular, mode: 0o644, size: Int64(bytes.count)), body: DataSource(bytes))
         }
         try writer.finish()

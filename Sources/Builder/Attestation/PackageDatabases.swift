@@ -6,7 +6,7 @@ import OCI
 /// A package a package manager's database in an image says is installed.
 struct InstalledPackage: Sendable, Equatable {
     enum Manager: String, Sendable {
-        case dpkg, apk
+        case dpkg, apk, rpm
     }
 
     var manager: Manager
@@ -25,20 +25,25 @@ struct InstalledPackage: Sendable, Equatable {
 /// never unpacking the image.
 ///
 /// dpkg: `var/lib/dpkg/status` and `var/lib/dpkg/status.d/*` (distroless); apk:
-/// `lib/apk/db/installed`. rpm's databases (Berkeley DB, sqlite, ndb) need a library to read:
-/// they are only noticed (``rpmDatabases``).
+/// `lib/apk/db/installed`; rpm: `rpmdb.sqlite` (rpm 4.16 and later: Fedora 33+, RHEL and UBI 9,
+/// Amazon Linux 2023) with its write-ahead log, under `var/lib/rpm` or `usr/lib/sysimage/rpm`.
+/// rpm's older Berkeley DB `Packages` and SUSE's ndb `Packages.db` are noticed, not read
+/// (``unreadDatabases``).
 struct PackageDatabaseScan: Sendable, Equatable {
     var packages: [InstalledPackage] = []
-    /// rpm databases present in the image, unread.
-    var rpmDatabases: [String] = []
+    /// Package databases present in the image that could not be read, and why.
+    var unreadDatabases: [UnreadDatabase] = []
     /// `ID` of `etc/os-release` (or `usr/lib/os-release`): the purl namespace.
     var distribution: String?
 
     static let dpkgStatus = "var/lib/dpkg/status"
     static let dpkgStatusDirectory = "var/lib/dpkg/status.d/"
     static let apkInstalled = "lib/apk/db/installed"
-    static let rpmPaths: Set<String> = ["var/lib/rpm/Packages", "var/lib/rpm/Packages.db", "var/lib/rpm/rpmdb.sqlite",
-                                        "usr/lib/sysimage/rpm/Packages", "usr/lib/sysimage/rpm/Packages.db", "usr/lib/sysimage/rpm/rpmdb.sqlite"]
+    static let rpmDirectories = ["var/lib/rpm/", "usr/lib/sysimage/rpm/"]
+    /// rpm's database files, by name in its directory, and the format of each.
+    static let rpmFiles: [String: String] = ["rpmdb.sqlite": "sqlite", "rpmdb.sqlite-wal": "sqlite's log",
+                                             "Packages": "Berkeley DB", "Packages.db": "ndb"]
+    static let rpmPaths = Set(rpmDirectories.flatMap { directory in rpmFiles.keys.map { directory + $0 } })
     static let osRelease = ["etc/os-release", "usr/lib/os-release"]
     /// The most one database file may hold (a large Debian status file is a few MiB).
     static let fileLimit = 256 << 20
@@ -104,14 +109,16 @@ struct PackageDatabaseScan: Sendable, Equatable {
 
             // Which entries this layer changed: those not listed, identically, before it.
             var next: [String: (Int, Digest)] = [:]
-            for package in packages(files) {
+            for package in read(files).packages {
                 let key = Self.key(package)
                 next[key] = attribution[key] ?? (index, layer.digest)
             }
             attribution = next
         }
         var scan = PackageDatabaseScan()
-        scan.packages = packages(files).map { package in
+        let (packages, unread) = read(files)
+        scan.unreadDatabases = unread
+        scan.packages = packages.map { package in
             var package = package
             if let (index, digest) = attribution[key(package)] {
                 package.layerIndex = index
@@ -119,7 +126,6 @@ struct PackageDatabaseScan: Sendable, Equatable {
             }
             return package
         }
-        scan.rpmDatabases = files.keys.filter { rpmPaths.contains($0) }.sorted()
         let release = files["etc/os-release"] ?? files["usr/lib/os-release"]
         scan.distribution = release.flatMap { osReleaseID(String(decoding: $0, as: UTF8.self)) }
         return scan
@@ -129,9 +135,16 @@ struct PackageDatabaseScan: Sendable, Equatable {
         [package.database, package.name, package.architecture ?? "", package.version].joined(separator: "\u{0}")
     }
 
-    /// The packages the database files list (layer not yet known).
-    static func packages(_ files: [String: Data]) -> [InstalledPackage] {
+    /// A database file in the image whose packages are not listed.
+    struct UnreadDatabase: Sendable, Equatable {
+        var path: String
+        var reason: String
+    }
+
+    /// The packages the database files list (layer not yet known), and the databases that could not be read.
+    static func read(_ files: [String: Data]) -> (packages: [InstalledPackage], unread: [UnreadDatabase]) {
         var result: [InstalledPackage] = []
+        var unread: [UnreadDatabase] = []
         let unknown = Digest.sha256(Data())
         for path in files.keys.sorted() {
             guard let data = files[path] else { continue }
@@ -150,9 +163,21 @@ struct PackageDatabaseScan: Sendable, Equatable {
                     result.append(InstalledPackage(manager: .apk, name: name, version: version, architecture: stanza["A"],
                                                    database: path, layerIndex: 0, layer: unknown))
                 }
+            } else if path.hasSuffix("/rpmdb.sqlite") {
+                do {
+                    let headers = try RPMHeader.packages(sqlite: [UInt8](data), wal: files[path + "-wal"].map { [UInt8]($0) })
+                    result += headers.map {
+                        InstalledPackage(manager: .rpm, name: $0.name, version: $0.fullVersion, architecture: $0.architecture,
+                                         database: path, layerIndex: 0, layer: unknown)
+                    }
+                } catch {
+                    unread.append(UnreadDatabase(path: path, reason: "is an rpm database that cannot be read (\(error))"))
+                }
+            } else if let format = rpmFiles[String(path.split(separator: "/").last ?? "")], rpmPaths.contains(path), !path.hasSuffix("-wal") {
+                unread.append(UnreadDatabase(path: path, reason: "is an rpm database in \(format) format, which build-task does not read"))
             }
         }
-        return result
+        return (result, unread)
     }
 
     /// deb822 paragraphs: `Field: value` lines, continuation lines start with a space or tab.
