@@ -257,20 +257,23 @@ import Testing
     }
 
     /// rpm's own database in the base, written by rpm in two layers (a package erased and one
-    /// added by the second): the SBOM lists what `rpm -qa` lists in the built image.
-    @Test func sbomListsWhatRpmListsInTheImage() async throws {
+    /// added by the second): the SBOM lists what `rpm -qa` lists in the built image. As
+    /// `rpmdb.sqlite` (rpm 4.16 and later) and as a Berkeley DB `Packages` (older rpm).
+    @Test(arguments: [false, true])
+    func sbomListsWhatRpmListsInTheImage(berkeleyDB: Bool) async throws {
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
                 let rpm = try RPMRoot(directory.appending("rpm"))
                 try rpm.install(.init(name: "alpha", version: "1.0", release: "1", architecture: "noarch"))
                 try rpm.install(.init(name: "beta", version: "2.3.4", release: "5.el9", epoch: 3))
                 try rpm.install(.init(name: "gamma", version: "0.9", release: "1", descriptionLines: 400))
-                let first = try rpm.database
+                let file = berkeleyDB ? "var/lib/rpm/Packages" : "var/lib/rpm/rpmdb.sqlite"
+                let first = berkeleyDB ? try rpm.berkeleyDB : try rpm.database
                 try rpm.erase("gamma")
                 try rpm.install(.init(name: "delta", version: "4.0", release: "2.el9"))
                 _ = try base(directory.appending("base"), layers: [
-                    ["etc/os-release": Data("ID=\"rhel\"\n".utf8), "var/lib/rpm/rpmdb.sqlite": first],
-                    ["var/lib/rpm/rpmdb.sqlite": try rpm.database],
+                    ["etc/os-release": Data("ID=\"rhel\"\n".utf8), file: first],
+                    [file: berkeleyDB ? try rpm.berkeleyDB : try rpm.database],
                 ])
                 _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
                 let output = directory.appending("image")
@@ -285,7 +288,7 @@ import Testing
 
                 let root = try builds.unpacked(output.appendingPathComponent("oci"), architecture: Platform.host.architecture,
                                                into: directory.appending("unpacked"))
-                let listed = try RPMRoot.query(root: root)
+                let listed = try RPMRoot.query(root: root, berkeleyDB: berkeleyDB)
                 #expect(listed.count == 3, "\(listed)")  // alpha, beta, delta: gamma was erased
                 let purls = Dictionary(rpms.map { ($0["name"] as? String ?? "", (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"]) ?? "") }) { $1 }
                 #expect(Set(rpms.map { package in
@@ -294,7 +297,7 @@ import Testing
                 }) == listed)
                 #expect(purls["beta"] == "pkg:rpm/rhel/beta@2.3.4-5.el9?arch=x86_64&epoch=3")
                 let layers = Dictionary(rpms.map { ($0["name"] as? String ?? "", $0["sourceInfo"] as? String ?? "") }) { $1 }
-                #expect(layers["alpha"]?.contains("listed in /var/lib/rpm/rpmdb.sqlite, entry last written by layer 0 ") == true, "\(layers)")
+                #expect(layers["alpha"]?.contains("listed in /\(file), entry last written by layer 0 ") == true, "\(layers)")
                 #expect(layers["delta"]?.contains("layer 1 ") == true, "\(layers)")
                 #expect((document["comment"] as? String)?.contains("cannot be read") == false)
             }

@@ -22,7 +22,7 @@ struct PackageDatabaseScanTests {
                 ["./var/lib/dpkg/status": "Package: gone\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n",
                  "var/lib/dpkg/status.d/base": "Package: base-files\nVersion: 12.4\nArchitecture: amd64\n",
                  "var/lib/dpkg/status.d/base.md5sums": "0123  etc/issue\n",
-                 "var/lib/rpm/Packages": "\u{0}\u{6}\u{15}\u{61}", "usr/lib/sysimage/rpm/rpmdb.sqlite": "SQLite format 3\u{0}",
+                 "var/lib/rpm/Packages.db": "\u{0}\u{6}\u{15}\u{61}", "usr/lib/sysimage/rpm/rpmdb.sqlite": "SQLite format 3\u{0}",
                  "etc/os-release": "ID=debian\n"],
                 ["var/lib/dpkg/.wh.status": "", "var/lib/dpkg/status.d/.wh..wh..opq": "",
                  "var/lib/dpkg/status.d/tzdata": "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n"],
@@ -32,13 +32,13 @@ struct PackageDatabaseScanTests {
             #expect(scan.packages.map(\.name) == ["tzdata"])
             #expect(scan.packages.first?.layerIndex == 1 && scan.packages.first?.layer == image.layers[1].digest)
             #expect(scan.packages.first?.database == "var/lib/dpkg/status.d/tzdata")
-            #expect(scan.unreadDatabases.map(\.path) == ["usr/lib/sysimage/rpm/rpmdb.sqlite", "var/lib/rpm/Packages"])
+            #expect(scan.unreadDatabases.map(\.path) == ["usr/lib/sysimage/rpm/rpmdb.sqlite", "var/lib/rpm/Packages.db"])
             #expect(scan.distribution == "debian")
 
             let document = SBOM.document(subject: StatementSubject(name: "app", digest: [:]), repository: nil, digest: image.config.digest,
                                          scans: [SBOM.PlatformScan(platform: nil, scan: scan)], bases: [], files: [], created: Date())
             let comment = try #require(document.comment)
-            #expect(comment.contains("/var/lib/rpm/Packages is an rpm database in Berkeley DB format, which build-task does not read: its packages are not listed"))
+            #expect(comment.contains("/var/lib/rpm/Packages.db is an rpm database in ndb format, which build-task does not read: its packages are not listed"))
             #expect(comment.contains("/usr/lib/sysimage/rpm/rpmdb.sqlite is an rpm database that cannot be read (not an SQLite 3 database): its packages are not listed"))
         }
     }

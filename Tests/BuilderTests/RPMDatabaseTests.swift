@@ -58,9 +58,32 @@ struct RPMRoot {
         ["--root", root.path, "--dbpath", "/var/lib/rpm"] + arguments
     }
 
+    /// The database as rpm before 4.16 kept it: a Berkeley DB hash `Packages` of the same
+    /// headers, keyed by header number (native byte order), written by Berkeley DB's own
+    /// `db_load` from what `sqlite3` reads of rpm's database.
+    var berkeleyDB: Data {
+        get throws {
+            let rows = try runProcess("sqlite3", [root.appendingPathComponent("var/lib/rpm/rpmdb.sqlite").path,
+                                                  "SELECT hnum, lower(hex(blob)) FROM Packages"]).checked().stdoutString
+            var dump = "VERSION=3\nformat=bytevalue\ntype=hash\nHEADER=END\n"
+            for row in rows.split(separator: "\n") {
+                let fields = row.split(separator: "|")
+                let number = withUnsafeBytes(of: UInt32(fields[0])!.littleEndian) { $0.map { String(format: "%02x", $0) }.joined() }
+                dump += " \(number)\n \(fields[1])\n"
+            }
+            dump += "DATA=END\n"
+            let directory = root.deletingLastPathComponent().appendingPathComponent("bdb-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            _ = try runProcess("db5.3_load", ["-f", "/dev/stdin", directory.appendingPathComponent("Packages").path], stdin: Data(dump.utf8)).checked()
+            return try Data(contentsOf: directory.appendingPathComponent("Packages"))
+        }
+    }
+
     /// What `rpm -qa` says is installed: `name [epoch:]version-release arch` per package.
-    static func query(root: URL) throws -> Set<String> {
-        let listed = try runProcess("rpm", ["--root", root.path, "--dbpath", "/var/lib/rpm", "-qa",
+    /// `berkeleyDB`: read the Berkeley DB `Packages` (rpm's read-only `bdb_ro` backend).
+    static func query(root: URL, berkeleyDB: Bool = false) throws -> Set<String> {
+        let backend = berkeleyDB ? ["--define", "_db_backend bdb_ro"] : []
+        let listed = try runProcess("rpm", backend + ["--root", root.path, "--dbpath", "/var/lib/rpm", "-qa",
                                             "--qf", "%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE} %{ARCH}\\n"]).checked()
         return Set(listed.stdoutString.split(separator: "\n").map(String.init))
     }
@@ -82,6 +105,33 @@ struct RPMDatabaseTests {
             #expect(Set(read.map { "\($0.name) \($0.fullVersion) \($0.architecture ?? "")" }) == (try RPMRoot.query(root: rpm.root)))
             #expect(read.count == 3)
             #expect(read.first { $0.name == "beta" }?.epoch == 3)
+        }
+    }
+
+    @Test func readsWhatRpmListsFromABerkeleyDBPackages() throws {
+        try withTemporaryDirectory { directory in
+            let rpm = try RPMRoot(directory.url)
+            try rpm.install(.init(name: "alpha", version: "1.0", release: "1", architecture: "noarch"))
+            try rpm.install(.init(name: "beta", version: "2.3.4", release: "5.el8", epoch: 3))
+            try rpm.install(.init(name: "gamma", version: "0.9", release: "1", descriptionLines: 400))  // overflow pages
+            let packages = try rpm.berkeleyDB
+            let judge = directory.appending("judge")
+            try FileManager.default.createDirectory(at: judge.appendingPathComponent("var/lib/rpm"), withIntermediateDirectories: true)
+            try packages.write(to: judge.appendingPathComponent("var/lib/rpm/Packages"))
+            let listed = try RPMRoot.query(root: judge, berkeleyDB: true)
+            #expect(listed.count == 3, "rpm itself reads the Berkeley DB: \(listed)")
+            let read = try RPMHeader.packages(berkeleyDB: [UInt8](packages))
+            #expect(Set(read.map { "\($0.name) \($0.fullVersion) \($0.architecture ?? "")" }) == listed)
+
+            var looped = [UInt8](packages)  // gamma's overflow chain pointing back at its own first page
+            let file = try BerkeleyDBHashFile(looped)
+            for number in 1...file.lastPage where looped[number * file.pageSize + 25] == 7 {
+                looped.replaceSubrange((number * file.pageSize + 16)..<(number * file.pageSize + 20), with: withUnsafeBytes(of: UInt32(number).littleEndian, Array.init))
+                looped[number * file.pageSize + 22] = 1  // one byte used: the chain never completes but for the loop
+                looped[number * file.pageSize + 23] = 0
+            }
+            #expect(throws: BerkeleyDBHashFile.Malformed.self) { try RPMHeader.packages(berkeleyDB: looped) }
+            #expect(throws: BerkeleyDBHashFile.Malformed.self) { try BerkeleyDBHashFile(Array(packages.prefix(packages.count - 4096))) }
         }
     }
 

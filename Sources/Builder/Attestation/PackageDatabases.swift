@@ -26,9 +26,9 @@ struct InstalledPackage: Sendable, Equatable {
 ///
 /// dpkg: `var/lib/dpkg/status` and `var/lib/dpkg/status.d/*` (distroless); apk:
 /// `lib/apk/db/installed`; rpm: `rpmdb.sqlite` (rpm 4.16 and later: Fedora 33+, RHEL and UBI 9,
-/// Amazon Linux 2023) with its write-ahead log, under `var/lib/rpm` or `usr/lib/sysimage/rpm`.
-/// rpm's older Berkeley DB `Packages` and SUSE's ndb `Packages.db` are noticed, not read
-/// (``unreadDatabases``).
+/// Amazon Linux 2023) with its write-ahead log, and the Berkeley DB `Packages` of older rpm
+/// (RHEL 8, CentOS 7, Amazon Linux 2), under `var/lib/rpm` or `usr/lib/sysimage/rpm`. SUSE's
+/// ndb `Packages.db` is noticed, not read (``unreadDatabases``).
 struct PackageDatabaseScan: Sendable, Equatable {
     var packages: [InstalledPackage] = []
     /// Package databases present in the image that could not be read, and why.
@@ -163,9 +163,10 @@ struct PackageDatabaseScan: Sendable, Equatable {
                     result.append(InstalledPackage(manager: .apk, name: name, version: version, architecture: stanza["A"],
                                                    database: path, layerIndex: 0, layer: unknown))
                 }
-            } else if path.hasSuffix("/rpmdb.sqlite") {
+            } else if path.hasSuffix("/rpmdb.sqlite") || path.hasSuffix("/Packages") {
                 do {
-                    let headers = try RPMHeader.packages(sqlite: [UInt8](data), wal: files[path + "-wal"].map { [UInt8]($0) })
+                    let headers = path.hasSuffix("/Packages") ? try RPMHeader.packages(berkeleyDB: [UInt8](data))
+                        : try RPMHeader.packages(sqlite: [UInt8](data), wal: files[path + "-wal"].map { [UInt8]($0) })
                     result += headers.map {
                         InstalledPackage(manager: .rpm, name: $0.name, version: $0.fullVersion, architecture: $0.architecture,
                                          database: path, layerIndex: 0, layer: unknown)

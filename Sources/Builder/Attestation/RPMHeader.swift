@@ -73,6 +73,16 @@ struct RPMHeader: Sendable, Equatable {
         self.init(name: name, epoch: epoch, version: version, release: release, architecture: strings[.architecture])
     }
 
+    /// The packages of a Berkeley DB `Packages` (its items keyed by header number; key 0 holds
+    /// rpm's next number, not a package).
+    static func packages(berkeleyDB database: [UInt8]) throws -> [RPMHeader] {
+        try BerkeleyDBHashFile(database).items().filter { !$0.key.allSatisfy { $0 == 0 } }.map { item in
+            do { return try RPMHeader(item.value) } catch let error as Malformed {
+                throw Malformed(description: "package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
+            }
+        }
+    }
+
     /// The packages of an `rpmdb.sqlite` (with its `-wal`, if any), in the database's order.
     static func packages(sqlite database: [UInt8], wal: [UInt8]?) throws -> [RPMHeader] {
         let file = try SQLiteFile(database, wal: wal)
