@@ -3,7 +3,7 @@ import TestSupport
 
 /// One documented setting of a tool Slipway replaces, and what Slipway does with it.
 ///
-/// The list (`AnchorSetting.all`, in `AnchorSettings.swift`) is the source of the README's
+/// The list (`AnchorSetting.all`, in `AnchorSettings.swift`) is the source of docs/compatibility.md's
 /// compatibility table: `CompatibilityTableTests` plays every entry's probe against the
 /// built binaries and renders the table from the entries, so neither can drift.
 struct AnchorSetting: Sendable {
