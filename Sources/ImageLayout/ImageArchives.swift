@@ -2,34 +2,6 @@ import Archive
 import Foundation
 import OCI
 
-/// OCI archives: a tar of an OCI image layout (what `skopeo copy … oci-archive:`, buildah
-/// and BuildKit's OCI exporter write).
-public enum OCIArchive {
-    /// Extracts the archive into `directory` and opens it as a layout.
-    public static func extract(_ archive: URL, to directory: URL) throws -> OCILayout {
-        let extracted = try ExtractedArchive.extract(archive, into: directory)
-        return try OCILayout(opening: extracted.directory)
-    }
-
-    /// Writes `layout` as a tar: `oci-layout`, `index.json`, then the blobs in name order,
-    /// every entry with mtime 0 so the same layout gives the same bytes.
-    public static func write(_ layout: OCILayout, to archive: URL) throws {
-        try writeAtomically(archive) { writer in
-            try writer.append(file: layout.root.appendingPathComponent("oci-layout"), as: "oci-layout")
-            try writer.append(file: layout.root.appendingPathComponent("index.json"), as: "index.json")
-            try writer.append(directory: "blobs/")
-            let blobs = layout.root.appendingPathComponent("blobs")
-            for algorithm in try FileManager.default.contentsOfDirectory(atPath: blobs.path).sorted() where !algorithm.hasPrefix(".") {
-                try writer.append(directory: "blobs/\(algorithm)/")
-                let directory = blobs.appendingPathComponent(algorithm)
-                for blob in try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() where !blob.hasPrefix(".") {
-                    try writer.append(file: directory.appendingPathComponent(blob), as: "blobs/\(algorithm)/\(blob)")
-                }
-            }
-        }
-    }
-}
-
 /// docker-archives: the `docker save` format (`manifest.json`, `repositories`, a config
 /// JSON, and each layer as an uncompressed `<id>/layer.tar`), which `docker load`,
 /// `podman load`, `skopeo copy docker-archive:` and oci-build-task use.
@@ -40,15 +12,9 @@ public enum DockerArchive {
         var Layers: [String]
     }
 
-    /// Reads a docker-archive into `layout` as an OCI image, gzip-compressing
+    /// Reads an extracted docker-archive into `layout` as an OCI image, gzip-compressing
     /// layers stored uncompressed (and checking them against the config's `diff_ids` on the
     /// way), named by the tag of its first `RepoTags` entry.
-    /// - Parameter scratch: a directory for the extracted archive; removed by the caller.
-    public static func importArchive(_ archive: URL, into layout: OCILayout, scratch: URL) throws -> LayoutImage {
-        let extracted = try ExtractedArchive.extract(archive, into: scratch)
-        return try importExtracted(extracted.directory, archive: archive, into: layout)
-    }
-
     static func importExtracted(_ directory: URL, archive: URL, into layout: OCILayout) throws -> LayoutImage {
         guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("manifest.json").path) else {
             throw LayoutError("\(archive.path) is not a docker-archive: it has no manifest.json")

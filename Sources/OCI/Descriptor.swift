@@ -63,15 +63,6 @@ public struct Descriptor: Codable, Hashable, Sendable {
         data.flatMap { Data(base64Encoded: $0) }
     }
 
-    /// Whether `bytes` are the content this descriptor points to: same length, same digest.
-    public func isSatisfied(by bytes: some DataProtocol) -> Bool {
-        guard Int64(bytes.count) == size else { return false }
-        switch digest.algorithm {
-        case "sha512": return Digest.sha512(bytes) == digest
-        default: return Digest.sha256(bytes) == digest
-        }
-    }
-
     private enum CodingKeys: String, CodingKey {
         case mediaType, digest, size, urls, annotations, platform, artifactType, data
     }

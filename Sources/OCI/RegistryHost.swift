@@ -82,19 +82,6 @@ public struct RegistryHost: Hashable, Sendable, CustomStringConvertible {
         isDockerHub ? "registry-1.docker.io" : rawValue
     }
 
-    /// The keys to try, in order, in a Docker `config.json` `auths` map.
-    ///
-    /// `docker login` stores Docker Hub under the legacy `https://index.docker.io/v1/`, and
-    /// other registries under the bare host; other tools have written URLs with a scheme.
-    ///
-    /// See [Docker's config.json credentials](https://docs.docker.com/reference/cli/docker/login/#credential-stores).
-    public var configKeys: [String] {
-        if isDockerHub {
-            return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
-        }
-        return [rawValue, "https://" + rawValue, "http://" + rawValue]
-    }
-
     /// The same as ``rawValue``.
     public var description: String { rawValue }
 }

@@ -24,22 +24,13 @@ struct ImageLayoutTests {
         }
     }
 
-    @Test func ociArchiveWrittenByUsIsReadBySkopeoAndBack() throws {
+    @Test func ociArchiveWrittenBySkopeoIsRead() throws {
         try withTemporaryDirectory { directory in
             let layout = try OCILayout.create(at: directory.appending("layout"))
             let written = try ImageFixture.image(in: layout, name: "v1")
-            let archive = directory.appending("image.tar")
-            try OCIArchive.write(layout, to: archive)
-            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci-archive:\(archive.path):v1"]).checked()
-            #expect(Digest.sha256(raw.stdout) == written.digest)
-            // Same layout, same archive bytes.
-            let again = directory.appending("again.tar")
-            try OCIArchive.write(layout, to: again)
-            #expect(try Data(contentsOf: archive) == Data(contentsOf: again))
-
             let theirs = directory.appending("theirs.tar")
             _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(theirs.path):v1"]).checked()
-            let image = try OCIArchive.extract(theirs, to: directory.appending("extracted")).image(named: "v1")
+            let image = try ImageInput.open(theirs, scratch: directory.appending("extracted"), name: "v1")
             #expect(image.descriptor.digest == written.digest)
         }
     }
@@ -72,13 +63,12 @@ struct ImageLayoutTests {
             let archive = directory.appending("theirs.tar")
             _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "docker-archive:\(archive.path):team/app:v1"]).checked()
 
-            let target = try OCILayout.create(at: directory.appending("imported"))
-            let image = try DockerArchive.importArchive(archive, into: target, scratch: directory.appending("scratch"))
+            let image = try ImageInput.open(archive, scratch: directory.appending("scratch"))
             #expect(image.manifest.mediaType == .ociManifest)
             #expect(try image.configuration().rootfs.diffIDs == ours.configuration().rootfs.diffIDs)
             #expect(try image.configuration().config?.labels == ours.configuration().config?.labels)
             // What we imported is a valid image to skopeo too.
-            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(target.root.path):v1"]).checked()
+            let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(image.layout.root.path):v1"]).checked()
             #expect(Digest.sha256(raw.stdout) == image.descriptor.digest)
         }
     }
@@ -89,7 +79,7 @@ struct ImageLayoutTests {
             try ImageFixture.image(in: layout, name: "v1")
             let digest = try layout.image().descriptor.digest
             let ociArchive = directory.appending("oci.tar")
-            try OCIArchive.write(layout, to: ociArchive)
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(ociArchive.path):v1"]).checked()
             let dockerArchive = directory.appending("docker.tar")
             try DockerArchive.write(try layout.image(), repoTags: ["team/app:v1"], to: dockerArchive)
 
@@ -227,7 +217,7 @@ struct ImageLayoutTests {
             }
             try writer.finish()
             let error = try #require(throws: LayoutError.self) {
-                _ = try OCIArchive.extract(archive, to: directory.appending("out"))
+                _ = try ImageInput.open(archive, scratch: directory.appending("out"))
             }
             #expect(error.description.contains("leaves the archive"), "\(error)")
             #expect(!FileManager.default.fileExists(atPath: directory.url.deletingLastPathComponent().appendingPathComponent("outside").path))

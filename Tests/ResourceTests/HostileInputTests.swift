@@ -956,7 +956,7 @@ private struct FuzzCorpus: Sendable {
         let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
         let image = try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: "fuzz",
                                            labels: ["org.opencontainers.image.revision": String(repeating: "a", count: 40)])
-        try OCIArchive.write(layout, to: build.appendingPathComponent("image/oci.tar"))
+        _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):latest", "oci-archive:\(build.appendingPathComponent("image/oci.tar").path):latest"]).checked()
         try FileManager.default.createDirectory(at: build.appendingPathComponent("get"), withIntermediateDirectories: true)
         try Data(image.digest.rawValue.utf8).write(to: build.appendingPathComponent("get/digest"))
         try Data(String(repeating: "a", count: 40).utf8).write(to: build.appendingPathComponent("get/ref"))

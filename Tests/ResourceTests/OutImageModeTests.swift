@@ -33,7 +33,7 @@ struct OutImageModeTests {
         let build = directory.appending("build")
         let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
         try ImageFixture.image(in: layout, name: "latest", layerCount: 2, seed: UUID().uuidString)
-        try OCIArchive.write(layout, to: build.appendingPathComponent("image/oci.tar"))
+        _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):latest", "oci-archive:\(build.appendingPathComponent("image/oci.tar").path):latest"]).checked()
         try DockerArchive.write(try layout.image(), repoTags: ["team/app:latest"], to: build.appendingPathComponent("image/image.tar"))
         return (build, try layout.image().descriptor.digest)
     }
