@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Archive
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -142,8 +143,9 @@ func gzipped(_ data: Data, level: Int32 = 6) throws -> Data {
     try pipe(data) { try GzipCompressor($0, level: level) }
 }
 
+/// `data` compressed by the zstd CLI (Slipway reads zstd layers, it never writes them).
 func zstded(_ data: Data, level: Int32 = 3) throws -> Data {
-    try pipe(data) { try ZstdCompressor($0, level: level) }
+    try runProcess("zstd", ["-q", "-c", "-\(level)"], stdin: data).checked().stdout
 }
 
 /// What `lstat` says about a path, in the terms a tar header uses.

@@ -75,9 +75,11 @@ func writeLayer(_ entries: [Entry], to url: URL, compression: Compression = .non
     case .none:
         try? FileManager.default.removeItem(at: url)
         try FileManager.default.moveItem(at: tar, to: url)
-    case .gzip, .zstd:
+    case .zstd:
+        _ = try runProcess("zstd", ["-q", "-f", "--rm", tar.path, "-o", url.path]).checked()
+    case .gzip:
         let sink = try FileSink(path: url.path)
-        let compressor: any ByteSink = compression == .gzip ? try GzipCompressor(sink) : try ZstdCompressor(sink)
+        let compressor = try GzipCompressor(sink)
         let source = try FileSource(path: tar.path)
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
