@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// Issue 4 item 1 (the clone cache) and item 6 (commit-graph with Bloom filters), plus the
+/// The clone cache and its commit-graph with Bloom filters, plus the
 /// two other operations on the cache: `isAncestor` and `checkout`.
 @Suite struct CacheTests {
     /// The one cache repository under a cache root.

@@ -8,7 +8,7 @@ import TestSupport
 import Glibc
 #endif
 
-/// Issue 4 item 5: credentials never in a process argument, a logged URL or a message.
+/// Credentials never in a process argument, a logged URL or a message.
 ///
 /// ssh: a fake `ssh` on the PATH (there is no ssh server here) records how it was called and
 /// what the key file looked like while git ran, then runs `git-upload-pack` locally, so the

@@ -3,7 +3,7 @@ import GitSource
 import Testing
 import TestSupport
 
-/// Issue 4 item 4: release mode, versions from tags.
+/// Release mode, versions from tags.
 @Suite struct ReleaseModeTests {
     /// (commit, release) pairs, in order.
     private func releases(_ changes: [SourceChange]) -> [String] {

@@ -3,7 +3,7 @@ import GitSource
 import Testing
 import TestSupport
 
-/// Issue 4 item 3: tag file values per commit, the tag file always watched, clear errors.
+/// Tag file values per commit, the tag file always watched, clear errors.
 @Suite struct TagFileTests {
     @Test func aPlainTagFileIsWatchedAndGivesItsTrimmedContentPerCommit() async throws {
         try await withGitFixture { f in

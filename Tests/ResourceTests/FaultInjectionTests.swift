@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 import Transfer
 
-/// Step 8, item 2: `out` and `in`, as the built binaries, through the fault proxy in front of
+/// `out` and `in`, as the built binaries, through the fault proxy in front of
 /// the real registry.
 ///
 /// - 50 consecutive `out` runs, then 50 `in` runs, with about 10 % of requests failed: 429

@@ -17,7 +17,7 @@ import Musl
 import Darwin
 #endif
 
-// Step 8, items 3 and 5: stdin fuzzing of check, in and out; hostile registries; a security
+// Stdin fuzzing of check, in and out; hostile registries; a security
 // review of credentials and TLS, each as a test.
 
 // MARK: - Fuzzing stdin

@@ -11,7 +11,7 @@ import Transfer
 import Glibc
 #endif
 
-/// Step 8, item 4: interruptions, with the built binaries.
+/// Interruptions, with the built binaries.
 ///
 /// - `out` killed with SIGKILL in the middle of pushing a 36 MiB two-platform image (the
 ///   fault proxy delays every upload and manifest PUT by a second, so the kill lands where
