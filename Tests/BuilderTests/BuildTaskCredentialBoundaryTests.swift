@@ -105,6 +105,16 @@ extension ImageBuildTests {
                         for request in asked {
                             #expect(request.username != Self.pusher && request.credentials != .invalid, "\(request)")
                         }
+
+                        // Without that entry their registry refuses us, and the one line says where REGISTRY_* go.
+                        let refused = try builds.buildTask(directory.url, [
+                            "CONTEXT": context.path, "OUTPUT": directory.appending("refused").path, "CACHE": directory.appending("cache").path,
+                            "REGISTRY_USERNAME": Self.pusher, "REGISTRY_PASSWORD": Self.pusherPassword, "REGISTRY_INSECURE": "true",
+                        ], arguments: ["--tag", "\(ours.host)/team/app:1"])
+                        #expect(refused.status == 1)
+                        #expect(refused.stderrString.contains("go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(theirs.host) an entry in DOCKER_CONFIG"),
+                                "\(refused.stderrString)")
+                        #expect(!refused.stderrString.contains(Self.pusherPassword))
                     }
                 }
             }
