@@ -169,6 +169,30 @@ extension ImageBuildTests {
             }
         }
 
+        @Test func anAdditionalTargetKeepsTheImagesRegistryCredentials() async throws {
+            try await withTestRegistry(.basic(username: Self.pusher, password: Self.pusherPassword)) { ours in
+                try await withTemporaryDirectory { directory in
+                    let credentials = ["REGISTRY_USERNAME": Self.pusher, "REGISTRY_PASSWORD": Self.pusherPassword]
+                    try pushBase("\(ours.host)/team/base:1", credentials, directory: directory)
+                    // The test stage is built without a tag of its own; its base is on the tag's registry.
+                    let context = directory.appending("repo")
+                    try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+                    try Data("""
+                    FROM \(ours.host)/team/base:1 AS test
+                    RUN ["/bin/busybox", "cp", "/marker", "/tested"]
+                    FROM \(ours.host)/team/base:1
+                    RUN ["/bin/busybox", "cp", "/marker", "/seen"]
+                    """.utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                    let built = try builds.buildTask(directory.url, credentials.merging([
+                        "CONTEXT": context.path, "OUTPUT": directory.appending("image").path, "CACHE": directory.appending("cache").path,
+                        "REGISTRY_INSECURE": "true", "ADDITIONAL_TARGETS": "test",
+                    ]) { $1 }, arguments: ["--tag", "\(ours.host)/team/app:1"])
+                    #expect(built.succeeded, "\(built.stderrString)")
+                    #expect(built.stderrString.contains("target 'test': sha256:"), "\(built.stderrString)")
+                }
+            }
+        }
+
         @Test func anAbortedBuildLeavesNoCredentialsBehind() async throws {
             try await withTestRegistry(.basic(username: Self.pusher, password: Self.pusherPassword)) { ours in
                 try await withTemporaryDirectory { directory in
