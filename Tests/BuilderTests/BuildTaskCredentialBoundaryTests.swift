@@ -129,6 +129,9 @@ extension ImageBuildTests {
                     try pushBase("\(ours.host)/team/base:1", credentials, directory: directory)
                     // The base is on the pipeline's registry: buildah pulls it with REGISTRY_*.
                     let context = try context(directory.appending("repo"), base: "\(ours.host)/team/base:1", copyAll: true)
+                    // The repository's own .dockerignore still applies beside the exclusions.
+                    try Data("*.md\n".utf8).write(to: context.appendingPathComponent(".dockerignore"))
+                    try Data("notes\n".utf8).write(to: context.appendingPathComponent("notes.md"))
                     let temporary = directory.appending("tmp")
                     try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
                     // What a run killed before this fix left behind, and a killed run's private directory.
@@ -155,7 +158,7 @@ extension ImageBuildTests {
                     #expect(scanned.contains { $0.0.hasSuffix("(gunzipped)") && $0.1.range(of: Data("app/src.txt".utf8)) != nil })
                     for (name, data) in scanned {
                         for needle in [Self.pusherPassword, Data("\(Self.pusher):\(Self.pusherPassword)".utf8).base64EncodedString(),
-                                       "auth.json", "vfs-layers", "app/cache/", "app/image/"] {
+                                       "auth.json", "vfs-layers", "app/cache/", "app/image/", "app/notes.md"] {
                             #expect(data.range(of: Data(needle.utf8)) == nil, "\(name) holds \(needle)")
                         }
                     }
