@@ -47,9 +47,13 @@ public struct BuildInputs: Sendable {
     /// `dev.slipway.base` label carries and `out` keys the version on. It names the bases'
     /// references, so an image labelled for other references is not reused.
     public var baseSummary: Digest?
+    /// Context paths the build never sees although `.dockerignore` lets them through:
+    /// build-task's own cache and output when they lie inside the context.
+    public var excludedPaths: [String]
 
     public init(contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], fromOnlyArgs: Set<String> = [],
-                target: String? = nil, platforms: [String] = [], stageBases: [StageBase] = [], baseSummary: Digest? = nil) {
+                target: String? = nil, platforms: [String] = [], stageBases: [StageBase] = [], baseSummary: Digest? = nil,
+                excludedPaths: [String] = []) {
         self.contextDirectory = contextDirectory
         self.dockerfile = dockerfile
         self.buildArgs = buildArgs
@@ -58,6 +62,7 @@ public struct BuildInputs: Sendable {
         self.platforms = platforms
         self.stageBases = stageBases
         self.baseSummary = baseSummary
+        self.excludedPaths = excludedPaths
     }
 
     public struct ReadError: Error, Sendable, CustomStringConvertible {
@@ -81,7 +86,7 @@ public struct BuildInputs: Sendable {
         }
         for (index, base) in stageBases.enumerated() { lines.append("from \(index) \(base)") }
         if let baseSummary { lines.append("base-summary \(baseSummary)") }
-        let ignore = try Dockerignore(contextDirectory: contextDirectory)
+        let ignore = try Dockerignore(contextDirectory: contextDirectory).excluding(excludedPaths)
         try walk("", ignore: ignore, into: &lines)
         return lines.joined(separator: "\n") + "\n"
     }

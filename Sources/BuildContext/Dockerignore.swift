@@ -53,6 +53,28 @@ public struct Dockerignore: Sendable {
         try self.init(String(decoding: data, as: UTF8.self))
     }
 
+    /// These rules, then one per path in `paths` (relative to the context, taken literally)
+    /// that leaves it and everything below it out: last, so no `!` exception brings it back.
+    public func excluding(_ paths: [String]) -> Dockerignore {
+        let added = paths.compactMap { path -> Rule? in
+            let pattern = Self.literalPattern(path)
+            guard let regex = try? NSRegularExpression(pattern: Self.regex(for: pattern)) else { return nil }
+            return Rule(pattern: pattern, regex: regex, excludes: true)
+        }
+        return Dockerignore(rules: rules + added)
+    }
+
+    /// `path` as a pattern that matches only itself: `*`, `?`, `[` and `\` escaped, and a
+    /// leading `!` or `#` too (an exception, a comment), in moby's escape syntax.
+    public static func literalPattern(_ path: String) -> String {
+        var pattern = ""
+        for character in clean(path) {
+            if "*?[\\".contains(character) || (pattern.isEmpty && "!#".contains(character)) { pattern.append("\\") }
+            pattern.append(character)
+        }
+        return pattern
+    }
+
     /// Whether `path` (relative to the context, `/`-separated) is left out of the build.
     public func excludes(_ path: String) -> Bool {
         let candidates = Self.selfAndParents(Self.clean(path))

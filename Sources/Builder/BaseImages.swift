@@ -234,6 +234,10 @@ struct BaseResolver {
             return (narrow ? try resolve(reference, written: written, top: top, client: client) : top.digest, top.digest)
         } catch let error as ImageBuild.Unsupported {
             throw error
+        } catch let error as RegistryError where [.unauthorized, .denied].contains(error.kind) && configuration.registryUsername != nil
+                    && access.configuredCredentials(for: reference.registry) == nil {
+            // The rule is new to anyone who used REGISTRY_* for a private base elsewhere: say it.
+            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error); REGISTRY_USERNAME/REGISTRY_PASSWORD go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(reference.registry) an entry in DOCKER_CONFIG's config.json")
         } catch {
             throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error)")
         }

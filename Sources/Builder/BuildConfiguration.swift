@@ -56,6 +56,10 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var debug: Bool = false
     /// `CACHE_REPOSITORY`: buildah's layer cache in a registry, shared by every worker (SharedCache.swift).
     public var cacheRepository: ImageReference?
+    /// The registries `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` go to when not those of
+    /// `tag`, `skipIfPublished` and `cacheRepository`: an `ADDITIONAL_TARGETS` stage, built
+    /// without a tag, keeps the image's.
+    var credentialHostsOverride: [RegistryHost]?
     /// `CACHE_TTL`: how old a cached layer may be and still be reused.
     public var cacheTTL: Duration?
 
@@ -191,10 +195,51 @@ public struct BuildConfiguration: Sendable, Equatable {
         if (registryUsername == nil) != (registryPassword == nil) {
             throw ValidationError("REGISTRY_USERNAME and REGISTRY_PASSWORD go together")
         }
+        // Inside the context they are left out of the build (contextExclusions); the context itself cannot be.
+        for (variable, directory) in [("CACHE", cache), ("OUTPUT", output)] where Self.path(directory, within: context) == "" {
+            throw ValidationError("\(variable)=\(directory.path) is the context itself: give it a directory of its own (inside the context is fine, it is left out of the build)")
+        }
         registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
         try readBuildKitSettings(environment, path: path)
         try readCacheSettings(environment)
+    }
+
+    /// The context's paths the build never sees: `CACHE` (buildah's storage, the shared
+    /// cache) and `OUTPUT` (earlier images) when they lie inside the context, as they do
+    /// with the defaults (`CONTEXT=.`, `CACHE=cache`, `OUTPUT=image`). Left out of buildah's
+    /// view, of the assembler's and of the inputs digest alike.
+    public var contextExclusions: [String] {
+        var paths: [String] = []
+        for directory in [cache, output] {
+            if let relative = Self.path(directory, within: context), !relative.isEmpty, !paths.contains(relative) { paths.append(relative) }
+        }
+        return paths
+    }
+
+    /// `inner` relative to `outer` ("" when they are the same), nil when it is not inside;
+    /// symbolic links resolved as far as the path exists.
+    static func path(_ inner: URL, within outer: URL) -> String? {
+        let innerPath = resolved(inner), outerPath = resolved(outer)
+        if innerPath == outerPath { return "" }
+        let prefix = outerPath == "/" ? "/" : outerPath + "/"
+        return innerPath.hasPrefix(prefix) ? String(innerPath.dropFirst(prefix.count)) : nil
+    }
+
+    /// The real path of `url`: its longest existing ancestor through realpath(3), then the rest.
+    static func resolved(_ url: URL) -> String {
+        var existing = url.standardizedFileURL
+        var rest: [String] = []
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+            rest.insert(existing.lastPathComponent, at: 0)
+            existing.deleteLastPathComponent()
+        }
+        var base = existing.path
+        if let real = realpath(existing.path, nil) {
+            base = String(cString: real)
+            free(real)
+        }
+        return rest.reduce(base) { $0 == "/" ? "/" + $1 : $0 + "/" + $1 }
     }
 
     /// Why lock credentials cannot be used with `lock` (nil when they can): they are only for

@@ -74,7 +74,7 @@ public struct BuildFlags: ParsableArguments, Sendable {
     @Option(name: .customLong("registry-username"), help: "Env: REGISTRY_USERNAME (else DOCKER_CONFIG's config.json)")
     public var registryUsername: String?
 
-    @Option(name: .customLong("registry-password"), help: "Env: REGISTRY_PASSWORD")
+    @Option(name: .customLong("registry-password"), help: "Env: REGISTRY_PASSWORD (preferred: a flag is visible to other users in ps)")
     public var registryPassword: String?
 
     @Flag(name: .customLong("registry-insecure"), help: "Plain HTTP or unverified TLS. Env: REGISTRY_INSECURE=true")

@@ -60,15 +60,26 @@ public struct ImageBuild {
         for stage in configuration.additionalTargets { try buildAdditionalTarget(stage) }
         let started = Date()
         let source = try sourceFacts()
+        // Bulky work files (the pinned Dockerfile, buildah's TMPDIR, the assembler's layers)
+        // stay in CACHE; anything secret goes to the private directory instead.
+        PrivateRunDirectory.sweepLegacy(cache: configuration.cache, log: log)
         let scratch = configuration.cache.appendingPathComponent("run-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        return try withLowercaseTemporaryDirectory("slipway") { links in
-            try resolveAndBuild(started: started, source: source, scratch: scratch, links: links)
+        let scratchPath = scratch.path
+        let registration = SignalCleanup.register { try? FileManager.default.removeItem(atPath: scratchPath) }
+        defer {
+            registration.cancel()
+            try? FileManager.default.removeItem(at: scratch)
+        }
+        return try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) { secrets in
+            try withLowercaseTemporaryDirectory("slipway") { links in
+                try resolveAndBuild(started: started, source: source, scratch: scratch, secrets: secrets, links: links)
+            }
         }
     }
 
-    func resolveAndBuild(started: Date, source: SourceFacts, scratch: URL, links: URL) throws -> Result {
+    /// - Parameter secrets: the run's ``PrivateRunDirectory``.
+    func resolveAndBuild(started: Date, source: SourceFacts, scratch: URL, secrets: URL, links: URL) throws -> Result {
         let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
         let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
         let inputsDigest = try Self.inputs(configuration, bases: bases).digest()
@@ -79,7 +90,7 @@ public struct ImageBuild {
         let published = try configuration.skipIfPublished.map {
             PublishedImages(repository: $0, client: try access.client(for: $0.registry), log: log)
         }
-        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch, started: started)
+        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch, secrets: secrets, started: started)
         if let reused = try reuse(run, timings: &timings) { return reused }
         let producer = try chooseBuilder(run.bases)
         if case .buildah = producer { try checkBuildahCanRun(run.bases) }
@@ -105,7 +116,7 @@ public struct ImageBuild {
         BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
                     buildArgs: configuration.buildArgs, fromOnlyArgs: bases.fromOnlyArgs, target: configuration.target,
                     platforms: configuration.platforms.map(\.description), stageBases: bases.stageBases,
-                    baseSummary: configuration.baseDigests == nil ? nil : bases.summary)
+                    baseSummary: configuration.baseDigests == nil ? nil : bases.summary, excludedPaths: configuration.contextExclusions)
     }
 
     /// What one run knows before it builds.
@@ -116,6 +127,8 @@ public struct ImageBuild {
         var access: RegistryAccess
         var published: PublishedImages?
         var scratch: URL
+        /// The ``PrivateRunDirectory``: buildah's auth file and the build's secrets.
+        var secrets: URL
         var started: Date
     }
 
@@ -145,16 +158,21 @@ public struct ImageBuild {
         let branchFile = (try? String(contentsOfFile: root + "/.git/branch", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         let checkedOut = git(["rev-parse", "--abbrev-ref", "HEAD"]).flatMap { $0 == "HEAD" ? nil : $0 }
         facts.branch = configuration.branch ?? branchFile.flatMap { $0.isEmpty ? nil : $0 } ?? checkedOut
-        if let origin = git(["config", "--get", "remote.origin.url"]) {
-            if var components = URLComponents(string: origin), components.scheme != nil {
-                components.user = nil
-                components.password = nil
-                facts.origin = components.string
-            } else {
-                facts.origin = origin  // scp-like ssh (git@host:path): no password in it
-            }
-        }
+        facts.origin = git(["config", "--get", "remote.origin.url"]).map(Self.publicSource)
         return facts
+    }
+
+    /// An origin URL as the `org.opencontainers.image.source` label may show it, to anyone
+    /// who can pull the image: without userinfo (`https://user:token@host`), query
+    /// (`?private_token=…`) or fragment, cut as text so a URL Foundation cannot parse loses
+    /// them too. An scp-like `git@host:path` keeps its user name, which is no secret.
+    static func publicSource(_ origin: String) -> String {
+        guard let schemeEnd = origin.range(of: "://") else { return origin }
+        var rest = origin[schemeEnd.upperBound...]
+        if let cut = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<cut] }
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        return String(origin[..<schemeEnd.upperBound] + rest)
     }
 
     /// The published image with the same inputs written to `image/`, or nil (no buildah call either way).
@@ -303,7 +321,7 @@ public struct ImageBuild {
     /// The image built by buildah and pushed by it into `image/oci` (and `image.tar` for one platform).
     func buildWithBuildah(_ run: Run, labels: [String: String], timings: inout Timings) throws -> URL {
         var buildah = Buildah(storage: configuration.cache, log: log, runner: runner, progress: progress)
-        buildah.environment = try run.access.buildahEnvironment(scratch: run.scratch)
+        buildah.environment = try run.access.buildahEnvironment(scratch: run.secrets)
             .merging(SharedCache.environment(cache: configuration.cache, scratch: run.scratch)) { $1 }
         buildah.debug = configuration.debug
         try buildah.check()
@@ -311,9 +329,9 @@ public struct ImageBuild {
         defer { buildah.remove(name) }
         if let stale = SharedCache.staleCommit(configuration, commitTime: run.source.time) { log.info(stale) }
         let cacheHosts = configuration.cacheRepository.map { [$0.registry] } ?? []
-        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors + cacheHosts, scratch: run.scratch)
-            + SharedCache.options(configuration)
-        try withSecretFiles { secretOptions in
+        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors + cacheHosts, scratch: run.secrets)
+            + SharedCache.options(configuration) + (try ignoreFileOption(run.secrets))
+        try withSecretFiles(in: run.secrets) { secretOptions in
             _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
                                   target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
                                   timestamp: run.source.time, platforms: configuration.platforms.map(\.description),
@@ -333,6 +351,20 @@ public struct ImageBuild {
             try buildah.push(name, to: "docker-archive:\(output.appendingPathComponent("image.tar").path):\(repoTag)")
         }
         return output
+    }
+
+    /// buildah's `--ignorefile` when `CACHE` or `OUTPUT` lie inside the context: the
+    /// context's `.dockerignore`, then a pattern for each (``BuildConfiguration/contextExclusions``),
+    /// so buildah's storage, the run's files and earlier outputs never reach a `COPY .`.
+    func ignoreFileOption(_ directory: URL) throws -> [String] {
+        let excluded = configuration.contextExclusions
+        guard !excluded.isEmpty else { return [] }
+        var text = (try? String(contentsOf: configuration.context.appendingPathComponent(".dockerignore"), encoding: .utf8)) ?? ""
+        if !text.isEmpty, !text.hasSuffix("\n") { text += "\n" }
+        text += excluded.map { Dockerignore.literalPattern($0) + "\n" }.joined()
+        let file = directory.appendingPathComponent("dockerignore")
+        try Data(text.utf8).write(to: file)
+        return ["--ignorefile", file.path]
     }
 
     /// `image/`, emptied of a previous run's files.

@@ -1,4 +1,3 @@
-import BuildLock
 import Foundation
 import ImageLayout
 import OCI
@@ -21,6 +20,7 @@ extension ImageBuild {
         stageConfiguration.additionalTargets = []
         stageConfiguration.push = false
         stageConfiguration.tag = nil
+        stageConfiguration.credentialHostsOverride = RegistryAccess(configuration: configuration, environment: environment, log: log).credentialHosts
         let discarded = configuration.cache.appendingPathComponent("target-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: discarded) }
         stageConfiguration.output = isOutput ? directory : discarded
@@ -82,21 +82,15 @@ extension ImageBuild {
     }
 
     /// Runs `body` with buildah's `--secret id=<id>,src=<file>` options. A
-    /// `BUILDKIT_SECRETTEXT_<id>` is written to a file of its own (mode 0600, in a 0700
-    /// directory outside the context, the output and the cache), removed when `body` returns
-    /// or the process gets SIGINT or SIGTERM.
-    func withSecretFiles<R>(_ body: ([String]) throws -> R) throws -> R {
+    /// `BUILDKIT_SECRETTEXT_<id>` is written to a file of its own (mode 0600) in `directory`,
+    /// the run's ``PrivateRunDirectory`` (outside the context, the output and the cache),
+    /// which goes when the run ends or the process gets SIGINT or SIGTERM.
+    func withSecretFiles<R>(in directory: URL, _ body: ([String]) throws -> R) throws -> R {
         guard !configuration.secrets.isEmpty else { return try body([]) }
-        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("slipway-secrets-\(UUID().uuidString.prefix(8))")
+        // A directory of their own: an id never meets the auth file's name.
+        let directory = directory.appendingPathComponent("secrets")
         guard mkdir(directory.path, 0o700) == 0 else {
             throw Unsupported(description: "cannot create \(directory.path) for the build's secrets: errno \(errno)")
-        }
-        // Removed when buildah ends, and also when Concourse aborts the build (SIGTERM).
-        let path = directory.path
-        let registration = SignalCleanup.register { try? FileManager.default.removeItem(atPath: path) }
-        defer {
-            registration.cancel()
-            try? FileManager.default.removeItem(at: directory)
         }
         var options: [String] = []
         for secret in configuration.secrets {

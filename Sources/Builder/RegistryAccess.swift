@@ -6,24 +6,40 @@ import Registry
 /// How build-task reaches registries: for `SKIP_IF_PUBLISHED`, `--push` and
 /// resolving base images, with one set of settings.
 ///
-/// Credentials: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are sent to every registry the build
-/// touches (one registry is the common case); otherwise each host's entry in
-/// `$DOCKER_CONFIG/config.json` (credential helpers included), else anonymous.
+/// Credentials follow one rule, since the Dockerfile is the repository's and may name any
+/// registry: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` go only to the registries the pipeline
+/// named (``credentialHosts``: those of `--tag`, `SKIP_IF_PUBLISHED` and `CACHE_REPOSITORY`),
+/// also when a `FROM` names one of them; every other host gets its own entry in
+/// `$DOCKER_CONFIG/config.json` (credential helpers included), else nothing. buildah, which
+/// pulls the bases itself, is handed an auth file built by the same rule.
 /// `REGISTRY_INSECURE` allows plain HTTP; `REGISTRY_CA_CERTS` adds a PEM file of CAs.
 struct RegistryAccess {
     let configuration: BuildConfiguration
     let environment: [String: String]
     let log: Log
 
+    /// The registries `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are for.
+    var credentialHosts: [RegistryHost] {
+        configuration.credentialHostsOverride
+            ?? [configuration.tag, configuration.skipIfPublished, configuration.cacheRepository].compactMap { $0?.registry }
+    }
+
+    /// `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` when `host` is one of ``credentialHosts``, else nil.
+    func configuredCredentials(for host: RegistryHost) -> Credentials? {
+        guard let username = configuration.registryUsername, let password = configuration.registryPassword,
+              credentialHosts.contains(where: { $0 == host || ($0.isDockerHub && host.isDockerHub) }) else { return nil }
+        return .basic(username: username, password: password)
+    }
+
+    /// The credentials `host` gets: ``configuredCredentials(for:)``, else its own Docker config entry, else none.
+    func credentials(for host: RegistryHost) throws -> Credentials? {
+        try configuredCredentials(for: host) ?? DockerConfigCredentials(environment: environment).credentials(for: host)
+    }
+
     /// - Parameter retry: how hard to try; a mirror gets ``mirrorRetry``, since docker.io stands behind it.
     func client(for host: RegistryHost, retry: RetryPolicy = .standard) throws -> RegistryClient {
-        var credentials: Credentials?
-        if let username = configuration.registryUsername, let password = configuration.registryPassword {
-            credentials = .basic(username: username, password: password)
-        }
-        return try RegistryClient(host: host, credentials: credentials,
-                                  credentialLookup: DockerConfigCredentials(environment: environment),
-                                  insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
+        try RegistryClient(host: host, credentials: try credentials(for: host), credentialLookup: nil,
+                           insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
     }
 
     /// Two attempts: a mirror that is down is skipped in a second, not after the standard policy's half minute.
@@ -38,22 +54,31 @@ struct RegistryAccess {
     }
 
     /// The same access for buildah, which pulls the bases itself: an auth file, TLS
-    /// verification and a certificate directory, written under `scratch` (mode 0600, never
-    /// on the command line).
+    /// verification and a certificate directory, written under `scratch` (the run's private
+    /// directory; mode 0600, never on the command line). The auth file holds an entry for
+    /// each of `hosts` that has credentials by the rule above, and no other host.
+    /// See containers-auth.json(5).
     func buildahOptions(hosts: [RegistryHost], scratch: URL) throws -> [String] {
         var options: [String] = []
         if configuration.registryInsecure { options += ["--tls-verify=false"] }
-        if let username = configuration.registryUsername, let password = configuration.registryPassword, !hosts.isEmpty {
-            var auths: [String: [String: String]] = [:]
-            let token = Data("\(username):\(password)".utf8).base64EncodedString()
-            for host in hosts { auths[host.rawValue] = ["auth": token] }
-            let file = scratch.appendingPathComponent("auth.json")
-            try writePrivate(try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys]), to: file)
-            options += ["--authfile", file.path]
-        } else if let directory = environment["DOCKER_CONFIG"], !directory.isEmpty,
-                  FileManager.default.fileExists(atPath: directory + "/config.json") {
-            options += ["--authfile", directory + "/config.json"]
+        var auths: [String: [String: String]] = [:]
+        for host in hosts {
+            let key = host.isDockerHub ? "docker.io" : host.rawValue
+            guard auths[key] == nil, let credentials = try credentials(for: host) else { continue }
+            switch credentials {
+            case .basic(let username, let password):
+                auths[key] = ["auth": Data("\(username):\(password)".utf8).base64EncodedString()]
+            case .identityToken(let token):
+                auths[key] = ["identitytoken": token]
+            case .registryToken:
+                log.info("\(host): buildah cannot use a registrytoken from the Docker config; it reaches \(host) without credentials")
+            }
         }
+        // Always a file of ours, even an empty one: buildah would otherwise read
+        // $DOCKER_CONFIG or ~/.docker itself, whole.
+        let file = scratch.appendingPathComponent("auth.json")
+        try writePrivate(try JSONSerialization.data(withJSONObject: ["auths": auths], options: [.sortedKeys]), to: file)
+        options += ["--authfile", file.path]
         if let file = configuration.registryCACerts {
             let directory = scratch.appendingPathComponent("certs")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -152,9 +152,12 @@ extension ImageBuildTests {
             RUN --mount=type=secret,id=token --mount=type=secret,id=npmrc ["/bin/busybox", "sh", "-c", "/bin/busybox sha256sum /run/secrets/token > /token.sha && /bin/busybox cat /run/secrets/token /run/secrets/npmrc > /dev/null && /bin/busybox grep test-host /etc/hosts > /hosts"]
             """)
             let output = directory.appending("image")
+            let temporary = directory.appending("tmp")
+            try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
             let result = try buildTask(directory.url, ["CONTEXT": context.path, "OUTPUT": output.path, "CACHE": directory.appending("cache").path,
                                                        "BUILDKIT_SECRETTEXT_token": text, "BUILDKIT_SECRET_npmrc": directory.appending("npmrc").path,
-                                                       "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4", "UNPACK_ROOTFS": "true", "DEBUG": "true"])
+                                                       "BUILDKIT_ADD_HOSTS": "test-host=1.2.3.4", "UNPACK_ROOTFS": "true", "DEBUG": "true",
+                                                       "TMPDIR": temporary.path])
             #expect(result.succeeded, "\(result.stderrString)")
             // DEBUG logs buildah's command line: the secrets by path, the text one's a temporary file.
             #expect(result.stderrString.contains("--secret id=npmrc,src=\(directory.appending("npmrc").path)"), "\(result.stderrString)")
@@ -172,7 +175,7 @@ extension ImageBuildTests {
                     #expect(data.range(of: Data(secret.utf8)) == nil, "\(name) holds a secret")
                 }
             }
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("slipway-secrets-") }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: temporary.path)
             #expect(leftovers.isEmpty, "the text secret's file is removed: \(leftovers)")
         }
     }

@@ -207,7 +207,7 @@ struct Assembler {
             try tree.materialize(needed, scratch: contents)
             source = StageSource(tree: tree)
         } else {
-            source = ContextSource(root: configuration.context, ignore: try Dockerignore(contextDirectory: configuration.context))
+            source = ContextSource(root: configuration.context, ignore: try Dockerignore(contextDirectory: configuration.context).excluding(configuration.contextExclusions))
         }
         var entries = try instruction.apply(from: source, to: &state.tree, workdir: workdir)
         entries.merge(state.pending) { copied, _ in copied }
