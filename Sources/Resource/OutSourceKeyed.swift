@@ -76,7 +76,7 @@ extension Out {
         }
         let imagePath = try Self.match(pattern, in: directory)
         let image = try ImageInput.open(imagePath, scratch: scratch.appendingPathComponent("image"))
-        let statements = try Self.statements(besides: imagePath)
+        let statements = try Self.statements(besides: imagePath, in: directory)
         try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let commit = try self.commit(of: image, params: params, directory: directory)
         let change = try detector.change(at: commit)
@@ -100,9 +100,7 @@ extension Out {
         if let latestOn = keyed.latestOn, latestOn == keyed.git.branch?.rawValue { floating.append(.latest) }
         if let value = change.tagFileValue { floating.append(TagSanitizer.tag((keyed.tagPrefix ?? "") + value)) }
         if let file = try params.string("additional_tags") {
-            guard let text = try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8) else {
-                throw params.invalid("additional_tags", "cannot read \(directory.appendingPathComponent(file).path)")
-            }
+            let text = try Self.paramFile(file, param: "params.additional_tags", directory: directory)
             floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
         }
         let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository, digest: image.descriptor.digest)
@@ -240,9 +238,9 @@ extension Out {
     /// image first built from another commit), else the image's revision label.
     func commit(of image: LayoutImage, params: InputObject, directory: URL) throws -> GitCommitID {
         if let from = try params.string("version_from") {
-            let base = directory.appendingPathComponent(from)
+            let base = try Self.paramDirectory(from, param: "params.version_from", directory: directory)
             for file in ["ref", ".git/ref"] {
-                if let text = try? String(contentsOf: base.appendingPathComponent(file), encoding: .utf8) {
+                if let text = try Self.paramFileIfPresent(from + "/" + file, param: "params.version_from", directory: directory) {
                     do { return try GitCommitID(text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
                         throw params.invalid("version_from", "\(base.appendingPathComponent(file).path): \(error)")
                     }
