@@ -91,17 +91,35 @@ extension Out {
         let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
                                  release: change.release)
 
+        // Names from the repository (a branch, a tag file, a git tag) or a task's output never
+        // take a tag the source's own rules give out (docs/reference.md, "Reserved tags").
+        let reserved = Self.reservedTags(keyed)
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
+        if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) { throw InputError(refusal) }
         var floating: [Tag] = []
         for template in keyed.templates.dropFirst() {
-            do { floating.append(try template.render(context)) } catch { throw InputError("source.tags: \(error)") }
+            let tag: Tag
+            do { tag = try template.render(context) } catch { throw InputError("source.tags: \(error)") }
+            if let refusal = Self.templateRefusal(template, renders: tag, reserved: reserved, first: false) { throw InputError(refusal) }
+            floating.append(tag)
         }
         if let latestOn = keyed.latestOn, latestOn == keyed.git.branch?.rawValue { floating.append(.latest) }
-        if let value = change.tagFileValue { floating.append(TagSanitizer.tag((keyed.tagPrefix ?? "") + value)) }
+        if let value = change.tagFileValue {
+            let tag = TagSanitizer.tag((keyed.tagPrefix ?? "") + value)
+            if let why = reserved.reason(for: tag) {
+                throw InputError("source.tag_file: its value at \(commit.short) makes the tag \(quoted(tag.rawValue)), which is \(why); a tag from the repository cannot take it: set source.tag_prefix (e.g. \"v-\") to namespace the tag file's tags")
+            }
+            floating.append(tag)
+        }
         if let file = try params.string("additional_tags") {
             let text = try Self.paramFile(file, param: "params.additional_tags", directory: directory)
-            floating += text.split(whereSeparator: \.isWhitespace).map { TagSanitizer.tag(String($0)) }
+            for tag in text.split(whereSeparator: \.isWhitespace).map({ TagSanitizer.tag(String($0)) }) {
+                if let why = reserved.reason(for: tag) {
+                    throw InputError("params.additional_tags: \(quoted(tag.rawValue)) is \(why); a task's output cannot take it: use source.latest_on or params.release for those tags, or prefix the file's tags")
+                }
+                floating.append(tag)
+            }
         }
         let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository, digest: image.descriptor.digest)
 
@@ -139,6 +157,23 @@ extension Out {
         if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
         metadata += signed
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
+    }
+
+    /// The tags repository content may not take in this source (see ``ReservedTags``):
+    /// Slipway's cache tags and cosign's attachment tags (`sha256-<hex>.sig`, see
+    /// `CosignVocabulary.tag`) besides the source's own.
+    static func reservedTags(_ keyed: SourceKeyed) -> ReservedTags {
+        ReservedTags(immutableTemplate: keyed.templates[0], prefixes: [SlipwayVocabulary.cacheTagPrefix, "sha256-"])
+    }
+
+    /// Why `tag`, rendered by `template` from repository content, must not be pushed, or nil.
+    /// A template without `{branch}`, `{tag_file}` or `{release}` is the pipeline's own text.
+    static func templateRefusal(_ template: TagTemplate, renders tag: Tag, reserved: ReservedTags, first: Bool) -> String? {
+        guard template.usesRepositoryContent,
+              let why = reserved.reason(for: tag, releaseAllowed: template.description.contains("{release}"), againstImmutableTemplate: !first)
+        else { return nil }
+        return "source.tags: \(quoted(template.description)) renders \(quoted(tag.rawValue)) from the repository (its branch, tag file or git tag), which is \(why); "
+            + "a tag from the repository cannot take it: namespace it in the template, e.g. \"branch-{branch}\""
     }
 
     /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
