@@ -354,9 +354,40 @@ public struct Out {
             guard let resolved = try beneath.resolve(relative) else {
                 throw InputError("params.image: no file or directory matches \(quoted(pattern)) in \(directory.path)")
             }
+            try checkContents(of: resolved, beneath: beneath)
             return resolved
         } catch let refusal as BeneathDirectory.Refusal {
             throw InputError("params.image: \(quoted(InputObject.printable(relative))) \(refusal)")
+        }
+    }
+
+    /// Refuses an image whose files lead out of the build directory: a layout's files are
+    /// read by path, so every link in it must resolve beneath the directory (its target is
+    /// then read, not the link's); a FIFO, socket or device (a read that blocks or never
+    /// ends) is refused wherever it is.
+    static func checkContents(of image: URL, beneath: BeneathDirectory) throws {
+        let root = beneath.root.path + "/"
+        func relative(_ url: URL) -> String {
+            let path = url.standardizedFileURL.path
+            return path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
+        }
+        var entries = [image]
+        if let enumerator = FileManager.default.enumerator(at: image, includingPropertiesForKeys: nil, options: []) {
+            for case let url as URL in enumerator { entries.append(url) }
+        }
+        for entry in entries {
+            var info = stat()
+            guard lstat(entry.path, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG, S_IFDIR:
+                continue
+            case S_IFLNK:
+                do { _ = try beneath.resolve(relative(entry)) } catch {
+                    throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) \(error)")
+                }
+            default:
+                throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) is not a regular file, directory or link (a FIFO, socket or device); an image holds only files")
+            }
         }
     }
 }

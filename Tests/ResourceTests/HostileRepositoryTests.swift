@@ -5,6 +5,12 @@ import Registry
 import TestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Repository content and task outputs are untrusted; the pipeline is not. These tests run
 /// the built `check` and `out` against a git repository and a registry on loopback, plant
 /// what an attacker could commit or a task could write, and check that nothing outside the
@@ -91,6 +97,12 @@ struct HostileRepositoryTests {
                         try FileManager.default.createSymbolicLink(atPath: build.appendingPathComponent(name).path, withDestinationPath: target)
                     }
                     let absolute = outside.appendingPathComponent("secret").path
+                    // A layout whose index.json is a link out of the build directory, and one holding a FIFO.
+                    let linked = try self.build(directory, "build/linked", commit: commit).appendingPathComponent("image/oci")
+                    try FileManager.default.removeItem(at: linked.appendingPathComponent("index.json"))
+                    try FileManager.default.createSymbolicLink(atPath: linked.appendingPathComponent("index.json").path, withDestinationPath: absolute)
+                    let piped = try self.build(directory, "build/piped", commit: commit).appendingPathComponent("image/oci")
+                    #expect(mkfifo(piped.appendingPathComponent("blobs/fifo").path, 0o600) == 0)
                     let imageMode = #"{"repository":"\#(registry.host)/team/app","insecure":true,"tag":"dev"}"#
                     let keyed = #"{"repository":"\#(registry.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/app/"]}}"#
                     // Something to promote.
@@ -100,6 +112,8 @@ struct HostileRepositoryTests {
                         (imageMode, #"{"image":"../outside/other/image/oci"}"#, "params.image"),
                         (imageMode, #"{"image":"\#(elsewhere.path)/image/oci"}"#, "params.image"),
                         (imageMode, #"{"image":"image-link/oci"}"#, "params.image"),
+                        (imageMode, #"{"image":"linked/image/oci"}"#, "params.image"),
+                        (imageMode, #"{"image":"piped/image/oci"}"#, "params.image"),
                         (imageMode, #"{"image":"image/oci","additional_tags":"../outside/secret"}"#, "params.additional_tags"),
                         (imageMode, #"{"image":"image/oci","additional_tags":"\#(absolute)"}"#, "params.additional_tags"),
                         (imageMode, #"{"image":"image/oci","additional_tags":"secret-link"}"#, "params.additional_tags"),
