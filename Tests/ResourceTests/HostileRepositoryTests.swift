@@ -68,6 +68,22 @@ struct HostileRepositoryTests {
                     // check reads the tag file from git objects: a link there is refused too.
                     let checked = try runCheck(#"{"source":\#(source)}"#)
                     expectRefused(checked, naming: "symbolic link", "check")
+
+                    // A directory on the tag file's path that is a link out of the clone.
+                    let outsideDirectory = directory.appending("outside-app")
+                    try FileManager.default.createDirectory(at: outsideDirectory, withIntermediateDirectories: true)
+                    try Data("1.0.0\n".utf8).write(to: outsideDirectory.appendingPathComponent("VERSION"))
+                    try FileManager.default.removeItem(at: repository.path.appendingPathComponent("images/app"))
+                    try FileManager.default.createSymbolicLink(atPath: repository.path.appendingPathComponent("images/app").path,
+                                                               withDestinationPath: outsideDirectory.path)
+                    _ = try repository.commit("the tag file's directory is a link out of the clone")
+                    try repository.push()
+                    let linkedTip = try remote.git("rev-parse", "refs/heads/main")
+                    let throughDirectory = try runOut(#"{"source":\#(source),"params":{"bump_tag_file":"patch"}}"#, directory: directory.url)
+                    expectRefused(throughDirectory, naming: "symbolic link", "a linked directory")
+                    #expect(try String(contentsOf: outsideDirectory.appendingPathComponent("VERSION"), encoding: .utf8) == "1.0.0\n")
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: outsideDirectory.path) == ["VERSION"], "nothing written beside it")
+                    #expect(try remote.git("rev-parse", "refs/heads/main") == linkedTip)
                 }
             }
         }
