@@ -97,19 +97,25 @@ extension Out {
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
         if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) { throw InputError(refusal) }
+        // A tag file usually holds a version (seed 000's `v2.1.0`): such a tag is made once and
+        // never moved, as a release's own tag, so a value naming an existing release cannot
+        // take it over.
+        var createOnce: Set<Tag> = []
         var floating: [Tag] = []
         for template in keyed.templates.dropFirst() {
             let tag: Tag
             do { tag = try template.render(context) } catch { throw InputError("source.tags: \(error)") }
             if let refusal = Self.templateRefusal(template, renders: tag, reserved: reserved, first: false) { throw InputError(refusal) }
+            if Self.versionTagMadeOnce(template, renders: tag, first: false) { createOnce.insert(tag) }
             floating.append(tag)
         }
         if let latestOn = keyed.latestOn, latestOn == keyed.git.branch?.rawValue { floating.append(.latest) }
         if let value = change.tagFileValue {
             let tag = TagSanitizer.tag((keyed.tagPrefix ?? "") + value)
-            if let why = reserved.reason(for: tag) {
+            if let why = reserved.reasonBesidesRelease(for: tag) {
                 throw InputError("source.tag_file: its value at \(commit.short) makes the tag \(quoted(tag.rawValue)), which is \(why); a tag from the repository cannot take it: set source.tag_prefix (e.g. \"v-\") to namespace the tag file's tags")
             }
+            if ReservedTags.isReleaseTag(tag.rawValue) { createOnce.insert(tag) }
             floating.append(tag)
         }
         if let file = try params.string("additional_tags") {
@@ -139,6 +145,11 @@ extension Out {
         var moved: [Tag] = []
         var heldBack: [String] = []
         for tag in floating {
+            if createOnce.contains(tag), let held = try client.manifestDescriptor(source.repository, .tag(tag))?.digest, held != report.digest {
+                log.info("leaving \(tag) where it is: it holds \(held), and a version-shaped tag from the tag file is made once, never moved")
+                heldBack.append(tag.rawValue)
+                continue
+            }
             if let reason = try newerHolder(of: tag, than: commit, digest: report.digest, client: client, source: source, detector: detector, scratch: scratch) {
                 log.info("leaving \(tag) where it is: \(reason)")
                 heldBack.append(tag.rawValue)
@@ -147,7 +158,7 @@ extension Out {
             try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
             moved.append(tag)
         }
-        try settle(moved, commit: commit, image: image, client: client, source: source, detector: detector, scratch: scratch, log: log)
+        try settle(moved.filter { !createOnce.contains($0) }, commit: commit, image: image, client: client, source: source, detector: detector, scratch: scratch, log: log)
 
         let pushed = ([immutable] + releaseTags + moved).map(\.rawValue)
         log.info("pushed \(source.repository)@\(report.digest) for \(commit.short) as \(pushed.joined(separator: ", "))")
@@ -168,12 +179,23 @@ extension Out {
 
     /// Why `tag`, rendered by `template` from repository content, must not be pushed, or nil.
     /// A template without `{branch}`, `{tag_file}` or `{release}` is the pipeline's own text.
+    /// A version-shaped rendering is refused only from a branch: the first template's tag
+    /// never moves anyway, `{release}` is the release itself, and a `{tag_file}` one is made
+    /// once and never moved (``versionTagMadeOnce(_:renders:first:)``).
     static func templateRefusal(_ template: TagTemplate, renders tag: Tag, reserved: ReservedTags, first: Bool) -> String? {
-        guard template.usesRepositoryContent,
-              let why = reserved.reason(for: tag, releaseAllowed: template.description.contains("{release}"), againstImmutableTemplate: !first)
-        else { return nil }
+        guard template.usesRepositoryContent else { return nil }
+        let why = first || !template.description.contains("{branch}")
+            ? reserved.reasonBesidesRelease(for: tag, againstImmutableTemplate: !first)
+            : reserved.reason(for: tag, againstImmutableTemplate: !first)
+        guard let why else { return nil }
         return "source.tags: \(quoted(template.description)) renders \(quoted(tag.rawValue)) from the repository (its branch, tag file or git tag), which is \(why); "
             + "a tag from the repository cannot take it: namespace it in the template, e.g. \"branch-{branch}\""
+    }
+
+    /// Whether a floating `tag` of `template` is made once and never moved: a version
+    /// (`1.2.3`, `v2.1.0`, `1.2`) taken from the tag file.
+    static func versionTagMadeOnce(_ template: TagTemplate, renders tag: Tag, first: Bool) -> Bool {
+        !first && template.description.contains("{tag_file}") && !template.description.contains("{release}") && ReservedTags.isReleaseTag(tag.rawValue)
     }
 
     /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image

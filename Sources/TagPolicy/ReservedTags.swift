@@ -31,6 +31,15 @@ public struct ReservedTags: Sendable {
     ///   - againstImmutableTemplate: compare with the renderings of the first template
     ///     (false when `tag` is that template's own rendering).
     public func reason(for tag: Tag, releaseAllowed: Bool = false, againstImmutableTemplate: Bool = true) -> String? {
+        if let why = reasonBesidesRelease(for: tag, againstImmutableTemplate: againstImmutableTemplate) { return why }
+        if !releaseAllowed, Self.isReleaseTag(tag.rawValue) {
+            return "shaped like a release's tag, which only params.release and promote.release make"
+        }
+        return nil
+    }
+
+    /// As ``reason(for:releaseAllowed:againstImmutableTemplate:)`` with release versions allowed.
+    public func reasonBesidesRelease(for tag: Tag, againstImmutableTemplate: Bool = true) -> String? {
         let name = tag.rawValue
         switch name {
         case "latest": return "the tag latest_on moves"
@@ -46,14 +55,11 @@ public struct ReservedTags: Sendable {
         if againstImmutableTemplate, immutableTemplate.couldRenderForAnotherCommit(name) {
             return "shaped like a commit's immutable tag (source.tags' first template \(immutableTemplate.description))"
         }
-        if !releaseAllowed, Self.isReleaseTag(name) {
-            return "shaped like a release's tag, which only params.release and promote.release make"
-        }
         return nil
     }
 
     /// `1.2.3`, `v1.2.3`, `1.2.3-rc.1` (a full version, as written) and the aliases `1.2`, `1`.
-    static func isReleaseTag(_ name: String) -> Bool {
+    public static func isReleaseTag(_ name: String) -> Bool {
         guard let version = SemanticVersion(name), version.build == nil else { return false }
         return version.parts == 3 || !version.isPrerelease
     }

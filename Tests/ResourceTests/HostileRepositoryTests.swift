@@ -197,8 +197,8 @@ struct HostileRepositoryTests {
                         expectRefused(result, naming: "source.tags", "branch \(name)")
                         #expect(try digest(registry, String(evil.prefix(12))) == nil, "nothing was pushed for the attacker's commit")
                     }
-                    // An attacker's tag file value `stable`, then another commit's immutable tag, then a release.
-                    for value in ["stable", immutable, "1.0.0", "latest"] {
+                    // An attacker's tag file value `stable`, then another commit's immutable tag, then `latest`.
+                    for value in ["stable", immutable, "latest", "inputs-\(String(repeating: "0", count: 64))"] {
                         let evil = try repository.commit("tag file \(value)", files: ["images/app/VERSION": "\(value)\n"])
                         try repository.push()
                         let result = try runOut(#"{"source":\#(source(branch: "main")),"params":{"image":"image/oci"}}"#,
@@ -206,7 +206,15 @@ struct HostileRepositoryTests {
                         expectRefused(result, naming: "source.tag_file", "tag file \(value)")
                         #expect(try digest(registry, String(evil.prefix(12))) == nil)
                     }
-                    for tag in [immutable, "main", "v-1.0", "1.0.0", "stable"] { #expect(try digest(registry, tag) == released, "\(tag) is untouched") }
+                    // A tag file naming an existing release: the version-shaped tag is made once, never moved.
+                    let squat = try repository.commit("tag file 1.0.0", files: ["images/app/VERSION": "1.0.0\n"])
+                    try repository.push()
+                    let squatting = try runOut(#"{"source":\#(source(branch: "main")),"params":{"image":"image/oci"}}"#,
+                                               directory: try build(directory, "evil-file-release", commit: squat))
+                    let metadata = try #require(try JSONSerialization.jsonObject(with: squatting.stdout) as? [String: Any])["metadata"] as? [[String: String]]
+                    #expect(metadata?.first { $0["name"] == "held_back" }?["value"] == "1.0.0", "\(squatting.stderrString)")
+                    for tag in [immutable, "v-1.0", "1.0.0", "stable"] { #expect(try digest(registry, tag) == released, "\(tag) is untouched") }
+                    #expect(try digest(registry, "main") == digest(registry, String(squat.prefix(12))), "an ordinary floating tag moves as before")
                     #expect(try digest(registry, "latest") == nil)
 
                     // Namespaced by tag_prefix, the same value is an ordinary floating tag.
@@ -216,6 +224,14 @@ struct HostileRepositoryTests {
                                               directory: try build(directory, "fine", commit: fine)))
                     #expect(try digest(registry, "v-stable") == digest(registry, String(fine.prefix(12))))
                     #expect(try digest(registry, "stable") == released)
+
+                    // Seed 000's prebuilt images: the first template and the tag file's tag are versions, and that is fine.
+                    let prebuilt = try repository.commit("prebuilt for v2.1.0", files: ["images/app/VERSION": "v2.1.0\n"])
+                    try repository.push()
+                    let seed = #"{"repository":"\#(registry.host)/team/app","insecure":true,"tag_file":"images/app/VERSION","tags":["{tag_file}-{short_ref}","{tag_file}"],"git":{"uri":"\#(uri)","branch":"main","paths":["images/app/"]}}"#
+                    _ = try outVersion(runOut(#"{"source":\#(seed),"params":{"image":"image/oci"}}"#, directory: try build(directory, "prebuilt", commit: prebuilt)))
+                    let prebuiltDigest = try #require(try digest(registry, "v2.1.0-\(prebuilt.prefix(12))"))
+                    #expect(try digest(registry, "v2.1.0") == prebuiltDigest)
                 }
             }
         }
