@@ -270,17 +270,19 @@ public struct Out {
     /// The text of the file `path` (the param named `param`) names under the build
     /// directory. One line naming the param, never the file's content, when the path leads
     /// out of the directory, or the file is missing or unreadable.
-    static func paramFile(_ path: String, param: String, directory: URL) throws(InputError) -> String {
-        guard let text = try paramFileIfPresent(path, param: param, directory: directory) else {
+    /// - Parameter limit: the largest file read (a tag list or a version is small; an
+    ///   attestation, an SBOM, can take megabytes).
+    static func paramFile(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String {
+        guard let text = try paramFileIfPresent(path, param: param, directory: directory, limit: limit) else {
             throw InputError("\(param): \(quoted(InputObject.printable(path))) is not a file in the build directory")
         }
         return text
     }
 
-    /// As ``paramFile(_:param:directory:)``, nil when nothing is at `path`.
-    static func paramFileIfPresent(_ path: String, param: String, directory: URL) throws(InputError) -> String? {
+    /// As ``paramFile(_:param:directory:limit:)``, nil when nothing is at `path`.
+    static func paramFileIfPresent(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String? {
         let data: Data?
-        do { data = try BeneathDirectory(directory).read(path) } catch {
+        do { data = try BeneathDirectory(directory).read(path, limit: limit) } catch {
             throw InputError("\(param): \(quoted(InputObject.printable(path))) \(error)")
         }
         guard let data else { return nil }

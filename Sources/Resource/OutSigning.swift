@@ -17,7 +17,7 @@ extension Out {
         let root = BeneathDirectory(build).root.path + "/"
         let relative = directory.path.hasPrefix(root) ? String(directory.path.dropFirst(root.count)) : directory.path
         return try names.filter { $0.hasSuffix(CosignVocabulary.statementSuffix) }.sorted().map { name in
-            let bytes = try paramFile(relative + "/" + name, param: "params.image", directory: build)
+            let bytes = try paramFile(relative + "/" + name, param: "params.image", directory: build, limit: 1 << 30)
             return ("\(CosignVocabulary.attestationsDirectory)/\(name)", Data(bytes.utf8))
         }
     }
