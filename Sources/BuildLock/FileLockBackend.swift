@@ -39,10 +39,7 @@ struct FileLockBackend: LockBackend {
         } catch {
             throw LockError(.backend, "cannot create the lock directory \(directory.path): \(error.localizedDescription); point LOCK's file: backend at a writable directory")
         }
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw LockError(.backend, "cannot open the lock file \(lockPath): \(errnoText()); check that the directory is writable")
-        }
+        let fd = try Self.openPlainFile(lockPath, what: "lock file")
         if flock(fd, LOCK_EX | LOCK_NB) == 0 {
             let holder = LockHolder.current(key: key, ttl: ttl)
             let committed = try underGuard { () -> Bool in
@@ -116,15 +113,31 @@ struct FileLockBackend: LockBackend {
     private func isStillAtPath(_ fd: Int32) -> Bool {
         var opened = stat()
         var named = stat()
-        guard fstat(fd, &opened) == 0, stat(lockPath, &named) == 0 else { return false }
+        guard fstat(fd, &opened) == 0, lstat(lockPath, &named) == 0 else { return false }
         return opened.st_dev == named.st_dev && opened.st_ino == named.st_ino
     }
 
-    private func underGuard<R>(_ body: () throws -> R) throws -> R {
-        let fd = open(guardPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    /// Opens (creating) a file of the lock directory for writing, never through a link: a
+    /// link planted at the lock file would have its target truncated and overwritten with the
+    /// holder's record. A second name for another file (a hard link) is refused for the same reason.
+    static func openPlainFile(_ path: String, what: String) throws -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw LockError(.backend, "cannot open the lock guard \(guardPath): \(errnoText()); check that the directory is writable")
+            if errno == ELOOP {
+                throw LockError(.backend, "the \(what) \(path) is a symbolic link; Slipway never writes through one: remove it (and check who can write to the lock directory)")
+            }
+            throw LockError(.backend, "cannot open the \(what) \(path): \(errnoText()); check that the directory is writable")
         }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else {
+            close(fd)
+            throw LockError(.backend, "the \(what) \(path) is not a plain file of its own (a hard link, a device or a FIFO); Slipway never writes to it: remove it (and check who can write to the lock directory)")
+        }
+        return fd
+    }
+
+    private func underGuard<R>(_ body: () throws -> R) throws -> R {
+        let fd = try Self.openPlainFile(guardPath, what: "lock guard")
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else {

@@ -36,8 +36,13 @@ extension ChangeDetector {
                 let repository = git.at(work)
                 let head = try GitCommitID(try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
                 let file = work.appendingPathComponent(spec.normalizedPath)
-                guard let data = FileManager.default.contents(atPath: file.path), let text = String(data: data, encoding: .utf8) else {
-                    throw GitSourceError(.tagFile, "tag file \(quoted(spec.normalizedPath)) does not exist on \(branch) of \(remote.display)")
+                // Read from git's tree, never through the work tree: a tag file committed as a
+                // link (or below a directory that is one) would otherwise read and write a
+                // file outside the clone.
+                let object = try regularTagFile(spec.normalizedPath, at: head, in: repository, branch: branch)
+                let blob = try repository.run(["cat-file", "blob", object])
+                guard blob.succeeded, case let data = blob.standardOutput, let text = String(data: data, encoding: .utf8) else {
+                    throw GitSourceError(.tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
                 }
                 let old = try TagFileValue.read(data, spec: spec, commit: head)
                 let new = try newValue(old)
@@ -51,7 +56,8 @@ extension ChangeDetector {
                 guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: head) == new else {
                     throw GitSourceError(.tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back")
                 }
-                try Data(rewritten.utf8).write(to: file)
+                // Atomically: the rename replaces the path itself, so nothing is written through a link.
+                try Data(rewritten.utf8).write(to: file, options: .atomic)
                 try repository.output(["-c", "user.name=Slipway", "-c", "user.email=slipway@localhost", "commit", "--quiet",
                                        "--message", message.replacingOccurrences(of: "{old}", with: old).replacingOccurrences(of: "{new}", with: new),
                                        "--", spec.normalizedPath])
@@ -67,5 +73,63 @@ extension ChangeDetector {
                 log.info("\(branch) moved while bumping \(spec.normalizedPath); trying again on its new tip")
             }
         }
+    }
+
+    /// The blob of the tag file at `commit` when it is a regular file; one line otherwise.
+    /// `ls-tree` shows the entry's mode: a link is stored as a blob of mode 120000 whose
+    /// content is its target, so reading it as a file would follow it out of the clone.
+    func regularTagFile(_ path: String, at commit: GitCommitID, in repository: Git, branch: GitBranchName) throws -> String {
+        let listed = try repository.output(["ls-tree", "--full-tree", commit.rawValue, "--", path])
+        // "<mode> <type> <object>\t<path>"; nothing when the path (or a directory on the way) is not a tree entry.
+        let fields = listed.split(separator: "\t", maxSplits: 1).first?.split(separator: " ") ?? []
+        guard fields.count == 3 else {
+            throw GitSourceError(.tagFile, "tag file \(quoted(path)) does not exist on \(branch) of \(remote.display) (or a directory on its path is a symbolic link)")
+        }
+        guard fields[0] != "120000" else {
+            throw GitSourceError(.tagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
+        }
+        guard fields[1] == "blob" else {
+            throw GitSourceError(.tagFile, "tag file \(quoted(path)) on \(branch) of \(remote.display) is a \(fields[1] == "tree" ? "directory" : String(fields[1])), not a file")
+        }
+        return String(fields[2])
+    }
+
+    static func symlinkRefusal(_ path: String, at commit: GitCommitID, remote: String) -> String {
+        "tag file \(quoted(path)) at commit \(commit.short) of \(remote) is a symbolic link; a tag file must be a regular file in the repository"
+    }
+
+    /// Refuses a tag file that is a symbolic link at any of `commits`: its content (a blob)
+    /// is the link's target, not a value. The mode is in the entry of the file's parent
+    /// tree, read with the blobs in one `cat-file --batch`.
+    func refuseSymlinkedTagFile(_ path: String, commits: [GitCommitID], git: Git) throws {
+        let slash = path.lastIndex(of: "/")
+        let parent = slash.map { String(path[..<$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        // One name per line, answered in order ("<name> missing" for none).
+        let names = Data(commits.map { "\($0.rawValue):\(parent)\n" }.joined().utf8)
+        let resolved = try git.run(["cat-file", "--batch-check=%(objectname)"], input: names)
+        guard resolved.succeeded else { throw git.failure(["cat-file", "--batch-check"], resolved) }
+        let trees = resolved.outputText.split(whereSeparator: \.isNewline).map { String($0.split(separator: " ").first ?? "") }
+        let contents = try catFileBatch(Array(Set(trees)), git: git, path: parent)
+        for (commit, tree) in zip(commits, trees) {
+            guard let content = contents[tree], content.type == "tree" else { continue }
+            if Self.treeEntryMode(named: name, in: content.data, hashLength: tree.count / 2) == "120000" {
+                throw GitSourceError(.tagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
+            }
+        }
+    }
+
+    /// The mode of entry `name` of a raw tree object (`<mode> <name>\0<hash>` entries).
+    static func treeEntryMode(named name: String, in tree: Data, hashLength: Int) -> String? {
+        let bytes = [UInt8](tree)
+        var index = 0
+        while index < bytes.count {
+            guard let space = bytes[index...].firstIndex(of: 0x20), let nul = bytes[space...].firstIndex(of: 0) else { return nil }
+            let mode = String(decoding: bytes[index..<space], as: UTF8.self)
+            let entry = String(decoding: bytes[(space + 1)..<nul], as: UTF8.self)
+            if entry == name { return mode }
+            index = nul + 1 + hashLength
+        }
+        return nil
     }
 }

@@ -181,6 +181,7 @@ public struct ChangeDetector: Sendable {
         guard objects.count == commits.count else {
             throw GitSourceError(.command, "git resolved \(objects.count) tag file objects for \(commits.count) commits")
         }
+        try refuseSymlinkedTagFile(path, commits: commits, git: git)
         let distinct = Array(Set(objects))
         try repository.prefetch(objects: distinct)
         let contents = try catFileBatch(distinct, git: git, path: path)

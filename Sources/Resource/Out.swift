@@ -4,6 +4,7 @@ import GitSource
 import ImageLayout
 import OCI
 import Registry
+import RootFS
 import TagPolicy
 import Transfer
 
@@ -62,7 +63,7 @@ public struct Out {
         }
         let path = try Self.match(pattern, in: directory)
         let image = try ImageInput.open(path, scratch: scratch)
-        let statements = try Self.statements(besides: path)
+        let statements = try Self.statements(besides: path, in: directory)
         try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let tags = try pushTags(source: source, params: params, directory: directory, client: client)
         let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: source.repository, tags: tags)
@@ -111,10 +112,7 @@ public struct Out {
         }
         let prefix = try params.string("tag_prefix") ?? ""
         if let file = try params.string("additional_tags") {
-            let url = directory.appendingPathComponent(file)
-            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-                throw params.invalid("additional_tags", "cannot read \(url.path)")
-            }
+            let text = try Self.paramFile(file, param: "\(params.path).additional_tags", directory: directory)
             names += text.split(whereSeparator: \.isWhitespace).map { prefix + $0 }
         } else if params.has("tag_prefix") {
             throw params.invalid("tag_prefix", "applies to additional_tags, which is not set")
@@ -151,8 +149,8 @@ public struct Out {
             throw InputError("params.promote.to is required (or promote.release): the tags to add")
         }
         let ifMissing = try Self.ifMissing(promote)
-        let fromDirectory = directory.appendingPathComponent(from)
-        func read(_ name: String) -> String? { try? String(contentsOf: fromDirectory.appendingPathComponent(name), encoding: .utf8) }
+        let fromDirectory = try Self.paramDirectory(from, param: "\(promote.path).from", directory: directory)
+        func read(_ name: String) throws -> String? { try Self.paramFileIfPresent(from + "/" + name, param: "\(promote.path).from", directory: directory) }
         let digest: Digest
         switch try Self.promoteFrom(from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"), promote: promote) {
         case .digest(let found):
@@ -221,7 +219,7 @@ public struct Out {
     /// image other than `digest`, this throws one line naming the tag and both digests.
     static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository, digest: Digest) throws -> [Tag] {
         guard let release = try params.string("release") else { return [] }
-        let text = valueOrFile(release, directory: directory).value
+        let text = try valueOrFile(release, param: "\(params.path).release", directory: directory).value
         guard let version = SemanticVersion(text) else {
             throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
         }
@@ -246,15 +244,61 @@ public struct Out {
     /// A param that is a value, or names a file under the put's `directory` holding one (a
     /// get's `release` file): the file's trimmed content and the file when it can be read,
     /// else the text as given, trimmed. Shared by `release`, `promote.release` and
-    /// `bump_tag_file`.
-    static func valueOrFile(_ text: String, directory: URL) -> (value: String, file: URL?) {
-        let file = directory.appendingPathComponent(text)
-        var isDirectory: ObjCBool = false
-        if !text.isEmpty, FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-           let content = try? String(contentsOf: file, encoding: .utf8) {
+    /// `bump_tag_file`. A path that leads out of the build directory (absolute, `..` above
+    /// it, or through a link that does) is refused, naming `param`.
+    static func valueOrFile(_ text: String, param: String, directory: URL) throws(InputError) -> (value: String, file: URL?) {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return (trimmed, nil) }
+        let beneath = BeneathDirectory(directory)
+        do {
+            guard let file = try beneath.resolve(text) else { return (trimmed, nil) }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue else { return (trimmed, nil) }
+            guard let data = try beneath.read(text), let content = String(data: data, encoding: .utf8) else {
+                throw InputError("\(param): \(quoted(InputObject.printable(text))) in the build directory is not UTF-8 text")
+            }
             return (content.trimmingCharacters(in: .whitespacesAndNewlines), file)
+        } catch let refusal as BeneathDirectory.Refusal {
+            throw InputError("\(param): \(quoted(InputObject.printable(text))) \(refusal)")
+        } catch let error as InputError {
+            throw error
+        } catch {
+            throw InputError("\(param): \(quoted(InputObject.printable(text))): \(error)")
         }
-        return (text.trimmingCharacters(in: .whitespacesAndNewlines), nil)
+    }
+
+    /// The text of the file `path` (the param named `param`) names under the build
+    /// directory. One line naming the param, never the file's content, when the path leads
+    /// out of the directory, or the file is missing or unreadable.
+    /// - Parameter limit: the largest file read (a tag list or a version is small; an
+    ///   attestation, an SBOM, can take megabytes).
+    static func paramFile(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String {
+        guard let text = try paramFileIfPresent(path, param: param, directory: directory, limit: limit) else {
+            throw InputError("\(param): \(quoted(InputObject.printable(path))) is not a file in the build directory")
+        }
+        return text
+    }
+
+    /// As ``paramFile(_:param:directory:limit:)``, nil when nothing is at `path`.
+    static func paramFileIfPresent(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String? {
+        let data: Data?
+        do { data = try BeneathDirectory(directory).read(path, limit: limit) } catch {
+            throw InputError("\(param): \(quoted(InputObject.printable(path))) \(error)")
+        }
+        guard let data else { return nil }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw InputError("\(param): \(quoted(InputObject.printable(path))) in the build directory is not UTF-8 text")
+        }
+        return text
+    }
+
+    /// The directory `path` (the param named `param`) names under the build directory, links
+    /// resolved; refused in one line when it leads out of it. A path where nothing is stays
+    /// as given (a tag, for `promote.from`).
+    static func paramDirectory(_ path: String, param: String, directory: URL) throws(InputError) -> URL {
+        do { return try BeneathDirectory(directory).resolve(path) ?? directory.appendingPathComponent(path) } catch {
+            throw InputError("\(param): \(quoted(InputObject.printable(path))) \(error)")
+        }
     }
 
     /// What `bump_tag_file` asks for.
@@ -271,7 +315,7 @@ public struct Out {
     /// (a get that did not run, a typo in its path).
     static func bumpRequest(_ text: String, directory: URL) throws(InputError) -> BumpRequest {
         if ["major", "minor", "patch"].contains(text) { return .keyword(text) }
-        let (value, file) = valueOrFile(text, directory: directory)
+        let (value, file) = try valueOrFile(text, param: "params.bump_tag_file", directory: directory)
         if let file {
             guard !value.isEmpty else { throw InputError("params.bump_tag_file: \(file.path) is empty; it must hold the new tag file value") }
             return .value(value)
@@ -290,9 +334,14 @@ public struct Out {
         }
     }
 
-    /// The one path under `directory` that `pattern` (a glob) matches.
+    /// The one path under `directory` that `pattern` (a glob) matches, its links resolved
+    /// beneath `directory`: a pattern or a link that leads out of it is refused.
     static func match(_ pattern: String, in directory: URL) throws -> URL {
-        let full = directory.appendingPathComponent(pattern).path
+        guard !pattern.hasPrefix("/") else {
+            throw InputError("params.image: \(quoted(InputObject.printable(pattern))) is an absolute path; give a path under the build directory")
+        }
+        let beneath = BeneathDirectory(directory)
+        let full = beneath.root.appendingPathComponent(pattern).path
         var result = glob_t()
         defer { globfree(&result) }
         guard glob(full, 0, nil, &result) == 0, result.gl_pathc > 0 else {
@@ -301,6 +350,46 @@ public struct Out {
         guard result.gl_pathc == 1, let first = result.gl_pathv[0] else {
             throw InputError("params.image: \(quoted(pattern)) matches \(result.gl_pathc) paths; it must match one")
         }
-        return URL(fileURLWithPath: String(cString: first))
+        let matched = String(cString: first)
+        let relative = matched.hasPrefix(beneath.root.path + "/") ? String(matched.dropFirst(beneath.root.path.count + 1)) : matched
+        do {
+            guard let resolved = try beneath.resolve(relative) else {
+                throw InputError("params.image: no file or directory matches \(quoted(pattern)) in \(directory.path)")
+            }
+            try checkContents(of: resolved, beneath: beneath)
+            return resolved
+        } catch let refusal as BeneathDirectory.Refusal {
+            throw InputError("params.image: \(quoted(InputObject.printable(relative))) \(refusal)")
+        }
+    }
+
+    /// Refuses an image whose files lead out of the build directory: a layout's files are
+    /// read by path, so every link in it must resolve beneath the directory (its target is
+    /// then read, not the link's); a FIFO, socket or device (a read that blocks or never
+    /// ends) is refused wherever it is.
+    static func checkContents(of image: URL, beneath: BeneathDirectory) throws {
+        let root = beneath.root.path + "/"
+        func relative(_ url: URL) -> String {
+            let path = url.standardizedFileURL.path
+            return path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
+        }
+        var entries = [image]
+        if let enumerator = FileManager.default.enumerator(at: image, includingPropertiesForKeys: nil, options: []) {
+            for case let url as URL in enumerator { entries.append(url) }
+        }
+        for entry in entries {
+            var info = stat()
+            guard lstat(entry.path, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG, S_IFDIR:
+                continue
+            case S_IFLNK:
+                do { _ = try beneath.resolve(relative(entry)) } catch {
+                    throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) \(error)")
+                }
+            default:
+                throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) is not a regular file, directory or link (a FIFO, socket or device); an image holds only files")
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@ import Console
 import Foundation
 import OCI
 import Registry
+import RootFS
 import Signing
 
 /// `source.sign` on put: what `out` attaches to an image it pushed or promoted.
@@ -9,13 +10,15 @@ extension Out {
     /// The in-toto statements that go with the image `params.image` names: the
     /// `attestations/*.intoto.json` files in the directory holding it (`image/attestations/`
     /// for `image/oci` or `image/image.tar`, as build-task writes them). Sorted by name.
-    static func statements(besides imagePath: URL) throws -> [(name: String, bytes: Data)] {
+    static func statements(besides imagePath: URL, in build: URL) throws -> [(name: String, bytes: Data)] {
         let directory = imagePath.deletingLastPathComponent().appendingPathComponent(CosignVocabulary.attestationsDirectory)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+        // Read beneath the build directory: a statement that is a link out of it is refused.
+        let root = BeneathDirectory(build).root.path + "/"
+        let relative = directory.path.hasPrefix(root) ? String(directory.path.dropFirst(root.count)) : directory.path
         return try names.filter { $0.hasSuffix(CosignVocabulary.statementSuffix) }.sorted().map { name in
-            let file = directory.appendingPathComponent(name)
-            guard let bytes = try? Data(contentsOf: file) else { throw InputError("cannot read the attestation \(file.path)") }
-            return ("\(CosignVocabulary.attestationsDirectory)/\(name)", bytes)
+            let bytes = try paramFile(relative + "/" + name, param: "params.image", directory: build, limit: 1 << 30)
+            return ("\(CosignVocabulary.attestationsDirectory)/\(name)", Data(bytes.utf8))
         }
     }
 

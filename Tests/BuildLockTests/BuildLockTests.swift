@@ -213,6 +213,28 @@ struct BuildLockTests {
         }
     }
 
+    @Test(arguments: [".lock", ".guard"])
+    func fileLockRefusesASymlinkPlantedAtItsFiles(suffix: String) throws {
+        try withTemporaryDirectory { directory in
+            let locks = directory.appending("locks")
+            try FileManager.default.createDirectory(at: locks, withIntermediateDirectories: true)
+            let victim = directory.appending("victim")
+            try Data("precious\n".utf8).write(to: victim)
+            let planted = locks.appendingPathComponent(try LockKey("registry.example.com/app@sha256:abc").safeName + suffix)
+            try FileManager.default.createSymbolicLink(atPath: planted.path, withDestinationPath: victim.path)
+            var ran = false
+            #expect {
+                try withBuildLock(try fileSpec(locks, timeout: .seconds(2)), log: .silent) { ran = true }
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("symbolic link") && text.contains(planted.path) && !text.contains("\n")
+            }
+            #expect(!ran, "the build did not run without its lock")
+            #expect(try String(contentsOf: victim, encoding: .utf8) == "precious\n", "the link's target is untouched")
+            #expect(SignalCleanup.registeredCount == 0)
+        }
+    }
+
     // MARK: - Signals
 
     @Test func signalCleanupRunsRegisteredActionsOnce() throws {

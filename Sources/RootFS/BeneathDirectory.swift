@@ -1,0 +1,128 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Paths beneath a directory that cannot lead out of it: `out`'s file params, which name
+/// files a task wrote into the build directory.
+///
+/// Resolved as ``RootDirectory`` resolves a layer's paths: one component at a time from a
+/// descriptor on the directory, each directory opened with `O_NOFOLLOW` relative to the
+/// previous one, never by a string path. The difference is what happens at the edge: the
+/// unpacker contains a link as a chroot would, while here a path is refused when it is
+/// absolute, when `..` climbs above the directory, or when a symbolic link on the way is
+/// absolute or climbs above it. A link that stays beneath (`image -> build/image`) is
+/// followed. The last component is opened with `O_NOFOLLOW` too, so a link swapped in after
+/// the check is not followed either.
+public struct BeneathDirectory: Sendable {
+    /// Why a path was refused; a phrase to follow the path in an error.
+    public struct Refusal: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let root: URL
+
+    public init(_ root: URL) {
+        self.root = root.standardizedFileURL
+    }
+
+    /// The path `relative` leads to, with every link resolved (so it holds no link), or nil
+    /// when nothing is there.
+    public func resolve(_ relative: String) throws(Refusal) -> URL? {
+        guard let (_, names, last) = try walk(relative) else { return nil }
+        return names.reduce(root) { $0.appendingPathComponent($1) }.appendingPathComponent(last ?? "").standardizedFileURL
+    }
+
+    /// The content of the regular file `relative` names (at most `limit` bytes), or nil when
+    /// nothing is there.
+    public func read(_ relative: String, limit: Int = 1 << 20) throws(Refusal) -> Data? {
+        guard let (parent, _, last) = try walk(relative) else { return nil }
+        guard let last else { throw Refusal(description: "is the build directory itself, not a file") }
+        let fd = openat(parent.fd, last, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw Refusal(description: "is a symbolic link that was replaced while it was read") }
+            if errno == ENOENT { return nil }
+            throw Refusal(description: "cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw Refusal(description: "is not a regular file")
+        }
+        let data: Data
+        do { data = try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: limit + 1) ?? Data() } catch {
+            throw Refusal(description: "cannot be read: \(error.localizedDescription)")
+        }
+        guard data.count <= limit else { throw Refusal(description: "is larger than \(limit) bytes") }
+        return data
+    }
+
+    /// Resolves every component but the last as a directory beneath the root. Returns the
+    /// last component's parent, the names leading to it, and the last name (nil: the root).
+    private func walk(_ relative: String) throws(Refusal) -> (Handle, [String], String?)? {
+        guard !relative.hasPrefix("/") else {
+            throw Refusal(description: "is an absolute path; give a path under the build directory")
+        }
+        let rootFD = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw Refusal(description: "cannot be resolved: the build directory \(root.path) cannot be opened") }
+        var stack: [(name: String, handle: Handle)] = []
+        let rootHandle = Handle(rootFD)
+        var queue = Array(Self.components(relative).reversed())
+        var hops = 0
+        while let name = queue.popLast() {
+            let current = stack.last?.handle ?? rootHandle
+            if name == ".." {
+                guard !stack.isEmpty else { throw Refusal(description: "leads out of the build directory (..)") }
+                stack.removeLast()
+                continue
+            }
+            var info = stat()
+            guard fstatat(current.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))")
+            }
+            if (info.st_mode & S_IFMT) == S_IFLNK {
+                hops += 1
+                guard hops <= 40 else { throw Refusal(description: "has too many symbolic links") }
+                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let length = readlinkat(current.fd, name, &target, target.count - 1)
+                guard length >= 0 else { throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))") }
+                let text = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard !text.hasPrefix("/") else {
+                    throw Refusal(description: "goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
+                }
+                queue += Self.components(text).reversed()
+                continue
+            }
+            if queue.isEmpty {
+                return (current, stack.map(\.name), name)
+            }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
+            let fd = openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))") }
+            stack.append((name, Handle(fd)))
+        }
+        guard let top = stack.last else { return (rootHandle, [], nil) }
+        return (stack.count >= 2 ? stack[stack.count - 2].handle : rootHandle, stack.dropLast().map(\.name), top.name)
+    }
+
+    private static func components(_ path: String) -> [String] {
+        path.split(separator: "/").map(String.init).filter { $0 != "." }
+    }
+
+    private static func display(_ names: [String]) -> String {
+        "\"" + names.joined(separator: "/") + "\""
+    }
+
+    /// An open descriptor, closed when the last reference goes.
+    private final class Handle {
+        let fd: Int32
+        init(_ fd: Int32) { self.fd = fd }
+        deinit { close(fd) }
+    }
+}
