@@ -30,7 +30,8 @@ extension RegistryClient {
         var target = Target.url(first)
         var found: [Descriptor] = []
         var seen = Set<Digest>()
-        for _ in 0..<10_000 {
+        var pagesRead = Set<String>()
+        for _ in 0..<limits.maxTagPages {
             let response = try send(.get, target, scope: .repository(repository, "pull"), operation: operation,
                                     headers: ["Accept": MediaType.ociIndex.rawValue], bufferLimit: Self.manifestLimit)
             if [400, 404, 405, 406, 501].contains(response.status) && found.isEmpty && seen.isEmpty { return nil }
@@ -48,12 +49,12 @@ extension RegistryClient {
                 if let artifactType, descriptor.artifactType != artifactType { continue }
                 found.append(descriptor)
             }
-            guard let next = Self.nextLink(response.headers["Link"]),
-                  let url = URL(string: next, relativeTo: try baseURL())?.absoluteURL
-            else { return found }
+            pagesRead.insert(try resolveForComparison(target))
+            guard let url = try nextPage(response, operation: operation, pagesRead: pagesRead) else { return found }
             target = .url(url)
         }
-        throw RegistryError(.invalidResponse, operation: operation, hint: "pagination did not end")
+        throw RegistryError(.limit, operation: operation,
+                            hint: "more than \(limits.maxTagPages) pages of referrers; \(RegistryLimits.Variable.maxTagPages) raises the cap")
     }
 
     /// `PUT /v2/<name>/manifests/<digest>` of a manifest with a `subject` ([distribution spec
