@@ -1,6 +1,7 @@
 import Foundation
 import OCI
 import Registry
+@testable import Resource
 import TestSupport
 import Testing
 
@@ -167,5 +168,19 @@ extension BoundsRegistry {
     func manifestDigest() throws -> Digest? {
         let client = try RegistryClient(host: try RegistryHost(host), credentialLookup: nil)
         return try client.manifestDescriptor(try Repository("team/app"), .tag(try OCI.Tag("latest")))?.digest
+    }
+}
+
+@Suite("in: which tags the tags file considers")
+struct InTagCandidatesTests {
+    @Test(arguments: [
+        ("multi", ["multi", "latest", "stable"]),
+        ("1.2.3", ["1.2.3", "latest", "stable", "1", "1.2"]),
+        ("v1.2.3-alpine", ["v1.2.3-alpine", "latest", "stable", "v1-alpine", "v1.2-alpine", "alpine"]),
+        ("", ["latest", "stable"]),
+        ("1.x", ["1.x", "latest", "stable"]),
+    ])
+    func candidates(tag: String, expected: [String]) {
+        #expect(Set(In.tagCandidates(tag)) == Set(expected))
     }
 }
