@@ -153,7 +153,7 @@ extension RegistryClient {
         if let local = try? RegistryHost(realmHost), local.mayUsePlainHTTP { return }
         throw RegistryError(.credentials, operation: operation,
                             hint: "the registry's token realm \(realmHost) is plain http, and credentials are never sent in clear text; "
-                                + "the registry's operator should serve the realm over https (or set insecure: true to allow plain http)")
+                                + "the registry's operator should serve the realm over https (or set insecure to allow plain http)")
     }
 
     /// Token endpoint: https://distribution.github.io/distribution/spec/auth/token/ (GET with
