@@ -65,6 +65,19 @@ struct HostileRegistryBoundsTests {
         }
     }
 
+    @Test func aNextPageOnAnotherOriginIsAskedWithoutCredentials() async throws {
+        try await withBoundsRegistry(.init(tags: "elsewhere", plainHTTPRealm: true)) { registry in
+            let input = #"{"source":{"repository":"\#(registry.host)/team/app","username":"robot","password":"s3cret-pw","insecure":true}}"#
+            let (result, _) = try run("check", input)
+            #expect(result.succeeded, "\(result.stderrString)")
+            #expect(result.stdoutString.contains("2.0.0"), "the page elsewhere was read: \(result.stdoutString)")
+            let entries = try registry.entries()
+            #expect(entries.contains { $0.listener == "registry" && $0.path.hasSuffix("/tags/list") && $0.authorization })
+            let elsewhere = entries.filter { $0.listener == "realm" && $0.path.hasSuffix("/tags/list") }
+            #expect(elsewhere.count == 1 && elsewhere.allSatisfy { !$0.authorization }, "\(elsewhere)")
+        }
+    }
+
     // MARK: - Finding 8: endless answers
 
     @Test(arguments: ["endless", "loop"])

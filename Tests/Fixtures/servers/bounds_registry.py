@@ -6,6 +6,8 @@ What no real registry does, each chosen by CONFIG:
 
   tags      "endless"  every tag page holds `pageSize` new tags and links to the next page
             "loop"     every tag page links back to the first page
+            "elsewhere" the first page (`["1.0.0"]`) links to its next page on the realm's
+                       listener (another origin), which answers `["2.0.0"]`
   trickle   "manifest" HEAD of a manifest answers 200 without a digest (so a client asks
                        with GET), and GET sends the manifest's bytes at `bytesPerSecond`
             "blob"     manifests are served whole; the config blob goes at `bytesPerSecond`
@@ -123,6 +125,11 @@ class Registry(http.server.BaseHTTPRequestHandler):
         config = self.server.config
         name = path[len("/v2/"):-len("/tags/list")]
         mode = config.get("tags")
+        if mode == "elsewhere":
+            nxt = "http://%s:%d/v2/%s/tags/list?last=1.0.0" % (config["realmHost"], config["realmPort"], name)
+            self.answer(200, json.dumps({"name": name, "tags": ["1.0.0"]}).encode(),
+                        [("Content-Type", "application/json"), ("Link", '<%s>; rel="next"' % nxt)])
+            return
         if mode not in ("endless", "loop"):
             self.answer(200, json.dumps({"name": name, "tags": ["latest"]}).encode())
             return
@@ -139,6 +146,9 @@ class Realm(Registry):
 
     def do_GET(self):
         self.record()
+        if self.path.split("?")[0].endswith("/tags/list"):
+            self.answer(200, json.dumps({"tags": ["2.0.0"]}).encode(), [("Content-Type", "application/json")])
+            return
         self.answer(200, json.dumps({"token": TOKEN, "expires_in": 300}).encode(), [("Content-Type", "application/json")])
 
     do_POST = do_HEAD = do_GET
