@@ -14,9 +14,9 @@ public struct RegistryLimits: Sendable, Hashable {
     public var requestTimeout: Int
     /// Pages of one tag listing (or referrers listing). `SLIPWAY_REGISTRY_MAX_TAG_PAGES`, default 10,000.
     public var maxTagPages: Int
-    /// Tags in one listing. `SLIPWAY_REGISTRY_MAX_TAGS`, default 1,000,000.
+    /// Tags in one listing (or referrers). `SLIPWAY_REGISTRY_MAX_TAGS`, default 1,000,000.
     public var maxTags: Int
-    /// Bytes of all pages of one tag listing. `SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES`, default 256 MiB.
+    /// Bytes of all pages of one tag (or referrers) listing. `SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES`, default 256 MiB.
     public var maxTagListBytes: Int
 
     public init(requestTimeout: Int = 120, maxTagPages: Int = 10_000, maxTags: Int = 1_000_000, maxTagListBytes: Int = 256 << 20) {
