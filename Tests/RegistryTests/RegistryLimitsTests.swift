@@ -1,6 +1,8 @@
 import Foundation
 import HTTP
+import OCI
 @testable import Registry
+import TestSupport
 import Testing
 
 @Suite("Registry limits and where credentials go")
@@ -41,5 +43,38 @@ struct RegistryLimitsTests {
     ])
     func credentialsStayOnTheRegistrysOrigin(url: String, base: String, same: Bool) {
         #expect(RegistryClient.sameOrigin(URL(string: url)!, URL(string: base)!) == same)
+    }
+}
+
+@Suite("Referrers listings are bounded as tag listings are")
+struct ReferrersBoundsTests {
+    static let subject = try! Digest("sha256:" + String(repeating: "a", count: 64))
+
+    /// The error `referrers` throws with `limits`, as text; nil when it returns.
+    func failure(_ registry: BoundsRegistry, _ limits: RegistryLimits) throws -> String? {
+        let client = try RegistryClient(host: try RegistryHost(registry.host), credentialLookup: nil, limits: limits)
+        do {
+            _ = try client.referrers(try Repository("team/app"), of: Self.subject)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aReferrersPageLinkingBackEndsTheListing() async throws {
+        try await withBoundsRegistry(.init(referrers: "loop", pageSize: 3)) { registry in
+            let error = try failure(registry, .standard)
+            #expect(error?.contains("links back") == true, "\(error ?? "returned")")
+        }
+    }
+
+    @Test func endlessReferrersStopAtTheCaps() async throws {
+        try await withBoundsRegistry(.init(referrers: "endless", pageSize: 50)) { registry in
+            let pages = try failure(registry, RegistryLimits(maxTagPages: 10))
+            #expect(pages?.contains("SLIPWAY_REGISTRY_MAX_TAG_PAGES") == true, "\(pages ?? "returned")")
+            let entries = try failure(registry, RegistryLimits(maxTags: 120))
+            #expect(entries?.contains("SLIPWAY_REGISTRY_MAX_TAGS") == true, "\(entries ?? "returned")")
+            #expect(try registry.entries().filter { $0.path.contains("/referrers/") }.count == 10 + 3)
+        }
     }
 }

@@ -11,6 +11,8 @@ public final class BoundsRegistry: Sendable {
         public var tags: String?
         /// Tags per page for `tags`.
         public var pageSize: Int
+        /// `endless` or `loop` referrers pages.
+        public var referrers: String?
         /// `manifest` or `blob`.
         public var trickle: String?
         public var bytesPerSecond: Int
@@ -19,8 +21,10 @@ public final class BoundsRegistry: Sendable {
         /// go-containerregistry rule does not call local.
         public var plainHTTPRealm: Bool
 
-        public init(tags: String? = nil, pageSize: Int = 100, trickle: String? = nil, bytesPerSecond: Int = 2, plainHTTPRealm: Bool = false) {
+        public init(tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, trickle: String? = nil, bytesPerSecond: Int = 2,
+                    plainHTTPRealm: Bool = false) {
             self.tags = tags
+            self.referrers = referrers
             self.pageSize = pageSize
             self.trickle = trickle
             self.bytesPerSecond = bytesPerSecond
@@ -63,6 +67,7 @@ public final class BoundsRegistry: Sendable {
             var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize,
                                                 "bytesPerSecond": options.bytesPerSecond]
             if let tags = options.tags { configuration["tags"] = tags }
+            if let referrers = options.referrers { configuration["referrers"] = referrers }
             if let trickle = options.trickle { configuration["trickle"] = trickle }
             if options.plainHTTPRealm {
                 let certificates = try TestCertificates.generate(in: directory.url)

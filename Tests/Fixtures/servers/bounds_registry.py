@@ -8,6 +8,9 @@ What no real registry does, each chosen by CONFIG:
             "loop"     every tag page links back to the first page
             "elsewhere" the first page (`["1.0.0"]`) links to its next page on the realm's
                        listener (another origin), which answers `["2.0.0"]`
+  referrers "endless"  every referrers page (an OCI index) holds `pageSize` new
+                       descriptors and links to the next page
+            "loop"     every referrers page links back to the first page
   trickle   "manifest" HEAD of a manifest answers 200 without a digest (so a client asks
                        with GET), and GET sends the manifest's bytes at `bytesPerSecond`
             "blob"     manifests are served whole; the config blob goes at `bytesPerSecond`
@@ -100,6 +103,8 @@ class Registry(http.server.BaseHTTPRequestHandler):
         path = url.path
         if path == "/v2/":
             self.answer(200, b"{}")
+        elif "/referrers/" in path and config.get("referrers"):
+            self.referrers(path, urllib.parse.parse_qs(url.query))
         elif path.endswith("/tags/list"):
             self.tags(path, urllib.parse.parse_qs(url.query))
         elif "/manifests/" in path:
@@ -120,6 +125,18 @@ class Registry(http.server.BaseHTTPRequestHandler):
             self.answer(404, b'{"errors":[{"code":"NOT_FOUND"}]}')
 
     do_HEAD = do_GET
+
+    def referrers(self, path, query):
+        mode = self.server.config["referrers"]
+        size = int(self.server.config.get("pageSize", 100))
+        page = int(query.get("page", ["0"])[0]) if mode == "endless" else 0
+        manifests = [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 100,
+                      "digest": "sha256:" + hashlib.sha256(b"%d" % (page * size + i)).hexdigest(),
+                      "artifactType": "application/vnd.slipway.test"} for i in range(size)]
+        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": manifests}).encode()
+        nxt = "%s?page=%d" % (path, page + 1 if mode == "endless" else 0)
+        self.answer(200, body, [("Content-Type", "application/vnd.oci.image.index.v1+json"), ("Link", '<%s>; rel="next"' % nxt)])
 
     def tags(self, path, query):
         config = self.server.config
