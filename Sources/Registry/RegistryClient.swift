@@ -104,7 +104,8 @@ public struct RegistryClient: Sendable {
             let response = try withRetries(operation: operation, policy: retry ?? self.retry) {
                 try followingRedirects(request, operation: operation, bufferLimit: bufferLimit, stream: stream)
             }
-            guard response.status == 401 else { return response }
+            // Another origin's challenge is not the registry's: never learn a realm from it.
+            guard response.status == 401, ownOrigin else { return response }
             let challenge = Challenge.parse(response.headers.values("WWW-Authenticate"))
             if authorization == nil, !learned, let challenge, challenge.scheme == "bearer" || credentials != nil {
                 // First contact: learn how this registry wants us to authenticate (another
