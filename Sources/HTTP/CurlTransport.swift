@@ -9,15 +9,43 @@ import Synchronization
 /// Here the body callbacks run on the calling thread, so a slow disk slows the socket
 /// instead of filling memory. Handles are pooled so connections are kept alive.
 public final class CurlTransport: HTTPTransport {
-    /// Limits on a stalled or unreachable peer. There is no total timeout: blobs can be gigabytes.
+    /// Limits on a stalled or unreachable peer. There is no total timeout here: blobs can be
+    /// gigabytes; a request with a small body sets its own (`HTTPRequest.timeout`).
     public struct Timeouts: Sendable {
         /// Seconds to establish a connection (TCP and TLS).
         public var connect: Int
-        /// A transfer slower than one byte a second for this many seconds is abandoned.
+        /// A transfer slower than `lowSpeedLimit` bytes a second for this many seconds is abandoned.
         public var stalled: Int
-        public init(connect: Int = 30, stalled: Int = 60) {
+        /// Bytes a second under which a transfer without a `timeout` (a blob) counts as
+        /// stalled. A request with a `timeout` is only held to one byte a second: its
+        /// deadline bounds it already, and a registry may think before it answers.
+        public var lowSpeedLimit: Int
+
+        public init(connect: Int = 30, stalled: Int = 60, lowSpeedLimit: Int = 1024) {
             self.connect = connect
             self.stalled = stalled
+            self.lowSpeedLimit = lowSpeedLimit
+        }
+
+        /// The environment variables that change the low-speed bound.
+        public static let lowSpeedLimitVariable = "SLIPWAY_HTTP_LOW_SPEED_LIMIT"
+        public static let lowSpeedTimeVariable = "SLIPWAY_HTTP_LOW_SPEED_TIME"
+
+        /// The defaults, with `SLIPWAY_HTTP_LOW_SPEED_LIMIT` (bytes a second) and
+        /// `SLIPWAY_HTTP_LOW_SPEED_TIME` (seconds) replacing the low-speed bound when set.
+        /// - Throws: `HTTPError.invalidRequest` naming a variable that is not a whole number above 0.
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(HTTPError) -> Timeouts {
+            var timeouts = Timeouts()
+            func read(_ name: String) throws(HTTPError) -> Int? {
+                guard let text = environment[name] else { return nil }
+                guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
+                    throw HTTPError(.invalidRequest, "\(name): \"\(String(text.prefix(40)))\" is not a whole number above 0; unset it for the default")
+                }
+                return value
+            }
+            timeouts.lowSpeedLimit = try read(lowSpeedLimitVariable) ?? timeouts.lowSpeedLimit
+            timeouts.stalled = try read(lowSpeedTimeVariable) ?? timeouts.stalled
+            return timeouts
         }
     }
 
@@ -92,8 +120,10 @@ public final class CurlTransport: HTTPTransport {
         set(slipway_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
         set(slipway_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
         set(slipway_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, timeouts.connect))
-        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1))
+        let lowSpeed = request.timeout == nil ? timeouts.lowSpeedLimit : 1
+        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, lowSpeed))
         set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, timeouts.stalled))
+        if let timeout = request.timeout { set(slipway_setopt_long(easy, CURLOPT_TIMEOUT, max(1, timeout))) }
         set(slipway_setopt_long(easy, CURLOPT_BUFFERSIZE, 512 * 1024))
         set(slipway_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, 512 * 1024))
         set(slipway_setopt_ptr(easy, CURLOPT_ERRORBUFFER, errorBuffer))
@@ -147,6 +177,7 @@ public final class CurlTransport: HTTPTransport {
             throw HTTPError(.invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
         }
 
+        let started = ContinuousClock.now
         let code = curl_easy_perform(easy)
         if let failure = transfer.failure {
             reusable = false
@@ -156,6 +187,15 @@ public final class CurlTransport: HTTPTransport {
             reusable = false
             let detail = String(cString: errorBuffer)
             let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            if code == CURLE_OPERATION_TIMEDOUT {
+                if let timeout = request.timeout, ContinuousClock.now - started >= .seconds(timeout) - .milliseconds(500) {
+                    throw HTTPError(.deadline, "\(request.method) \(redacted(request.url)): no whole answer within \(timeout) s")
+                }
+                if detail.hasPrefix("Operation too slow") {
+                    throw HTTPError(.timeout, "\(request.method) \(redacted(request.url)): slower than \(lowSpeed) bytes/s for \(timeouts.stalled) s "
+                                    + "(\(Timeouts.lowSpeedLimitVariable) and \(Timeouts.lowSpeedTimeVariable) set this bound)")
+                }
+            }
             throw HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
         }
         var status = 0

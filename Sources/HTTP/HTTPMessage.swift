@@ -78,14 +78,19 @@ public struct HTTPRequest: Sendable {
     /// once a second while they do not, so a long upload can report progress while it
     /// moves. Every exchange (a retry, a redirect) counts from zero again.
     public var bodySent: (@Sendable (Int64) -> Void)?
+    /// Seconds the whole exchange may take, from connecting to the last byte of the answer;
+    /// past it the exchange fails with `HTTPError.deadline`. Nil (a blob) sets no total
+    /// limit: only the transport's low-speed bound ends a slow transfer.
+    public var timeout: Int?
 
     public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
-                bodySent: (@Sendable (Int64) -> Void)? = nil) {
+                bodySent: (@Sendable (Int64) -> Void)? = nil, timeout: Int? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.bodySent = bodySent
+        self.timeout = timeout
     }
 }
 
@@ -161,6 +166,8 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
         let name: String
         public static let connection = Code(name: "connection")
         public static let timeout = Code(name: "timeout")
+        /// The request's own `timeout` passed: not transient, so not retried.
+        public static let deadline = Code(name: "deadline")
         public static let tls = Code(name: "tls")
         public static let bodyTooLarge = Code(name: "body too large")
         public static let invalidRequest = Code(name: "invalid request")

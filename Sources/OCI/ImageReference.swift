@@ -17,9 +17,14 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             self.reason = reason
         }
 
-        /// One line naming the value, what was wrong, and the accepted form.
+        /// One line naming the value, what was wrong, and the accepted form; a value that
+        /// may hold a user name and password (``ImageReference/mayHoldCredentials(_:)``) is
+        /// not repeated.
         public var description: String {
-            "invalid image reference \(quoted(value)): \(reason); expected [host[:port]/]path[:tag][@digest], such as busybox:1.36 or ghcr.io/org/app@sha256:<64 hex digits>"
+            if ImageReference.mayHoldCredentials(value) {
+                return "invalid image reference: \(reason)"
+            }
+            return "invalid image reference \(quoted(value)): \(reason); expected [host[:port]/]path[:tag][@digest], such as busybox:1.36 or ghcr.io/org/app@sha256:<64 hex digits>"
         }
     }
 
@@ -40,6 +45,16 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         self.digest = digest
     }
 
+    /// Whether `text` may hold credentials: a URL (`scheme://`) with an `@`, or an `@` that
+    /// does not start a digest (`user:password@host/path`). Such text is never repeated in
+    /// an error.
+    public static func mayHoldCredentials(_ text: String) -> Bool {
+        guard let at = text.firstIndex(of: "@") else { return false }
+        if text.contains("://") { return true }
+        let after = text[text.index(after: at)...]
+        return !(after.hasPrefix("sha256:") || after.hasPrefix("sha512:")) || after.contains("@") || after.contains("/")
+    }
+
     /// Parses an image reference with Docker's rules.
     ///
     /// The first path component is a registry host when it contains `.` or `:` or is
@@ -54,6 +69,10 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             ValidationError(value: string, reason: reason)
         }
 
+        if Self.mayHoldCredentials(string) {
+            throw fail("it looks like it holds a user name or password (user:password@host, or a URL); it is not shown. "
+                       + "Give host/path only, and the credentials as source.username and source.password (or in a Docker config)")
+        }
         var name = Substring(string)
         if let at = name.firstIndex(of: "@") {
             let digestText = String(name[name.index(after: at)...])

@@ -137,6 +137,25 @@ extension RegistryClient {
         }
     }
 
+    /// Refuses to send credentials to a realm over plain http, unless `insecure` allows plain
+    /// http or the realm's own host is one the go-containerregistry rule calls local
+    /// (``RegistryHost/mayUsePlainHTTP``, as for a registry). The registry's own scheme does
+    /// not matter: an https registry may name any realm, and what travels is the password.
+    /// Without credentials nothing secret is sent, so any realm is asked.
+    func refusePlainHTTP(realm: URLComponents, operation: String) throws {
+        guard realm.scheme?.lowercased() == "http", !insecure else { return }
+        switch credentials {
+        case .basic?, .identityToken?: break
+        default: return
+        }
+        let hostText = (realm.host ?? "?").contains(":") ? "[\(realm.host ?? "?")]" : (realm.host ?? "?")
+        let realmHost = realm.port.map { "\(hostText):\($0)" } ?? hostText
+        if let local = try? RegistryHost(realmHost), local.mayUsePlainHTTP { return }
+        throw RegistryError(.credentials, operation: operation,
+                            hint: "the registry's token realm \(realmHost) is plain http, and credentials are never sent in clear text; "
+                                + "the registry's operator should serve the realm over https (or set insecure to allow plain http)")
+    }
+
     /// Token endpoint: https://distribution.github.io/distribution/spec/auth/token/ (GET with
     /// basic auth) and …/spec/auth/oauth/ (POST with a refresh token).
     private func fetchToken(_ challenge: Challenge, scope: Scope) throws -> String {
@@ -146,8 +165,9 @@ extension RegistryClient {
         else {
             throw RegistryError(.invalidResponse, operation: operation, hint: "the registry's Bearer challenge has no usable realm")
         }
+        try refusePlainHTTP(realm: components, operation: operation)
         let service = challenge.parameters["service"]
-        var request = HTTPRequest(method: .get, url: components.url!)
+        var request = HTTPRequest(method: .get, url: components.url!, timeout: limits.requestTimeout)
         switch credentials {
         case .identityToken(let refreshToken):
             var form = URLComponents()

@@ -10,7 +10,8 @@ extension RegistryClient {
     /// Referrers](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers)), following `Link` pagination. A registry with the API answers 200 with an
     /// image index even when nothing refers to `digest`, and never 404; so 404 (and 400,
     /// 405, 406 or 501, or a 200 that is not an index, from registries that route it
-    /// nowhere) means it has none, and the caller uses cosign's tags alone. The filter is applied
+    /// nowhere) means it has none, and the caller uses cosign's tags alone. Pages, entries and
+    /// bytes are capped by `limits` as a tag listing's are. The filter is applied
     /// here again: a registry may ignore `artifactType` (it says so by not sending
     /// `OCI-Filters-Applied`).
     public func referrers(_ repository: Repository, of digest: Digest, artifactType: MediaType? = nil) throws -> [Descriptor]? {
@@ -30,7 +31,8 @@ extension RegistryClient {
         var target = Target.url(first)
         var found: [Descriptor] = []
         var seen = Set<Digest>()
-        for _ in 0..<10_000 {
+        var pagesRead = Set<String>(), bytes = 0
+        for _ in 0..<limits.maxTagPages {
             let response = try send(.get, target, scope: .repository(repository, "pull"), operation: operation,
                                     headers: ["Accept": MediaType.ociIndex.rawValue], bufferLimit: Self.manifestLimit)
             if [400, 404, 405, 406, 501].contains(response.status) && found.isEmpty && seen.isEmpty { return nil }
@@ -44,16 +46,22 @@ extension RegistryClient {
                 log.debug("\(operation): the answer is not an OCI image index; taking it as no referrers API")
                 return nil
             }
+            bytes += response.body.count
+            guard bytes <= limits.maxTagListBytes, seen.count + index.manifests.count <= limits.maxTags else {
+                throw RegistryError(.limit, operation: operation,
+                                    hint: "more than \(limits.maxTags) referrers or \(limits.maxTagListBytes) bytes of them; "
+                                        + "\(RegistryLimits.Variable.maxTags) and \(RegistryLimits.Variable.maxTagListBytes) raise the caps")
+            }
             for descriptor in index.manifests where seen.insert(descriptor.digest).inserted {
                 if let artifactType, descriptor.artifactType != artifactType { continue }
                 found.append(descriptor)
             }
-            guard let next = Self.nextLink(response.headers["Link"]),
-                  let url = URL(string: next, relativeTo: try baseURL())?.absoluteURL
-            else { return found }
+            pagesRead.insert(try resolveForComparison(target))
+            guard let url = try nextPage(response, operation: operation, pagesRead: pagesRead) else { return found }
             target = .url(url)
         }
-        throw RegistryError(.invalidResponse, operation: operation, hint: "pagination did not end")
+        throw RegistryError(.limit, operation: operation,
+                            hint: "more than \(limits.maxTagPages) pages of referrers; \(RegistryLimits.Variable.maxTagPages) raises the cap")
     }
 
     /// `PUT /v2/<name>/manifests/<digest>` of a manifest with a `subject` ([distribution spec

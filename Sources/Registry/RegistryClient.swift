@@ -22,6 +22,8 @@ public struct RegistryClient: Sendable {
     let trust: TLSTrust
     let transport: any HTTPTransport
     let retry: RetryPolicy
+    /// Caps and deadlines on the registry's answers.
+    public let limits: RegistryLimits
     let log: Log
     let session = Session()
 
@@ -29,22 +31,32 @@ public struct RegistryClient: Sendable {
     ///   - credentials: explicit credentials; nil falls back to `credentialLookup` (a Docker config), then anonymous.
     ///   - insecure: try https without verifying the certificate, then plain http. Off unless asked for.
     ///   - caCertificates: PEM certificates trusted in addition to the system's.
+    ///   - transport: nil is libcurl with the low-speed bound of `SLIPWAY_HTTP_LOW_SPEED_*`.
+    ///   - limits: nil reads them from `SLIPWAY_REGISTRY_*` (``RegistryLimits/fromEnvironment(_:)``).
     public init(
         host: RegistryHost,
         credentials: Credentials? = nil,
         credentialLookup: DockerConfigCredentials? = DockerConfigCredentials(),
         insecure: Bool = false,
         caCertificates: [String] = [],
-        transport: any HTTPTransport = CurlTransport(),
+        transport: (any HTTPTransport)? = nil,
         retry: RetryPolicy = .standard,
+        limits: RegistryLimits? = nil,
         log: Log = .silent
     ) throws {
         self.host = host
         self.credentials = try credentials ?? credentialLookup?.credentials(for: host)
         self.insecure = insecure
         self.trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)
-        self.transport = transport
+        if let transport {
+            self.transport = transport
+        } else {
+            do { self.transport = CurlTransport(timeouts: try .fromEnvironment()) } catch {
+                throw RegistryError(.configuration, operation: "read the HTTP low-speed bound", hint: error.message)
+            }
+        }
         self.retry = retry
+        self.limits = try limits ?? RegistryLimits.fromEnvironment()
         self.log = log
     }
 
@@ -75,16 +87,25 @@ public struct RegistryClient: Sendable {
         bodySent: (@Sendable (Int64) -> Void)? = nil
     ) throws -> HTTPResponse {
         let url = try resolve(target)
+        // Credentials go only to the registry itself: a URL it hands us (a `Link` to the
+        // next page, an upload `Location`) on another origin gets the request without them,
+        // as go-containerregistry's transport does.
+        let ownOrigin = try Self.sameOrigin(url, baseURL())
+        // A small answer has a deadline; a streamed blob or a file sent has the low-speed bound.
+        var small = stream == nil
+        if case .file = body { small = false }
         var learned = false, refreshed = false
         while true {
-            var request = HTTPRequest(method: method, url: url, headers: headers, body: body, bodySent: bodySent)
+            var request = HTTPRequest(method: method, url: url, headers: headers, body: body, bodySent: bodySent,
+                                      timeout: small ? limits.requestTimeout : nil)
             request.headers["User-Agent"] = "slipway"
-            let authorization = try authorization(for: scope)
+            let authorization = ownOrigin ? try authorization(for: scope) : nil
             if let authorization { request.headers["Authorization"] = authorization }
             let response = try withRetries(operation: operation, policy: retry ?? self.retry) {
                 try followingRedirects(request, operation: operation, bufferLimit: bufferLimit, stream: stream)
             }
-            guard response.status == 401 else { return response }
+            // Another origin's challenge is not the registry's: never learn a realm from it.
+            guard response.status == 401, ownOrigin else { return response }
             let challenge = Challenge.parse(response.headers.values("WWW-Authenticate"))
             if authorization == nil, !learned, let challenge, challenge.scheme == "bearer" || credentials != nil {
                 // First contact: learn how this registry wants us to authenticate (another
@@ -123,6 +144,10 @@ public struct RegistryClient: Sendable {
                 retryAfter = response.headers["Retry-After"]
                 log.info("\(operation): HTTP \(response.status), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
             } catch let error as HTTPError {
+                if error.code == .deadline {
+                    throw RegistryError(.deadline, operation: operation,
+                                        hint: error.message + "; \(RegistryLimits.Variable.requestTimeout) sets this deadline for a manifest, tag page, token or referrers list")
+                }
                 guard error.isRetryable, attempt < policy.maxAttempts else {
                     throw RegistryError(error.code == .tls ? .tls : .transport, operation: operation,
                                         hint: error.message + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
@@ -196,7 +221,7 @@ public struct RegistryClient: Sendable {
         let secure = URL(string: "https://\(host.apiHost)")!
         var chosen = secure
         if insecure || host.mayUsePlainHTTP {
-            let probe = HTTPRequest(method: .get, url: secure.appendingPathComponent("v2/"))
+            let probe = HTTPRequest(method: .get, url: secure.appendingPathComponent("v2/"), timeout: limits.requestTimeout)
             do {
                 _ = try transport.perform(probe, trust: trust, stream: nil, bufferLimit: 1 << 16)
             } catch let error as HTTPError where !insecure && error.code == .tls && error.message.lowercased().contains("certificate") {
@@ -208,6 +233,15 @@ public struct RegistryClient: Sendable {
         }
         session.state.withLock { $0.baseURL = chosen }
         return chosen
+    }
+
+    /// Whether `url` is on the registry at `base`: the same host and port, over the same
+    /// scheme or https (never plain http when the registry is https).
+    static func sameOrigin(_ url: URL, _ base: URL) -> Bool {
+        let scheme = url.scheme?.lowercased(), baseScheme = base.scheme?.lowercased()
+        func port(_ url: URL, _ scheme: String?) -> Int? { url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil) }
+        guard scheme == baseScheme || scheme == "https" else { return false }
+        return url.host?.lowercased() == base.host?.lowercased() && port(url, scheme) == port(base, baseScheme)
     }
 
     // MARK: - Ping

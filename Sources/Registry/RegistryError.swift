@@ -19,6 +19,12 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         public static let tls = Kind(description: "tls")
         public static let redirect = Kind(description: "redirect")
         public static let credentials = Kind(description: "credentials")
+        /// A request passed its deadline (`RegistryLimits.requestTimeout`).
+        public static let deadline = Kind(description: "deadline")
+        /// An answer passed one of `RegistryLimits`' caps, or a pagination loop.
+        public static let limit = Kind(description: "limit")
+        /// A limit's environment variable is not usable.
+        public static let configuration = Kind(description: "configuration")
     }
 
     /// One entry of the spec's `{"errors":[…]}` body.

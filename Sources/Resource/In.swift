@@ -10,8 +10,8 @@ import Transfer
 
 /// `in DIR`: fetches the version's image into DIR.
 ///
-/// Files: `repository`, `tag`, `digest`, `tags` (every tag now pointing at the digest,
-/// space separated), and per `format`: `rootfs/` with `metadata.json` and `labels.json`;
+/// Files: `repository`, `tag`, `digest`, `tags` (the tags Slipway moves with an image that
+/// now point at the digest, space separated: see `tagCandidates`), and per `format`: `rootfs/` with `metadata.json` and `labels.json`;
 /// `image.tar` (a docker-archive of one platform); or `oci/` (an OCI layout of every
 /// platform, whose `index.json` of a multi-platform image hashes to the digest).
 public struct In {
@@ -60,8 +60,8 @@ public struct In {
             // registry_mirror: the mirror first, then the origin, starting again from an empty directory.
             let fetched = try source.readThroughMirror(log: log, retry: retry, isMissing: { $0 == nil }) { client in
                 do {
-                    return try fetchImage(.digest(version.digest), tagName: version.tag, source: source, options: options,
-                                          directory: directory, client: client, log: log)
+                    return try fetchImage(.digest(version.digest), tagName: version.tag, candidates: Self.tagCandidates(version.tag),
+                                          source: source, options: options, directory: directory, client: client, log: log)
                 } catch {
                     for name in ["rootfs", "oci", "image.tar", "metadata.json", "labels.json", "tags"] {
                         try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
@@ -141,8 +141,10 @@ public struct In {
                 if attestations { metadata += try writeAttestations(published.digest, source: source, client: client, directory: directory, log: log) }
             }
             if options.fetch != .skip {
-                metadata += try fetchImage(.tag(tag), tagName: tag.rawValue, source: source, options: options, directory: directory,
-                                           client: client, log: log) ?? []
+                metadata += try fetchImage(.tag(tag), tagName: tag.rawValue,
+                                           candidates: [tag.rawValue] + keyed.floatingCandidates(commit: key.commit, tagFileValue: version.tag_file,
+                                                                                                 release: key.release, base: base),
+                                           source: source, options: options, directory: directory, client: client, log: log) ?? []
             }
         }
         return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
@@ -176,7 +178,8 @@ public struct In {
     /// Writes `digest` and `tags` and the image in the format asked, if `reference` exists;
     /// returns the metadata entries, or nil when it does not exist. A missing image is an
     /// error only with `image: required`.
-    func fetchImage(_ reference: Reference, tagName: String, source: Source, options: FetchOptions,
+    /// - Parameter candidates: the tags that may point at the image, for the `tags` file.
+    func fetchImage(_ reference: Reference, tagName: String, candidates: [String], source: Source, options: FetchOptions,
                     directory: URL, client: RegistryClient, log: Log) throws -> [[String: String]]? {
         guard let found = try client.manifestDescriptor(source.repository, reference) else {
             if options.fetch == .required {
@@ -188,7 +191,7 @@ public struct In {
         let digest = found.digest
         var metadata: [[String: String]] = [["name": "digest", "value": digest.rawValue]]
         try write(digest.rawValue, to: directory, "digest")
-        let sameDigest = try tagsPointing(at: digest, client: client, repository: source.repository)
+        let sameDigest = try tagsPointing(at: digest, among: candidates, client: client, repository: source.repository)
         try write(sameDigest.joined(separator: " "), to: directory, "tags")
         if !sameDigest.isEmpty { metadata.append(["name": "tags", "value": sameDigest.joined(separator: " ")]) }
 
@@ -213,11 +216,34 @@ public struct In {
         return metadata
     }
 
-    /// Every tag of the repository that now points at `digest`, sorted.
-    func tagsPointing(at digest: Digest, client: RegistryClient, repository: Repository) throws -> [String] {
-        try client.tags(repository).filter { tag in
-            try client.manifestDescriptor(repository, .tag(tag))?.digest == digest
+    /// The tags among `candidates` that the repository has and that now point at `digest`,
+    /// sorted: one tag listing, and one HEAD per candidate listed, never one per tag of the
+    /// repository (a repository of thousands of tags made every get take seconds per
+    /// thousand).
+    func tagsPointing(at digest: Digest, among candidates: [String], client: RegistryClient, repository: Repository) throws -> [String] {
+        let wanted = Set(candidates.compactMap { try? Tag($0) })
+        guard !wanted.isEmpty else { return [] }
+        return try client.tags(repository).filter { tag in
+            try wanted.contains(tag) && client.manifestDescriptor(repository, .tag(tag))?.digest == digest
         }.map(\.rawValue).sorted()
+    }
+
+    /// The tags `out` moves together with an image of `tag` in image mode: `tag` itself,
+    /// `latest`, `stable`, and for a version tag its shorter forms (`1.2.3-alpine` gives
+    /// `1.2-alpine`, `1-alpine` and `alpine`; a leading `v` is kept).
+    static func tagCandidates(_ tag: String) -> [String] {
+        guard !tag.isEmpty else { return ["latest", "stable"] }
+        var result = [tag, "latest", "stable"]
+        let dash = tag.firstIndex(of: "-")
+        let core = dash.map { String(tag[..<$0]) } ?? tag
+        let suffix = dash.map { String(tag[$0...]) } ?? ""
+        let prefix = core.hasPrefix("v") ? "v" : ""
+        let parts = core.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count > 1, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
+            for count in 1..<parts.count { result.append(prefix + parts.prefix(count).joined(separator: ".") + suffix) }
+            if !suffix.isEmpty { result.append(String(suffix.dropFirst())) }
+        }
+        return result
     }
 
     /// Applies the layers of `image`'s manifest for `platform` into `directory/rootfs`, each

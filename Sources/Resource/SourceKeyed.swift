@@ -86,6 +86,18 @@ public struct SourceKeyed: Sendable {
         tagPrefix = try source.string("tag_prefix")
     }
 
+    /// The floating tags `out` may move to the image of a change, for `in`'s `tags` file:
+    /// the other templates rendered for it, `latest` with `latest_on`, and the tag file's
+    /// value (with `tag_prefix`), and a release's version tags. A template that cannot render for it is left out.
+    func floatingCandidates(commit: GitCommitID, tagFileValue: String?, release: String?, base: Digest?) -> [String] {
+        let context = TagContext(commit: commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: tagFileValue, release: release)
+        var result = templates.dropFirst().compactMap { try? $0.render(context).rawValue }
+        if latestOn != nil, latestOn == git.branch?.rawValue { result.append("latest") }
+        if let tagFileValue { result.append(TagSanitizer.tag((tagPrefix ?? "") + tagFileValue).rawValue) }
+        if let release { result += In.tagCandidates(release) }
+        return result
+    }
+
     /// The immutable tag of a change: the first template rendered for it.
     public func immutableTag(for change: SourceChange, base: Digest? = nil) throws -> Tag {
         let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
