@@ -32,7 +32,9 @@ extension RegistryClient {
         var found: [Descriptor] = []
         var seen = Set<Digest>()
         var pagesRead = Set<String>(), bytes = 0
+        let deadline = limits.listingDeadline()
         for _ in 0..<limits.maxTagPages {
+            try limits.checkListing(deadline, operation: operation)
             let response = try send(.get, target, scope: .repository(repository, "pull"), operation: operation,
                                     headers: ["Accept": MediaType.ociIndex.rawValue], bufferLimit: Self.manifestLimit)
             if [400, 404, 405, 406, 501].contains(response.status) && found.isEmpty && seen.isEmpty { return nil }

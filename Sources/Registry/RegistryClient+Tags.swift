@@ -7,7 +7,7 @@ extension RegistryClient {
     ///
     /// A repository that was never pushed (`NAME_UNKNOWN`) has no tags: an empty list, as
     /// registry-image does. Names that are not valid tags are skipped. A listing that goes
-    /// past `limits` (pages, tags, bytes) or links back to a page already read fails in one
+    /// past `limits` (pages, tags, bytes, its deadline) or links back to a page already read fails in one
     /// line naming the cap and its environment variable, instead of growing without end.
     /// - Parameter pageSize: the `n` asked per page; nil lets the registry choose.
     public func tags(_ repository: Repository, pageSize: Int? = nil) throws -> [Tag] {
@@ -17,7 +17,9 @@ extension RegistryClient {
         var tags: [Tag] = []
         var seen = Set<String>()
         var pagesRead = Set<String>(), bytes = 0
+        let deadline = limits.listingDeadline()
         while true {
+            try limits.checkListing(deadline, operation: operation)
             guard pagesRead.count < limits.maxTagPages else {
                 throw RegistryError(.limit, operation: operation,
                                     hint: "more than \(limits.maxTagPages) pages of tags; \(RegistryLimits.Variable.maxTagPages) raises the cap")

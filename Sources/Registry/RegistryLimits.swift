@@ -18,8 +18,14 @@ public struct RegistryLimits: Sendable, Hashable {
     public var maxTags: Int
     /// Bytes of all pages of one tag (or referrers) listing. `SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES`, default 256 MiB.
     public var maxTagListBytes: Int
+    /// Seconds one tag (or referrers) listing may take in all, every page included: a phase
+    /// a registry could otherwise stretch by answering each page just inside the request
+    /// deadline. `SLIPWAY_REGISTRY_LISTING_TIMEOUT`, default 900.
+    public var listingTimeout: Int
 
-    public init(requestTimeout: Int = 120, maxTagPages: Int = 10_000, maxTags: Int = 1_000_000, maxTagListBytes: Int = 256 << 20) {
+    public init(requestTimeout: Int = 120, maxTagPages: Int = 10_000, maxTags: Int = 1_000_000, maxTagListBytes: Int = 256 << 20,
+                listingTimeout: Int = 900) {
+        self.listingTimeout = listingTimeout
         self.requestTimeout = requestTimeout
         self.maxTagPages = maxTagPages
         self.maxTags = maxTags
@@ -35,6 +41,7 @@ public struct RegistryLimits: Sendable, Hashable {
         public static let maxTagPages = "SLIPWAY_REGISTRY_MAX_TAG_PAGES"
         public static let maxTags = "SLIPWAY_REGISTRY_MAX_TAGS"
         public static let maxTagListBytes = "SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES"
+        public static let listingTimeout = "SLIPWAY_REGISTRY_LISTING_TIMEOUT"
     }
 
     /// The defaults, with each variable that is set replacing its value.
@@ -45,7 +52,21 @@ public struct RegistryLimits: Sendable, Hashable {
         limits.maxTagPages = try positive(environment, Variable.maxTagPages, unit: "pages") ?? limits.maxTagPages
         limits.maxTags = try positive(environment, Variable.maxTags, unit: "tags") ?? limits.maxTags
         limits.maxTagListBytes = try positive(environment, Variable.maxTagListBytes, unit: "bytes") ?? limits.maxTagListBytes
+        limits.listingTimeout = try positive(environment, Variable.listingTimeout, unit: "seconds") ?? limits.listingTimeout
         return limits
+    }
+
+    /// The monotonic instant a listing that starts now must end by.
+    func listingDeadline() -> ContinuousClock.Instant {
+        .now + .seconds(listingTimeout)
+    }
+
+    /// Throws when `deadline` (from ``listingDeadline()``) has passed, before the next page is asked.
+    func checkListing(_ deadline: ContinuousClock.Instant, operation: String) throws(RegistryError) {
+        guard ContinuousClock.now < deadline else {
+            throw RegistryError(.limit, operation: operation,
+                                hint: "the listing took more than \(listingTimeout) s in all; \(Variable.listingTimeout) raises the deadline")
+        }
     }
 
     static func positive(_ environment: [String: String], _ name: String, unit: String) throws(RegistryError) -> Int? {

@@ -11,9 +11,9 @@ struct RegistryLimitsTests {
         #expect(try RegistryLimits.fromEnvironment([:]) == .standard)
         let limits = try RegistryLimits.fromEnvironment([
             "SLIPWAY_REGISTRY_REQUEST_TIMEOUT": "3", "SLIPWAY_REGISTRY_MAX_TAG_PAGES": "7",
-            "SLIPWAY_REGISTRY_MAX_TAGS": "9", "SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES": "1000",
+            "SLIPWAY_REGISTRY_MAX_TAGS": "9", "SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES": "1000", "SLIPWAY_REGISTRY_LISTING_TIMEOUT": "11",
         ])
-        #expect(limits == RegistryLimits(requestTimeout: 3, maxTagPages: 7, maxTags: 9, maxTagListBytes: 1000))
+        #expect(limits == RegistryLimits(requestTimeout: 3, maxTagPages: 7, maxTags: 9, maxTagListBytes: 1000, listingTimeout: 11))
         let timeouts = try CurlTransport.Timeouts.fromEnvironment(["SLIPWAY_HTTP_LOW_SPEED_LIMIT": "10", "SLIPWAY_HTTP_LOW_SPEED_TIME": "2"])
         #expect(timeouts.lowSpeedLimit == 10 && timeouts.stalled == 2)
     }

@@ -96,6 +96,19 @@ struct HostileRegistryBoundsTests {
         }
     }
 
+    /// Each page comes well within the request deadline, and the caps are far away: the
+    /// listing as a whole (a phase of check) has its own deadline.
+    @Test func aSlowEndlessListingEndsAtTheListingDeadline() async throws {
+        try await withBoundsRegistry(.init(tags: "endless", pageSize: 10, pageDelay: 0.5)) { registry in
+            let input = #"{"source":{"repository":"\#(registry.host)/team/app"}}"#
+            let (result, seconds) = try run("check", input, environment: ["SLIPWAY_REGISTRY_LISTING_TIMEOUT": "3"], limit: 60)
+            #expect(!result.succeeded)
+            #expect(lines(result.stderrString).count == 1, "\(result.stderrString)")
+            #expect(result.stderrString.contains("SLIPWAY_REGISTRY_LISTING_TIMEOUT"), "\(result.stderrString)")
+            #expect(seconds < 15, "\(seconds) s")
+        }
+    }
+
     @Test func tagCountCapStopsAnEndlessListing() async throws {
         try await withBoundsRegistry(.init(tags: "endless", pageSize: 1000)) { registry in
             let input = #"{"source":{"repository":"\#(registry.host)/team/app"}}"#

@@ -21,8 +21,12 @@ public final class BoundsRegistry: Sendable {
         /// go-containerregistry rule does not call local.
         public var plainHTTPRealm: Bool
 
-        public init(tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, trickle: String? = nil, bytesPerSecond: Int = 2,
-                    plainHTTPRealm: Bool = false) {
+        /// Seconds the registry waits before each tag page.
+        public var pageDelay: Double
+
+        public init(tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, pageDelay: Double = 0, trickle: String? = nil,
+                    bytesPerSecond: Int = 2, plainHTTPRealm: Bool = false) {
+            self.pageDelay = pageDelay
             self.tags = tags
             self.referrers = referrers
             self.pageSize = pageSize
@@ -64,7 +68,7 @@ public final class BoundsRegistry: Sendable {
     public static func start(_ options: Options) async throws -> BoundsRegistry {
         var caPEM: String?
         let server = try await FixtureServer.start("bounds_registry.py", prefix: "slipway-bounds") { directory in
-            var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize,
+            var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize, "pageDelay": options.pageDelay,
                                                 "bytesPerSecond": options.bytesPerSecond]
             if let tags = options.tags { configuration["tags"] = tags }
             if let referrers = options.referrers { configuration["referrers"] = referrers }

@@ -151,6 +151,7 @@ class Registry(http.server.BaseHTTPRequestHandler):
             self.answer(200, json.dumps({"name": name, "tags": ["latest"]}).encode())
             return
         size = int(config.get("pageSize", 100))
+        time.sleep(float(config.get("pageDelay", 0)))  # each page well within the request deadline
         page = int(query.get("last", ["t-0"])[0].split("-")[1]) // size if mode == "endless" else 0
         names = ["t-%d" % (page * size + i + 1) for i in range(size)]
         nxt = "/v2/%s/tags/list?n=%d&last=%s" % (name, size, names[-1] if mode == "endless" else "t-0")
