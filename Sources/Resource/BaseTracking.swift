@@ -11,8 +11,9 @@ import Registry
 /// from it a new immutable tag (`{short_ref}-{short_base}`).
 ///
 /// Each base is resolved to the digest its tag has (the index digest of a multi-platform
-/// base); the source's credentials, `insecure` and `ca_certs` are used for every registry,
-/// falling back to a Docker config for hosts other than the source's.
+/// base). The source's credentials go only to the source's own registry (the Dockerfile is
+/// repository content and may name any host): another registry gets its Docker config entry,
+/// if any, or nothing. `insecure` and `ca_certs` apply to every registry.
 struct BaseTracker {
     let trackBase: SourceKeyed.TrackBase
     let source: Source
