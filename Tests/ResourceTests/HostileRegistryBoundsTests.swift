@@ -78,6 +78,32 @@ struct HostileRegistryBoundsTests {
         }
     }
 
+    /// `track_base` resolves every base a commit's Dockerfile names, and the Dockerfile is the
+    /// repository's: the source's credentials go to the source's registry only.
+    @Test func checkWithTrackBaseSendsNoCredentialsToABaseRegistryTheDockerfileNames() async throws {
+        var options = BoundsRegistry.Options()
+        options.basicChallenge = true  // asks for credentials: only a client that has some for it may answer
+        try await withBoundsRegistry(options) { elsewhere in
+            try await withTestRegistry(.basic()) { registry in
+                try await withTestGitRepository { repository in
+                    _ = try repository.commit("app", files: ["app/Dockerfile": "FROM \(elsewhere.host)/attacker/base:1\nCOPY . /app\n"])
+                    let remote = try repository.bareClone()
+                    try repository.push()
+                    let password = try #require(registry.password)
+                    let input = #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"username":"\#(registry.username ?? "")","password":"\#(password)","track_base":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["app/"]}}}"#
+                    let (result, _) = try run("check", input)
+                    // Anonymous, the base is refused: one line naming it, no password.
+                    #expect(!result.succeeded && lines(result.stderrString).count == 1, "\(result.stderrString)")
+                    #expect(result.stderrString.contains("attacker/base:1 on \(elsewhere.host)"), "\(result.stderrString)")
+                    #expect(!result.stderrString.contains(password))
+                    let entries = try elsewhere.entries()
+                    #expect(entries.contains { $0.path.contains("/manifests/") }, "the base was asked for: \(entries)")
+                    #expect(entries.allSatisfy { !$0.authorization }, "\(entries)")
+                }
+            }
+        }
+    }
+
     // MARK: - Finding 8: endless answers
 
     @Test(arguments: ["endless", "loop"])

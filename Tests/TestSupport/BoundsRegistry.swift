@@ -23,6 +23,8 @@ public final class BoundsRegistry: Sendable {
 
         /// Seconds the registry waits before each tag page.
         public var pageDelay: Double
+        /// Answers every request without `Authorization` with a `Basic` challenge.
+        public var basicChallenge = false
 
         public init(tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, pageDelay: Double = 0, trickle: String? = nil,
                     bytesPerSecond: Int = 2, plainHTTPRealm: Bool = false) {
@@ -68,7 +70,7 @@ public final class BoundsRegistry: Sendable {
     public static func start(_ options: Options) async throws -> BoundsRegistry {
         var caPEM: String?
         let server = try await FixtureServer.start("bounds_registry.py", prefix: "slipway-bounds") { directory in
-            var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize, "pageDelay": options.pageDelay,
+            var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize, "pageDelay": options.pageDelay, "basicChallenge": options.basicChallenge,
                                                 "bytesPerSecond": options.bytesPerSecond]
             if let tags = options.tags { configuration["tags"] = tags }
             if let referrers = options.referrers { configuration["referrers"] = referrers }

@@ -94,6 +94,10 @@ class Registry(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.record()
         config = self.server.config
+        if config.get("basicChallenge") and not self.headers.get("Authorization"):
+            # Asks for Basic credentials: a client that has some for another host must not send them.
+            self.answer(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate", 'Basic realm="bounds-registry"')])
+            return
         if config.get("realmPort") and self.headers.get("Authorization") != "Bearer " + TOKEN:
             realm = "http://%s:%d/token" % (config["realmHost"], config["realmPort"])
             challenge = 'Bearer realm="%s",service="bounds-registry"' % realm
