@@ -15,7 +15,9 @@ import Darwin
 /// the child, and Swift concurrency and Dispatch threads block nearly every signal. A git
 /// started that way cannot be stopped with SIGTERM and its own children (ssh, the
 /// credential helper, `git-upload-pack`) are never reaped. Here every child starts with
-/// nothing blocked and every signal at its default disposition, as a shell would start it.
+/// nothing blocked and every signal at its default disposition, as a shell would start it,
+/// as the leader of a process group of its own, which ``TerminationCleanup`` ends (with
+/// everything the child started) when this process gets SIGTERM or SIGINT.
 ///
 /// Why one `poll` loop: a child that fills the standard error pipe while we wait on
 /// standard output (or that writes before reading its input) deadlocks a sequential
@@ -60,10 +62,12 @@ public struct SpawnCommandRunner: CommandRunner {
 
         let pid: pid_t
         do {
-            pid = try spawn(
-                executable: executable, arguments: command.arguments, environment: environment,
-                stdin: input.read, stdout: output.write, stderr: errors.write
-            )
+            pid = try TerminationCleanup.startChild {
+                try spawn(
+                    executable: executable, arguments: command.arguments, environment: environment,
+                    stdin: input.read, stdout: output.write, stderr: errors.write
+                )
+            }
         } catch {
             closeAll([output.read, output.write, errors.read, errors.write, input.read, input.write])
             throw error
@@ -74,6 +78,7 @@ public struct SpawnCommandRunner: CommandRunner {
         let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
                                     onOutputLine: onOutputLine)
         let exit = reap(pid)
+        TerminationCleanup.childEnded(pid)
         return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr)
     }
 }
@@ -132,7 +137,10 @@ private func spawn(
     sigdelset(&everything, SIGKILL)
     sigdelset(&everything, SIGSTOP)
     posix_spawnattr_setsigdefault(&attributes, &everything)
-    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+    // A process group of its own, led by the child: a signal to the group reaches the
+    // programs it starts too (see TerminationCleanup).
+    posix_spawnattr_setpgroup(&attributes, 0)
+    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
     #if canImport(Darwin)
     flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
     #endif
