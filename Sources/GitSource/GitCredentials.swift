@@ -79,15 +79,20 @@ public struct GitCredentials: Sendable, Equatable {
     }
 
     /// Runs `body` with what a `git` command needs to use these credentials: `-c` settings
-    /// to put before its subcommand (the credential helper's definition, never a secret) and
-    /// variables to add to its environment (the username and password, `GIT_SSH_COMMAND`
-    /// naming the key file). The key file, written with mode 0600 into a new 0700 directory
+    /// to put before its subcommand (the credential helper's definition, never a secret; the
+    /// http time bound) and variables to add to its environment (the username and password,
+    /// `GIT_SSH_COMMAND` naming the key file and the ssh time bounds, `GIT_ALLOW_PROTOCOL`;
+    /// see ``GitTransport``). The key file, written with mode 0600 into a new 0700 directory
     /// under `scratch`, exists only while `body` runs. Nothing secret is in the settings.
     public func withCommandSettings<R>(scratch: URL, _ body: (_ settings: [String], _ environment: [String: String?]) throws -> R) throws -> R {
-        var environment: [String: String?] = [:]
-        var settings: [String] = []
+        var environment: [String: String?] = [
+            "GIT_ALLOW_PROTOCOL": GitTransport.allowedProtocols,
+            "GIT_SSH_COMMAND": (["ssh"] + GitTransport.sshOptions).joined(separator: " "),
+            "GIT_SSH_VARIANT": "ssh",
+        ]
+        var settings = GitTransport.httpSettings
         if username != nil || password != nil {
-            settings = ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
+            settings += ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
             environment[Self.usernameVariable] = username ?? ""
             environment[Self.passwordVariable] = password ?? ""
         }
@@ -106,11 +111,10 @@ public struct GitCredentials: Sendable, Equatable {
             registration = TerminationCleanup.register { removeKeyDirectory(directory) }
             let keyFile = directory.appendingPathComponent("key")
             try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
-            environment["GIT_SSH_COMMAND"] = [
+            environment["GIT_SSH_COMMAND"] = ([
                 "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-            ].joined(separator: " ")
-            environment["GIT_SSH_VARIANT"] = "ssh"
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            ] + GitTransport.sshOptions).joined(separator: " ")
         }
         return try body(settings, environment)
     }

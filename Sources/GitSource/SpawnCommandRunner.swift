@@ -75,11 +75,12 @@ public struct SpawnCommandRunner: CommandRunner {
         // The child holds its own copies; ours must go or we never see end of file.
         closeAll([output.write, errors.write, input.read])
 
-        let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
-                                    onOutputLine: onOutputLine)
+        let (stdout, stderr, timedOut) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
+                                              onOutputLine: onOutputLine, child: pid, idleTimeout: command.idleTimeout)
         let exit = reap(pid)
         TerminationCleanup.childEnded(pid)
-        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr)
+        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr,
+                             timedOut: timedOut)
     }
 }
 
@@ -201,8 +202,14 @@ private func closeAll(_ descriptors: [Int32]) {
 }
 
 /// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
+/// With `idleTimeout`, kills `child`'s process group once neither output nor the bytes the
+/// child has read (`rchar` in `/proc/<pid>/io`) changed for that long, and says so.
 private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
-                  onOutputLine: ((String) -> Void)? = nil) -> (Data, Data) {
+                  onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?) -> (Data, Data, Bool) {
+    let clock = ContinuousClock()
+    var lastProgress = clock.now
+    var lastRead = bytesRead(by: child)
+    var timedOut = false
     var stdout = Data()
     var stderr = Data()
     // Partial lines per descriptor, for onOutputLine.
@@ -237,10 +244,21 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
         var polled = [pollfd]()
         for fd in readFDs where fd >= 0 { polled.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         if writeFD >= 0 { polled.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
-        let ready = poll(&polled, nfds_t(polled.count), -1)
+        let ready = poll(&polled, nfds_t(polled.count), idleTimeout == nil || timedOut ? -1 : 500)
         if ready < 0 {
             if errno == EINTR { continue }
             break
+        }
+        if let idleTimeout, !timedOut {
+            let read = bytesRead(by: child)
+            if ready > 0 || read != lastRead {
+                lastProgress = clock.now
+                lastRead = read
+            } else if clock.now - lastProgress >= idleTimeout {
+                // The whole group: git's ssh or remote helper holds the pipes too.
+                kill(-child, SIGKILL)
+                timedOut = true
+            }
         }
         for entry in polled where entry.revents != 0 {
             if entry.fd == writeFD {
@@ -279,7 +297,17 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
             }
         }
     }
-    return (stdout, stderr)
+    return (stdout, stderr, timedOut)
+}
+
+/// How many bytes `pid` has read so far (`rchar`: sockets and pipes included), or nil
+/// where `/proc` does not say.
+private func bytesRead(by pid: pid_t) -> UInt64? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("rchar:") {
+        return UInt64(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces))
+    }
+    return nil
 }
 
 private struct ExitStatus {

@@ -73,4 +73,43 @@ struct GitBoundsTests {
                     "names the file and the limit: \(run.stderrString.prefix(600))")
         }
     }
+
+    @Test func fdAndExtRemotesAreRefusedByCheckInOneLine() async throws {
+        try await withTemporaryDirectory { directory in
+            let environment = try FaultHarness.environment(directory)
+            for uri in ["fd::3", "ext::sh -c touch% \(directory.appending("pwned").path)"] {
+                let input = #"{"source":{"repository":"registry.invalid/team/app","git":{"uri":"\#(uri)","branch":"main"}}}"#
+                let run = try FaultHarness.runTimed(try builtProduct("check").path, [], input: input, environment: environment,
+                                                    scratch: directory.appending("run-\(uri.prefix(3))"), limit: 30)
+                #expect(run.status == 1, "\(uri): \(run.status) \(run.stderrString.prefix(400))")
+                #expect(run.stderrString.split(separator: "\n").count == 1 && run.stderrString.contains("git.uri"), "\(uri): \(run.stderrString.prefix(400))")
+            }
+            #expect(!FileManager.default.fileExists(atPath: directory.appending("pwned").path))
+        }
+    }
+
+    /// A TCP listener that accepts connections and never answers, on the ssh (with and
+    /// without a key) and git:// transports: check gives up within the bound
+    /// (`SLIPWAY_GIT_STALL_TIMEOUT`, 3 s here) and says so in one line.
+    @Test(arguments: ["ssh with a key", "ssh", "git"])
+    func aRemoteThatNeverAnswersEndsCheckWithinTheBound(_ transport: String) async throws {
+        try await withTemporaryDirectory { directory in
+            let listener = try StallingListener()
+            defer { listener.close() }
+            var environment = try FaultHarness.environment(directory)
+            environment["SLIPWAY_GIT_STALL_TIMEOUT"] = "3"
+            var git: [String: Any] = ["branch": "main"]
+            switch transport {
+            case "git": git["uri"] = "git://127.0.0.1:\(listener.port)/team/app.git"
+            default: git["uri"] = "ssh://git@127.0.0.1:\(listener.port)/team/app.git"
+            }
+            if transport == "ssh with a key" { git["private_key"] = try InterruptionCleanupTests.privateKey(in: directory) }
+            let input = String(decoding: try JSONSerialization.data(withJSONObject: ["source": ["repository": "registry.invalid/team/app", "git": git]]), as: UTF8.self)
+            let run = try FaultHarness.runTimed(try builtProduct("check").path, [], input: input, environment: environment,
+                                                scratch: directory.appending("run"), limit: 40)
+            #expect(run.status == 1, "\(transport): status \(run.status) after \(run.elapsed) s: \(run.stderrString.prefix(400))")
+            #expect(run.elapsed < 20, "\(transport): ended within the bound: \(run.elapsed) s")
+            #expect(run.stderrString.split(separator: "\n").count == 1, "\(transport): one line: \(run.stderrString.prefix(600))")
+        }
+    }
 }
