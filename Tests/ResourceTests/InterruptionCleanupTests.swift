@@ -56,6 +56,42 @@ struct InterruptionCleanupTests {
         }
     }
 
+    /// build-task's buildah, and the program its `RUN` started, end with build-task.
+    @Test func aSignalledBuildTaskEndsBuildahAndTheRunStep() async throws {
+        try await withTemporaryDirectory { directory in
+            // A sleep of a unique length: the shell and the sleep both carry it.
+            let marker = "299.\(UInt32.random(in: 100_000_000...999_999_999))"
+            let context = directory.appending("context")
+            try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: context.appendingPathComponent("busybox").path)
+            try Data("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep \(marker); echo done\"]\n".utf8)
+                .write(to: context.appendingPathComponent("Dockerfile"))
+            var environment = try FaultHarness.environment(directory)
+            environment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+            environment["CONTEXT"] = context.path
+            environment["CACHE"] = directory.appending("cache").path
+            environment["OUTPUT"] = directory.appending("image").path
+            let run = try SignalledRun(try builtProduct("build-task").path, [], input: "", environment: environment, scratch: directory.url)
+            let deadline = Date().addingTimeInterval(120)
+            while Self.processes(carrying: "sleep \(marker)").count < 3 && Date() < deadline && !run.finished {
+                usleep(100_000)
+            }
+            try #require(Self.processes(carrying: "sleep \(marker)").count >= 3, "the RUN step's shell and sleep run: \(run.stderr.suffix(800))")
+            print("interruption: build-task's RUN step runs: \(Self.processes(carrying: "sleep \(marker)"))")
+            run.signal(SIGTERM)
+            let status = run.wait(seconds: 60)
+            #expect(status == 128 + SIGTERM, "build-task ends by the signal (status \(String(describing: status))): \(run.stderr.suffix(800))")
+            var left = Self.processes(carrying: marker)
+            for _ in 0..<100 where !left.isEmpty {
+                usleep(100_000)
+                left = Self.processes(carrying: marker)
+            }
+            #expect(left.isEmpty, "no process carrying the marker is left: \(left)")
+            // Whatever the test's own failure, leave nothing running.
+            for entry in left { if let pid = pid_t(entry.prefix { $0 != ":" }) { kill(pid, SIGKILL) } }
+        }
+    }
+
     @Test(arguments: ["check", "in", "out"])
     func aKeyDirectoryAKilledRunLeftIsSweptAtStart(_ command: String) async throws {
         try await withTestGitRepository { repository in
