@@ -89,6 +89,9 @@ public struct GitCredentials: Sendable, Equatable {
             "GIT_ALLOW_PROTOCOL": GitTransport.allowedProtocols,
             "GIT_SSH_COMMAND": (["ssh"] + GitTransport.sshOptions).joined(separator: " "),
             "GIT_SSH_VARIANT": "ssh",
+            // Children run in a process group of their own, away from any terminal: a
+            // prompt there would stop them (SIGTTIN) rather than fail.
+            "GIT_TERMINAL_PROMPT": "0",
         ]
         var settings = GitTransport.httpSettings
         if username != nil || password != nil {
