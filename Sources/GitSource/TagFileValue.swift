@@ -379,6 +379,16 @@ private struct NestingScanner {
 
     /// Scans one line and returns the deepest estimate so far.
     mutating func scan(line: [UInt8]) -> Int {
+        var line = line
+        // `---` or `...` at the start of a line ends whatever was open and starts a new
+        // document; what follows it on the line is read as if indented past it.
+        if line.count >= 3, line[0] == line[1], line[1] == line[2], line[0] == UInt8(ascii: "-") || line[0] == UInt8(ascii: "."),
+           line.count == 3 || Self.isBlank(line[3]) {
+            mode = .token
+            flow = 0
+            indents.removeAll()
+            line.replaceSubrange(0..<3, with: [Self.space, Self.space, Self.space])
+        }
         var column = 0
         while column < line.count, line[column] == Self.space || line[column] == Self.tab { column += 1 }
         let empty = column == line.count || line[column] == UInt8(ascii: "\r")

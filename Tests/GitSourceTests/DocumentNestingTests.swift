@@ -86,4 +86,58 @@ import Yams
         }
         #expect(composed > 1000, "enough random documents composed: \(composed)")
     }
+
+    /// Valid documents built from the constructs that could mislead the scan (quoted and
+    /// plain scalars holding brackets, quotes and `#`, multi-line quoted scalars, block
+    /// scalars, flow inside block, block nesting by indentation and by `-`), up to 13 deep:
+    /// the estimate is never below the depth Yams reaches.
+    @Test func theEstimateHoldsForNestedDocumentsWithTrickyScalars() throws {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let text = "root:" + Self.block(Int.random(in: 0...12, using: &g), indent: 1, &g) + "\n"
+            let node = try #require(try Yams.compose(yaml: text), "\(text.debugDescription)")
+            var visited = 0
+            let real = DocumentNesting.depth(of: node, limit: .max, visited: &visited, budget: .max)
+            let estimate = DocumentNesting.estimatedDepth(text)
+            #expect(estimate >= real, "estimate \(estimate) < real \(real) for \(text.debugDescription)")
+            if estimate < real { break }
+        }
+    }
+
+    // The generator of valid documents.
+    static let plains = ["a", "a'b", "x\"y", "a]b", "a}b", "p#q", "a: b", "it's [x]", "-x", ":y", "?z"]
+    static let flowPlains = ["a", "a'b", "x\"y", "p#q", "-x", "b c"]
+    static let singles = ["'a'", "']]]'", "'\"[['", "'it''s ]'", "'a\n  ]] b'"]
+    static let doubles = ["\"a\"", "\"]]]\"", "\"'[[\"", "\"\\\" ]]\"", "\"a\n  }} b\""]
+
+    static func flow(_ depth: Int, _ g: inout SystemRandomNumberGenerator) -> String {
+        let choice = depth <= 0 ? Int.random(in: 0...2, using: &g) : Int.random(in: 0...5, using: &g)
+        switch choice {
+        case 0: return flowPlains.randomElement(using: &g)!
+        case 1: return singles.randomElement(using: &g)!
+        case 2: return doubles.randomElement(using: &g)!
+        case 3, 4:
+            return "[" + (0..<Int.random(in: 0...3, using: &g)).map { _ in flow(depth - 1, &g) }.joined(separator: Bool.random(using: &g) ? ", " : ",\n  ") + "]"
+        default:
+            return "{" + (0..<Int.random(in: 0...3, using: &g)).map { i in "k\(i): " + flow(depth - 1, &g) }.joined(separator: ", ") + "}"
+        }
+    }
+
+    static func block(_ depth: Int, indent: Int, _ g: inout SystemRandomNumberGenerator) -> String {
+        let pad = String(repeating: " ", count: indent)
+        let choice = depth <= 0 ? Int.random(in: 0...3, using: &g) : Int.random(in: 0...6, using: &g)
+        switch choice {
+        case 0: return " " + plains.randomElement(using: &g)!.replacingOccurrences(of: ": ", with: " ")
+        case 1: return " " + (singles + doubles).randomElement(using: &g)!.replacingOccurrences(of: "\n", with: "\n" + pad + " ")
+        case 2: return " " + flow(Int.random(in: 0...depth, using: &g), &g).replacingOccurrences(of: "\n", with: "\n" + pad + " ")
+        case 3: return " |\n" + pad + "  \"]]' [[ {{ #\n" + pad + "  - x\n"
+        case 4, 5:
+            let step = Int.random(in: 1...3, using: &g)
+            return "\n" + (0..<Int.random(in: 1...3, using: &g)).map { _ in pad + "-" + block(depth - 1, indent: indent + step + 1, &g) }.joined(separator: "\n")
+        default:
+            let step = Int.random(in: 1...3, using: &g)
+            return "\n" + (0..<Int.random(in: 1...3, using: &g)).map { i in pad + "k\(i) :".replacingOccurrences(of: " :", with: ":") + block(depth - 1, indent: indent + step, &g) }.joined(separator: "\n")
+        }
+    }
+
 }
