@@ -16,8 +16,8 @@ public struct Command: Sendable, Equatable {
     /// Bytes written to the child's standard input; nil connects `/dev/null`.
     public var input: Data?
     /// When set, the child and everything it started are killed once it has made no
-    /// progress for this long: no output, and (on Linux) no bytes read by the child, which
-    /// is what a git fetch does while the remote sends. Nil waits as long as it takes.
+    /// progress for this long: no output, and (on Linux) no bytes read or written by the
+    /// child, which a git fetch does while the remote sends. Nil waits as long as it takes.
     public var idleTimeout: Duration?
 
     /// Creates a command.

@@ -203,12 +203,12 @@ private func closeAll(_ descriptors: [Int32]) {
 
 /// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
 /// With `idleTimeout`, kills `child`'s process group once neither output nor the bytes the
-/// child has read (`rchar` in `/proc/<pid>/io`) changed for that long, and says so.
+/// child has read or written (`/proc/<pid>/io`) changed for that long, and says so.
 private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
                   onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?) -> (Data, Data, Bool) {
     let clock = ContinuousClock()
     var lastProgress = clock.now
-    var lastRead = bytesRead(by: child)
+    var lastMoved = bytesMoved(by: child)
     var timedOut = false
     var stdout = Data()
     var stderr = Data()
@@ -250,10 +250,10 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
             break
         }
         if let idleTimeout, !timedOut {
-            let read = bytesRead(by: child)
-            if ready > 0 || read != lastRead {
+            let moved = bytesMoved(by: child)
+            if ready > 0 || moved != lastMoved {
                 lastProgress = clock.now
-                lastRead = read
+                lastMoved = moved
             } else if clock.now - lastProgress >= idleTimeout {
                 // The whole group: git's ssh or remote helper holds the pipes too.
                 kill(-child, SIGKILL)
@@ -300,14 +300,15 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
     return (stdout, stderr, timedOut)
 }
 
-/// How many bytes `pid` has read so far (`rchar`: sockets and pipes included), or nil
-/// where `/proc` does not say.
-private func bytesRead(by pid: pid_t) -> UInt64? {
+/// How many bytes `pid` has read and written so far (`rchar` + `wchar`: sockets and pipes
+/// included; a push mostly writes), or nil where `/proc` does not say.
+private func bytesMoved(by pid: pid_t) -> UInt64? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return nil }
-    for line in text.split(separator: "\n") where line.hasPrefix("rchar:") {
-        return UInt64(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces))
+    var total: UInt64?
+    for line in text.split(separator: "\n") where line.hasPrefix("rchar:") || line.hasPrefix("wchar:") {
+        if let count = UInt64(line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)) { total = (total ?? 0) &+ count }
     }
-    return nil
+    return total
 }
 
 private struct ExitStatus {
