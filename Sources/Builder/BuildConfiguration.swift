@@ -308,7 +308,11 @@ public struct BuildConfiguration: Sendable, Equatable {
             throw ValidationError("\(variable)=\(file.path): cannot read it")
         }
         if ["yml", "yaml"].contains(file.pathExtension.lowercased()) {
-            guard let map = (try? Yams.load(yaml: text)) as? [String: Any] else {
+            let loaded: Any?
+            do { loaded = try DocumentNesting.load(text, what: "\(variable)=\(file.path)") } catch let refusal as DocumentNesting.Refusal {
+                throw ValidationError(refusal.message)
+            } catch { loaded = nil }
+            guard let map = loaded as? [String: Any] else {
                 throw ValidationError("\(variable)=\(file.path): expected a YAML map of names to values")
             }
             return map.mapValues { "\($0)" }

@@ -31,7 +31,9 @@ public struct ChangeDetector: Sendable {
     /// How much history is fetched.
     public let fetchPolicy: FetchPolicy
 
-    /// Creates a detector; nothing runs until a method is called.
+    /// Creates a detector; nothing runs until a method is called. Key directories that a
+    /// killed run left under `cacheRoot` are removed here, so `check`, `in` and `out` all
+    /// sweep them as they start.
     public init(
         configuration: GitSourceConfiguration,
         cacheRoot: URL,
@@ -44,6 +46,7 @@ public struct ChangeDetector: Sendable {
         self.log = log
         self.runner = runner
         self.fetchPolicy = fetchPolicy
+        GitCredentials.removeAbandonedKeyDirectories(under: cacheRoot)
     }
 
     var remote: RemoteURL { RemoteURL(configuration.uri) }

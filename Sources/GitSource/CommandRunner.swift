@@ -15,13 +15,19 @@ public struct Command: Sendable, Equatable {
     public var environment: [String: String?]
     /// Bytes written to the child's standard input; nil connects `/dev/null`.
     public var input: Data?
+    /// When set, the child and everything it started are killed once it has made no
+    /// progress for this long: no output, and (on Linux) no bytes read or written by the
+    /// child, which a git fetch does while the remote sends. Nil waits as long as it takes.
+    public var idleTimeout: Duration?
 
     /// Creates a command.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil) {
+    public init(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil,
+                idleTimeout: Duration? = nil) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.input = input
+        self.idleTimeout = idleTimeout
     }
 
     /// The command line for messages: the program and its arguments, each quoted when it
@@ -42,13 +48,18 @@ public struct CommandResult: Sendable, Equatable {
     public var standardOutput: Data
     /// Everything written to standard error.
     public var standardError: Data
+    /// True when the runner killed the program for making no progress within
+    /// ``Command/idleTimeout``.
+    public var timedOut: Bool
 
     /// Creates a result.
-    public init(status: Int32, terminatedBySignal: Bool = false, standardOutput: Data = Data(), standardError: Data = Data()) {
+    public init(status: Int32, terminatedBySignal: Bool = false, standardOutput: Data = Data(), standardError: Data = Data(),
+                timedOut: Bool = false) {
         self.status = status
         self.terminatedBySignal = terminatedBySignal
         self.standardOutput = standardOutput
         self.standardError = standardError
+        self.timedOut = timedOut
     }
 
     /// True when the program exited with status 0.

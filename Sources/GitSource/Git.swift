@@ -52,9 +52,18 @@ struct Git: Sendable {
         if let directory { full += ["-C", directory.path] }
         full += arguments
         let started = Date()
-        let result = try runner.run(Command("git", full, environment: environment, input: input))
+        let idle: Duration? = Self.talksToRemote(arguments) ? .seconds(GitTransport.stallTimeout) : nil
+        let result = try runner.run(Command("git", full, environment: environment, input: input, idleTimeout: idle))
         log.debug("git \(arguments.prefix(12).joined(separator: " ")) → \(result.status) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
         return result
+    }
+
+    /// True for the subcommands that talk to a remote (after any `-c name=value`).
+    static func talksToRemote(_ arguments: [String]) -> Bool {
+        var index = 0
+        while index < arguments.count, arguments[index] == "-c" { index += 2 }
+        guard index < arguments.count else { return false }
+        return ["fetch", "ls-remote", "clone", "push"].contains(arguments[index])
     }
 
     /// Runs `git arguments…` and returns standard output.
@@ -74,7 +83,9 @@ struct Git: Sendable {
 
     /// The error for a failed git command, with secrets scrubbed.
     func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .command) -> GitSourceError {
-        let how = result.terminatedBySignal ? "was killed by signal \(result.status)" : "failed with status \(result.status)"
+        let how = result.timedOut
+            ? "was stopped: the remote sent nothing for \(GitTransport.stallTimeout) s (it accepted the connection but does not answer)"
+            : result.terminatedBySignal ? "was killed by signal \(result.status)" : "failed with status \(result.status)"
         // git's message spans lines ("fatal: …", "Please make sure …", ssh's "\r\n"); an
         // error is one line, so they are joined.
         var detail = scrub(result.errorText).split(whereSeparator: \.isNewline)

@@ -19,7 +19,8 @@ import Darwin
 ///   saves the password anywhere.
 /// - ssh: the key is written to a new file of mode 0600 in a new directory of mode 0700,
 ///   used through `GIT_SSH_COMMAND`, and removed when the operation ends, whatever
-///   happens. `IdentitiesOnly` keeps ssh from offering any other key;
+///   happens: also on SIGTERM and SIGINT (through ``TerminationCleanup``), and after
+///   SIGKILL by the next run's sweep. `IdentitiesOnly` keeps ssh from offering any other key;
 ///   `StrictHostKeyChecking=no` because a check container has no `known_hosts` (as in
 ///   git-resource).
 ///
@@ -78,35 +79,55 @@ public struct GitCredentials: Sendable, Equatable {
     }
 
     /// Runs `body` with what a `git` command needs to use these credentials: `-c` settings
-    /// to put before its subcommand (the credential helper's definition, never a secret) and
-    /// variables to add to its environment (the username and password, `GIT_SSH_COMMAND`
-    /// naming the key file). The key file, written with mode 0600 into a new 0700 directory
+    /// to put before its subcommand (the credential helper's definition, never a secret; the
+    /// http time bound) and variables to add to its environment (the username and password,
+    /// `GIT_SSH_COMMAND` naming the key file and the ssh time bounds, `GIT_ALLOW_PROTOCOL`;
+    /// see ``GitTransport``). The key file, written with mode 0600 into a new 0700 directory
     /// under `scratch`, exists only while `body` runs. Nothing secret is in the settings.
     public func withCommandSettings<R>(scratch: URL, _ body: (_ settings: [String], _ environment: [String: String?]) throws -> R) throws -> R {
-        var environment: [String: String?] = [:]
-        var settings: [String] = []
+        var environment: [String: String?] = [
+            "GIT_ALLOW_PROTOCOL": GitTransport.allowedProtocols,
+            "GIT_SSH_COMMAND": (["ssh"] + GitTransport.sshOptions).joined(separator: " "),
+            "GIT_SSH_VARIANT": "ssh",
+            // Children run in a process group of their own, away from any terminal: a
+            // prompt there would stop them (SIGTTIN) rather than fail.
+            "GIT_TERMINAL_PROMPT": "0",
+        ]
+        var settings = GitTransport.httpSettings
         if username != nil || password != nil {
-            settings = ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
+            settings += ["-c", "credential.helper=", "-c", "credential.helper=" + Self.helper]
             environment[Self.usernameVariable] = username ?? ""
             environment[Self.passwordVariable] = password ?? ""
         }
         var keyDirectory: URL?
+        var registration: TerminationCleanup.Registration?
         defer {
             if let keyDirectory { removeKeyDirectory(keyDirectory) }
+            registration?.cancel()
         }
+        sweepKeyDirectories(in: scratch)
         if let privateKey {
-            removeAbandonedKeyDirectories(in: scratch)
             let directory = try makePrivateDirectory(in: scratch)
             keyDirectory = directory
+            // SIGTERM or SIGINT (an aborted build) ends the process without running this
+            // function's `defer`; the cleanup thread removes the key then.
+            registration = TerminationCleanup.register { removeKeyDirectory(directory) }
             let keyFile = directory.appendingPathComponent("key")
             try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
-            environment["GIT_SSH_COMMAND"] = [
+            environment["GIT_SSH_COMMAND"] = ([
                 "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-            ].joined(separator: " ")
-            environment["GIT_SSH_VARIANT"] = "ssh"
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            ] + GitTransport.sshOptions).joined(separator: " ")
         }
         return try body(settings, environment)
+    }
+
+    /// Removes the key directories that runs killed outright (SIGKILL, a container
+    /// timeout) left in `cacheRoot` or its `slipway-git` cache: every one whose process no
+    /// longer exists. `check`, `in` and `out` call it as they start.
+    public static func removeAbandonedKeyDirectories(under cacheRoot: URL) {
+        sweepKeyDirectories(in: cacheRoot)
+        sweepKeyDirectories(in: cacheRoot.appendingPathComponent("slipway-git", isDirectory: true))
     }
 
     /// `text` with the password and every line of the key replaced by `***`.
@@ -166,9 +187,9 @@ private func removeKeyDirectory(_ directory: URL) {
     try? FileManager.default.removeItem(at: directory)
 }
 
-/// A check killed outright (SIGKILL, a container timeout) cannot remove its key; the next
+/// A run killed outright (SIGKILL, a container timeout) cannot remove its key; the next
 /// one does, for every key directory whose process no longer exists.
-private func removeAbandonedKeyDirectories(in parent: URL) {
+private func sweepKeyDirectories(in parent: URL) {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
     for name in names where name.hasPrefix("slipway-key.") {
         let parts = name.split(separator: ".")

@@ -4,7 +4,8 @@ import Foundation
 /// The `git:` part of a source-keyed source, plus `tag_file`. Every key
 /// means what it means in Concourse's git-resource, with that resource's known bugs fixed.
 public struct GitSourceConfiguration: Sendable, Equatable {
-    /// The repository: `https://`, `ssh://`, `git@host:path`, `file://` or a local path.
+    /// The repository: `https://`, `http://`, `ssh://`, `git://`, `git@host:path`, `file://`
+    /// or a local path; git's remote helpers (`fd::`, `ext::`, other schemes) are refused.
     /// User information in an https URL (`https://user:token@host/…`) is moved to
     /// ``username`` / ``password`` and never reaches a process argument or a log line.
     public var uri: String
@@ -82,6 +83,7 @@ public struct GitSourceConfiguration: Sendable, Equatable {
         let display = RemoteURL(uri).display
         if uri.trimmingCharacters(in: .whitespaces).isEmpty { throw fail("git.uri is empty: give the repository URL") }
         if uri.contains(where: { $0.isNewline }) { throw fail("git.uri \(quoted(display)) contains a line break") }
+        if let refusal = GitTransport.refusal(uri) { throw fail(refusal) }
         for (key, list) in [("git.paths", paths), ("git.ignore_paths", ignorePaths)] {
             for entry in list where entry.isEmpty || entry.contains("\0") || entry.contains(where: { $0.isNewline }) {
                 throw fail("\(key) entry \(quoted(entry)) is not a pathspec: it is empty or contains a line break or NUL")

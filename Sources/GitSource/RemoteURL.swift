@@ -70,3 +70,70 @@ struct RemoteURL: Sendable, Equatable {
         return !forGit[..<colon].contains("/")
     }
 }
+
+/// The transports git may use for a source, and the time bounds on every git command.
+///
+/// Why a list: git reaches a `<transport>::<address>` URI (`fd::3`, `ext::<command>`) or an
+/// unknown `scheme://` through a remote helper, and `ext::` runs any command. A source uses
+/// https, http, ssh (`ssh://`, `user@host:path`), git or a local repository; nothing else is
+/// accepted, and `GIT_ALLOW_PROTOCOL` keeps git itself to the same list wherever a URL
+/// comes from (a submodule, an alternate, a redirect).
+///
+/// Why time bounds: a remote that accepts the connection and never answers otherwise
+/// holds a check for ever. ssh and curl (https) have their own timeouts; `git://` has none,
+/// so the runner ends any network command that makes no progress for ``stallTimeout``.
+public enum GitTransport {
+    /// `GIT_ALLOW_PROTOCOL`: the transports git may use.
+    public static let allowedProtocols = "https:http:ssh:git:file"
+
+    /// The schemes of `scheme://` URIs a source may use.
+    static let allowedSchemes: Set<String> = ["https", "http", "ssh", "git+ssh", "ssh+git", "git", "file"]
+
+    /// How long a git network command may make no progress: 120 s, or the whole seconds in
+    /// `SLIPWAY_GIT_STALL_TIMEOUT` (for tests; Concourse sets no variables on a resource).
+    public static var stallTimeout: Int {
+        if let text = ProcessInfo.processInfo.environment["SLIPWAY_GIT_STALL_TIMEOUT"], let seconds = Int(text), seconds > 0 {
+            return seconds
+        }
+        return 120
+    }
+
+    /// ssh options: connecting and the server's first answer within 30 s (less when the
+    /// stall bound is shorter); once connected, a keep-alive every quarter of the bound
+    /// and four unanswered ones end the connection.
+    static var sshOptions: [String] {
+        let stall = stallTimeout
+        return [
+            "-o", "ConnectTimeout=\(min(30, stall))", "-o", "ServerAliveInterval=\(max(1, stall / 4))", "-o", "ServerAliveCountMax=4",
+            "-o", "BatchMode=yes",
+        ]
+    }
+
+    /// `-c` settings for https and http: a transfer slower than 1 byte/s for the whole
+    /// bound is abandoned by curl.
+    static var httpSettings: [String] {
+        ["-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=\(stallTimeout)"]
+    }
+
+    /// Why `uri` is refused, in one line, or nil when its transport is allowed.
+    static func refusal(_ uri: String) -> String? {
+        let trimmed = uri.trimmingCharacters(in: .whitespaces)
+        let use = "use an https://, http://, ssh://, git:// or file:// URL, user@host:path, or a local path"
+        // git's own rule (transport.c): a scheme-like name followed by `::` names a helper.
+        var name = Substring(trimmed)
+        if let first = name.first, first.isASCII, first.isLetter {
+            let end = name.firstIndex { !($0.isASCII && ($0.isLetter || $0.isNumber || "+.-".contains($0))) } ?? name.endIndex
+            if name[end...].hasPrefix("::") {
+                name = name[..<end]
+                return "git.uri uses git's remote-helper syntax (\(name)::…), which can run programs; \(use)"
+            }
+        }
+        if let schemeEnd = trimmed.range(of: "://") {
+            let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
+            if !scheme.contains("/") && !allowedSchemes.contains(scheme) {
+                return "git.uri scheme \(scheme):// is not a transport Slipway lets git use; \(use)"
+            }
+        }
+        return nil
+    }
+}

@@ -15,7 +15,9 @@ import Darwin
 /// the child, and Swift concurrency and Dispatch threads block nearly every signal. A git
 /// started that way cannot be stopped with SIGTERM and its own children (ssh, the
 /// credential helper, `git-upload-pack`) are never reaped. Here every child starts with
-/// nothing blocked and every signal at its default disposition, as a shell would start it.
+/// nothing blocked and every signal at its default disposition, as a shell would start it,
+/// as the leader of a process group of its own, which ``TerminationCleanup`` ends (with
+/// everything the child started) when this process gets SIGTERM or SIGINT.
 ///
 /// Why one `poll` loop: a child that fills the standard error pipe while we wait on
 /// standard output (or that writes before reading its input) deadlocks a sequential
@@ -60,10 +62,12 @@ public struct SpawnCommandRunner: CommandRunner {
 
         let pid: pid_t
         do {
-            pid = try spawn(
-                executable: executable, arguments: command.arguments, environment: environment,
-                stdin: input.read, stdout: output.write, stderr: errors.write
-            )
+            pid = try TerminationCleanup.startChild {
+                try spawn(
+                    executable: executable, arguments: command.arguments, environment: environment,
+                    stdin: input.read, stdout: output.write, stderr: errors.write
+                )
+            }
         } catch {
             closeAll([output.read, output.write, errors.read, errors.write, input.read, input.write])
             throw error
@@ -71,10 +75,12 @@ public struct SpawnCommandRunner: CommandRunner {
         // The child holds its own copies; ours must go or we never see end of file.
         closeAll([output.write, errors.write, input.read])
 
-        let (stdout, stderr) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
-                                    onOutputLine: onOutputLine)
+        let (stdout, stderr, timedOut) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
+                                              onOutputLine: onOutputLine, child: pid, idleTimeout: command.idleTimeout)
         let exit = reap(pid)
-        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr)
+        TerminationCleanup.childEnded(pid)
+        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr,
+                             timedOut: timedOut)
     }
 }
 
@@ -132,7 +138,10 @@ private func spawn(
     sigdelset(&everything, SIGKILL)
     sigdelset(&everything, SIGSTOP)
     posix_spawnattr_setsigdefault(&attributes, &everything)
-    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+    // A process group of its own, led by the child: a signal to the group reaches the
+    // programs it starts too (see TerminationCleanup).
+    posix_spawnattr_setpgroup(&attributes, 0)
+    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
     #if canImport(Darwin)
     flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
     #endif
@@ -193,8 +202,14 @@ private func closeAll(_ descriptors: [Int32]) {
 }
 
 /// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
+/// With `idleTimeout`, kills `child`'s process group once neither output nor the bytes the
+/// child has read or written (`/proc/<pid>/io`) changed for that long, and says so.
 private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
-                  onOutputLine: ((String) -> Void)? = nil) -> (Data, Data) {
+                  onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?) -> (Data, Data, Bool) {
+    let clock = ContinuousClock()
+    var lastProgress = clock.now
+    var lastMoved = bytesMoved(by: child)
+    var timedOut = false
     var stdout = Data()
     var stderr = Data()
     // Partial lines per descriptor, for onOutputLine.
@@ -229,10 +244,21 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
         var polled = [pollfd]()
         for fd in readFDs where fd >= 0 { polled.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         if writeFD >= 0 { polled.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
-        let ready = poll(&polled, nfds_t(polled.count), -1)
+        let ready = poll(&polled, nfds_t(polled.count), idleTimeout == nil || timedOut ? -1 : 500)
         if ready < 0 {
             if errno == EINTR { continue }
             break
+        }
+        if let idleTimeout, !timedOut {
+            let moved = bytesMoved(by: child)
+            if ready > 0 || moved != lastMoved {
+                lastProgress = clock.now
+                lastMoved = moved
+            } else if clock.now - lastProgress >= idleTimeout {
+                // The whole group: git's ssh or remote helper holds the pipes too.
+                kill(-child, SIGKILL)
+                timedOut = true
+            }
         }
         for entry in polled where entry.revents != 0 {
             if entry.fd == writeFD {
@@ -271,7 +297,18 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
             }
         }
     }
-    return (stdout, stderr)
+    return (stdout, stderr, timedOut)
+}
+
+/// How many bytes `pid` has read and written so far (`rchar` + `wchar`: sockets and pipes
+/// included; a push mostly writes), or nil where `/proc` does not say.
+private func bytesMoved(by pid: pid_t) -> UInt64? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return nil }
+    var total: UInt64?
+    for line in text.split(separator: "\n") where line.hasPrefix("rchar:") || line.hasPrefix("wchar:") {
+        if let count = UInt64(line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)) { total = (total ?? 0) &+ count }
+    }
+    return total
 }
 
 private struct ExitStatus {
