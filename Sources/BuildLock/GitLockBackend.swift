@@ -105,15 +105,25 @@ final class GitLockBackend: LockBackend, Sendable {
             "GIT_AUTHOR_DATE": nil, "GIT_COMMITTER_DATE": nil,
         ]
         let fixed = ["-c", "commit.gpgSign=false", "-c", "protocol.file.allow=always"]
+        // A remote that accepts and never answers (git:// has no timeout of its own) is
+        // stopped as check's git is: no progress for GitTransport.stallTimeout.
+        let idle: Duration? = remote ? .seconds(GitTransport.stallTimeout) : nil
         guard remote, !credentials.isEmpty else {
-            return try start(Command("git", prefix + fixed + arguments, environment: environment, input: input))
+            return try stalled(start(Command("git", prefix + fixed + arguments, environment: environment, input: input, idleTimeout: idle)))
         }
         let result = try credentials.withCommandSettings(scratch: FileManager.default.temporaryDirectory) { settings, secrets in
             environment.merge(secrets) { $1 }
-            return try start(Command("git", prefix + fixed + settings + arguments, environment: environment, input: input))
+            return try start(Command("git", prefix + fixed + settings + arguments, environment: environment, input: input, idleTimeout: idle))
         }
-        return CommandResult(status: result.status, terminatedBySignal: result.terminatedBySignal, standardOutput: result.standardOutput,
-                             standardError: Data(credentials.scrub(result.errorText).utf8))
+        return try stalled(CommandResult(status: result.status, terminatedBySignal: result.terminatedBySignal, standardOutput: result.standardOutput,
+                                         standardError: Data(credentials.scrub(result.errorText).utf8), timedOut: result.timedOut))
+    }
+
+    /// `result`, unless the runner stopped it for making no progress: then one line saying so.
+    private func stalled(_ result: CommandResult) throws -> CommandResult {
+        guard result.timedOut else { return result }
+        throw LockError(.backend, "cannot reach the repository of lock \(key) (\(uri)): it sent nothing for \(GitTransport.stallTimeout) s "
+                        + "(it accepted the connection but does not answer)")
     }
 
     private func start(_ command: Command) throws -> CommandResult {

@@ -112,4 +112,27 @@ struct GitBoundsTests {
             #expect(run.stderrString.split(separator: "\n").count == 1, "\(transport): one line: \(run.stderrString.prefix(600))")
         }
     }
+
+    /// build-task's `LOCK=git:` lock repository is a git remote too: one that accepts and
+    /// never answers ends the build within the stall bound, not after `LOCK_TIMEOUT` or never.
+    @Test func aLockRepositoryThatNeverAnswersEndsBuildTaskWithinTheBound() async throws {
+        try await withTemporaryDirectory { directory in
+            let listener = try StallingListener()
+            defer { listener.close() }
+            let context = directory.appending("context")
+            try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+            try Data("FROM scratch\nCOPY a.txt /a.txt\n".utf8).write(to: context.appendingPathComponent("Dockerfile"))
+            try Data("a\n".utf8).write(to: context.appendingPathComponent("a.txt"))
+            var environment = try FaultHarness.environment(directory)
+            environment.merge(["SLIPWAY_GIT_STALL_TIMEOUT": "3", "CONTEXT": context.path, "BUILDER": "assemble",
+                               "OUTPUT": directory.appending("image").path, "CACHE": directory.appending("cache").path,
+                               "LOCK": "git:git://127.0.0.1:\(listener.port)/locks.git", "LOCK_TIMEOUT": "5m"]) { $1 }
+            let run = try FaultHarness.runTimed(try builtProduct("build-task").path, [], input: "", environment: environment,
+                                                scratch: directory.appending("run"), limit: 60)
+            #expect(run.status == 1, "status \(run.status) after \(run.elapsed) s: \(run.stderrString.suffix(400))")
+            #expect(run.elapsed < 30, "ended within the bound: \(run.elapsed) s")
+            let last = run.stderrString.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(last.contains("lock") && last.contains("3 s"), "\(run.stderrString.suffix(600))")
+        }
+    }
 }
