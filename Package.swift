@@ -36,9 +36,12 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurl"]),
         // Where log lines go (stderr; captured in tests).
         .target(name: "Console"),
+        // Running programs (git, ssh, buildah, credential helpers): posix_spawn, every stream
+        // drained at once, an idle bound, and children ended with us on SIGTERM and SIGINT.
+        .target(name: "Spawn"),
         // The OCI distribution client: auth, manifests, blobs, tags, retries.
         .target(name: "Registry", dependencies: [
-            "OCI", "HTTP", "Console", .product(name: "Crypto", package: "swift-crypto"),
+            "OCI", "HTTP", "Console", "Spawn", .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // Cloud registry logins without cloud SDKs: AWS Signature Version 4, AWS credentials
@@ -53,17 +56,17 @@ let package = Package(
         // Layers applied into a root filesystem, safely: the security boundary of `in`.
         .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console", "ImageLayout"]),
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
-        .target(name: "GitSource", dependencies: ["OCI", "Console", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GitSource", dependencies: ["OCI", "Console", "Spawn", .product(name: "Yams", package: "Yams")]),
 
         // Images moved between layouts and registries: push, pull, copy (promote).
         .target(name: "Transfer", dependencies: ["OCI", "Registry", "ImageLayout", "Console"]),
         // Build serialisation: locks on a directory (flock) or a git repository (atomic ref create).
-        .target(name: "BuildLock", dependencies: ["Console", "GitSource"]),
+        .target(name: "BuildLock", dependencies: ["Console", "GitSource", "Spawn"]),
         // What a build reads: the context (honouring .dockerignore), the Dockerfile's stages, the inputs digest.
         .target(name: "BuildContext", dependencies: ["OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "ImageLayout", "Transfer", "Registry", "RootFS",
+            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "Registry", "RootFS",
             // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -79,7 +82,7 @@ let package = Package(
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
+        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -92,7 +95,7 @@ let package = Package(
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
         .executableTarget(name: "ArchiveStream", dependencies: ["Archive"], path: "Benchmarks/ArchiveStream"),
-        .executableTarget(name: "GitCheck", dependencies: ["GitSource", "Console"], path: "Benchmarks/GitCheck"),
+        .executableTarget(name: "GitCheck", dependencies: ["GitSource", "Console", "Spawn"], path: "Benchmarks/GitCheck"),
         .executableTarget(name: "RootFSUnpack", dependencies: ["RootFS", "Archive", "OCI", "Console"], path: "Benchmarks/RootFSUnpack"),
 
         // Test support: a real docker-registry on a free loopback port, temporary git
@@ -104,17 +107,17 @@ let package = Package(
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "Console", "TestSupport"]),
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "Console", "TestSupport"]),
-        .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "TestSupport"]),
+        .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "Spawn", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
-        .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
+        .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "Spawn", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "TestSupport", "CloudAuth", "Signing"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TestSupport", "CloudAuth", "Signing"]),
         // The ciphers that open cosign's encrypted keys, against their published vectors.
         .testTarget(name: "SigningTests", dependencies: ["Signing"]),
-        .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "TestSupport"]),
+        .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "Spawn", "TestSupport"]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
-        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "Spawn", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 import GitSource
 
 /// `git:<uri>`: the lock is the ref `refs/slipway-locks/<key>` in the lock repository,

@@ -1,6 +1,6 @@
 import Console
 import Foundation
-import GitSource
+import Spawn
 import Synchronization
 
 /// What one try at a lock gave.

@@ -1,4 +1,4 @@
-import GitSource
+import Spawn
 
 /// Work to do before the process dies of SIGINT or SIGTERM: releasing build locks, so a
 /// build task that Concourse aborts does not leave its lock behind, and removing files

@@ -1,5 +1,5 @@
 import Foundation
-import GitSource
+import Spawn
 import ImageLayout
 import OCI
 

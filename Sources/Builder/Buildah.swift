@@ -1,6 +1,6 @@
 import Console
 import Foundation
-import GitSource
+import Spawn
 
 /// buildah, run as a rootless-friendly builder with its storage under a directory a
 /// Concourse task can keep in `caches:`.

@@ -2,7 +2,7 @@ import BuildContext
 import BuildLock
 import Console
 import Foundation
-import GitSource
+import Spawn
 import ImageLayout
 import OCI
 import Registry

@@ -1,7 +1,7 @@
 import BuildContext
 import Console
 import Foundation
-import GitSource
+import Spawn
 import OCI
 
 /// `build-task plan` and `build-task build-all`: the images of a

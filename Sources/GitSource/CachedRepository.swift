@@ -1,6 +1,7 @@
 import OCI
 import Console
 import Foundation
+import Spawn
 
 /// The bare, blobless clone a check keeps between runs, and the git operations on it.
 ///

@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 import OCI
 
 /// The engine of `check` in source-keyed mode: which commits of a branch (or

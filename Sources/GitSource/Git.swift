@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 
 /// Runs `git` with the settings every command of the detector needs, in one repository.
 ///
@@ -53,7 +54,12 @@ struct Git: Sendable {
         full += arguments
         let started = Date()
         let idle: Duration? = Self.talksToRemote(arguments) ? .seconds(GitTransport.stallTimeout) : nil
-        let result = try runner.run(Command("git", full, environment: environment, input: input, idleTimeout: idle))
+        let result: CommandResult
+        do {
+            result = try runner.run(Command("git", full, environment: environment, input: input, idleTimeout: idle))
+        } catch let error as SpawnError {
+            throw GitSourceError(.command, error.description)
+        }
         log.debug("git \(arguments.prefix(12).joined(separator: " ")) → \(result.status) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
         return result
     }

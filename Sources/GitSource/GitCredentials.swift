@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 import OCI
 
 /// What proves who we are to a registry. Its description never shows the secret.
@@ -100,6 +101,9 @@ public struct DockerConfigCredentials: Sendable {
         return name == host.rawValue.lowercased()
     }
 
+    /// How long a credential helper may make no progress (no output, no I/O) before it is stopped.
+    static let helperIdleTimeout: Duration = .seconds(60)
+
     private func runHelper(_ name: String, for host: RegistryHost) throws -> Credentials? {
         let program = "docker-credential-\(name)"
         let operation = "ask \(program) for \(host)"
@@ -108,28 +112,26 @@ public struct DockerConfigCredentials: Sendable {
         else {
             throw RegistryError(.credentials, operation: operation, hint: "\(program) is not on PATH")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["get"]
-        process.environment = environment
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        do { try process.run() } catch {
-            throw RegistryError(.credentials, operation: operation, hint: "could not start it: \(error.localizedDescription)")
-        }
         let server = host.isDockerHub ? "https://index.docker.io/v1/" : host.rawValue
-        input.fileHandleForWriting.write(Data((server + "\n").utf8))
-        try? input.fileHandleForWriting.close()
-        let stdout = output.fileHandleForReading.readDataToEndOfFile()
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let said = String(decoding: stdout + stderr, as: UTF8.self)
-        if process.terminationStatus != 0 {
+        // Run as every program Slipway starts is: both outputs drained at once (a helper that
+        // fills standard error first cannot stall its answer), ended with us on SIGTERM, and
+        // stopped when it makes no progress for a minute.
+        let result: CommandResult
+        do {
+            result = try SpawnCommandRunner(baseEnvironment: environment)
+                .run(Command(executable, ["get"], input: Data((server + "\n").utf8), idleTimeout: Self.helperIdleTimeout))
+        } catch {
+            throw RegistryError(.credentials, operation: operation, hint: "could not start it: \(error)")
+        }
+        if result.timedOut {
+            throw RegistryError(.credentials, operation: operation, hint: "it did nothing for \(Self.helperIdleTimeout) and was stopped")
+        }
+        let stdout = result.standardOutput
+        let said = String(decoding: stdout + result.standardError, as: UTF8.self)
+        if !result.succeeded {
             // The protocol's answer for "nothing stored for this server".
             if said.lowercased().contains("credentials not found") { return nil }
-            let firstLine = said.split(separator: "\n").first.map(String.init) ?? "exit \(process.terminationStatus)"
+            let firstLine = said.split(separator: "\n").first.map(String.init) ?? "exit \(result.status)"
             throw RegistryError(.credentials, operation: operation, hint: String(firstLine.prefix(200)))
         }
         struct Answer: Decodable {

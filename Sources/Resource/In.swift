@@ -1,6 +1,7 @@
 import BuildContext
 import Console
 import Foundation
+import Spawn
 import GitSource
 import ImageLayout
 import OCI

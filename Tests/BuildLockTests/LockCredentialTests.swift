@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 import GitSource
 import Synchronization
 import Testing

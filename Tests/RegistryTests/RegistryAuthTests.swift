@@ -129,6 +129,29 @@ struct RegistryAuthTests {
     }
 }
 
+/// A credential helper is a program like any other: what it writes to standard error first
+/// must not keep its answer on standard output from being read.
+@Suite("docker credential helpers") struct CredentialHelperTests {
+    @Test(.timeLimit(.minutes(1))) func aHelperThatFillsStandardErrorFirstIsStillHeard() throws {
+        try withTemporaryDirectory { directory in
+            let bin = directory.appending("bin")
+            try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+            let helper = bin.appendingPathComponent("docker-credential-chatty")
+            try Data("""
+            #!/bin/sh
+            read server
+            # 256 KiB of warnings before the answer: more than a pipe holds.
+            i=0; while [ $i -lt 4096 ]; do echo "warning: a line of sixty-four characters, said again and again...." >&2; i=$((i+1)); done
+            printf '{"ServerURL":"%s","Username":"robot","Secret":"pw"}' "$server"
+            """.utf8).write(to: helper)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helper.path)
+            try Data(#"{"credHelpers":{"registry.example:5000":"chatty"}}"#.utf8).write(to: directory.appending("config.json"))
+            let lookup = DockerConfigCredentials(environment: ["DOCKER_CONFIG": directory.path, "PATH": "\(bin.path):/usr/bin:/bin"])
+            #expect(try lookup.credentials(for: RegistryHost("registry.example:5000")) == .basic(username: "robot", password: "pw"))
+        }
+    }
+}
+
 @Suite("Registry faults: retries and redirects")
 struct RegistryFaultTests {
     let app = try! Repository("team/app")

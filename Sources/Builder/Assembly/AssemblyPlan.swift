@@ -1,5 +1,6 @@
 import BuildContext
 import Foundation
+import Spawn
 import OCI
 
 /// `BUILDER`: who produces the image.

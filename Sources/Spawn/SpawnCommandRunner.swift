@@ -156,7 +156,7 @@ private func spawn(
         }
     }
     guard status == 0 else {
-        throw GitSourceError(.command, "cannot start \(executable): \(String(cString: strerror(status)))")
+        throw SpawnError("cannot start \(executable): \(String(cString: strerror(status)))")
     }
     return pid
 }
@@ -168,7 +168,7 @@ private func resolve(_ name: String, path: String?) throws -> String {
         let candidate = "\(directory)/\(name)"
         if access(candidate, X_OK) == 0 { return candidate }
     }
-    throw GitSourceError(.command, "`\(name)` was not found in PATH (\(search)); install it or put it on the PATH")
+    throw SpawnError("`\(name)` was not found in PATH (\(search)); install it or put it on the PATH")
 }
 
 private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
@@ -192,7 +192,7 @@ private func makePipe() throws -> (read: Int32, write: Int32) {
         }
     }
     guard result == 0 else {
-        throw GitSourceError(.command, "cannot create a pipe: \(String(cString: strerror(errno)))")
+        throw SpawnError("cannot create a pipe: \(String(cString: strerror(errno)))")
     }
     return (fds[0], fds[1])
 }

@@ -101,3 +101,13 @@ private func shellQuoted(_ word: String) -> String {
     if plain && !word.isEmpty { return word }
     return "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
 }
+
+/// A program that could not be started (not found, not executable, out of descriptors), in
+/// one line. A program that starts and fails is a ``CommandResult``, not an error.
+public struct SpawnError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
