@@ -97,7 +97,7 @@ extension Out {
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
         if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) { throw InputError(refusal) }
-        // A tag file usually holds a version (seed 000's `v2.1.0`): such a tag is made once and
+        // A tag file usually holds a version (`ci/pipelines/000-base-and-prebuilt.yml` tags prebuilt images `v2.1.0`): such a tag is made once and
         // never moved, as a release's own tag, so a value naming an existing release cannot
         // take it over.
         var createOnce: Set<Tag> = []

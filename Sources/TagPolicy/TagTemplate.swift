@@ -27,7 +27,7 @@ public struct TagContext: Sendable, Equatable {
 ///
 /// Placeholders: `{ref}` (the 40-hex commit), `{short_ref}` (its first 12), `{branch}`,
 /// `{short_base}` (12 hex of the base digest), `{tag_file}`, `{release}` (the git tag of a
-/// release-mode version, e.g. `{release}-base` for seed 000's `v2.1.0-base`). The rendered text is made a
+/// release-mode version, e.g. `{release}-base` for `v2.1.0-base` in `ci/pipelines/000-base-and-prebuilt.yml`). The rendered text is made a
 /// valid tag by `TagSanitizer`, so a branch like `feature/Login#12` still gives a tag.
 public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
     public struct ValidationError: Error, Sendable, CustomStringConvertible {
