@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "Spawn", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TestSupport", "CloudAuth", "Signing"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TagPolicy", "TestSupport", "CloudAuth", "Signing"]),
         // The ciphers that open cosign's encrypted keys, against their published vectors.
         .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "Spawn", "TestSupport"]),

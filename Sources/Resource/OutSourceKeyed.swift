@@ -90,43 +90,11 @@ extension Out {
         }
         let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
                                  release: change.release)
-
-        // Names from the repository (a branch, a tag file, a git tag) or a task's output never
-        // take a tag the source's own rules give out (docs/reference.md, "Reserved tags").
-        let reserved = Self.reservedTags(keyed)
-        let immutable: Tag
-        do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
-        if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) { throw InputError(refusal) }
-        // A tag file usually holds a version (`ci/pipelines/000-base-and-prebuilt.yml` tags prebuilt images `v2.1.0`): such a tag is made once and
-        // never moved, as a release's own tag, so a value naming an existing release cannot
-        // take it over.
-        var createOnce: Set<Tag> = []
-        var floating: [Tag] = []
-        for template in keyed.templates.dropFirst() {
-            let tag: Tag
-            do { tag = try template.render(context) } catch { throw InputError("source.tags: \(error)") }
-            if let refusal = Self.templateRefusal(template, renders: tag, reserved: reserved, first: false) { throw InputError(refusal) }
-            if Self.versionTagMadeOnce(template, renders: tag, first: false) { createOnce.insert(tag) }
-            floating.append(tag)
-        }
-        if let latestOn = keyed.latestOn, latestOn == keyed.git.branch?.rawValue { floating.append(.latest) }
-        if let value = change.tagFileValue {
-            let tag = TagSanitizer.tag((keyed.tagPrefix ?? "") + value)
-            if let why = reserved.reasonBesidesRelease(for: tag) {
-                throw InputError("source.tag_file: its value at \(commit.short) makes the tag \(quoted(tag.rawValue)), which is \(why); a tag from the repository cannot take it: set source.tag_prefix (e.g. \"v-\") to namespace the tag file's tags")
-            }
-            if ReservedTags.isReleaseTag(tag.rawValue) { createOnce.insert(tag) }
-            floating.append(tag)
-        }
-        if let file = try params.string("additional_tags") {
-            let text = try Self.paramFile(file, param: "params.additional_tags", directory: directory)
-            for tag in text.split(whereSeparator: \.isWhitespace).map({ TagSanitizer.tag(String($0)) }) {
-                if let why = reserved.reason(for: tag) {
-                    throw InputError("params.additional_tags: \(quoted(tag.rawValue)) is \(why); a task's output cannot take it: use source.latest_on or params.release for those tags, or prefix the file's tags")
-                }
-                floating.append(tag)
-            }
-        }
+        let additional = try params.string("additional_tags").map {
+            try Self.paramFile($0, param: "params.additional_tags", directory: directory).split(whereSeparator: \.isWhitespace).map(String.init)
+        } ?? []
+        let plan = try SourceKeyedTagPlan(keyed, context: context, commit: commit, additionalTags: additional)
+        let immutable = plan.immutable
         let releaseTags = try Self.releaseTags(params, directory: directory, client: client, repository: source.repository, digest: image.descriptor.digest)
 
         // The immutable tag never moves: checked before any tag is pushed.
@@ -140,8 +108,8 @@ extension Out {
         let signed = try sign(report.digest, registry: source.registry, repository: source.repository, client: client, source: source,
                               statements: statements, log: log)
         let cacheTag = try tagInputs(of: image, client: client, source: source, log: log)
-        var seen = Set([immutable] + releaseTags)
-        floating = floating.filter { seen.insert($0).inserted }
+        let floating = plan.floating.filter { !releaseTags.contains($0) }
+        let createOnce = plan.createOnce
         var moved: [Tag] = []
         var heldBack: [String] = []
         for tag in floating {
@@ -168,34 +136,6 @@ extension Out {
         if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
         metadata += signed
         return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
-    }
-
-    /// The tags repository content may not take in this source (see ``ReservedTags``):
-    /// Slipway's cache tags and cosign's attachment tags (`sha256-<hex>.sig`, see
-    /// `CosignVocabulary.tag`) besides the source's own.
-    static func reservedTags(_ keyed: SourceKeyed) -> ReservedTags {
-        ReservedTags(immutableTemplate: keyed.templates[0], prefixes: [SlipwayVocabulary.cacheTagPrefix, "sha256-"])
-    }
-
-    /// Why `tag`, rendered by `template` from repository content, must not be pushed, or nil.
-    /// A template without `{branch}`, `{tag_file}` or `{release}` is the pipeline's own text.
-    /// A version-shaped rendering is refused only from a branch: the first template's tag
-    /// never moves anyway, `{release}` is the release itself, and a `{tag_file}` one is made
-    /// once and never moved (``versionTagMadeOnce(_:renders:first:)``).
-    static func templateRefusal(_ template: TagTemplate, renders tag: Tag, reserved: ReservedTags, first: Bool) -> String? {
-        guard template.usesRepositoryContent else { return nil }
-        let why = first || !template.description.contains("{branch}")
-            ? reserved.reasonBesidesRelease(for: tag, againstImmutableTemplate: !first)
-            : reserved.reason(for: tag, againstImmutableTemplate: !first)
-        guard let why else { return nil }
-        return "source.tags: \(quoted(template.description)) renders \(quoted(tag.rawValue)) from the repository (its branch, tag file or git tag), which is \(why); "
-            + "a tag from the repository cannot take it: namespace it in the template, e.g. \"branch-{branch}\""
-    }
-
-    /// Whether a floating `tag` of `template` is made once and never moved: a version
-    /// (`1.2.3`, `v2.1.0`, `1.2`) taken from the tag file.
-    static func versionTagMadeOnce(_ template: TagTemplate, renders tag: Tag, first: Bool) -> Bool {
-        !first && template.description.contains("{tag_file}") && !template.description.contains("{release}") && ReservedTags.isReleaseTag(tag.rawValue)
     }
 
     /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
