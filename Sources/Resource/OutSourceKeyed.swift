@@ -71,6 +71,14 @@ extension Out {
             return try promoteSourceKeyed(promote, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
         }
 
+        return try pushImage(params, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
+    }
+
+    /// The put of an image: its commit's tags (``SourceKeyedTagPlan``), the immutable and
+    /// release tags first, then signatures, the cache tag, and the floating tags, each only
+    /// if no newer commit's image holds it.
+    func pushImage(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
+                   directory: URL, scratch: URL, log: Log) throws -> Data {
         guard let pattern = try params.string("image") else {
             throw InputError("params.image is required (or params.promote): the image to push, e.g. image/oci")
         }
