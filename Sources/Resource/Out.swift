@@ -81,51 +81,6 @@ public struct Out {
         var metadata: [[String: String]]
     }
 
-    /// registry-image's tags: `source.tag`; `version` (normalised, `-variant` appended) and,
-    /// with `bump_aliases`, `1.2`, `1` and the bare tag where no newer release owns them;
-    /// the words of the `additional_tags` file, each with `tag_prefix`.
-    ///
-    /// In variant mode every version tag carries `-variant`, the version's own included
-    /// (`2.0.0-alpine`), as registry-image's do: the first tag is the version `out` returns,
-    /// and `check` with the same variant sees only `-variant` tags, so it must emit that one.
-    func pushTags(source: Source, params: InputObject, directory: URL, client: RegistryClient) throws -> [Tag] {
-        var names: [String] = []
-        if case .tag(let tag) = source.mode { names.append(tag.rawValue) }
-        let variant: String? = if case .semver(let selection) = source.mode { selection.variant } else { nil }
-        if let text = try params.string("version") {
-            guard let version = SemanticVersion(text) else {
-                throw params.invalid("version", "\"\(InputObject.printable(text))\" is not a semantic version (e.g. 1.2.3)")
-            }
-            let suffix = variant.map { "-" + $0 } ?? ""
-            if try params.bool("bump_aliases") == true {
-                let selection = SemverSelection(variant: variant, preReleases: true)
-                let existing = try client.tags(source.repository).compactMap { selection.version(of: $0.rawValue) }
-                let floating = variant ?? "latest"
-                for name in ReleaseTags.tags(for: version, existing: existing, floating: floating) {
-                    names.append(name == floating ? name : name + suffix)
-                }
-            } else {
-                names.append(version.normalized + suffix)
-            }
-        } else if params.has("bump_aliases") {
-            throw params.invalid("bump_aliases", "needs params.version")
-        }
-        let prefix = try params.string("tag_prefix") ?? ""
-        if let file = try params.string("additional_tags") {
-            let text = try Self.paramFile(file, param: "\(params.path).additional_tags", directory: directory)
-            names += text.split(whereSeparator: \.isWhitespace).map { prefix + $0 }
-        } else if params.has("tag_prefix") {
-            throw params.invalid("tag_prefix", "applies to additional_tags, which is not set")
-        }
-        guard !names.isEmpty else {
-            throw InputError("nothing to tag: set source.tag, params.version or params.additional_tags")
-        }
-        var seen = Set<String>()
-        return try names.filter { seen.insert($0).inserted }.map { name in
-            do { return try Tag(name) } catch { throw InputError("cannot push tag: \(error)") }
-        }
-    }
-
     /// What a promote did.
     struct Promoted {
         var digest: Digest
