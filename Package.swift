@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "BuildContext", dependencies: ["OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "Registry", "RootFS",
+            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "HTTP", "Registry", "RootFS",
             // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -82,7 +82,7 @@ let package = Package(
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
+        .target(name: "Resource", dependencies: ["OCI", "HTTP", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -100,7 +100,7 @@ let package = Package(
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["OCI", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["OCI", "HTTP", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "Spawn", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TagPolicy", "TestSupport", "CloudAuth", "Signing"]),
+        .testTarget(name: "ResourceTests", dependencies: ["Resource", "HTTP", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TagPolicy", "TestSupport", "CloudAuth", "Signing"]),
         // The ciphers that open cosign's encrypted keys, against their published vectors.
         .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "Spawn", "TestSupport"]),

@@ -25,27 +25,30 @@ public struct CloudAuthError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// One exchange with a cloud endpoint: a transient failure is tried twice more, every
-/// other failure becomes a ``CloudAuthError``.
+/// One exchange with a cloud endpoint: a transient failure (a connection error, 429 or 5xx)
+/// is tried again as the registry client does, by ``RetryPolicy``, up to `attempts` times in
+/// all; every other failure becomes a ``CloudAuthError``.
 struct CloudHTTP: Sendable {
     let transport: any HTTPTransport
     let trust: TLSTrust
     /// Secrets a server's answer must not carry into a message.
     let secrets: [String]
+    var retry = RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(200), maxDelay: .seconds(2))
 
     func send(_ request: HTTPRequest, operation: String, attempts: Int = 3) throws(CloudAuthError) -> HTTPResponse {
         var attempt = 0
         while true {
             attempt += 1
+            let last = attempt >= min(attempts, retry.maxAttempts)
             do {
                 let response = try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20)
-                if [429, 500, 502, 503, 504].contains(response.status), attempt < attempts {
-                    usleep(UInt32(200_000 * attempt))
+                if [429, 500, 502, 503, 504].contains(response.status), !last {
+                    retry.sleep(retry.delay(afterAttempt: attempt, retryAfter: response.headers["Retry-After"]))
                     continue
                 }
                 return response
-            } catch let error as HTTPError where error.isRetryable && attempt < attempts {
-                usleep(UInt32(200_000 * attempt))
+            } catch let error as HTTPError where error.isRetryable && !last {
+                retry.sleep(retry.delay(afterAttempt: attempt, retryAfter: nil))
             } catch let error as HTTPError {
                 throw CloudAuthError(operation, "\(redacted(request.url)) did not answer: \(error.message)")
             } catch {

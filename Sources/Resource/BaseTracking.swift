@@ -1,6 +1,7 @@
 import BuildContext
 import Console
 import Foundation
+import HTTP
 import GitSource
 import OCI
 import Registry

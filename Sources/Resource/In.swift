@@ -1,6 +1,7 @@
 import BuildContext
 import Console
 import Foundation
+import HTTP
 import Spawn
 import GitSource
 import ImageLayout

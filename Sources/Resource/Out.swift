@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import HTTP
 import GitSource
 import ImageLayout
 import OCI

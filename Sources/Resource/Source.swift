@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import HTTP
 import OCI
 import Registry
 import TagPolicy

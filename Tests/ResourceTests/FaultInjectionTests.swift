@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import HTTP
 import ImageLayout
 import OCI
 import Registry
