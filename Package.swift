@@ -51,7 +51,7 @@ let package = Package(
 
         // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
         .target(name: "Archive", dependencies: ["CZlib", "CZstd", "OCI"]),
-        // OCI image layouts, OCI archives and docker-archives: read, write, convert.
+        // OCI image layouts (read, write), OCI archives (read) and docker-archives (read, write).
         .target(name: "ImageLayout", dependencies: ["OCI", "Archive"]),
         // Layers applied into a root filesystem, safely: the security boundary of `in`.
         .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console", "ImageLayout"]),
