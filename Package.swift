@@ -100,7 +100,7 @@ let package = Package(
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["OCI", "HTTP", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["OCI", "HTTP", "Spawn", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),

@@ -81,6 +81,10 @@ public struct ImageBuild {
     /// - Parameter secrets: the run's ``PrivateRunDirectory``.
     func resolveAndBuild(started: Date, source: SourceFacts, scratch: URL, secrets: URL, links: URL) throws -> Result {
         let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
+        if configuration.registryUsername != nil && access.credentialHosts.isEmpty {
+            log.info("warning: REGISTRY_USERNAME and REGISTRY_PASSWORD are set, but no TAG, SKIP_IF_PUBLISHED or CACHE_REPOSITORY names a registry "
+                     + "for them, so no registry gets them (a FROM line's registry never does); a private base needs an entry in DOCKER_CONFIG")
+        }
         let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
         let inputsDigest = try Self.inputs(configuration, bases: bases).digest()
         log.info("inputs \(inputsDigest)" + (source.revision.map { " at \($0.prefix(12))" } ?? "") + (source.branch.map { " on \($0)" } ?? ""))

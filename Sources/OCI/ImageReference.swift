@@ -45,14 +45,17 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         self.digest = digest
     }
 
-    /// Whether `text` may hold credentials: a URL (`scheme://`) with an `@`, or an `@` that
-    /// does not start a digest (`user:password@host/path`). Such text is never repeated in
-    /// an error.
+    /// Whether `text` may hold credentials: a URL (`scheme://`) with an `@`; `user:password@`
+    /// before any `/`; or an `@` followed by a host and path (`user@host/path`). Such text is
+    /// never repeated in an error. An `@` that only misspells a digest (`app@`, `app@latest`,
+    /// `team/app@sha1:…`) is not: its error names it.
     public static func mayHoldCredentials(_ text: String) -> Bool {
         guard let at = text.firstIndex(of: "@") else { return false }
         if text.contains("://") { return true }
-        let after = text[text.index(after: at)...]
-        return !(after.hasPrefix("sha256:") || after.hasPrefix("sha512:")) || after.contains("@") || after.contains("/")
+        let before = text[..<at], after = text[text.index(after: at)...]
+        if (after.hasPrefix("sha256:") || after.hasPrefix("sha512:")) && !after.contains("/") && !after.contains("@") { return false }
+        if !before.contains("/") && before.contains(":") { return true }
+        return after.contains("/") || after.contains("@")
     }
 
     /// Parses an image reference with Docker's rules.

@@ -19,10 +19,13 @@ public struct Command: Sendable, Equatable {
     /// progress for this long: no output, and (on Linux) no bytes read or written by the
     /// child, which a git fetch does while the remote sends. Nil waits as long as it takes.
     public var idleTimeout: Duration?
+    /// The child's working directory; nil keeps ours.
+    public var currentDirectory: String?
 
     /// Creates a command.
     public init(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil,
-                idleTimeout: Duration? = nil) {
+                idleTimeout: Duration? = nil, currentDirectory: String? = nil) {
+        self.currentDirectory = currentDirectory
         self.executable = executable
         self.arguments = arguments
         self.environment = environment

@@ -46,12 +46,12 @@ public struct SpawnCommandRunner: CommandRunner {
         }
         let executable = try resolve(command.executable, path: environment["PATH"])
 
-        let output = try makePipe()
-        let errors = try makePipe()
+        let output = try ChildProcess.pipe()
+        let errors = try ChildProcess.pipe()
         var input: (read: Int32, write: Int32) = (-1, -1)
         do {
             if command.input != nil {
-                input = try makePipe()
+                input = try ChildProcess.pipe()
             } else {
                 input.read = open("/dev/null", O_RDONLY | O_CLOEXEC)
             }
@@ -63,9 +63,9 @@ public struct SpawnCommandRunner: CommandRunner {
         let pid: pid_t
         do {
             pid = try TerminationCleanup.startChild {
-                try spawn(
+                try ChildProcess.start(
                     executable: executable, arguments: command.arguments, environment: environment,
-                    stdin: input.read, stdout: output.write, stderr: errors.write
+                    currentDirectory: command.currentDirectory, stdin: input.read, stdout: output.write, stderr: errors.write
                 )
             }
         } catch {
@@ -77,89 +77,14 @@ public struct SpawnCommandRunner: CommandRunner {
 
         let (stdout, stderr, timedOut) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
                                               onOutputLine: onOutputLine, child: pid, idleTimeout: command.idleTimeout)
-        let exit = reap(pid)
+        let exit = ChildProcess.wait(for: pid)
         TerminationCleanup.childEnded(pid)
         return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr,
                              timedOut: timedOut)
     }
 }
 
-// MARK: - Spawning
-
-/// glibc's `_np` spawn extensions and `pipe2` are not in Swift's Glibc module; they are
-/// looked up once. Without them: pipes get `FD_CLOEXEC` right after creation, and the
-/// current directory is never changed (this runner has no such option).
-private typealias AddClosefrom = @convention(c) (UnsafeMutableRawPointer, Int32) -> Int32
-private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
-
-private func symbol<T>(_ name: String, as type: T.Type) -> T? {
-    #if canImport(Darwin)
-    let handle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
-    #else
-    let handle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
-    #endif
-    return dlsym(handle, name).map { unsafeBitCast($0, to: type) }
-}
-
-private let closefromAction = symbol("posix_spawn_file_actions_addclosefrom_np", as: AddClosefrom.self)
-private let pipe2Function = symbol("pipe2", as: Pipe2.self)
-
-#if canImport(Darwin)
-private typealias FileActions = posix_spawn_file_actions_t?
-private typealias SpawnAttributes = posix_spawnattr_t?
-#else
-private typealias FileActions = posix_spawn_file_actions_t
-private typealias SpawnAttributes = posix_spawnattr_t
-#endif
-
-private func spawn(
-    executable: String, arguments: [String], environment: [String: String],
-    stdin: Int32, stdout: Int32, stderr: Int32
-) throws -> pid_t {
-    var actions = FileActions()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-    if let closefromAction {
-        // Descriptors another thread opened without O_CLOEXEC stay out of the child.
-        withUnsafeMutablePointer(to: &actions) { _ = closefromAction(UnsafeMutableRawPointer($0), 3) }
-    }
-
-    var attributes = SpawnAttributes()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var nothing = sigset_t()
-    sigemptyset(&nothing)
-    posix_spawnattr_setsigmask(&attributes, &nothing)
-    var everything = sigset_t()
-    sigfillset(&everything)
-    sigdelset(&everything, SIGKILL)
-    sigdelset(&everything, SIGSTOP)
-    posix_spawnattr_setsigdefault(&attributes, &everything)
-    // A process group of its own, led by the child: a signal to the group reaches the
-    // programs it starts too (see TerminationCleanup).
-    posix_spawnattr_setpgroup(&attributes, 0)
-    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
-    #if canImport(Darwin)
-    flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
-    #endif
-    posix_spawnattr_setflags(&attributes, Int16(flags))
-
-    let argv = [executable] + arguments
-    let envp = environment.map { "\($0.key)=\($0.value)" }
-    var pid: pid_t = 0
-    let status = withCStringArray(argv) { argvPointer in
-        withCStringArray(envp) { envpPointer in
-            posix_spawn(&pid, executable, &actions, &attributes, argvPointer, envpPointer)
-        }
-    }
-    guard status == 0 else {
-        throw SpawnError("cannot start \(executable): \(String(cString: strerror(status)))")
-    }
-    return pid
-}
+// MARK: - Finding the program
 
 private func resolve(_ name: String, path: String?) throws -> String {
     if name.contains("/") { return name }
@@ -171,31 +96,7 @@ private func resolve(_ name: String, path: String?) throws -> String {
     throw SpawnError("`\(name)` was not found in PATH (\(search)); install it or put it on the PATH")
 }
 
-private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { pointers.forEach { free($0) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
 // MARK: - Pipes and the poll loop
-
-private func makePipe() throws -> (read: Int32, write: Int32) {
-    var fds: [Int32] = [-1, -1]
-    let result: Int32
-    if let pipe2Function {
-        result = fds.withUnsafeMutableBufferPointer { pipe2Function($0.baseAddress!, Int32(O_CLOEXEC)) }
-    } else {
-        result = pipe(&fds)
-        if result == 0 {
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        }
-    }
-    guard result == 0 else {
-        throw SpawnError("cannot create a pipe: \(String(cString: strerror(errno)))")
-    }
-    return (fds[0], fds[1])
-}
 
 private func closeAll(_ descriptors: [Int32]) {
     for fd in descriptors where fd >= 0 { close(fd) }
@@ -309,22 +210,6 @@ private func bytesMoved(by pid: pid_t) -> UInt64? {
         if let count = UInt64(line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)) { total = (total ?? 0) &+ count }
     }
     return total
-}
-
-private struct ExitStatus {
-    var code: Int32
-    var signaled: Bool
-}
-
-/// Waits for the child and decodes its status (WIFEXITED and friends are macros Swift
-/// does not import).
-private func reap(_ pid: pid_t) -> ExitStatus {
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        if errno != EINTR { return ExitStatus(code: -1, signaled: false) }
-    }
-    let signal = status & 0x7f
-    return signal == 0 ? ExitStatus(code: (status >> 8) & 0xff, signaled: false) : ExitStatus(code: signal, signaled: true)
 }
 
 /// Writing to a pipe whose reader exited must fail with EPIPE, not end this process.

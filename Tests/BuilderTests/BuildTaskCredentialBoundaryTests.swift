@@ -262,6 +262,23 @@ extension ImageBuildTests {
             #expect(ImageBuild.publicSource(origin) == shown)
         }
 
+        /// Credentials with no registry of the pipeline's to go to are said to be unused, not
+        /// silently dropped.
+        @Test func credentialsWithNoRegistryToGoToAreNamedUnused() throws {
+            try withTemporaryDirectory { directory in
+                let context = directory.appending("context")
+                try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+                try Data("FROM scratch\nCOPY a.txt /a.txt\n".utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                try Data("a\n".utf8).write(to: context.appendingPathComponent("a.txt"))
+                let result = try builds.buildTask(directory.url, ["CONTEXT": context.path, "BUILDER": "assemble", "REGISTRY_USERNAME": "robot",
+                                                           "REGISTRY_PASSWORD": "pw-never-shown", "CACHE": directory.appending("cache").path,
+                                                           "OUTPUT": directory.appending("image").path])
+                try #require(result.succeeded, "\(result.stderrString)")
+                #expect(result.stderrString.contains("no registry gets them"), "\(result.stderrString)")
+                #expect(!result.stderrString.contains("pw-never-shown"))
+            }
+        }
+
         @Test func theRegistryPasswordFlagSaysItIsVisible() throws {
             let help = try runProcess(try builtProduct("build-task").path, ["--help"])
             let line = help.stdoutString.components(separatedBy: "--registry-password").dropFirst().first ?? ""

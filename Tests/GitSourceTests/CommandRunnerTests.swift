@@ -54,10 +54,10 @@ import Testing
     }
 
     @Test func aMissingProgramIsAClearError() throws {
-        let error = try #require(throws: GitSourceError.self) {
+        let error = try #require(throws: SpawnError.self) {
             try SpawnCommandRunner(baseEnvironment: ["PATH": "/nonexistent"]).run(Command("git", ["--version"]))
         }
-        #expect(error.message.contains("`git` was not found in PATH (/nonexistent)"))
+        #expect(error.description.contains("`git` was not found in PATH (/nonexistent)"))
     }
 
     @Test func theDisplayStringQuotesWordsAShellWouldSplit() {

@@ -92,6 +92,7 @@ struct ImageReferenceTests {
         ("ghcr.io:0/app", #"registry host "ghcr.io:0""#),
         ("[::1/app", #"registry host "[::1""#),
         ("app name", "is not lowercase components"),
+        ("app@latest", #"digest "latest""#),  // a misspelt tag, not credentials: named
         ("registry.example.com/" + String(repeating: "a", count: 240), "at most 255 including the host"),
     ])
     func invalid(_ input: String, _ reasonFragment: String) {
