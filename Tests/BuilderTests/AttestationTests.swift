@@ -114,6 +114,24 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     }
 
+    /// An app (`COPY app.txt`) on the base at `base`, assembled: its SBOM document and its output directory.
+    func appSBOM(on base: URL, repository: TestGitRepository, directory: TemporaryDirectory) throws -> (document: [String: Any], output: URL) {
+        _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
+        let output = directory.appending("image")
+        let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble", "IMAGE_ARG_BASE": base.path,
+                                                          "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
+        try #require(result.succeeded, "\(result.stderrString)")
+        let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
+        return (document, output)
+    }
+
+    /// The SBOM's packages whose purl starts with `prefix` (`pkg:rpm/`, `pkg:deb/debian/`).
+    func packages(_ document: [String: Any], purl prefix: String) -> [[String: Any]] {
+        (document["packages"] as? [[String: Any]] ?? []).filter {
+            (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"])?.hasPrefix(prefix) == true
+        }
+    }
+
     static let secretText = "s3cr3t-text-never-written"
     static let tokenValue = "tok-value-never-written"
 
@@ -243,15 +261,9 @@ import Testing
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
                 _ = try base(directory.appending("base"), layers: [["etc/os-release": "ID=alpine\n", "lib/apk/db/installed": Self.apkInstalled]])
-                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
-                let output = directory.appending("image")
-                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble",
-                                                                  "IMAGE_ARG_BASE": directory.appending("base").path,
-                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
-                try #require(result.succeeded, "\(result.stderrString)")
-                let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
-                let locators = (document["packages"] as? [[String: Any]] ?? []).compactMap { ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"] }
-                #expect(Set(locators.filter { $0.hasPrefix("pkg:apk/") }) == ["pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64", "pkg:apk/alpine/busybox@1.36.1-r5?arch=x86_64"])
+                let (document, _) = try appSBOM(on: directory.appending("base"), repository: repository, directory: directory)
+                let locators = packages(document, purl: "pkg:apk/").compactMap { ($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"] }
+                #expect(Set(locators) == ["pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64", "pkg:apk/alpine/busybox@1.36.1-r5?arch=x86_64"])
             }
         }
     }
@@ -275,16 +287,8 @@ import Testing
                     ["etc/os-release": Data("ID=\"rhel\"\n".utf8), file: first],
                     [file: berkeleyDB ? try rpm.berkeleyDB : try rpm.database],
                 ])
-                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
-                let output = directory.appending("image")
-                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble",
-                                                                  "IMAGE_ARG_BASE": directory.appending("base").path,
-                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
-                try #require(result.succeeded, "\(result.stderrString)")
-                let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
-                let rpms = (document["packages"] as? [[String: Any]] ?? []).filter {
-                    (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"])?.hasPrefix("pkg:rpm/") == true
-                }
+                let (document, output) = try appSBOM(on: directory.appending("base"), repository: repository, directory: directory)
+                let rpms = packages(document, purl: "pkg:rpm/")
 
                 let root = try builds.unpacked(output.appendingPathComponent("oci"), architecture: Platform.host.architecture,
                                                into: directory.appending("unpacked"))
@@ -362,15 +366,8 @@ import Testing
         let debian = try #require(Self.cachedDebianBase)
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
-                _ = try repository.commit("app", files: ["Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY app.txt /app.txt\n", "app.txt": "app\n"])
-                let output = directory.appending("image")
-                let result = try builds.buildTask(directory.url, ["CONTEXT": repository.path.path, "BUILDER": "assemble", "IMAGE_ARG_BASE": debian.path,
-                                                                  "CACHE": directory.appending("cache").path, "OUTPUT": output.path])
-                try #require(result.succeeded, "\(result.stderrString)")
-                let document = try #require(try object(output.appendingPathComponent("attestations/sbom.intoto.json"))["predicate"] as? [String: Any])
-                let debs = (document["packages"] as? [[String: Any]] ?? []).filter {
-                    (($0["externalRefs"] as? [[String: String]])?.first?["referenceLocator"])?.hasPrefix("pkg:deb/debian/") == true
-                }
+                let (document, output) = try appSBOM(on: debian, repository: repository, directory: directory)
+                let debs = packages(document, purl: "pkg:deb/debian/")
                 let root = try builds.unpacked(output.appendingPathComponent("oci"), architecture: Platform.host.architecture,
                                                into: directory.appending("unpacked"))
                 let listed = try runProcess("dpkg-query", ["--admindir=\(root.path)/var/lib/dpkg", "-W", "-f=${Package} ${Version}\n"]).checked()

@@ -172,20 +172,28 @@ extension ImageBuildTests {
             }
         }
 
+        static var pusherCredentials: [String: String] { ["REGISTRY_USERNAME": pusher, "REGISTRY_PASSWORD": pusherPassword] }
+
+        /// A context `repo` holding `dockerfile`, and `team/base:1` pushed to `registry` with the pusher's credentials.
+        func context(_ dockerfile: String, baseIn registry: TestRegistry, _ directory: TemporaryDirectory) throws -> URL {
+            try pushBase("\(registry.host)/team/base:1", Self.pusherCredentials, directory: directory)
+            let context = directory.appending("repo")
+            try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
+            try Data(dockerfile.utf8).write(to: context.appendingPathComponent("Dockerfile"))
+            return context
+        }
+
         @Test func anAdditionalTargetKeepsTheImagesRegistryCredentials() async throws {
             try await withTestRegistry(.basic(username: Self.pusher, password: Self.pusherPassword)) { ours in
                 try await withTemporaryDirectory { directory in
-                    let credentials = ["REGISTRY_USERNAME": Self.pusher, "REGISTRY_PASSWORD": Self.pusherPassword]
-                    try pushBase("\(ours.host)/team/base:1", credentials, directory: directory)
+                    let credentials = Self.pusherCredentials
                     // The test stage is built without a tag of its own; its base is on the tag's registry.
-                    let context = directory.appending("repo")
-                    try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-                    try Data("""
+                    let context = try self.context("""
                     FROM \(ours.host)/team/base:1 AS test
                     RUN ["/bin/busybox", "cp", "/marker", "/tested"]
                     FROM \(ours.host)/team/base:1
                     RUN ["/bin/busybox", "cp", "/marker", "/seen"]
-                    """.utf8).write(to: context.appendingPathComponent("Dockerfile"))
+                    """, baseIn: ours, directory)
                     let built = try builds.buildTask(directory.url, credentials.merging([
                         "CONTEXT": context.path, "OUTPUT": directory.appending("image").path, "CACHE": directory.appending("cache").path,
                         "REGISTRY_INSECURE": "true", "ADDITIONAL_TARGETS": "test",
@@ -199,12 +207,9 @@ extension ImageBuildTests {
         @Test func anAbortedBuildLeavesNoCredentialsBehind() async throws {
             try await withTestRegistry(.basic(username: Self.pusher, password: Self.pusherPassword)) { ours in
                 try await withTemporaryDirectory { directory in
-                    let credentials = ["REGISTRY_USERNAME": Self.pusher, "REGISTRY_PASSWORD": Self.pusherPassword]
-                    try pushBase("\(ours.host)/team/base:1", credentials, directory: directory)
-                    let context = directory.appending("repo")
-                    try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-                    try Data("FROM \(ours.host)/team/base:1\nRUN --mount=type=secret,id=token [\"/bin/busybox\", \"sleep\", \"20\"]\n".utf8)
-                        .write(to: context.appendingPathComponent("Dockerfile"))
+                    let credentials = Self.pusherCredentials
+                    let context = try self.context("FROM \(ours.host)/team/base:1\nRUN --mount=type=secret,id=token [\"/bin/busybox\", \"sleep\", \"20\"]\n",
+                                                   baseIn: ours, directory)
                     let temporary = directory.appending("tmp"), cache = directory.appending("cache")
                     try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
                     // Started by a shell, which sends SIGTERM once the RUN is under way (as

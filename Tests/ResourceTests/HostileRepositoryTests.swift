@@ -28,11 +28,7 @@ struct HostileRepositoryTests {
 
     /// A build directory with an image labelled as built from `commit` at `image/oci`.
     func build(_ directory: TemporaryDirectory, _ name: String, commit: String?) throws -> URL {
-        let build = directory.appending(name)
-        let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
-        try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: name,
-                               labels: commit.map { ["org.opencontainers.image.revision": $0] } ?? [:])
-        return build
+        try OutSourceKeyedTests().build(directory, name, commit: commit)
     }
 
     func expectRefused(_ result: ProcessResult, naming: String, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from fixture_http import send_whole
 
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
@@ -69,13 +70,7 @@ class Registry(http.server.BaseHTTPRequestHandler):
                 f.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def answer(self, status, body=b"", headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        send_whole(self, status, body, headers)
 
     def trickle(self, body, content_type):
         self.send_response(200)

@@ -58,6 +58,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from fixture_http import send_whole
 
 CHUNK = 64 * 1024
 HOP_BY_HOP = {
@@ -212,13 +213,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f.write(line + "\n")
 
     def send_small(self, status, headers, body):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        send_whole(self, status, body, headers)
 
     # -- the request ----------------------------------------------------------
 

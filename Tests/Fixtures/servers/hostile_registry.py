@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from fixture_http import send_whole
 
 CHUNK = 64 * 1024
 NAME = r"(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
@@ -64,13 +65,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def answer(self, status, body, headers=()):
         self.record(status)
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        send_whole(self, status, body, headers)
 
     def blob_file(self, digest):
         path = os.path.join(self.server.config["layout"], "blobs", "sha256", digest.split(":", 1)[1])

@@ -35,6 +35,7 @@ import re
 import sys
 import threading
 import urllib.parse
+from fixture_http import send_whole
 
 CHUNK = 64 * 1024
 MANIFEST_LIMIT = 4 << 20
@@ -258,13 +259,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(status, [("Content-Type", "application/json")], body)
 
     def answer(self, status, headers, body):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        send_whole(self, status, body, headers)
 
 
 class Server(http.server.ThreadingHTTPServer):
