@@ -46,14 +46,21 @@ struct InterruptionCleanupTests {
             let status = run.wait(seconds: 30)
             #expect(status == 128 + signal, "\(command) ends by the signal (status \(String(describing: status))): \(run.stderr)")
             // Children end with their parent: give the kernel a moment to reap them.
-            var left = Self.processes(carrying: marker)
-            for _ in 0..<40 where !left.isEmpty {
-                usleep(50_000)
-                left = Self.processes(carrying: marker)
-            }
+            let left = Self.processesLeft(carrying: marker, within: 2)
             #expect(left.isEmpty, "no process carrying the marker is left: \(left)")
             #expect(Self.keyDirectories(under: tmp).isEmpty, "no key directory is left in TMPDIR: \(Self.keyDirectories(under: tmp))")
         }
+    }
+
+    /// The processes still carrying `marker` once they have had `seconds` to end.
+    static func processesLeft(carrying marker: String, within seconds: Double) -> [String] {
+        var left = processes(carrying: marker)
+        let deadline = Date().addingTimeInterval(seconds)
+        while !left.isEmpty && Date() < deadline {
+            usleep(50_000)
+            left = processes(carrying: marker)
+        }
+        return left
     }
 
     /// build-task's buildah, and the program its `RUN` started, end with build-task.
@@ -81,11 +88,7 @@ struct InterruptionCleanupTests {
             run.signal(SIGTERM)
             let status = run.wait(seconds: 60)
             #expect(status == 128 + SIGTERM, "build-task ends by the signal (status \(String(describing: status))): \(run.stderr.suffix(800))")
-            var left = Self.processes(carrying: marker)
-            for _ in 0..<100 where !left.isEmpty {
-                usleep(100_000)
-                left = Self.processes(carrying: marker)
-            }
+            let left = Self.processesLeft(carrying: marker, within: 10)
             #expect(left.isEmpty, "no process carrying the marker is left: \(left)")
             // Whatever the test's own failure, leave nothing running.
             for entry in left { if let pid = pid_t(entry.prefix { $0 != ":" }) { kill(pid, SIGKILL) } }
