@@ -20,7 +20,4 @@ public enum SignalCleanup {
     static func runActions() {
         TerminationCleanup.runActions()
     }
-
-    /// How many actions are registered (for tests).
-    static var registeredCount: Int { TerminationCleanup.registeredCount }
 }

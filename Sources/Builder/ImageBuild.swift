@@ -182,7 +182,7 @@ public struct ImageBuild {
     /// The published image with the same inputs written to `image/`, or nil (no buildah call either way).
     func reuse(_ run: Run, timings: inout Timings) throws -> Result? {
         guard let published = run.published, let found = try published.find(run.inputs) else { return nil }
-        log.info("\(published.repository.name):\(PublishedImages.tag(run.inputs)) has these inputs: reusing \(found.digest), no build")
+        log.info("\(published.repository.name):\(PublishedImages.describe(run.inputs)) has these inputs: reusing \(found.digest), no build")
         let output = try prepareOutput()
         let image = try published.fetch(found, into: output.appendingPathComponent("oci"), revision: run.source.revision)
         if case .image = image.manifest {

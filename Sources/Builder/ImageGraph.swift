@@ -241,9 +241,9 @@ public struct PlannedImage: Sendable, Equatable {
         case .changedFiles(let files):
             "changed files: " + files.prefix(3).joined(separator: ", ") + (files.count > 3 ? " and \(files.count - 3) more" : "")
         case .notPublished(let inputs):
-            "not published: no \(PublishedImages.tag(inputs))"
+            "not published: no \(PublishedImages.describe(inputs))"
         case .published(let inputs):
-            "published as \(PublishedImages.tag(inputs))"
+            "published as \(PublishedImages.describe(inputs))"
         case .unchangedSince(let revision):
             "no changed files since \(revision)"
         case .missing(let reference):

@@ -20,20 +20,29 @@ struct PublishedImages {
     let client: RegistryClient
     let log: Log
 
-    static func tag(_ inputs: Digest) -> Tag {
-        // An inputs digest is always SHA-256 (BuildInputs), whose cache tag always fits.
-        SlipwayVocabulary.cacheTag(inputs) ?? .latest
+    /// The cache tag of `inputs`, `inputs-<hex>`. An inputs digest is SHA-256 (``BuildInputs``),
+    /// whose cache tag always fits; any other is refused rather than given another tag.
+    static func tag(_ inputs: Digest) throws -> Tag {
+        guard let tag = SlipwayVocabulary.cacheTag(inputs) else {
+            throw ImageBuild.Unsupported(description: "the inputs digest \(inputs) has no cache tag (only a SHA-256 digest fits in a tag)")
+        }
+        return tag
+    }
+
+    /// The cache tag of `inputs` for a message, or the digest itself when it has none.
+    static func describe(_ inputs: Digest) -> String {
+        SlipwayVocabulary.cacheTag(inputs)?.rawValue ?? inputs.rawValue
     }
 
     /// The published image with these inputs, or nil.
     func find(_ inputs: Digest) throws -> Descriptor? {
-        try client.manifestDescriptor(repository.repository, .tag(Self.tag(inputs)))
+        try client.manifestDescriptor(repository.repository, .tag(try Self.tag(inputs)))
     }
 
     /// Publishes `image` under its inputs tag.
     func publish(_ image: LayoutImage, inputs: Digest) throws {
-        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: repository.repository, tags: [Self.tag(inputs)])
-        log.info("published \(repository.name):\(Self.tag(inputs)) (\(report.digest)) for SKIP_IF_PUBLISHED")
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: repository.repository, tags: [try Self.tag(inputs)])
+        log.info("published \(repository.name):\(Self.describe(inputs)) (\(report.digest)) for SKIP_IF_PUBLISHED")
     }
 
     /// Writes the published image to `output/oci` (every platform) and returns it. The

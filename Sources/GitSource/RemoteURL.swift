@@ -59,16 +59,6 @@ struct RemoteURL: Sendable, Equatable {
             password = nil
         }
     }
-
-    /// True for transports that use an SSH private key.
-    var usesSSH: Bool {
-        let lowered = forGit.lowercased()
-        if lowered.hasPrefix("ssh://") || lowered.hasPrefix("git+ssh://") || lowered.hasPrefix("ssh+git://") { return true }
-        if lowered.contains("://") { return false }
-        // scp-like syntax: `[user@]host:path` with no slash before the colon.
-        guard let colon = forGit.firstIndex(of: ":") else { return false }
-        return !forGit[..<colon].contains("/")
-    }
 }
 
 /// The transports git may use for a source, and the time bounds on every git command.

@@ -53,9 +53,6 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         description = text
     }
 
-    /// Whether rendering needs the branch (a tag that belongs to a branch, for pruning).
-    public var usesBranch: Bool { description.contains("{branch}") }
-
     /// The tag for `context`. Throws when the template needs something the context lacks.
     public func render(_ context: TagContext) throws(ValidationError) -> Tag {
         var text = description

@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Spawn
 import Synchronization
 import Testing
 import TestSupport
@@ -206,7 +207,7 @@ struct BuildLockTests {
             let spec = try fileSpec(directory.url)
             #expect(throws: BuildFailed.self) { try withBuildLock(spec, log: .silent) { throw BuildFailed() } }
             #expect(try otherProcessCanLock(try lockFile(directory.url)))
-            #expect(SignalCleanup.registeredCount == 0)
+            #expect(TerminationCleanup.registeredCount == 0)
             let lines = LogLines()
             try withBuildLock(spec, log: lines.log) {}
             #expect(lines.all.isEmpty, "\(lines.all)")
@@ -231,7 +232,7 @@ struct BuildLockTests {
             }
             #expect(!ran, "the build did not run without its lock")
             #expect(try String(contentsOf: victim, encoding: .utf8) == "precious\n", "the link's target is untouched")
-            #expect(SignalCleanup.registeredCount == 0)
+            #expect(TerminationCleanup.registeredCount == 0)
         }
     }
 

@@ -39,11 +39,7 @@ import Testing
         #expect(url.password == "p@ss")
         let ssh = RemoteURL("ssh://git:secret@git.example.com:2222/team/app.git")
         #expect(ssh.forGit == "ssh://git@git.example.com:2222/team/app.git")
-        #expect(ssh.usesSSH)
-        #expect(RemoteURL("git@github.com:team/app.git").usesSSH)
         #expect(RemoteURL("git@github.com:team/app.git").forGit == "git@github.com:team/app.git")
-        #expect(!RemoteURL("/srv/git/app.git").usesSSH)
-        #expect(!RemoteURL("file:///srv/git/app.git").usesSSH)
         #expect(RemoteURL("https://git.example.com/a.git").username == nil)
     }
 

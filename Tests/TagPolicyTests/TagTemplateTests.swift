@@ -17,7 +17,6 @@ struct TagTemplateTests {
         #expect(try TagTemplate("{tag_file}-base").render(context).rawValue == "2.0.1-base")
         #expect(try TagTemplate("{release}-base").render(TagContext(commit: commit, release: "v2.1.0")).rawValue == "v2.1.0-base")
         #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("{release}-base").render(context) }
-        #expect(try TagTemplate("{branch}").usesBranch && !(try TagTemplate("{short_ref}").usesBranch))
     }
 
     @Test func badTemplatesAndMissingValuesAreNamed() throws {
