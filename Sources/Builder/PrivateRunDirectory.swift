@@ -1,6 +1,6 @@
-import BuildLock
 import Console
 import Foundation
+import Spawn
 
 /// Where one run keeps what must never reach an image or outlive the run: buildah's auth
 /// file, its certificate directory, `registries.conf` and the `BUILDKIT_SECRETTEXT_*`
@@ -8,25 +8,21 @@ import Foundation
 /// `COPY .` would put it in a layer), removed when the run ends and on SIGINT or SIGTERM.
 ///
 /// A run killed harder (SIGKILL, a lost container) leaves its directory behind; the next
-/// run sweeps those whose process is gone. The name carries the process ID for that.
+/// run sweeps those whose process is gone (``PrivateDirectory``).
 struct PrivateRunDirectory {
-    static let prefix = "slipway-run-"
+    static let prefix = "slipway-run."
 
     /// Runs `body` with a new private directory, outside `context`, removed afterwards.
     static func with<R>(outside context: URL, log: Log, environment: [String: String], _ body: (URL) throws -> R) throws -> R {
         let parent = try temporaryParent(outside: context, environment: environment)
-        sweep(parent, log: log)
-        let directory = parent.appendingPathComponent("\(prefix)\(getpid())-\(UUID().uuidString.prefix(8).lowercased())")
-        guard mkdir(directory.path, 0o700) == 0 else {
-            throw ImageBuild.Unsupported(description: "cannot create the run's private directory \(directory.path): \(String(cString: strerror(errno)))")
+        for left in PrivateDirectory.sweep(parent, prefix: prefix) {
+            log.info("removed \(left.path), left by an earlier run that was killed")
         }
-        let path = directory.path
-        let registration = SignalCleanup.register { try? FileManager.default.removeItem(atPath: path) }
-        defer {
-            registration.cancel()
-            try? FileManager.default.removeItem(atPath: path)
+        do {
+            return try PrivateDirectory.with(in: parent, prefix: prefix, body)
+        } catch let error as SpawnError {
+            throw ImageBuild.Unsupported(description: "the run's private directory: \(error)")
         }
-        return try body(directory)
     }
 
     /// `TMPDIR` (else `/tmp`), or `/tmp` when `TMPDIR` lies inside the context.
@@ -38,18 +34,6 @@ struct PrivateRunDirectory {
             return candidate
         }
         throw ImageBuild.Unsupported(description: "CONTEXT=\(context.path) holds the temporary directory (\(candidates.map(\.path).joined(separator: ", "))), where the run keeps its credentials out of the build: use a narrower CONTEXT or set TMPDIR outside it")
-    }
-
-    /// Removes the private directories of runs whose process is gone.
-    static func sweep(_ parent: URL, log: Log) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
-        for name in names where name.hasPrefix(prefix) {
-            guard let pid = name.dropFirst(prefix.count).split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0,
-                  pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            if (try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))) != nil {
-                log.info("removed \(parent.appendingPathComponent(name).path), left by an earlier run that was killed")
-            }
-        }
     }
 
     /// Removes the auth files that runs before this directory existed left in `CACHE/run-*/`

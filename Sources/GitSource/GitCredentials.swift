@@ -106,9 +106,12 @@ public struct GitCredentials: Sendable, Equatable {
             if let keyDirectory { removeKeyDirectory(keyDirectory) }
             registration?.cancel()
         }
-        sweepKeyDirectories(in: scratch)
+        PrivateDirectory.sweep(scratch, prefix: Self.keyDirectoryPrefix)
         if let privateKey {
-            let directory = try makePrivateDirectory(in: scratch)
+            let directory: URL
+            do { directory = try PrivateDirectory.make(in: scratch, prefix: Self.keyDirectoryPrefix) } catch {
+                throw GitSourceError(.cache, "\(error)")
+            }
             keyDirectory = directory
             // SIGTERM or SIGINT (an aborted build) ends the process without running this
             // function's `defer`; the cleanup thread removes the key then.
@@ -127,9 +130,12 @@ public struct GitCredentials: Sendable, Equatable {
     /// timeout) left in `cacheRoot` or its `slipway-git` cache: every one whose process no
     /// longer exists. `check`, `in` and `out` call it as they start.
     public static func removeAbandonedKeyDirectories(under cacheRoot: URL) {
-        sweepKeyDirectories(in: cacheRoot)
-        sweepKeyDirectories(in: cacheRoot.appendingPathComponent("slipway-git", isDirectory: true))
+        PrivateDirectory.sweep(cacheRoot, prefix: keyDirectoryPrefix)
+        PrivateDirectory.sweep(cacheRoot.appendingPathComponent("slipway-git", isDirectory: true), prefix: keyDirectoryPrefix)
     }
+
+    /// Key directories are `slipway-key.<pid>.XXXXXX` (``PrivateDirectory``).
+    static let keyDirectoryPrefix = "slipway-key."
 
     /// `text` with the password and every line of the key replaced by `***`.
     public func scrub(_ text: String) -> String {
@@ -153,18 +159,6 @@ private func shellQuote(_ value: String) -> String {
     "'" + value.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
 }
 
-/// A new directory of mode 0700 named `slipway-key.<pid>.XXXXXX` in `parent`.
-private func makePrivateDirectory(in parent: URL) throws -> URL {
-    try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-    var template = Array(parent.appendingPathComponent("slipway-key.\(getpid()).XXXXXX").path.utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    guard made != nil else {
-        throw GitSourceError(.cache, "cannot create a private directory in \(parent.path): \(String(cString: strerror(errno)))")
-    }
-    let path = template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
-    return URL(fileURLWithPath: String(decoding: path, as: UTF8.self), isDirectory: true)
-}
-
 /// Creates `file` with mode 0600 (never a moment with wider permissions) and writes it.
 private func writePrivateFile(_ file: URL, contents: String) throws {
     let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -186,17 +180,4 @@ private func writePrivateFile(_ file: URL, contents: String) throws {
 
 private func removeKeyDirectory(_ directory: URL) {
     try? FileManager.default.removeItem(at: directory)
-}
-
-/// A run killed outright (SIGKILL, a container timeout) cannot remove its key; the next
-/// one does, for every key directory whose process no longer exists.
-private func sweepKeyDirectories(in parent: URL) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
-    for name in names where name.hasPrefix("slipway-key.") {
-        let parts = name.split(separator: ".")
-        guard parts.count == 3, let pid = pid_t(parts[1]), pid != getpid() else { continue }
-        if kill(pid, 0) != 0 && errno == ESRCH {
-            removeKeyDirectory(parent.appendingPathComponent(name))
-        }
-    }
 }

@@ -138,7 +138,7 @@ extension ImageBuildTests {
                     let legacy = context.appendingPathComponent("cache/run-0badc0de/auth.json")
                     try FileManager.default.createDirectory(at: legacy.deletingLastPathComponent(), withIntermediateDirectories: true)
                     try Data("{}".utf8).write(to: legacy)
-                    let orphan = temporary.appendingPathComponent("\(PrivateRunDirectory.prefix)999999999-0badc0de")
+                    let orphan = temporary.appendingPathComponent("\(PrivateRunDirectory.prefix)999999999.0badc0")
                     try FileManager.default.createDirectory(at: orphan, withIntermediateDirectories: true)
                     try Data("{}".utf8).write(to: orphan.appendingPathComponent("auth.json"))
 
