@@ -87,15 +87,13 @@ public struct SourceKeyed: Sendable {
     }
 
     /// The floating tags `out` may move to the image of a change, for `in`'s `tags` file:
-    /// the other templates rendered for it, `latest` with `latest_on`, and the tag file's
-    /// value (with `tag_prefix`), and a release's version tags. A template that cannot render for it is left out.
+    /// those of the put's own plan (``SourceKeyedTagPlan``: the other templates, `latest`
+    /// with `latest_on`, the tag file's value), and a release's version tags. When no plan
+    /// can be made for the change, `out` moved no floating tag for it either.
     func floatingCandidates(commit: GitCommitID, tagFileValue: String?, release: String?, base: Digest?) -> [String] {
         let context = TagContext(commit: commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: tagFileValue, release: release)
-        var result = templates.dropFirst().compactMap { try? $0.render(context).rawValue }
-        if latestOn != nil, latestOn == git.branch?.rawValue { result.append("latest") }
-        if let tagFileValue { result.append(TagSanitizer.tag((tagPrefix ?? "") + tagFileValue).rawValue) }
-        if let release { result += In.tagCandidates(release) }
-        return result
+        let plan = try? SourceKeyedTagPlan(self, context: context, commit: commit, additionalTags: [])
+        return (plan?.floating.map(\.rawValue) ?? []) + (release.map(In.tagCandidates) ?? [])
     }
 
     /// The immutable tag of a change: the first template rendered for it.
