@@ -22,7 +22,7 @@ protocol LockBackend {
 }
 
 /// Runs `body` while holding the lock `spec` names, and releases the lock when `body`
-/// returns or throws, or when the process gets SIGINT or SIGTERM (see ``SignalCleanup``).
+/// returns or throws, or when the process gets SIGINT or SIGTERM (see ``TerminationCleanup``).
 ///
 /// While the lock is held elsewhere it logs one line naming the holder, then one about
 /// every ``LockSpec/reportInterval``, and fails after ``LockSpec/timeout``. A holder that
@@ -52,13 +52,11 @@ public func withBuildLock<R>(
         }
     }
     let once = ReleaseOnce(release)
-    let registration = SignalCleanup.register { once.run() }
     defer {
-        registration.cancel()
         once.run()
         log.debug("released lock \(spec.key)")
     }
-    return try body()
+    return try TerminationCleanup.onSignal({ once.run() }, during: body)
 }
 
 /// Releases at most once, whichever comes first: the scope's end or a signal.

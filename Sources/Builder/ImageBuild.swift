@@ -66,14 +66,12 @@ public struct ImageBuild {
         let scratch = configuration.cache.appendingPathComponent("run-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let scratchPath = scratch.path
-        let registration = SignalCleanup.register { try? FileManager.default.removeItem(atPath: scratchPath) }
-        defer {
-            registration.cancel()
-            try? FileManager.default.removeItem(at: scratch)
-        }
-        return try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) { secrets in
-            try withLowercaseTemporaryDirectory("slipway") { links in
-                try resolveAndBuild(started: started, source: source, scratch: scratch, secrets: secrets, links: links)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        return try TerminationCleanup.onSignal({ try? FileManager.default.removeItem(atPath: scratchPath) }) {
+            try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) { secrets in
+                try withLowercaseTemporaryDirectory("slipway") { links in
+                    try resolveAndBuild(started: started, source: source, scratch: scratch, secrets: secrets, links: links)
+                }
             }
         }
     }

@@ -18,12 +18,10 @@ public enum PrivateDirectory {
     public static func with<R>(in parent: URL, prefix: String, _ body: (URL) throws -> R) throws -> R {
         let directory = try make(in: parent, prefix: prefix)
         let path = directory.path
-        let registration = TerminationCleanup.register { try? FileManager.default.removeItem(atPath: path) }
-        defer {
-            registration.cancel()
-            try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try TerminationCleanup.onSignal({ try? FileManager.default.removeItem(atPath: path) }) {
+            try body(directory)
         }
-        return try body(directory)
     }
 
     /// A new directory of mode 0700 named `<prefix><pid>.XXXXXX` in `parent` (made if missing).

@@ -54,6 +54,21 @@ public enum TerminationCleanup {
         }
     }
 
+    /// Runs `body` with `action` registered to run on SIGINT or SIGTERM, installing the
+    /// handlers on first use. When `body` returns or throws the action is removed without
+    /// running: whoever registered it does its work on that path (releasing the lock,
+    /// removing the directory) itself. Scoped, so no action outlives its work.
+    public static func onSignal<R>(_ action: @escaping @Sendable () -> Void, during body: () throws -> R) rethrows -> R {
+        _ = installation
+        let id = state.withLock { state in
+            state.next += 1
+            state.actions[state.next] = action
+            return state.next
+        }
+        defer { state.withLock { _ = $0.actions.removeValue(forKey: id) } }
+        return try body()
+    }
+
     /// Runs and removes every registered action, oldest first, as a signal would.
     package static func runActions() {
         let actions = state.withLock { state in
@@ -62,9 +77,6 @@ public enum TerminationCleanup {
         }
         for action in actions { action() }
     }
-
-    /// How many actions are registered (for tests).
-    package static var registeredCount: Int { state.withLock { $0.actions.count } }
 
     // MARK: Children
 

@@ -207,7 +207,6 @@ struct BuildLockTests {
             let spec = try fileSpec(directory.url)
             #expect(throws: BuildFailed.self) { try withBuildLock(spec, log: .silent) { throw BuildFailed() } }
             #expect(try otherProcessCanLock(try lockFile(directory.url)))
-            #expect(TerminationCleanup.registeredCount == 0)
             let lines = LogLines()
             try withBuildLock(spec, log: lines.log) {}
             #expect(lines.all.isEmpty, "\(lines.all)")
@@ -232,7 +231,6 @@ struct BuildLockTests {
             }
             #expect(!ran, "the build did not run without its lock")
             #expect(try String(contentsOf: victim, encoding: .utf8) == "precious\n", "the link's target is untouched")
-            #expect(TerminationCleanup.registeredCount == 0)
         }
     }
 
@@ -240,13 +238,12 @@ struct BuildLockTests {
 
     @Test func signalCleanupRunsRegisteredActionsOnce() throws {
         let ran = Mutex<[String]>([])
-        let kept = SignalCleanup.register { ran.withLock { $0.append("kept") } }
-        let cancelled = SignalCleanup.register { ran.withLock { $0.append("cancelled") } }
-        cancelled.cancel()
-        SignalCleanup.runActions()
-        SignalCleanup.runActions()
-        kept.cancel()
-        #expect(ran.withLock { $0 } == ["kept"])
+        TerminationCleanup.onSignal({ ran.withLock { $0.append("ended") } }) {}
+        TerminationCleanup.onSignal({ ran.withLock { $0.append("kept") } }) {
+            TerminationCleanup.runActions()
+            TerminationCleanup.runActions()
+        }
+        #expect(ran.withLock { $0 } == ["kept"], "an action runs once on a signal, and not once its scope has ended")
 
         let released = Mutex(0)
         let once = ReleaseOnce { released.withLock { $0 += 1 } }
