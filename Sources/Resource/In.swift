@@ -83,7 +83,7 @@ public struct In {
         if attestations {
             metadata += try writeAttestations(version.digest, source: source, client: source.client(log: log, retry: retry), directory: directory, log: log)
         }
-        return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
+        return try CanonicalJSON.encode(ResourceResponse(version: version, metadata: metadata))
     }
 
     /// `in` for `source.git`: `source/` (a detached checkout of the version's commit, as
@@ -149,12 +149,7 @@ public struct In {
                                            source: source, options: options, directory: directory, client: client, log: log) ?? []
             }
         }
-        return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
-    }
-
-    struct SourceOutput: Encodable {
-        var version: SourceVersion
-        var metadata: [[String: String]]
+        return try CanonicalJSON.encode(ResourceResponse(version: version, metadata: metadata))
     }
 
     /// `image`, `skip_download`, `format` and `platform`.
@@ -253,11 +248,6 @@ public struct In {
     static func unpack(_ image: LayoutImage, platform: Platform?, into directory: URL, log: Log) throws {
         let configuration = try Unpacker.unpack(image, platform: platform, into: directory.appendingPathComponent("rootfs"), log: log)
         try ImageMetadata.write(config: configuration, to: directory)
-    }
-
-    struct Output: Encodable {
-        var version: ImageVersion
-        var metadata: [[String: String]]
     }
 
     static func enumeration<E: RawRepresentable & CaseIterable>(_ params: InputObject, _ key: String, _ type: E.Type) throws -> E? where E.RawValue == String {

@@ -56,7 +56,7 @@ public struct Out {
                 throw InputError("params.promote: nothing was promoted, and image mode has no version to return")
             }
             let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { promoted.tags[0] }
-            return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: promoted.digest),
+            return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: promoted.digest),
                                                    metadata: [["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]]))
         }
         guard let pattern = try params.string("image") else {
@@ -72,14 +72,9 @@ public struct Out {
                               statements: statements, log: log)
         log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
         let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
-        return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: report.digest),
+        return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: report.digest),
                                                metadata: [["name": "repository", "value": "\(source.registry)/\(source.repository)"],
                                                           ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]] + signed))
-    }
-
-    struct Output: Encodable {
-        var version: ImageVersion
-        var metadata: [[String: String]]
     }
 
     /// What a promote did.

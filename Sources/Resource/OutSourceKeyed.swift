@@ -46,7 +46,7 @@ extension Out {
             guard let newest = try detector.changes(since: nil).last else {
                 throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
             }
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(newest, keyed: keyed, source: source, detector: detector, log: log), metadata: metadata))
+            return try CanonicalJSON.encode(ResourceResponse(version: try currentVersion(newest, keyed: keyed, source: source, detector: detector, log: log), metadata: metadata))
         }
 
         if let bump = try params.string("bump_tag_file") {
@@ -58,7 +58,7 @@ extension Out {
                 try Self.bumped(old, request)
             }
             let change = try detector.change(at: result.commit)
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
+            return try CanonicalJSON.encode(ResourceResponse(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
                 ["name": "commit", "value": result.commit.rawValue], ["name": "old", "value": result.oldValue],
                 ["name": "new", "value": result.newValue],
             ]))
@@ -143,7 +143,7 @@ extension Out {
         if !heldBack.isEmpty { metadata.append(["name": "held_back", "value": heldBack.joined(separator: " ")]) }
         if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
         metadata += signed
-        return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
+        return try CanonicalJSON.encode(ResourceResponse(version: SourceVersion(change, base: base), metadata: metadata))
     }
 
     /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
@@ -230,11 +230,6 @@ extension Out {
         guard let trackBase = keyed.trackBase else { return SourceVersion(change) }
         let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: change.commit, detector: detector)
         return SourceVersion(change, base: BaseSummary.digest(bases))
-    }
-
-    struct SourceOutput: Encodable {
-        var version: SourceVersion
-        var metadata: [[String: String]]
     }
 
     /// The commit the image was built from: `version_from`'s `ref` (our get) or `.git/ref`
