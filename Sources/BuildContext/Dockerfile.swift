@@ -124,27 +124,7 @@ public struct DockerfileStages: Sendable, Equatable {
                 }
                 stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
             case "FROM":
-                var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-                var platform: String?
-                var platformFlag: String?
-                while let first = words.first, first.hasPrefix("--") {
-                    if first.lowercased().hasPrefix("--platform=") {
-                        platformFlag = String(first.dropFirst(11))
-                        seenByStages.formUnion(Self.references(String(first.dropFirst(11))))
-                        platform = Self.substitute(String(first.dropFirst(11)), globals)
-                    }
-                    words.removeFirst()
-                }
-                guard let image = words.first else {
-                    throw ParseError(description: "Dockerfile line \(number): FROM names no image")
-                }
-                var name: String?
-                if words.count >= 3, words[1].lowercased() == "as" { name = words[2].lowercased() }
-                let base = Self.substitute(image, globals)
-                guard !base.isEmpty else {
-                    throw ParseError(description: "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
-                }
-                stages.append(Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest))
+                stages.append(try Self.stage(from: rest, line: number, globals: globals, seenByStages: &seenByStages))
             case "RUN" where !stages.isEmpty:
                 stages[stages.count - 1].runs = true
                 stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
@@ -155,12 +135,44 @@ public struct DockerfileStages: Sendable, Equatable {
         guard !stages.isEmpty else { throw ParseError(description: "the Dockerfile has no FROM instruction") }
         self.stages = stages
         self.globalArgs = globals
-        // What a stage sees includes what the defaults of the global args it sees read.
+        self.fromOnlyArgs = Self.fromOnly(declaredGlobally: declaredGlobally, seenByStages: seenByStages, defaultReads: defaultReads)
+    }
+
+    /// The global args no stage sees (``fromOnlyArgs``): what a stage sees includes what the
+    /// defaults of the global args it sees read.
+    static func fromOnly(declaredGlobally: Set<String>, seenByStages: Set<String>, defaultReads: [String: Set<String>]) -> Set<String> {
+        var seenByStages = seenByStages
         var pending = Array(seenByStages)
         while let name = pending.popLast() {
             for read in defaultReads[name] ?? [] where seenByStages.insert(read).inserted { pending.append(read) }
         }
-        self.fromOnlyArgs = declaredGlobally.subtracting(seenByStages)
+        return declaredGlobally.subtracting(seenByStages)
+    }
+
+    /// The stage a `FROM` line (its arguments, `rest`) starts, its image and `--platform`
+    /// substituted with the global args; the args its `--platform` reads are seen by stages.
+    static func stage(from rest: String, line number: Int, globals: [String: String], seenByStages: inout Set<String>) throws(ParseError) -> Stage {
+        var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var platform: String?
+        var platformFlag: String?
+        while let first = words.first, first.hasPrefix("--") {
+            if first.lowercased().hasPrefix("--platform=") {
+                platformFlag = String(first.dropFirst(11))
+                seenByStages.formUnion(Self.references(String(first.dropFirst(11))))
+                platform = Self.substitute(String(first.dropFirst(11)), globals)
+            }
+            words.removeFirst()
+        }
+        guard let image = words.first else {
+            throw ParseError(description: "Dockerfile line \(number): FROM names no image")
+        }
+        var name: String?
+        if words.count >= 3, words[1].lowercased() == "as" { name = words[2].lowercased() }
+        let base = Self.substitute(image, globals)
+        guard !base.isEmpty else {
+            throw ParseError(description: "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
+        }
+        return Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest)
     }
 
     /// The Dockerfile's text with the image of each `FROM` whose base (after substitution,

@@ -102,17 +102,7 @@ struct BaseResolver {
     /// - Parameter links: a directory with a lowercase path: buildah names an `oci:` base
     ///   after its path and refuses one with capitals, so image args are reached through links here.
     func resolve(scratch: URL, links: URL) throws -> BaseResolution {
-        var buildArgs = configuration.buildArgs
-        var local: [String: BaseImage] = [:]  // buildah reference → base
-        var sources: [String: BaseSource] = [:]
-        for (name, directory) in configuration.imageArgs.sorted(by: { $0.key < $1.key }) {
-            let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
-                                             links: links)
-            buildArgs[name] = argument.buildahReference
-            sources[argument.buildahReference] = .directory(argument.image)
-            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
-            log.info("base \(name) from \(directory.path): \(argument.digest)")
-        }
+        var (buildArgs, local, sources) = try imageArguments(scratch: scratch, links: links)
 
         let text: String
         do { text = try String(contentsOf: configuration.dockerfile, encoding: .utf8) } catch {
@@ -132,16 +122,8 @@ struct BaseResolver {
             return BaseResolution(bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
         }
 
-        // Stages after the target are never built (a stage can only use earlier ones), so their bases are not resolved.
-        func upToTarget(_ stages: DockerfileStages) -> DockerfileStages {
-            var considered = stages
-            if let target = configuration.target?.lowercased(), let end = stages.stages.firstIndex(where: { $0.name == target }) {
-                considered.stages = Array(stages.stages[...end])
-            }
-            return considered
-        }
-        let considered = upToTarget(perTarget[0].stages)
-        let targetBuilds = perTarget.map { Emulation.TargetBuild(target: $0.target, stages: upToTarget($0.stages).stages) }
+        let considered = Self.upToTarget(perTarget[0].stages, target: configuration.target)
+        let targetBuilds = perTarget.map { Emulation.TargetBuild(target: $0.target, stages: Self.upToTarget($0.stages, target: configuration.target).stages) }
         // buildah 1.28 gives RUN steps BUILDPLATFORM & co. but expands them as empty in a
         // FROM line (measured: FROM --platform=$BUILDPLATFORM then takes the target's
         // manifest), so they are passed as build args, as BuildKit defines them.
@@ -149,18 +131,79 @@ struct BaseResolver {
             let automatic = DockerfileStages.Platforms(build: host, target: targets[0]).arguments.filter { $0.key.hasPrefix("BUILD") }
             buildArgs.merge(automatic) { given, _ in given }
         }
-        // One Dockerfile is pinned for every platform, so every platform must name the same bases.
+        try Self.requireSameBases(targetBuilds, targets: targets)
+        let keepIndex = Self.basesKeepingIndex(considered, host: host, target: targets[0])
+        let (resolved, replacements, hosts) = try registryBases(considered, local: local, keepIndex: keepIndex, sources: &sources)
+
+        var dockerfile = configuration.dockerfile
+        if !replacements.isEmpty {
+            let pinned: String
+            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
+                                                                replacements: replacements) } catch {
+                throw ImageBuild.Unsupported(description: "\(configuration.dockerfile.lastPathComponent): \(error)")
+            }
+            dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
+            try Data(pinned.utf8).write(to: dockerfile)
+        }
+        let bases = considered.externalBases.compactMap { resolved[$0] }
+        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
+                              targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
+                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
+                              assemblyStages: perTarget.map { ($0.target, Self.upToTarget($0.stages, target: configuration.target)) },
+                              directives: DockerfileStages.directives(text))
+    }
+
+    /// The image args, each opened from its directory: the build args naming them as
+    /// buildah's references, and each one's base and source under that reference.
+    func imageArguments(scratch: URL, links: URL) throws
+        -> (buildArgs: [String: String], local: [String: BaseImage], sources: [String: BaseSource]) {
+        var buildArgs = configuration.buildArgs
+        var local: [String: BaseImage] = [:]  // buildah reference → base
+        var sources: [String: BaseSource] = [:]
+        for (name, directory) in configuration.imageArgs.sorted(by: { $0.key < $1.key }) {
+            let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
+                                             links: links)
+            buildArgs[name] = argument.buildahReference
+            sources[argument.buildahReference] = .directory(argument.image)
+            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
+            log.info("base \(name) from \(directory.path): \(argument.digest)")
+        }
+        return (buildArgs, local, sources)
+    }
+
+    /// The stages up to `target` (every stage when it names none): stages after the target
+    /// are never built (a stage can only use earlier ones), so their bases are not resolved.
+    static func upToTarget(_ stages: DockerfileStages, target: String?) -> DockerfileStages {
+        var considered = stages
+        if let target = target?.lowercased(), let end = stages.stages.firstIndex(where: { $0.name == target }) {
+            considered.stages = Array(stages.stages[...end])
+        }
+        return considered
+    }
+
+    /// One Dockerfile is pinned for every platform, so every platform must name the same bases.
+    static func requireSameBases(_ targetBuilds: [Emulation.TargetBuild], targets: [Platform]) throws {
         if let other = targetBuilds.dropFirst().first(where: { $0.stages.map(\.base) != targetBuilds[0].stages.map(\.base) }) {
             let differing = zip(targetBuilds[0].stages, other.stages).first { $0.base != $1.base }
             throw ImageBuild.Unsupported(description: "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately")
         }
-        // A stage with its own --platform (FROM --platform=$BUILDPLATFORM …) uses another
-        // platform's manifest than the target's: its base stays pinned to the whole index.
-        let keepIndex = Set(considered.stages.filter { stage in
+    }
+
+    /// The bases pinned to their whole index: a stage with its own --platform
+    /// (FROM --platform=$BUILDPLATFORM …) uses another platform's manifest than the target's.
+    static func basesKeepingIndex(_ considered: DockerfileStages, host: Platform, target: Platform) -> Set<String> {
+        Set(considered.stages.filter { stage in
             guard stage.platformFlag != nil else { return false }
             let own = stage.onBuildPlatform ? host : (try? Platform(stage.platform ?? ""))
-            return own.map { !$0.matches(targets[0]) } ?? true
+            return own.map { !$0.matches(target) } ?? true
         }.map(\.base))
+    }
+
+    /// Each external base resolved in the Dockerfile's order: an image arg from `local`, a
+    /// registry image to its digest (added to `sources`), with the replacements that pin it
+    /// and the registries it came from.
+    func registryBases(_ considered: DockerfileStages, local: [String: BaseImage], keepIndex: Set<String>, sources: inout [String: BaseSource]) throws
+        -> (resolved: [String: BaseImage], replacements: [String: String], hosts: [RegistryHost]) {
         var resolved: [String: BaseImage] = [:]  // FROM's base → base
         var replacements: [String: String] = [:]
         var hosts: [RegistryHost] = []
@@ -183,22 +226,7 @@ struct BaseResolver {
             for host in [reference.registry, source.registry] where !hosts.contains(host) { hosts.append(host) }
             log.info("base \(written): \(digest)")
         }
-
-        var dockerfile = configuration.dockerfile
-        if !replacements.isEmpty {
-            let pinned: String
-            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
-                                                                replacements: replacements) } catch {
-                throw ImageBuild.Unsupported(description: "\(configuration.dockerfile.lastPathComponent): \(error)")
-            }
-            dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
-            try Data(pinned.utf8).write(to: dockerfile)
-        }
-        let bases = considered.externalBases.compactMap { resolved[$0] }
-        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
-                              targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
-                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
-                              assemblyStages: perTarget.map { ($0.target, upToTarget($0.stages)) }, directives: DockerfileStages.directives(text))
+        return (resolved, replacements, hosts)
     }
 
     /// Each stage's base as the inputs digest records it: an earlier stage by its index

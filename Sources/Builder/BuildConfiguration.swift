@@ -85,123 +85,44 @@ public struct BuildConfiguration: Sendable, Equatable {
         init(_ description: String) { self.description = description }
     }
 
-    /// Resolves flags over `environment`; relative paths are taken from `directory`.
+    /// Resolves flags over `environment`; relative paths are taken from `directory`. Each
+    /// concern is read by its own ``SettingReader`` method, in the order their refusals are checked.
     public init(flags: BuildFlags, environment: [String: String], directory: URL) throws(ValidationError) {
-        func value(_ flag: String?, _ variable: String) -> String? { Self.setting(flag, variable, environment) }
-        func path(_ text: String) -> URL {
-            text.hasPrefix("/") ? URL(fileURLWithPath: text) : directory.appendingPathComponent(text)
-        }
-        func truthy(_ flag: Bool, _ variable: String) throws(ValidationError) -> Bool {
-            if flag { return true }
-            guard let text = environment[variable], !text.isEmpty else { return false }
-            switch text.lowercased() {
-            case "true", "1", "yes": return true
-            case "false", "0", "no": return false
-            default: throw ValidationError("\(variable)=\(text): expected true or false")
-            }
-        }
+        let read = SettingReader(flags: flags, environment: environment, directory: directory)
+        let files = try read.contextAndDockerfile()
+        context = files.context
+        dockerfile = files.dockerfile
+        target = try read.target()
+        buildArgs = try read.layeredPairs("BUILD_ARGS", file: "BUILD_ARGS_FILE", prefix: "BUILD_ARG_", flags: flags.buildArgs, option: "--build-arg")
+        labels = try read.layeredPairs("LABELS", file: "LABELS_FILE", prefix: "LABEL_", flags: flags.labels, option: "--label")
+        platforms = try read.platforms()
+        imageArgs = try read.imageArgs()
+        baseDigests = try read.baseDigests()
+        let publishing = try read.publishing()
+        skipIfPublished = publishing.skipIfPublished
+        tag = publishing.tag
+        push = publishing.push
+        let lockSettings = try read.lock()
+        lock = lockSettings.lock
+        lockKey = lockSettings.key
+        lockTimeout = lockSettings.timeout
+        lockTTL = lockSettings.ttl
+        lockCredentials = lockSettings.credentials
 
-        context = path(value(flags.context, "CONTEXT") ?? ".")
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: context.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("the context \(context.path) is not a directory (CONTEXT / --context)")
-        }
-        dockerfile = value(flags.dockerfile, "DOCKERFILE").map(path) ?? context.appendingPathComponent("Dockerfile")
-        guard FileManager.default.fileExists(atPath: dockerfile.path) else {
-            throw ValidationError("the Dockerfile \(dockerfile.path) does not exist (DOCKERFILE / --dockerfile)")
-        }
-
-        target = value(flags.target, "TARGET")
-        if flags.target == nil, let file = environment["TARGET_FILE"], !file.isEmpty {
-            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
-                throw ValidationError("TARGET_FILE=\(file): cannot read it")
-            }
-            target = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-
-        // Files first, then variables, then flags: the most specific wins.
-        var buildArgs = try Self.commaPairs(environment, "BUILD_ARGS")
-        if let file = environment["BUILD_ARGS_FILE"], !file.isEmpty {
-            buildArgs.merge(try Self.readPairs(path(file), variable: "BUILD_ARGS_FILE")) { $1 }
-        }
-        buildArgs.merge(Self.prefixed("BUILD_ARG_", environment)) { $1 }
-        buildArgs.merge(try Self.pairs(flags.buildArgs, option: "--build-arg")) { $1 }
-        self.buildArgs = buildArgs
-
-        var labels = try Self.commaPairs(environment, "LABELS")
-        if let file = environment["LABELS_FILE"], !file.isEmpty {
-            labels.merge(try Self.readPairs(path(file), variable: "LABELS_FILE")) { $1 }
-        }
-        labels.merge(Self.prefixed("LABEL_", environment)) { $1 }
-        labels.merge(try Self.pairs(flags.labels, option: "--label")) { $1 }
-        self.labels = labels
-
-        platforms = []
-        for text in (value(flags.platform, "IMAGE_PLATFORM") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !text.isEmpty {
-            do { platforms.append(try Platform(text)) } catch { throw ValidationError("IMAGE_PLATFORM / --platform: \(error)") }
-        }
-
-        var imageArgs = try Self.commaPairs(environment, "IMAGE_ARGS").mapValues(path)
-        imageArgs.merge(Self.prefixed("IMAGE_ARG_", environment).mapValues(path)) { $1 }
-        imageArgs.merge(try Self.pairs(flags.imageArgs, option: "--image-arg").mapValues(path)) { $1 }
-        for (name, directory) in imageArgs where !FileManager.default.fileExists(atPath: directory.path) {
-            throw ValidationError("image arg \(name): \(directory.path) does not exist")
-        }
-        self.imageArgs = imageArgs
-
-        func reference(_ text: String?, _ what: String) throws(ValidationError) -> ImageReference? {
-            guard let text else { return nil }
-            do { return try ImageReference(text) } catch { throw ValidationError("\(what): \(error)") }
-        }
-        if let file = value(flags.baseDigestsFile, "BASE_DIGESTS_FILE") {
-            guard let data = try? Data(contentsOf: path(file)), let digests = try? BaseSummary.decode(data) else {
-                throw ValidationError("BASE_DIGESTS_FILE / --base-digests-file=\(file): cannot read a JSON map of FROM references to digests")
-            }
-            baseDigests = digests
-        }
-        skipIfPublished = try reference(value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
-        tag = try reference(value(flags.tag, "TAG"), "TAG / --tag")
-        push = try truthy(flags.push, "PUSH")
-        if push && tag == nil { throw ValidationError("--push / PUSH needs --tag / TAG: the image reference to push to") }
-
-        lock = value(flags.lock, "LOCK")
-        if let lock, !(lock.hasPrefix("file:") || lock.hasPrefix("git:")) {
-            throw ValidationError("LOCK / --lock=\(lock): expected file:<dir> or git:<uri>")
-        }
-        lockKey = value(flags.lockKey, "LOCK_KEY")
-        lockTimeout = try Self.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
-        lockTTL = try Self.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
-        var privateKey = environment["LOCK_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-        if let file = flags.lockPrivateKeyFile, !file.isEmpty {
-            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
-                throw ValidationError("--lock-private-key-file=\(file): cannot read it")
-            }
-            privateKey = text
-        }
-        lockCredentials = GitCredentials(username: value(flags.lockUsername, "LOCK_USERNAME"), password: value(flags.lockPassword, "LOCK_PASSWORD"),
-                                         privateKey: privateKey)
-        if let unused = Self.unusedLockCredential(lock: lock, credentials: lockCredentials) { throw ValidationError(unused) }
-
-        output = path(value(flags.output, "OUTPUT") ?? "image")
-        branch = value(flags.branch, "BRANCH")
-        cache = path(value(flags.cache, "CACHE") ?? "cache")
-        let builderText = value(flags.builder, "BUILDER") ?? "auto"
-        guard let builder = BuilderSetting(rawValue: builderText.lowercased()) else {
-            throw ValidationError("BUILDER / --builder: \(builderText) is not one of auto, assemble, buildah")
-        }
-        self.builder = builder
-        registryUsername = value(flags.registryUsername, "REGISTRY_USERNAME")
-        registryPassword = value(flags.registryPassword, "REGISTRY_PASSWORD")
-        if (registryUsername == nil) != (registryPassword == nil) {
-            throw ValidationError("REGISTRY_USERNAME and REGISTRY_PASSWORD go together")
-        }
+        output = read.path(read.value(flags.output, "OUTPUT") ?? "image")
+        branch = read.value(flags.branch, "BRANCH")
+        cache = read.path(read.value(flags.cache, "CACHE") ?? "cache")
+        builder = try read.builder()
+        let credentials = try read.registryCredentials()
+        registryUsername = credentials.username
+        registryPassword = credentials.password
         // Inside the context they are left out of the build (contextExclusions); the context itself cannot be.
         for (variable, directory) in [("CACHE", cache), ("OUTPUT", output)] where Self.path(directory, within: context) == "" {
             throw ValidationError("\(variable)=\(directory.path) is the context itself: give it a directory of its own (inside the context is fine, it is left out of the build)")
         }
-        registryInsecure = try truthy(flags.registryInsecure, "REGISTRY_INSECURE")
-        registryCACerts = value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(path)
-        try readBuildKitSettings(environment, path: path)
+        registryInsecure = try read.truthy(flags.registryInsecure, "REGISTRY_INSECURE")
+        registryCACerts = read.value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(read.path)
+        try readBuildKitSettings(environment, path: read.path)
         try readCacheSettings(environment)
     }
 
@@ -334,5 +255,145 @@ public struct BuildConfiguration: Sendable, Equatable {
         do { return try LockSpec.parseDuration(text, name: what) } catch {
             throw ValidationError("\(error)")
         }
+    }
+}
+
+/// Reads `build-task`'s settings, one concern per method: a flag over its environment
+/// variable, paths relative to the working directory.
+private struct SettingReader {
+    typealias ValidationError = BuildConfiguration.ValidationError
+    let flags: BuildFlags
+    let environment: [String: String]
+    let directory: URL
+
+    func value(_ flag: String?, _ variable: String) -> String? { BuildConfiguration.setting(flag, variable, environment) }
+
+    func path(_ text: String) -> URL {
+        text.hasPrefix("/") ? URL(fileURLWithPath: text) : directory.appendingPathComponent(text)
+    }
+
+    func truthy(_ flag: Bool, _ variable: String) throws(ValidationError) -> Bool {
+        if flag { return true }
+        guard let text = environment[variable], !text.isEmpty else { return false }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ValidationError("\(variable)=\(text): expected true or false")
+        }
+    }
+
+    /// `CONTEXT` (a directory) and `DOCKERFILE` (a file, by default the context's own).
+    func contextAndDockerfile() throws(ValidationError) -> (context: URL, dockerfile: URL) {
+        let context = path(value(flags.context, "CONTEXT") ?? ".")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: context.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("the context \(context.path) is not a directory (CONTEXT / --context)")
+        }
+        let dockerfile = value(flags.dockerfile, "DOCKERFILE").map(path) ?? context.appendingPathComponent("Dockerfile")
+        guard FileManager.default.fileExists(atPath: dockerfile.path) else {
+            throw ValidationError("the Dockerfile \(dockerfile.path) does not exist (DOCKERFILE / --dockerfile)")
+        }
+        return (context, dockerfile)
+    }
+
+    /// `TARGET`, or the contents of `TARGET_FILE` when no `--target` is given.
+    func target() throws(ValidationError) -> String? {
+        if flags.target == nil, let file = environment["TARGET_FILE"], !file.isEmpty {
+            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
+                throw ValidationError("TARGET_FILE=\(file): cannot read it")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return value(flags.target, "TARGET")
+    }
+
+    /// Build args or labels: files first, then variables, then flags; the most specific wins.
+    func layeredPairs(_ variable: String, file fileVariable: String, prefix: String, flags items: [String], option: String) throws(ValidationError) -> [String: String] {
+        var pairs = try BuildConfiguration.commaPairs(environment, variable)
+        if let file = environment[fileVariable], !file.isEmpty {
+            pairs.merge(try BuildConfiguration.readPairs(path(file), variable: fileVariable)) { $1 }
+        }
+        pairs.merge(BuildConfiguration.prefixed(prefix, environment)) { $1 }
+        pairs.merge(try BuildConfiguration.pairs(items, option: option)) { $1 }
+        return pairs
+    }
+
+    func platforms() throws(ValidationError) -> [Platform] {
+        var platforms: [Platform] = []
+        for text in (value(flags.platform, "IMAGE_PLATFORM") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !text.isEmpty {
+            do { platforms.append(try Platform(text)) } catch { throw ValidationError("IMAGE_PLATFORM / --platform: \(error)") }
+        }
+        return platforms
+    }
+
+    /// Build arg name → an existing directory holding its base image.
+    func imageArgs() throws(ValidationError) -> [String: URL] {
+        var imageArgs = try BuildConfiguration.commaPairs(environment, "IMAGE_ARGS").mapValues(path)
+        imageArgs.merge(BuildConfiguration.prefixed("IMAGE_ARG_", environment).mapValues(path)) { $1 }
+        imageArgs.merge(try BuildConfiguration.pairs(flags.imageArgs, option: "--image-arg").mapValues(path)) { $1 }
+        for (name, directory) in imageArgs where !FileManager.default.fileExists(atPath: directory.path) {
+            throw ValidationError("image arg \(name): \(directory.path) does not exist")
+        }
+        return imageArgs
+    }
+
+    func baseDigests() throws(ValidationError) -> [String: Digest]? {
+        guard let file = value(flags.baseDigestsFile, "BASE_DIGESTS_FILE") else { return nil }
+        guard let data = try? Data(contentsOf: path(file)), let digests = try? BaseSummary.decode(data) else {
+            throw ValidationError("BASE_DIGESTS_FILE / --base-digests-file=\(file): cannot read a JSON map of FROM references to digests")
+        }
+        return digests
+    }
+
+    /// `SKIP_IF_PUBLISHED`, `TAG` and `PUSH`, which needs a tag.
+    func publishing() throws(ValidationError) -> (skipIfPublished: ImageReference?, tag: ImageReference?, push: Bool) {
+        func reference(_ text: String?, _ what: String) throws(ValidationError) -> ImageReference? {
+            guard let text else { return nil }
+            do { return try ImageReference(text) } catch { throw ValidationError("\(what): \(error)") }
+        }
+        let skipIfPublished = try reference(value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
+        let tag = try reference(value(flags.tag, "TAG"), "TAG / --tag")
+        let push = try truthy(flags.push, "PUSH")
+        if push && tag == nil { throw ValidationError("--push / PUSH needs --tag / TAG: the image reference to push to") }
+        return (skipIfPublished, tag, push)
+    }
+
+    /// `LOCK` and its key, timeouts and credentials.
+    func lock() throws(ValidationError) -> (lock: String?, key: String?, timeout: Duration, ttl: Duration, credentials: GitCredentials) {
+        let lock = value(flags.lock, "LOCK")
+        if let lock, !(lock.hasPrefix("file:") || lock.hasPrefix("git:")) {
+            throw ValidationError("LOCK / --lock=\(lock): expected file:<dir> or git:<uri>")
+        }
+        let key = value(flags.lockKey, "LOCK_KEY")
+        let timeout = try BuildConfiguration.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
+        let ttl = try BuildConfiguration.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
+        var privateKey = environment["LOCK_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let file = flags.lockPrivateKeyFile, !file.isEmpty {
+            guard let text = try? String(contentsOf: path(file), encoding: .utf8) else {
+                throw ValidationError("--lock-private-key-file=\(file): cannot read it")
+            }
+            privateKey = text
+        }
+        let credentials = GitCredentials(username: value(flags.lockUsername, "LOCK_USERNAME"), password: value(flags.lockPassword, "LOCK_PASSWORD"),
+                                         privateKey: privateKey)
+        if let unused = BuildConfiguration.unusedLockCredential(lock: lock, credentials: credentials) { throw ValidationError(unused) }
+        return (lock, key, timeout, ttl, credentials)
+    }
+
+    func builder() throws(ValidationError) -> BuilderSetting {
+        let builderText = value(flags.builder, "BUILDER") ?? "auto"
+        guard let builder = BuilderSetting(rawValue: builderText.lowercased()) else {
+            throw ValidationError("BUILDER / --builder: \(builderText) is not one of auto, assemble, buildah")
+        }
+        return builder
+    }
+
+    func registryCredentials() throws(ValidationError) -> (username: String?, password: String?) {
+        let username = value(flags.registryUsername, "REGISTRY_USERNAME")
+        let password = value(flags.registryPassword, "REGISTRY_PASSWORD")
+        if (username == nil) != (password == nil) {
+            throw ValidationError("REGISTRY_USERNAME and REGISTRY_PASSWORD go together")
+        }
+        return (username, password)
     }
 }

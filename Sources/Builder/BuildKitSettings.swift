@@ -66,7 +66,20 @@ extension BuildConfiguration {
             throw ValidationError("ADDITIONAL_TARGETS with SKIP_IF_PUBLISHED: a reused image would leave the additional targets unbuilt; build them in a task without SKIP_IF_PUBLISHED")
         }
 
-        secrets = []
+        secrets = try Self.secrets(environment, path: path)
+
+        ssh = try given("BUILDKIT_SSH").map { text throws(ValidationError) in try Self.ssh(text, environment: environment, path: path) }
+
+        addHosts = try Self.addHosts(given("BUILDKIT_ADD_HOSTS"))
+        registryMirrors = try Self.registryMirrors(given("REGISTRY_MIRRORS"), extraConfig: given("BUILDKIT_EXTRA_CONFIG"))
+
+        if let refused = environment.keys.sorted().lazy.compactMap(Self.refusedBuildKitVariable).first { throw ValidationError(refused) }
+    }
+
+    /// `BUILDKIT_SECRET_<id>` (a readable file) and `BUILDKIT_SECRETTEXT_<id>` (the value), by
+    /// variable name; each id given once.
+    static func secrets(_ environment: [String: String], path: (String) -> URL) throws(ValidationError) -> [BuildSecret] {
+        var secrets: [BuildSecret] = []
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
             let text = key.hasPrefix("BUILDKIT_SECRETTEXT_"), file = !text && key.hasPrefix("BUILDKIT_SECRET_")
             guard text || file else { continue }
@@ -91,11 +104,13 @@ extension BuildConfiguration {
                 secrets.append(BuildSecret(id: id, source: .file(source)))
             }
         }
+        return secrets
+    }
 
-        ssh = try given("BUILDKIT_SSH").map { text throws(ValidationError) in try Self.ssh(text, environment: environment, path: path) }
-
-        addHosts = []
-        for item in (given("BUILDKIT_ADD_HOSTS") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+    /// `BUILDKIT_ADD_HOSTS`: `host=ip` entries separated by commas.
+    static func addHosts(_ text: String?) throws(ValidationError) -> [HostEntry] {
+        var addHosts: [HostEntry] = []
+        for item in (text ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, parts[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" }),
                   Self.isAddress(parts[1]) else {
@@ -103,10 +118,14 @@ extension BuildConfiguration {
             }
             addHosts.append(HostEntry(host: parts[0], address: parts[1]))
         }
+        return addHosts
+    }
 
-        var mirrors: [String] = (given("REGISTRY_MIRRORS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        if let extra = given("BUILDKIT_EXTRA_CONFIG") { mirrors += try Self.dockerHubMirrors(extraConfig: extra) }
-        registryMirrors = []
+    /// `REGISTRY_MIRRORS` then `BUILDKIT_EXTRA_CONFIG`'s docker.io mirrors, each host once.
+    static func registryMirrors(_ text: String?, extraConfig: String?) throws(ValidationError) -> [RegistryHost] {
+        var mirrors: [String] = (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let extra = extraConfig { mirrors += try Self.dockerHubMirrors(extraConfig: extra) }
+        var registryMirrors: [RegistryHost] = []
         for text in mirrors {
             guard !text.contains("/") else {
                 throw ValidationError("registry mirror \(text.prefix(80)): give host[:port] only, with no scheme or path (a plain-HTTP mirror needs REGISTRY_INSECURE=true)")
@@ -115,8 +134,7 @@ extension BuildConfiguration {
             do { host = try RegistryHost(text) } catch { throw ValidationError("registry mirror \(text.prefix(80)): \(error)") }
             if !registryMirrors.contains(host) { registryMirrors.append(host) }
         }
-
-        if let refused = environment.keys.sorted().lazy.compactMap(Self.refusedBuildKitVariable).first { throw ValidationError(refused) }
+        return registryMirrors
     }
 
     /// Why a `BUILDKIT_*` variable is refused; nil for the ones build-task honours.

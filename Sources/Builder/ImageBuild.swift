@@ -187,11 +187,17 @@ public struct ImageBuild {
             try DockerArchive.write(image, repoTags: [repoTag], to: output.appendingPathComponent("image.tar"))
         }
         timings.mark("fetch")
+        return try finish(image, run: run, reused: true, builder: nil, timings: timings, output: output)
+    }
+
+    /// What every run does once its image is in `image/`, reused or built: oci-build-task's
+    /// outputs, the records, the attestations, then the push.
+    func finish(_ image: LayoutImage, run: Run, reused: Bool, builder: Producer?, timings: Timings, output: URL) throws -> Result {
         try writeOCIBuildTaskOutputs(image, output: output)
-        try writeRecords(image: image, run: run, reused: true, timings: timings, output: output)
-        try writeAttestations(image: image, run: run, builder: nil, output: output)
+        try writeRecords(image: image, run: run, reused: reused, timings: timings, output: output)
+        try writeAttestations(image: image, run: run, builder: builder, output: output)
         try pushIfAsked(image, access: run.access)
-        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: true)
+        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: reused)
     }
 
     /// Who produces `image/oci`: the assembler (with its plan) or buildah.
@@ -298,11 +304,7 @@ public struct ImageBuild {
             try published.publish(image, inputs: run.inputs)
             timings.mark("publish")
         }
-        try writeOCIBuildTaskOutputs(image, output: output)
-        try writeRecords(image: image, run: run, reused: false, timings: timings, output: output)
-        try writeAttestations(image: image, run: run, builder: builtBy, output: output)
-        try pushIfAsked(image, access: run.access)
-        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: false)
+        return try finish(image, run: run, reused: false, builder: builtBy, timings: timings, output: output)
     }
 
     /// The image assembled into `image/oci` (``Assembler``).

@@ -118,20 +118,12 @@ enum SBOM {
                          bases: [BaseImage], files: [ContextFile], created: Date) -> SPDXDocument {
         let date = ISO8601DateFormatter().string(from: created)
         let image = SPDXDocument.identifier("Image")
-        var packages = [SPDXDocument.Package(SPDXID: image, name: subject.name, versionInfo: digest.rawValue, primaryPackagePurpose: "CONTAINER",
-                                             checksums: [.init(algorithm: digest.algorithm.uppercased(), checksumValue: digest.encoded)],
-                                             externalRefs: repository.flatMap { dockerPURL($0, digest: digest) }.map {
-                                                 [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
-                                             })]
+        var packages = [containerPackage(image, name: subject.name, digest: digest, repository: repository)]
         var relationships = [SPDXDocument.Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: image)]
         for (index, base) in bases.enumerated() {
             let id = SPDXDocument.identifier("Base-\(index)")
-            packages.append(.init(SPDXID: id, name: base.name ?? base.reference, versionInfo: base.digest.rawValue, primaryPackagePurpose: "CONTAINER",
-                                  checksums: [.init(algorithm: base.digest.algorithm.uppercased(), checksumValue: base.digest.encoded)],
-                                  externalRefs: base.name.flatMap { dockerPURL($0, digest: base.digest) }.map {
-                                      [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
-                                  },
-                                  comment: "a base image (FROM \(base.reference))"))
+            packages.append(containerPackage(id, name: base.name ?? base.reference, digest: base.digest, repository: base.name,
+                                             comment: "a base image (FROM \(base.reference))"))
             relationships.append(.init(spdxElementId: image, relationshipType: "DESCENDANT_OF", relatedSpdxElement: id))
         }
         var notes: [String] = []
@@ -139,13 +131,7 @@ enum SBOM {
             let platformName = platformScan.platform?.description
             for (index, package) in platformScan.scan.packages.enumerated() {
                 let id = SPDXDocument.identifier("Package-" + (platformName.map { $0 + "-" } ?? "") + "\(package.manager.rawValue)-\(index)-\(package.name)")
-                var purl: String
-                switch package.manager {
-                case .dpkg: purl = "pkg:deb/\(purlEncoded(platformScan.scan.distribution ?? "debian"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
-                case .apk: purl = "pkg:apk/\(purlEncoded(platformScan.scan.distribution ?? "alpine"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
-                case .rpm: purl = rpmPURL(package, distribution: platformScan.scan.distribution)
-                }
-                if package.manager != .rpm, let architecture = package.architecture { purl += "?arch=\(purlEncoded(architecture))" }
+                let purl = packagePURL(package, distribution: platformScan.scan.distribution)
                 let written = "listed in /\(package.database), entry last written by layer \(package.layerIndex) (\(package.layer))"
                 packages.append(.init(SPDXID: id, name: package.name, versionInfo: package.version,
                                       sourceInfo: written + (platformName.map { " of the \($0) image" } ?? ""),
@@ -170,5 +156,28 @@ enum SBOM {
                             documentNamespace: "https://slipway.dev/spdx/\(purlEncoded(subject.name))/\(digest.encoded)/\(UUID().uuidString.lowercased())",
                             creationInfo: .init(created: date, creators: ["Tool: slipway-build-task-\(Provenance.slipwayVersion)"]),
                             comment: notes.joined(separator: "; "), packages: packages, files: spdxFiles, relationships: relationships)
+    }
+
+    /// An image's package: the image itself or a base, with a docker purl when it has a repository.
+    static func containerPackage(_ id: String, name: String, digest: Digest, repository: String?, comment: String? = nil) -> SPDXDocument.Package {
+        SPDXDocument.Package(SPDXID: id, name: name, versionInfo: digest.rawValue, primaryPackagePurpose: "CONTAINER",
+                             checksums: [.init(algorithm: digest.algorithm.uppercased(), checksumValue: digest.encoded)],
+                             externalRefs: repository.flatMap { dockerPURL($0, digest: digest) }.map {
+                                 [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
+                             },
+                             comment: comment)
+    }
+
+    /// An installed package's purl: deb and apk under the image's distribution (with its
+    /// architecture), rpm as ``rpmPURL(_:distribution:)`` writes it.
+    static func packagePURL(_ package: InstalledPackage, distribution: String?) -> String {
+        var purl: String
+        switch package.manager {
+        case .dpkg: purl = "pkg:deb/\(purlEncoded(distribution ?? "debian"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
+        case .apk: purl = "pkg:apk/\(purlEncoded(distribution ?? "alpine"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
+        case .rpm: purl = rpmPURL(package, distribution: distribution)
+        }
+        if package.manager != .rpm, let architecture = package.architecture { purl += "?arch=\(purlEncoded(architecture))" }
+        return purl
     }
 }

@@ -112,6 +112,42 @@ extension Out {
     /// config's credentials; TLS settings are the source's.
     func pruneCache(_ cache: InputObject, source: Source, client: RegistryClient, dryRun: Bool, maxDeletions: Int,
                     scratch: URL, log: Log, now: Date = Date()) throws -> [[String: String]] {
+        let (reference, ttl, ttlText) = try Self.pruneCacheTarget(cache, source: source)
+        var registryClient = client
+        if reference.registry != source.registry {
+            registryClient = try otherRegistryClient(cache, host: reference.registry, source: source, log: log)
+        } else {
+            for key in ["username", "password"] where cache.has(key) {
+                throw cache.invalid(key, "the cache repository is on the source's registry, which is reached with the source's credentials")
+            }
+        }
+        let repository = reference.repository
+        let name = "\(reference.registry)/\(repository)"
+
+        let tags = try registryClient.tags(repository)
+        if let refusal = CachePrunePlanner.refusal(repository: name, tags: tags) { throw InputError(refusal) }
+        let entries = try cacheEntries(tags, client: registryClient, repository: repository, scratch: scratch, log: log)
+        let planner = CachePrunePlanner(ttl: ttl, now: now, maxDeletions: maxDeletions)
+        let plan = planner.plan(entries)
+        Self.logCachePlan(plan, name: name, ttlText: ttlText, dryRun: dryRun, maxDeletions: maxDeletions, log: log)
+        let removals = plan.delete.flatMap(\.tags).count
+        if !dryRun {
+            // By digest, with no second read: whatever tags point at a digest now, its image
+            // is past the TTL (its config is fixed by its digest), so no build reuses it.
+            for deletion in plan.delete {
+                do { try registryClient.deleteManifest(repository, deletion.digest) } catch let error as RegistryError where error.kind == .notFound {}
+            }
+            log.info("prune cache \(name): removed \(removals) tags")
+        }
+        var metadata = [["name": dryRun ? "cache_would_remove" : "cache_removed", "value": String(removals)],
+                        ["name": "cache_kept", "value": String(plan.kept.count)]]
+        if !plan.deferred.isEmpty { metadata.append(["name": "cache_deferred", "value": String(plan.deferred.flatMap(\.tags).count)]) }
+        return metadata
+    }
+
+    /// `prune.cache`'s `repository` (a repository of its own, with no tag or digest) and
+    /// `ttl` (at least a second), checked before any request.
+    static func pruneCacheTarget(_ cache: InputObject, source: Source) throws -> (reference: ImageReference, ttl: TimeInterval, ttlText: String) {
         let text = try cache.requiredString("repository")
         let reference: ImageReference
         do { reference = try ImageReference(text) } catch { throw cache.invalid("repository", "\(error)") }
@@ -128,27 +164,11 @@ extension Out {
         guard ttl >= 1 else {
             throw cache.invalid("ttl", "\(quoted(ttlText)) would delete every cache image, which builds with a CACHE_TTL of at least 1s still reuse; give build-task's CACHE_TTL")
         }
-        var registryClient = client
-        if reference.registry != source.registry {
-            var credentials: Credentials?
-            if let username = try cache.string("username") {
-                credentials = .basic(username: username, password: try cache.requiredString("password"))
-            }
-            registryClient = try RegistryClient(host: reference.registry, credentials: credentials, insecure: source.insecure,
-                                                caCertificates: source.caCertificates, retry: retry, log: log)
-        } else {
-            for key in ["username", "password"] where cache.has(key) {
-                throw cache.invalid(key, "the cache repository is on the source's registry, which is reached with the source's credentials")
-            }
-        }
-        let repository = reference.repository
-        let name = "\(reference.registry)/\(repository)"
+        return (reference, ttl, ttlText)
+    }
 
-        let tags = try registryClient.tags(repository)
-        if let refusal = CachePrunePlanner.refusal(repository: name, tags: tags) { throw InputError(refusal) }
-        let entries = try cacheEntries(tags, client: registryClient, repository: repository, scratch: scratch, log: log)
-        let planner = CachePrunePlanner(ttl: ttl, now: now, maxDeletions: maxDeletions)
-        let plan = planner.plan(entries)
+    /// One line per tag the plan removes (or would), one per image left for the next run, and the totals.
+    static func logCachePlan(_ plan: CachePrunePlanner.Plan, name: String, ttlText: String, dryRun: Bool, maxDeletions: Int, log: Log) {
         let formatter = ISO8601DateFormatter()
         for deletion in plan.delete {
             for tag in deletion.tags {
@@ -158,18 +178,6 @@ extension Out {
         for deletion in plan.deferred { log.info("leaving \(name):\(deletion.tags[0].rawValue.prefix(12))… for the next run (max_deletions \(maxDeletions))") }
         let removals = plan.delete.flatMap(\.tags).count
         log.info("prune cache \(name): \(removals) tags to remove, \(plan.kept.count) kept\(plan.undated.isEmpty ? "" : " (\(plan.undated.count) of unknown age)")\(dryRun ? " (dry run: nothing deleted; set dry_run: false)" : "")")
-        if !dryRun {
-            // By digest, with no second read: whatever tags point at a digest now, its image
-            // is past the TTL (its config is fixed by its digest), so no build reuses it.
-            for deletion in plan.delete {
-                do { try registryClient.deleteManifest(repository, deletion.digest) } catch let error as RegistryError where error.kind == .notFound {}
-            }
-            log.info("prune cache \(name): removed \(removals) tags")
-        }
-        var metadata = [["name": dryRun ? "cache_would_remove" : "cache_removed", "value": String(removals)],
-                        ["name": "cache_kept", "value": String(plan.kept.count)]]
-        if !plan.deferred.isEmpty { metadata.append(["name": "cache_deferred", "value": String(plan.deferred.flatMap(\.tags).count)]) }
-        return metadata
     }
 
     /// Each tag's digest and its image config's `created`: one HEAD per tag, one manifest and

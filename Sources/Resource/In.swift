@@ -83,7 +83,7 @@ public struct In {
         if attestations {
             metadata += try writeAttestations(version.digest, source: source, client: source.client(log: log, retry: retry), directory: directory, log: log)
         }
-        return try CanonicalJSON.encode(Output(version: version, metadata: metadata))
+        return try CanonicalJSON.encode(ResourceResponse(version: version, metadata: metadata))
     }
 
     /// `in` for `source.git`: `source/` (a detached checkout of the version's commit, as
@@ -110,28 +110,12 @@ public struct In {
         if let release = key.release { try write(release, to: directory, "release") }
         var metadata: [[String: String]] = [["name": "commit", "value": key.commit.rawValue]]
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
-        if checkout {
-            let sourceDirectory = directory.appendingPathComponent("source")
-            try detector.checkout(key.commit, into: sourceDirectory)
-            let described = try SpawnCommandRunner().run(Command("git", ["-C", sourceDirectory.path, "log", "-1", "--format=%an%n%s"]))
-            let lines = described.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
-                .split(separator: "\n", maxSplits: 1).map(String.init)
-            if described.succeeded, lines.count == 2 {
-                metadata += [["name": "author", "value": lines[0]], ["name": "message", "value": lines[1]]]
-            }
-        }
+        if checkout { metadata += try checkOut(key.commit, detector: detector, into: directory.appendingPathComponent("source")) }
         if let value = version.tag_file { metadata.append(["name": "tag_file", "value": value]) }
         if let trackBase = keyed.trackBase {
             // The exact base digests check saw, for build-task's BASE_DIGESTS_FILE.
             guard let base else { throw InputError("version.base is required with source.track_base: in fetches the version check emitted") }
-            _ = try detector.change(at: key.commit)  // the commit into the cache, for its Dockerfile
-            let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: key.commit, detector: detector)
-            let current = BaseSummary.digest(bases)
-            guard current == base else {
-                throw InputError("track_base: the bases of \(key.commit.short) moved since check saw them (\(base) is now \(current)); the next check emits a version for the new bases")
-            }
-            try write(base.rawValue, to: directory, "base")
-            try BaseSummary.encode(bases).write(to: directory.appendingPathComponent("base_digests.json"))
+            try writeBases(trackBase, base: base, commit: key.commit, source: source, detector: detector, directory: directory, log: log)
             metadata.append(["name": "base", "value": base.rawValue])
         }
         let attestations = try params.bool("attestations") ?? false
@@ -149,12 +133,31 @@ public struct In {
                                            source: source, options: options, directory: directory, client: client, log: log) ?? []
             }
         }
-        return try CanonicalJSON.encode(SourceOutput(version: version, metadata: metadata))
+        return try CanonicalJSON.encode(ResourceResponse(version: version, metadata: metadata))
     }
 
-    struct SourceOutput: Encodable {
-        var version: SourceVersion
-        var metadata: [[String: String]]
+    /// `source/`: a detached checkout of `commit`; its author and subject as metadata.
+    func checkOut(_ commit: GitCommitID, detector: ChangeDetector, into sourceDirectory: URL) throws -> [[String: String]] {
+        try detector.checkout(commit, into: sourceDirectory)
+        let described = try SpawnCommandRunner().run(Command("git", ["-C", sourceDirectory.path, "log", "-1", "--format=%an%n%s"]))
+        let lines = described.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
+            .split(separator: "\n", maxSplits: 1).map(String.init)
+        guard described.succeeded, lines.count == 2 else { return [] }
+        return [["name": "author", "value": lines[0]], ["name": "message", "value": lines[1]]]
+    }
+
+    /// `base` and `base_digests.json`: the bases of `commit`'s Dockerfile, refused when they
+    /// are no longer the `base` check saw.
+    func writeBases(_ trackBase: SourceKeyed.TrackBase, base: Digest, commit: GitCommitID, source: Source, detector: ChangeDetector,
+                    directory: URL, log: Log) throws {
+        _ = try detector.change(at: commit)  // the commit into the cache, for its Dockerfile
+        let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: commit, detector: detector)
+        let current = BaseSummary.digest(bases)
+        guard current == base else {
+            throw InputError("track_base: the bases of \(commit.short) moved since check saw them (\(base) is now \(current)); the next check emits a version for the new bases")
+        }
+        try write(base.rawValue, to: directory, "base")
+        try BaseSummary.encode(bases).write(to: directory.appendingPathComponent("base_digests.json"))
     }
 
     /// `image`, `skip_download`, `format` and `platform`.
@@ -253,11 +256,6 @@ public struct In {
     static func unpack(_ image: LayoutImage, platform: Platform?, into directory: URL, log: Log) throws {
         let configuration = try Unpacker.unpack(image, platform: platform, into: directory.appendingPathComponent("rootfs"), log: log)
         try ImageMetadata.write(config: configuration, to: directory)
-    }
-
-    struct Output: Encodable {
-        var version: ImageVersion
-        var metadata: [[String: String]]
     }
 
     static func enumeration<E: RawRepresentable & CaseIterable>(_ params: InputObject, _ key: String, _ type: E.Type) throws -> E? where E.RawValue == String {

@@ -56,7 +56,7 @@ public struct Out {
                 throw InputError("params.promote: nothing was promoted, and image mode has no version to return")
             }
             let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { promoted.tags[0] }
-            return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: promoted.digest),
+            return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: promoted.digest),
                                                    metadata: [["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]]))
         }
         guard let pattern = try params.string("image") else {
@@ -72,14 +72,9 @@ public struct Out {
                               statements: statements, log: log)
         log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
         let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
-        return try CanonicalJSON.encode(Output(version: ImageVersion(tag: versionTag, digest: report.digest),
+        return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: report.digest),
                                                metadata: [["name": "repository", "value": "\(source.registry)/\(source.repository)"],
                                                           ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]] + signed))
-    }
-
-    struct Output: Encodable {
-        var version: ImageVersion
-        var metadata: [[String: String]]
     }
 
     /// What a promote did.
@@ -104,38 +99,8 @@ public struct Out {
         guard !tags.isEmpty || promote.has("release") else {
             throw InputError("params.promote.to is required (or promote.release): the tags to add")
         }
-        let ifMissing = try Self.ifMissing(promote)
-        let fromDirectory = try Self.paramDirectory(from, param: "\(promote.path).from", directory: directory)
-        func read(_ name: String) throws -> String? { try Self.paramFileIfPresent(from + "/" + name, param: "\(promote.path).from", directory: directory) }
-        let digest: Digest
-        switch try Self.promoteFrom(from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"), promote: promote) {
-        case .digest(let found):
-            digest = found
-        case .tag(let tag):
-            guard let found = try client.manifestDescriptor(source.repository, .tag(tag)) else {
-                if ifMissing == .skip {
-                    log.info("promote: \(source.repository):\(tag) is not published yet; nothing promoted; promote.if_missing is skip")
-                    return nil
-                }
-                throw promote.invalid("from", "\(source.repository):\(from) does not exist")
-            }
-            digest = found.digest
-        case .releaseCommit(let release):
-            guard let imageOfCommit else {
-                throw promote.invalid("from", "\(fromDirectory.path) holds a commit (ref) but no digest; promoting the image of a commit needs source.git (source-keyed mode); give a get of the image (its digest file) or a tag")
-            }
-            switch try imageOfCommit(release) {
-            case .published(let found, let commit, let tag):
-                log.info("promote: release commit \(release.short) has the image of \(commit.short), \(source.repository):\(tag) (\(found))")
-                digest = found
-            case .missing(let commit, let tag):
-                if ifMissing == .skip {
-                    log.info(Self.notPublishedLine(release: release, commit: commit, repository: source.repository, tag: tag))
-                    return nil
-                }
-                throw promote.invalid("from", Self.notPublishedError(release: release, commit: commit, repository: source.repository, tag: tag))
-            }
-        }
+        guard let digest = try promotedDigest(promote, from: from, source: source, client: client, directory: directory, log: log,
+                                              imageOfCommit: imageOfCommit) else { return nil }
         var destination = client
         var repository = source.repository
         var registry = source.registry
@@ -145,13 +110,7 @@ public struct Out {
             repository = reference.repository
             registry = reference.registry
             if reference.registry != source.registry {
-                // Another registry: its own credentials, else a Docker config's, else anonymous.
-                var credentials: Credentials?
-                if let username = try promote.string("username") {
-                    credentials = .basic(username: username, password: try promote.requiredString("password"))
-                }
-                destination = try RegistryClient(host: reference.registry, credentials: credentials, insecure: source.insecure,
-                                                 caCertificates: source.caCertificates, retry: retry, log: log)
+                destination = try otherRegistryClient(promote, host: reference.registry, source: source, log: log)
             }
         }
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
@@ -165,6 +124,56 @@ public struct Out {
         try copyAttachments(digest, from: client, source, to: destination, registry: registry, repository: repository, log: log)
         _ = try sign(digest, registry: registry, repository: repository, client: destination, source: source, log: log)
         return Promoted(digest: digest, repository: repository, tags: names)
+    }
+
+    /// The digest `promote.from` names: its digest file, a tag looked up in the source's
+    /// repository, or a release commit's image; nil when it is not published and
+    /// `if_missing` is `skip`.
+    func promotedDigest(_ promote: InputObject, from: String, source: Source, client: RegistryClient, directory: URL, log: Log,
+                        imageOfCommit: ((GitCommitID) throws -> CommitImage)?) throws -> Digest? {
+        let ifMissing = try Self.ifMissing(promote)
+        let fromDirectory = try Self.paramDirectory(from, param: "\(promote.path).from", directory: directory)
+        func read(_ name: String) throws -> String? { try Self.paramFileIfPresent(from + "/" + name, param: "\(promote.path).from", directory: directory) }
+        switch try Self.promoteFrom(from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"), promote: promote) {
+        case .digest(let found):
+            return found
+        case .tag(let tag):
+            guard let found = try client.manifestDescriptor(source.repository, .tag(tag)) else {
+                if ifMissing == .skip {
+                    log.info("promote: \(source.repository):\(tag) is not published yet; nothing promoted; promote.if_missing is skip")
+                    return nil
+                }
+                throw promote.invalid("from", "\(source.repository):\(from) does not exist")
+            }
+            return found.digest
+        case .releaseCommit(let release):
+            guard let imageOfCommit else {
+                throw promote.invalid("from", "\(fromDirectory.path) holds a commit (ref) but no digest; promoting the image of a commit needs source.git (source-keyed mode); give a get of the image (its digest file) or a tag")
+            }
+            switch try imageOfCommit(release) {
+            case .published(let found, let commit, let tag):
+                log.info("promote: release commit \(release.short) has the image of \(commit.short), \(source.repository):\(tag) (\(found))")
+                return found
+            case .missing(let commit, let tag):
+                if ifMissing == .skip {
+                    log.info(Self.notPublishedLine(release: release, commit: commit, repository: source.repository, tag: tag))
+                    return nil
+                }
+                throw promote.invalid("from", Self.notPublishedError(release: release, commit: commit, repository: source.repository, tag: tag))
+            }
+        }
+    }
+
+    /// The client for `host` when it is not the source's registry: `params`' own
+    /// `username`/`password`, else a Docker config's credentials, else anonymous; TLS
+    /// settings are the source's.
+    func otherRegistryClient(_ params: InputObject, host: RegistryHost, source: Source, log: Log) throws -> RegistryClient {
+        var credentials: Credentials?
+        if let username = try params.string("username") {
+            credentials = .basic(username: username, password: try params.requiredString("password"))
+        }
+        return try RegistryClient(host: host, credentials: credentials, insecure: source.insecure,
+                                  caCertificates: source.caCertificates, retry: retry, log: log)
     }
 
     /// `release` of `params` (a semver value, or a file under `directory` holding one): its

@@ -106,7 +106,7 @@ extension Out {
             try imageOfReleaseCommit(release, keyed: keyed, source: source, client: client, detector: detector)
         }
         guard let promoted else {
-            return try CanonicalJSON.encode(SourceOutput(version: try unpromotedVersion(keyed: keyed, source: source, client: client, detector: detector, log: log),
+            return try CanonicalJSON.encode(ResourceResponse(version: try unpromotedVersion(keyed: keyed, source: source, client: client, detector: detector, log: log),
                                                          metadata: [["name": "promoted", "value": "nothing (not published yet)"]]))
         }
         let digest = promoted.digest
@@ -114,7 +114,7 @@ extension Out {
         let commit = (try? revision(of: .digest(digest), client: client, repository: source.repository, scratch: scratch))??.revision
         let change = try commit.flatMap { try detector.change(at: $0) } ?? detector.changes(since: nil).last
         guard let change else { throw InputError("promote: no commit of the source matches its paths, so there is no version to return") }
-        return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
+        return try CanonicalJSON.encode(ResourceResponse(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
             ["name": "promoted", "value": digest.rawValue],
             ["name": "tags", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"],
         ]))

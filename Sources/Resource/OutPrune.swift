@@ -19,19 +19,7 @@ extension Out {
     func prune(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
                scratch: URL, log: Log)
         throws -> [[String: String]] {
-        var options = PrunePlanner.Options()
-        options.deletedBranches = try params.bool("deleted_branches") ?? true
-        options.keep = try params.integer("keep", in: 0...1_000_000)
-        if let text = try params.string("older_than") {
-            guard let age = PrunePlanner.age(text) else { throw params.invalid("older_than", "\(quoted(text)) is not an age such as 14d, 12h or 30m") }
-            options.olderThan = age
-        }
-        options.dryRun = try params.bool("dry_run") ?? true
-        options.maxDeletions = try params.integer("max_deletions", in: 1...100_000) ?? 50
-        let cache = try params.object("cache", keys: Self.pruneCacheKeys, secrets: ["password"])
-        guard options.deletedBranches || options.keep != nil || cache != nil else {
-            throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
-        }
+        let (options, cache) = try Self.pruneOptions(params)
         // build-task's cache repository first, on its own: its images are aged out by its TTL alone.
         let cacheMetadata = try cache.map { try pruneCache($0, source: source, client: client, dryRun: options.dryRun, maxDeletions: options.maxDeletions,
                                                            scratch: scratch, log: log) } ?? []
@@ -48,63 +36,92 @@ extension Out {
         log.info("prune: \(plan.removedTags.count) tags to remove, \(plan.kept.count) kept\(options.dryRun ? " (dry run: nothing deleted; set dry_run: false)" : "")")
 
         var removed: [String] = []
-        var skipped: [String] = []
         if !options.dryRun {
-            // The registry again, just before deleting: tags move and appear during a run.
-            // Only each tag's digest is asked again; manifests and labels already read are reused.
-            let known = Dictionary(states.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
-            let now = Dictionary(try tagStates(client: client, repository: source.repository, scratch: scratch, known: known).map { ($0.tag, $0) },
-                                 uniquingKeysWith: { first, _ in first })
-            let planned = Set(plan.removedTags.map(\.tag))
-            let reachable = Set(now.values.filter { !planned.contains($0.tag) }.flatMap { [$0.digest] + $0.children })
-            func unchanged(_ removal: PrunePlanner.Removal) -> Bool {
-                guard now[removal.tag]?.digest == removal.digest else {
-                    log.info("leaving \(removal.tag): it moved during the run")
-                    skipped.append(removal.tag.rawValue)
-                    return false
-                }
-                return true
-            }
-            var untag = plan.untag.filter(unchanged)
-            var gone = Set<Digest>()
-            for deletion in plan.delete {
-                let (digest, tags) = (deletion.digest, deletion.tags)
-                let still = tags.filter(unchanged)
-                // All of this digest's tags must still be candidates, and nothing kept may reach it now.
-                if reachable.contains(digest) || still.count != tags.count {
-                    untag += still
-                    continue
-                }
-                // Its OCI 1.1 referrers (signatures, attestations) go with it; listed first.
-                let referrers = try AttachmentStore(client: client, repository: source.repository).allReferrers(of: digest)
-                try client.deleteManifest(source.repository, digest)
-                gone.insert(digest)
-                try deleteReferrers(referrers, of: digest, client: client, repository: source.repository, log: log)
-                removed += still.map(\.tag.rawValue)
-            }
-            for removal in untag {
-                try untagOnly(removal.tag, client: client, repository: source.repository)
-                removed.append(removal.tag.rawValue)
-            }
-            for child in plan.children where !reachable.contains(child) {
-                do { try client.deleteManifest(source.repository, child) } catch let error as RegistryError where error.kind == .notFound {}
-                gone.insert(child)
-            }
-            // Signatures and attestations of images that are gone now, whatever they hold now
-            // (a signature appended since the plan is still of the deleted image).
-            for attachment in plan.attachments {
-                guard let (image, _) = CosignVocabulary.attachment(of: attachment.tag), gone.contains(image),
-                      let current = now[attachment.tag]?.digest else { continue }
-                do { try client.deleteManifest(source.repository, current) } catch let error as RegistryError where error.kind == .notFound {}
-                removed.append(attachment.tag.rawValue)
-            }
-            log.info("prune: removed \(removed.count) tags\(skipped.isEmpty ? "" : ", left \(skipped.count) that moved")")
+            let outcome = try carryOut(plan, states: states, client: client, repository: source.repository, scratch: scratch, log: log)
+            removed = outcome.removed
+            log.info("prune: removed \(removed.count) tags\(outcome.skipped.isEmpty ? "" : ", left \(outcome.skipped.count) that moved")")
         }
         var metadata = [["name": options.dryRun ? "would_remove" : "removed",
                          "value": (options.dryRun ? plan.removedTags.map(\.tag.rawValue) : removed).joined(separator: " ")],
                         ["name": "kept", "value": String(plan.kept.count)]]
         if !plan.deferred.isEmpty { metadata.append(["name": "deferred", "value": plan.deferred.map(\.tag.rawValue).joined(separator: " ")]) }
         return metadata + cacheMetadata
+    }
+
+    /// `params.prune`'s planner options and its `cache` object, refused when there is nothing to do.
+    static func pruneOptions(_ params: InputObject) throws -> (PrunePlanner.Options, cache: InputObject?) {
+        var options = PrunePlanner.Options()
+        options.deletedBranches = try params.bool("deleted_branches") ?? true
+        options.keep = try params.integer("keep", in: 0...1_000_000)
+        if let text = try params.string("older_than") {
+            guard let age = PrunePlanner.age(text) else { throw params.invalid("older_than", "\(quoted(text)) is not an age such as 14d, 12h or 30m") }
+            options.olderThan = age
+        }
+        options.dryRun = try params.bool("dry_run") ?? true
+        options.maxDeletions = try params.integer("max_deletions", in: 1...100_000) ?? 50
+        let cache = try params.object("cache", keys: Self.pruneCacheKeys, secrets: ["password"])
+        guard options.deletedBranches || options.keep != nil || cache != nil else {
+            throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
+        }
+        return (options, cache)
+    }
+
+    /// Carries out `plan` (read from `states`) against the registry as it is now: the tags
+    /// removed, and those left because they moved since the plan. Kept whole: each deletion
+    /// depends on the tags re-read just before it and on what earlier deletions removed.
+    func carryOut(_ plan: PrunePlanner.Plan, states: [PrunePlanner.TagState], client: RegistryClient, repository: Repository,
+                  scratch: URL, log: Log) throws -> (removed: [String], skipped: [String]) {
+        var removed: [String] = []
+        var skipped: [String] = []
+        // The registry again, just before deleting: tags move and appear during a run.
+        // Only each tag's digest is asked again; manifests and labels already read are reused.
+        let known = Dictionary(states.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
+        let now = Dictionary(try tagStates(client: client, repository: repository, scratch: scratch, known: known).map { ($0.tag, $0) },
+                             uniquingKeysWith: { first, _ in first })
+        let planned = Set(plan.removedTags.map(\.tag))
+        let reachable = Set(now.values.filter { !planned.contains($0.tag) }.flatMap { [$0.digest] + $0.children })
+        func unchanged(_ removal: PrunePlanner.Removal) -> Bool {
+            guard now[removal.tag]?.digest == removal.digest else {
+                log.info("leaving \(removal.tag): it moved during the run")
+                skipped.append(removal.tag.rawValue)
+                return false
+            }
+            return true
+        }
+        var untag = plan.untag.filter(unchanged)
+        var gone = Set<Digest>()
+        for deletion in plan.delete {
+            let (digest, tags) = (deletion.digest, deletion.tags)
+            let still = tags.filter(unchanged)
+            // All of this digest's tags must still be candidates, and nothing kept may reach it now.
+            if reachable.contains(digest) || still.count != tags.count {
+                untag += still
+                continue
+            }
+            // Its OCI 1.1 referrers (signatures, attestations) go with it; listed first.
+            let referrers = try AttachmentStore(client: client, repository: repository).allReferrers(of: digest)
+            try client.deleteManifest(repository, digest)
+            gone.insert(digest)
+            try deleteReferrers(referrers, of: digest, client: client, repository: repository, log: log)
+            removed += still.map(\.tag.rawValue)
+        }
+        for removal in untag {
+            try untagOnly(removal.tag, client: client, repository: repository)
+            removed.append(removal.tag.rawValue)
+        }
+        for child in plan.children where !reachable.contains(child) {
+            do { try client.deleteManifest(repository, child) } catch let error as RegistryError where error.kind == .notFound {}
+            gone.insert(child)
+        }
+        // Signatures and attestations of images that are gone now, whatever they hold now
+        // (a signature appended since the plan is still of the deleted image).
+        for attachment in plan.attachments {
+            guard let (image, _) = CosignVocabulary.attachment(of: attachment.tag), gone.contains(image),
+                  let current = now[attachment.tag]?.digest else { continue }
+            do { try client.deleteManifest(repository, current) } catch let error as RegistryError where error.kind == .notFound {}
+            removed.append(attachment.tag.rawValue)
+        }
+        return (removed, skipped)
     }
 
     /// Every tag of `repository` with its digest, an index's children, and the labels of its

@@ -46,7 +46,7 @@ extension Out {
             guard let newest = try detector.changes(since: nil).last else {
                 throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
             }
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(newest, keyed: keyed, source: source, detector: detector, log: log), metadata: metadata))
+            return try CanonicalJSON.encode(ResourceResponse(version: try currentVersion(newest, keyed: keyed, source: source, detector: detector, log: log), metadata: metadata))
         }
 
         if let bump = try params.string("bump_tag_file") {
@@ -58,7 +58,7 @@ extension Out {
                 try Self.bumped(old, request)
             }
             let change = try detector.change(at: result.commit)
-            return try CanonicalJSON.encode(SourceOutput(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
+            return try CanonicalJSON.encode(ResourceResponse(version: try currentVersion(change, keyed: keyed, source: source, detector: detector, log: log), metadata: [
                 ["name": "commit", "value": result.commit.rawValue], ["name": "old", "value": result.oldValue],
                 ["name": "new", "value": result.newValue],
             ]))
@@ -88,14 +88,7 @@ extension Out {
         try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let commit = try self.commit(of: image, params: params, directory: directory)
         let change = try detector.change(at: commit)
-        // track_base: the bases it was built from, as build-task labelled them.
-        var base: Digest?
-        if keyed.trackBase != nil {
-            guard let label = try anyConfiguration(of: image).config?.labels?[Self.baseLabel] else {
-                throw InputError("source.track_base: the image has no \(Self.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
-            }
-            do { base = try Digest(label) } catch { throw InputError("the image's \(Self.baseLabel) label: \(error)") }
-        }
+        let base = try keyed.trackBase == nil ? nil : labelledBase(of: image)
         let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
                                  release: change.release)
         let additional = try params.string("additional_tags").map {
@@ -118,22 +111,8 @@ extension Out {
         let cacheTag = try tagInputs(of: image, client: client, source: source, log: log)
         let floating = plan.floating.filter { !releaseTags.contains($0) }
         let createOnce = plan.createOnce
-        var moved: [Tag] = []
-        var heldBack: [String] = []
-        for tag in floating {
-            if createOnce.contains(tag), let held = try client.manifestDescriptor(source.repository, .tag(tag))?.digest, held != report.digest {
-                log.info("leaving \(tag) where it is: it holds \(held), and a version-shaped tag from the tag file is made once, never moved")
-                heldBack.append(tag.rawValue)
-                continue
-            }
-            if let reason = try newerHolder(of: tag, than: commit, digest: report.digest, client: client, source: source, detector: detector, scratch: scratch) {
-                log.info("leaving \(tag) where it is: \(reason)")
-                heldBack.append(tag.rawValue)
-                continue
-            }
-            try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
-            moved.append(tag)
-        }
+        let (moved, heldBack) = try moveFloating(floating, createOnce: createOnce, commit: commit, image: image, digest: report.digest,
+                                                 client: client, source: source, detector: detector, scratch: scratch, log: log)
         try settle(moved.filter { !createOnce.contains($0) }, commit: commit, image: image, client: client, source: source, detector: detector, scratch: scratch, log: log)
 
         let pushed = ([immutable] + releaseTags + moved).map(\.rawValue)
@@ -143,7 +122,39 @@ extension Out {
         if !heldBack.isEmpty { metadata.append(["name": "held_back", "value": heldBack.joined(separator: " ")]) }
         if let cacheTag { metadata.append(["name": "cache_tag", "value": cacheTag.rawValue]) }
         metadata += signed
-        return try CanonicalJSON.encode(SourceOutput(version: SourceVersion(change, base: base), metadata: metadata))
+        return try CanonicalJSON.encode(ResourceResponse(version: SourceVersion(change, base: base), metadata: metadata))
+    }
+
+    /// track_base: the bases the image was built from, as build-task labelled them.
+    func labelledBase(of image: LayoutImage) throws -> Digest {
+        guard let label = try anyConfiguration(of: image).config?.labels?[Self.baseLabel] else {
+            throw InputError("source.track_base: the image has no \(Self.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
+        }
+        do { return try Digest(label) } catch { throw InputError("the image's \(Self.baseLabel) label: \(error)") }
+    }
+
+    /// Points each `floating` tag at the pushed image, in order, unless it is made once
+    /// (`createOnce`) and holds another image, or a newer commit's image holds it: the tags
+    /// moved, and those held back.
+    func moveFloating(_ floating: [Tag], createOnce: Set<Tag>, commit: GitCommitID, image: LayoutImage, digest: Digest, client: RegistryClient,
+                      source: Source, detector: ChangeDetector, scratch: URL, log: Log) throws -> (moved: [Tag], heldBack: [String]) {
+        var moved: [Tag] = []
+        var heldBack: [String] = []
+        for tag in floating {
+            if createOnce.contains(tag), let held = try client.manifestDescriptor(source.repository, .tag(tag))?.digest, held != digest {
+                log.info("leaving \(tag) where it is: it holds \(held), and a version-shaped tag from the tag file is made once, never moved")
+                heldBack.append(tag.rawValue)
+                continue
+            }
+            if let reason = try newerHolder(of: tag, than: commit, digest: digest, client: client, source: source, detector: detector, scratch: scratch) {
+                log.info("leaving \(tag) where it is: \(reason)")
+                heldBack.append(tag.rawValue)
+                continue
+            }
+            try client.putManifest(source.repository, .tag(tag), bytes: image.bytes, mediaType: image.descriptor.mediaType)
+            moved.append(tag)
+        }
+        return (moved, heldBack)
     }
 
     /// Why the put must not go ahead, or nil: the immutable `tag` already `holds` another image
@@ -230,11 +241,6 @@ extension Out {
         guard let trackBase = keyed.trackBase else { return SourceVersion(change) }
         let bases = try BaseTracker(trackBase: trackBase, source: source, retry: retry, log: log).bases(at: change.commit, detector: detector)
         return SourceVersion(change, base: BaseSummary.digest(bases))
-    }
-
-    struct SourceOutput: Encodable {
-        var version: SourceVersion
-        var metadata: [[String: String]]
     }
 
     /// The commit the image was built from: `version_from`'s `ref` (our get) or `.git/ref`

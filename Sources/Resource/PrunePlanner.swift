@@ -135,29 +135,7 @@ struct PrunePlanner {
     }
 
     private func plan(images states: [TagState], live: Set<String>) -> Plan {
-        // Immutable tags per branch, newest first, for `keep`.
-        var rank: [Tag: Int] = [:]
-        let immutable = states.filter { state in
-            guard let branch = state.branch, let revision = state.revision else { return false }
-            return (try? templates.first?.render(TagContext(commit: revision, branch: branch))) == state.tag
-        }
-        for (_, group) in Dictionary(grouping: immutable, by: { $0.branch ?? "" }) {
-            let ordered = group.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) > ($1.created ?? .distantPast, $1.tag.rawValue) }
-            for (position, state) in ordered.enumerated() { rank[state.tag] = position }
-        }
-
-        // Every tag but the cache tags by the rules; then each cache tag by what happens to its image.
-        var reasons: [Tag: String] = [:]
-        for state in states where !state.isCacheTag {
-            reasons[state.tag] = reason(state, live: live, rank: rank)
-        }
-        let reached = Set(states.filter { !$0.isCacheTag && reasons[$0.tag] == nil }.flatMap { [$0.digest] + $0.children })
-        let othersByDigest = Dictionary(grouping: states.filter { !$0.isCacheTag }, by: \.digest)
-        for state in states where state.isCacheTag {
-            let others = (othersByDigest[state.digest] ?? []).compactMap { reasons[$0.tag] }
-            reasons[state.tag] = cacheReason(state, live: live, reached: reached, others: others)
-        }
-
+        let reasons = reasons(states, live: live)
         var plan = Plan()
         var candidates: [Removal] = []
         // Oldest first, so a run capped by max_deletions removes the oldest images.
@@ -170,6 +148,41 @@ struct PrunePlanner {
             }
         }
         plan.kept.sort { $0.rawValue < $1.rawValue }
+        schedule(candidates, states: states, into: &plan)
+        return plan
+    }
+
+    /// Why each tag should go (absent: kept): every tag but the cache tags by the rules; then
+    /// each cache tag by what happens to its image.
+    private func reasons(_ states: [TagState], live: Set<String>) -> [Tag: String] {
+        // Immutable tags per branch, newest first, for `keep`.
+        var rank: [Tag: Int] = [:]
+        let immutable = states.filter { state in
+            guard let branch = state.branch, let revision = state.revision else { return false }
+            return (try? templates.first?.render(TagContext(commit: revision, branch: branch))) == state.tag
+        }
+        for (_, group) in Dictionary(grouping: immutable, by: { $0.branch ?? "" }) {
+            let ordered = group.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) > ($1.created ?? .distantPast, $1.tag.rawValue) }
+            for (position, state) in ordered.enumerated() { rank[state.tag] = position }
+        }
+
+        var reasons: [Tag: String] = [:]
+        for state in states where !state.isCacheTag {
+            reasons[state.tag] = reason(state, live: live, rank: rank)
+        }
+        let reached = Set(states.filter { !$0.isCacheTag && reasons[$0.tag] == nil }.flatMap { [$0.digest] + $0.children })
+        let othersByDigest = Dictionary(grouping: states.filter { !$0.isCacheTag }, by: \.digest)
+        for state in states where state.isCacheTag {
+            let others = (othersByDigest[state.digest] ?? []).compactMap { reasons[$0.tag] }
+            reasons[state.tag] = cacheReason(state, live: live, reached: reached, others: others)
+        }
+        return reasons
+    }
+
+    /// Spends `max_deletions` on `candidates` (oldest first, by digest): a digest a kept tag
+    /// reaches is only untagged, any other deleted whole with its unreached children; what the
+    /// budget leaves is deferred.
+    private func schedule(_ candidates: [Removal], states: [TagState], into plan: inout Plan) {
         let keptStates = states.filter { plan.kept.contains($0.tag) }
         let reachable = Set(keptStates.flatMap { [$0.digest] + $0.children })
         let childrenOf = Dictionary(states.map { ($0.digest, $0.children) }, uniquingKeysWith: { first, _ in first })
@@ -198,7 +211,6 @@ struct PrunePlanner {
                 }
             }
         }
-        return plan
     }
 
     /// `14d`, `12h`, `30m`, `90s` or plain seconds.

@@ -61,18 +61,9 @@ public struct Source: Sendable {
         registry = reference.registry
         repository = reference.repository
 
-        let username = try source.string("username"), password = try source.string("password")
-        switch (username.flatMap { $0.isEmpty ? nil : $0 }, password.flatMap { $0.isEmpty ? nil : $0 }) {
-        case let (user?, secret?): credentials = .basic(username: user, password: secret)
-        case (nil, nil): credentials = nil
-        case (_?, nil): throw InputError("source.username is set but source.password is not")
-        case (nil, _?): throw InputError("source.password is set but source.username is not")
-        }
+        credentials = try Self.credentials(source)
         insecure = try source.bool("insecure") ?? false
-        caCertificates = try source.strings("ca_certs") ?? []
-        for (index, certificate) in caCertificates.enumerated() where !certificate.contains("-----BEGIN CERTIFICATE-----") {
-            throw InputError("source.ca_certs[\(index)]: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
-        }
+        caCertificates = try Self.caCertificates(source)
         debug = try source.bool("debug") ?? false
         platform = try Self.platform(source.object("platform", keys: ["os", "architecture", "variant"]))
         mirror = try source.object("registry_mirror", keys: RegistryMirror.keys, secrets: ["password"]).map(RegistryMirror.init)
@@ -88,16 +79,41 @@ public struct Source: Sendable {
             throw InputError("source.\(key) needs source.git (source-keyed mode)")
         }
         metadataPatterns = try Self.metadataPatterns(source)
+        mode = try Self.imageMode(source)
+    }
+
+    /// `username` and `password`: both or neither (empty counts as unset).
+    static func credentials(_ source: InputObject) throws(InputError) -> Credentials? {
+        let username = try source.string("username"), password = try source.string("password")
+        switch (username.flatMap { $0.isEmpty ? nil : $0 }, password.flatMap { $0.isEmpty ? nil : $0 }) {
+        case let (user?, secret?): return .basic(username: user, password: secret)
+        case (nil, nil): return nil
+        case (_?, nil): throw InputError("source.username is set but source.password is not")
+        case (nil, _?): throw InputError("source.password is set but source.username is not")
+        }
+    }
+
+    /// `ca_certs`: PEM certificates.
+    static func caCertificates(_ source: InputObject) throws(InputError) -> [String] {
+        let caCertificates = try source.strings("ca_certs") ?? []
+        for (index, certificate) in caCertificates.enumerated() where !certificate.contains("-----BEGIN CERTIFICATE-----") {
+            throw InputError("source.ca_certs[\(index)]: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        }
+        return caCertificates
+    }
+
+    /// Image mode's versions: `tag_regex`, else `tag`, else semver tags with their settings.
+    static func imageMode(_ source: InputObject) throws(InputError) -> Mode {
         if let regex = try Self.tagRegex(source) {
-            mode = .tagRegex(regex)
-            return
+            return .tagRegex(regex)
         }
         if let tagText = try Self.tagText(source) {
-            do { mode = .tag(try Tag(tagText)) } catch { throw source.invalid("tag", "\(error)") }
+            let tag: Tag
+            do { tag = try Tag(tagText) } catch { throw source.invalid("tag", "\(error)") }
             for key in ["variant", "semver_constraint", "pre_releases", "pre_release_prefixes"] where source.has(key) {
                 throw InputError("source.\(key) applies to semver mode, which is used only when source.tag is not set")
             }
-            return
+            return .tag(tag)
         }
         var selection = SemverSelection()
         if let variant = try source.string("variant") {
@@ -112,7 +128,7 @@ public struct Source: Sendable {
             guard selection.preReleases else { throw InputError("source.pre_release_prefixes needs source.pre_releases: true") }
             selection.preReleasePrefixes = prefixes
         }
-        mode = .semver(selection)
+        return .semver(selection)
     }
 
     /// A client for the source's registry; credentials from the source (or its cloud login), else a Docker config.

@@ -95,38 +95,9 @@ extension Source {
         guard region.range(of: #"^[a-z]{2}(-[a-z]+)+-[0-9]+$"#, options: .regularExpression) != nil else {
             throw source.invalid("aws_region", "\"\(InputObject.printable(region))\" is not an AWS region such as us-east-1")
         }
-        let keyID = try source.string("aws_access_key_id").flatMap { $0.isEmpty ? nil : $0 }
-        let secret = try source.string("aws_secret_access_key").flatMap { $0.isEmpty ? nil : $0 }
-        let token = try source.string("aws_session_token").flatMap { $0.isEmpty ? nil : $0 }
-        var explicit: AWSCredentials?
-        switch (keyID, secret) {
-        case let (id?, secret?): explicit = AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
-        case (nil, nil):
-            if token != nil { throw InputError("source.aws_session_token needs source.aws_access_key_id and source.aws_secret_access_key") }
-        case (_?, nil): throw InputError("source.aws_access_key_id is set but source.aws_secret_access_key is not")
-        case (nil, _?): throw InputError("source.aws_secret_access_key is set but source.aws_access_key_id is not")
-        }
-        let single = try source.string("aws_role_arn").flatMap { $0.isEmpty ? nil : $0 }
-        let chain = try source.strings("aws_role_arns") ?? []
-        if single != nil && !chain.isEmpty {
-            throw InputError("source.aws_role_arn and source.aws_role_arns cannot both be set; list every role in aws_role_arns")
-        }
-        let roles = single.map { [$0] } ?? chain
-        for (index, role) in roles.enumerated() where role.range(of: #"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"#, options: .regularExpression) == nil {
-            let key = single != nil ? "aws_role_arn" : "aws_role_arns[\(index)]"
-            throw InputError("source.\(key): \"\(InputObject.printable(role))\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-        }
-        var accounts: [String: String] = [:]
-        for key in ["aws_account_id", "aws_ecr_registry_id"] {
-            guard let value = try source.string(key), !value.isEmpty else { continue }
-            guard value.count == 12, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber) else {
-                throw source.invalid(key, "\"\(InputObject.printable(value))\" is not a 12-digit AWS account id")
-            }
-            accounts[key] = value
-        }
-        if let account = accounts["aws_account_id"], let registry = accounts["aws_ecr_registry_id"], account != registry {
-            throw InputError("source.aws_account_id (\(account)) and source.aws_ecr_registry_id (\(registry)) name different registries; give one")
-        }
+        let explicit = try awsCredentials(source)
+        let roles = try awsRoles(source)
+        let accounts = try awsAccounts(source)
         let login = ECRLogin(region: region, credentials: AWSCredentialChain(explicit: explicit, environment: AWSEnvironment(environment)),
                              roleARNs: roles, registryIDs: accounts["aws_ecr_registry_id"].map { [$0] } ?? [])
 
@@ -142,6 +113,52 @@ extension Source {
             return (repository, CloudLogin(.ecr(login), bareRepository: repository))
         }
         return ("\(account).dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(repository)", CloudLogin(.ecr(login)))
+    }
+
+    /// `aws_access_key_id` and `aws_secret_access_key` (both or neither), with `aws_session_token`.
+    private static func awsCredentials(_ source: InputObject) throws(InputError) -> AWSCredentials? {
+        let keyID = try source.string("aws_access_key_id").flatMap { $0.isEmpty ? nil : $0 }
+        let secret = try source.string("aws_secret_access_key").flatMap { $0.isEmpty ? nil : $0 }
+        let token = try source.string("aws_session_token").flatMap { $0.isEmpty ? nil : $0 }
+        switch (keyID, secret) {
+        case let (id?, secret?): return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
+        case (nil, nil):
+            if token != nil { throw InputError("source.aws_session_token needs source.aws_access_key_id and source.aws_secret_access_key") }
+            return nil
+        case (_?, nil): throw InputError("source.aws_access_key_id is set but source.aws_secret_access_key is not")
+        case (nil, _?): throw InputError("source.aws_secret_access_key is set but source.aws_access_key_id is not")
+        }
+    }
+
+    /// `aws_role_arn` or `aws_role_arns`: the roles assumed in turn.
+    private static func awsRoles(_ source: InputObject) throws(InputError) -> [String] {
+        let single = try source.string("aws_role_arn").flatMap { $0.isEmpty ? nil : $0 }
+        let chain = try source.strings("aws_role_arns") ?? []
+        if single != nil && !chain.isEmpty {
+            throw InputError("source.aws_role_arn and source.aws_role_arns cannot both be set; list every role in aws_role_arns")
+        }
+        let roles = single.map { [$0] } ?? chain
+        for (index, role) in roles.enumerated() where role.range(of: #"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"#, options: .regularExpression) == nil {
+            let key = single != nil ? "aws_role_arn" : "aws_role_arns[\(index)]"
+            throw InputError("source.\(key): \"\(InputObject.printable(role))\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        }
+        return roles
+    }
+
+    /// `aws_account_id` and `aws_ecr_registry_id`, by key: 12-digit ids naming one registry.
+    private static func awsAccounts(_ source: InputObject) throws(InputError) -> [String: String] {
+        var accounts: [String: String] = [:]
+        for key in ["aws_account_id", "aws_ecr_registry_id"] {
+            guard let value = try source.string(key), !value.isEmpty else { continue }
+            guard value.count == 12, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber) else {
+                throw source.invalid(key, "\"\(InputObject.printable(value))\" is not a 12-digit AWS account id")
+            }
+            accounts[key] = value
+        }
+        if let account = accounts["aws_account_id"], let registry = accounts["aws_ecr_registry_id"], account != registry {
+            throw InputError("source.aws_account_id (\(account)) and source.aws_ecr_registry_id (\(registry)) name different registries; give one")
+        }
+        return accounts
     }
 
     /// ACR is used when `azure_acr` is true, as in registry-image.

@@ -28,6 +28,16 @@ public struct SourceKeyed: Sendable {
     public static let defaultTrackBaseTemplates = ["{short_ref}-{short_base}", "{branch}"]
 
     init(_ source: InputObject) throws(InputError) {
+        git = try Self.gitConfiguration(source)
+        trackBase = try Self.trackBase(source, paths: git.paths)
+        templates = try Self.templates(source, trackBase: trackBase)
+        latestOn = try source.string("latest_on")
+        requireImage = try source.bool("require_image") ?? false
+        tagPrefix = try source.string("tag_prefix")
+    }
+
+    /// `git` (with `source.tag_file`), validated.
+    static func gitConfiguration(_ source: InputObject) throws(InputError) -> GitSourceConfiguration {
         guard let git = try source.object("git", keys: Self.gitKeys, secrets: ["password", "private_key"]) else {
             throw InputError("source.git is required in source-keyed mode")
         }
@@ -50,40 +60,45 @@ public struct SourceKeyed: Sendable {
             tagFile = TagFileSpec(path: try object.requiredString("path"), key: try object.string("key"))
         case let other?: throw InputError("source.tag_file: expected a path or {path, key}, got \(other.kind)")
         }
-        self.git = GitSourceConfiguration(
+        let configuration = GitSourceConfiguration(
             uri: try git.requiredString("uri"), branch: branch, paths: try git.strings("paths") ?? [],
             ignorePaths: try git.strings("ignore_paths") ?? [], disableCISkip: try git.bool("disable_ci_skip") ?? false,
             commitFilter: filter, versionDepth: try git.integer("version_depth", in: 1...100_000),
             tagFilter: try git.string("tag_filter"), tagRegex: try git.string("tag_regex"),
             privateKey: try git.string("private_key"), username: try git.string("username"), password: try git.string("password"),
             tagFile: tagFile)
-        do { try self.git.validate() } catch { throw InputError("source.\(error)") }
+        do { try configuration.validate() } catch { throw InputError("source.\(error)") }
+        return configuration
+    }
 
+    /// `track_base`: nil, the Dockerfile in the first of `paths`, or the one given.
+    static func trackBase(_ source: InputObject, paths: [String]) throws(InputError) -> TrackBase? {
         switch source.raw("track_base") {
         case nil, .bool(false)?, .null?:
-            trackBase = nil
+            return nil
         case .bool(true)?:
-            guard let first = self.git.paths.first else {
+            guard let first = paths.first else {
                 throw InputError("source.track_base: true needs git.paths (the Dockerfile is <first path>/Dockerfile); or give {dockerfile: path}")
             }
             let directory = first.hasSuffix("/") ? String(first.dropLast()) : first
-            trackBase = TrackBase(dockerfile: directory.isEmpty || directory == "." ? "Dockerfile" : directory + "/Dockerfile", buildArgs: [:])
+            return TrackBase(dockerfile: directory.isEmpty || directory == "." ? "Dockerfile" : directory + "/Dockerfile", buildArgs: [:])
         case .object?:
             let object = try source.object("track_base", keys: ["dockerfile", "build_args"])!
-            trackBase = TrackBase(dockerfile: try object.requiredString("dockerfile"), buildArgs: try object.stringMap("build_args") ?? [:])
+            return TrackBase(dockerfile: try object.requiredString("dockerfile"), buildArgs: try object.stringMap("build_args") ?? [:])
         case let other?:
             throw InputError("source.track_base: expected true or {dockerfile, build_args}, got \(other.kind)")
         }
+    }
 
+    /// `tags`, or the default templates (which name the bases with `track_base`).
+    static func templates(_ source: InputObject, trackBase: TrackBase?) throws(InputError) -> [TagTemplate] {
         let templates = try source.strings("tags") ?? (trackBase == nil ? Self.defaultTemplates : Self.defaultTrackBaseTemplates)
         guard !templates.isEmpty else { throw InputError("source.tags: give at least one template (the first makes the immutable tag)") }
-        self.templates = []
+        var parsed: [TagTemplate] = []
         for template in templates {
-            do { self.templates.append(try TagTemplate(template)) } catch { throw source.invalid("tags", "\(error)") }
+            do { parsed.append(try TagTemplate(template)) } catch { throw source.invalid("tags", "\(error)") }
         }
-        latestOn = try source.string("latest_on")
-        requireImage = try source.bool("require_image") ?? false
-        tagPrefix = try source.string("tag_prefix")
+        return parsed
     }
 
     /// The floating tags `out` may move to the image of a change, for `in`'s `tags` file:

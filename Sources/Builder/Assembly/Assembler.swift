@@ -73,105 +73,20 @@ struct Assembler {
 
     // MARK: Stages
 
+    /// The target stage for one platform, every planned stage assembled in order, with
+    /// ImageBuild's labels and the build's time.
     func assemble(for target: Platform, stages: DockerfileStages, work: OCILayout) throws -> StageState {
         var states: [Int: StageState] = [:]
-        // Only the target and the stages it is built on end up in the image; a stage that is
-        // only copied from is needed as a tree, so its layers are never written.
-        var imageStages: Set<Int> = []
-        var next: Int? = plan.stages[plan.target].index
-        while let index = next, imageStages.insert(index).inserted {
-            next = plan.stages.first { $0.index == index }?.baseStage
-        }
+        let imageStages = plan.imageStages
         for planned in plan.stages {
-            let writesLayers = imageStages.contains(planned.index)
-            let source = stages.stages[planned.index]
             var state: StageState
             if let earlier = planned.baseStage, let built = states[earlier] {
                 state = built
             } else {
-                state = try base(source, target: target, work: work)
+                state = try base(stages.stages[planned.index], target: target, work: work)
             }
-            var arguments: [String: String] = [:]
-            var cmdSet = false
-            for (instruction, step) in planned.steps {
-                var values = arguments
-                for entry in state.config.config?.env ?? [] {
-                    let pair = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                    if let name = pair.first, !name.isEmpty { values[name] = pair.count > 1 ? pair[1] : "" }
-                }
-                var config = state.config.config ?? ImageConfiguration.Config()
-                var layer: [String: FileTree.Node]?
-                switch step {
-                case .copy(let copy):
-                    layer = try apply(copy, to: &state, states: states, values: values, workdir: config.workingDir ?? "/")
-                case .env(let text):
-                    guard let pairs = DockerfileStages.keyValues(text, values: values) else {
-                        throw AssemblyRefusal(line: instruction.line, "ENV \(text) is not NAME=value")
-                    }
-                    // As buildah's SetEnv: a variable set again moves to the end.
-                    var env = config.env ?? []
-                    for (key, value) in pairs {
-                        env.removeAll { $0.hasPrefix(key + "=") || $0 == key }
-                        env.append("\(key)=\(value)")
-                    }
-                    config.env = env
-                case .label(let text):
-                    guard let pairs = DockerfileStages.keyValues(text, values: values) else {
-                        throw AssemblyRefusal(line: instruction.line, "LABEL \(text) is not NAME=value")
-                    }
-                    var labels = config.labels ?? [:]
-                    for (key, value) in pairs { labels[key] = value }
-                    config.labels = labels
-                case .workdir(let text):
-                    let written = DockerfileStages.words(text, values: values).joined(separator: " ")
-                    let joined = written.hasPrefix("/") ? written : (config.workingDir ?? "/") + "/" + written
-                    let clean = "/" + (FileTree.resolve(joined, followLast: false) { _ in nil } ?? "")
-                    config.workingDir = clean
-                    makeWorkdir(clean, in: &state)
-                case .user(let text):
-                    config.user = DockerfileStages.words(text, values: values).joined(separator: " ")
-                case .expose(let text):
-                    var ports = config.exposedPorts ?? [:]
-                    for port in DockerfileStages.words(text, values: values) {
-                        // The protocol as written (buildah keeps `80/TCP`); none means TCP.
-                        ports[port.contains("/") ? port : port + "/tcp"] = EmptyObject()
-                    }
-                    config.exposedPorts = ports
-                case .entrypoint(let command):
-                    config.entrypoint = command.arguments
-                    if !cmdSet { config.cmd = nil }
-                case .cmd(let command):
-                    config.cmd = command.arguments
-                    cmdSet = true
-                case .arg(let text):
-                    for declaration in text.split(whereSeparator: \.isWhitespace) {
-                        let parts = declaration.split(separator: "=", maxSplits: 1).map(String.init)
-                        let fallback = parts.count > 1 ? DockerfileStages.words(parts[1], values: values).joined(separator: " ") : nil
-                        if let value = bases.buildArgs[parts[0]] ?? fallback ?? stages.globalArgs[parts[0]] { arguments[parts[0]] = value }
-                    }
-                case .stopSignal(let text):
-                    config.stopSignal = DockerfileStages.words(text, values: values).joined(separator: " ")
-                case .volume(let text):
-                    var volumes = config.volumes ?? [:]
-                    for volume in DockerfileStages.Instruction.execForm(text) ?? DockerfileStages.words(text, values: values) { volumes[volume] = EmptyObject() }
-                    config.volumes = volumes
-                case .ignored:
-                    log.info("Dockerfile line \(instruction.line): \(instruction.keyword) is not part of an OCI image (buildah drops it too); ignored")
-                }
-                state.config.config = config
-                if layer != nil, !writesLayers {
-                    state.pending = [:]  // the tree has the files; no image holds this stage's layers
-                } else if let layer {
-                    try addLayer(layer, to: &state, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", work: work)
-                } else {
-                    state.config.history = (state.config.history ?? []) + [ImageConfiguration.History(
-                        created: created, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", emptyLayer: true)]
-                }
-            }
-            // buildah commits a WORKDIR's directory only with a later COPY's layer; one no copy
-            // followed is not in its image (measured), so it is not in ours.
-            for path in state.pending.keys.sorted(by: >) { state.tree.remove(path) }
-            state.pending = [:]
+            try applySteps(of: planned, to: &state, states: states, globalArgs: stages.globalArgs,
+                           writesLayers: imageStages.contains(planned.index), work: work)
             states[planned.index] = state
         }
         guard var final = states[plan.stages[plan.target].index] else {
@@ -182,6 +97,106 @@ struct Assembler {
         final.config.config = config
         final.config.created = created
         return final
+    }
+
+    /// Applies a stage's instructions in order: a `COPY`/`ADD` makes a layer (written only
+    /// when `writesLayers`), every other instruction an empty-layer history entry.
+    func applySteps(of planned: AssemblyPlan.Stage, to state: inout StageState, states: [Int: StageState], globalArgs: [String: String],
+                    writesLayers: Bool, work: OCILayout) throws {
+        var arguments: [String: String] = [:]
+        var cmdSet = false
+        for (instruction, step) in planned.steps {
+            var values = arguments
+            for entry in state.config.config?.env ?? [] {
+                let pair = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                if let name = pair.first, !name.isEmpty { values[name] = pair.count > 1 ? pair[1] : "" }
+            }
+            var config = state.config.config ?? ImageConfiguration.Config()
+            var layer: [String: FileTree.Node]?
+            switch step {
+            case .copy(let copy):
+                layer = try apply(copy, to: &state, states: states, values: values, workdir: config.workingDir ?? "/")
+            case .workdir(let text):
+                let written = DockerfileStages.words(text, values: values).joined(separator: " ")
+                let joined = written.hasPrefix("/") ? written : (config.workingDir ?? "/") + "/" + written
+                let clean = "/" + (FileTree.resolve(joined, followLast: false) { _ in nil } ?? "")
+                config.workingDir = clean
+                makeWorkdir(clean, in: &state)
+            case .arg(let text):
+                for declaration in text.split(whereSeparator: \.isWhitespace) {
+                    let parts = declaration.split(separator: "=", maxSplits: 1).map(String.init)
+                    let fallback = parts.count > 1 ? DockerfileStages.words(parts[1], values: values).joined(separator: " ") : nil
+                    if let value = bases.buildArgs[parts[0]] ?? fallback ?? globalArgs[parts[0]] { arguments[parts[0]] = value }
+                }
+            case .ignored:
+                log.info("Dockerfile line \(instruction.line): \(instruction.keyword) is not part of an OCI image (buildah drops it too); ignored")
+            default:
+                try Self.configure(&config, step, line: instruction.line, values: values, cmdSet: &cmdSet)
+            }
+            state.config.config = config
+            if layer != nil, !writesLayers {
+                state.pending = [:]  // the tree has the files; no image holds this stage's layers
+            } else if let layer {
+                try addLayer(layer, to: &state, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", work: work)
+            } else {
+                state.config.history = (state.config.history ?? []) + [ImageConfiguration.History(
+                    created: created, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", emptyLayer: true)]
+            }
+        }
+        // buildah commits a WORKDIR's directory only with a later COPY's layer; one no copy
+        // followed is not in its image (measured), so it is not in ours.
+        for path in state.pending.keys.sorted(by: >) { state.tree.remove(path) }
+        state.pending = [:]
+    }
+
+    /// The image config after one instruction that only sets configuration (`ENV`, `LABEL`,
+    /// `USER`, `EXPOSE`, `ENTRYPOINT`, `CMD`, `STOPSIGNAL`, `VOLUME`), as buildah sets it;
+    /// `cmdSet` says whether the stage has its own `CMD` yet.
+    static func configure(_ config: inout ImageConfiguration.Config, _ step: AssemblyPlan.Step, line: Int, values: [String: String],
+                          cmdSet: inout Bool) throws {
+        switch step {
+        case .env(let text):
+            guard let pairs = DockerfileStages.keyValues(text, values: values) else {
+                throw AssemblyRefusal(line: line, "ENV \(text) is not NAME=value")
+            }
+            // As buildah's SetEnv: a variable set again moves to the end.
+            var env = config.env ?? []
+            for (key, value) in pairs {
+                env.removeAll { $0.hasPrefix(key + "=") || $0 == key }
+                env.append("\(key)=\(value)")
+            }
+            config.env = env
+        case .label(let text):
+            guard let pairs = DockerfileStages.keyValues(text, values: values) else {
+                throw AssemblyRefusal(line: line, "LABEL \(text) is not NAME=value")
+            }
+            var labels = config.labels ?? [:]
+            for (key, value) in pairs { labels[key] = value }
+            config.labels = labels
+        case .user(let text):
+            config.user = DockerfileStages.words(text, values: values).joined(separator: " ")
+        case .expose(let text):
+            var ports = config.exposedPorts ?? [:]
+            for port in DockerfileStages.words(text, values: values) {
+                // The protocol as written (buildah keeps `80/TCP`); none means TCP.
+                ports[port.contains("/") ? port : port + "/tcp"] = EmptyObject()
+            }
+            config.exposedPorts = ports
+        case .entrypoint(let command):
+            config.entrypoint = command.arguments
+            if !cmdSet { config.cmd = nil }
+        case .cmd(let command):
+            config.cmd = command.arguments
+            cmdSet = true
+        case .stopSignal(let text):
+            config.stopSignal = DockerfileStages.words(text, values: values).joined(separator: " ")
+        case .volume(let text):
+            var volumes = config.volumes ?? [:]
+            for volume in DockerfileStages.Instruction.execForm(text) ?? DockerfileStages.words(text, values: values) { volumes[volume] = EmptyObject() }
+            config.volumes = volumes
+        case .copy, .workdir, .arg, .ignored:
+            break
+        }
     }
 
     /// Applies one `COPY`/`ADD` to the stage; returns its layer's entries.

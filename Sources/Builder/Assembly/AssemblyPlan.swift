@@ -92,6 +92,18 @@ struct AssemblyPlan: Sendable {
     /// The index of the target stage in ``stages``.
     var target: Int { stages.count - 1 }
 
+    /// The Dockerfile indexes of the stages the image is built on: the target and its bases.
+    /// Only these end up in the image; a stage that is only copied from is needed as a tree,
+    /// so its layers are never written.
+    var imageStages: Set<Int> {
+        var imageStages: Set<Int> = []
+        var next: Int? = stages[target].index
+        while let index = next, imageStages.insert(index).inserted {
+            next = stages.first { $0.index == index }?.baseStage
+        }
+        return imageStages
+    }
+
     /// The plan for `stages` (the Dockerfile up to the target, as ``BaseResolution`` keeps
     /// them), or the first instruction it cannot assemble.
     init(_ all: [DockerfileStages.Stage], directives: [String: String] = [:]) throws(AssemblyRefusal) {

@@ -71,33 +71,7 @@ struct PackageDatabaseScan: Sendable, Equatable {
         var files: [String: Data] = [:]  // tracked path → content, as of the layers read so far
         var attribution: [String: (Int, Digest)] = [:]  // package key → the layer its entry is unchanged since
         for (index, layer) in manifest.layers.enumerated() {
-            let (source, _) = try decompressing(try layout.openBlob(layer))
-            let reader = TarReader(source)
-            var hidden: [String] = []  // whiteouts: paths (and what is below them) of lower layers
-            var written: [String: Data] = [:]
-            var removedHere: Set<String> = []
-            while let header = try reader.next() {
-                let path = normalized(header.name)
-                let slash = path.lastIndex(of: "/")
-                let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-                let parent = slash.map { String(path[..<$0]) } ?? ""
-                if base == ".wh..wh..opq" {
-                    hidden.append(parent)
-                } else if base.hasPrefix(".wh.") {
-                    hidden.append(parent.isEmpty ? String(base.dropFirst(4)) : parent + "/" + base.dropFirst(4))
-                } else if isTracked(path) {
-                    if header.kind == .regular {
-                        let sink = DataSink(limit: fileLimit)
-                        _ = try copy(from: reader.body, to: sink)
-                        written[path] = sink.data
-                        removedHere.remove(path)
-                    } else {
-                        // A link or directory where the database was: not a database we read.
-                        written[path] = nil
-                        removedHere.insert(path)
-                    }
-                }
-            }
+            let (hidden, written, removedHere) = try readLayer(layer, in: layout)
             func isHidden(_ path: String) -> Bool {
                 hidden.contains { $0.isEmpty || path == $0 || path.hasPrefix($0 + "/") }
             }
@@ -129,6 +103,40 @@ struct PackageDatabaseScan: Sendable, Equatable {
         let release = files["etc/os-release"] ?? files["usr/lib/os-release"]
         scan.distribution = release.flatMap { osReleaseID(String(decoding: $0, as: UTF8.self)) }
         return scan
+    }
+
+    /// One layer's say on the tracked files: the paths its whiteouts hide (with what is below
+    /// them) in lower layers, the tracked files it writes, and those it replaces with
+    /// something other than a file.
+    static func readLayer(_ layer: Descriptor, in layout: OCILayout) throws -> (hidden: [String], written: [String: Data], removed: Set<String>) {
+        let (source, _) = try decompressing(try layout.openBlob(layer))
+        let reader = TarReader(source)
+        var hidden: [String] = []  // whiteouts: paths (and what is below them) of lower layers
+        var written: [String: Data] = [:]
+        var removedHere: Set<String> = []
+        while let header = try reader.next() {
+            let path = normalized(header.name)
+            let slash = path.lastIndex(of: "/")
+            let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+            let parent = slash.map { String(path[..<$0]) } ?? ""
+            if base == ".wh..wh..opq" {
+                hidden.append(parent)
+            } else if base.hasPrefix(".wh.") {
+                hidden.append(parent.isEmpty ? String(base.dropFirst(4)) : parent + "/" + base.dropFirst(4))
+            } else if isTracked(path) {
+                if header.kind == .regular {
+                    let sink = DataSink(limit: fileLimit)
+                    _ = try copy(from: reader.body, to: sink)
+                    written[path] = sink.data
+                    removedHere.remove(path)
+                } else {
+                    // A link or directory where the database was: not a database we read.
+                    written[path] = nil
+                    removedHere.insert(path)
+                }
+            }
+        }
+        return (hidden, written, removedHere)
     }
 
     static func key(_ package: InstalledPackage) -> String {
