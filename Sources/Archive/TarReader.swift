@@ -119,82 +119,103 @@ public final class TarReader {
 
     // MARK: - Reading
 
+    /// What the metadata headers (`x`, `g`, `L`, `K`) read so far say about the entry that
+    /// follows them.
+    private struct PendingMetadata {
+        var localRecords: [String: [UInt8]]?
+        var localRecordsOffset: Int64 = 0
+        var longName: [UInt8]?
+        var longLink: [UInt8]?
+        /// The first header that still waits for its entry (a global `g` header waits for none).
+        var firstOffset: Int64?
+    }
+
     private func readNext() throws -> TarHeader? {
         generation += 1
         if ended { return nil }
         try skipRest()
         current = nil
 
-        var localRecords: [String: [UInt8]]?
-        var localRecordsOffset: Int64 = 0
-        var longName: [UInt8]?
-        var longLink: [UInt8]?
-        var pendingMetadataOffset: Int64?
-
+        var pending = PendingMetadata()
         while true {
             let headerOffset = offset
-            guard try readBlock(at: headerOffset) else {
-                if let pendingMetadataOffset { throw metadataWithoutEntry(pendingMetadataOffset) }
-                ended = true
-                return nil
-            }
-            if isZeroBlock(block) {
-                // The end-of-archive marker is two zero blocks; a lone one at the very end is
-                // accepted as GNU tar does. A zero block followed by a header is refused, as
-                // Go's archive/tar does, because readers disagree on what it means.
-                let secondOffset = offset
-                if try readBlock(at: secondOffset), !isZeroBlock(block) {
-                    throw ArchiveError(.malformed, "a zero block at offset \(headerOffset) is followed by a header at offset \(secondOffset): the archive is corrupt or two archives were concatenated")
-                }
-                if let pendingMetadataOffset { throw metadataWithoutEntry(pendingMetadataOffset) }
+            if try !readBlock(at: headerOffset) || isEndMarker(at: headerOffset) {
+                if let first = pending.firstOffset { throw metadataWithoutEntry(first) }
                 ended = true
                 return nil
             }
             try verifyChecksum(at: headerOffset)
 
             let typeFlag = block[TarField.typeFlag]
-            let format = TarFormat(UnsafeRawBufferPointer(block))
             switch typeFlag {
             case TarMetaType.paxLocal, TarMetaType.paxLocalSolaris, TarMetaType.paxGlobal,
                 TarMetaType.gnuLongName, TarMetaType.gnuLongLink:
-                let size = try parseNumeric(numericField(UnsafeRawBufferPointer(block), TarField.size), FieldContext(field: "size", headerOffset: headerOffset))
-                let body = try readMetadataBody(size: size, typeFlag: typeFlag, headerOffset: headerOffset)
-                // A global header applies to all later entries; it need not precede one.
-                if typeFlag != TarMetaType.paxGlobal {
-                    pendingMetadataOffset = pendingMetadataOffset ?? headerOffset
-                }
-                switch typeFlag {
-                case TarMetaType.paxGlobal:
-                    try mergeGlobal(parsePAXRecords(body, headerOffset: headerOffset), headerOffset: headerOffset)
-                case TarMetaType.gnuLongName:
-                    longName = Array(body.prefix(while: { $0 != 0 }))
-                case TarMetaType.gnuLongLink:
-                    longLink = Array(body.prefix(while: { $0 != 0 }))
-                default:
-                    // Consecutive `x` headers: the last one wins, as in Go's archive/tar.
-                    var records: [String: [UInt8]] = [:]
-                    for (key, value) in try parsePAXRecords(body, headerOffset: headerOffset) {
-                        records[key] = value
-                    }
-                    localRecords = records
-                    localRecordsOffset = headerOffset
-                }
+                try readMetadata(typeFlag, headerOffset: headerOffset, into: &pending)
             default:
-                var header = try parseHeader(format: format, headerOffset: headerOffset)
-                if let longName { header.name = decodeText(longName) }
-                if let longLink { header.linkName = decodeText(longLink) }
-                try applyPAX(local: localRecords ?? [:], to: &header, headerOffset: localRecords == nil ? headerOffset : localRecordsOffset)
-                if header.kind.isHeaderOnly { header.size = 0 }
-                if typeFlag == TarMetaType.gnuSparse, format == .gnu, block[TarField.gnuIsExtended] != 0 {
-                    try skipSparseExtensions()
-                }
-                current = header
-                currentHeaderOffset = headerOffset
-                bodyRemaining = header.size
-                paddingRemaining = (Int64(tarBlockSize) - header.size % Int64(tarBlockSize)) % Int64(tarBlockSize)
-                return header
+                return try startEntry(typeFlag, headerOffset: headerOffset, metadata: pending)
             }
         }
+    }
+
+    /// Whether the zero block just read at `headerOffset` (if it is one) ends the archive.
+    ///
+    /// The end-of-archive marker is two zero blocks; a lone one at the very end is accepted
+    /// as GNU tar does. A zero block followed by a header is refused, as Go's archive/tar
+    /// does, because readers disagree on what it means.
+    private func isEndMarker(at headerOffset: Int64) throws -> Bool {
+        guard isZeroBlock(block) else { return false }
+        let secondOffset = offset
+        if try readBlock(at: secondOffset), !isZeroBlock(block) {
+            throw ArchiveError(.malformed, "a zero block at offset \(headerOffset) is followed by a header at offset \(secondOffset): the archive is corrupt or two archives were concatenated")
+        }
+        return true
+    }
+
+    /// Reads the body of the metadata header in `block` and records what it says: global
+    /// records at once, the rest in `pending` for the next entry.
+    private func readMetadata(_ typeFlag: UInt8, headerOffset: Int64, into pending: inout PendingMetadata) throws {
+        let size = try parseNumeric(numericField(UnsafeRawBufferPointer(block), TarField.size), FieldContext(field: "size", headerOffset: headerOffset))
+        let body = try readMetadataBody(size: size, typeFlag: typeFlag, headerOffset: headerOffset)
+        // A global header applies to all later entries; it need not precede one.
+        if typeFlag != TarMetaType.paxGlobal {
+            pending.firstOffset = pending.firstOffset ?? headerOffset
+        }
+        switch typeFlag {
+        case TarMetaType.paxGlobal:
+            try mergeGlobal(parsePAXRecords(body, headerOffset: headerOffset), headerOffset: headerOffset)
+        case TarMetaType.gnuLongName:
+            pending.longName = Array(body.prefix(while: { $0 != 0 }))
+        case TarMetaType.gnuLongLink:
+            pending.longLink = Array(body.prefix(while: { $0 != 0 }))
+        default:
+            // Consecutive `x` headers: the last one wins, as in Go's archive/tar.
+            var records: [String: [UInt8]] = [:]
+            for (key, value) in try parsePAXRecords(body, headerOffset: headerOffset) {
+                records[key] = value
+            }
+            pending.localRecords = records
+            pending.localRecordsOffset = headerOffset
+        }
+    }
+
+    /// Parses the entry header in `block`, applies `metadata` to it, and makes it the current
+    /// entry, its body next in the stream.
+    private func startEntry(_ typeFlag: UInt8, headerOffset: Int64, metadata: PendingMetadata) throws -> TarHeader {
+        let format = TarFormat(UnsafeRawBufferPointer(block))
+        var header = try parseHeader(format: format, headerOffset: headerOffset)
+        if let longName = metadata.longName { header.name = decodeText(longName) }
+        if let longLink = metadata.longLink { header.linkName = decodeText(longLink) }
+        try applyPAX(local: metadata.localRecords ?? [:], to: &header,
+                     headerOffset: metadata.localRecords == nil ? headerOffset : metadata.localRecordsOffset)
+        if header.kind.isHeaderOnly { header.size = 0 }
+        if typeFlag == TarMetaType.gnuSparse, format == .gnu, block[TarField.gnuIsExtended] != 0 {
+            try skipSparseExtensions()
+        }
+        current = header
+        currentHeaderOffset = headerOffset
+        bodyRemaining = header.size
+        paddingRemaining = (Int64(tarBlockSize) - header.size % Int64(tarBlockSize)) % Int64(tarBlockSize)
+        return header
     }
 
     private func metadataWithoutEntry(_ headerOffset: Int64) -> ArchiveError {

@@ -95,6 +95,9 @@ public final class TarWriter {
 
     /// The header blocks for `header`: a PAX `x` header and its records when needed, then the
     /// ustar header. Validates everything first, so it throws before anything is written.
+    ///
+    /// Kept whole: it walks the ustar header field by field, each field either fitting or
+    /// also going into the PAX records, so the block and the records are read side by side.
     static func encodeHeader(_ header: TarHeader) throws -> [UInt8] {
         try validate(header)
         var pax: [String: [UInt8]] = [:]

@@ -39,11 +39,7 @@ extension ChangeDetector {
                 // Read from git's tree, never through the work tree: a tag file committed as a
                 // link (or below a directory that is one) would otherwise read and write a
                 // file outside the clone.
-                let object = try regularTagFile(spec.normalizedPath, at: head, in: repository, branch: branch)
-                let blob = try repository.run(["cat-file", "blob", object])
-                guard blob.succeeded, case let data = blob.standardOutput, let text = String(data: data, encoding: .utf8) else {
-                    throw GitSourceError(.tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
-                }
+                let (data, text) = try readTagFile(spec, at: head, in: repository, branch: branch)
                 let old = try TagFileValue.read(data, spec: spec, commit: head)
                 let new = try newValue(old)
                 if new == old {
@@ -52,14 +48,11 @@ extension ChangeDetector {
                     log.info("\(spec.normalizedPath) already holds \(new) on \(branch) of \(remote.display); nothing to commit")
                     return TagFileBump(commit: head, oldValue: old, newValue: new)
                 }
-                let rewritten = try TagFileValue.replacing(text, spec: spec, with: new)
-                guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: head) == new else {
-                    throw GitSourceError(.tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back")
-                }
+                let rewritten = try Self.rewriting(text, spec: spec, to: new, commit: head)
                 // Atomically: the rename replaces the path itself, so nothing is written through a link.
                 try Data(rewritten.utf8).write(to: file, options: .atomic)
                 try repository.output(["-c", "user.name=Slipway", "-c", "user.email=slipway@localhost", "commit", "--quiet",
-                                       "--message", message.replacingOccurrences(of: "{old}", with: old).replacingOccurrences(of: "{new}", with: new),
+                                       "--message", Self.bumpMessage(message, old: old, new: new),
                                        "--", spec.normalizedPath])
                 let commit = try GitCommitID(try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
                 let pushed = try repository.run(["push", "--quiet", "origin", "HEAD:refs/heads/\(branch.rawValue)"])
@@ -73,6 +66,30 @@ extension ChangeDetector {
                 log.info("\(branch) moved while bumping \(spec.normalizedPath); trying again on its new tip")
             }
         }
+    }
+
+    /// The tag file at `head` as bytes and as text, read from git's tree (see `regularTagFile`).
+    private func readTagFile(_ spec: TagFileSpec, at head: GitCommitID, in repository: Git, branch: GitBranchName) throws -> (Data, String) {
+        let object = try regularTagFile(spec.normalizedPath, at: head, in: repository, branch: branch)
+        let blob = try repository.run(["cat-file", "blob", object])
+        guard blob.succeeded, case let data = blob.standardOutput, let text = String(data: data, encoding: .utf8) else {
+            throw GitSourceError(.tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
+        }
+        return (data, text)
+    }
+
+    /// `text` with its tag value replaced by `new`, checked by reading it back.
+    static func rewriting(_ text: String, spec: TagFileSpec, to new: String, commit: GitCommitID) throws -> String {
+        let rewritten = try TagFileValue.replacing(text, spec: spec, with: new)
+        guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: commit) == new else {
+            throw GitSourceError(.tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back")
+        }
+        return rewritten
+    }
+
+    /// The bump's commit message: `template` with `{old}` and `{new}` filled in.
+    static func bumpMessage(_ template: String, old: String, new: String) -> String {
+        template.replacingOccurrences(of: "{old}", with: old).replacingOccurrences(of: "{new}", with: new)
     }
 
     /// The blob of the tag file at `commit` when it is a regular file; one line otherwise.

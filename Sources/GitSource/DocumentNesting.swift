@@ -173,20 +173,28 @@ private struct NestingScanner {
             indents.removeAll()
             line.replaceSubrange(0..<3, with: [Self.space, Self.space, Self.space])
         }
+        guard let column = startLine(line) else { return deepest }
+        return scanTokens(line, from: column)
+    }
+
+    /// Where `line`'s tokens begin, once its indentation has ended the block or plain scalar
+    /// it closes and opened or closed block levels; nil when the whole line belongs to a
+    /// scalar still open.
+    private mutating func startLine(_ line: [UInt8]) -> Int? {
         var column = 0
         while column < line.count, line[column] == Self.space || line[column] == Self.tab { column += 1 }
         let empty = column == line.count || line[column] == UInt8(ascii: "\r")
         switch mode {
         case .block(let parent, let content):
-            if empty { return deepest }
+            if empty { return nil }
             let needed = content ?? (column > parent ? column : Int.max)
             if column >= needed {
                 mode = .block(parent: parent, content: needed)
-                return deepest
+                return nil
             }
             mode = .token
         case .plain(let indent):
-            if empty { return deepest }
+            if empty { return nil }
             // A plain scalar goes on over lines indented more than the line it began on
             // (and in flow context over any line); a comment or a document marker ends it.
             let marker = column == 0 && line.count >= 3
@@ -203,6 +211,15 @@ private struct NestingScanner {
             while let last = indents.last, last > column { indents.removeLast() }
             if indents.last != column { indents.append(column) }
         }
+        return column
+    }
+
+    /// Follows `line`'s tokens from `column` to its end, noting the estimate wherever it
+    /// may grow, and returns the deepest so far.
+    ///
+    /// One loop over the bytes, kept whole: it is the scanner's state machine, each mode's
+    /// case reading the byte and its neighbours, and split up it would read no clearer.
+    private mutating func scanTokens(_ line: [UInt8], from column: Int) -> Int {
         var indicators = 0
         var index = column
         func note() {

@@ -110,6 +110,43 @@ public final class CurlTransport: HTTPTransport {
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         defer { errorBuffer.deallocate() }
 
+        let transferSet = configureTransfer(easy, for: request, transfer: transfer, headers: headerList, errorBuffer: errorBuffer)
+        let trustSet = configureTrust(easy, trust)
+        let methodSet = configureMethod(easy, for: request)
+        guard transferSet && trustSet && methodSet else {
+            throw HTTPError(.invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
+        }
+
+        let started = ContinuousClock.now
+        let code = curl_easy_perform(easy)
+        if let failure = transfer.failure {
+            reusable = false
+            throw failure
+        }
+        guard code == CURLE_OK else {
+            reusable = false
+            throw failure(code, detail: String(cString: errorBuffer), request: request, elapsed: ContinuousClock.now - started)
+        }
+        var status = 0
+        _ = slipway_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.buffer)
+    }
+
+    /// The bytes a second under which `request` counts as stalled (see ``Timeouts/lowSpeedLimit``).
+    private func lowSpeedLimit(for request: HTTPRequest) -> Int {
+        request.timeout == nil ? timeouts.lowSpeedLimit : 1
+    }
+
+    /// Sets the options of `easy` for `request` other than trust and method: URL, limits, and
+    /// the callbacks reaching `transfer`. False when libcurl refused any of them (as for
+    /// `configureTrust` and `configureMethod`).
+    private func configureTransfer(
+        _ easy: UnsafeMutableRawPointer,
+        for request: HTTPRequest,
+        transfer: Transfer,
+        headers headerList: UnsafeMutablePointer<curl_slist>?,
+        errorBuffer: UnsafeMutablePointer<CChar>
+    ) -> Bool {
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let url = request.url.absoluteString
         var ok = true
@@ -120,8 +157,7 @@ public final class CurlTransport: HTTPTransport {
         set(slipway_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
         set(slipway_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
         set(slipway_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, timeouts.connect))
-        let lowSpeed = request.timeout == nil ? timeouts.lowSpeedLimit : 1
-        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, lowSpeed))
+        set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, lowSpeedLimit(for: request)))
         set(slipway_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, timeouts.stalled))
         if let timeout = request.timeout { set(slipway_setopt_long(easy, CURLOPT_TIMEOUT, max(1, timeout))) }
         set(slipway_setopt_long(easy, CURLOPT_BUFFERSIZE, 512 * 1024))
@@ -140,7 +176,13 @@ public final class CurlTransport: HTTPTransport {
             set(slipway_setopt_xferinfo(easy, Transfer.onProgress))
             set(slipway_setopt_ptr(easy, CURLOPT_XFERINFODATA, context))
         }
+        return ok
+    }
 
+    /// Sets which peers `easy` trusts: none checked, or the system roots plus `trust`'s own.
+    private func configureTrust(_ easy: UnsafeMutableRawPointer, _ trust: TLSTrust) -> Bool {
+        var ok = true
+        func set(_ code: CURLcode) { if code != CURLE_OK { ok = false } }
         if !trust.verifyPeer {
             set(slipway_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0))
             set(slipway_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0))
@@ -152,7 +194,13 @@ public final class CurlTransport: HTTPTransport {
                 set(slipway_setopt_blob(easy, CURLOPT_CAINFO_BLOB, &blob))
             }
         }
+        return ok
+    }
 
+    /// Sets `request`'s method on `easy`, with the body length libcurl sends for it.
+    private func configureMethod(_ easy: UnsafeMutableRawPointer, for request: HTTPRequest) -> Bool {
+        var ok = true
+        func set(_ code: CURLcode) { if code != CURLE_OK { ok = false } }
         let length = request.body.length
         switch request.method {
         case .head:
@@ -173,34 +221,24 @@ public final class CurlTransport: HTTPTransport {
             }
             set(slipway_setopt_str(easy, CURLOPT_CUSTOMREQUEST, request.method.rawValue))
         }
-        guard ok else {
-            throw HTTPError(.invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
-        }
+        return ok
+    }
 
-        let started = ContinuousClock.now
-        let code = curl_easy_perform(easy)
-        if let failure = transfer.failure {
-            reusable = false
-            throw failure
-        }
-        guard code == CURLE_OK else {
-            reusable = false
-            let detail = String(cString: errorBuffer)
-            let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            if code == CURLE_OPERATION_TIMEDOUT {
-                if let timeout = request.timeout, ContinuousClock.now - started >= .seconds(timeout) - .milliseconds(500) {
-                    throw HTTPError(.deadline, "\(request.method) \(redacted(request.url)): no whole answer within \(timeout) s")
-                }
-                if detail.hasPrefix("Operation too slow") {
-                    throw HTTPError(.timeout, "\(request.method) \(redacted(request.url)): slower than \(lowSpeed) bytes/s for \(timeouts.stalled) s "
-                                    + "(\(Timeouts.lowSpeedLimitVariable) and \(Timeouts.lowSpeedTimeVariable) set this bound)")
-                }
+    /// The error for a transfer that ended with `code`: `detail` is libcurl's error buffer,
+    /// `elapsed` how long it ran. A timeout is told apart as the request's own deadline or
+    /// the low-speed bound, so the message names the setting that applies.
+    private func failure(_ code: CURLcode, detail: String, request: HTTPRequest, elapsed: Duration) -> HTTPError {
+        let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        if code == CURLE_OPERATION_TIMEDOUT {
+            if let timeout = request.timeout, elapsed >= .seconds(timeout) - .milliseconds(500) {
+                return HTTPError(.deadline, "\(request.method) \(redacted(request.url)): no whole answer within \(timeout) s")
             }
-            throw HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
+            if detail.hasPrefix("Operation too slow") {
+                return HTTPError(.timeout, "\(request.method) \(redacted(request.url)): slower than \(lowSpeedLimit(for: request)) bytes/s for \(timeouts.stalled) s "
+                                 + "(\(Timeouts.lowSpeedLimitVariable) and \(Timeouts.lowSpeedTimeVariable) set this bound)")
+            }
         }
-        var status = 0
-        _ = slipway_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.buffer)
+        return HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
     }
 
     private static func classify(_ code: CURLcode) -> HTTPError.Code {

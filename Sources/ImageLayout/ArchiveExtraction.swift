@@ -49,7 +49,15 @@ struct ExtractedArchive {
                 throw LayoutError("\(archive.path): unexpected entry \(quoted(header.name)) in an image archive (not a file or directory)")
             }
         }
-        // Links may point at links; resolve in as many passes as there are links.
+        try materialise(links, in: directory, archive: archive)
+        return ExtractedArchive(directory: directory)
+    }
+
+    /// Makes each of `links` (names and targets within `directory`) a hard link to the file
+    /// its target names. Links may point at links; they are resolved in as many passes as
+    /// there are links.
+    private static func materialise(_ links: [(name: String, target: String)], in directory: URL, archive: URL) throws {
+        let manager = FileManager.default
         var pending = links
         for _ in 0...links.count where !pending.isEmpty {
             pending = try pending.filter { link in
@@ -68,7 +76,6 @@ struct ExtractedArchive {
         if let dangling = pending.first {
             throw LayoutError("\(archive.path): link \(quoted(dangling.name)) names \(quoted(dangling.target)), which is not a file in the archive")
         }
-        return ExtractedArchive(directory: directory)
     }
 
     /// `name` as a clean relative path inside the archive (`a/b`), or nil if it climbs out.

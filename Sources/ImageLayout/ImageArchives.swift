@@ -16,15 +16,7 @@ public enum DockerArchive {
     /// layers stored uncompressed (and checking them against the config's `diff_ids` on the
     /// way), named by the tag of its first `RepoTags` entry.
     static func importExtracted(_ directory: URL, archive: URL, into layout: OCILayout) throws -> LayoutImage {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("manifest.json").path) else {
-            throw LayoutError("\(archive.path) is not a docker-archive: it has no manifest.json")
-        }
-        guard let entries = try? JSONDecoder().decode([Entry].self, from: data), let entry = entries.first else {
-            throw LayoutError("\(archive.path): manifest.json is not a docker-archive manifest list")
-        }
-        if entries.count > 1 {
-            throw LayoutError("\(archive.path) holds \(entries.count) images; Slipway reads archives of one image")
-        }
+        let entry = try readManifest(directory, archive: archive)
         func member(_ name: String) throws -> URL {
             guard let clean = ExtractedArchive.normalise(name, relativeTo: nil), !clean.isEmpty else {
                 throw LayoutError("\(archive.path): manifest.json names \(quoted(name)), outside the archive")
@@ -49,36 +41,55 @@ public enum DockerArchive {
 
         var layers: [Descriptor] = []
         for (index, name) in entry.Layers.enumerated() {
-            let file = try member(name)
-            let probe = try FileSource(path: file.path)
-            var prefix = [UInt8](repeating: 0, count: 8)
-            let count = try prefix.withUnsafeMutableBytes { try probe.read(into: $0) }
-            let compression = prefix.withUnsafeBytes { Compression.detect(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-            switch compression {
-            case .gzip:
-                layers.append(try layout.writeBlob(from: FileSource(path: file.path), mediaType: .ociLayerGzip))
-            case .zstd:
-                layers.append(try layout.writeBlob(from: FileSource(path: file.path), mediaType: .ociLayerZstd))
-            case .none:
-                let uncompressed = HashingSource(try FileSource(path: file.path))
-                let temporary = layout.root.appendingPathComponent("blobs/.incoming-\(UUID().uuidString)")
-                defer { unlink(temporary.path) }
-                let sink = HashingSink(try FileSink(path: temporary.path))
-                let gzip = try GzipCompressor(sink)
-                _ = try copy(from: uncompressed, to: gzip)
-                try gzip.finish()
-                guard uncompressed.digest == configuration.rootfs.diffIDs[index] else {
-                    throw LayoutError("\(archive.path): layer \(name) is \(uncompressed.digest), the config's diff_id says \(configuration.rootfs.diffIDs[index])")
-                }
-                try layout.moveIntoPlace(temporary, digest: sink.digest)
-                layers.append(Descriptor(mediaType: .ociLayerGzip, digest: sink.digest, size: sink.count))
-            }
+            layers.append(try importLayer(member(name), named: name, diffID: configuration.rootfs.diffIDs[index], archive: archive, into: layout))
         }
         let manifest = ImageManifest(mediaType: .ociManifest, config: config, layers: layers)
         let descriptor = try layout.writeBlob(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
         let name = entry.RepoTags?.first.flatMap { $0.split(separator: ":").last.map(String.init) }
         try layout.addToIndex(descriptor, name: name)
         return try layout.image(named: name)
+    }
+
+    /// The one image entry of the extracted archive's `manifest.json`.
+    private static func readManifest(_ directory: URL, archive: URL) throws -> Entry {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("manifest.json").path) else {
+            throw LayoutError("\(archive.path) is not a docker-archive: it has no manifest.json")
+        }
+        guard let entries = try? JSONDecoder().decode([Entry].self, from: data), let entry = entries.first else {
+            throw LayoutError("\(archive.path): manifest.json is not a docker-archive manifest list")
+        }
+        if entries.count > 1 {
+            throw LayoutError("\(archive.path) holds \(entries.count) images; Slipway reads archives of one image")
+        }
+        return entry
+    }
+
+    /// Writes the layer in `file` (`name` in the archive) into `layout` as it is when it is
+    /// compressed, else gzip-compressed once its bytes are checked against `diffID`.
+    private static func importLayer(_ file: URL, named name: String, diffID: Digest, archive: URL, into layout: OCILayout) throws -> Descriptor {
+        let probe = try FileSource(path: file.path)
+        var prefix = [UInt8](repeating: 0, count: 8)
+        let count = try prefix.withUnsafeMutableBytes { try probe.read(into: $0) }
+        let compression = prefix.withUnsafeBytes { Compression.detect(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        switch compression {
+        case .gzip:
+            return try layout.writeBlob(from: FileSource(path: file.path), mediaType: .ociLayerGzip)
+        case .zstd:
+            return try layout.writeBlob(from: FileSource(path: file.path), mediaType: .ociLayerZstd)
+        case .none:
+            let uncompressed = HashingSource(try FileSource(path: file.path))
+            let temporary = layout.root.appendingPathComponent("blobs/.incoming-\(UUID().uuidString)")
+            defer { unlink(temporary.path) }
+            let sink = HashingSink(try FileSink(path: temporary.path))
+            let gzip = try GzipCompressor(sink)
+            _ = try copy(from: uncompressed, to: gzip)
+            try gzip.finish()
+            guard uncompressed.digest == diffID else {
+                throw LayoutError("\(archive.path): layer \(name) is \(uncompressed.digest), the config's diff_id says \(diffID)")
+            }
+            try layout.moveIntoPlace(temporary, digest: sink.digest)
+            return Descriptor(mediaType: .ociLayerGzip, digest: sink.digest, size: sink.count)
+        }
     }
 
     /// Writes the manifest for `platform` of `image` as a docker-archive.

@@ -18,22 +18,7 @@ extension OCILayout {
     public func givingEachPlatformItsImage(named name: String, platforms: [Platform]) throws -> LayoutImage {
         let image = try image(named: name)
         guard case .index(let index) = image.manifest, platforms.count > 1 else { return image }
-        struct Built {
-            var entry: Descriptor
-            var manifest: [String: Any]
-            var config: [String: Any]
-            var configured: Platform
-        }
-        let built: [Built] = try index.manifests.filter(\.mediaType.isImageManifest).map { entry in
-            let manifest = try jsonObject(blob(entry), "the manifest \(entry.digest)")
-            guard case .image(let parsed) = try Manifest.decode(blob(entry), mediaType: entry.mediaType) else {
-                throw LayoutError("\(entry.digest) in \(root.path) is listed as an image manifest but is not one")
-            }
-            let config = try jsonObject(blob(parsed.config), "the config \(parsed.config.digest)")
-            let configured = Platform(os: config["os"] as? String ?? "", architecture: config["architecture"] as? String ?? "",
-                                      variant: config["variant"] as? String)
-            return Built(entry: entry, manifest: manifest, config: config, configured: configured)
-        }
+        let built = try index.manifests.filter(\.mediaType.isImageManifest).map { try builtImage($0) }
         var entries: [Descriptor] = []
         for platform in platforms {
             if let own = built.first(where: { $0.configured.matches(platform) }) {
@@ -48,19 +33,7 @@ extension OCILayout {
                 let found = built.map { "\($0.configured)" }.joined(separator: ", ")
                 throw LayoutError("the index \(image.descriptor.digest) in \(root.path) has no image for \(platform) (it has: \(found.isEmpty ? "none" : found))")
             }
-            var config = collapsed.config
-            config["os"] = platform.os
-            config["architecture"] = platform.architecture
-            if let variant = platform.variant { config["variant"] = variant } else { config.removeValue(forKey: "variant") }
-            let configBlob = try writeBlob(try Self.sortedJSON(config), mediaType: .ociConfig)
-            var manifest = collapsed.manifest
-            var configDescriptor = manifest["config"] as? [String: Any] ?? [:]
-            configDescriptor["digest"] = configBlob.digest.rawValue
-            configDescriptor["size"] = configBlob.size
-            manifest["config"] = configDescriptor
-            var entry = try writeBlob(try Self.sortedJSON(manifest), mediaType: collapsed.entry.mediaType)
-            entry.platform = platform
-            entries.append(entry)
+            entries.append(try writeImage(of: collapsed, for: platform))
         }
         entries += index.manifests.filter { !$0.mediaType.isImageManifest }
         guard entries.map(\.digest) != index.manifests.map(\.digest) || entries.map(\.platform) != index.manifests.map(\.platform) else {
@@ -72,4 +45,43 @@ extension OCILayout {
         let written = try writeBlob(try Self.sortedJSON(top), mediaType: image.descriptor.mediaType)
         return try repoint(name, from: image.descriptor, to: written, superseded: [image.descriptor.digest])
     }
+
+    /// The image manifest `entry` lists, with its config and the platform that config names.
+    private func builtImage(_ entry: Descriptor) throws -> BuiltImage {
+        let manifest = try jsonObject(blob(entry), "the manifest \(entry.digest)")
+        guard case .image(let parsed) = try Manifest.decode(blob(entry), mediaType: entry.mediaType) else {
+            throw LayoutError("\(entry.digest) in \(root.path) is listed as an image manifest but is not one")
+        }
+        let config = try jsonObject(blob(parsed.config), "the config \(parsed.config.digest)")
+        let configured = Platform(os: config["os"] as? String ?? "", architecture: config["architecture"] as? String ?? "",
+                                  variant: config["variant"] as? String)
+        return BuiltImage(entry: entry, manifest: manifest, config: config, configured: configured)
+    }
+
+    /// Writes `collapsed` again as the image for `platform`: its config with that platform's
+    /// `os`, `architecture` and `variant`, and a manifest of the same layers naming that config.
+    private func writeImage(of collapsed: BuiltImage, for platform: Platform) throws -> Descriptor {
+        var config = collapsed.config
+        config["os"] = platform.os
+        config["architecture"] = platform.architecture
+        if let variant = platform.variant { config["variant"] = variant } else { config.removeValue(forKey: "variant") }
+        let configBlob = try writeBlob(try Self.sortedJSON(config), mediaType: .ociConfig)
+        var manifest = collapsed.manifest
+        var configDescriptor = manifest["config"] as? [String: Any] ?? [:]
+        configDescriptor["digest"] = configBlob.digest.rawValue
+        configDescriptor["size"] = configBlob.size
+        manifest["config"] = configDescriptor
+        var entry = try writeBlob(try Self.sortedJSON(manifest), mediaType: collapsed.entry.mediaType)
+        entry.platform = platform
+        return entry
+    }
+}
+
+/// An image a multi-platform build listed in its index, read as JSON to be rewritten.
+private struct BuiltImage {
+    var entry: Descriptor
+    var manifest: [String: Any]
+    var config: [String: Any]
+    /// The platform the image's config names.
+    var configured: Platform
 }

@@ -87,15 +87,11 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
 
         var registry = RegistryHost.dockerHub
-        if let slash = name.firstIndex(of: "/") {
-            let first = name[..<slash]
-            if first.contains(".") || first.contains(":") || first == "localhost" {
-                do {
-                    registry = try RegistryHost(String(first))
-                } catch {
-                    throw fail("registry host \(quoted(String(first))) is not host[:port]")
-                }
-                name = name[name.index(after: slash)...]
+        if let first = Self.takeHost(from: &name) {
+            do {
+                registry = try RegistryHost(String(first))
+            } catch {
+                throw fail("registry host \(quoted(String(first))) is not host[:port]")
             }
         }
         if registry.isDockerHub {
@@ -122,10 +118,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         do {
             repository = try Repository(path)
         } catch {
-            let why = path.contains(where: \.isUppercase) ? "must be lowercase"
-                : path.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) ? "has an empty component"
-                : "is not lowercase components of a-z 0-9 joined by '/', '.', '_', '__' or '-'"
-            throw fail("repository path \(quoted(path)) \(why)")
+            throw fail("repository path \(quoted(path)) \(Self.repositoryFault(path))")
         }
         // distribution caps the whole name, host included.
         let total = registry.rawValue.utf8.count + 1 + path.utf8.count
@@ -133,6 +126,23 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             throw fail("name is \(total) characters long; at most \(Repository.maximumLength) including the host")
         }
         self.registry = registry
+    }
+
+    /// The first component of `name` when it is a registry host (it contains `.` or `:`, or
+    /// is `localhost`), removed from `name` with its `/`; nil, leaving `name` alone, otherwise.
+    static func takeHost(from name: inout Substring) -> Substring? {
+        guard let slash = name.firstIndex(of: "/") else { return nil }
+        let first = name[..<slash]
+        guard first.contains(".") || first.contains(":") || first == "localhost" else { return nil }
+        name = name[name.index(after: slash)...]
+        return first
+    }
+
+    /// Why `path`, which ``Repository`` refused, is not a repository path, in one clause.
+    static func repositoryFault(_ path: String) -> String {
+        path.contains(where: \.isUppercase) ? "must be lowercase"
+            : path.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) ? "has an empty component"
+            : "is not lowercase components of a-z 0-9 joined by '/', '.', '_', '__' or '-'"
     }
 
     /// What to fetch: the digest when there is one, else the tag, else `latest`.

@@ -160,13 +160,36 @@ extension RegistryClient {
     /// basic auth) and …/spec/auth/oauth/ (POST with a refresh token).
     private func fetchToken(_ challenge: Challenge, scope: Scope) throws -> String {
         let operation = "get a token for \(scope) from \(host)"
-        guard let realm = challenge.parameters["realm"], var components = URLComponents(string: realm),
+        guard let realm = challenge.parameters["realm"], let components = URLComponents(string: realm),
               let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http"
         else {
             throw RegistryError(.invalidResponse, operation: operation, hint: "the registry's Bearer challenge has no usable realm")
         }
         try refusePlainHTTP(realm: components, operation: operation)
-        let service = challenge.parameters["service"]
+        let request = tokenRequest(realm: components, service: challenge.parameters["service"], scope: scope)
+
+        let response = try withRetries(operation: operation) { try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20) }
+        switch response.status {
+        case 200..<300: break
+        case 401, 403:
+            throw RegistryError(response.status == 401 ? .unauthorized : .denied, operation: operation, status: response.status,
+                                hint: credentials == nil ? "no credentials are configured for \(host)" : "the registry rejected \(credentials!)")
+        default:
+            throw RegistryError.from(response, operation: operation)
+        }
+        guard let answer = TokenAnswer(response.body) else {
+            throw RegistryError(.invalidResponse, operation: operation, hint: "the token endpoint's answer has no token")
+        }
+        let header = "Bearer \(answer.token)"
+        session.store(header, for: scope, expires: answer.expiry(now: Date()))
+        return header
+    }
+
+    /// The request for a token from `realm`: a POST of the refresh token for an identity
+    /// token, else a GET with `service` and `scope` in the query (and basic auth when the
+    /// credentials are a user name and password).
+    private func tokenRequest(realm: URLComponents, service: String?, scope: Scope) -> HTTPRequest {
+        var components = realm
         var request = HTTPRequest(method: .get, url: components.url!, timeout: limits.requestTimeout)
         switch credentials {
         case .identityToken(let refreshToken):
@@ -191,33 +214,37 @@ extension RegistryClient {
             // `+` is legal in a query but means space to many servers; scopes never contain one, actions may not either.
             request.url = components.url!
         }
+        return request
+    }
+}
 
-        let response = try withRetries(operation: operation) { try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20) }
-        switch response.status {
-        case 200..<300: break
-        case 401, 403:
-            throw RegistryError(response.status == 401 ? .unauthorized : .denied, operation: operation, status: response.status,
-                                hint: credentials == nil ? "no credentials are configured for \(host)" : "the registry rejected \(credentials!)")
-        default:
-            throw RegistryError.from(response, operation: operation)
-        }
-        struct Answer: Decodable {
-            var token: String?
-            var access_token: String?
-            var expires_in: Int?
-            var issued_at: String?
-        }
-        guard let answer = try? JSONDecoder().decode(Answer.self, from: response.body),
-              let token = answer.token ?? answer.access_token, !token.isEmpty
-        else {
-            throw RegistryError(.invalidResponse, operation: operation, hint: "the token endpoint's answer has no token")
-        }
+/// A token endpoint's answer: its token (`token`, or OAuth's `access_token`) and lifetime.
+private struct TokenAnswer {
+    private struct Body: Decodable {
+        var token: String?
+        var access_token: String?
+        var expires_in: Int?
+        var issued_at: String?
+    }
+
+    let token: String
+    private let body: Body
+
+    /// Nil when `data` is not JSON or holds no non-empty token.
+    init?(_ data: Data) {
+        guard let body = try? JSONDecoder().decode(Body.self, from: data),
+              let token = body.token ?? body.access_token, !token.isEmpty
+        else { return nil }
+        self.token = token
+        self.body = body
+    }
+
+    /// When the token stops being used, given the time `now`.
+    func expiry(now: Date) -> Date {
         // The spec's default lifetime is 60 s; issued_at anchors it when the server sends it.
-        let lifetime = TimeInterval(max(answer.expires_in ?? 60, 60))
-        let issued = answer.issued_at.flatMap { ISO8601DateFormatter.lenient($0) } ?? Date()
-        let header = "Bearer \(token)"
-        session.store(header, for: scope, expires: min(issued, Date()).addingTimeInterval(lifetime))
-        return header
+        let lifetime = TimeInterval(max(body.expires_in ?? 60, 60))
+        let issued = body.issued_at.flatMap { ISO8601DateFormatter.lenient($0) } ?? now
+        return min(issued, now).addingTimeInterval(lifetime)
     }
 }
 

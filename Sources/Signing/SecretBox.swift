@@ -87,6 +87,9 @@ public enum SecretBox {
     // MARK: Poly1305 (26-bit limbs, as in poly1305-donna's 32-bit version)
 
     /// The Poly1305 tag of `message` under the one-time 32-byte `key` (RFC 8439, section 2.5).
+    ///
+    /// Kept whole: key clamping, the block loop, the final reduction and the addition of `s`
+    /// follow the RFC's steps in order on the same limbs, and helpers would only pass them around.
     public static func poly1305(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
         let mask: UInt32 = 0x3ff_ffff
         let r0 = load32(key, 0) & 0x3ff_ffff, r1 = (load32(key, 3) >> 2) & 0x3ff_ff03

@@ -107,28 +107,11 @@ private func closeAll(_ descriptors: [Int32]) {
 /// child has read or written (`/proc/<pid>/io`) changed for that long, and says so.
 private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
                   onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?) -> (Data, Data, Bool) {
-    let clock = ContinuousClock()
-    var lastProgress = clock.now
-    var lastMoved = bytesMoved(by: child)
+    var idle = idleTimeout.map { IdleWatch(limit: $0, moved: bytesMoved(by: child)) }
     var timedOut = false
     var stdout = Data()
     var stderr = Data()
-    // Partial lines per descriptor, for onOutputLine.
-    var pending: [Int32: Data] = [:]
-    func deliver(_ fd: Int32, _ bytes: ArraySlice<UInt8>, final: Bool) {
-        guard let onOutputLine else { return }
-        var data = pending[fd, default: Data()]
-        data.append(contentsOf: bytes)
-        while let newline = data.firstIndex(of: UInt8(ascii: "\n")) {
-            onOutputLine(String(decoding: data[data.startIndex..<newline], as: UTF8.self))
-            data = Data(data[data.index(after: newline)...])
-        }
-        if final, !data.isEmpty {
-            onOutputLine(String(decoding: data, as: UTF8.self))
-            data = Data()
-        }
-        pending[fd] = data
-    }
+    var lines = LineSplitter(onOutputLine: onOutputLine)
     var writeFD = inputFD
     var written = 0
     if writeFD >= 0 {
@@ -145,60 +128,102 @@ private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and erro
         var polled = [pollfd]()
         for fd in readFDs where fd >= 0 { polled.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         if writeFD >= 0 { polled.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
-        let ready = poll(&polled, nfds_t(polled.count), idleTimeout == nil || timedOut ? -1 : 500)
+        let ready = poll(&polled, nfds_t(polled.count), idle == nil || timedOut ? -1 : 500)
         if ready < 0 {
             if errno == EINTR { continue }
             break
         }
-        if let idleTimeout, !timedOut {
-            let moved = bytesMoved(by: child)
-            if ready > 0 || moved != lastMoved {
-                lastProgress = clock.now
-                lastMoved = moved
-            } else if clock.now - lastProgress >= idleTimeout {
-                // The whole group: git's ssh or remote helper holds the pipes too.
-                kill(-child, SIGKILL)
-                timedOut = true
-            }
+        if !timedOut, idle?.isIdle(ready: ready, moved: bytesMoved(by: child)) == true {
+            // The whole group: git's ssh or remote helper holds the pipes too.
+            kill(-child, SIGKILL)
+            timedOut = true
         }
         for entry in polled where entry.revents != 0 {
             if entry.fd == writeFD {
-                let count = input.withUnsafeBytes { bytes in
-                    write(writeFD, bytes.baseAddress! + written, bytes.count - written)
-                }
-                if count > 0 {
-                    written += count
-                    if written == input.count {
-                        close(writeFD)
-                        writeFD = -1
-                    }
-                } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
-                    continue
+                if !writeSome(of: input, to: writeFD, written: &written) { writeFD = -1 }
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                if entry.fd == outputFD {
+                    stdout.append(contentsOf: buffer[0..<count])
                 } else {
-                    // The child closed its input early (EPIPE); its status tells the story.
-                    close(writeFD)
-                    writeFD = -1
+                    stderr.append(contentsOf: buffer[0..<count])
                 }
+                lines.deliver(entry.fd, buffer[0..<count], final: false)
+            } else if count < 0 && errno == EINTR {
+                continue
             } else {
-                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    if entry.fd == outputFD {
-                        stdout.append(contentsOf: buffer[0..<count])
-                    } else {
-                        stderr.append(contentsOf: buffer[0..<count])
-                    }
-                    deliver(entry.fd, buffer[0..<count], final: false)
-                } else if count < 0 && errno == EINTR {
-                    continue
-                } else {
-                    deliver(entry.fd, [], final: true)
-                    close(entry.fd)
-                    if let index = readFDs.firstIndex(of: entry.fd) { readFDs[index] = -1 }
-                }
+                lines.deliver(entry.fd, [], final: true)
+                close(entry.fd)
+                if let index = readFDs.firstIndex(of: entry.fd) { readFDs[index] = -1 }
             }
         }
     }
     return (stdout, stderr, timedOut)
+}
+
+/// Writes to `fd` what it takes of `input` past `written`, once `poll` found it writable.
+/// Returns false once `fd` is closed: all of `input` is written, or the child closed its
+/// input early (EPIPE), when its status tells the story.
+private func writeSome(of input: Data, to fd: Int32, written: inout Int) -> Bool {
+    let count = input.withUnsafeBytes { bytes in
+        write(fd, bytes.baseAddress! + written, bytes.count - written)
+    }
+    if count > 0 {
+        written += count
+        guard written == input.count else { return true }
+    } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
+        return true
+    }
+    close(fd)
+    return false
+}
+
+/// Decides when a child counts as stuck: neither `poll` nor the bytes it moved showed
+/// progress for `limit`.
+private struct IdleWatch {
+    let limit: Duration
+    var lastProgress: ContinuousClock.Instant
+    var lastMoved: UInt64?
+
+    init(limit: Duration, moved: UInt64?) {
+        self.limit = limit
+        self.lastProgress = ContinuousClock.now
+        self.lastMoved = moved
+    }
+
+    /// Notes a `poll` that found `ready` descriptors, the child having moved `moved` bytes;
+    /// true when nothing changed for `limit`.
+    mutating func isIdle(ready: Int32, moved: UInt64?) -> Bool {
+        if ready > 0 || moved != lastMoved {
+            lastProgress = ContinuousClock.now
+            lastMoved = moved
+            return false
+        }
+        return ContinuousClock.now - lastProgress >= limit
+    }
+}
+
+/// Cuts each output into lines for `onOutputLine`, keeping each descriptor's partial line.
+private struct LineSplitter {
+    let onOutputLine: ((String) -> Void)?
+    var pending: [Int32: Data] = [:]
+
+    mutating func deliver(_ fd: Int32, _ bytes: ArraySlice<UInt8>, final: Bool) {
+        guard let onOutputLine else { return }
+        var data = pending[fd, default: Data()]
+        data.append(contentsOf: bytes)
+        while let newline = data.firstIndex(of: UInt8(ascii: "\n")) {
+            onOutputLine(String(decoding: data[data.startIndex..<newline], as: UTF8.self))
+            data = Data(data[data.index(after: newline)...])
+        }
+        if final, !data.isEmpty {
+            onOutputLine(String(decoding: data, as: UTF8.self))
+            data = Data()
+        }
+        pending[fd] = data
+    }
 }
 
 /// How many bytes `pid` has read and written so far (`rchar` + `wchar`: sockets and pipes

@@ -27,4 +27,9 @@ struct TagFileRewriteTests {
         #expect(throws: GitSourceError.self) { try TagFileValue.replacing("tags:\n  base: |\n    1\n", spec: spec, with: "2") }
         #expect(throws: GitSourceError.self) { try TagFileValue.replacing("tags:\n  other: 1\n", spec: spec, with: "2") }
     }
+
+    @Test func theBumpMessageNamesBothValues() {
+        #expect(ChangeDetector.bumpMessage("bump {old} to {new} ({new})", old: "1.2.3", new: "1.3.0") == "bump 1.2.3 to 1.3.0 (1.3.0)")
+        #expect(ChangeDetector.bumpMessage("release", old: "1", new: "2") == "release")
+    }
 }

@@ -101,4 +101,17 @@ struct ImageReferenceTests {
         #expect(error?.reason.contains(reasonFragment) == true, "\(error?.reason ?? "no error")")
         #expect(error?.description.hasPrefix("invalid image reference \"") == true)
     }
+
+    @Test(arguments: [
+        ("ghcr.io/org/app", "ghcr.io", "org/app"),
+        ("localhost/app", "localhost", "app"),
+        ("host:5000/app:1", "host:5000", "app:1"),
+        ("org/app", nil, "org/app"),
+        ("app:1", nil, "app:1"),
+    ] as [(String, String?, String)])
+    func takeHostRemovesOnlyAHost(_ input: String, _ host: String?, _ rest: String) {
+        var name = Substring(input)
+        #expect(ImageReference.takeHost(from: &name).map(String.init) == host)
+        #expect(name == rest)
+    }
 }
