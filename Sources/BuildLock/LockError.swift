@@ -1,18 +1,10 @@
+import Errors
 import Foundation
 
 /// A lock that could not be taken or released: what failed, with which key, and what to do.
-public struct LockError: Error, Sendable, CustomStringConvertible, Equatable {
-    /// The class of failure, as an opaque code with static members.
-    public struct Kind: Hashable, Sendable, CustomStringConvertible {
-        public let description: String
-
-        /// `LOCK`, `LOCK_TIMEOUT`, `LOCK_TTL` or the backend text is invalid.
-        public static let configuration = Kind(description: "configuration")
-        /// The lock stayed held for longer than `LOCK_TIMEOUT`.
-        public static let timeout = Kind(description: "timeout")
-        /// The lock directory or lock repository cannot be used.
-        public static let backend = Kind(description: "backend")
-    }
+public struct LockError: SlipwayError, Equatable {
+    /// The class of failure (callers branch on it, the message is for people).
+    public typealias Kind = ErrorKind<LockError>
 
     /// What kind of failure this is.
     public let kind: Kind
@@ -24,6 +16,13 @@ public struct LockError: Error, Sendable, CustomStringConvertible, Equatable {
         self.kind = kind
         self.message = message
     }
+}
 
-    public var description: String { message }
+extension ErrorKind where Owner == LockError {
+    /// `LOCK`, `LOCK_TIMEOUT`, `LOCK_TTL` or the backend text is invalid.
+    public static var configuration: Self { Self("configuration") }
+    /// The lock stayed held for longer than `LOCK_TIMEOUT`.
+    public static var timeout: Self { Self("timeout") }
+    /// The lock directory or lock repository cannot be used.
+    public static var backend: Self { Self("backend") }
 }

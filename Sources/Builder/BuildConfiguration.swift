@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import BuildLock
 import Foundation
@@ -80,9 +81,16 @@ public struct BuildConfiguration: Sendable, Equatable {
     ]
     public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_", "BUILDKIT_SECRET_", "BUILDKIT_SECRETTEXT_"]
 
-    public struct ValidationError: Error, Sendable, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
+    public struct ValidationError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<BuildConfiguration.ValidationError>
+        public let kind: Kind
+        public let message: String
+        public init(_ message: String) { self.init(.invalidSetting, message) }
+        public init(_ kind: Kind, _ message: String) {
+            self.kind = kind
+            self.message = message
+        }
     }
 
     /// Resolves flags over `environment`; relative paths are taken from `directory`.
@@ -335,4 +343,9 @@ public struct BuildConfiguration: Sendable, Equatable {
             throw ValidationError("\(error)")
         }
     }
+}
+
+extension ErrorKind where Owner == BuildConfiguration.ValidationError {
+    /// A flag or environment variable of build-task is not usable.
+    public static var invalidSetting: Self { Self("invalid setting") }
 }

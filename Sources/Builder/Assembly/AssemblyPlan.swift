@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import Foundation
 import Spawn
@@ -16,10 +17,17 @@ public enum BuilderSetting: String, Sendable, Equatable, CaseIterable {
 /// Why a Dockerfile cannot be assembled without executing anything, in one line naming the
 /// instruction and its line: what `BUILDER=assemble` says, and what `auto` logs before it
 /// falls back to buildah.
-public struct AssemblyRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    public let description: String
-    init(line: Int, _ what: String) { description = "Dockerfile line \(line): \(what)" }
-    init(_ description: String) { self.description = description }
+public struct AssemblyRefusal: SlipwayError, Equatable {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<AssemblyRefusal>
+    public let kind: Kind
+    public let message: String
+    public init(_ message: String) { self.init(.notAssemblable, message) }
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+    init(line: Int, _ what: String) { self.init("Dockerfile line \(line): \(what)") }
 }
 
 /// The stages a build assembles and what each instruction does, decided from the Dockerfile
@@ -192,4 +200,9 @@ struct AssemblyPlan: Sendable {
         copy.destination = destination
         return copy
     }
+}
+
+extension ErrorKind where Owner == AssemblyRefusal {
+    /// The Dockerfile needs something the assembler does not reproduce.
+    public static var notAssemblable: Self { Self("not assemblable") }
 }
