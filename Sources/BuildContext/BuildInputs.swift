@@ -69,13 +69,10 @@ public struct BuildInputs: Sendable {
     public struct ReadError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<BuildInputs.ReadError>
-        public let kind: Kind
+        public var kind: Kind { .unreadableContext }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.unreadableContext, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// The inputs digest.

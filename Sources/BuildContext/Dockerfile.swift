@@ -65,13 +65,10 @@ public struct DockerfileStages: Sendable, Equatable {
     public struct ParseError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<DockerfileStages.ParseError>
-        public let kind: Kind
+        public var kind: Kind { .invalidDockerfile }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidDockerfile, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     public var stages: [Stage]

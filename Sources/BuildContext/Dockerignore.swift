@@ -9,13 +9,10 @@ public struct Dockerignore: Sendable {
     public struct ValidationError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<Dockerignore.ValidationError>
-        public let kind: Kind
+        public var kind: Kind { .invalidPattern }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidPattern, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     struct Rule: @unchecked Sendable {  // NSRegularExpression is immutable once made

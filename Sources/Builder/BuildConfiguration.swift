@@ -84,13 +84,10 @@ public struct BuildConfiguration: Sendable, Equatable {
     public struct ValidationError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<BuildConfiguration.ValidationError>
-        public let kind: Kind
+        public var kind: Kind { .invalidSetting }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidSetting, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// Resolves flags over `environment`; relative paths are taken from `directory`.

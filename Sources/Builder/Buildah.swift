@@ -13,13 +13,10 @@ public struct Buildah: Sendable {
     public struct Failure: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<Buildah.Failure>
-        public let kind: Kind
+        public var kind: Kind { .buildahFailed }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.buildahFailed, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     let runner: any CommandRunner

@@ -48,13 +48,10 @@ public struct ImageGraph: Sendable {
     public struct Failure: SlipwayError, Equatable {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<ImageGraph.Failure>
-        public let kind: Kind
+        public var kind: Kind { .invalidGraph }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidGraph, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// By name.

@@ -17,13 +17,10 @@ public struct ImagePlanner {
     public struct Failure: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<ImagePlanner.Failure>
-        public let kind: Kind
+        public var kind: Kind { .invalidPlan }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidPlan, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// An image directory found under the root.

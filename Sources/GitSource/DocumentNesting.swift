@@ -97,13 +97,10 @@ public enum DocumentNesting {
     public struct Refusal: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<DocumentNesting.Refusal>
-        public let kind: Kind
+        public var kind: Kind { .refusedDocument }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.refusedDocument, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// Runs `body` on a new thread with a stack of ``composeStackBytes`` and waits for it.

@@ -7,13 +7,10 @@ import OCI
 public struct LayoutError: SlipwayError {
     /// What kind of failure this is (one kind: the message says the rest).
     public typealias Kind = ErrorKind<LayoutError>
-    public let kind: Kind
+    public var kind: Kind { .unusableLayout }
+    /// What failed, with which value, and what to do.
     public let message: String
-    public init(_ message: String) { self.init(.unusableLayout, message) }
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
+    public init(_ message: String) { self.message = message }
 }
 
 /// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/<alg>/<hex>`

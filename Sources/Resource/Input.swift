@@ -51,13 +51,10 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
 public struct InputError: SlipwayError {
     /// What kind of failure this is (one kind: the message says the rest).
     public typealias Kind = ErrorKind<InputError>
-    public let kind: Kind
+    public var kind: Kind { .invalidInput }
+    /// What failed, with which value, and what to do.
     public let message: String
-    public init(_ message: String) { self.init(.invalidInput, message) }
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
+    public init(_ message: String) { self.message = message }
 }
 
 /// One JSON object of the input (`source`, `source.git`, `params`, …) whose keys must all be known.

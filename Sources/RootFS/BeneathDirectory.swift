@@ -25,13 +25,10 @@ public struct BeneathDirectory: Sendable {
     public struct Refusal: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<BeneathDirectory.Refusal>
-        public let kind: Kind
+        public var kind: Kind { .outsideRoot }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.outsideRoot, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     public let root: URL

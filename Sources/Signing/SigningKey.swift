@@ -6,13 +6,10 @@ import Foundation
 public struct SigningError: SlipwayError {
     /// What kind of failure this is (one kind: the message says the rest).
     public typealias Kind = ErrorKind<SigningError>
-    public let kind: Kind
+    public var kind: Kind { .invalidKey }
+    /// What failed, with which value, and what to do.
     public let message: String
-    public init(_ message: String) { self.init(.invalidKey, message) }
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
+    public init(_ message: String) { self.message = message }
 
     /// The password given does not open the encrypted key (or the key file was altered).
     public static let wrongPassword = SigningError("the password does not decrypt private_key")

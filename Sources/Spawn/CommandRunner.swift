@@ -111,13 +111,10 @@ private func shellQuoted(_ word: String) -> String {
 public struct SpawnError: SlipwayError {
     /// What kind of failure this is (one kind: the message says the rest).
     public typealias Kind = ErrorKind<SpawnError>
-    public let kind: Kind
+    public var kind: Kind { .cannotRun }
+    /// What failed, with which value, and what to do.
     public let message: String
-    public init(_ message: String) { self.init(.cannotRun, message) }
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
+    public init(_ message: String) { self.message = message }
 }
 
 extension ErrorKind where Owner == SpawnError {

@@ -34,13 +34,10 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
     public struct ValidationError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<TagTemplate.ValidationError>
-        public let kind: Kind
+        public var kind: Kind { .invalidTemplate }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidTemplate, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     public static let placeholders = ["ref", "short_ref", "branch", "short_base", "tag_file", "release"]

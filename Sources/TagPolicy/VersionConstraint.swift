@@ -16,13 +16,10 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
     public struct ValidationError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         public typealias Kind = ErrorKind<VersionConstraint.ValidationError>
-        public let kind: Kind
+        public var kind: Kind { .invalidConstraint }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public init(_ message: String) { self.init(.invalidConstraint, message) }
-        public init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        public init(_ message: String) { self.message = message }
     }
 
     /// One comparison, kept as Masterminds keeps it: the operator, the version with missing

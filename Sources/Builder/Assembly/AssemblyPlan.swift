@@ -20,13 +20,10 @@ public enum BuilderSetting: String, Sendable, Equatable, CaseIterable {
 public struct AssemblyRefusal: SlipwayError, Equatable {
     /// What kind of failure this is (one kind: the message says the rest).
     public typealias Kind = ErrorKind<AssemblyRefusal>
-    public let kind: Kind
+    public var kind: Kind { .notAssemblable }
+    /// What failed, with which value, and what to do.
     public let message: String
-    public init(_ message: String) { self.init(.notAssemblable, message) }
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
+    public init(_ message: String) { self.message = message }
     init(line: Int, _ what: String) { self.init("Dockerfile line \(line): \(what)") }
 }
 

@@ -25,13 +25,10 @@ struct CopyInstruction {
     struct Failure: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         typealias Kind = ErrorKind<CopyInstruction.Failure>
-        let kind: Kind
+        var kind: Kind { .copyFailed }
+        /// What failed, with which value, and what to do.
         let message: String
-        init(_ message: String) { self.init(.copyFailed, message) }
-        init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        init(_ message: String) { self.message = message }
     }
 
     /// Applies the copy to `tree` and returns the layer's entries by path.

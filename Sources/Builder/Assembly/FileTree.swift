@@ -40,13 +40,10 @@ struct FileTree {
     struct Failure: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         typealias Kind = ErrorKind<FileTree.Failure>
-        let kind: Kind
+        var kind: Kind { .invalidTree }
+        /// What failed, with which value, and what to do.
         let message: String
-        init(_ message: String) { self.init(.invalidTree, message) }
-        init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        init(_ message: String) { self.message = message }
     }
 
     private(set) var nodes: [String: Node] = [:]

@@ -13,13 +13,10 @@ struct BerkeleyDBHashFile {
     struct Malformed: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         typealias Kind = ErrorKind<BerkeleyDBHashFile.Malformed>
-        let kind: Kind
+        var kind: Kind { .malformed }
+        /// What failed, with which value, and what to do.
         let message: String
-        init(_ message: String) { self.init(.malformed, message) }
-        init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        init(_ message: String) { self.message = message }
     }
 
     static let hashMagic: UInt32 = 0x061561

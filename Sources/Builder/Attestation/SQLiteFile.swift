@@ -11,13 +11,10 @@ struct SQLiteFile {
     struct Malformed: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
         typealias Kind = ErrorKind<SQLiteFile.Malformed>
-        let kind: Kind
+        var kind: Kind { .malformed }
+        /// What failed, with which value, and what to do.
         let message: String
-        init(_ message: String) { self.init(.malformed, message) }
-        init(_ kind: Kind, _ message: String) {
-            self.kind = kind
-            self.message = message
-        }
+        init(_ message: String) { self.message = message }
     }
 
     enum Value: Sendable, Equatable {
