@@ -16,24 +16,12 @@ import Darwin
 /// archives, the byte offset where it was found, so a log of a failed unpack says which
 /// layer byte to look at. Bytes from the archive are quoted and control characters escaped,
 /// so a hostile name cannot forge a second log line.
-public struct ArchiveError: SlipwayError {
-    /// The class of failure (callers branch on it, the message is for people).
-    public typealias Kind = ErrorKind<ArchiveError>
+public typealias ArchiveError = KindedError<ArchiveErrorDomain>
 
-    /// What kind of failure this is.
-    public let kind: Kind
-    /// The one-line explanation, with the offending value.
-    public let message: String
+/// Whose kinds ``ArchiveError``'s are.
+public enum ArchiveErrorDomain {}
 
-    /// Creates an error; `message` must be one line (callers quote untrusted values with
-    /// `quoted(_:)`).
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-}
-
-extension ErrorKind where Owner == ArchiveError {
+extension ErrorKind where Owner == ArchiveErrorDomain {
     /// The stream ended before the format said it would.
     public static var truncated: Self { Self("truncated") }
     /// A tar header's checksum does not match its bytes.

@@ -2,23 +2,12 @@ import Errors
 import Foundation
 
 /// A lock that could not be taken or released: what failed, with which key, and what to do.
-public struct LockError: SlipwayError, Equatable {
-    /// The class of failure (callers branch on it, the message is for people).
-    public typealias Kind = ErrorKind<LockError>
+public typealias LockError = KindedError<LockErrorDomain>
 
-    /// What kind of failure this is.
-    public let kind: Kind
-    /// What failed, with which value, and what to do.
-    public let message: String
+/// Whose kinds ``LockError``'s are.
+public enum LockErrorDomain {}
 
-    /// Creates an error.
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-}
-
-extension ErrorKind where Owner == LockError {
+extension ErrorKind where Owner == LockErrorDomain {
     /// `LOCK`, `LOCK_TIMEOUT`, `LOCK_TTL` or the backend text is invalid.
     public static var configuration: Self { Self("configuration") }
     /// The lock stayed held for longer than `LOCK_TIMEOUT`.

@@ -3,22 +3,12 @@ import Errors
 /// Why build-task could not build: the kind says what went wrong (a base that is missing, a
 /// file that cannot be read, a Dockerfile the chosen builder cannot build), the message says
 /// with which value and what to do, in one line.
-public struct BuildError: SlipwayError {
-    /// The class of failure (callers branch on it, the message is for people).
-    public typealias Kind = ErrorKind<BuildError>
+public typealias BuildError = KindedError<BuildErrorDomain>
 
-    /// What kind of failure this is.
-    public let kind: Kind
-    /// What failed, with which value, and what to do.
-    public let message: String
+/// Whose kinds ``BuildError``'s are.
+public enum BuildErrorDomain {}
 
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-}
-
-extension ErrorKind where Owner == BuildError {
+extension ErrorKind where Owner == BuildErrorDomain {
     /// The build asks for something Slipway does not do (a base per platform, an image
     /// argument in a form it does not read, an inputs digest no tag can hold).
     public static var unsupported: Self { Self("unsupported") }

@@ -31,3 +31,23 @@ public struct ErrorKind<Owner>: Hashable, Sendable, CustomStringConvertible {
         self.description = description
     }
 }
+
+/// An error that is a kind and a message, nothing more: the error of each module whose
+/// failures carry nothing else, so that shape is written once. `Domain` says whose kinds
+/// these are (`ArchiveError` is `KindedError<ArchiveErrorDomain>`), so the kinds of one
+/// module's error are never offered for another's.
+public struct KindedError<Domain>: SlipwayError, Equatable {
+    /// The class of failure (callers branch on it, the message is for people).
+    public typealias Kind = ErrorKind<Domain>
+
+    /// What kind of failure this is.
+    public let kind: Kind
+    /// What failed, with which value, and what to do, in one line.
+    public let message: String
+
+    /// Creates an error; `message` is one line, untrusted values in it quoted.
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}

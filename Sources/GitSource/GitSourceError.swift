@@ -6,23 +6,12 @@ import Foundation
 /// Messages never contain a secret: commands carry none in their arguments (see
 /// ``Command``), URLs are shown without their user information, and git's own output is
 /// scrubbed of the configured password and key before it is quoted.
-public struct GitSourceError: SlipwayError, Equatable {
-    /// The class of failure (callers branch on it, the message is for people).
-    public typealias Kind = ErrorKind<GitSourceError>
+public typealias GitSourceError = KindedError<GitSourceErrorDomain>
 
-    /// What kind of failure this is.
-    public let kind: Kind
-    /// One or more lines: what failed, with which value, and what to do.
-    public let message: String
+/// Whose kinds ``GitSourceError``'s are.
+public enum GitSourceErrorDomain {}
 
-    /// Creates an error.
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-}
-
-extension ErrorKind where Owner == GitSourceError {
+extension ErrorKind where Owner == GitSourceErrorDomain {
     /// The source configuration is invalid (a bad regex, a bad path, conflicting keys).
     public static var configuration: Self { Self("configuration") }
     /// A program could not be started, or git failed.

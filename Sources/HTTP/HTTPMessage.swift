@@ -160,26 +160,19 @@ public protocol HTTPTransport: Sendable {
     ) throws -> HTTPResponse
 }
 
-/// A failure below HTTP: no response, or a response that could not be read whole.
-public struct HTTPError: SlipwayError {
-    /// The class of failure (callers branch on it, the message is for people).
-    public typealias Kind = ErrorKind<HTTPError>
+/// A failure below HTTP: no response, or a response that could not be read whole. Its
+/// message never holds a header value or a credential.
+public typealias HTTPError = KindedError<HTTPErrorDomain>
 
-    /// What kind of failure this is.
-    public let kind: Kind
-    /// A human sentence; never contains header values or credentials.
-    public let message: String
+/// Whose kinds ``HTTPError``'s are.
+public enum HTTPErrorDomain {}
 
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
+extension HTTPError {
     /// Connection failures and timeouts are transient; TLS and local problems are not.
     public var isRetryable: Bool { kind == .connection || kind == .timeout }
 }
 
-extension ErrorKind where Owner == HTTPError {
+extension ErrorKind where Owner == HTTPErrorDomain {
     public static var connection: Self { Self("connection") }
     public static var timeout: Self { Self("timeout") }
     /// The request's own `timeout` passed: not transient, so not retried.
