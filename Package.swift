@@ -123,7 +123,7 @@ let package = Package(
         // Every module's error in the one shape: a kind and a one-line message.
         .testTarget(name: "ErrorsTests", dependencies: [
             "Errors", "OCI", "HTTP", "Spawn", "Registry", "CloudAuth", "Archive", "ImageLayout", "RootFS", "GitSource",
-            "BuildLock", "BuildContext", "TagPolicy", "Signing", "Resource", "Builder", "TestSupport",
+            "BuildLock", "BuildContext", "TagPolicy", "Signing", "Resource", "Builder",
         ]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
         .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "Spawn", "TestSupport", .product(name: "Yams", package: "Yams")]),
