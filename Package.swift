@@ -6,6 +6,7 @@ import PackageDescription
 //     → Transfer, Signing, CloudAuth, GitSource, BuildLock, BuildContext, RootFS, TagPolicy
 //     → Registry, ImageLayout, Archive → HTTP → CCurl, CZlib, CZstd
 //     → OCI (value types, no I/O), Console
+//     → Errors (the one error shape every module's error conforms to)
 let package = Package(
     name: "Slipway",
     platforms: [.macOS(.v14)],
@@ -29,44 +30,47 @@ let package = Package(
         // zstd-compressed layers (BuildKit and newer builders write them).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
+        // The one error shape: a kind to branch on and a one-line message (SlipwayError).
+        .target(name: "Errors"),
+
         // OCI image and distribution value types: digests, media types, descriptors,
         // manifests, indexes, configs, platforms, references. Pure, no I/O.
-        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "OCI", dependencies: ["Errors", .product(name: "Crypto", package: "swift-crypto")]),
         // A small HTTP/1.1 transport over libcurl: streamed bodies, per-request TLS trust.
-        .target(name: "HTTP", dependencies: ["CCurl"]),
+        .target(name: "HTTP", dependencies: ["Errors", "CCurl"]),
         // Where log lines go (stderr; captured in tests).
         .target(name: "Console"),
         // Running programs (git, ssh, buildah, credential helpers): posix_spawn, every stream
         // drained at once, an idle bound, and children ended with us on SIGTERM and SIGINT.
-        .target(name: "Spawn"),
+        .target(name: "Spawn", dependencies: ["Errors"]),
         // The OCI distribution client: auth, manifests, blobs, tags, retries.
         .target(name: "Registry", dependencies: [
-            "OCI", "HTTP", "Console", "Spawn", .product(name: "Crypto", package: "swift-crypto"),
+            "Errors", "OCI", "HTTP", "Console", "Spawn", .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         // Cloud registry logins without cloud SDKs: AWS Signature Version 4, AWS credentials
         // (source, environment, EC2 instance metadata), STS role chains and ECR tokens; Azure
         // managed identity and the ACR refresh-token exchange.
-        .target(name: "CloudAuth", dependencies: ["OCI", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "CloudAuth", dependencies: ["Errors", "OCI", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
-        .target(name: "Archive", dependencies: ["CZlib", "CZstd", "OCI"]),
+        .target(name: "Archive", dependencies: ["Errors", "CZlib", "CZstd", "OCI"]),
         // OCI image layouts (read, write), OCI archives (read) and docker-archives (read, write).
-        .target(name: "ImageLayout", dependencies: ["OCI", "Archive"]),
+        .target(name: "ImageLayout", dependencies: ["Errors", "OCI", "Archive"]),
         // Layers applied into a root filesystem, safely: the security boundary of `in`.
-        .target(name: "RootFS", dependencies: ["OCI", "Archive", "Console", "ImageLayout"]),
+        .target(name: "RootFS", dependencies: ["Errors", "OCI", "Archive", "Console", "ImageLayout"]),
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
-        .target(name: "GitSource", dependencies: ["OCI", "Console", "Spawn", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GitSource", dependencies: ["Errors", "OCI", "Console", "Spawn", .product(name: "Yams", package: "Yams")]),
 
         // Images moved between layouts and registries: push, pull, copy (promote).
         .target(name: "Transfer", dependencies: ["OCI", "Registry", "ImageLayout", "Console"]),
         // Build serialisation: locks on a directory (flock) or a git repository (atomic ref create).
-        .target(name: "BuildLock", dependencies: ["Console", "GitSource", "Spawn"]),
+        .target(name: "BuildLock", dependencies: ["Errors", "Console", "GitSource", "Spawn"]),
         // What a build reads: the context (honouring .dockerignore), the Dockerfile's stages, the inputs digest.
-        .target(name: "BuildContext", dependencies: ["OCI"]),
+        .target(name: "BuildContext", dependencies: ["Errors", "OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
         .target(name: "Builder", dependencies: [
-            "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "HTTP", "Registry", "RootFS",
+            "Errors", "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "HTTP", "Registry", "RootFS",
             // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
@@ -75,14 +79,14 @@ let package = Package(
         // Signed images in cosign's layout: simple-signing signatures (`.sig`), DSSE
         // attestations (`.att`), ECDSA P-256 keys (cosign's encrypted form too), verification.
         .target(name: "Signing", dependencies: [
-            "OCI", "Registry", .product(name: "Crypto", package: "swift-crypto"),
+            "Errors", "OCI", "Registry", .product(name: "Crypto", package: "swift-crypto"),
             // scrypt, which opens cosign's encrypted private keys.
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
-        .target(name: "TagPolicy", dependencies: ["OCI"]),
+        .target(name: "TagPolicy", dependencies: ["Errors", "OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["OCI", "HTTP", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
+        .target(name: "Resource", dependencies: ["Errors", "OCI", "HTTP", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -116,6 +120,11 @@ let package = Package(
         // The ciphers that open cosign's encrypted keys, against their published vectors.
         .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "Spawn", "TestSupport"]),
+        // Every module's error in the one shape: a kind and a one-line message.
+        .testTarget(name: "ErrorsTests", dependencies: [
+            "Errors", "OCI", "HTTP", "Spawn", "Registry", "CloudAuth", "Archive", "ImageLayout", "RootFS", "GitSource",
+            "BuildLock", "BuildContext", "TagPolicy", "Signing", "Resource", "Builder",
+        ]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
         .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "Spawn", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],

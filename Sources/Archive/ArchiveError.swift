@@ -1,3 +1,4 @@
+import Errors
 import OCI
 import Foundation
 
@@ -15,57 +16,40 @@ import Darwin
 /// archives, the byte offset where it was found, so a log of a failed unpack says which
 /// layer byte to look at. Bytes from the archive are quoted and control characters escaped,
 /// so a hostile name cannot forge a second log line.
-public struct ArchiveError: Error, Sendable, CustomStringConvertible {
-    /// The class of failure, as an opaque code with static members (callers branch on it,
-    /// the message is for people).
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// The code's name, for logs.
-        public let description: String
+public typealias ArchiveError = KindedError<ArchiveErrorDomain>
 
-        /// The stream ended before the format said it would.
-        public static let truncated = Code(description: "truncated")
-        /// A tar header's checksum does not match its bytes.
-        public static let badChecksum = Code(description: "bad checksum")
-        /// A tar header field cannot be parsed (octal, base-256, text).
-        public static let invalidField = Code(description: "invalid field")
-        /// A PAX extended header record is malformed or has an invalid value.
-        public static let badPAXRecord = Code(description: "bad PAX record")
-        /// The archive's structure is wrong in a way not covered above.
-        public static let malformed = Code(description: "malformed archive")
-        /// A metadata entry (PAX header, GNU long name) exceeds the reader's limit.
-        public static let limitExceeded = Code(description: "limit exceeded")
-        /// Compressed data is corrupt, truncated or followed by garbage.
-        public static let compressedData = Code(description: "compressed data error")
-        /// A verified stream has more or fewer bytes than expected.
-        public static let sizeMismatch = Code(description: "size mismatch")
-        /// A verified stream's digest differs from the expected one.
-        public static let digestMismatch = Code(description: "digest mismatch")
-        /// A tar header cannot be written as given (negative id, name with NUL, …).
-        public static let unencodable = Code(description: "unencodable header")
-        /// An entry body given to the writer is shorter or longer than its header says.
-        public static let bodyLength = Code(description: "body length mismatch")
-        /// A file could not be opened, read or written.
-        public static let io = Code(description: "I/O error")
-        /// A compression library could not be set up (out of memory, bad level).
-        public static let library = Code(description: "library error")
-        /// An API was used out of order (write after finish, a stale entry body).
-        public static let misuse = Code(description: "misuse")
-    }
+/// Whose kinds ``ArchiveError``'s are.
+public enum ArchiveErrorDomain {}
 
-    /// What kind of failure this is.
-    public let code: Code
-    /// The one-line explanation, with the offending value.
-    public let message: String
-
-    /// Creates an error; `message` must be one line (callers quote untrusted values with
-    /// `quoted(_:)`).
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// The one-line message.
-    public var description: String { message }
+extension ErrorKind where Owner == ArchiveErrorDomain {
+    /// The stream ended before the format said it would.
+    public static var truncated: Self { Self("truncated") }
+    /// A tar header's checksum does not match its bytes.
+    public static var badChecksum: Self { Self("bad checksum") }
+    /// A tar header field cannot be parsed (octal, base-256, text).
+    public static var invalidField: Self { Self("invalid field") }
+    /// A PAX extended header record is malformed or has an invalid value.
+    public static var badPAXRecord: Self { Self("bad PAX record") }
+    /// The archive's structure is wrong in a way not covered above.
+    public static var malformed: Self { Self("malformed archive") }
+    /// A metadata entry (PAX header, GNU long name) exceeds the reader's limit.
+    public static var limitExceeded: Self { Self("limit exceeded") }
+    /// Compressed data is corrupt, truncated or followed by garbage.
+    public static var compressedData: Self { Self("compressed data error") }
+    /// A verified stream has more or fewer bytes than expected.
+    public static var sizeMismatch: Self { Self("size mismatch") }
+    /// A verified stream's digest differs from the expected one.
+    public static var digestMismatch: Self { Self("digest mismatch") }
+    /// A tar header cannot be written as given (negative id, name with NUL, …).
+    public static var unencodable: Self { Self("unencodable header") }
+    /// An entry body given to the writer is shorter or longer than its header says.
+    public static var bodyLength: Self { Self("body length mismatch") }
+    /// A file could not be opened, read or written.
+    public static var io: Self { Self("I/O error") }
+    /// A compression library could not be set up (out of memory, bad level).
+    public static var library: Self { Self("library error") }
+    /// An API was used out of order (write after finish, a stale entry body).
+    public static var misuse: Self { Self("misuse") }
 }
 
 extension ArchiveError {

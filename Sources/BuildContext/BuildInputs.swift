@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import OCI
 
@@ -65,8 +66,13 @@ public struct BuildInputs: Sendable {
         self.excludedPaths = excludedPaths
     }
 
-    public struct ReadError: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct ReadError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<BuildInputs.ReadError>
+        public var kind: Kind { .unreadableContext }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     /// The inputs digest.
@@ -95,7 +101,7 @@ public struct BuildInputs: Sendable {
         let directory = relative.isEmpty ? contextDirectory : contextDirectory.appendingPathComponent(relative)
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
-            throw ReadError(description: "cannot list \(directory.path): \(error.localizedDescription)")
+            throw ReadError("cannot list \(directory.path): \(error.localizedDescription)")
         }
         // Byte order, so the manifest does not depend on the locale or the file system.
         for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
@@ -103,7 +109,7 @@ public struct BuildInputs: Sendable {
             let url = contextDirectory.appendingPathComponent(path)
             var status = stat()
             guard lstat(url.path, &status) == 0 else {
-                throw ReadError(description: "cannot read \(url.path): \(String(cString: strerror(errno)))")
+                throw ReadError("cannot read \(url.path): \(String(cString: strerror(errno)))")
             }
             let excluded = ignore.excludes(path)
             let mode = String(status.st_mode & 0o7777, radix: 8)
@@ -132,11 +138,16 @@ public struct BuildInputs: Sendable {
     /// The SHA-256 of a file, read in 1 MiB chunks.
     static func hash(_ url: URL) throws -> Digest {
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
-            throw ReadError(description: "cannot read \(url.path)")
+            throw ReadError("cannot read \(url.path)")
         }
         defer { try? handle.close() }
         var hasher = DigestHasher()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
         return hasher.finalize()
     }
+}
+
+extension ErrorKind where Owner == BuildInputs.ReadError {
+    /// A file of the build context cannot be read.
+    public static var unreadableContext: Self { Self("unreadable context") }
 }

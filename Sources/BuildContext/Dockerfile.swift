@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import OCI
 
@@ -61,8 +62,13 @@ public struct DockerfileStages: Sendable, Equatable {
         }
     }
 
-    public struct ParseError: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct ParseError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<DockerfileStages.ParseError>
+        public var kind: Kind { .invalidDockerfile }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     public var stages: [Stage]
@@ -132,7 +138,7 @@ public struct DockerfileStages: Sendable, Equatable {
                 if !stages.isEmpty { stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number)) }
             }
         }
-        guard !stages.isEmpty else { throw ParseError(description: "the Dockerfile has no FROM instruction") }
+        guard !stages.isEmpty else { throw ParseError("the Dockerfile has no FROM instruction") }
         self.stages = stages
         self.globalArgs = globals
         self.fromOnlyArgs = Self.fromOnly(declaredGlobally: declaredGlobally, seenByStages: seenByStages, defaultReads: defaultReads)
@@ -164,13 +170,13 @@ public struct DockerfileStages: Sendable, Equatable {
             words.removeFirst()
         }
         guard let image = words.first else {
-            throw ParseError(description: "Dockerfile line \(number): FROM names no image")
+            throw ParseError("Dockerfile line \(number): FROM names no image")
         }
         var name: String?
         if words.count >= 3, words[1].lowercased() == "as" { name = words[2].lowercased() }
         let base = Self.substitute(image, globals)
         guard !base.isEmpty else {
-            throw ParseError(description: "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
+            throw ParseError("Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
         }
         return Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest)
     }
@@ -195,7 +201,7 @@ public struct DockerfileStages: Sendable, Equatable {
             stageIndex += 1
             guard let replacement = replacements[stage.base] else { continue }
             guard let imageIndex = words.indices.dropFirst().first(where: { !words[$0].hasPrefix("--") }), words[imageIndex] != "\\" else {
-                throw ParseError(description: "Dockerfile line \(number + 1): cannot pin a FROM whose image is on a continuation line")
+                throw ParseError("Dockerfile line \(number + 1): cannot pin a FROM whose image is on a continuation line")
             }
             words[imageIndex] = replacement
             let indent = line.prefix(while: { $0 == " " || $0 == "\t" })
@@ -314,4 +320,9 @@ public struct DockerfileStages: Sendable, Equatable {
         }
         return result
     }
+}
+
+extension ErrorKind where Owner == DockerfileStages.ParseError {
+    /// The Dockerfile cannot be parsed.
+    public static var invalidDockerfile: Self { Self("invalid Dockerfile") }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// `.dockerignore` rules with Docker's semantics (moby/patternmatcher): one pattern a line,
@@ -5,8 +6,13 @@ import Foundation
 /// component, `**` spans any number of them, `[…]` classes and `\` escapes work; a pattern
 /// that matches a directory matches everything below it; the last matching pattern decides.
 public struct Dockerignore: Sendable {
-    public struct ValidationError: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct ValidationError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Dockerignore.ValidationError>
+        public var kind: Kind { .invalidPattern }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     struct Rule: @unchecked Sendable {  // NSRegularExpression is immutable once made
@@ -36,7 +42,7 @@ public struct Dockerignore: Sendable {
             let cleaned = Self.clean(line)
             if cleaned.isEmpty || cleaned == "." { continue }
             guard let regex = try? NSRegularExpression(pattern: Self.regex(for: cleaned)) else {
-                throw ValidationError(description: ".dockerignore: cannot read the pattern \"\(line)\"")
+                throw ValidationError(".dockerignore: cannot read the pattern \"\(line)\"")
             }
             rules.append(Rule(pattern: cleaned, regex: regex, excludes: excludes))
         }
@@ -169,4 +175,9 @@ extension Dockerignore.Rule {
     func matches(_ path: String) -> Bool {
         regex.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)) != nil
     }
+}
+
+extension ErrorKind where Owner == Dockerignore.ValidationError {
+    /// A .dockerignore line is not a valid pattern.
+    public static var invalidPattern: Self { Self("invalid pattern") }
 }

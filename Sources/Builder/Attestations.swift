@@ -48,7 +48,7 @@ extension ImageBuild {
                                           values: configuration.buildArgs)
         let scans: [SBOM.PlatformScan]
         do { scans = try SBOM.scan(image) } catch {
-            throw Unsupported(description: "cannot read the package databases of the image for its SBOM: \(error)")
+            throw BuildError(.unreadableFile, "cannot read the package databases of the image for its SBOM: \(error)")
         }
         let document = SBOM.document(subject: subject, repository: (configuration.tag ?? configuration.skipIfPublished)?.name, digest: image.descriptor.digest, scans: scans,
                                      bases: run.bases.bases, files: files, created: Date())
@@ -73,7 +73,7 @@ extension ImageBuild {
         let data = try CanonicalJSON.encode(value)
         let text = String(decoding: data, as: UTF8.self)
         if secretTexts.contains(where: { $0.count >= shortestSecretLookedFor && text.contains($0) }) {
-            throw Unsupported(description: "\(file.lastPathComponent) would hold the value of a BUILDKIT_SECRETTEXT_* secret; not written (is the secret also a build arg, label or file name?)")
+            throw BuildError(.secretInOutput, "\(file.lastPathComponent) would hold the value of a BUILDKIT_SECRETTEXT_* secret; not written (is the secret also a build arg, label or file name?)")
         }
         try data.write(to: file, options: .atomic)
     }

@@ -106,7 +106,7 @@ struct BaseResolver {
 
         let text: String
         do { text = try String(contentsOf: configuration.dockerfile, encoding: .utf8) } catch {
-            throw ImageBuild.Unsupported(description: "cannot read the Dockerfile \(configuration.dockerfile.path)")
+            throw BuildError(.unreadableFile, "cannot read the Dockerfile \(configuration.dockerfile.path)")
         }
         // The automatic platform args (`$BUILDPLATFORM`, `$TARGETARCH`, …) have a value per
         // target platform, as buildah gives them; with none given, buildah builds for the host.
@@ -140,7 +140,7 @@ struct BaseResolver {
             let pinned: String
             do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
                                                                 replacements: replacements) } catch {
-                throw ImageBuild.Unsupported(description: "\(configuration.dockerfile.lastPathComponent): \(error)")
+                throw BuildError(.invalidDockerfile, "\(configuration.dockerfile.lastPathComponent): \(error)")
             }
             dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
             try Data(pinned.utf8).write(to: dockerfile)
@@ -185,7 +185,7 @@ struct BaseResolver {
     static func requireSameBases(_ targetBuilds: [Emulation.TargetBuild], targets: [Platform]) throws {
         if let other = targetBuilds.dropFirst().first(where: { $0.stages.map(\.base) != targetBuilds[0].stages.map(\.base) }) {
             let differing = zip(targetBuilds[0].stages, other.stages).first { $0.base != $1.base }
-            throw ImageBuild.Unsupported(description: "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately")
+            throw BuildError(.unsupported, "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately")
         }
     }
 
@@ -214,7 +214,7 @@ struct BaseResolver {
             }
             let reference: ImageReference
             do { reference = try ImageReference(written) } catch {
-                throw ImageBuild.Unsupported(description: "FROM \(written): \(error)")
+                throw BuildError(.invalidDockerfile, "FROM \(written): \(error)")
             }
             // A docker.io base may come from a mirror; it keeps its docker.io name (buildah's
             // registries.conf sends its pull to the same mirror).
@@ -237,7 +237,7 @@ struct BaseResolver {
             if lowered == "scratch" { return .scratch }
             if let earlier = stages.stages[..<index].firstIndex(where: { $0.name == lowered }) { return .stage(earlier) }
             guard let base = resolved[stage.base] else {
-                throw ImageBuild.Unsupported(description: "FROM \(stage.base) on line \(stage.line) was not resolved")
+                throw BuildError(.unresolvedBase, "FROM \(stage.base) on line \(stage.line) was not resolved")
             }
             return .image(base.digest)
         }
@@ -249,7 +249,7 @@ struct BaseResolver {
     func pinnedOrResolved(_ reference: ImageReference, written: String, narrow: Bool = true) throws -> (Digest, Digest) {
         if let pinned = configuration.baseDigests {
             guard let digest = pinned[written] else {
-                throw ImageBuild.Unsupported(description: "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?")
+                throw BuildError(.unresolvedBase, "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?")
             }
             return (digest, digest)
         }
@@ -257,17 +257,17 @@ struct BaseResolver {
         do {
             let client = try access.client(for: reference.registry)
             guard let top = try client.manifestDescriptor(reference.repository, reference.reference) else {
-                throw ImageBuild.Unsupported(description: "the base image \(written) does not exist (\(reference) was not found in its registry)")
+                throw BuildError(.missingBase, "the base image \(written) does not exist (\(reference) was not found in its registry)")
             }
             return (narrow ? try resolve(reference, written: written, top: top, client: client) : top.digest, top.digest)
-        } catch let error as ImageBuild.Unsupported {
+        } catch let error as BuildError {
             throw error
         } catch let error as RegistryError where [.unauthorized, .denied].contains(error.kind) && configuration.registryUsername != nil
                     && access.configuredCredentials(for: reference.registry) == nil {
             // The rule is new to anyone who used REGISTRY_* for a private base elsewhere: say it.
-            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error); REGISTRY_USERNAME/REGISTRY_PASSWORD go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(reference.registry) an entry in DOCKER_CONFIG's config.json")
+            throw BuildError(.unresolvedBase, "cannot resolve the base image \(written): \(error); REGISTRY_USERNAME/REGISTRY_PASSWORD go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(reference.registry) an entry in DOCKER_CONFIG's config.json")
         } catch {
-            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error)")
+            throw BuildError(.unresolvedBase, "cannot resolve the base image \(written): \(error)")
         }
     }
 
@@ -279,10 +279,10 @@ struct BaseResolver {
             let response = try client.manifest(reference.repository, .digest(top.digest))
             guard case .index(let index) = try response.decode() else { return top.digest }
             return try index.choose(configuration.platforms.first, image: written).digest
-        } catch let error as ImageBuild.Unsupported {
+        } catch let error as BuildError {
             throw error
         } catch {
-            throw ImageBuild.Unsupported(description: "cannot resolve the base image \(written): \(error)")
+            throw BuildError(.unresolvedBase, "cannot resolve the base image \(written): \(error)")
         }
     }
 
@@ -332,9 +332,9 @@ struct ImageArgument {
         } else if exists("image.tar") {
             image = directory.appendingPathComponent("image.tar")
         } else if exists("rootfs") {
-            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
+            throw BuildError(.unsupported, "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
         } else {
-            throw ImageBuild.Unsupported(description: "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
+            throw BuildError(.missingBase, "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
         }
 
         var isLayout: ObjCBool = false

@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import BuildLock
 import Foundation
@@ -80,9 +81,13 @@ public struct BuildConfiguration: Sendable, Equatable {
     ]
     public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_", "BUILDKIT_SECRET_", "BUILDKIT_SECRETTEXT_"]
 
-    public struct ValidationError: Error, Sendable, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
+    public struct ValidationError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<BuildConfiguration.ValidationError>
+        public var kind: Kind { .invalidSetting }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     /// Resolves flags over `environment`; relative paths are taken from `directory`. Each
@@ -396,4 +401,9 @@ private struct SettingReader {
         }
         return (username, password)
     }
+}
+
+extension ErrorKind where Owner == BuildConfiguration.ValidationError {
+    /// A flag or environment variable of build-task is not usable.
+    public static var invalidSetting: Self { Self("invalid setting") }
 }

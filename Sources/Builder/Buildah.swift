@@ -1,3 +1,4 @@
+import Errors
 import Console
 import Foundation
 import Spawn
@@ -9,8 +10,13 @@ import Spawn
 /// on cgroup-v1/hybrid hosts, `--isolation chroot` works; a vfs store is relocatable, so a
 /// cache whose absolute path changes between builds still hits.
 public struct Buildah: Sendable {
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct Failure: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Buildah.Failure>
+        public var kind: Kind { .buildahFailed }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     let runner: any CommandRunner
@@ -42,17 +48,17 @@ public struct Buildah: Sendable {
     public func check() throws {
         let version: CommandResult
         do { version = try runner.run(Command("buildah", ["--version"])) } catch {
-            throw Failure(description: "buildah is not installed (apt-get install buildah), or not on PATH")
+            throw Failure("buildah is not installed (apt-get install buildah), or not on PATH")
         }
         guard version.succeeded else {
-            throw Failure(description: "buildah --version failed: \(Self.lastLine(version))")
+            throw Failure("buildah --version failed: \(Self.lastLine(version))")
         }
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
         let info = try runner.run(command(global + ["images", "--quiet"]))
         guard info.succeeded else {
             // Refused a user namespace (a non-privileged Concourse task): the cause and the fix, not buildah's "(Unable to determine exit status)".
-            if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) { throw Failure(description: problem) }
-            throw Failure(description: "buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))")
+            if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) { throw Failure(problem) }
+            throw Failure("buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))")
         }
     }
 
@@ -97,9 +103,9 @@ public struct Buildah: Sendable {
             let last = Self.lastLine(result)
             if last.contains("failed pushing cache to") {
                 // buildah 1.28 fails the build when a --cache-to push fails.
-                throw Failure(description: "buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)")
+                throw Failure("buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)")
             }
-            throw Failure(description: "buildah bud failed: \(last)")
+            throw Failure("buildah bud failed: \(last)")
         }
         log.info("built \(name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -108,13 +114,13 @@ public struct Buildah: Sendable {
     /// `buildah push` to a transport destination (`oci:<dir>:<name>`, `docker-archive:<file>:<ref>`).
     public func push(_ name: String, to destination: String) throws {
         let result = try runner.run(command(global + ["push", "--quiet", name, destination]))
-        guard result.succeeded else { throw Failure(description: "buildah push to \(destination) failed: \(Self.lastLine(result))") }
+        guard result.succeeded else { throw Failure("buildah push to \(destination) failed: \(Self.lastLine(result))") }
     }
 
     /// `buildah manifest push --all --format oci`: a manifest list as an OCI index.
     public func pushList(_ name: String, to destination: String) throws {
         let result = try runner.run(command(global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
-        guard result.succeeded else { throw Failure(description: "buildah manifest push to \(destination) failed: \(Self.lastLine(result))") }
+        guard result.succeeded else { throw Failure("buildah manifest push to \(destination) failed: \(Self.lastLine(result))") }
     }
 
     /// Removes the name, an image or a manifest list (layers stay cached).
@@ -133,4 +139,9 @@ public struct Buildah: Sendable {
         let text = (result.errorText + "\n" + result.outputText).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         return text.last(where: { $0.lowercased().contains("error") }) ?? text.last(where: { !$0.isEmpty }) ?? "exit \(result.status)"
     }
+}
+
+extension ErrorKind where Owner == Buildah.Failure {
+    /// buildah could not be run, or failed.
+    public static var buildahFailed: Self { Self("buildah failed") }
 }

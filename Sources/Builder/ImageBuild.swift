@@ -52,10 +52,6 @@ public struct ImageBuild {
         self.namespaces = namespaces
     }
 
-    public struct Unsupported: Error, Sendable, CustomStringConvertible {
-        public let description: String
-    }
-
     public func run() throws -> Result {
         for stage in configuration.additionalTargets { try buildAdditionalTarget(stage) }
         let started = Date()
@@ -208,8 +204,8 @@ public struct ImageBuild {
 
     /// What `BUILDER=assemble` says of a Dockerfile it cannot assemble: the reason and what to
     /// set instead (any buildah build needs `privileged: true` in Concourse, not only RUN).
-    static func refusedUnderAssemble(_ refusal: AssemblyRefusal) -> Unsupported {
-        Unsupported(description: "\(refusal.description); BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)")
+    static func refusedUnderAssemble(_ refusal: AssemblyRefusal) -> BuildError {
+        BuildError(.notAssemblable, "\(refusal.description); BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)")
     }
 
     /// `BUILDER` applied to this Dockerfile: `auto` assembles what executes nothing and logs
@@ -238,7 +234,7 @@ public struct ImageBuild {
         // A RUN for an architecture the kernel cannot run fails deep inside buildah with
         // "exec format error"; say why, and what to change.
         if let problem = Emulation.problem(builds: bases.targetBuilds, host: .host, emulators: binfmt.emulators()) {
-            throw Unsupported(description: problem)
+            throw BuildError(.hostCannotBuild, problem)
         }
         // In a container that may not create namespaces (Concourse's default, non-privileged
         // task) buildah fails with "(Unable to determine exit status)"; say why and what to
@@ -247,7 +243,7 @@ public struct ImageBuild {
         let runs = Namespaces.runs(bases.targetBuilds)
         if need == .userForEverything || runs,
            let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs) {
-            throw Unsupported(description: problem)
+            throw BuildError(.hostCannotBuild, problem)
         }
     }
 
@@ -284,9 +280,9 @@ public struct ImageBuild {
                 builtBy = .buildah
                 output = try buildWithBuildah(run, labels: labels, timings: &timings)
             } catch let failure as CopyInstruction.Failure {
-                throw Unsupported(description: failure.description)
+                throw BuildError(.assemblyFailed, failure.description)
             } catch let failure as FileTree.Failure {
-                throw Unsupported(description: failure.description)
+                throw BuildError(.assemblyFailed, failure.description)
             }
         case .buildah:
             output = try buildWithBuildah(run, labels: labels, timings: &timings)

@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import OCI
 
@@ -44,9 +45,13 @@ public struct GraphImage: Sendable, Equatable {
 /// repository, whatever the tag or digest (`registry.example/fornax/base:main` depends on the
 /// image whose repository is `registry.example/fornax/base`).
 public struct ImageGraph: Sendable {
-    public struct Failure: Error, Sendable, CustomStringConvertible, Equatable {
-        public let description: String
-        init(_ description: String) { self.description = description }
+    public struct Failure: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<ImageGraph.Failure>
+        public var kind: Kind { .invalidGraph }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     /// By name.
@@ -250,4 +255,9 @@ public struct PlannedImage: Sendable, Equatable {
             "\(reference) is not in the registry"
         }
     }
+}
+
+extension ErrorKind where Owner == ImageGraph.Failure {
+    /// The images of a build-all do not form a graph (a cycle, a missing image).
+    public static var invalidGraph: Self { Self("invalid graph") }
 }

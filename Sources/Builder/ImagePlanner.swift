@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import Console
 import Foundation
@@ -13,9 +14,13 @@ import OCI
 /// the directory, `SKIP_IF_PUBLISHED` its repository, the build args of the command line
 /// plus `REPOSITORY` (so `FROM ${REPOSITORY}/base:${BASE_TAG}` names the graph's base).
 public struct ImagePlanner {
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public let description: String
-        init(_ description: String) { self.description = description }
+    public struct Failure: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<ImagePlanner.Failure>
+        public var kind: Kind { .invalidPlan }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     /// An image directory found under the root.
@@ -256,4 +261,9 @@ public struct ImagePlanner {
     func withScratch<R>(_ body: (URL) throws -> R) throws -> R {
         try withLowercaseTemporaryDirectory("slipway-plan", body)
     }
+}
+
+extension ErrorKind where Owner == ImagePlanner.Failure {
+    /// The image directories or flags of a build-all do not make a plan.
+    public static var invalidPlan: Self { Self("invalid plan") }
 }

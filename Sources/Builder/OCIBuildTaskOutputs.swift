@@ -90,7 +90,7 @@ extension ImageBuild {
         // A directory of their own: an id never meets the auth file's name.
         let directory = directory.appendingPathComponent("secrets")
         guard mkdir(directory.path, 0o700) == 0 else {
-            throw Unsupported(description: "cannot create \(directory.path) for the build's secrets: errno \(errno)")
+            throw BuildError(.unwritableFile, "cannot create \(directory.path) for the build's secrets: errno \(errno)")
         }
         var options: [String] = []
         for secret in configuration.secrets {
@@ -102,7 +102,7 @@ extension ImageBuild {
                 // Created 0600 by open(2) itself: never readable by others, not even for a moment.
                 let descriptor = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
                 guard descriptor >= 0 else {
-                    throw Unsupported(description: "BUILDKIT_SECRETTEXT_\(secret.id): cannot create a file for it in \(directory.path): errno \(errno)")
+                    throw BuildError(.unwritableFile, "BUILDKIT_SECRETTEXT_\(secret.id): cannot create a file for it in \(directory.path): errno \(errno)")
                 }
                 let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
                 try handle.write(contentsOf: Data(text.value.utf8))

@@ -21,7 +21,7 @@ struct PrivateRunDirectory {
         do {
             return try PrivateDirectory.with(in: parent, prefix: prefix, body)
         } catch let error as SpawnError {
-            throw ImageBuild.Unsupported(description: "the run's private directory: \(error)")
+            throw BuildError(.privateDirectory, "the run's private directory: \(error)")
         }
     }
 
@@ -33,7 +33,7 @@ struct PrivateRunDirectory {
         for candidate in candidates where BuildConfiguration.path(candidate, within: context) == nil {
             return candidate
         }
-        throw ImageBuild.Unsupported(description: "CONTEXT=\(context.path) holds the temporary directory (\(candidates.map(\.path).joined(separator: ", "))), where the run keeps its credentials out of the build: use a narrower CONTEXT or set TMPDIR outside it")
+        throw BuildError(.privateDirectory, "CONTEXT=\(context.path) holds the temporary directory (\(candidates.map(\.path).joined(separator: ", "))), where the run keeps its credentials out of the build: use a narrower CONTEXT or set TMPDIR outside it")
     }
 
     /// Removes the auth files that runs before this directory existed left in `CACHE/run-*/`

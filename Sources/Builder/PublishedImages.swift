@@ -24,7 +24,7 @@ struct PublishedImages {
     /// whose cache tag always fits; any other is refused rather than given another tag.
     static func tag(_ inputs: Digest) throws -> Tag {
         guard let tag = SlipwayVocabulary.cacheTag(inputs) else {
-            throw ImageBuild.Unsupported(description: "the inputs digest \(inputs) has no cache tag (only a SHA-256 digest fits in a tag)")
+            throw BuildError(.unsupported, "the inputs digest \(inputs) has no cache tag (only a SHA-256 digest fits in a tag)")
         }
         return tag
     }

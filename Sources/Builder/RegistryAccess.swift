@@ -49,7 +49,7 @@ struct RegistryAccess {
     func caCertificates() throws -> [String] {
         guard let file = configuration.registryCACerts else { return [] }
         guard let text = try? String(contentsOf: file, encoding: .utf8) else {
-            throw ImageBuild.Unsupported(description: "REGISTRY_CA_CERTS=\(file.path): cannot read it")
+            throw BuildError(.unreadableFile, "REGISTRY_CA_CERTS=\(file.path): cannot read it")
         }
         return [text]
     }

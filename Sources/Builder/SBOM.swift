@@ -16,7 +16,7 @@ enum SBOM {
         /// The file with its SHA-1, read in 1 MiB chunks from `context`.
         func withSHA1(in context: URL) throws -> ContextFile {
             guard let sha1 = try sha1Hex(of: context.appendingPathComponent(path)) else {
-                throw ImageBuild.Unsupported(description: "cannot read \(path) in the context for the SBOM")
+                throw BuildError(.unreadableFile, "cannot read \(path) in the context for the SBOM")
             }
             var file = self
             file.sha1 = sha1

@@ -96,7 +96,7 @@ public struct ACRLogin: Sendable {
         let answer = try? JSONDecoder().decode(Answer.self, from: response.body)
         guard response.status == 200, let token = answer?.access_token, !token.isEmpty else {
             let said = [answer?.error, answer?.error_description].compactMap { $0 }.joined(separator: ": ")
-            throw CloudAuthError(operation, "HTTP \(response.status)" + (said.isEmpty ? "" : " " + CloudAuthError.sanitized(said, hiding: [])))
+            throw CloudAuthError(.refused, operation, "HTTP \(response.status)" + (said.isEmpty ? "" : " " + CloudAuthError.sanitized(said, hiding: [])))
         }
         return token
     }
@@ -142,10 +142,10 @@ public struct ACRLogin: Sendable {
         guard response.status == 200 else {
             var reason = "HTTP \(response.status) " + CloudAuthError.sanitized(String(decoding: response.body.prefix(400), as: UTF8.self), hiding: [accessToken])
             if tenantID != nil { reason += "; azure_tenant_id must be the registry's tenant, not the worker's" }
-            throw CloudAuthError(operation, reason)
+            throw CloudAuthError(.refused, operation, reason)
         }
         guard let token = try decodeJSON(Answer.self, response.body, operation: operation, what: "refresh_token").refresh_token, !token.isEmpty else {
-            throw CloudAuthError(operation, "the answer has an empty refresh_token")
+            throw CloudAuthError(.invalidAnswer, operation, "the answer has an empty refresh_token")
         }
         return token
     }

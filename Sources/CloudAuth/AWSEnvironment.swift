@@ -31,7 +31,7 @@ public struct AWSEnvironment: Sendable {
         for name in ["AWS_ENDPOINT_URL_\(variableSuffix)", "AWS_ENDPOINT_URL"] {
             guard let text = value(name) else { continue }
             guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
-                throw CloudAuthError("read \(name)", "\"\(CloudAuthError.sanitized(text, hiding: []))\" is not an http(s) URL")
+                throw CloudAuthError(.configuration, "read \(name)", "\"\(CloudAuthError.sanitized(text, hiding: []))\" is not an http(s) URL")
             }
             return url
         }

@@ -1,20 +1,28 @@
 import Foundation
 import HTTP
+import Errors
 
 /// A failed cloud login: what was attempted and why it failed, in one line, never with a
 /// secret (text from a server is cut to one line and stripped of every secret we hold).
-public struct CloudAuthError: Error, Sendable, CustomStringConvertible {
+public struct CloudAuthError: SlipwayError {
+    /// The class of failure (callers branch on it, the message is for people).
+    public typealias Kind = ErrorKind<CloudAuthError>
+
+    /// What kind of failure this is.
+    public let kind: Kind
     /// What was attempted, e.g. `assume role arn:aws:iam::123456789012:role/push`.
     public let operation: String
     /// Why it failed and, where it helps, what to do.
     public let reason: String
 
-    public init(_ operation: String, _ reason: String) {
+    public init(_ kind: Kind, _ operation: String, _ reason: String) {
+        self.kind = kind
         self.operation = operation
         self.reason = reason
     }
 
-    public var description: String { "\(operation): \(reason)" }
+    /// The operation and the reason, in one line.
+    public var message: String { "\(operation): \(reason)" }
 
     /// `text` as one short line with each of `secrets` replaced by `***`.
     static func sanitized(_ text: String, hiding secrets: [String]) -> String {
@@ -50,17 +58,30 @@ struct CloudHTTP: Sendable {
             } catch let error as HTTPError where error.isRetryable && !last {
                 retry.sleep(retry.delay(afterAttempt: attempt, retryAfter: nil))
             } catch let error as HTTPError {
-                throw CloudAuthError(operation, "\(redacted(request.url)) did not answer: \(error.message)")
+                throw CloudAuthError(.unreachable, operation, "\(redacted(request.url)) did not answer: \(error.message)")
             } catch {
-                throw CloudAuthError(operation, CloudAuthError.sanitized("\(error)", hiding: secrets))
+                throw CloudAuthError(.unreachable, operation, CloudAuthError.sanitized("\(error)", hiding: secrets))
             }
         }
     }
 }
 
 /// Whether `text` is a JSON object we can read; ill-formed answers are reported, not trapped.
+extension ErrorKind where Owner == CloudAuthError {
+    /// A setting or an environment variable the login reads is not usable.
+    public static var configuration: Self { Self("configuration") }
+    /// No credentials were found where the login looks for them.
+    public static var noCredentials: Self { Self("no credentials") }
+    /// The endpoint could not be reached, or did not answer in time.
+    public static var unreachable: Self { Self("unreachable") }
+    /// The endpoint answered with an error status.
+    public static var refused: Self { Self("refused") }
+    /// The endpoint's answer is not the form expected (bad JSON, a field missing or empty).
+    public static var invalidAnswer: Self { Self("invalid answer") }
+}
+
 func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, operation: String, what: String) throws(CloudAuthError) -> T {
     do { return try JSONDecoder().decode(T.self, from: data) } catch {
-        throw CloudAuthError(operation, "the answer is not the expected JSON (\(what))")
+        throw CloudAuthError(.invalidAnswer, operation, "the answer is not the expected JSON (\(what))")
     }
 }

@@ -46,7 +46,7 @@ public struct ECRLogin: Sendable {
         let http = CloudHTTP(transport: transport, trust: .system, secrets: credentials.secrets)
         let response = try http.send(request, operation: operation)
         guard response.status == 200 else {
-            throw CloudAuthError(operation, Self.awsJSONError(response, secrets: credentials.secrets))
+            throw CloudAuthError(.refused, operation, Self.awsJSONError(response, secrets: credentials.secrets))
         }
         struct Answer: Decodable {
             struct Entry: Decodable {
@@ -60,10 +60,10 @@ public struct ECRLogin: Sendable {
               let decoded = Data(base64Encoded: token).flatMap({ String(data: $0, encoding: .utf8) }),
               let colon = decoded.firstIndex(of: ":")
         else {
-            throw CloudAuthError(operation, "the answer has no authorizationToken of the form base64(user:password)")
+            throw CloudAuthError(.invalidAnswer, operation, "the answer has no authorizationToken of the form base64(user:password)")
         }
         let password = decoded[decoded.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !password.isEmpty else { throw CloudAuthError(operation, "the authorization token's password is empty") }
+        guard !password.isEmpty else { throw CloudAuthError(.invalidAnswer, operation, "the authorization token's password is empty") }
         var registry: String?
         if let proxyEndpoint = entry.proxyEndpoint { registry = try Self.registryHost(proxyEndpoint: proxyEndpoint, operation: operation) }
         return RegistryLogin(username: String(decoded[..<colon]), password: password, registry: registry)
@@ -77,7 +77,7 @@ public struct ECRLogin: Sendable {
         if host.hasSuffix("/") { host.removeLast() }
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
         guard !host.isEmpty, host.count <= 253, host.allSatisfy(allowed.contains), !host.hasPrefix("-"), !host.hasPrefix(":") else {
-            throw CloudAuthError(operation, "the answer's proxyEndpoint is not a registry address")
+            throw CloudAuthError(.invalidAnswer, operation, "the answer's proxyEndpoint is not a registry address")
         }
         return host
     }
@@ -114,13 +114,13 @@ struct STS: Sendable {
         let xml = String(decoding: response.body, as: UTF8.self)
         guard response.status == 200 else {
             let text = [Self.element("Code", in: xml), Self.element("Message", in: xml)].compactMap { $0 }.joined(separator: ": ")
-            throw CloudAuthError(operation, "HTTP \(response.status)" + (text.isEmpty ? "" : " " + CloudAuthError.sanitized(text, hiding: credentials.secrets)))
+            throw CloudAuthError(.refused, operation, "HTTP \(response.status)" + (text.isEmpty ? "" : " " + CloudAuthError.sanitized(text, hiding: credentials.secrets)))
         }
         guard let block = Self.element("Credentials", in: xml),
               let id = Self.element("AccessKeyId", in: block), let secret = Self.element("SecretAccessKey", in: block),
               let token = Self.element("SessionToken", in: block), !id.isEmpty, !secret.isEmpty
         else {
-            throw CloudAuthError(operation, "the answer has no Credentials (AccessKeyId, SecretAccessKey, SessionToken)")
+            throw CloudAuthError(.invalidAnswer, operation, "the answer has no Credentials (AccessKeyId, SecretAccessKey, SessionToken)")
         }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
     }

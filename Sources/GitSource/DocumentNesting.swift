@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import Yams
 
@@ -44,8 +45,8 @@ public enum DocumentNesting {
     /// - Throws: ``DocumentNesting/Refusal`` (too deep or too large, one line), or Yams' own
     ///   error for invalid YAML.
     public static func compose(_ text: String, what: String) throws -> Node? {
-        if text.utf8.count > maximumBytes { throw Refusal(message: sizeMessage(for: what)) }
-        if exceedsLimit(text) { throw Refusal(message: message(for: what)) }
+        if text.utf8.count > maximumBytes { throw Refusal(sizeMessage(for: what)) }
+        if exceedsLimit(text) { throw Refusal(message(for: what)) }
         return try onLargeStack {
             let node = try Yams.compose(yaml: text)
             // Measured here, on the large stack, where a misjudged document can be walked
@@ -53,9 +54,9 @@ public enum DocumentNesting {
             if let node {
                 var visited = 0
                 let deepest = depth(of: node, limit: maximumDepth + 1, visited: &visited)
-                if deepest > maximumDepth { throw Refusal(message: message(for: what)) }
+                if deepest > maximumDepth { throw Refusal(message(for: what)) }
                 if visited > maximumNodes {
-                    throw Refusal(message: "\(what) expands to more than \(maximumNodes) values (aliases of aliases?), the most Slipway reads")
+                    throw Refusal("\(what) expands to more than \(maximumNodes) values (aliases of aliases?), the most Slipway reads")
                 }
             }
             return node
@@ -93,9 +94,13 @@ public enum DocumentNesting {
     }
 
     /// A document refused before parsing, with its one-line reason.
-    public struct Refusal: Error, CustomStringConvertible, Sendable {
+    public struct Refusal: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<DocumentNesting.Refusal>
+        public var kind: Kind { .refusedDocument }
+        /// What failed, with which value, and what to do.
         public let message: String
-        public var description: String { message }
+        public init(_ message: String) { self.message = message }
     }
 
     /// Runs `body` on a new thread with a stack of ``composeStackBytes`` and waits for it.
@@ -298,4 +303,9 @@ private struct NestingScanner {
         note()
         return deepest
     }
+}
+
+extension ErrorKind where Owner == DocumentNesting.Refusal {
+    /// A tag file document is refused before parsing (too deep, too large).
+    public static var refusedDocument: Self { Self("refused document") }
 }

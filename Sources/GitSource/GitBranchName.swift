@@ -1,3 +1,4 @@
+import Errors
 import OCI
 /// A branch name as `git check-ref-format --branch` accepts it, e.g. `main` or
 /// `feature/login`: the part after `refs/heads/`.
@@ -7,13 +8,17 @@ import OCI
 /// match `refs/heads/feature/master` (a git-resource bug this type exists to prevent).
 public struct GitBranchName: ValidatedString {
     /// Why a string is not a branch name.
-    public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<GitBranchName.ValidationError>
+        public var kind: Kind { .invalidBranch }
+
         /// The rejected text, exactly as given.
         public var value: String
         /// The rule it breaks.
         public var reason: String
 
-        public var description: String {
+        public var message: String {
             "invalid git branch \(quoted(value)): \(reason)"
         }
     }
@@ -52,4 +57,9 @@ public struct GitBranchName: ValidatedString {
 
 
 
+}
+
+extension ErrorKind where Owner == GitBranchName.ValidationError {
+    /// The text is not a git branch name.
+    public static var invalidBranch: Self { Self("invalid branch") }
 }

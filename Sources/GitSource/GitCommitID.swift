@@ -1,3 +1,4 @@
+import Errors
 import OCI
 /// The full name of a git commit: 40 lowercase hexadecimal digits (SHA-1).
 ///
@@ -6,7 +7,11 @@ import OCI
 /// strings, so one commit must always be spelled the same way.
 public struct GitCommitID: ValidatedString, Comparable {
     /// Why a string is not a commit name.
-    public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<GitCommitID.ValidationError>
+        public var kind: Kind { .invalidCommit }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -15,7 +20,7 @@ public struct GitCommitID: ValidatedString, Comparable {
             self.value = value
         }
 
-        public var description: String {
+        public var message: String {
             let shown = value.count > 80 ? String(value.prefix(80)) + "…" : value
             return "invalid git commit \(quoted(shown)): expected 40 lowercase hexadecimal digits (a full SHA-1 commit name)"
         }
@@ -48,3 +53,7 @@ private func isLowercaseHexDigit(_ byte: UInt8) -> Bool {
     (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
 }
 
+extension ErrorKind where Owner == GitCommitID.ValidationError {
+    /// The text is not a full commit name.
+    public static var invalidCommit: Self { Self("invalid commit") }
+}

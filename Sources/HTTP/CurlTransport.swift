@@ -241,7 +241,7 @@ public final class CurlTransport: HTTPTransport {
         return HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
     }
 
-    private static func classify(_ code: CURLcode) -> HTTPError.Code {
+    private static func classify(_ code: CURLcode) -> HTTPError.Kind {
         switch code {
         case CURLE_OPERATION_TIMEDOUT: .timeout
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM,

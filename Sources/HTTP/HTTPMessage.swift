@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// An HTTP method. Only the ones the OCI distribution API uses.
@@ -159,32 +160,25 @@ public protocol HTTPTransport: Sendable {
     ) throws -> HTTPResponse
 }
 
-/// A failure below HTTP: no response, or a response that could not be read whole.
-public struct HTTPError: Error, Sendable, CustomStringConvertible {
-    /// What went wrong, as an opaque code with static members.
-    public struct Code: Hashable, Sendable {
-        let name: String
-        public static let connection = Code(name: "connection")
-        public static let timeout = Code(name: "timeout")
-        /// The request's own `timeout` passed: not transient, so not retried.
-        public static let deadline = Code(name: "deadline")
-        public static let tls = Code(name: "tls")
-        public static let bodyTooLarge = Code(name: "body too large")
-        public static let invalidRequest = Code(name: "invalid request")
-        public static let localFile = Code(name: "local file")
-    }
+/// A failure below HTTP: no response, or a response that could not be read whole. Its
+/// message never holds a header value or a credential.
+public typealias HTTPError = KindedError<HTTPErrorDomain>
 
-    public let code: Code
-    /// A human sentence; never contains header values or credentials.
-    public let message: String
+/// Whose kinds ``HTTPError``'s are.
+public enum HTTPErrorDomain {}
 
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
+extension HTTPError {
     /// Connection failures and timeouts are transient; TLS and local problems are not.
-    public var isRetryable: Bool { code == .connection || code == .timeout }
+    public var isRetryable: Bool { kind == .connection || kind == .timeout }
+}
 
-    public var description: String { message }
+extension ErrorKind where Owner == HTTPErrorDomain {
+    public static var connection: Self { Self("connection") }
+    public static var timeout: Self { Self("timeout") }
+    /// The request's own `timeout` passed: not transient, so not retried.
+    public static var deadline: Self { Self("deadline") }
+    public static var tls: Self { Self("tls") }
+    public static var bodyTooLarge: Self { Self("body too large") }
+    public static var invalidRequest: Self { Self("invalid request") }
+    public static var localFile: Self { Self("local file") }
 }

@@ -1,11 +1,16 @@
+import Errors
 import Archive
 import Foundation
 import OCI
 
 /// A failure reading or writing an image layout or archive, in one line naming the file.
-public struct LayoutError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+public struct LayoutError: SlipwayError {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<LayoutError>
+    public var kind: Kind { .unusableLayout }
+    /// What failed, with which value, and what to do.
+    public let message: String
+    public init(_ message: String) { self.message = message }
 }
 
 /// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/<alg>/<hex>`
@@ -190,4 +195,9 @@ public struct OCILayout: Sendable {
             throw LayoutError("cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
     }
+}
+
+extension ErrorKind where Owner == LayoutError {
+    /// An image layout, archive or blob cannot be read, written or used as asked.
+    public static var unusableLayout: Self { Self("unusable layout") }
 }

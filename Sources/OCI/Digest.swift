@@ -1,3 +1,4 @@
+import Errors
 import Crypto
 import Foundation
 
@@ -10,7 +11,11 @@ import Foundation
 /// See the [image spec, Digests](https://github.com/opencontainers/image-spec/blob/v1.1.0/descriptor.md#digests).
 public struct Digest: ValidatedString {
     /// Why a string is not a digest.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Digest.ValidationError>
+        public var kind: Kind { .invalidDigest }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -20,7 +25,7 @@ public struct Digest: ValidatedString {
         }
 
         /// One line naming the value and the accepted forms.
-        public var description: String {
+        public var message: String {
             "invalid digest \(quoted(value)): expected sha256:<64 lowercase hex digits> or sha512:<128 lowercase hex digits>"
         }
     }
@@ -99,4 +104,9 @@ private func hex(_ digest: some Sequence<UInt8>) -> String {
         out.append(digits[Int(byte & 0x0f)])
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+extension ErrorKind where Owner == Digest.ValidationError {
+    /// The text is not a digest.
+    public static var invalidDigest: Self { Self("invalid digest") }
 }

@@ -1,3 +1,4 @@
+import Errors
 /// A full image reference as a user writes it, such as `busybox`, `ghcr.io/org/app:1.0` or
 /// `127.0.0.1:5000/team/app@sha256:…`, parsed with Docker's rules.
 ///
@@ -5,7 +6,11 @@
 /// and Docker's [normalisation](https://github.com/distribution/reference/blob/v0.6.0/normalize.go).
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// Why a string is not an image reference.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<ImageReference.ValidationError>
+        public var kind: Kind { .invalidReference }
+
         /// The rejected text, exactly as given.
         public var value: String
         /// Which part was wrong, in one clause.
@@ -20,7 +25,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         /// One line naming the value, what was wrong, and the accepted form; a value that
         /// may hold a user name and password (``ImageReference/mayHoldCredentials(_:)``) is
         /// not repeated.
-        public var description: String {
+        public var message: String {
             if ImageReference.mayHoldCredentials(value) {
                 return "invalid image reference: \(reason)"
             }
@@ -171,4 +176,9 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
         return text
     }
+}
+
+extension ErrorKind where Owner == ImageReference.ValidationError {
+    /// The text is not an image reference.
+    public static var invalidReference: Self { Self("invalid reference") }
 }

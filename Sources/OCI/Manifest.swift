@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// Whatever a registry returns from `GET /v2/<name>/manifests/<reference>`: an image
@@ -11,7 +12,11 @@ public enum Manifest: Hashable, Sendable {
     case index(ImageIndex)
 
     /// Why manifest bytes could not be read.
-    public struct DecodeError: Error, CustomStringConvertible, Sendable {
+    public struct DecodeError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Manifest.DecodeError>
+        public var kind: Kind { .undecodable }
+
         /// What was wrong, in one line.
         public var reason: String
 
@@ -21,7 +26,7 @@ public enum Manifest: Hashable, Sendable {
         }
 
         /// One line saying what was wrong and, where there is one, what to do.
-        public var description: String { reason }
+        public var message: String { reason }
 
         static func schema1(_ mediaType: String?) -> DecodeError {
             let named = mediaType.map { " (\($0))" } ?? ""
@@ -190,4 +195,9 @@ extension Manifest: Encodable {
         case .index(let index): try index.encode(to: encoder)
         }
     }
+}
+
+extension ErrorKind where Owner == Manifest.DecodeError {
+    /// The bytes are not a manifest or index Slipway reads.
+    public static var undecodable: Self { Self("undecodable") }
 }

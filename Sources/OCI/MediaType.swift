@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// A media type such as `application/vnd.oci.image.manifest.v1+json`, which tells a client
@@ -11,7 +12,11 @@ import Foundation
 /// [image spec, Media Types](https://github.com/opencontainers/image-spec/blob/v1.1.0/media-types.md).
 public struct MediaType: ValidatedString, RawRepresentable {
     /// Why a string is not a media type.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<MediaType.ValidationError>
+        public var kind: Kind { .invalidMediaType }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -21,7 +26,7 @@ public struct MediaType: ValidatedString, RawRepresentable {
         }
 
         /// One line naming the value and the accepted form.
-        public var description: String {
+        public var message: String {
             "invalid media type \(quoted(value)): expected type/subtype[+suffix][;name=value…], each name at most 127 of A-Z a-z 0-9 !#$&-^_.+ starting with a letter or digit"
         }
     }
@@ -153,4 +158,9 @@ private func isRestrictedName(_ name: Substring) -> Bool {
     let bytes = Array(name.utf8)
     guard let first = bytes.first, bytes.count <= 127, isAlphanumeric(first) else { return false }
     return bytes.dropFirst().allSatisfy { isAlphanumeric($0) || "!#$&-^_.+".utf8.contains($0) }
+}
+
+extension ErrorKind where Owner == MediaType.ValidationError {
+    /// The text is not a media type.
+    public static var invalidMediaType: Self { Self("invalid media type") }
 }

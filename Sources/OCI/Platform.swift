@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// The operating system and CPU an image runs on, as found in an index entry or a config.
@@ -9,7 +10,11 @@ import Foundation
 /// See the [image spec, Image Index](https://github.com/opencontainers/image-spec/blob/v1.1.0/image-index.md#image-index-property-descriptions).
 public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Why a string is not a platform.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Platform.ValidationError>
+        public var kind: Kind { .invalidPlatform }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -19,7 +24,7 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
         }
 
         /// One line naming the value and the accepted form.
-        public var description: String {
+        public var message: String {
             "invalid platform \(quoted(value)): expected os/architecture[/variant], such as linux/amd64 or linux/arm64/v8"
         }
     }
@@ -154,4 +159,9 @@ private func isPlatformComponent(_ component: Substring) -> Bool {
     !component.isEmpty && component.utf8.allSatisfy { byte in
         isLowerAlphanumeric(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
     }
+}
+
+extension ErrorKind where Owner == Platform.ValidationError {
+    /// The text is not a platform.
+    public static var invalidPlatform: Self { Self("invalid platform") }
 }

@@ -1,3 +1,4 @@
+import Errors
 /// What follows `/manifests/` in a registry URL: a tag or a digest.
 ///
 /// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests).
@@ -8,7 +9,11 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
     case digest(Digest)
 
     /// Why a string is neither a tag nor a digest.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Reference.ValidationError>
+        public var kind: Kind { .invalidReference }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -18,7 +23,7 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
         }
 
         /// One line naming the value and the accepted forms.
-        public var description: String {
+        public var message: String {
             "invalid manifest reference \(quoted(value)): expected a tag (1 to 128 of A-Z a-z 0-9 _ . -) or a digest (sha256:<64 lowercase hex digits>)"
         }
     }
@@ -41,4 +46,9 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
         case .digest(let digest): digest.rawValue
         }
     }
+}
+
+extension ErrorKind where Owner == Reference.ValidationError {
+    /// The text is not a tag or a digest.
+    public static var invalidReference: Self { Self("invalid reference") }
 }

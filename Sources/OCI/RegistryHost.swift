@@ -1,3 +1,4 @@
+import Errors
 /// A registry's address: `host` or `host:port`, where host is a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, such as `ghcr.io`, `127.0.0.1:5000` or `[::1]:5000`.
 ///
@@ -8,7 +9,11 @@
 /// See the [distribution reference grammar](https://github.com/distribution/reference/blob/v0.6.0/reference.go).
 public struct RegistryHost: Hashable, Sendable, CustomStringConvertible {
     /// Why a string is not a registry host.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<RegistryHost.ValidationError>
+        public var kind: Kind { .invalidHost }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -18,7 +23,7 @@ public struct RegistryHost: Hashable, Sendable, CustomStringConvertible {
         }
 
         /// One line naming the value and the accepted form.
-        public var description: String {
+        public var message: String {
             "invalid registry host \(quoted(value)): expected host or host:port, where host is a DNS name, an IPv4 address or [IPv6], and port is 1-65535"
         }
     }
@@ -106,3 +111,7 @@ private func isIPv6(_ host: Substring) -> Bool {
     return host.utf8.allSatisfy { isLowercaseHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }
 }
 
+extension ErrorKind where Owner == RegistryHost.ValidationError {
+    /// The text is not a registry host.
+    public static var invalidHost: Self { Self("invalid host") }
+}

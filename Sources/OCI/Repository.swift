@@ -1,3 +1,4 @@
+import Errors
 /// A repository path within a registry, such as `library/busybox` or `team/app`: the
 /// `<name>` in `/v2/<name>/manifests/…`, without the registry host.
 ///
@@ -5,7 +6,11 @@
 /// which gives the grammar.
 public struct Repository: ValidatedString {
     /// Why a string is not a repository path.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Repository.ValidationError>
+        public var kind: Kind { .invalidRepository }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -15,7 +20,7 @@ public struct Repository: ValidatedString {
         }
 
         /// One line naming the value and the accepted form.
-        public var description: String {
+        public var message: String {
             var hint = ""
             if value.contains(where: \.isUppercase) {
                 hint = " (repository names must be lowercase)"
@@ -72,4 +77,9 @@ private func isPathComponent(_ component: Substring) -> Bool {
         guard alphanumericRun() else { return false }
     }
     return true
+}
+
+extension ErrorKind where Owner == Repository.ValidationError {
+    /// The text is not a repository name.
+    public static var invalidRepository: Self { Self("invalid repository") }
 }

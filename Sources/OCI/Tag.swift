@@ -1,10 +1,15 @@
+import Errors
 /// A tag, such as `latest` or `1.36.1`: a mutable name for a manifest in a repository.
 ///
 /// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests),
 /// which gives the grammar.
 public struct Tag: ValidatedString {
     /// Why a string is not a tag.
-    public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public struct ValidationError: SlipwayError, Equatable {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<Tag.ValidationError>
+        public var kind: Kind { .invalidTag }
+
         /// The rejected text, exactly as given.
         public var value: String
 
@@ -14,7 +19,7 @@ public struct Tag: ValidatedString {
         }
 
         /// One line naming the value and the accepted form.
-        public var description: String {
+        public var message: String {
             let length = value.utf8.count > 128 ? " (\(value.utf8.count) characters)" : ""
             return "invalid tag \(quoted(value))\(length): expected 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
         }
@@ -48,4 +53,9 @@ public struct Tag: ValidatedString {
 
 private func isTagByte(_ byte: UInt8) -> Bool {
     isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+}
+
+extension ErrorKind where Owner == Tag.ValidationError {
+    /// The text is not a tag.
+    public static var invalidTag: Self { Self("invalid tag") }
 }

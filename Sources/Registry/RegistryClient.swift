@@ -144,12 +144,12 @@ public struct RegistryClient: Sendable {
                 retryAfter = response.headers["Retry-After"]
                 log.info("\(operation): HTTP \(response.status), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
             } catch let error as HTTPError {
-                if error.code == .deadline {
+                if error.kind == .deadline {
                     throw RegistryError(.deadline, operation: operation,
                                         hint: error.message + "; \(RegistryLimits.Variable.requestTimeout) sets this deadline for a manifest, tag page, token or referrers list")
                 }
                 guard error.isRetryable, attempt < policy.maxAttempts else {
-                    throw RegistryError(error.code == .tls ? .tls : .transport, operation: operation,
+                    throw RegistryError(error.kind == .tls ? .tls : .transport, operation: operation,
                                         hint: error.message + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
                 }
                 retryAfter = nil
@@ -224,7 +224,7 @@ public struct RegistryClient: Sendable {
             let probe = HTTPRequest(method: .get, url: secure.appendingPathComponent("v2/"), timeout: limits.requestTimeout)
             do {
                 _ = try transport.perform(probe, trust: trust, stream: nil, bufferLimit: 1 << 16)
-            } catch let error as HTTPError where !insecure && error.code == .tls && error.message.lowercased().contains("certificate") {
+            } catch let error as HTTPError where !insecure && error.kind == .tls && error.message.lowercased().contains("certificate") {
                 log.debug("\(host) speaks TLS with a certificate that is not trusted; staying on https")
             } catch {
                 chosen = URL(string: "http://\(host.apiHost)")!

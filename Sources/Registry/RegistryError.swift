@@ -1,31 +1,13 @@
+import Errors
 import Foundation
 import HTTP
 
 /// A failed registry operation: what was attempted, what the registry answered, and
 /// the spec's error codes from the body (OCI distribution spec, "Error Codes":
 /// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes).
-public struct RegistryError: Error, Sendable, CustomStringConvertible {
-    /// The class of failure, as an opaque code with static members.
-    public struct Kind: Hashable, Sendable, CustomStringConvertible {
-        public let description: String
-        public static let unauthorized = Kind(description: "unauthorized")
-        public static let denied = Kind(description: "denied")
-        public static let notFound = Kind(description: "not found")
-        public static let digestMismatch = Kind(description: "digest mismatch")
-        public static let sizeMismatch = Kind(description: "size mismatch")
-        public static let unexpectedStatus = Kind(description: "unexpected status")
-        public static let invalidResponse = Kind(description: "invalid response")
-        public static let transport = Kind(description: "transport")
-        public static let tls = Kind(description: "tls")
-        public static let redirect = Kind(description: "redirect")
-        public static let credentials = Kind(description: "credentials")
-        /// A request passed its deadline (`RegistryLimits.requestTimeout`).
-        public static let deadline = Kind(description: "deadline")
-        /// An answer passed one of `RegistryLimits`' caps, or a pagination loop.
-        public static let limit = Kind(description: "limit")
-        /// A limit's environment variable is not usable.
-        public static let configuration = Kind(description: "configuration")
-    }
+public struct RegistryError: SlipwayError {
+    /// The class of failure (callers branch on it, the message is for people).
+    public typealias Kind = ErrorKind<RegistryError>
 
     /// One entry of the spec's `{"errors":[…]}` body.
     public struct Detail: Sendable, Codable, Hashable {
@@ -63,7 +45,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
 
     static let retryableStatuses: Set<Int> = [408, 429, 500, 502, 503, 504]
 
-    public var description: String {
+    /// One line: the operation, the kind, the status, the registry's error codes and the hint.
+    public var message: String {
         var text = operation + ": " + kind.description
         if let status { text += " (HTTP \(status))" }
         if !details.isEmpty {
@@ -89,4 +72,24 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
             Detail(code: $0.code, message: $0.message.map { String($0.prefix(300)) })
         })
     }
+}
+
+extension ErrorKind where Owner == RegistryError {
+    public static var unauthorized: Self { Self("unauthorized") }
+    public static var denied: Self { Self("denied") }
+    public static var notFound: Self { Self("not found") }
+    public static var digestMismatch: Self { Self("digest mismatch") }
+    public static var sizeMismatch: Self { Self("size mismatch") }
+    public static var unexpectedStatus: Self { Self("unexpected status") }
+    public static var invalidResponse: Self { Self("invalid response") }
+    public static var transport: Self { Self("transport") }
+    public static var tls: Self { Self("tls") }
+    public static var redirect: Self { Self("redirect") }
+    public static var credentials: Self { Self("credentials") }
+    /// A request passed its deadline (`RegistryLimits.requestTimeout`).
+    public static var deadline: Self { Self("deadline") }
+    /// An answer passed one of `RegistryLimits`' caps, or a pagination loop.
+    public static var limit: Self { Self("limit") }
+    /// A limit's environment variable is not usable.
+    public static var configuration: Self { Self("configuration") }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// JSON as it arrived on stdin, kept as a tree so that every unknown key and wrong type can
@@ -47,9 +48,13 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
 }
 
 /// Bad input: one line naming the key and the problem, never a secret's value.
-public struct InputError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+public struct InputError: SlipwayError {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<InputError>
+    public var kind: Kind { .invalidInput }
+    /// What failed, with which value, and what to do.
+    public let message: String
+    public init(_ message: String) { self.message = message }
 }
 
 /// One JSON object of the input (`source`, `source.git`, `params`, …) whose keys must all be known.
@@ -186,4 +191,9 @@ public struct InputObject: Sendable {
         }
         return previous[b.count]
     }
+}
+
+extension ErrorKind where Owner == InputError {
+    /// The JSON on stdin (source, params, version) is not usable as given.
+    public static var invalidInput: Self { Self("invalid input") }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 #if canImport(Glibc)
@@ -21,8 +22,13 @@ import Darwin
 /// the check is not followed either.
 public struct BeneathDirectory: Sendable {
     /// Why a path was refused; a phrase to follow the path in an error.
-    public struct Refusal: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct Refusal: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<BeneathDirectory.Refusal>
+        public var kind: Kind { .outsideRoot }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     public let root: URL
@@ -42,23 +48,23 @@ public struct BeneathDirectory: Sendable {
     /// nothing is there.
     public func read(_ relative: String, limit: Int = 1 << 20) throws(Refusal) -> Data? {
         guard let (parent, _, last) = try walk(relative) else { return nil }
-        guard let last else { throw Refusal(description: "is the build directory itself, not a file") }
+        guard let last else { throw Refusal("is the build directory itself, not a file") }
         let fd = openat(parent.fd, last, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ELOOP { throw Refusal(description: "is a symbolic link that was replaced while it was read") }
+            if errno == ELOOP { throw Refusal("is a symbolic link that was replaced while it was read") }
             if errno == ENOENT { return nil }
-            throw Refusal(description: "cannot be opened: \(String(cString: strerror(errno)))")
+            throw Refusal("cannot be opened: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw Refusal(description: "is not a regular file")
+            throw Refusal("is not a regular file")
         }
         let data: Data
         do { data = try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: limit + 1) ?? Data() } catch {
-            throw Refusal(description: "cannot be read: \(error.localizedDescription)")
+            throw Refusal("cannot be read: \(error.localizedDescription)")
         }
-        guard data.count <= limit else { throw Refusal(description: "is larger than \(limit) bytes") }
+        guard data.count <= limit else { throw Refusal("is larger than \(limit) bytes") }
         return data
     }
 
@@ -66,10 +72,10 @@ public struct BeneathDirectory: Sendable {
     /// last component's parent, the names leading to it, and the last name (nil: the root).
     private func walk(_ relative: String) throws(Refusal) -> (Handle, [String], String?)? {
         guard !relative.hasPrefix("/") else {
-            throw Refusal(description: "is an absolute path; give a path under the build directory")
+            throw Refusal("is an absolute path; give a path under the build directory")
         }
         let rootFD = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw Refusal(description: "cannot be resolved: the build directory \(root.path) cannot be opened") }
+        guard rootFD >= 0 else { throw Refusal("cannot be resolved: the build directory \(root.path) cannot be opened") }
         var stack: [(name: String, handle: Handle)] = []
         let rootHandle = Handle(rootFD)
         var queue = Array(Self.components(relative).reversed())
@@ -77,24 +83,24 @@ public struct BeneathDirectory: Sendable {
         while let name = queue.popLast() {
             let current = stack.last?.handle ?? rootHandle
             if name == ".." {
-                guard !stack.isEmpty else { throw Refusal(description: "leads out of the build directory (..)") }
+                guard !stack.isEmpty else { throw Refusal("leads out of the build directory (..)") }
                 stack.removeLast()
                 continue
             }
             var info = stat()
             guard fstatat(current.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))")
+                throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))")
             }
             if (info.st_mode & S_IFMT) == S_IFLNK {
                 hops += 1
-                guard hops <= 40 else { throw Refusal(description: "has too many symbolic links") }
+                guard hops <= 40 else { throw Refusal("has too many symbolic links") }
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlinkat(current.fd, name, &target, target.count - 1)
-                guard length >= 0 else { throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))") }
+                guard length >= 0 else { throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))") }
                 let text = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 guard !text.hasPrefix("/") else {
-                    throw Refusal(description: "goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
+                    throw Refusal("goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
                 }
                 queue += Self.components(text).reversed()
                 continue
@@ -104,7 +110,7 @@ public struct BeneathDirectory: Sendable {
             }
             guard (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
             let fd = openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw Refusal(description: "cannot be resolved: \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))") }
             stack.append((name, Handle(fd)))
         }
         guard let top = stack.last else { return (rootHandle, [], nil) }
@@ -125,4 +131,9 @@ public struct BeneathDirectory: Sendable {
         init(_ fd: Int32) { self.fd = fd }
         deinit { close(fd) }
     }
+}
+
+extension ErrorKind where Owner == BeneathDirectory.Refusal {
+    /// A path would leave the directory it must stay beneath.
+    public static var outsideRoot: Self { Self("outside root") }
 }

@@ -351,7 +351,7 @@ final class LayerApplier {
         let placement: Placement
         do {
             placement = try root.placement(of: path.parent.appending(hidden), createMissing: false)
-        } catch where error.code == .fileSystem || error.code == .notADirectory {
+        } catch where error.kind == .fileSystem || error.kind == .notADirectory {
             return // Nothing there to hide.
         }
         guard let info = try root.status(placement) else { return }
@@ -372,7 +372,7 @@ final class LayerApplier {
         let placement: Placement
         do {
             placement = try root.placement(of: directory, createMissing: false)
-        } catch where error.code == .fileSystem || error.code == .notADirectory {
+        } catch where error.kind == .fileSystem || error.kind == .notADirectory {
             return
         }
         guard let info = try root.status(placement), info.st_mode & S_IFMT == S_IFDIR else { return }

@@ -44,8 +44,8 @@ struct RootPath: Hashable, Sendable, CustomStringConvertible {
     /// lexically is how zip-slip and its relatives escape), a NUL byte (the kernel would see a
     /// shorter name than the one checked), more than 4096 bytes or a component over 255 bytes.
     ///
-    /// - Throws: ``UnpackError`` with code ``UnpackError/Code/unsafePath`` or
-    ///   ``UnpackError/Code/nameTooLong``; the caller adds the entry name.
+    /// - Throws: ``UnpackError`` of kind `unsafePath` or
+    ///   `nameTooLong`; the caller adds the entry name.
     static func parse(_ name: String, what: String = "the name") throws(UnpackError) -> RootPath {
         let bytes = name.utf8
         if bytes.contains(0) {

@@ -1,10 +1,15 @@
+import Errors
 import Crypto
 import Foundation
 
 /// Why a key or a signature was not accepted. Never carries key material or a password.
-public struct SigningError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+public struct SigningError: SlipwayError {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<SigningError>
+    public var kind: Kind { .invalidKey }
+    /// What failed, with which value, and what to do.
+    public let message: String
+    public init(_ message: String) { self.message = message }
 
     /// The password given does not open the encrypted key (or the key file was altered).
     public static let wrongPassword = SigningError("the password does not decrypt private_key")
@@ -94,4 +99,9 @@ public struct VerificationKey: Sendable {
         guard let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
         return key.isValidSignature(parsed, for: payload)
     }
+}
+
+extension ErrorKind where Owner == SigningError {
+    /// A key, signature or attachment is not in a form Slipway reads or writes.
+    public static var invalidKey: Self { Self("invalid key") }
 }

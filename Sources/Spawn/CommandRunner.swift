@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// One program to run: what `check` asks the operating system to do, as a value.
@@ -107,10 +108,16 @@ private func shellQuoted(_ word: String) -> String {
 
 /// A program that could not be started (not found, not executable, out of descriptors), in
 /// one line. A program that starts and fails is a ``CommandResult``, not an error.
-public struct SpawnError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+public struct SpawnError: SlipwayError {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<SpawnError>
+    public var kind: Kind { .cannotRun }
+    /// What failed, with which value, and what to do.
+    public let message: String
+    public init(_ message: String) { self.message = message }
+}
 
-    public init(_ description: String) {
-        self.description = description
-    }
+extension ErrorKind where Owner == SpawnError {
+    /// A program could not be found or started, or a pipe or private directory made.
+    public static var cannotRun: Self { Self("cannot run") }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import OCI
 
@@ -30,23 +31,28 @@ public struct TagContext: Sendable, Equatable {
 /// release-mode version, e.g. `{release}-base` for `v2.1.0-base` in `ci/pipelines/000-base-and-prebuilt.yml`). The rendered text is made a
 /// valid tag by `TagSanitizer`, so a branch like `feature/Login#12` still gives a tag.
 public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
-    public struct ValidationError: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct ValidationError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<TagTemplate.ValidationError>
+        public var kind: Kind { .invalidTemplate }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     public static let placeholders = ["ref", "short_ref", "branch", "short_base", "tag_file", "release"]
     public let description: String
 
     public init(_ text: String) throws(ValidationError) {
-        guard !text.isEmpty else { throw ValidationError(description: "an empty tag template") }
+        guard !text.isEmpty else { throw ValidationError("an empty tag template") }
         var rest = Substring(text)
         while let open = rest.firstIndex(of: "{") {
             guard let close = rest[open...].firstIndex(of: "}") else {
-                throw ValidationError(description: "tag template \(quoted(text)): unclosed {")
+                throw ValidationError("tag template \(quoted(text)): unclosed {")
             }
             let name = String(rest[rest.index(after: open)..<close])
             guard Self.placeholders.contains(name) else {
-                throw ValidationError(description: "tag template \(quoted(text)): unknown placeholder {\(quoted(name).dropFirst().dropLast())}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))")
+                throw ValidationError("tag template \(quoted(text)): unknown placeholder {\(quoted(name).dropFirst().dropLast())}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))")
             }
             rest = rest[rest.index(after: close)...]
         }
@@ -59,7 +65,7 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         func fill(_ name: String, _ value: String?) throws(ValidationError) {
             guard text.contains("{\(name)}") else { return }
             guard let value, !value.isEmpty else {
-                throw ValidationError(description: "tag template \(quoted(description)) needs {\(name)}, which this build does not have")
+                throw ValidationError("tag template \(quoted(description)) needs {\(name)}, which this build does not have")
             }
             text = text.replacingOccurrences(of: "{\(name)}", with: value)
         }
@@ -108,4 +114,9 @@ public enum TagSanitizer {
         // sanitize() only produces the tag grammar; the fallback is unreachable but keeps this total.
         (try? Tag(sanitize(text))) ?? Tag.latest
     }
+}
+
+extension ErrorKind where Owner == TagTemplate.ValidationError {
+    /// A tag template is not valid.
+    public static var invalidTemplate: Self { Self("invalid template") }
 }

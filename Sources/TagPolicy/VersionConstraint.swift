@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 import OCI
 
@@ -12,8 +13,13 @@ import OCI
 /// only if some clause of that alternative names a prerelease (any one: `>= 1.2.0-0` admits
 /// `1.5.0-beta.1`); otherwise it is refused, as `>= 1.2` refuses `1.3.0-rc.1`.
 public struct VersionConstraint: Sendable, CustomStringConvertible {
-    public struct ValidationError: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    public struct ValidationError: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        public typealias Kind = ErrorKind<VersionConstraint.ValidationError>
+        public var kind: Kind { .invalidConstraint }
+        /// What failed, with which value, and what to do.
+        public let message: String
+        public init(_ message: String) { self.message = message }
     }
 
     /// One comparison, kept as Masterminds keeps it: the operator, the version with missing
@@ -62,7 +68,7 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
         var alternatives: [(clauses: [Clause], admitsPrereleases: Bool)] = []
         for alternative in rewritten.components(separatedBy: "||") {
             guard !Self.matches(valid, in: alternative).isEmpty else {
-                throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(alternative.trimmingCharacters(in: .whitespaces))) (e.g. \">= 1.2, < 2\", \"~1.4\", \"1.x || >= 3\")")
+                throw ValidationError("invalid semver_constraint \(quoted(text)): cannot read \(quoted(alternative.trimmingCharacters(in: .whitespaces))) (e.g. \">= 1.2, < 2\", \"~1.4\", \"1.x || >= 3\")")
             }
             var clauses: [Clause] = []
             for found in Self.matches(find, in: alternative) {
@@ -70,7 +76,7 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
                 guard let parts = Self.matches(single, in: token).first,
                       let clause = Self.clause(operator: parts[1] ?? "", parts: parts)
                 else {
-                    throw ValidationError(description: "invalid semver_constraint \(quoted(text)): cannot read \(quoted(token))")
+                    throw ValidationError("invalid semver_constraint \(quoted(text)): cannot read \(quoted(token))")
                 }
                 clauses.append(clause)
             }
@@ -196,4 +202,9 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
             }
         }
     }
+}
+
+extension ErrorKind where Owner == VersionConstraint.ValidationError {
+    /// A version constraint is not valid.
+    public static var invalidConstraint: Self { Self("invalid constraint") }
 }

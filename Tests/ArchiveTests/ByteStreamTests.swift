@@ -26,7 +26,7 @@ struct ByteStreamTests {
         let sink = DataSink(limit: 10)
         try sink.write(Data(repeating: 1, count: 6))
         let error = archiveError { try sink.write(Data(repeating: 2, count: 5)) }
-        #expect(error?.code == .limitExceeded)
+        #expect(error?.kind == .limitExceeded)
         #expect(error?.description == "in-memory buffer limit of 10 bytes exceeded: 11 bytes written")
         #expect(sink.data == Data(repeating: 1, count: 6))
         try sink.write(Data(repeating: 3, count: 4))
@@ -49,7 +49,7 @@ struct ByteStreamTests {
             try again.write(Data("short".utf8))
             try again.finish()
             #expect(try readAll(FileSource(path: path)) == Data("short".utf8))
-            #expect(archiveError { try again.write(Data("x".utf8)) }?.code == .misuse)
+            #expect(archiveError { try again.write(Data("x".utf8)) }?.kind == .misuse)
         }
     }
 
@@ -71,7 +71,7 @@ struct ByteStreamTests {
 
     @Test func fileErrorsNameThePathAndReason() {
         let error = archiveError { _ = try FileSource(path: "/nonexistent/slipway/layer.tar") }
-        #expect(error?.code == .io)
+        #expect(error?.kind == .io)
         #expect(error?.description == #"cannot open "/nonexistent/slipway/layer.tar" for reading: No such file or directory"#)
         let sinkError = archiveError { _ = try FileSink(path: "/nonexistent/slipway/out.tar") }
         #expect(sinkError?.description == #"cannot create "/nonexistent/slipway/out.tar": No such file or directory"#)
@@ -111,7 +111,7 @@ struct ByteStreamTests {
         let data = sampleBytes(1000)
         let source = VerifyingSource(DataSource(data.prefix(999)), expectedSize: 1000, expectedDigest: .sha256(data))
         let error = archiveError { _ = try readAll(source) }
-        #expect(error?.code == .sizeMismatch)
+        #expect(error?.kind == .sizeMismatch)
         #expect(error?.description == "blob \(Digest.sha256(data)) ended after 999 bytes; its descriptor says 1000 bytes")
     }
 
@@ -126,7 +126,7 @@ struct ByteStreamTests {
         let error = archiveError {
             while true { total += try source.read(into: buffer) }
         }
-        #expect(error?.code == .sizeMismatch)
+        #expect(error?.kind == .sizeMismatch)
         #expect(error?.description == "blob \(digest) is longer than the 10000 bytes its descriptor says")
         // In one big read, no byte is passed on; in small ones, exactly the expected size is.
         #expect(total == (chunk > 10_000 ? 0 : 10_000))
@@ -138,7 +138,7 @@ struct ByteStreamTests {
         let other = Digest.sha256(Data("other".utf8))
         let source = VerifyingSource(DataSource(data), expectedSize: 5000, expectedDigest: other)
         let error = archiveError { _ = try readAll(source) }
-        #expect(error?.code == .digestMismatch)
+        #expect(error?.kind == .digestMismatch)
         #expect(error?.description == "blob of 5000 bytes has digest \(Digest.sha256(data)), expected \(other)")
     }
 }

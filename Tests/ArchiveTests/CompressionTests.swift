@@ -110,7 +110,7 @@ struct CompressionTests {
         let compressed = try gzipped(sampleBytes(10_000))
         for garbage in [Data([0]), Data("garbage".utf8), Data([0x1f, 0x00])] {
             let error = archiveError { _ = try readAll(GzipDecompressor(DataSource(compressed + garbage))) }
-            #expect(error?.code == .compressedData)
+            #expect(error?.kind == .compressedData)
             #expect(error?.description == "gzip data error: trailing data that is not a gzip member at compressed offset \(compressed.count), after the last member")
         }
     }
@@ -119,11 +119,11 @@ struct CompressionTests {
         let compressed = try gzipped(sampleBytes(100_000))
         for cut in [1, 4, 9, 10, 20, compressed.count / 2, compressed.count - 8, compressed.count - 1] {
             let error = archiveError { _ = try readAll(GzipDecompressor(DataSource(compressed.prefix(cut)))) }
-            #expect(error?.code == .truncated, "cut at \(cut)")
+            #expect(error?.kind == .truncated, "cut at \(cut)")
             #expect(error?.description == "truncated gzip stream: it ends inside a member after \(cut) compressed bytes")
         }
         let empty = archiveError { _ = try readAll(GzipDecompressor(DataSource(Data()))) }
-        #expect(empty?.code == .truncated)
+        #expect(empty?.kind == .truncated)
     }
 
     @Test func gzipCorruptionIsAnError() throws {
@@ -132,7 +132,7 @@ struct CompressionTests {
         // Flip a bit of the CRC-32 in the trailer.
         compressed[compressed.count - 6] ^= 0x01
         let error = archiveError { _ = try readAll(GzipDecompressor(DataSource(compressed))) }
-        #expect(error?.code == .compressedData)
+        #expect(error?.kind == .compressedData)
         #expect(error?.description.hasPrefix("gzip data error: incorrect data check near compressed offset ") == true)
         var header = try gzipped(data)
         header[2] = 0x07  // not deflate
@@ -179,7 +179,7 @@ struct CompressionTests {
         let compressed = try zstded(sampleBytes(300_000))
         for cut in [0, 1, 4, 6, 100, compressed.count / 2, compressed.count - 1] {
             let error = archiveError { _ = try readAll(ZstdDecompressor(DataSource(compressed.prefix(cut)))) }
-            #expect(error?.code == .truncated, "cut at \(cut)")
+            #expect(error?.kind == .truncated, "cut at \(cut)")
             #expect(error?.description == "truncated zstd stream: it ends inside a frame after \(cut) compressed bytes")
         }
     }
@@ -188,12 +188,12 @@ struct CompressionTests {
         let data = sampleBytes(300_000)
         let compressed = try zstded(data)
         let trailing = archiveError { _ = try readAll(ZstdDecompressor(DataSource(compressed + Data("garbage!".utf8)))) }
-        #expect(trailing?.code == .compressedData)
+        #expect(trailing?.kind == .compressedData)
         #expect(trailing?.description.hasPrefix("zstd data error: Unknown frame descriptor near compressed offset \(compressed.count)") == true)
         var corrupt = compressed
         corrupt[corrupt.count - 2] ^= 0xff  // inside the content checksum
         let checksum = archiveError { _ = try readAll(ZstdDecompressor(DataSource(corrupt))) }
-        #expect(checksum?.code == .compressedData)
+        #expect(checksum?.kind == .compressedData)
         #expect(checksum?.description.contains("checksum") == true)
     }
 
@@ -201,7 +201,7 @@ struct CompressionTests {
         // --long=31 asks the decoder for a 2 GiB window; the zstd CLI refuses it by default too.
         let compressed = try runProcess("zstd", ["--long=31", "-c"], stdin: sampleBytes(100_000)).checked().stdout
         let error = archiveError { _ = try readAll(ZstdDecompressor(DataSource(compressed))) }
-        #expect(error?.code == .compressedData)
+        #expect(error?.kind == .compressedData)
         #expect(error?.description == "zstd data error: Frame requires too much memory for decoding (its window is over the 128 MiB limit: written with zstd --long=28 or more) near compressed offset 0")
     }
 
@@ -210,14 +210,14 @@ struct CompressionTests {
         corrupt[corrupt.count / 2] ^= 0xff
         let gzip = try GzipDecompressor(DataSource(corrupt))
         let first = archiveError { _ = try readAll(gzip) }
-        #expect(first?.code == .compressedData)
+        #expect(first?.kind == .compressedData)
         #expect(archiveError { _ = try readAll(gzip) }?.description == first?.description)
 
         var zstdCorrupt = try zstded(sampleBytes(200_000))
         zstdCorrupt[zstdCorrupt.count / 2] ^= 0xff
         let zstd = try ZstdDecompressor(DataSource(zstdCorrupt))
         let zstdFirst = archiveError { _ = try readAll(zstd) }
-        #expect(zstdFirst?.code == .compressedData)
+        #expect(zstdFirst?.kind == .compressedData)
         #expect(archiveError { _ = try readAll(zstd) }?.description == zstdFirst?.description)
     }
 
@@ -232,12 +232,12 @@ struct CompressionTests {
         let reader = TarReader(source)
         #expect(try reader.next()?.name == "f")
         #expect(try reader.next() == nil)
-        #expect(archiveError { try drain(source) }?.code == .compressedData)
+        #expect(archiveError { try drain(source) }?.kind == .compressedData)
     }
 
     @Test func compressorsRefuseWritesAfterFinish() throws {
         let gzip = try GzipCompressor(DataSink())
         try gzip.finish()
-        #expect(archiveError { try gzip.write(Data([1])) }?.code == .misuse)
+        #expect(archiveError { try gzip.write(Data([1])) }?.kind == .misuse)
     }
 }

@@ -14,13 +14,13 @@ struct TarCorruptionTests {
 
     @Test func truncatedInsideAHeader() throws {
         let error = archiveError { _ = try readTar(try Self.sampleArchive().prefix(300)) }
-        #expect(error?.code == .truncated)
+        #expect(error?.kind == .truncated)
         #expect(error?.description == "truncated archive: the header at offset 0 has only 300 of 512 bytes")
     }
 
     @Test func truncatedInsideABodyWhileReadingIt() throws {
         let error = archiveError { _ = try readTar(try Self.sampleArchive().prefix(512 + 700)) }
-        #expect(error?.code == .truncated)
+        #expect(error?.kind == .truncated)
         #expect(error?.description == #"truncated archive: the body of "f" (header at offset 0) ends after 700 of 1000 bytes"#)
     }
 
@@ -30,7 +30,7 @@ struct TarCorruptionTests {
         let error = archiveError { _ = try reader.next() }
         #expect(error?.description == #"truncated archive: the body of "f" (header at offset 0) ends after 700 of 1000 bytes"#)
         // The reader stays failed: it cannot know where a next header would be.
-        #expect(archiveError { _ = try reader.next() }?.code == .misuse)
+        #expect(archiveError { _ = try reader.next() }?.kind == .misuse)
     }
 
     @Test func truncatedInsidePadding() throws {
@@ -41,7 +41,7 @@ struct TarCorruptionTests {
     @Test func truncatedAfterAnExtendedHeader() throws {
         let archive = try makeTar([(TarHeader(name: String(repeating: "x", count: 200), kind: .regular), nil)])
         let error = archiveError { _ = try readTar(archive.prefix(1024)) }
-        #expect(error?.code == .truncated)
+        #expect(error?.kind == .truncated)
         #expect(error?.description == "truncated archive: the extended header at offset 0 is not followed by an entry")
     }
 
@@ -51,21 +51,21 @@ struct TarCorruptionTests {
         let reader = TarReader(DataSource(archive))
         #expect(try reader.next()?.name == "f")
         let error = archiveError { _ = try reader.next() }
-        #expect(error?.code == .badChecksum)
+        #expect(error?.kind == .badChecksum)
         #expect(error?.description.hasPrefix("bad checksum at offset 1536: the header stores \"") == true)
     }
 
     @Test func invalidOctalFieldNamesFieldValueAndOffset() throws {
         let header = RawHeader("m").with(TarField.mode, Array("0000x44\u{0}".utf8))
         let error = archiveError { _ = try readTar(Data(header.bytes + endMarker)) }
-        #expect(error?.code == .invalidField)
+        #expect(error?.kind == .invalidField)
         #expect(error?.description == #"invalid octal field mode "0000x44\u{0}" in the header at offset 0"#)
     }
 
     @Test func outOfRangeBase256Field() throws {
         let header = RawHeader("s").with(TarField.size, [0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
         let error = archiveError { _ = try readTar(Data(header.bytes + endMarker)) }
-        #expect(error?.code == .invalidField)
+        #expect(error?.kind == .invalidField)
         #expect(error?.description.hasPrefix("numeric field size [80 ff ff") == true)
     }
 
@@ -83,30 +83,30 @@ struct TarCorruptionTests {
     func badPAX(body: [UInt8], message: String) {
         let archive = RawHeader("PaxHeaders/x", type: UInt8(ascii: "x"), size: Int64(body.count)).bytes + padded(body) + RawHeader("x").bytes + endMarker
         let error = archiveError { _ = try readTar(Data(archive)) }
-        #expect(error?.code == .badPAXRecord)
+        #expect(error?.kind == .badPAXRecord)
         #expect(error?.description == message)
     }
 
     @Test func oversizedMetadataIsRefusedBeforeItIsRead() {
         let header = RawHeader("PaxHeaders/x", type: UInt8(ascii: "x"), size: 8 << 30)
         let error = archiveError { _ = try readTar(Data(header.bytes)) }
-        #expect(error?.code == .limitExceeded)
+        #expect(error?.kind == .limitExceeded)
         #expect(error?.description == "the 'x' header at offset 0 has a 8589934592-byte body; the limit is 1048576 bytes")
         let longName = RawHeader("././@LongLink", type: UInt8(ascii: "L"), size: 2 << 20)
-        #expect(archiveError { _ = try readTar(Data(longName.bytes)) }?.code == .limitExceeded)
+        #expect(archiveError { _ = try readTar(Data(longName.bytes)) }?.kind == .limitExceeded)
     }
 
     @Test func aZeroBlockFollowedByAHeaderIsRefused() throws {
         let archive = RawHeader("a").bytes + [UInt8](repeating: 0, count: 512) + RawHeader("hidden").bytes + endMarker
         let error = archiveError { _ = try readTar(Data(archive)) }
-        #expect(error?.code == .malformed)
+        #expect(error?.kind == .malformed)
         #expect(error?.description == "a zero block at offset 512 is followed by a header at offset 1024: the archive is corrupt or two archives were concatenated")
     }
 
     @Test func compressedInputGetsAHint() throws {
         let archive = try makeTar([(TarHeader(name: "f", kind: .regular, size: 100_000), sampleBytes(100_000))])
         let gzip = archiveError { _ = try readTar(try gzipped(archive)) }
-        #expect(gzip?.code == .badChecksum)
+        #expect(gzip?.kind == .badChecksum)
         #expect(gzip?.description.hasSuffix("; the data looks gzip-compressed: read it through decompressing(_:)") == true)
         let xz = Data([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) + Data(repeating: 1, count: 600)
         #expect(archiveError { _ = try readTar(xz) }?.description.hasSuffix("; the data looks xz-compressed, which layers never are") == true)

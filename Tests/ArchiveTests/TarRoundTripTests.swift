@@ -184,7 +184,7 @@ struct TarRoundTripTests {
         _ = try reader.next()
         let stale = reader.body
         _ = try reader.next()
-        #expect(archiveError { _ = try readAll(stale) }?.code == .misuse)
+        #expect(archiveError { _ = try readAll(stale) }?.kind == .misuse)
         #expect(try readAll(reader.body) == Data("b".utf8))
     }
 
@@ -193,7 +193,7 @@ struct TarRoundTripTests {
             let writer = TarWriter(DataSink())
             try writer.append(Self.header("short", .regular, size: 10), body: DataSource(Data("abc".utf8)))
         }
-        #expect(short?.code == .bodyLength)
+        #expect(short?.kind == .bodyLength)
         #expect(short?.description == #"the body of "short" ended after 3 of the 10 bytes its header says"#)
 
         let long = archiveError {
@@ -210,7 +210,7 @@ struct TarRoundTripTests {
         // A refused header leaves the writer usable; a failed body does not.
         try writer.append(Self.header("ok", .regular), body: nil)
         #expect(throws: ArchiveError.self) { try writer.append(Self.header("bad", .regular, size: 5), body: DataSource(Data())) }
-        #expect(archiveError { try writer.finish() }?.code == .misuse)
+        #expect(archiveError { try writer.finish() }?.kind == .misuse)
     }
 
     @Test("writer refuses headers it cannot represent", arguments: [
@@ -226,7 +226,7 @@ struct TarRoundTripTests {
     ])
     func unencodable(header: TarHeader, message: String) {
         let error = archiveError { _ = try TarWriter.encodeHeader(header) }
-        #expect(error?.code == .unencodable)
+        #expect(error?.kind == .unencodable)
         #expect(error?.description == message)
     }
 

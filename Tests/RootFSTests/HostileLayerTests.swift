@@ -9,7 +9,7 @@ import TestSupport
 struct HostileCase: Sendable, CustomTestStringConvertible {
     enum Outcome: Sendable {
         /// Refused with this code and a message containing this text.
-        case refused(UnpackError.Code, String)
+        case refused(UnpackError.Kind, String)
         /// Applied, with everything kept inside the root; the check looks at the result.
         case contained(@Sendable (_ root: URL, _ sandbox: Sandbox) throws -> Bool)
     }
@@ -273,7 +273,7 @@ struct HostileLayerTests {
         switch (trick.outcome, result) {
         case (.refused(let code, let text), .failure(let error)):
             let unpackError = try #require(error as? UnpackError, "\(error)")
-            #expect(unpackError.code == code, "\(unpackError)")
+            #expect(unpackError.kind == code, "\(unpackError)")
             #expect(unpackError.description.contains(text), "\(unpackError)")
             #expect(unpackError.entry != nil || code == .unreadableLayer, "the error names no entry: \(unpackError)")
         case (.refused, .success):

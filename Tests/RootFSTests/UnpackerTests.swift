@@ -201,7 +201,7 @@ struct UnpackerTests {
         let error = #expect(throws: UnpackError.self) {
             try Unpacker(root: sandbox.root).apply(layer: try FileSource(path: layer.path), expectedDiffID: wrong)
         }
-        #expect(error?.code == .diffIDMismatch)
+        #expect(error?.kind == .diffIDMismatch)
         #expect(error?.description.contains(diffID.description) == true)
     }
 
@@ -215,7 +215,7 @@ struct UnpackerTests {
         let error = #expect(throws: UnpackError.self) {
             try Unpacker(root: sandbox.root).apply(layer: DataSource(tar.bytes))
         }
-        #expect(error?.code == .unreadableLayer)
+        #expect(error?.kind == .unreadableLayer)
         #expect(error?.description.contains("big") == true)
     }
 

@@ -1,3 +1,4 @@
+import Errors
 import BuildContext
 import Foundation
 import Spawn
@@ -16,10 +17,14 @@ public enum BuilderSetting: String, Sendable, Equatable, CaseIterable {
 /// Why a Dockerfile cannot be assembled without executing anything, in one line naming the
 /// instruction and its line: what `BUILDER=assemble` says, and what `auto` logs before it
 /// falls back to buildah.
-public struct AssemblyRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    public let description: String
-    init(line: Int, _ what: String) { description = "Dockerfile line \(line): \(what)" }
-    init(_ description: String) { self.description = description }
+public struct AssemblyRefusal: SlipwayError, Equatable {
+    /// What kind of failure this is (one kind: the message says the rest).
+    public typealias Kind = ErrorKind<AssemblyRefusal>
+    public var kind: Kind { .notAssemblable }
+    /// What failed, with which value, and what to do.
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    init(line: Int, _ what: String) { self.init("Dockerfile line \(line): \(what)") }
 }
 
 /// The stages a build assembles and what each instruction does, decided from the Dockerfile
@@ -204,4 +209,9 @@ struct AssemblyPlan: Sendable {
         copy.destination = destination
         return copy
     }
+}
+
+extension ErrorKind where Owner == AssemblyRefusal {
+    /// The Dockerfile needs something the assembler does not reproduce.
+    public static var notAssemblable: Self { Self("not assemblable") }
 }

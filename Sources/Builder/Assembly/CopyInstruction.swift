@@ -1,3 +1,4 @@
+import Errors
 import Foundation
 
 /// One `COPY`/`ADD`, applied as Docker and buildah apply it, to a stage's tree: the entries
@@ -21,8 +22,13 @@ struct CopyInstruction {
     var line: Int
     var keyword: String { isAdd ? "ADD" : "COPY" }
 
-    struct Failure: Error, Sendable, CustomStringConvertible {
-        let description: String
+    struct Failure: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        typealias Kind = ErrorKind<CopyInstruction.Failure>
+        var kind: Kind { .copyFailed }
+        /// What failed, with which value, and what to do.
+        let message: String
+        init(_ message: String) { self.message = message }
     }
 
     /// Applies the copy to `tree` and returns the layer's entries by path.
@@ -32,19 +38,19 @@ struct CopyInstruction {
         // The destination's parents are followed inside the stage's root (a /bin → usr/bin
         // link in the base puts the file in /usr/bin, as in a container).
         guard let target = tree.resolve(absolute, followLast: true) else {
-            throw Failure(description: "Dockerfile line \(line): \(keyword) destination \(destination) is in a symlink loop")
+            throw Failure("Dockerfile line \(line): \(keyword) destination \(destination) is in a symlink loop")
         }
         var matches: [(name: String, path: String)] = []
         for written in sources {
             let found = source.expand(written)
             guard !found.isEmpty else {
                 let place = fromStage ? "the stage it copies from" : "the build context (or .dockerignore excludes it)"
-                throw Failure(description: "Dockerfile line \(line): \(keyword) \(written): no such file in \(place)")
+                throw Failure("Dockerfile line \(line): \(keyword) \(written): no such file in \(place)")
             }
             matches += found
         }
         if matches.count > 1 && !intoDirectory {
-            throw Failure(description: "Dockerfile line \(line): \(keyword) of several files needs a destination ending in /, not \(destination)")
+            throw Failure("Dockerfile line \(line): \(keyword) of several files needs a destination ending in /, not \(destination)")
         }
         var entries: [String: FileTree.Node] = [:]
         let targetIsDirectory = intoDirectory || tree[target]?.kind == .directory
@@ -102,7 +108,7 @@ struct CopyInstruction {
             current = current.isEmpty ? String(component) : current + "/" + component
             if let existing = tree[current] {
                 guard existing.kind == .directory else {
-                    throw Failure(description: "Dockerfile line \(line): \(keyword) cannot make the directory /\(current): a file of that name is in the way")
+                    throw Failure("Dockerfile line \(line): \(keyword) cannot make the directory /\(current): a file of that name is in the way")
                 }
                 continue
             }
@@ -129,7 +135,7 @@ struct CopyInstruction {
     static func owner(_ text: String, tree: inout FileTree, scratch: URL, line: Int) throws -> (uid: Int, gid: Int) {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let user = parts.first, !user.isEmpty, parts.count == 1 || !parts[1].isEmpty else {
-            throw Failure(description: "Dockerfile line \(line): --chown=\(text) names no user (user, user:group, uid or uid:gid)")
+            throw Failure("Dockerfile line \(line): --chown=\(text) names no user (user, user:group, uid or uid:gid)")
         }
         func table(_ path: String) throws -> [[String]] {
             (try tree.text(of: path, scratch: scratch) ?? "").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
@@ -142,7 +148,7 @@ struct CopyInstruction {
             primaryGroup = passwd.first { $0.count > 3 && $0[2] == user }.flatMap { Int($0[3]) }
         } else {
             guard let entry = passwd.first(where: { $0.count > 3 && $0[0] == user }), let number = Int(entry[2]) else {
-                throw Failure(description: "Dockerfile line \(line): --chown=\(text): no user \(user) in the stage's /etc/passwd")
+                throw Failure("Dockerfile line \(line): --chown=\(text): no user \(user) in the stage's /etc/passwd")
             }
             uid = number
             primaryGroup = Int(entry[3])
@@ -151,8 +157,13 @@ struct CopyInstruction {
         let group = parts[1]
         if let number = Int(group) { return (uid, number) }
         guard let entry = try table("etc/group").first(where: { $0.count > 2 && $0[0] == group }), let gid = Int(entry[2]) else {
-            throw Failure(description: "Dockerfile line \(line): --chown=\(text): no group \(group) in the stage's /etc/group")
+            throw Failure("Dockerfile line \(line): --chown=\(text): no group \(group) in the stage's /etc/group")
         }
         return (uid, gid)
     }
+}
+
+extension ErrorKind where Owner == CopyInstruction.Failure {
+    /// A COPY or ADD cannot be applied to the stage.
+    static var copyFailed: Self { Self("copy failed") }
 }

@@ -1,3 +1,4 @@
+import Errors
 import Archive
 import Foundation
 
@@ -36,8 +37,13 @@ struct FileTree {
         var content: Content?
     }
 
-    struct Failure: Error, Sendable, CustomStringConvertible {
-        let description: String
+    struct Failure: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        typealias Kind = ErrorKind<FileTree.Failure>
+        var kind: Kind { .invalidTree }
+        /// What failed, with which value, and what to do.
+        let message: String
+        init(_ message: String) { self.message = message }
     }
 
     private(set) var nodes: [String: Node] = [:]
@@ -113,7 +119,7 @@ struct FileTree {
         var components: [Substring] = []
         for component in name.split(separator: "/") where component != "." {
             if component == ".." {
-                throw Failure(description: "the layer \(layer.lastPathComponent) has an entry \"\(name)\" that leaves the root; refusing the base image")
+                throw Failure("the layer \(layer.lastPathComponent) has an entry \"\(name)\" that leaves the root; refusing the base image")
             }
             components.append(component)
         }
@@ -188,7 +194,7 @@ struct FileTree {
             }
             for (entry, paths) in entries {
                 guard let file = extracted[entry] else {
-                    throw Failure(description: "the layer \(blob.lastPathComponent) lost its entry \(entry) between two reads")
+                    throw Failure("the layer \(blob.lastPathComponent) lost its entry \(entry) between two reads")
                 }
                 for path in paths { nodes[path]?.content = .file(file) }
             }
@@ -202,4 +208,9 @@ struct FileTree {
         guard case .file(let url)? = nodes[resolved]?.content else { return nil }
         return String(decoding: (try? Data(contentsOf: url)) ?? Data(), as: UTF8.self)
     }
+}
+
+extension ErrorKind where Owner == FileTree.Failure {
+    /// A path in the stage's file tree cannot be resolved or written.
+    static var invalidTree: Self { Self("invalid tree") }
 }

@@ -38,12 +38,12 @@ struct LayerWriter {
                 header.linkName = node.linkTarget
             case .regular:
                 guard case .file(let url)? = node.content else {
-                    throw FileTree.Failure(description: "internal: the content of /\(path) was not read before its layer was written")
+                    throw FileTree.Failure("internal: the content of /\(path) was not read before its layer was written")
                 }
                 // Never through a link: a context file replaced by a link since it was listed is refused.
                 let descriptor = open(url.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
                 guard descriptor >= 0 else {
-                    throw FileTree.Failure(description: "cannot read \(url.path) for /\(path): \(String(cString: strerror(errno)))")
+                    throw FileTree.Failure("cannot read \(url.path) for /\(path): \(String(cString: strerror(errno)))")
                 }
                 header.size = node.size
                 body = FileSource(fileDescriptor: descriptor, closeOnDeinit: true)

@@ -1,3 +1,4 @@
+import Errors
 /// An installed package's header as rpm keeps it in its database (the `blob` of
 /// `rpmdb.sqlite`'s `Packages` table): the header structure of the rpm file format without its
 /// leading magic. A count of index entries and the data's length (32-bit big-endian each), the
@@ -5,8 +6,13 @@
 ///
 /// Only what an SBOM names is read: name, epoch, version, release and architecture.
 struct RPMHeader: Sendable, Equatable {
-    struct Malformed: Error, Sendable, CustomStringConvertible {
-        var description: String
+    struct Malformed: SlipwayError {
+        /// What kind of failure this is (one kind: the message says the rest).
+        typealias Kind = ErrorKind<RPMHeader.Malformed>
+        var kind: Kind { .malformed }
+        /// What failed, with which value, and what to do.
+        let message: String
+        init(_ message: String) { self.message = message }
     }
 
     var name: String
@@ -41,7 +47,7 @@ struct RPMHeader: Sendable, Equatable {
         let dataLength = Int(SQLiteFile.bigEndian32(blob, 4))
         guard blob.count >= 8, entries >= 1, entries <= Self.maximumEntries, dataLength <= Self.maximumDataLength,
               8 + 16 * entries + dataLength <= blob.count else {
-            throw Malformed(description: "a package header's sizes do not fit its \(blob.count) bytes")
+            throw Malformed("a package header's sizes do not fit its \(blob.count) bytes")
         }
         let data = 8 + 16 * entries
         var strings: [Tag: String] = [:]
@@ -51,24 +57,24 @@ struct RPMHeader: Sendable, Equatable {
             guard let tag = Tag(rawValue: SQLiteFile.bigEndian32(blob, at)) else { continue }
             let type = SQLiteFile.bigEndian32(blob, at + 4)
             let offset = Int(SQLiteFile.bigEndian32(blob, at + 8))
-            guard offset < dataLength else { throw Malformed(description: "tag \(tag.rawValue)'s value is past the header's data") }
+            guard offset < dataLength else { throw Malformed("tag \(tag.rawValue)'s value is past the header's data") }
             switch (tag, type) {
             case (.epoch, 4):  // INT32
-                guard offset + 4 <= dataLength else { throw Malformed(description: "the epoch is past the header's data") }
+                guard offset + 4 <= dataLength else { throw Malformed("the epoch is past the header's data") }
                 epoch = Int(Int32(bitPattern: SQLiteFile.bigEndian32(blob, data + offset)))
             case (.epoch, _):
-                throw Malformed(description: "the epoch has type \(type), not INT32")
+                throw Malformed("the epoch has type \(type), not INT32")
             case (_, 6), (_, 9):  // STRING, I18NSTRING (its first string)
                 let start = data + offset
                 let end = blob[start..<(data + dataLength)].firstIndex(of: 0) ?? -1
-                guard end >= start else { throw Malformed(description: "tag \(tag.rawValue)'s string has no end") }
+                guard end >= start else { throw Malformed("tag \(tag.rawValue)'s string has no end") }
                 if strings[tag] == nil { strings[tag] = String(decoding: blob[start..<end], as: UTF8.self) }
             default:
-                throw Malformed(description: "tag \(tag.rawValue) has type \(type), not a string")
+                throw Malformed("tag \(tag.rawValue) has type \(type), not a string")
             }
         }
         guard let name = strings[.name], let version = strings[.version], let release = strings[.release] else {
-            throw Malformed(description: "a package header lacks its name, version or release")
+            throw Malformed("a package header lacks its name, version or release")
         }
         self.init(name: name, epoch: epoch, version: version, release: release, architecture: strings[.architecture])
     }
@@ -78,7 +84,7 @@ struct RPMHeader: Sendable, Equatable {
     static func packages(berkeleyDB database: [UInt8]) throws -> [RPMHeader] {
         try BerkeleyDBHashFile(database).items().filter { !$0.key.allSatisfy { $0 == 0 } }.map { item in
             do { return try RPMHeader(item.value) } catch let error as Malformed {
-                throw Malformed(description: "package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
+                throw Malformed("package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
             }
         }
     }
@@ -89,11 +95,16 @@ struct RPMHeader: Sendable, Equatable {
         return try file.rows(ofTable: "Packages").map { row in
             // Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)
             guard row.values.count >= 2, case .blob(let blob) = row.values[1] else {
-                throw Malformed(description: "package \(row.rowid) has no header blob")
+                throw Malformed("package \(row.rowid) has no header blob")
             }
             do { return try RPMHeader(blob) } catch let error as Malformed {
-                throw Malformed(description: "package \(row.rowid): \(error.description)")
+                throw Malformed("package \(row.rowid): \(error.description)")
             }
         }
     }
+}
+
+extension ErrorKind where Owner == RPMHeader.Malformed {
+    /// The RPM header is not one the reader understands.
+    static var malformed: Self { Self("malformed") }
 }
