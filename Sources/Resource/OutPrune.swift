@@ -146,8 +146,8 @@ extension Out {
                 let labels = configuration.config?.labels ?? [:]
                 state.branch = labels[SlipwayVocabulary.branchLabel]
                 state.inputs = labels[SlipwayVocabulary.inputsLabel]
-                state.revision = labels[Self.revisionLabel]
-                let created = labels["org.opencontainers.image.created"] ?? configuration.created
+                state.revision = labels[SlipwayVocabulary.revisionLabel]
+                let created = labels[SlipwayVocabulary.createdLabel] ?? configuration.created
                 state.created = created.flatMap { ISO8601DateFormatter().date(from: $0) }
             }
             byDigest[head.digest] = state

@@ -25,11 +25,6 @@ extension Out {
     /// The reaper (docs/reference.md, "Pruning").
     static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions", "cache"]
 
-    /// The label build-task sets to the commit an image was built from.
-    static let revisionLabel = "org.opencontainers.image.revision"
-    /// The label build-task sets to the ``BaseSummary`` of the bases it built from.
-    static let baseLabel = SlipwayVocabulary.baseLabel
-
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
         let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
         let client = try source.client(log: log, retry: retry)
@@ -91,10 +86,10 @@ extension Out {
         // track_base: the bases it was built from, as build-task labelled them.
         var base: Digest?
         if keyed.trackBase != nil {
-            guard let label = try anyConfiguration(of: image).config?.labels?[Self.baseLabel] else {
-                throw InputError("source.track_base: the image has no \(Self.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
+            guard let label = try anyConfiguration(of: image).config?.labels?[SlipwayVocabulary.baseLabel] else {
+                throw InputError("source.track_base: the image has no \(SlipwayVocabulary.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
             }
-            do { base = try Digest(label) } catch { throw InputError("the image's \(Self.baseLabel) label: \(error)") }
+            do { base = try Digest(label) } catch { throw InputError("the image's \(SlipwayVocabulary.baseLabel) label: \(error)") }
         }
         let context = TagContext(commit: commit.rawValue, branch: keyed.git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
                                  release: change.release)
@@ -254,14 +249,14 @@ extension Out {
             throw params.invalid("version_from", "\(base.path) has no ref file (give the directory of a get of this resource)")
         }
         if let entries = try? image.layout.index().manifests, entries.count == 1,
-           let annotated = entries[0].annotations?[Self.revisionLabel] {
-            do { return try GitCommitID(annotated) } catch { throw InputError("the layout's \(Self.revisionLabel) annotation: \(error)") }
+           let annotated = entries[0].annotations?[SlipwayVocabulary.revisionLabel] {
+            do { return try GitCommitID(annotated) } catch { throw InputError("the layout's \(SlipwayVocabulary.revisionLabel) annotation: \(error)") }
         }
         let labels = try anyConfiguration(of: image).config?.labels ?? [:]
-        guard let text = labels[Self.revisionLabel] else {
-            throw InputError("cannot tell which commit the image was built from: it has no \(Self.revisionLabel) label; build it with build-task or set params.version_from")
+        guard let text = labels[SlipwayVocabulary.revisionLabel] else {
+            throw InputError("cannot tell which commit the image was built from: it has no \(SlipwayVocabulary.revisionLabel) label; build it with build-task or set params.version_from")
         }
-        do { return try GitCommitID(text) } catch { throw InputError("the image's \(Self.revisionLabel) label: \(error)") }
+        do { return try GitCommitID(text) } catch { throw InputError("the image's \(SlipwayVocabulary.revisionLabel) label: \(error)") }
     }
 
     /// The configuration of the host's manifest, else of the first one (all platforms of one
@@ -289,7 +284,7 @@ extension Out {
         let file = scratch.appendingPathComponent("config-\(image.config.digest.encoded)")
         try client.downloadBlob(repository, image.config, to: file)
         let configuration = try? JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: file))
-        let label = configuration?.config?.labels?[Self.revisionLabel]
+        let label = configuration?.config?.labels?[SlipwayVocabulary.revisionLabel]
         return (top.digest, label.flatMap { try? GitCommitID($0) })
     }
 
