@@ -16,9 +16,8 @@ import Signing
 /// every tag on it). Blobs are freed by the registry's garbage collection, run without
 /// `--delete-untagged`, which breaks multi-arch images (measured against distribution 2.8.2).
 extension Out {
-    func prune(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
-               scratch: URL, log: Log)
-        throws -> [[String: String]] {
+    /// What `params.prune` asks for: the planner's options and the cache repository's object.
+    static func pruneOptions(_ params: InputObject) throws -> (options: PrunePlanner.Options, cache: InputObject?) {
         var options = PrunePlanner.Options()
         options.deletedBranches = try params.bool("deleted_branches") ?? true
         options.keep = try params.integer("keep", in: 0...1_000_000)
@@ -32,6 +31,13 @@ extension Out {
         guard options.deletedBranches || options.keep != nil || cache != nil else {
             throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
         }
+        return (options, cache)
+    }
+
+    func prune(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
+               scratch: URL, log: Log)
+        throws -> [[String: String]] {
+        let (options, cache) = try Self.pruneOptions(params)
         // build-task's cache repository first, on its own: its images are aged out by its TTL alone.
         let cacheMetadata = try cache.map { try pruneCache($0, source: source, client: client, dryRun: options.dryRun, maxDeletions: options.maxDeletions,
                                                            scratch: scratch, log: log) } ?? []

@@ -26,7 +26,7 @@ extension Out {
     static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions", "cache"]
 
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
-        let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
+        let params = try Self.params(request.raw("params"), source: source)
         let client = try source.client(log: log, retry: retry)
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
@@ -34,9 +34,6 @@ extension Out {
         defer { try? FileManager.default.removeItem(at: scratch) }
 
         if let prune = try params.object("prune", keys: Self.pruneKeys) {
-            for key in ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file"] where params.has(key) {
-                throw params.invalid(key, "not used with prune, which only removes tags; use a put of its own")
-            }
             let metadata = try self.prune(prune, keyed: keyed, source: source, client: client, detector: detector, scratch: scratch, log: log)
             guard let newest = try detector.changes(since: nil).last else {
                 throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
@@ -45,9 +42,6 @@ extension Out {
         }
 
         if let bump = try params.string("bump_tag_file") {
-            for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {
-                throw params.invalid(key, "not used with bump_tag_file, which only commits a new tag file value")
-            }
             let request = try Self.bumpRequest(bump, directory: directory)
             let result = try detector.bumpTagFile(message: "Bump \(keyed.git.tagFile?.normalizedPath ?? "tag file") from {old} to {new}") { old in
                 try Self.bumped(old, request)
@@ -60,9 +54,6 @@ extension Out {
         }
 
         if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
-            for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
-                throw params.invalid(key, "not used with promote, which retags an image already in the registry")
-            }
             return try promoteSourceKeyed(promote, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
         }
 

@@ -202,15 +202,15 @@ struct OutReleasePromoteTests {
     }
 
     @Test func pipelineLintKnowsIfMissing() throws {
-        let keyedSource = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8))
-        try PipelineUsage.putParams(Data(#"{"promote":{"from":"release","release":"release/release","if_missing":"skip"}}"#.utf8), source: keyedSource)
+        let keyedSource = try Source(JSONValue.parse(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8)))
+        _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"release","release":"release/release","if_missing":"skip"}}"#.utf8)), source: keyedSource)
         let bad = #expect(throws: InputError.self) {
-            try PipelineUsage.putParams(Data(#"{"promote":{"from":"release","to":["x"],"if_missing":"later"}}"#.utf8), source: keyedSource)
+            _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"release","to":["x"],"if_missing":"later"}}"#.utf8)), source: keyedSource)
         }
         #expect(bad?.description == #"params.promote.if_missing: "later" is not fail or skip"#)
-        let imageSource = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","tag":"dev"}"#.utf8))
+        let imageSource = try Source(JSONValue.parse(Data(#"{"repository":"registry.example/team/app","tag":"dev"}"#.utf8)))
         let imageMode = #expect(throws: InputError.self) {
-            try PipelineUsage.putParams(Data(#"{"promote":{"from":"dev","to":["x"],"if_missing":"skip"}}"#.utf8), source: imageSource)
+            _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"dev","to":["x"],"if_missing":"skip"}}"#.utf8)), source: imageSource)
         }
         #expect(imageMode?.description.hasPrefix("params.promote.if_missing: only in source-keyed mode") == true, "\(String(describing: imageMode))")
     }
