@@ -60,14 +60,15 @@ extension Out {
         _ = try params.string("image")
         _ = try params.string("additional_tags")
         if let promote = try params.object("promote", keys: promoteKeys, secrets: ["password"]) {
+            // In the order `promote` reads them, so the first fault is the one it would meet.
             _ = try promote.requiredString("from")
             _ = try promote.strings("to")
-            _ = try promote.string("release")
-            _ = try promote.string("repository")
-            _ = try ifMissing(promote)
             guard promote.has("to") || promote.has("release") else {
                 throw InputError("params.promote.to is required (or promote.release): the tags to add")
             }
+            _ = try ifMissing(promote)
+            _ = try promote.string("release")
+            _ = try promote.string("repository")
         }
         return params
     }
