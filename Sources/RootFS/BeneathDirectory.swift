@@ -92,7 +92,7 @@ public struct BeneathDirectory: Sendable {
                 throw Refusal(description: "cannot be resolved: \(String(cString: strerror(error)))")
             case .link(let text):
                 hops += 1
-                guard hops <= 40 else { throw Refusal(description: "has too many symbolic links") }
+                guard hops <= RootDirectory.maximumSymlinkHops else { throw Refusal(description: "has too many symbolic links") }
                 guard !text.hasPrefix("/") else {
                     throw Refusal(description: "goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
                 }
