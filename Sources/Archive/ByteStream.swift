@@ -74,14 +74,13 @@ public func copy(from source: any ByteSource, to sink: any ByteSink, bufferSize:
 /// check the digest, and makes a decompressor check its trailer.
 @discardableResult
 public func drain(_ source: any ByteSource, bufferSize: Int = 64 << 10) throws -> Int64 {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bufferSize, 1), alignment: 16)
-    defer { buffer.deallocate() }
-    var total: Int64 = 0
-    while true {
-        let n = try source.read(into: buffer)
-        if n == 0 { return total }
-        total += Int64(n)
-    }
+    try copy(from: source, to: DiscardingSink(), bufferSize: bufferSize)
+}
+
+/// A sink that keeps nothing, for ``drain(_:bufferSize:)``.
+private final class DiscardingSink: ByteSink {
+    func write(_ bytes: UnsafeRawBufferPointer) throws {}
+    func finish() throws {}
 }
 
 /// Replays bytes already read from a stream (to sniff its format) before the rest of it.

@@ -54,3 +54,20 @@ public func decompressing(_ source: any ByteSource) throws -> (any ByteSource, C
     case .zstd: return (try ZstdDecompressor(replayed), .zstd)
     }
 }
+
+/// A decompressor's first error, thrown again by every later read: after corrupt data the
+/// library's state is undefined, so nothing more may come out of it.
+struct StickyFailure {
+    private var failure: (any Error)?
+
+    /// `body`'s result, or its error, which every later call throws without running `body`.
+    mutating func guarding<R>(_ body: () throws -> R) throws -> R {
+        if let failure { throw failure }
+        do {
+            return try body()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+}

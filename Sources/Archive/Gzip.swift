@@ -65,22 +65,14 @@ public final class GzipDecompressor: ByteSource {
         return true
     }
 
-    /// The first error, thrown again by every later read: after corrupt data the library's
-    /// state is undefined, so nothing more may come out of it.
-    private var failure: (any Error)?
+    private var failure = StickyFailure()
 
     /// Decompresses the next bytes.
     /// - Throws: ``ArchiveError``: `.truncated` when the stream ends inside a member,
     ///   `.compressedData` for corrupt data, a bad trailer or trailing garbage; every later
     ///   read throws the same error.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if let failure { throw failure }
-        do {
-            return try decompress(into: buffer)
-        } catch {
-            failure = error
-            throw error
-        }
+        try failure.guarding { try decompress(into: buffer) }
     }
 
     private func decompress(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

@@ -47,22 +47,14 @@ public final class ZstdDecompressor: ByteSource {
 
     private var compressedOffset: Int64 { inputOffset - Int64(inBuffer.size - inBuffer.pos) }
 
-    /// The first error, thrown again by every later read: after corrupt data the library's
-    /// state is undefined, so nothing more may come out of it.
-    private var failure: (any Error)?
+    private var failure = StickyFailure()
 
     /// Decompresses the next bytes.
     /// - Throws: ``ArchiveError``: `.truncated` when the stream ends inside a frame,
     ///   `.compressedData` for corrupt data, a bad checksum, trailing garbage or a window over
     ///   the limit; every later read throws the same error.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if let failure { throw failure }
-        do {
-            return try decompress(into: buffer)
-        } catch {
-            failure = error
-            throw error
-        }
+        try failure.guarding { try decompress(into: buffer) }
     }
 
     private func decompress(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

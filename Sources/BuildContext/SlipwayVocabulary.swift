@@ -1,8 +1,18 @@
 import OCI
 
-/// The labels and tags Slipway itself writes, named in one place: build-task sets them;
-/// `out`, `check` and the reaper read them.
+/// The labels, annotations and tags Slipway itself writes, named in one place: build-task sets
+/// them; `out`, `check` and the reaper read them. A name changed here changes both sides.
 public enum SlipwayVocabulary {
+    /// The commit an image was built from. build-task sets it as a config label, and as an
+    /// annotation on the `index.json` entry of a reused image (the commit of this run, where the
+    /// label keeps the commit that first built it); `out` keys a source-keyed version on it,
+    /// preferring the annotation, and the reaper reports it.
+    public static let revisionLabel = "org.opencontainers.image.revision"
+    /// When the commit an image was built from was made (ISO 8601). build-task sets it; the
+    /// reaper ages an image by it, else by the config's `created`.
+    public static let createdLabel = "org.opencontainers.image.created"
+    /// The origin URL of the repository an image was built from (credentials removed).
+    public static let sourceLabel = "org.opencontainers.image.source"
     /// The inputs digest (``BuildInputs``) of the build that made an image.
     public static let inputsLabel = "dev.slipway.inputs"
     /// The branch an image was built from.

@@ -250,13 +250,13 @@ public struct ImageBuild {
     /// The labels of every image built: provenance, inputs, bases, then `LABEL_*`.
     func labels(_ run: Run) -> [String: String] {
         var labels: [String: String] = [SlipwayVocabulary.inputsLabel: run.inputs.rawValue]
-        if let revision = run.source.revision { labels["org.opencontainers.image.revision"] = revision }
-        if let origin = run.source.origin { labels["org.opencontainers.image.source"] = origin }
+        if let revision = run.source.revision { labels[SlipwayVocabulary.revisionLabel] = revision }
+        if let origin = run.source.origin { labels[SlipwayVocabulary.sourceLabel] = origin }
         if let branch = run.source.branch { labels[SlipwayVocabulary.branchLabel] = branch }
         labels[SlipwayVocabulary.baseLabel] = run.bases.summary.rawValue
         labels.merge(BaseImage.keys(run.bases.final)) { $1 }
         if let time = run.source.time {
-            labels["org.opencontainers.image.created"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
+            labels[SlipwayVocabulary.createdLabel] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
         }
         labels.merge(configuration.labels) { $1 }
         return labels

@@ -53,7 +53,7 @@ struct PublishedImages {
         let image = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).pull(repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
         var entry = image.descriptor
         entry.annotations = [OCILayout.refName: "latest"]
-        if let revision { entry.annotations?["org.opencontainers.image.revision"] = revision }
+        if let revision { entry.annotations?[SlipwayVocabulary.revisionLabel] = revision }
         try layout.writeIndex(ImageIndex(manifests: [entry]))
         return try layout.image(named: "latest")
     }

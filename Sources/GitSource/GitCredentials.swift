@@ -100,30 +100,25 @@ public struct GitCredentials: Sendable, Equatable {
             environment[Self.usernameVariable] = username ?? ""
             environment[Self.passwordVariable] = password ?? ""
         }
-        var keyDirectory: URL?
-        var registration: TerminationCleanup.Registration?
-        defer {
-            if let keyDirectory { removeKeyDirectory(keyDirectory) }
-            registration?.cancel()
-        }
         PrivateDirectory.sweep(scratch, prefix: Self.keyDirectoryPrefix)
-        if let privateKey {
-            let directory: URL
-            do { directory = try PrivateDirectory.make(in: scratch, prefix: Self.keyDirectoryPrefix) } catch {
-                throw GitSourceError(.cache, "\(error)")
+        guard let privateKey else { return try body(settings, environment) }
+        var made = false
+        do {
+            // Removed when `body` is done, and by the cleanup thread on SIGTERM or SIGINT (an
+            // aborted build), which end the process without unwinding to here.
+            return try PrivateDirectory.with(in: scratch, prefix: Self.keyDirectoryPrefix) { directory in
+                made = true
+                let keyFile = directory.appendingPathComponent("key")
+                try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
+                environment["GIT_SSH_COMMAND"] = ([
+                    "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+                    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                ] + GitTransport.sshOptions).joined(separator: " ")
+                return try body(settings, environment)
             }
-            keyDirectory = directory
-            // SIGTERM or SIGINT (an aborted build) ends the process without running this
-            // function's `defer`; the cleanup thread removes the key then.
-            registration = TerminationCleanup.register { removeKeyDirectory(directory) }
-            let keyFile = directory.appendingPathComponent("key")
-            try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
-            environment["GIT_SSH_COMMAND"] = ([
-                "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            ] + GitTransport.sshOptions).joined(separator: " ")
+        } catch let error where !made {
+            throw GitSourceError(.cache, "\(error)")
         }
-        return try body(settings, environment)
     }
 
     /// Removes the key directories that runs killed outright (SIGKILL, a container
@@ -176,8 +171,4 @@ private func writePrivateFile(_ file: URL, contents: String) throws {
         }
         offset += count
     }
-}
-
-private func removeKeyDirectory(_ directory: URL) {
-    try? FileManager.default.removeItem(at: directory)
 }

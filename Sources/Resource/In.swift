@@ -35,7 +35,7 @@ public struct In {
         let parsed = try Source(request.raw("source"))
         let log = parsed.debug ? Log.standardError(verbose: true) : self.log
         let source = try parsed.resolvingRegistry(log: log)
-        let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
+        let params = try Self.params(request.raw("params"), source: source)
         if case .sourceKeyed(let keyed) = source.mode {
             return try fetchSourceKeyed(keyed, request: request, source: source, params: params, directory: directory, log: log)
         }
@@ -47,7 +47,6 @@ public struct In {
             throw InputError("version.digest is required: in fetches the version check emitted")
         }
         let options = try FetchOptions(params, source: source)
-        if params.has("source") { throw params.invalid("source", "only used in source-keyed mode (source.git)") }
         let attestations = try params.bool("attestations") ?? false
         // source.verify: nothing of an image without a valid signature is written.
         try source.requireSignature(version.digest, client: source.client(log: log, retry: retry))

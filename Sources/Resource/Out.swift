@@ -40,18 +40,12 @@ public struct Out {
         if case .sourceKeyed(let keyed) = source.mode {
             return try pushSourceKeyed(keyed, source: source, request: request, directory: directory, log: log)
         }
-        let params = try InputObject(request.raw("params"), path: "params", keys: Self.paramKeys)
+        let params = try Self.params(request.raw("params"), source: source)
         let client = try source.client(log: log, retry: retry)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: scratch) }
 
         if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
-            for key in ["image", "version", "bump_aliases", "additional_tags"] where params.has(key) {
-                throw params.invalid(key, "not used with promote, which retags an image already in the registry")
-            }
-            if promote.has("if_missing") {
-                throw promote.invalid("if_missing", "only in source-keyed mode (source.git), where a put that promotes nothing still returns a version")
-            }
             guard let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log) else {
                 throw InputError("params.promote: nothing was promoted, and image mode has no version to return")
             }

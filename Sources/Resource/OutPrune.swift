@@ -16,6 +16,24 @@ import Signing
 /// every tag on it). Blobs are freed by the registry's garbage collection, run without
 /// `--delete-untagged`, which breaks multi-arch images (measured against distribution 2.8.2).
 extension Out {
+    /// What `params.prune` asks for: the planner's options and the cache repository's object.
+    static func pruneOptions(_ params: InputObject) throws -> (options: PrunePlanner.Options, cache: InputObject?) {
+        var options = PrunePlanner.Options()
+        options.deletedBranches = try params.bool("deleted_branches") ?? true
+        options.keep = try params.integer("keep", in: 0...1_000_000)
+        if let text = try params.string("older_than") {
+            guard let age = PrunePlanner.age(text) else { throw params.invalid("older_than", "\(quoted(text)) is not an age such as 14d, 12h or 30m") }
+            options.olderThan = age
+        }
+        options.dryRun = try params.bool("dry_run") ?? true
+        options.maxDeletions = try params.integer("max_deletions", in: 1...100_000) ?? 50
+        let cache = try params.object("cache", keys: Self.pruneCacheKeys, secrets: ["password"])
+        guard options.deletedBranches || options.keep != nil || cache != nil else {
+            throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
+        }
+        return (options, cache)
+    }
+
     func prune(_ params: InputObject, keyed: SourceKeyed, source: Source, client: RegistryClient, detector: ChangeDetector,
                scratch: URL, log: Log)
         throws -> [[String: String]] {
@@ -46,24 +64,6 @@ extension Out {
                         ["name": "kept", "value": String(plan.kept.count)]]
         if !plan.deferred.isEmpty { metadata.append(["name": "deferred", "value": plan.deferred.map(\.tag.rawValue).joined(separator: " ")]) }
         return metadata + cacheMetadata
-    }
-
-    /// `params.prune`'s planner options and its `cache` object, refused when there is nothing to do.
-    static func pruneOptions(_ params: InputObject) throws -> (PrunePlanner.Options, cache: InputObject?) {
-        var options = PrunePlanner.Options()
-        options.deletedBranches = try params.bool("deleted_branches") ?? true
-        options.keep = try params.integer("keep", in: 0...1_000_000)
-        if let text = try params.string("older_than") {
-            guard let age = PrunePlanner.age(text) else { throw params.invalid("older_than", "\(quoted(text)) is not an age such as 14d, 12h or 30m") }
-            options.olderThan = age
-        }
-        options.dryRun = try params.bool("dry_run") ?? true
-        options.maxDeletions = try params.integer("max_deletions", in: 1...100_000) ?? 50
-        let cache = try params.object("cache", keys: Self.pruneCacheKeys, secrets: ["password"])
-        guard options.deletedBranches || options.keep != nil || cache != nil else {
-            throw InputError("params.prune: nothing to do; set deleted_branches: true, keep: N or cache")
-        }
-        return (options, cache)
     }
 
     /// Carries out `plan` (read from `states`) against the registry as it is now: the tags
@@ -163,8 +163,8 @@ extension Out {
                 let labels = configuration.config?.labels ?? [:]
                 state.branch = labels[SlipwayVocabulary.branchLabel]
                 state.inputs = labels[SlipwayVocabulary.inputsLabel]
-                state.revision = labels[Self.revisionLabel]
-                let created = labels["org.opencontainers.image.created"] ?? configuration.created
+                state.revision = labels[SlipwayVocabulary.revisionLabel]
+                let created = labels[SlipwayVocabulary.createdLabel] ?? configuration.created
                 state.created = created.flatMap { ISO8601DateFormatter().date(from: $0) }
             }
             byDigest[head.digest] = state

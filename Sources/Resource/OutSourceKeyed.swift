@@ -25,13 +25,8 @@ extension Out {
     /// The reaper (docs/reference.md, "Pruning").
     static let pruneKeys = ["deleted_branches", "keep", "older_than", "dry_run", "max_deletions", "cache"]
 
-    /// The label build-task sets to the commit an image was built from.
-    static let revisionLabel = "org.opencontainers.image.revision"
-    /// The label build-task sets to the ``BaseSummary`` of the bases it built from.
-    static let baseLabel = SlipwayVocabulary.baseLabel
-
     func pushSourceKeyed(_ keyed: SourceKeyed, source: Source, request: InputObject, directory: URL, log: Log) throws -> Data {
-        let params = try InputObject(request.raw("params"), path: "params", keys: Self.sourceKeyedParamKeys)
+        let params = try Self.params(request.raw("params"), source: source)
         let client = try source.client(log: log, retry: retry)
         let detector = ChangeDetector(configuration: keyed.git, cacheRoot: FileManager.default.temporaryDirectory, log: log)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
@@ -39,9 +34,6 @@ extension Out {
         defer { try? FileManager.default.removeItem(at: scratch) }
 
         if let prune = try params.object("prune", keys: Self.pruneKeys) {
-            for key in ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file"] where params.has(key) {
-                throw params.invalid(key, "not used with prune, which only removes tags; use a put of its own")
-            }
             let metadata = try self.prune(prune, keyed: keyed, source: source, client: client, detector: detector, scratch: scratch, log: log)
             guard let newest = try detector.changes(since: nil).last else {
                 throw InputError("prune: no commit of the source matches its paths, so there is no version to return")
@@ -50,9 +42,6 @@ extension Out {
         }
 
         if let bump = try params.string("bump_tag_file") {
-            for key in ["image", "version_from", "additional_tags", "release", "promote"] where params.has(key) {
-                throw params.invalid(key, "not used with bump_tag_file, which only commits a new tag file value")
-            }
             let request = try Self.bumpRequest(bump, directory: directory)
             let result = try detector.bumpTagFile(message: "Bump \(keyed.git.tagFile?.normalizedPath ?? "tag file") from {old} to {new}") { old in
                 try Self.bumped(old, request)
@@ -65,9 +54,6 @@ extension Out {
         }
 
         if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
-            for key in ["image", "version_from", "additional_tags", "release"] where params.has(key) {
-                throw params.invalid(key, "not used with promote, which retags an image already in the registry")
-            }
             return try promoteSourceKeyed(promote, keyed: keyed, source: source, client: client, detector: detector, directory: directory, scratch: scratch, log: log)
         }
 
@@ -127,10 +113,10 @@ extension Out {
 
     /// track_base: the bases the image was built from, as build-task labelled them.
     func labelledBase(of image: LayoutImage) throws -> Digest {
-        guard let label = try anyConfiguration(of: image).config?.labels?[Self.baseLabel] else {
-            throw InputError("source.track_base: the image has no \(Self.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
+        guard let label = try anyConfiguration(of: image).config?.labels?[SlipwayVocabulary.baseLabel] else {
+            throw InputError("source.track_base: the image has no \(SlipwayVocabulary.baseLabel) label; build it with build-task (BASE_DIGESTS_FILE from the get's base_digests.json)")
         }
-        do { return try Digest(label) } catch { throw InputError("the image's \(Self.baseLabel) label: \(error)") }
+        do { return try Digest(label) } catch { throw InputError("the image's \(SlipwayVocabulary.baseLabel) label: \(error)") }
     }
 
     /// Points each `floating` tag at the pushed image, in order, unless it is made once
@@ -260,14 +246,14 @@ extension Out {
             throw params.invalid("version_from", "\(base.path) has no ref file (give the directory of a get of this resource)")
         }
         if let entries = try? image.layout.index().manifests, entries.count == 1,
-           let annotated = entries[0].annotations?[Self.revisionLabel] {
-            do { return try GitCommitID(annotated) } catch { throw InputError("the layout's \(Self.revisionLabel) annotation: \(error)") }
+           let annotated = entries[0].annotations?[SlipwayVocabulary.revisionLabel] {
+            do { return try GitCommitID(annotated) } catch { throw InputError("the layout's \(SlipwayVocabulary.revisionLabel) annotation: \(error)") }
         }
         let labels = try anyConfiguration(of: image).config?.labels ?? [:]
-        guard let text = labels[Self.revisionLabel] else {
-            throw InputError("cannot tell which commit the image was built from: it has no \(Self.revisionLabel) label; build it with build-task or set params.version_from")
+        guard let text = labels[SlipwayVocabulary.revisionLabel] else {
+            throw InputError("cannot tell which commit the image was built from: it has no \(SlipwayVocabulary.revisionLabel) label; build it with build-task or set params.version_from")
         }
-        do { return try GitCommitID(text) } catch { throw InputError("the image's \(Self.revisionLabel) label: \(error)") }
+        do { return try GitCommitID(text) } catch { throw InputError("the image's \(SlipwayVocabulary.revisionLabel) label: \(error)") }
     }
 
     /// The configuration of the host's manifest, else of the first one (all platforms of one
@@ -295,7 +281,7 @@ extension Out {
         let file = scratch.appendingPathComponent("config-\(image.config.digest.encoded)")
         try client.downloadBlob(repository, image.config, to: file)
         let configuration = try? JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: file))
-        let label = configuration?.config?.labels?[Self.revisionLabel]
+        let label = configuration?.config?.labels?[SlipwayVocabulary.revisionLabel]
         return (top.digest, label.flatMap { try? GitCommitID($0) })
     }
 

@@ -12,9 +12,9 @@ import Darwin
 /// Paths beneath a directory that cannot lead out of it: `out`'s file params, which name
 /// files a task wrote into the build directory.
 ///
-/// Resolved as ``RootDirectory`` resolves a layer's paths: one component at a time from a
-/// descriptor on the directory, each directory opened with `O_NOFOLLOW` relative to the
-/// previous one, never by a string path. The difference is what happens at the edge: the
+/// Resolved by the walk ``RootDirectory`` resolves a layer's paths with: one component at a
+/// time from a descriptor on the directory, each directory opened with `O_NOFOLLOW` relative
+/// to the previous one, never by a string path. The difference is what happens at the edge: the
 /// unpacker contains a link as a chroot would, while here a path is refused when it is
 /// absolute, when `..` climbs above the directory, or when a symbolic link on the way is
 /// absolute or climbs above it. A link that stays beneath (`image -> build/image`) is
@@ -68,16 +68,18 @@ public struct BeneathDirectory: Sendable {
         return data
     }
 
-    /// Resolves every component but the last as a directory beneath the root. Returns the
-    /// last component's parent, the names leading to it, and the last name (nil: the root).
-    private func walk(_ relative: String) throws(Refusal) -> (Handle, [String], String?)? {
+    /// Resolves every component but the last as a directory beneath the root, one
+    /// ``DirectoryHandle/step(_:)`` each, the walk ``RootDirectory`` shares; refusing what
+    /// leads out is this type's own. Returns the last component's parent, the names leading
+    /// to it, and the last name (nil: the root).
+    private func walk(_ relative: String) throws(Refusal) -> (DirectoryHandle, [String], String?)? {
         guard !relative.hasPrefix("/") else {
             throw Refusal("is an absolute path; give a path under the build directory")
         }
         let rootFD = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw Refusal("cannot be resolved: the build directory \(root.path) cannot be opened") }
-        var stack: [(name: String, handle: Handle)] = []
-        let rootHandle = Handle(rootFD)
+        var stack: [(name: String, handle: DirectoryHandle)] = []
+        let rootHandle = DirectoryHandle(fd: rootFD)
         var queue = Array(Self.components(relative).reversed())
         var hops = 0
         while let name = queue.popLast() {
@@ -87,31 +89,32 @@ public struct BeneathDirectory: Sendable {
                 stack.removeLast()
                 continue
             }
-            var info = stat()
-            guard fstatat(current.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))")
-            }
-            if (info.st_mode & S_IFMT) == S_IFLNK {
+            let step = current.step(name)
+            switch step {
+            case .failed(let error):
+                if error == ENOENT || error == ENOTDIR { return nil }
+                throw Refusal("cannot be resolved: \(String(cString: strerror(error)))")
+            case .unreadableLink(let error):
+                throw Refusal("cannot be resolved: \(String(cString: strerror(error)))")
+            case .link(let text):
                 hops += 1
-                guard hops <= 40 else { throw Refusal("has too many symbolic links") }
-                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let length = readlinkat(current.fd, name, &target, target.count - 1)
-                guard length >= 0 else { throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))") }
-                let text = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard hops <= RootDirectory.maximumSymlinkHops else { throw Refusal("has too many symbolic links") }
                 guard !text.hasPrefix("/") else {
                     throw Refusal("goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
                 }
                 queue += Self.components(text).reversed()
                 continue
+            case .directory, .unopenableDirectory, .other:
+                break
             }
             if queue.isEmpty {
                 return (current, stack.map(\.name), name)
             }
-            guard (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
-            let fd = openat(current.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw Refusal("cannot be resolved: \(String(cString: strerror(errno)))") }
-            stack.append((name, Handle(fd)))
+            switch step {
+            case .directory(let next): stack.append((name, next))
+            case .unopenableDirectory(let error): throw Refusal("cannot be resolved: \(String(cString: strerror(error)))")
+            default: return nil
+            }
         }
         guard let top = stack.last else { return (rootHandle, [], nil) }
         return (stack.count >= 2 ? stack[stack.count - 2].handle : rootHandle, stack.dropLast().map(\.name), top.name)
@@ -123,13 +126,6 @@ public struct BeneathDirectory: Sendable {
 
     private static func display(_ names: [String]) -> String {
         "\"" + names.joined(separator: "/") + "\""
-    }
-
-    /// An open descriptor, closed when the last reference goes.
-    private final class Handle {
-        let fd: Int32
-        init(_ fd: Int32) { self.fd = fd }
-        deinit { close(fd) }
     }
 }
 

@@ -34,6 +34,45 @@ final class DirectoryHandle {
     }
 }
 
+extension DirectoryHandle {
+    /// What a walk meets at one component, `name` in this directory, never following it.
+    enum Step {
+        /// A directory, opened with `O_NOFOLLOW` (search only where the platform allows).
+        case directory(DirectoryHandle)
+        /// A directory that could not be opened, with the `errno` of the open.
+        case unopenableDirectory(Int32)
+        /// A symbolic link, with its target.
+        case link(String)
+        /// A symbolic link whose target could not be read, with the `errno`.
+        case unreadableLink(Int32)
+        /// Anything else: a file, a device, a socket.
+        case other
+        /// Nothing could be seen there; the `errno` of `fstatat` (`ENOENT`: nothing is there).
+        case failed(Int32)
+    }
+
+    /// One component of a walk, through descriptors only: the directory opened relative to
+    /// this one with `O_NOFOLLOW`, or else what is there instead, seen without following it.
+    func step(_ name: String) -> Step {
+        let child = openat(fd, name, pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if child >= 0 { return .directory(DirectoryHandle(fd: child)) }
+        let openError = errno
+        var info = stat()
+        guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return .failed(errno) }
+        switch info.st_mode & S_IFMT {
+        case S_IFLNK:
+            var buffer = [CChar](repeating: 0, count: RootPath.maximumLength + 1)
+            let count = readlinkat(fd, name, &buffer, buffer.count)
+            guard count >= 0 else { return .unreadableLink(errno) }
+            return .link(String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        case S_IFDIR:
+            return .unopenableDirectory(openError)
+        default:
+            return .other
+        }
+    }
+}
+
 /// Where an entry goes: an open handle on its parent directory (reached without leaving the
 /// root), the parent's resolved path, and the entry's own name in it.
 struct Placement {
@@ -119,7 +158,10 @@ final class RootDirectory {
         return Placement(parent: parent, parentPath: parentPath, name: name)
     }
 
-    /// The resolution loop: a stack of components still to walk, fed by link targets.
+    /// The resolution loop: a stack of components still to walk, fed by link targets. Each
+    /// component is one ``DirectoryHandle/step(_:)``, the walk ``BeneathDirectory`` shares;
+    /// what is done with a link, a missing directory or `..` is this type's own. One loop,
+    /// because each of those cases moves where the walk is and what is left to walk.
     private func walk(_ components: [String], createMissing: Bool) throws(UnpackError) -> (DirectoryHandle, RootPath) {
         var current = handle
         var resolved = RootPath.root
@@ -137,58 +179,46 @@ final class RootDirectory {
                 }
                 continue
             }
-            let fd = openat(current.fd, component, pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 {
-                current = DirectoryHandle(fd: fd)
-                resolved = resolved.appending(component)
-                continue
-            }
-            let openError = errno
-            var info = stat()
-            guard fstatat(current.fd, component, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                let statError = errno
-                if statError == ENOENT && createMissing {
-                    guard mkdirat(current.fd, component, 0o755) == 0 || errno == EEXIST else {
-                        throw UnpackError(.fileSystem, "cannot create directory /\(resolved.appending(component)): \(errnoText(errno))")
-                    }
-                    // mkdirat applies the umask; a layer's implied parents are 0755 as in Docker.
-                    _ = fchmodat(current.fd, component, 0o755, 0)
-                    try onImplicitDirectory(current, resolved, component)
-                    pending.append(component)
-                    continue
-                }
-                throw UnpackError(.fileSystem, "cannot resolve /\(resolved.appending(component)) inside the root: \(errnoText(statError))")
-            }
-            switch info.st_mode & S_IFMT {
-            case S_IFLNK:
+            let path = resolved.appending(component)
+            switch current.step(component) {
+            case .directory(let next):
+                current = next
+                resolved = path
+            case .failed(let error) where error == ENOENT && createMissing:
+                try createImplicitDirectory(component, in: current, under: resolved)
+                pending.append(component)
+            case .failed(let error):
+                throw UnpackError(.fileSystem, "cannot resolve /\(path) inside the root: \(errnoText(error))")
+            case .link(let target):
                 hops += 1
                 guard hops <= RootDirectory.maximumSymlinkHops else {
                     throw UnpackError(.symlinkLoop, "refused: more than \(RootDirectory.maximumSymlinkHops) symbolic links met while resolving the path inside the root (a link loop)")
                 }
-                let target = try readLink(current, component, at: resolved.appending(component))
                 if target.hasPrefix("/") {
                     // Absolute targets mean the image's root, never the host's.
                     current = handle
                     resolved = .root
                 }
-                let parts = target.split(separator: "/", omittingEmptySubsequences: true)
-                pending.append(contentsOf: parts.reversed().map(String.init))
-            case S_IFDIR:
-                throw UnpackError(.fileSystem, "cannot open directory /\(resolved.appending(component)): \(errnoText(openError))")
-            default:
-                throw UnpackError(.notADirectory, "refused: /\(resolved.appending(component)) is not a directory, yet the path continues below it")
+                pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).reversed().map(String.init))
+            case .unreadableLink(let error):
+                throw UnpackError(.fileSystem, "cannot read the symbolic link /\(path): \(errnoText(error))")
+            case .unopenableDirectory(let error):
+                throw UnpackError(.fileSystem, "cannot open directory /\(path): \(errnoText(error))")
+            case .other:
+                throw UnpackError(.notADirectory, "refused: /\(path) is not a directory, yet the path continues below it")
             }
         }
         return (current, resolved)
     }
 
-    func readLink(_ parent: DirectoryHandle, _ name: String, at path: RootPath) throws(UnpackError) -> String {
-        var buffer = [CChar](repeating: 0, count: RootPath.maximumLength + 1)
-        let count = readlinkat(parent.fd, name, &buffer, buffer.count)
-        guard count >= 0 else {
-            throw UnpackError(.fileSystem, "cannot read the symbolic link /\(path): \(errnoText(errno))")
+    /// Creates `name` in `parent`, a directory a path needs and the layer left out.
+    private func createImplicitDirectory(_ name: String, in parent: DirectoryHandle, under parentPath: RootPath) throws(UnpackError) {
+        guard mkdirat(parent.fd, name, 0o755) == 0 || errno == EEXIST else {
+            throw UnpackError(.fileSystem, "cannot create directory /\(parentPath.appending(name)): \(errnoText(errno))")
         }
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // mkdirat applies the umask; a layer's implied parents are 0755 as in Docker.
+        _ = fchmodat(parent.fd, name, 0o755, 0)
+        try onImplicitDirectory(parent, parentPath, name)
     }
 
     /// The entry at `placement`, not following a final link; nil when there is none.

@@ -63,11 +63,7 @@ public struct ImageTransfer: Sendable {
             return outcome
         }
         count(outcomes, into: &report)
-        // Children first, so an index never names a manifest the registry lacks.
-        for (descriptor, bytes) in manifests.dropLast() {
-            try client.putManifest(repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
-        }
-        try putTop(image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
+        try putManifests(manifests, top: image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
         log.debug("pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present")
         succeeded = true
         return report
@@ -172,10 +168,7 @@ public struct ImageTransfer: Sendable {
             return outcome
         }
         count(outcomes, into: &report)
-        for (descriptor, bytes) in manifests.dropLast() {
-            try destination.putManifest(destinationRepository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
-        }
-        try putTop(top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
+        try putManifests(manifests, top: top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
         succeeded = true
         return report
     }
@@ -204,7 +197,14 @@ public struct ImageTransfer: Sendable {
         }
     }
 
-    private func putTop(_ descriptor: Descriptor, _ bytes: Data, client: RegistryClient, repository: Repository, tags: [Tag]) throws {
+    /// Puts an image's manifests, children first, so an index never names a manifest the
+    /// registry lacks; then the top one (the last of `manifests`) under each tag, or by
+    /// digest when there is none.
+    private func putManifests(_ manifests: [(Descriptor, Data)], top descriptor: Descriptor, _ bytes: Data, client: RegistryClient,
+                              repository: Repository, tags: [Tag]) throws {
+        for (child, childBytes) in manifests.dropLast() {
+            try client.putManifest(repository, .digest(child.digest), bytes: childBytes, mediaType: child.mediaType)
+        }
         if tags.isEmpty {
             try client.putManifest(repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
         }

@@ -1,6 +1,6 @@
 import Builder
 import Foundation
-import Resource
+@testable import Resource
 import TestSupport
 import Testing
 import Yams
@@ -42,7 +42,7 @@ struct ImageGraphPipelineTests {
             for resource in (pipeline["resources"] as? [[String: Any]]) ?? [] {
                 let name = try #require(resource["name"] as? String)
                 #expect(resource["type"] as? String == "slipway")
-                do { sources[name] = try PipelineUsage.source(PipelineConfigurationTests.json(resource["source"])) } catch {
+                do { sources[name] = try Source(JSONValue.parse(PipelineConfigurationTests.json(resource["source"]))) } catch {
                     Issue.record("resource \(name): \(error)")
                 }
                 let source = resource["source"] as? [String: Any]
@@ -63,7 +63,7 @@ struct ImageGraphPipelineTests {
                     if let get = step["get"] as? String, let source = sources[get] {
                         gets[jobName, default: [:]][get] = (step["passed"] as? [String]) ?? []
                         #expect(step["trigger"] as? Bool == true, "\(jobName): get \(get) triggers")
-                        do { try PipelineUsage.getParams(PipelineConfigurationTests.json(step["params"]), source: source) } catch {
+                        do { _ = try In.params(JSONValue.parse(PipelineConfigurationTests.json(step["params"])), source: source) } catch {
                             Issue.record("\(jobName): get \(get): \(error)")
                         }
                     }
@@ -73,7 +73,7 @@ struct ImageGraphPipelineTests {
                             Issue.record("\(jobName): put to an undeclared resource \(put)")
                             continue
                         }
-                        do { try PipelineUsage.putParams(PipelineConfigurationTests.json(step["params"]), source: source) } catch {
+                        do { _ = try Out.params(JSONValue.parse(PipelineConfigurationTests.json(step["params"])), source: source) } catch {
                             Issue.record("\(jobName): put \(put): \(error)")
                         }
                     }

@@ -1,6 +1,6 @@
 import Builder
 import Foundation
-import Resource
+@testable import Resource
 import Testing
 import Yams
 
@@ -74,7 +74,7 @@ struct PipelineConfigurationTests {
             resources.insert(resourceName)
             guard resource["type"] as? String == "slipway" else { continue }
             #expect(types.contains("slipway"), "\(name): resource type slipway is not declared")
-            do { sources[resourceName] = try PipelineUsage.source(Self.json(resource["source"])) } catch {
+            do { sources[resourceName] = try Source(JSONValue.parse(Self.json(resource["source"]))) } catch {
                 Issue.record("\(name): resource \(resourceName): \(error)")
             }
         }
@@ -93,7 +93,7 @@ struct PipelineConfigurationTests {
                     #expect(resources.contains(resource), "\(at): get of an undeclared resource \(resource)")
                     for passed in (step["passed"] as? [String]) ?? [] { #expect(jobNames.contains(passed), "\(at): passed: \(passed) is no job") }
                     if let source = sources[resource] {
-                        do { try PipelineUsage.getParams(Self.json(step["params"]), source: source) } catch { Issue.record("\(at): get \(get): \(error)") }
+                        do { _ = try In.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch { Issue.record("\(at): get \(get): \(error)") }
                     }
                 }
                 if let put = step["put"] as? String {
@@ -101,8 +101,8 @@ struct PipelineConfigurationTests {
                     let resource = step["resource"] as? String ?? put
                     #expect(resources.contains(resource), "\(at): put to an undeclared resource \(resource)")
                     if let source = sources[resource] {
-                        do { try PipelineUsage.putParams(Self.json(step["params"]), source: source) } catch { Issue.record("\(at): put \(put): \(error)") }
-                        do { try PipelineUsage.getParams(Self.json(step["get_params"]), source: source) } catch {
+                        do { _ = try Out.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch { Issue.record("\(at): put \(put): \(error)") }
+                        do { _ = try In.params(JSONValue.parse(Self.json(step["get_params"])), source: source) } catch {
                             Issue.record("\(at): put \(put) get_params: \(error)")
                         }
                     }
@@ -212,16 +212,16 @@ struct PipelineConfigurationTests {
     }
 
     @Test func anUnknownKeyIsCaughtWithTheBinariesMessage() throws {
-        #expect(throws: InputError.self) { try PipelineUsage.source(Data(#"{"repository":"r.example/a","tagg":"x"}"#.utf8)) }
-        let source = try PipelineUsage.source(Data(#"{"repository":"r.example/a","git":{"uri":"https://g.example/r.git"}}"#.utf8))
+        #expect(throws: InputError.self) { try Source(JSONValue.parse(Data(#"{"repository":"r.example/a","tagg":"x"}"#.utf8))) }
+        let source = try Source(JSONValue.parse(Data(#"{"repository":"r.example/a","git":{"uri":"https://g.example/r.git"}}"#.utf8)))
         do {
-            try PipelineUsage.putParams(Data(#"{"imag":"image/oci"}"#.utf8), source: source)
+            _ = try Out.params(JSONValue.parse(Data(#"{"imag":"image/oci"}"#.utf8)), source: source)
             Issue.record("an unknown put param passed")
         } catch {
             #expect("\(error)".contains("did you mean \"image\""), "\(error)")
         }
-        #expect(throws: InputError.self) { try PipelineUsage.getParams(Data(#"{"format":"tarball"}"#.utf8), source: source) }
-        #expect(throws: InputError.self) { try PipelineUsage.putParams(Data(#"{"prune":{"keep_latest":3}}"#.utf8), source: source) }
+        #expect(throws: InputError.self) { _ = try In.params(JSONValue.parse(Data(#"{"format":"tarball"}"#.utf8)), source: source) }
+        #expect(throws: InputError.self) { _ = try Out.params(JSONValue.parse(Data(#"{"prune":{"keep_latest":3}}"#.utf8)), source: source) }
     }
 
     static func runsBuildTask(_ config: [String: Any]) -> Bool {

@@ -75,10 +75,10 @@ struct CachePrunePlannerTests {
     }
 
     @Test func pipelineLintChecksTheCacheKeys() throws {
-        let source = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8))
-        try PipelineUsage.putParams(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","ttl":"168h"}}}"#.utf8), source: source)
+        let source = try Source(JSONValue.parse(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8)))
+        _ = try Out.params(JSONValue.parse(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","ttl":"168h"}}}"#.utf8)), source: source)
         #expect(throws: (any Error).self) {
-            try PipelineUsage.putParams(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","max_age":"168h"}}}"#.utf8), source: source)
+            _ = try Out.params(JSONValue.parse(Data(#"{"prune":{"cache":{"repository":"registry.example/team/app-cache","max_age":"168h"}}}"#.utf8)), source: source)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Console
 import Foundation
 import GitSource
 import ImageLayout
@@ -202,17 +203,29 @@ struct OutReleasePromoteTests {
     }
 
     @Test func pipelineLintKnowsIfMissing() throws {
-        let keyedSource = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8))
-        try PipelineUsage.putParams(Data(#"{"promote":{"from":"release","release":"release/release","if_missing":"skip"}}"#.utf8), source: keyedSource)
+        let keyedSource = try Source(JSONValue.parse(Data(#"{"repository":"registry.example/team/app","git":{"uri":"https://git.example/app.git","branch":"main"}}"#.utf8)))
+        _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"release","release":"release/release","if_missing":"skip"}}"#.utf8)), source: keyedSource)
         let bad = #expect(throws: InputError.self) {
-            try PipelineUsage.putParams(Data(#"{"promote":{"from":"release","to":["x"],"if_missing":"later"}}"#.utf8), source: keyedSource)
+            _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"release","to":["x"],"if_missing":"later"}}"#.utf8)), source: keyedSource)
         }
         #expect(bad?.description == #"params.promote.if_missing: "later" is not fail or skip"#)
-        let imageSource = try PipelineUsage.source(Data(#"{"repository":"registry.example/team/app","tag":"dev"}"#.utf8))
+        let imageSource = try Source(JSONValue.parse(Data(#"{"repository":"registry.example/team/app","tag":"dev"}"#.utf8)))
         let imageMode = #expect(throws: InputError.self) {
-            try PipelineUsage.putParams(Data(#"{"promote":{"from":"dev","to":["x"],"if_missing":"skip"}}"#.utf8), source: imageSource)
+            _ = try Out.params(JSONValue.parse(Data(#"{"promote":{"from":"dev","to":["x"],"if_missing":"skip"}}"#.utf8)), source: imageSource)
         }
         #expect(imageMode?.description.hasPrefix("params.promote.if_missing: only in source-keyed mode") == true, "\(String(describing: imageMode))")
+    }
+
+    @Test func aPutsParamsAreCheckedBeforeAnythingIsReadOrPushed() throws {
+        // The build directory is empty and nothing listens on port 1: the ill-typed release
+        // is what fails, not the image's absence or a connection.
+        try withTemporaryDirectory { directory in
+            let input = Data(#"{"source":{"repository":"127.0.0.1:1/team/app","git":{"uri":"https://127.0.0.1:1/app.git","branch":"main"}},"params":{"image":"image/oci","release":5}}"#.utf8)
+            let error = #expect(throws: InputError.self) {
+                _ = try Out(log: Log { _ in }, settleRounds: 1, settleInterval: 0).run(input: input, directory: directory.url)
+            }
+            #expect(error?.description.hasPrefix("params.release") == true, "\(String(describing: error))")
+        }
     }
 
     @Test func theImmutableTagOfAReleaseCommitsVersion() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 import Synchronization
 
 #if canImport(Glibc)
@@ -54,11 +55,10 @@ public struct TestSupportError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Runs a program to completion and returns its status and output.
-///
-/// Standard output and standard error are drained on their own threads while standard
-/// input is written on a third, so a child that writes megabytes to both pipes, or
-/// reads its input only after writing, cannot deadlock against us.
+/// Runs a program to completion and returns its status and output, through the runner
+/// production uses (``SpawnCommandRunner``: one `poll` loop feeds standard input and drains
+/// both outputs, so a child that writes megabytes to both pipes, or reads its input only
+/// after writing, cannot deadlock against us).
 ///
 /// - Parameters:
 ///   - executable: An absolute or relative path (it contains a `/`), or a name looked up in
@@ -77,69 +77,20 @@ public func runProcess(
     environment: [String: String]? = nil,
     currentDirectory: URL? = nil
 ) throws -> ProcessResult {
-    ignoreSIGPIPE()
     let executableURL = try resolveExecutable(executable, environment: environment)
-    let output = try makePipe()
-    let errors = try makePipe()
-    let input: (read: Int32, write: Int32)
-    if stdin != nil {
-        input = try makePipe()
-    } else {
-        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        input = (devNull, -1)
-    }
-
-    let pid: pid_t
+    let runner = SpawnCommandRunner(baseEnvironment: environment ?? ProcessInfo.processInfo.environment)
+    let result: CommandResult
     do {
-        pid = try spawnChild(
-            executable: executableURL, arguments: arguments, environment: environment,
-            currentDirectory: currentDirectory, stdin: input.read, stdout: output.write, stderr: errors.write
-        )
+        result = try runner.run(Command(executableURL.path, arguments, input: stdin, currentDirectory: currentDirectory?.path))
     } catch {
-        for fd in [output.read, output.write, errors.read, errors.write, input.read, input.write] where fd >= 0 {
-            close(fd)
-        }
-        throw error
+        throw TestSupportError("\(error)")
     }
-    // The child has its copies; ours must go, or the reads below never see end of file.
-    close(output.write)
-    close(errors.write)
-    close(input.read)
-
-    // Each blocking read and write on a thread of its own: on Dispatch's global queue they
-    // would hold its few worker threads, and under many concurrent children a child then
-    // waits seconds for its stdin (measured in the fault and fuzz tests).
-    let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
-    let group = DispatchGroup()
-    func onThread(_ body: @escaping @Sendable () -> Void) {
-        group.enter()
-        Thread {
-            body()
-            group.leave()
-        }.start()
-    }
-    onThread {
-        let data = readAll(output.read)
-        collected.withLock { $0.out = data }
-    }
-    onThread {
-        let data = readAll(errors.read)
-        collected.withLock { $0.err = data }
-    }
-    if let stdin {
-        let writeEnd = input.write
-        onThread { writeAll(writeEnd, stdin) }
-    }
-    group.wait()
-    let exit = waitForExit(pid)
-
-    let (out, err) = collected.withLock { ($0.out, $0.err) }
     return ProcessResult(
         command: [executableURL.path] + arguments,
-        status: exit.code,
-        terminatedBySignal: exit.signaled,
-        stdout: out,
-        stderr: err
+        status: result.status,
+        terminatedBySignal: result.terminatedBySignal,
+        stdout: result.standardOutput,
+        stderr: result.standardError
     )
 }
 
