@@ -34,26 +34,6 @@ public enum TerminationCleanup {
     /// How long children get to end after SIGTERM before they get SIGKILL.
     public static let gracePeriod: Duration = .seconds(2)
 
-    /// A registered action; ``cancel()`` it when its work is done.
-    public struct Registration: Sendable {
-        fileprivate let id: UInt64
-
-        /// Removes the action; it will not run on a later signal.
-        public func cancel() {
-            state.withLock { _ = $0.actions.removeValue(forKey: id) }
-        }
-    }
-
-    /// Registers `action` to run on SIGINT or SIGTERM, installing the handlers on first use.
-    public static func register(_ action: @escaping @Sendable () -> Void) -> Registration {
-        _ = installation
-        return state.withLock { state in
-            state.next += 1
-            state.actions[state.next] = action
-            return Registration(id: state.next)
-        }
-    }
-
     /// Runs `body` with `action` registered to run on SIGINT or SIGTERM, installing the
     /// handlers on first use. When `body` returns or throws the action is removed without
     /// running: whoever registered it does its work on that path (releasing the lock,
