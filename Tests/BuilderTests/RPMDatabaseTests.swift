@@ -130,8 +130,8 @@ struct RPMDatabaseTests {
                 looped[number * file.pageSize + 22] = 1  // one byte used: the chain never completes but for the loop
                 looped[number * file.pageSize + 23] = 0
             }
-            #expect(throws: BerkeleyDBHashFile.Malformed.self) { try RPMHeader.packages(berkeleyDB: looped) }
-            #expect(throws: BerkeleyDBHashFile.Malformed.self) { try BerkeleyDBHashFile(Array(packages.prefix(packages.count - 4096))) }
+            #expect { try RPMHeader.packages(berkeleyDB: looped) } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedBerkeleyDB }
+            #expect { try BerkeleyDBHashFile(Array(packages.prefix(packages.count - 4096))) } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedBerkeleyDB }
         }
     }
 
@@ -206,12 +206,12 @@ struct RPMDatabaseTests {
             var looped = bytes
             let own = withUnsafeBytes(of: UInt32(root).bigEndian, Array.init)
             looped.replaceSubrange((rootOffset + 8)..<(rootOffset + 12), with: own)  // the right-most child: itself
-            #expect(throws: SQLiteFile.Malformed.self) { try SQLiteFile(looped).rows(ofTable: "t") }
+            #expect { try SQLiteFile(looped).rows(ofTable: "t") } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedSQLite }
 
             let truncated = Array(bytes.prefix(bytes.count - pageSize * 3))
-            #expect(throws: SQLiteFile.Malformed.self) { try SQLiteFile(truncated).rows(ofTable: "t") }
-            #expect(throws: SQLiteFile.Malformed.self) { try SQLiteFile(Array("SQLite format 3\u{0}".utf8)) }
-            #expect(throws: RPMHeader.Malformed.self) { try RPMHeader([0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]) }
+            #expect { try SQLiteFile(truncated).rows(ofTable: "t") } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedSQLite }
+            #expect { try SQLiteFile(Array("SQLite format 3\u{0}".utf8)) } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedSQLite }
+            #expect { try RPMHeader([0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]) } throws: { ($0 as? PackageDatabaseError)?.kind == .malformedRPMHeader }
         }
     }
 }

@@ -10,15 +10,6 @@ import Errors
 /// wrote the file). Like ``SQLiteFile``, the file is hostile until read: offsets are checked
 /// against their page, and an overflow chain visits each page at most once.
 struct BerkeleyDBHashFile {
-    struct Malformed: SlipwayError {
-        /// What kind of failure this is (one kind: the message says the rest).
-        typealias Kind = ErrorKind<BerkeleyDBHashFile.Malformed>
-        var kind: Kind { .malformed }
-        /// What failed, with which value, and what to do.
-        let message: String
-        init(_ message: String) { self.message = message }
-    }
-
     static let hashMagic: UInt32 = 0x061561
     static let headerSize = 26
 
@@ -36,26 +27,26 @@ struct BerkeleyDBHashFile {
     private let bytes: [UInt8]
 
     init(_ bytes: [UInt8]) throws {
-        guard bytes.count >= 512 else { throw Malformed("not a Berkeley DB database (too short)") }
+        guard bytes.count >= 512 else { throw PackageDatabaseError(.malformedBerkeleyDB, "not a Berkeley DB database (too short)") }
         if Self.littleEndian32(bytes, 12) == Self.hashMagic {
             bigEndian = false
         } else if SQLiteFile.bigEndian32(bytes, 12) == Self.hashMagic {
             bigEndian = true
         } else {
-            throw Malformed("not a Berkeley DB hash database")
+            throw PackageDatabaseError(.malformedBerkeleyDB, "not a Berkeley DB hash database")
         }
         self.bytes = bytes
         let pageSize = Int(bigEndian ? SQLiteFile.bigEndian32(bytes, 20) : Self.littleEndian32(bytes, 20))
         guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else {
-            throw Malformed("page size \(pageSize) is not a power of two from 512 to 65536")
+            throw PackageDatabaseError(.malformedBerkeleyDB, "page size \(pageSize) is not a power of two from 512 to 65536")
         }
         self.pageSize = pageSize
-        guard bytes[24] == 0 else { throw Malformed("the database is encrypted") }
-        guard bytes[25] == PageType.hashMetadata.rawValue else { throw Malformed("not a hash database (metadata type \(bytes[25]))") }
-        guard bytes[26] & 0x01 == 0 else { throw Malformed("pages with checksums are not read") }
+        guard bytes[24] == 0 else { throw PackageDatabaseError(.malformedBerkeleyDB, "the database is encrypted") }
+        guard bytes[25] == PageType.hashMetadata.rawValue else { throw PackageDatabaseError(.malformedBerkeleyDB, "not a hash database (metadata type \(bytes[25]))") }
+        guard bytes[26] & 0x01 == 0 else { throw PackageDatabaseError(.malformedBerkeleyDB, "pages with checksums are not read") }
         // The file may end before its last page's end only if it is truncated.
         let last = Int(bigEndian ? SQLiteFile.bigEndian32(bytes, 32) : Self.littleEndian32(bytes, 32))
-        guard (last + 1) * pageSize <= bytes.count else { throw Malformed("the file ends before its page \(last)") }
+        guard (last + 1) * pageSize <= bytes.count else { throw PackageDatabaseError(.malformedBerkeleyDB, "the file ends before its page \(last)") }
         lastPage = last
     }
 
@@ -68,23 +59,23 @@ struct BerkeleyDBHashFile {
             guard let type = PageType(rawValue: bytes[page + 25]), type == .hash || type == .hashUnsorted else { continue }
             let entries = Int(number16(page + 20))
             let index = page + Self.headerSize
-            guard index + 2 * entries <= page + pageSize else { throw Malformed("page \(number) has more entries than room") }
+            guard index + 2 * entries <= page + pageSize else { throw PackageDatabaseError(.malformedBerkeleyDB, "page \(number) has more entries than room") }
             let offsets = (0..<entries).map { Int(number16(index + 2 * $0)) }
             // Items are packed from the page's end down: item i ends where item i - 1 starts.
             func item(_ at: Int) throws -> [UInt8] {
                 let start = offsets[at], end = at == 0 ? pageSize : offsets[at - 1]
                 guard start >= Self.headerSize + 2 * entries, start < end, end <= pageSize else {
-                    throw Malformed("item \(at) of page \(number) is outside its page")
+                    throw PackageDatabaseError(.malformedBerkeleyDB, "item \(at) of page \(number) is outside its page")
                 }
                 let type = ItemType(rawValue: bytes[page + start])
                 switch type {
                 case .keyData:
                     return Array(bytes[(page + start + 1)..<(page + end)])
                 case .offPage:
-                    guard end - start >= 12 else { throw Malformed("item \(at) of page \(number) is too short") }
+                    guard end - start >= 12 else { throw PackageDatabaseError(.malformedBerkeleyDB, "item \(at) of page \(number) is too short") }
                     return try overflow(from: Int(number32(page + start + 4)), length: Int(number32(page + start + 8)))
                 case .duplicate, .offPageDuplicate, nil:
-                    throw Malformed("item \(at) of page \(number) has type \(bytes[page + start]), which is not read")
+                    throw PackageDatabaseError(.malformedBerkeleyDB, "item \(at) of page \(number) has type \(bytes[page + start]), which is not read")
                 }
             }
             for pair in stride(from: 0, to: entries - 1, by: 2) {
@@ -96,25 +87,25 @@ struct BerkeleyDBHashFile {
 
     /// An item of `length` bytes kept on a chain of overflow pages from `first`.
     private func overflow(from first: Int, length: Int) throws -> [UInt8] {
-        guard length <= bytes.count else { throw Malformed("an item is larger than the file") }
+        guard length <= bytes.count else { throw PackageDatabaseError(.malformedBerkeleyDB, "an item is larger than the file") }
         var value: [UInt8] = []
         value.reserveCapacity(length)
         var visited = Set<Int>()
         var number = first
         while value.count < length {
             guard number >= 1, number <= lastPage, visited.insert(number).inserted else {
-                throw Malformed("an overflow chain reaches page \(number) (outside the file, or a loop)")
+                throw PackageDatabaseError(.malformedBerkeleyDB, "an overflow chain reaches page \(number) (outside the file, or a loop)")
             }
             let page = number * pageSize
-            guard bytes[page + 25] == PageType.overflow.rawValue else { throw Malformed("page \(number) is not an overflow page") }
+            guard bytes[page + 25] == PageType.overflow.rawValue else { throw PackageDatabaseError(.malformedBerkeleyDB, "page \(number) is not an overflow page") }
             // On an overflow page the free-space offset holds the length of the data on it.
             let used = Int(number16(page + 22))
             guard Self.headerSize + used <= pageSize, value.count + used <= length else {
-                throw Malformed("overflow page \(number) holds more than its item")
+                throw PackageDatabaseError(.malformedBerkeleyDB, "overflow page \(number) holds more than its item")
             }
             value.append(contentsOf: bytes[(page + Self.headerSize)..<(page + Self.headerSize + used)])
             number = Int(number32(page + 16))
-            if number == 0 && value.count < length { throw Malformed("an overflow chain ends early") }
+            if number == 0 && value.count < length { throw PackageDatabaseError(.malformedBerkeleyDB, "an overflow chain ends early") }
         }
         return value
     }
@@ -131,9 +122,4 @@ struct BerkeleyDBHashFile {
     static func littleEndian32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
         SQLiteFile.bigEndian32(bytes, offset).byteSwapped
     }
-}
-
-extension ErrorKind where Owner == BerkeleyDBHashFile.Malformed {
-    /// The Berkeley DB hash file is not one the reader understands.
-    static var malformed: Self { Self("malformed") }
 }

@@ -6,15 +6,6 @@ import Errors
 ///
 /// Only what an SBOM names is read: name, epoch, version, release and architecture.
 struct RPMHeader: Sendable, Equatable {
-    struct Malformed: SlipwayError {
-        /// What kind of failure this is (one kind: the message says the rest).
-        typealias Kind = ErrorKind<RPMHeader.Malformed>
-        var kind: Kind { .malformed }
-        /// What failed, with which value, and what to do.
-        let message: String
-        init(_ message: String) { self.message = message }
-    }
-
     var name: String
     var epoch: Int?
     var version: String
@@ -47,7 +38,7 @@ struct RPMHeader: Sendable, Equatable {
         let dataLength = Int(SQLiteFile.bigEndian32(blob, 4))
         guard blob.count >= 8, entries >= 1, entries <= Self.maximumEntries, dataLength <= Self.maximumDataLength,
               8 + 16 * entries + dataLength <= blob.count else {
-            throw Malformed("a package header's sizes do not fit its \(blob.count) bytes")
+            throw PackageDatabaseError(.malformedRPMHeader, "a package header's sizes do not fit its \(blob.count) bytes")
         }
         let data = 8 + 16 * entries
         var strings: [Tag: String] = [:]
@@ -57,24 +48,24 @@ struct RPMHeader: Sendable, Equatable {
             guard let tag = Tag(rawValue: SQLiteFile.bigEndian32(blob, at)) else { continue }
             let type = SQLiteFile.bigEndian32(blob, at + 4)
             let offset = Int(SQLiteFile.bigEndian32(blob, at + 8))
-            guard offset < dataLength else { throw Malformed("tag \(tag.rawValue)'s value is past the header's data") }
+            guard offset < dataLength else { throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s value is past the header's data") }
             switch (tag, type) {
             case (.epoch, 4):  // INT32
-                guard offset + 4 <= dataLength else { throw Malformed("the epoch is past the header's data") }
+                guard offset + 4 <= dataLength else { throw PackageDatabaseError(.malformedRPMHeader, "the epoch is past the header's data") }
                 epoch = Int(Int32(bitPattern: SQLiteFile.bigEndian32(blob, data + offset)))
             case (.epoch, _):
-                throw Malformed("the epoch has type \(type), not INT32")
+                throw PackageDatabaseError(.malformedRPMHeader, "the epoch has type \(type), not INT32")
             case (_, 6), (_, 9):  // STRING, I18NSTRING (its first string)
                 let start = data + offset
                 let end = blob[start..<(data + dataLength)].firstIndex(of: 0) ?? -1
-                guard end >= start else { throw Malformed("tag \(tag.rawValue)'s string has no end") }
+                guard end >= start else { throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s string has no end") }
                 if strings[tag] == nil { strings[tag] = String(decoding: blob[start..<end], as: UTF8.self) }
             default:
-                throw Malformed("tag \(tag.rawValue) has type \(type), not a string")
+                throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue) has type \(type), not a string")
             }
         }
         guard let name = strings[.name], let version = strings[.version], let release = strings[.release] else {
-            throw Malformed("a package header lacks its name, version or release")
+            throw PackageDatabaseError(.malformedRPMHeader, "a package header lacks its name, version or release")
         }
         self.init(name: name, epoch: epoch, version: version, release: release, architecture: strings[.architecture])
     }
@@ -83,8 +74,8 @@ struct RPMHeader: Sendable, Equatable {
     /// rpm's next number, not a package).
     static func packages(berkeleyDB database: [UInt8]) throws -> [RPMHeader] {
         try BerkeleyDBHashFile(database).items().filter { !$0.key.allSatisfy { $0 == 0 } }.map { item in
-            do { return try RPMHeader(item.value) } catch let error as Malformed {
-                throw Malformed("package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
+            do { return try RPMHeader(item.value) } catch let error as PackageDatabaseError {
+                throw PackageDatabaseError(.malformedRPMHeader, "package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
             }
         }
     }
@@ -95,16 +86,11 @@ struct RPMHeader: Sendable, Equatable {
         return try file.rows(ofTable: "Packages").map { row in
             // Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)
             guard row.values.count >= 2, case .blob(let blob) = row.values[1] else {
-                throw Malformed("package \(row.rowid) has no header blob")
+                throw PackageDatabaseError(.malformedRPMHeader, "package \(row.rowid) has no header blob")
             }
-            do { return try RPMHeader(blob) } catch let error as Malformed {
-                throw Malformed("package \(row.rowid): \(error.description)")
+            do { return try RPMHeader(blob) } catch let error as PackageDatabaseError {
+                throw PackageDatabaseError(.malformedRPMHeader, "package \(row.rowid): \(error.description)")
             }
         }
     }
-}
-
-extension ErrorKind where Owner == RPMHeader.Malformed {
-    /// The RPM header is not one the reader understands.
-    static var malformed: Self { Self("malformed") }
 }

@@ -8,15 +8,6 @@ import Errors
 /// its page, every page is visited at most once (a loop in the tree or an overflow chain is an
 /// error, not a hang), and a payload is never larger than the file that holds it.
 struct SQLiteFile {
-    struct Malformed: SlipwayError {
-        /// What kind of failure this is (one kind: the message says the rest).
-        typealias Kind = ErrorKind<SQLiteFile.Malformed>
-        var kind: Kind { .malformed }
-        /// What failed, with which value, and what to do.
-        let message: String
-        init(_ message: String) { self.message = message }
-    }
-
     enum Value: Sendable, Equatable {
         case null
         case integer(Int64)
@@ -38,18 +29,18 @@ struct SQLiteFile {
     ///   from an older generation of the log (salts or checksums that do not match), are not read.
     init(_ database: [UInt8], wal: [UInt8]? = nil) throws {
         guard database.count >= 100, database.starts(with: Array("SQLite format 3\u{0}".utf8)) else {
-            throw Malformed("not an SQLite 3 database")
+            throw PackageDatabaseError(.malformedSQLite, "not an SQLite 3 database")
         }
         let size = Int(database[16]) << 8 | Int(database[17])
         let pageSize = size == 1 ? 65536 : size
         self.pageSize = pageSize
         guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else {
-            throw Malformed("page size \(size) is not a power of two from 512 to 65536")
+            throw PackageDatabaseError(.malformedSQLite, "page size \(size) is not a power of two from 512 to 65536")
         }
         usableSize = pageSize - Int(database[20])
-        guard usableSize >= 480 else { throw Malformed("usable page size \(usableSize) is under 480") }
+        guard usableSize >= 480 else { throw PackageDatabaseError(.malformedSQLite, "usable page size \(usableSize) is under 480") }
         let encoding = Self.bigEndian32(database, 56)
-        guard encoding <= 1 else { throw Malformed("text encoding \(encoding) is UTF-16 (only UTF-8 is read)") }
+        guard encoding <= 1 else { throw PackageDatabaseError(.malformedSQLite, "text encoding \(encoding) is UTF-16 (only UTF-8 is read)") }
         self.database = database
 
         var pages = database.count / pageSize
@@ -72,7 +63,7 @@ struct SQLiteFile {
         // sqlite_schema: type, name, tbl_name, rootpage, sql.
         guard let entry = schema.first(where: { $0.values.count >= 4 && $0.values[0] == .text("table") && $0.values[1] == .text(name) }),
               case .integer(let root) = entry.values[3], root >= 1, root <= pageCount else {
-            throw Malformed("no table \(name)")
+            throw PackageDatabaseError(.malformedSQLite, "no table \(name)")
         }
         return try rows(rootPage: Int(root))
     }
@@ -85,17 +76,17 @@ struct SQLiteFile {
         while let number = pending.popLast() {
             let page = try self.page(number, visited: &visited)
             let header = number == 1 ? 100 : 0  // page 1 starts with the file header
-            guard header + 8 <= page.count else { throw Malformed("page \(number) is too short") }
+            guard header + 8 <= page.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is too short") }
             let kind = page[header]
             let cells = Int(page[header + 3]) << 8 | Int(page[header + 4])
             let pointers = header + (kind == 0x05 ? 12 : 8)
-            guard pointers + 2 * cells <= page.count else { throw Malformed("page \(number) has more cells than room") }
+            guard pointers + 2 * cells <= page.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) has more cells than room") }
             let offsets = (0..<cells).map { Int(page[pointers + 2 * $0]) << 8 | Int(page[pointers + 2 * $0 + 1]) }
             switch kind {
             case 0x05:  // interior table page: each cell a left child and a key, then the right-most child
                 var children: [Int] = []
                 for offset in offsets {
-                    guard offset + 4 <= page.count else { throw Malformed("a cell of page \(number) is past its end") }
+                    guard offset + 4 <= page.count else { throw PackageDatabaseError(.malformedSQLite, "a cell of page \(number) is past its end") }
                     children.append(Int(Self.bigEndian32(page, offset)))
                 }
                 children.append(Int(Self.bigEndian32(page, header + 8)))
@@ -109,7 +100,7 @@ struct SQLiteFile {
                     rows.append((Int64(bitPattern: rowid), try Self.record(payload)))
                 }
             default:
-                throw Malformed("page \(number) is not a table b-tree page (type \(kind))")
+                throw PackageDatabaseError(.malformedSQLite, "page \(number) is not a table b-tree page (type \(kind))")
             }
         }
         return rows
@@ -117,17 +108,17 @@ struct SQLiteFile {
 
     /// Page `number` (1-based), newest committed copy, marked as visited.
     private func page(_ number: Int, visited: inout Set<Int>) throws -> [UInt8] {
-        guard number >= 1, number <= pageCount else { throw Malformed("page \(number) is outside the database's \(pageCount) pages") }
-        guard visited.insert(number).inserted else { throw Malformed("page \(number) is reached twice (a loop)") }
+        guard number >= 1, number <= pageCount else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is outside the database's \(pageCount) pages") }
+        guard visited.insert(number).inserted else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is reached twice (a loop)") }
         if let offset = logPages[number] { return Array(log[offset..<offset + usableSize]) }
         let start = (number - 1) * pageSize
-        guard start + pageSize <= database.count else { throw Malformed("page \(number) is past the end of the file") }
+        guard start + pageSize <= database.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is past the end of the file") }
         return Array(database[start..<start + usableSize])
     }
 
     /// A cell's payload of `size` bytes: the part on `page` at `start`, then its overflow pages.
     private func payload(of page: [UInt8], number: Int, at start: Int, size: UInt64, visited: inout Set<Int>) throws -> [UInt8] {
-        guard size <= UInt64(pageCount) * UInt64(usableSize) else { throw Malformed("a payload of page \(number) is larger than the file") }
+        guard size <= UInt64(pageCount) * UInt64(usableSize) else { throw PackageDatabaseError(.malformedSQLite, "a payload of page \(number) is larger than the file") }
         let total = Int(size)
         // How much of a payload stays on a leaf table page (the file format's rule).
         let maxLocal = usableSize - 35
@@ -139,13 +130,13 @@ struct SQLiteFile {
         }
         let localEnd = start + local
         guard localEnd <= page.count, local == total || localEnd + 4 <= page.count else {
-            throw Malformed("a cell of page \(number) is past its end")
+            throw PackageDatabaseError(.malformedSQLite, "a cell of page \(number) is past its end")
         }
         var bytes = Array(page[start..<localEnd])
         bytes.reserveCapacity(total)
         var next = local == total ? 0 : Int(Self.bigEndian32(page, localEnd))
         while bytes.count < total {
-            guard next != 0 else { throw Malformed("an overflow chain of page \(number) ends early") }
+            guard next != 0 else { throw PackageDatabaseError(.malformedSQLite, "an overflow chain of page \(number) ends early") }
             let overflow = try self.page(next, visited: &visited)
             let take = min(total - bytes.count, usableSize - 4)
             bytes.append(contentsOf: overflow[4..<(4 + take)])
@@ -158,7 +149,7 @@ struct SQLiteFile {
     static func record(_ payload: [UInt8]) throws -> [Value] {
         var position = 0
         let headerSize = try varint(payload, &position)
-        guard headerSize <= UInt64(payload.count) else { throw Malformed("a record's header is longer than the record") }
+        guard headerSize <= UInt64(payload.count) else { throw PackageDatabaseError(.malformedSQLite, "a record's header is longer than the record") }
         var types: [UInt64] = []
         while position < Int(headerSize) { types.append(try varint(payload, &position)) }
         var body = Int(headerSize)
@@ -170,12 +161,12 @@ struct SQLiteFile {
             case 1, 2, 3, 4: length = Int(type)
             case 5: length = 6
             case 6, 7: length = 8
-            case 10, 11: throw Malformed("a record uses reserved serial type \(type)")
+            case 10, 11: throw PackageDatabaseError(.malformedSQLite, "a record uses reserved serial type \(type)")
             default:
-                guard type <= UInt64(payload.count) * 2 + 13 else { throw Malformed("a record's value is longer than the record") }
+                guard type <= UInt64(payload.count) * 2 + 13 else { throw PackageDatabaseError(.malformedSQLite, "a record's value is longer than the record") }
                 length = Int((type - 12) / 2)
             }
-            guard body + length <= payload.count else { throw Malformed("a record's value is past its end") }
+            guard body + length <= payload.count else { throw PackageDatabaseError(.malformedSQLite, "a record's value is past its end") }
             let bytes = Array(payload[body..<body + length])
             body += length
             switch type {
@@ -200,7 +191,7 @@ struct SQLiteFile {
     static func varint(_ bytes: [UInt8], _ position: inout Int) throws -> UInt64 {
         var value: UInt64 = 0
         for index in 0..<9 {
-            guard position >= 0, position < bytes.count else { throw Malformed("a number runs past its page") }
+            guard position >= 0, position < bytes.count else { throw PackageDatabaseError(.malformedSQLite, "a number runs past its page") }
             let byte = bytes[position]
             position += 1
             if index == 8 { return value << 8 | UInt64(byte) }
@@ -263,9 +254,4 @@ struct SQLiteFile {
         guard offset >= 0, offset + 4 <= bytes.count else { return 0 }
         return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
     }
-}
-
-extension ErrorKind where Owner == SQLiteFile.Malformed {
-    /// The SQLite file is not one the reader understands.
-    static var malformed: Self { Self("malformed") }
 }
