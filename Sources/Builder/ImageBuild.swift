@@ -63,7 +63,8 @@ public struct ImageBuild {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let scratchPath = scratch.path
         defer { try? FileManager.default.removeItem(at: scratch) }
-        return try TerminationCleanup.onSignal({ try? FileManager.default.removeItem(atPath: scratchPath) }) {
+        let removeScratch: @Sendable () -> Void = { try? FileManager.default.removeItem(atPath: scratchPath) }
+        return try TerminationCleanup.onSignal(removeScratch) {
             try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) { secrets in
                 try withLowercaseTemporaryDirectory("slipway") { links in
                     try resolveAndBuild(started: started, source: source, scratch: scratch, secrets: secrets, links: links)

@@ -344,7 +344,8 @@ private final class Transfer {
     /// upload's progress would run seconds ahead of the bytes.
     static let onSocket: @convention(c) (UnsafeMutableRawPointer?, curl_socket_t, curlsocktype) -> Int32 = { _, socket, _ in
         var lowWater: Int32 = 128 * 1024
-        _ = setsockopt(socket, Int32(IPPROTO_TCP), 25 /* TCP_NOTSENT_LOWAT, linux/tcp.h */, &lowWater, socklen_t(MemoryLayout<Int32>.size))
+        let notSentLowWater: Int32 = 25  // TCP_NOTSENT_LOWAT, linux/tcp.h
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), notSentLowWater, &lowWater, socklen_t(MemoryLayout<Int32>.size))
         return 0  // CURL_SOCKOPT_OK
     }
 

@@ -32,6 +32,9 @@ public struct Check {
         self.retry = retry
     }
 
+    /// Whether a mirror's answer is missing (so the origin is asked): no versions at all.
+    static func noVersions(_ versions: [ImageVersion]) -> Bool { versions.isEmpty }
+
     /// Reads `{"source":…,"version":…}` and returns the JSON array to print.
     public func run(input: Data) throws -> Data {
         let request = try InputObject(JSONValue.parse(input), path: "input", keys: ["source", "version", "params"])
@@ -41,19 +44,19 @@ public struct Check {
         switch source.mode {
         case .tag(let tag):
             let since = try ImageVersion.parse(request.raw("version"))
-            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: Self.noVersions) { client in
                 try source.verified(checkTag(tag, source: source, since: since, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)
         case .semver(let selection):
             let since = try ImageVersion.parse(request.raw("version"))
-            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: Self.noVersions) { client in
                 try source.verified(checkSemver(selection, source: source, since: since, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)
         case .tagRegex(let selection):
             _ = try ImageVersion.parse(request.raw("version"))
-            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: { (versions: [ImageVersion]) in versions.isEmpty }) { client in
+            let versions = try source.readThroughMirror(log: log, retry: retry, isMissing: Self.noVersions) { client in
                 try source.verified(checkTagRegex(selection, source: source, client: client, log: log), client: client, log: log)
             }
             return try CanonicalJSON.encode(versions)

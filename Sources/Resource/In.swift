@@ -59,7 +59,8 @@ public struct In {
         var found = true
         if options.fetch != .skip {
             // registry_mirror: the mirror first, then the origin, starting again from an empty directory.
-            let fetched = try source.readThroughMirror(log: log, retry: retry, isMissing: { $0 == nil }) { client in
+            let notFetched: ([[String: String]]?) -> Bool = { $0 == nil }
+            let fetched = try source.readThroughMirror(log: log, retry: retry, isMissing: notFetched) { client in
                 do {
                     return try fetchImage(.digest(version.digest), tagName: version.tag, candidates: Self.tagCandidates(version.tag),
                                           source: source, options: options, directory: directory, client: client, log: log)

@@ -19,9 +19,8 @@ public enum PrivateDirectory {
         let directory = try make(in: parent, prefix: prefix)
         let path = directory.path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return try TerminationCleanup.onSignal({ try? FileManager.default.removeItem(atPath: path) }) {
-            try body(directory)
-        }
+        let remove: @Sendable () -> Void = { try? FileManager.default.removeItem(atPath: path) }
+        return try TerminationCleanup.onSignal(remove) { try body(directory) }
     }
 
     /// A new directory of mode 0700 named `<prefix><pid>.XXXXXX` in `parent` (made if missing).

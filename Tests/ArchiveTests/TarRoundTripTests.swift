@@ -66,7 +66,8 @@ struct TarRoundTripTests {
             $0.groupName = "gr\u{fc}ppe"
         },
         header("dev", .characterDevice).with { $0.deviceMajor = 4_000_000; $0.deviceMinor = 7 },
-        header("uname32", .regular).with { $0.userName = String(repeating: "u", count: 32) },  // no room for the NUL
+        // 32 bytes: no room for the NUL.
+        header("uname32", .regular).with { $0.userName = String(repeating: "u", count: 32) },
     ])
     func paxCases(header: TarHeader) throws {
         let body = header.size > 0 ? Data("abc".utf8) : nil

@@ -238,8 +238,10 @@ struct BuildLockTests {
 
     @Test func signalCleanupRunsRegisteredActionsOnce() throws {
         let ran = Mutex<[String]>([])
-        TerminationCleanup.onSignal({ ran.withLock { $0.append("ended") } }) {}
-        TerminationCleanup.onSignal({ ran.withLock { $0.append("kept") } }) {
+        let ended: @Sendable () -> Void = { ran.withLock { $0.append("ended") } }
+        let kept: @Sendable () -> Void = { ran.withLock { $0.append("kept") } }
+        TerminationCleanup.onSignal(ended) {}
+        TerminationCleanup.onSignal(kept) {
             TerminationCleanup.runActions()
             TerminationCleanup.runActions()
         }

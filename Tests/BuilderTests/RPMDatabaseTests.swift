@@ -100,7 +100,8 @@ struct RPMDatabaseTests {
             let rpm = try RPMRoot(directory.url)
             try rpm.install(.init(name: "alpha", version: "1.0", release: "1", architecture: "noarch"))
             try rpm.install(.init(name: "beta", version: "2.3.4", release: "5.fc40", epoch: 3))
-            try rpm.install(.init(name: "gamma", version: "0.9~rc1", release: "1", descriptionLines: 400))  // ~30 KB header
+            // A header of about 30 KB.
+            try rpm.install(.init(name: "gamma", version: "0.9~rc1", release: "1", descriptionLines: 400))
             let read = try RPMHeader.packages(sqlite: [UInt8](try rpm.database), wal: nil)
             #expect(Set(read.map { "\($0.name) \($0.fullVersion) \($0.architecture ?? "")" }) == (try RPMRoot.query(root: rpm.root)))
             #expect(read.count == 3)
@@ -113,7 +114,8 @@ struct RPMDatabaseTests {
             let rpm = try RPMRoot(directory.url)
             try rpm.install(.init(name: "alpha", version: "1.0", release: "1", architecture: "noarch"))
             try rpm.install(.init(name: "beta", version: "2.3.4", release: "5.el8", epoch: 3))
-            try rpm.install(.init(name: "gamma", version: "0.9", release: "1", descriptionLines: 400))  // overflow pages
+            // Big enough to need overflow pages.
+            try rpm.install(.init(name: "gamma", version: "0.9", release: "1", descriptionLines: 400))
             let packages = try rpm.berkeleyDB
             let judge = directory.appending("judge")
             try FileManager.default.createDirectory(at: judge.appendingPathComponent("var/lib/rpm"), withIntermediateDirectories: true)

@@ -149,7 +149,8 @@ struct ConcourseConfigLint {
     /// and the types inside it, which Concourse decodes leniently (a typo there vanishes).
     static let taskConfigKeys: Set<String> = ["platform", "rootfs_uri", "image_resource", "container_limits", "params", "run",
                                               "inputs", "outputs", "caches"]
-    static let imageResourceKeys: Set<String> = ["name", "type", "source", "version", "params", "tags"]  // task.go ImageResource
+    // Concourse's task.go, ImageResource.
+    static let imageResourceKeys: Set<String> = ["name", "type", "source", "version", "params", "tags"]
     static let taskRunKeys: Set<String> = ["path", "args", "dir", "user"]                               // task.go TaskRunConfig
     static let taskInputKeys: Set<String> = ["name", "path", "optional"]                                // task.go TaskInputConfig
     static let taskOutputKeys: Set<String> = ["name", "path"]                                           // task.go TaskOutputConfig

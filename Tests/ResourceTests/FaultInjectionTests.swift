@@ -141,7 +141,8 @@ struct FaultInjectionTests {
                                 let top = try #require(try layout.index().manifests.first)
                                 #expect(top.digest.rawValue == item.digest, "in run \(item.index): oci/index.json")
                                 for blob in try layout.blobs(reachableFrom: top) {
-                                    _ = try copy(from: layout.openBlob(blob), to: DataSink())  // size and digest verified
+                                    // Its size and digest are verified.
+                                    _ = try copy(from: layout.openBlob(blob), to: DataSink())
                                 }
                             }
                             try? FileManager.default.removeItem(at: get)

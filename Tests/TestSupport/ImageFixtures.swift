@@ -20,7 +20,8 @@ public enum ImageFixture {
         try writer.finish()
         let compressed: Data
         if compression == .zstd {
-            compressed = try runProcess("zstd", ["-q", "-c"], stdin: tar.data).checked().stdout  // Slipway never writes zstd
+            // By the zstd CLI: Slipway never writes zstd.
+            compressed = try runProcess("zstd", ["-q", "-c"], stdin: tar.data).checked().stdout
         } else {
             let sink = DataSink()
             let compressor = try GzipCompressor(sink)
