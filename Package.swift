@@ -44,14 +44,18 @@ let package = Package(
         // drained at once, an idle bound, and children ended with us on SIGTERM and SIGINT.
         .target(name: "Spawn", dependencies: ["Errors"]),
         // The OCI distribution client: auth, manifests, blobs, tags, retries.
-        .target(name: "Registry", dependencies: [
-            "Errors", "OCI", "HTTP", "Console", "Spawn", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Registry",
+            dependencies: [
+                "Errors", "OCI", "HTTP", "Console", "Spawn", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
 
         // Cloud registry logins without cloud SDKs: AWS Signature Version 4, AWS credentials
         // (source, environment, EC2 instance metadata), STS role chains and ECR tokens; Azure
         // managed identity and the ACR refresh-token exchange.
-        .target(name: "CloudAuth", dependencies: ["Errors", "OCI", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "CloudAuth",
+            dependencies: ["Errors", "OCI", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Byte streams, gzip/zstd and tar, all streaming with bounded memory.
         .target(name: "Archive", dependencies: ["Errors", "CZlib", "CZstd", "OCI"]),
@@ -60,7 +64,9 @@ let package = Package(
         // Layers applied into a root filesystem, safely: the security boundary of `in`.
         .target(name: "RootFS", dependencies: ["Errors", "OCI", "Archive", "Console", "ImageLayout"]),
         // Path-filtered git change detection, tag files and release tags: the engine of `check`.
-        .target(name: "GitSource", dependencies: ["Errors", "OCI", "Console", "Spawn", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "GitSource",
+            dependencies: ["Errors", "OCI", "Console", "Spawn", .product(name: "Yams", package: "Yams")]),
 
         // Images moved between layouts and registries: push, pull, copy (promote).
         .target(name: "Transfer", dependencies: ["OCI", "Registry", "ImageLayout", "Console"]),
@@ -69,24 +75,34 @@ let package = Package(
         // What a build reads: the context (honouring .dockerignore), the Dockerfile's stages, the inputs digest.
         .target(name: "BuildContext", dependencies: ["Errors", "OCI"]),
         // build-task: its configuration (environment and flags), the buildah driver.
-        .target(name: "Builder", dependencies: [
-            "Errors", "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout", "Transfer", "HTTP", "Registry", "RootFS",
-            // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "Builder",
+            dependencies: [
+                "Errors", "OCI", "Console", "BuildContext", "BuildLock", "GitSource", "Spawn", "ImageLayout",
+                "Transfer", "HTTP", "Registry", "RootFS",
+                // SHA-1 of the files an SPDX SBOM lists (SPDX 2.3 requires it beside SHA-256).
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // Signed images in cosign's layout: simple-signing signatures (`.sig`), DSSE
         // attestations (`.att`), ECDSA P-256 keys (cosign's encrypted form too), verification.
-        .target(name: "Signing", dependencies: [
-            "Errors", "OCI", "Registry", .product(name: "Crypto", package: "swift-crypto"),
-            // scrypt, which opens cosign's encrypted private keys.
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Signing",
+            dependencies: [
+                "Errors", "OCI", "Registry", .product(name: "Crypto", package: "swift-crypto"),
+                // scrypt, which opens cosign's encrypted private keys.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // Tag rules, pure: semantic versions, constraints, registry-image's semver selection.
         .target(name: "TagPolicy", dependencies: ["Errors", "OCI"]),
         // The Concourse resource commands: strict input, `check`, `in`, `out`.
-        .target(name: "Resource", dependencies: ["Errors", "OCI", "HTTP", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource", "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing"]),
+        .target(
+            name: "Resource",
+            dependencies: [
+                "Errors", "OCI", "HTTP", "Registry", "Console", "TagPolicy", "ImageLayout", "Transfer", "GitSource",
+                "Spawn", "RootFS", "BuildContext", "CloudAuth", "Signing",
+            ]),
 
         // Executables are wiring only. `slipway` is check, in, out and build-task, chosen by
         // the name it is called by (argv[0]) or its first argument: one copy of the Swift
@@ -99,34 +115,59 @@ let package = Package(
         // Benchmarks (Benchmarks/*): built in release by their scripts, never by the tests.
         .executableTarget(name: "BlobRoundTrip", dependencies: ["Registry", "OCI"], path: "Benchmarks/BlobRoundTrip"),
         .executableTarget(name: "ArchiveStream", dependencies: ["Archive"], path: "Benchmarks/ArchiveStream"),
-        .executableTarget(name: "GitCheck", dependencies: ["GitSource", "Console", "Spawn"], path: "Benchmarks/GitCheck"),
-        .executableTarget(name: "RootFSUnpack", dependencies: ["RootFS", "Archive", "OCI", "Console"], path: "Benchmarks/RootFSUnpack"),
+        .executableTarget(
+            name: "GitCheck", dependencies: ["GitSource", "Console", "Spawn"], path: "Benchmarks/GitCheck"),
+        .executableTarget(
+            name: "RootFSUnpack", dependencies: ["RootFS", "Archive", "OCI", "Console"], path: "Benchmarks/RootFSUnpack"
+        ),
 
         // Test support: a real docker-registry on a free loopback port, temporary git
         // repositories, process helpers. Used only by tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["OCI", "HTTP", "Spawn", "Registry", "Archive", "ImageLayout"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["OCI", "HTTP", "Spawn", "Registry", "Archive", "ImageLayout"],
+            path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"], resources: [.copy("Golden")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "HTTP", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "OCI", "TestSupport"]),
         .testTarget(name: "ImageLayoutTests", dependencies: ["ImageLayout", "Archive", "OCI", "TestSupport"]),
         .testTarget(name: "RootFSTests", dependencies: ["RootFS", "Archive", "OCI", "Console", "TestSupport"]),
-        .testTarget(name: "TransferTests", dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "Console", "TestSupport"]),
+        .testTarget(
+            name: "TransferTests",
+            dependencies: ["Transfer", "ImageLayout", "Registry", "OCI", "Archive", "Console", "TestSupport"]),
         .testTarget(name: "BuildLockTests", dependencies: ["BuildLock", "Console", "Spawn", "TestSupport"]),
         .testTarget(name: "BuildContextTests", dependencies: ["BuildContext", "OCI", "TestSupport"]),
-        .testTarget(name: "BuilderTests", dependencies: ["Builder", "BuildContext", "BuildLock", "Spawn", "ImageLayout", "Archive", "OCI", "Registry", "TestSupport"]),
+        .testTarget(
+            name: "BuilderTests",
+            dependencies: [
+                "Builder", "BuildContext", "BuildLock", "Spawn", "ImageLayout", "Archive", "OCI", "Registry",
+                "TestSupport",
+            ]),
         .testTarget(name: "CloudAuthTests", dependencies: ["CloudAuth", "HTTP"]),
         .testTarget(name: "TagPolicyTests", dependencies: ["TagPolicy", "OCI"]),
-        .testTarget(name: "ResourceTests", dependencies: ["Resource", "HTTP", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn", "TagPolicy", "TestSupport", "CloudAuth", "Signing"]),
+        .testTarget(
+            name: "ResourceTests",
+            dependencies: [
+                "Resource", "HTTP", "Registry", "OCI", "ImageLayout", "Transfer", "Archive", "GitSource", "Spawn",
+                "TagPolicy", "TestSupport", "CloudAuth", "Signing",
+            ]),
         // The ciphers that open cosign's encrypted keys, against their published vectors.
         .testTarget(name: "SigningTests", dependencies: ["Signing"]),
         .testTarget(name: "GitSourceTests", dependencies: ["GitSource", "OCI", "Console", "Spawn", "TestSupport"]),
         // Every module's error in the one shape: a kind and a one-line message.
-        .testTarget(name: "ErrorsTests", dependencies: [
-            "Errors", "OCI", "HTTP", "Spawn", "Registry", "CloudAuth", "Archive", "ImageLayout", "RootFS", "GitSource",
-            "BuildLock", "BuildContext", "TagPolicy", "Signing", "Resource", "Builder",
-        ]),
+        .testTarget(
+            name: "ErrorsTests",
+            dependencies: [
+                "Errors", "OCI", "HTTP", "Spawn", "Registry", "CloudAuth", "Archive", "ImageLayout", "RootFS",
+                "GitSource",
+                "BuildLock", "BuildContext", "TagPolicy", "Signing", "Resource", "Builder",
+            ]),
         // ci/: the pipelines, set-pipeline, the resource image and the seed workflows end to end.
-        .testTarget(name: "CITests", dependencies: ["OCI", "Registry", "ImageLayout", "Resource", "Builder", "Spawn", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(
+            name: "CITests",
+            dependencies: [
+                "OCI", "Registry", "ImageLayout", "Resource", "Builder", "Spawn", "TestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

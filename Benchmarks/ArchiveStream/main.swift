@@ -11,9 +11,9 @@ import Archive
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Discards what is written (the hashing happens in front of it).
@@ -31,10 +31,13 @@ struct Failure: Error, CustomStringConvertible {
 func append(_ root: String, _ relative: String, to writer: TarWriter, links: inout [String: String]) throws {
     let path = root + "/" + relative
     var info = stat()
-    guard lstat(path, &info) == 0 else { throw Failure(description: "lstat \(path): \(String(cString: strerror(errno)))") }
+    guard lstat(path, &info) == 0 else {
+        throw Failure(description: "lstat \(path): \(String(cString: strerror(errno)))")
+    }
     let time = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
-    var header = TarHeader(name: relative, kind: .regular, mode: UInt32(info.st_mode) & 0o7777,
-                           modificationTime: time, uid: Int(info.st_uid), gid: Int(info.st_gid))
+    var header = TarHeader(
+        name: relative, kind: .regular, mode: UInt32(info.st_mode) & 0o7777,
+        modificationTime: time, uid: Int(info.st_uid), gid: Int(info.st_gid))
     var body: (any ByteSource)?
     switch info.st_mode & S_IFMT {
     case S_IFDIR:
@@ -60,7 +63,9 @@ func append(_ root: String, _ relative: String, to writer: TarWriter, links: ino
     }
     try writer.append(header, body: body)
     if header.kind == .directory {
-        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+        for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted(by: {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }) {
             try append(root, relative + "/" + child, to: writer, links: &links)
         }
     }
@@ -69,7 +74,9 @@ func append(_ root: String, _ relative: String, to writer: TarWriter, links: ino
 func pack(directory: String, output: String) throws {
     let writer = TarWriter(try GzipCompressor(FileSink(path: output)))
     var links: [String: String] = [:]
-    for child in try FileManager.default.contentsOfDirectory(atPath: directory).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+    for child in try FileManager.default.contentsOfDirectory(atPath: directory).sorted(by: {
+        $0.utf8.lexicographicallyPrecedes($1.utf8)
+    }) {
         try append(directory, child, to: writer, links: &links)
     }
     try writer.finish()
@@ -95,7 +102,8 @@ do {
     case (4, "pack"): try pack(directory: arguments[2], output: arguments[3])
     case (4, "read"): try read(input: arguments[2], report: arguments[3])
     default:
-        FileHandle.standardError.write(Data("usage: ArchiveStream pack <directory> <output.tar.gz> | read <archive> <report-file>\n".utf8))
+        FileHandle.standardError.write(
+            Data("usage: ArchiveStream pack <directory> <output.tar.gz> | read <archive> <report-file>\n".utf8))
         exit(2)
     }
 } catch {

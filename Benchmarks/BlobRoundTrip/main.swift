@@ -8,7 +8,8 @@ import Registry
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 5 else {
-    FileHandle.standardError.write(Data("usage: BlobRoundTrip <host:port> <repository> <file> <download-to> [push|pull|both]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: BlobRoundTrip <host:port> <repository> <file> <download-to> [push|pull|both]\n".utf8))
     exit(2)
 }
 do {

@@ -8,7 +8,9 @@ import GitSource
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count >= 3 else {
-    FileHandle.standardError.write(Data("usage: GitCheck <uri> <cache-root> <branch> [--since <commit>] [--tag-file <path>] [--] <path>...\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: GitCheck <uri> <cache-root> <branch> [--since <commit>] [--tag-file <path>] [--] <path>...\n".utf8)
+    )
     exit(2)
 }
 let uri = arguments.removeFirst()
@@ -22,7 +24,9 @@ while !arguments.isEmpty {
     switch argument {
     case "--since": since = SourceChange.Key(commit: try GitCommitID(arguments.removeFirst()))
     case "--tag-file": tagFile = TagFileSpec(path: arguments.removeFirst())
-    case "--": paths += arguments; arguments = []
+    case "--":
+        paths += arguments
+        arguments = []
     default: paths.append(argument)
     }
 }

@@ -17,7 +17,9 @@ do {
     let expected = arguments.count == 4 ? try Digest(arguments[3]) : nil
     let unpacker = Unpacker(root: URL(fileURLWithPath: arguments[2]), options: .init(log: .standardError()))
     let report = try unpacker.apply(layer: try FileSource(path: arguments[1]), expectedDiffID: expected)
-    print("\(report.entries) entries, \(report.uncompressedSize) bytes uncompressed (\(report.compression)), diff ID \(report.diffID)")
+    print(
+        "\(report.entries) entries, \(report.uncompressedSize) bytes uncompressed (\(report.compression)), diff ID \(report.diffID)"
+    )
 } catch {
     FileHandle.standardError.write(Data("RootFSUnpack: \(error)\n".utf8))
     exit(1)

@@ -1,13 +1,13 @@
 import Errors
-import OCI
 import Foundation
+import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why reading or writing a byte stream, a compressed stream or a tar archive failed.
@@ -62,7 +62,6 @@ extension ArchiveError {
         ArchiveError(.io, "\(operation): \(String(cString: strerror(code)))")
     }
 }
-
 
 /// Quotes raw bytes from an archive field for an error message (decoded leniently, since the
 /// bytes are exactly what was wrong).

@@ -42,7 +42,9 @@ public final class DataSink: ByteSink {
     ///   nothing of `bytes` is kept then.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count <= limit - data.count else {
-            throw ArchiveError(.limitExceeded, "in-memory buffer limit of \(limit) bytes exceeded: \(data.count + bytes.count) bytes written")
+            throw ArchiveError(
+                .limitExceeded,
+                "in-memory buffer limit of \(limit) bytes exceeded: \(data.count + bytes.count) bytes written")
         }
         data.append(contentsOf: bytes)
     }

@@ -1,12 +1,12 @@
-import OCI
 import Foundation
+import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads a file (or a pipe, or any file descriptor) with `read(2)`.
@@ -50,11 +50,11 @@ public final class FileSource: ByteSource {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
             #if canImport(Darwin)
-            let n = Darwin.read(descriptor, base, min(buffer.count, Int(Int32.max)))
+                let n = Darwin.read(descriptor, base, min(buffer.count, Int(Int32.max)))
             #elseif canImport(Glibc)
-            let n = Glibc.read(descriptor, base, min(buffer.count, Int(Int32.max)))
+                let n = Glibc.read(descriptor, base, min(buffer.count, Int(Int32.max)))
             #else
-            let n = Musl.read(descriptor, base, min(buffer.count, Int(Int32.max)))
+                let n = Musl.read(descriptor, base, min(buffer.count, Int(Int32.max)))
             #endif
             if n >= 0 { return n }
             if errno == EINTR { continue }
@@ -109,11 +109,11 @@ public final class FileSink: ByteSink {
         var remaining = bytes.count
         while remaining > 0 {
             #if canImport(Darwin)
-            let n = Darwin.write(descriptor, base, min(remaining, Int(Int32.max)))
+                let n = Darwin.write(descriptor, base, min(remaining, Int(Int32.max)))
             #elseif canImport(Glibc)
-            let n = Glibc.write(descriptor, base, min(remaining, Int(Int32.max)))
+                let n = Glibc.write(descriptor, base, min(remaining, Int(Int32.max)))
             #else
-            let n = Musl.write(descriptor, base, min(remaining, Int(Int32.max)))
+                let n = Musl.write(descriptor, base, min(remaining, Int(Int32.max)))
             #endif
             if n < 0 {
                 if errno == EINTR { continue }

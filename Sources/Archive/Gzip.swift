@@ -99,14 +99,18 @@ public final class GzipDecompressor: ByteSource {
                     stream.pointee.avail_in = uInt(1 + n)
                 }
                 guard magic == [0x1f, 0x8b] else {
-                    throw ArchiveError(.compressedData, "gzip data error: trailing data that is not a gzip member at compressed offset \(compressedOffset), after the last member")
+                    throw ArchiveError(
+                        .compressedData,
+                        "gzip data error: trailing data that is not a gzip member at compressed offset \(compressedOffset), after the last member"
+                    )
                 }
                 inflateReset(stream)
                 atMemberBoundary = false
             }
 
             if stream.pointee.avail_in == 0, !(try refill()) {
-                throw ArchiveError(.truncated, "truncated gzip stream: it ends inside a member after \(inputOffset) compressed bytes")
+                throw ArchiveError(
+                    .truncated, "truncated gzip stream: it ends inside a member after \(inputOffset) compressed bytes")
             }
             stream.pointee.next_out = base.assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = uInt(min(buffer.count, Int(UInt32.max)))
@@ -120,12 +124,15 @@ public final class GzipDecompressor: ByteSource {
             case Z_STREAM_END:
                 atMemberBoundary = true
             case Z_NEED_DICT:
-                throw ArchiveError(.compressedData, "gzip data error: stream needs a preset dictionary at compressed offset \(compressedOffset)")
+                throw ArchiveError(
+                    .compressedData,
+                    "gzip data error: stream needs a preset dictionary at compressed offset \(compressedOffset)")
             case Z_MEM_ERROR:
                 throw ArchiveError(.library, "zlib is out of memory")
             default:
                 let reason = stream.pointee.msg.map { String(cString: $0) } ?? "status \(status)"
-                throw ArchiveError(.compressedData, "gzip data error: \(reason) near compressed offset \(compressedOffset)")
+                throw ArchiveError(
+                    .compressedData, "gzip data error: \(reason) near compressed offset \(compressedOffset)")
             }
             if produced > 0 { return produced }
         }

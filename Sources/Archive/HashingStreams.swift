@@ -97,17 +97,21 @@ public final class VerifyingSource: ByteSource {
         let n = try upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<request]))
         if n == 0 {
             guard count == expectedSize else {
-                throw ArchiveError(.sizeMismatch, "blob \(expectedDigest) ended after \(count) bytes; its descriptor says \(expectedSize) bytes")
+                throw ArchiveError(
+                    .sizeMismatch,
+                    "blob \(expectedDigest) ended after \(count) bytes; its descriptor says \(expectedSize) bytes")
             }
             let actual = hasher.finalize()
             guard actual == expectedDigest else {
-                throw ArchiveError(.digestMismatch, "blob of \(expectedSize) bytes has digest \(actual), expected \(expectedDigest)")
+                throw ArchiveError(
+                    .digestMismatch, "blob of \(expectedSize) bytes has digest \(actual), expected \(expectedDigest)")
             }
             verified = true
             return 0
         }
         guard Int64(n) <= allowed else {
-            throw ArchiveError(.sizeMismatch, "blob \(expectedDigest) is longer than the \(expectedSize) bytes its descriptor says")
+            throw ArchiveError(
+                .sizeMismatch, "blob \(expectedDigest) is longer than the \(expectedSize) bytes its descriptor says")
         }
         hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
         count += Int64(n)

@@ -124,7 +124,10 @@ func parseNumeric(_ bytes: ArraySlice<UInt8>, _ context: FieldContext) throws ->
     var value: Int64 = 0
     for byte in digits {
         guard (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte) else {
-            throw ArchiveError(.invalidField, "invalid octal field \(context.field) \(quotedBytes(bytes)) in the header at offset \(context.headerOffset)")
+            throw ArchiveError(
+                .invalidField,
+                "invalid octal field \(context.field) \(quotedBytes(bytes)) in the header at offset \(context.headerOffset)"
+            )
         }
         let (shifted, overflow) = value.multipliedReportingOverflow(by: 8)
         guard !overflow else { throw outOfRange(bytes, context) }
@@ -135,7 +138,9 @@ func parseNumeric(_ bytes: ArraySlice<UInt8>, _ context: FieldContext) throws ->
 
 private func outOfRange(_ bytes: ArraySlice<UInt8>, _ context: FieldContext) -> ArchiveError {
     let hex = bytes.map { String($0, radix: 16) }.joined(separator: " ")
-    return ArchiveError(.invalidField, "numeric field \(context.field) [\(hex)] in the header at offset \(context.headerOffset) is out of range")
+    return ArchiveError(
+        .invalidField,
+        "numeric field \(context.field) [\(hex)] in the header at offset \(context.headerOffset) is out of range")
 }
 
 /// The header checksum: the sum of all 512 bytes with the checksum field counted as spaces.
@@ -163,7 +168,9 @@ func parsePAXRecords(_ body: [UInt8], headerOffset: Int64) throws -> [(key: Stri
     var records: [(key: String, value: [UInt8])] = []
     var position = 0
     func bad(_ why: String) -> ArchiveError {
-        ArchiveError(.badPAXRecord, "bad PAX record at byte \(position) of the extended header at offset \(headerOffset): \(why)")
+        ArchiveError(
+            .badPAXRecord, "bad PAX record at byte \(position) of the extended header at offset \(headerOffset): \(why)"
+        )
     }
     while position < body.count {
         // Some writers pad the body with NULs after the last record.
@@ -210,7 +217,10 @@ func parsePAXInteger(_ key: String, _ value: [UInt8], headerOffset: Int64) throw
         value.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
         let number = Int64(String(decoding: value, as: UTF8.self))
     else {
-        throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a non-negative decimal integer")
+        throw ArchiveError(
+            .badPAXRecord,
+            "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a non-negative decimal integer"
+        )
     }
     return number
 }
@@ -218,7 +228,10 @@ func parsePAXInteger(_ key: String, _ value: [UInt8], headerOffset: Int64) throw
 /// Parses a PAX time (`mtime`): `[-]seconds[.fraction]`, the sign applying to the whole value.
 func parsePAXTime(_ key: String, _ value: [UInt8], headerOffset: Int64) throws -> Date {
     func bad() -> ArchiveError {
-        ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a time in seconds like 1700000000.5")
+        ArchiveError(
+            .badPAXRecord,
+            "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a time in seconds like 1700000000.5"
+        )
     }
     var bytes = value[...]
     let negative = bytes.first == UInt8(ascii: "-")
@@ -298,7 +311,8 @@ func writeNumeric(_ value: Int64, into block: inout [UInt8], _ field: Range<Int>
     // The first byte is the base-256 marker (0x80, or 0xff when negative), so the number
     // must fit in the other bytes as two's complement.
     let payloadBits = 8 * (width - 1)
-    guard payloadBits >= 64 || (value >= -(Int64(1) << (payloadBits - 1)) && value < Int64(1) << (payloadBits - 1)) else {
+    guard payloadBits >= 64 || (value >= -(Int64(1) << (payloadBits - 1)) && value < Int64(1) << (payloadBits - 1))
+    else {
         block.replaceSubrange(field, with: [UInt8](repeating: 0, count: width))
         return
     }

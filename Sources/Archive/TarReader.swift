@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 
 /// Reads a tar archive entry by entry from a stream, never holding more than one header and a
 /// small buffer: bodies are read, or skipped, straight from the source.
@@ -81,7 +81,9 @@ public final class TarReader {
         do {
             n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<request]))
             guard n > 0 else {
-                throw ArchiveError.truncated("the body of \(quoted(current.name)) (header at offset \(currentHeaderOffset)) ends after \(current.size - bodyRemaining) of \(current.size) bytes")
+                throw ArchiveError.truncated(
+                    "the body of \(quoted(current.name)) (header at offset \(currentHeaderOffset)) ends after \(current.size - bodyRemaining) of \(current.size) bytes"
+                )
             }
         } catch {
             failure = "\(error)"
@@ -166,7 +168,10 @@ public final class TarReader {
         guard isZeroBlock(block) else { return false }
         let secondOffset = offset
         if try readBlock(at: secondOffset), !isZeroBlock(block) {
-            throw ArchiveError(.malformed, "a zero block at offset \(headerOffset) is followed by a header at offset \(secondOffset): the archive is corrupt or two archives were concatenated")
+            throw ArchiveError(
+                .malformed,
+                "a zero block at offset \(headerOffset) is followed by a header at offset \(secondOffset): the archive is corrupt or two archives were concatenated"
+            )
         }
         return true
     }
@@ -174,7 +179,9 @@ public final class TarReader {
     /// Reads the body of the metadata header in `block` and records what it says: global
     /// records at once, the rest in `pending` for the next entry.
     private func readMetadata(_ typeFlag: UInt8, headerOffset: Int64, into pending: inout PendingMetadata) throws {
-        let size = try parseNumeric(numericField(UnsafeRawBufferPointer(block), TarField.size), FieldContext(field: "size", headerOffset: headerOffset))
+        let size = try parseNumeric(
+            numericField(UnsafeRawBufferPointer(block), TarField.size),
+            FieldContext(field: "size", headerOffset: headerOffset))
         let body = try readMetadataBody(size: size, typeFlag: typeFlag, headerOffset: headerOffset)
         // A global header applies to all later entries; it need not precede one.
         if typeFlag != TarMetaType.paxGlobal {
@@ -205,8 +212,9 @@ public final class TarReader {
         var header = try parseHeader(format: format, headerOffset: headerOffset)
         if let longName = metadata.longName { header.name = decodeText(longName) }
         if let longLink = metadata.longLink { header.linkName = decodeText(longLink) }
-        try applyPAX(local: metadata.localRecords ?? [:], to: &header,
-                     headerOffset: metadata.localRecords == nil ? headerOffset : metadata.localRecordsOffset)
+        try applyPAX(
+            local: metadata.localRecords ?? [:], to: &header,
+            headerOffset: metadata.localRecords == nil ? headerOffset : metadata.localRecordsOffset)
         if header.kind.isHeaderOnly { header.size = 0 }
         if typeFlag == TarMetaType.gnuSparse, format == .gnu, block[TarField.gnuIsExtended] != 0 {
             try skipSparseExtensions()
@@ -230,7 +238,9 @@ public final class TarReader {
         if n == 0 { return false }
         guard n == tarBlockSize else {
             var message = "the header at offset \(headerOffset) has only \(n) of \(tarBlockSize) bytes"
-            if headerOffset == 0, let hint = Self.formatHint(UnsafeRawBufferPointer(rebasing: block[..<n])) { message += "; " + hint }
+            if headerOffset == 0, let hint = Self.formatHint(UnsafeRawBufferPointer(rebasing: block[..<n])) {
+                message += "; " + hint
+            }
             throw ArchiveError.truncated(message)
         }
         return true
@@ -264,7 +274,8 @@ public final class TarReader {
             stored = -1
         }
         guard stored != computed.unsigned, stored != computed.signed else { return }
-        var message = "bad checksum at offset \(headerOffset): the header stores \(quotedBytes(Array(raw[TarField.checksum]))), its bytes sum to \(String(computed.unsigned, radix: 8)) (octal)"
+        var message =
+            "bad checksum at offset \(headerOffset): the header stores \(quotedBytes(Array(raw[TarField.checksum]))), its bytes sum to \(String(computed.unsigned, radix: 8)) (octal)"
         if headerOffset == 0, let hint = Self.formatHint(raw) { message += "; " + hint }
         throw ArchiveError(.badChecksum, message)
     }
@@ -275,14 +286,18 @@ public final class TarReader {
             throw ArchiveError(.invalidField, "negative size \(size) in the '\(kind)' header at offset \(headerOffset)")
         }
         guard size <= Int64(Self.metadataLimit) else {
-            throw ArchiveError(.limitExceeded, "the '\(kind)' header at offset \(headerOffset) has a \(size)-byte body; the limit is \(Self.metadataLimit) bytes")
+            throw ArchiveError(
+                .limitExceeded,
+                "the '\(kind)' header at offset \(headerOffset) has a \(size)-byte body; the limit is \(Self.metadataLimit) bytes"
+            )
         }
         let padded = (Int(size) + tarBlockSize - 1) / tarBlockSize * tarBlockSize
         var body = [UInt8](repeating: 0, count: padded)
         let n = try body.withUnsafeMutableBytes { try source.readFully(into: $0) }
         offset += Int64(n)
         guard n == padded else {
-            throw ArchiveError.truncated("the '\(kind)' header at offset \(headerOffset) ends after \(n) of its \(size) bytes")
+            throw ArchiveError.truncated(
+                "the '\(kind)' header at offset \(headerOffset) ends after \(n) of its \(size) bytes")
         }
         body.removeLast(padded - Int(size))
         return body
@@ -295,7 +310,10 @@ public final class TarReader {
         }
         let total = globalRecords.reduce(0) { $0 + $1.key.utf8.count + $1.value.count }
         guard total <= Self.metadataLimit else {
-            throw ArchiveError(.limitExceeded, "global PAX records reach \(total) bytes at the header at offset \(headerOffset); the limit is \(Self.metadataLimit) bytes")
+            throw ArchiveError(
+                .limitExceeded,
+                "global PAX records reach \(total) bytes at the header at offset \(headerOffset); the limit is \(Self.metadataLimit) bytes"
+            )
         }
     }
 
@@ -350,8 +368,10 @@ public final class TarReader {
             header.groupName = decodeText(fieldBytes(raw, TarField.groupName))
             // Other kinds leave these fields unused, and some writers fill them with junk.
             if kind == .characterDevice || kind == .blockDevice {
-                header.deviceMajor = try deviceNumber(number("devmajor", TarField.deviceMajor), "devmajor", headerOffset)
-                header.deviceMinor = try deviceNumber(number("devminor", TarField.deviceMinor), "devminor", headerOffset)
+                header.deviceMajor = try deviceNumber(
+                    number("devmajor", TarField.deviceMajor), "devmajor", headerOffset)
+                header.deviceMinor = try deviceNumber(
+                    number("devminor", TarField.deviceMinor), "devminor", headerOffset)
             }
         }
         return header
@@ -359,7 +379,8 @@ public final class TarReader {
 
     private func deviceNumber(_ value: Int64, _ field: String, _ headerOffset: Int64) throws -> UInt32 {
         guard let number = UInt32(exactly: value) else {
-            throw ArchiveError(.invalidField, "\(field) \(value) in the header at offset \(headerOffset) is not a device number")
+            throw ArchiveError(
+                .invalidField, "\(field) \(value) in the header at offset \(headerOffset) is not a device number")
         }
         return number
     }
@@ -395,7 +416,10 @@ public final class TarReader {
             case "SCHILY.devmajor", "SCHILY.devminor":
                 let number = try parsePAXInteger(key, value, headerOffset: headerOffset)
                 guard let device = UInt32(exactly: number) else {
-                    throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a device number")
+                    throw ArchiveError(
+                        .badPAXRecord,
+                        "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): not a device number"
+                    )
                 }
                 if key == "SCHILY.devmajor" { header.deviceMajor = device } else { header.deviceMinor = device }
             case _ where key.hasPrefix(xattrPrefix) && key.utf8.count > xattrPrefix.utf8.count:
@@ -411,7 +435,10 @@ public final class TarReader {
     /// and then open `..`.
     private func pathValue(_ key: String, _ value: [UInt8], _ headerOffset: Int64) throws -> String {
         guard !value.contains(0) else {
-            throw ArchiveError(.badPAXRecord, "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): it contains a NUL byte")
+            throw ArchiveError(
+                .badPAXRecord,
+                "bad PAX record \(key)=\(quotedBytes(value)) in the extended header at offset \(headerOffset): it contains a NUL byte"
+            )
         }
         return decodeText(value)
     }
@@ -426,9 +453,13 @@ public final class TarReader {
                 let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: skipBuffer[..<request]))
                 guard n > 0 else {
                     if phase == 0 {
-                        throw ArchiveError.truncated("the body of \(quoted(current.name)) (header at offset \(currentHeaderOffset)) ends after \(current.size - bodyRemaining) of \(current.size) bytes")
+                        throw ArchiveError.truncated(
+                            "the body of \(quoted(current.name)) (header at offset \(currentHeaderOffset)) ends after \(current.size - bodyRemaining) of \(current.size) bytes"
+                        )
                     }
-                    throw ArchiveError.truncated("the archive ends inside the padding after \(quoted(current.name)) (header at offset \(currentHeaderOffset))")
+                    throw ArchiveError.truncated(
+                        "the archive ends inside the padding after \(quoted(current.name)) (header at offset \(currentHeaderOffset))"
+                    )
                 }
                 offset += Int64(n)
                 if phase == 0 { bodyRemaining -= Int64(n) } else { paddingRemaining -= Int64(n) }

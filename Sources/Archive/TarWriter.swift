@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 
 /// Writes a tar archive entry by entry to a sink, streaming each body through a fixed buffer.
 ///
@@ -45,7 +45,8 @@ public final class TarWriter {
         try checkUsable()
         let blocks = try Self.encodeHeader(header)
         if header.size > 0 && body == nil {
-            throw ArchiveError(.bodyLength, "no body given for \(quoted(header.name)), whose header says \(header.size) bytes")
+            throw ArchiveError(
+                .bodyLength, "no body given for \(quoted(header.name)), whose header says \(header.size) bytes")
         }
         do {
             try blocks.withUnsafeBytes { try sink.write($0) }
@@ -76,13 +77,18 @@ public final class TarWriter {
             let request = Int(min(Int64(buffer.count), remaining))
             let n = try body.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<request]))
             guard n > 0 else {
-                throw ArchiveError(.bodyLength, "the body of \(quoted(header.name)) ended after \(header.size - remaining) of the \(header.size) bytes its header says")
+                throw ArchiveError(
+                    .bodyLength,
+                    "the body of \(quoted(header.name)) ended after \(header.size - remaining) of the \(header.size) bytes its header says"
+                )
             }
             try sink.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             remaining -= Int64(n)
         }
         if let body, try body.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<1])) > 0 {
-            throw ArchiveError(.bodyLength, "the body of \(quoted(header.name)) is longer than the \(header.size) bytes its header says")
+            throw ArchiveError(
+                .bodyLength,
+                "the body of \(quoted(header.name)) is longer than the \(header.size) bytes its header says")
         }
         let padding = Int((Int64(tarBlockSize) - header.size % Int64(tarBlockSize)) % Int64(tarBlockSize))
         if padding > 0 {
@@ -145,7 +151,10 @@ public final class TarWriter {
         }
 
         guard let time = splitTime(header.modificationTime) else {
-            throw ArchiveError(.unencodable, "modification time \(header.modificationTime.timeIntervalSince1970) of \(quoted(header.name)) cannot be stored")
+            throw ArchiveError(
+                .unencodable,
+                "modification time \(header.modificationTime.timeIntervalSince1970) of \(quoted(header.name)) cannot be stored"
+            )
         }
         if time.nanoseconds != 0 || !fitsOctal(time.seconds, width: TarField.mtime.count) {
             pax["mtime"] = Array(formatPAXTime(seconds: time.seconds, nanoseconds: time.nanoseconds).utf8)
@@ -196,7 +205,10 @@ public final class TarWriter {
             ArchiveError(.unencodable, "cannot write tar entry \(name): \(why)")
         }
         guard !header.name.isEmpty else { throw refuse("the name is empty") }
-        for (field, text) in [("name", header.name), ("link target", header.linkName), ("user name", header.userName), ("group name", header.groupName)]
+        for (field, text) in [
+            ("name", header.name), ("link target", header.linkName), ("user name", header.userName),
+            ("group name", header.groupName),
+        ]
         where text.utf8.contains(0) {
             throw refuse("the \(field) contains a NUL byte")
         }
@@ -207,14 +219,19 @@ public final class TarWriter {
         guard header.uid >= 0 else { throw refuse("negative uid \(header.uid)") }
         guard header.gid >= 0 else { throw refuse("negative gid \(header.gid)") }
         if case .other(let flag) = header.kind,
-            [TarMetaType.paxLocal, TarMetaType.paxLocalSolaris, TarMetaType.paxGlobal, TarMetaType.gnuLongName, TarMetaType.gnuLongLink].contains(flag)
+            [
+                TarMetaType.paxLocal, TarMetaType.paxLocalSolaris, TarMetaType.paxGlobal, TarMetaType.gnuLongName,
+                TarMetaType.gnuLongLink,
+            ].contains(flag)
         {
             throw refuse("type flag '\(String(UnicodeScalar(flag)))' is reserved for metadata the writer generates")
         }
-        for key in header.paxRecords.keys where key.isEmpty || key.utf8.contains(UInt8(ascii: "=")) || key.utf8.contains(0) {
+        for key in header.paxRecords.keys
+        where key.isEmpty || key.utf8.contains(UInt8(ascii: "=")) || key.utf8.contains(0) {
             throw refuse("PAX keyword \(quoted(key)) is empty or contains '=' or NUL")
         }
-        for key in header.extendedAttributes.keys where key.isEmpty || key.utf8.contains(UInt8(ascii: "=")) || key.utf8.contains(0) {
+        for key in header.extendedAttributes.keys
+        where key.isEmpty || key.utf8.contains(UInt8(ascii: "=")) || key.utf8.contains(0) {
             throw refuse("extended attribute name \(quoted(key)) is empty or contains '=' or NUL")
         }
     }

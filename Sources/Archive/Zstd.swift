@@ -81,7 +81,8 @@ public final class ZstdDecompressor: ByteSource {
             if ZSTD_isError(hint) != 0 {
                 var reason = String(cString: ZSTD_getErrorName(hint))
                 if ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge {
-                    reason += " (its window is over the \(1 << (maximumWindowLog - 20)) MiB limit: written with zstd --long=28 or more)"
+                    reason +=
+                        " (its window is over the \(1 << (maximumWindowLog - 20)) MiB limit: written with zstd --long=28 or more)"
                 }
                 throw ArchiveError(.compressedData, "zstd data error: \(reason) near compressed offset \(offsetBefore)")
             }
@@ -89,7 +90,9 @@ public final class ZstdDecompressor: ByteSource {
             if outBuffer.pos > 0 { return outBuffer.pos }
             if inBuffer.pos == inBuffer.size && upstreamEnded {
                 guard lastHint == 0 else {
-                    throw ArchiveError(.truncated, "truncated zstd stream: it ends inside a frame after \(inputOffset) compressed bytes")
+                    throw ArchiveError(
+                        .truncated,
+                        "truncated zstd stream: it ends inside a frame after \(inputOffset) compressed bytes")
                 }
                 finished = true
                 return 0

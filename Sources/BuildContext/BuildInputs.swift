@@ -52,9 +52,11 @@ public struct BuildInputs: Sendable {
     /// build-task's own cache and output when they lie inside the context.
     public var excludedPaths: [String]
 
-    public init(contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], fromOnlyArgs: Set<String> = [],
-                target: String? = nil, platforms: [String] = [], stageBases: [StageBase] = [], baseSummary: Digest? = nil,
-                excludedPaths: [String] = []) {
+    public init(
+        contextDirectory: URL, dockerfile: URL, buildArgs: [String: String] = [:], fromOnlyArgs: Set<String> = [],
+        target: String? = nil, platforms: [String] = [], stageBases: [StageBase] = [], baseSummary: Digest? = nil,
+        excludedPaths: [String] = []
+    ) {
         self.contextDirectory = contextDirectory
         self.dockerfile = dockerfile
         self.buildArgs = buildArgs

@@ -27,7 +27,9 @@ public struct DockerfileStages: Sendable, Equatable {
 
         /// Whether its `FROM` reads `$BUILDPLATFORM`, `$BUILDOS`, `$BUILDARCH` or `$BUILDVARIANT`.
         public var usesBuildPlatformArgs: Bool {
-            ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"].contains { written.contains("$" + $0) || written.contains("${" + $0) }
+            ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"].contains {
+                written.contains("$" + $0) || written.contains("${" + $0)
+            }
         }
 
         /// `FROM --platform=$BUILDPLATFORM …`: the stage runs on the builder's own platform
@@ -120,7 +122,9 @@ public struct DockerfileStages: Sendable, Equatable {
                     let parts = declaration.split(separator: "=", maxSplits: 1).map(String.init)
                     let name = parts[0]
                     let fallback = parts.count > 1 ? Self.unquote(parts[1]) : nil
-                    if let value = buildArgs[name] ?? fallback.map({ Self.substitute($0, globals) }) { globals[name] = value }
+                    if let value = buildArgs[name] ?? fallback.map({ Self.substitute($0, globals) }) {
+                        globals[name] = value
+                    }
                     declaredGlobally.insert(name)
                     defaultReads[name, default: []].formUnion(fallback.map(Self.references) ?? [])
                 }
@@ -128,25 +132,33 @@ public struct DockerfileStages: Sendable, Equatable {
                 for declaration in rest.split(separator: " ", omittingEmptySubsequences: true) {
                     seenByStages.insert(String(declaration.split(separator: "=", maxSplits: 1)[0]))
                 }
-                stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
+                stages[stages.count - 1].instructions.append(
+                    Instruction(keyword: keyword, arguments: rest, line: number))
             case "FROM":
                 stages.append(try Self.stage(from: rest, line: number, globals: globals, seenByStages: &seenByStages))
             case "RUN" where !stages.isEmpty:
                 stages[stages.count - 1].runs = true
-                stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number))
+                stages[stages.count - 1].instructions.append(
+                    Instruction(keyword: keyword, arguments: rest, line: number))
             default:
-                if !stages.isEmpty { stages[stages.count - 1].instructions.append(Instruction(keyword: keyword, arguments: rest, line: number)) }
+                if !stages.isEmpty {
+                    stages[stages.count - 1].instructions.append(
+                        Instruction(keyword: keyword, arguments: rest, line: number))
+                }
             }
         }
         guard !stages.isEmpty else { throw ParseError("the Dockerfile has no FROM instruction") }
         self.stages = stages
         self.globalArgs = globals
-        self.fromOnlyArgs = Self.fromOnly(declaredGlobally: declaredGlobally, seenByStages: seenByStages, defaultReads: defaultReads)
+        self.fromOnlyArgs = Self.fromOnly(
+            declaredGlobally: declaredGlobally, seenByStages: seenByStages, defaultReads: defaultReads)
     }
 
     /// The global args no stage sees (``fromOnlyArgs``): what a stage sees includes what the
     /// defaults of the global args it sees read.
-    static func fromOnly(declaredGlobally: Set<String>, seenByStages: Set<String>, defaultReads: [String: Set<String>]) -> Set<String> {
+    static func fromOnly(declaredGlobally: Set<String>, seenByStages: Set<String>, defaultReads: [String: Set<String>])
+        -> Set<String>
+    {
         var seenByStages = seenByStages
         var pending = Array(seenByStages)
         while let name = pending.popLast() {
@@ -157,7 +169,9 @@ public struct DockerfileStages: Sendable, Equatable {
 
     /// The stage a `FROM` line (its arguments, `rest`) starts, its image and `--platform`
     /// substituted with the global args; the args its `--platform` reads are seen by stages.
-    static func stage(from rest: String, line number: Int, globals: [String: String], seenByStages: inout Set<String>) throws(ParseError) -> Stage {
+    static func stage(from rest: String, line number: Int, globals: [String: String], seenByStages: inout Set<String>)
+        throws(ParseError) -> Stage
+    {
         var words = rest.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         var platform: String?
         var platformFlag: String?
@@ -176,16 +190,21 @@ public struct DockerfileStages: Sendable, Equatable {
         if words.count >= 3, words[1].lowercased() == "as" { name = words[2].lowercased() }
         let base = Self.substitute(image, globals)
         guard !base.isEmpty else {
-            throw ParseError("Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg")
+            throw ParseError(
+                "Dockerfile line \(number): FROM \(image) is empty once build args are applied; give it a default (ARG) or a build arg"
+            )
         }
-        return Stage(name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest)
+        return Stage(
+            name: name, base: base, platform: platform, platformFlag: platformFlag, line: number, written: rest)
     }
 
     /// The Dockerfile's text with the image of each `FROM` whose base (after substitution,
     /// as in ``stages``) is a key of `replacements` replaced by its value: how a build is
     /// pinned to the exact digests its inputs digest and labels name. Every other byte is kept.
-    public static func pinning(_ text: String, buildArgs: [String: String], platforms: Platforms? = nil,
-                               replacements: [String: String]) throws(ParseError) -> String {
+    public static func pinning(
+        _ text: String, buildArgs: [String: String], platforms: Platforms? = nil,
+        replacements: [String: String]
+    ) throws(ParseError) -> String {
         let stages = try DockerfileStages(text, buildArgs: buildArgs, platforms: platforms).stages
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         var stageIndex = 0
@@ -200,8 +219,11 @@ public struct DockerfileStages: Sendable, Equatable {
             let stage = stages[stageIndex]
             stageIndex += 1
             guard let replacement = replacements[stage.base] else { continue }
-            guard let imageIndex = words.indices.dropFirst().first(where: { !words[$0].hasPrefix("--") }), words[imageIndex] != "\\" else {
-                throw ParseError("Dockerfile line \(number + 1): cannot pin a FROM whose image is on a continuation line")
+            guard let imageIndex = words.indices.dropFirst().first(where: { !words[$0].hasPrefix("--") }),
+                words[imageIndex] != "\\"
+            else {
+                throw ParseError(
+                    "Dockerfile line \(number + 1): cannot pin a FROM whose image is on a continuation line")
             }
             words[imageIndex] = replacement
             let indent = line.prefix(while: { $0 == " " || $0 == "\t" })
@@ -217,7 +239,8 @@ public struct DockerfileStages: Sendable, Equatable {
         for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { break }
-            let key = line[line.index(after: line.startIndex)..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+            let key = line[line.index(after: line.startIndex)..<equals].trimmingCharacters(in: .whitespaces)
+                .lowercased()
             guard !key.isEmpty, key.allSatisfy({ $0.isLetter }) else { break }
             result[key] = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
         }
@@ -266,12 +289,16 @@ public struct DockerfileStages: Sendable, Equatable {
         var index = 0
         while index < characters.count {
             defer { index += 1 }
-            if characters[index] == "\\" { index += 1; continue }
+            if characters[index] == "\\" {
+                index += 1
+                continue
+            }
             guard characters[index] == "$" else { continue }
             var start = index + 1
             if start < characters.count, characters[start] == "{" { start += 1 }
             var end = start
-            while end < characters.count, characters[end].isLetter || characters[end].isNumber || characters[end] == "_" { end += 1 }
+            while end < characters.count, characters[end].isLetter || characters[end].isNumber || characters[end] == "_"
+            { end += 1 }
             if end > start { names.insert(String(characters[start..<end])) }
         }
         return names
@@ -302,7 +329,9 @@ public struct DockerfileStages: Sendable, Equatable {
                     result += value ?? substitute(String(body[range.upperBound...]), values)
                 } else if let range = body.range(of: ":+") {
                     let name = String(body[..<range.lowerBound])
-                    if let value = values[name], !value.isEmpty { result += substitute(String(body[range.upperBound...]), values) }
+                    if let value = values[name], !value.isEmpty {
+                        result += substitute(String(body[range.upperBound...]), values)
+                    }
                 } else {
                     result += values[body] ?? ""
                 }
@@ -310,7 +339,9 @@ public struct DockerfileStages: Sendable, Equatable {
                 continue
             }
             let nameStart = next
-            while next < text.endIndex, text[next].isLetter || text[next].isNumber || text[next] == "_" { next = text.index(after: next) }
+            while next < text.endIndex, text[next].isLetter || text[next].isNumber || text[next] == "_" {
+                next = text.index(after: next)
+            }
             if nameStart == next {
                 result.append("$")
             } else {

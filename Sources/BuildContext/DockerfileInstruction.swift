@@ -74,7 +74,9 @@ extension DockerfileStages {
             case "\\":
                 started = true
                 if let next = characters.popFirst() {
-                    if next == "$" { pending += "\\$" } else {
+                    if next == "$" {
+                        pending += "\\$"
+                    } else {
                         flushPending()
                         current.append(next)
                     }
@@ -110,7 +112,9 @@ extension DockerfileStages {
     /// with values substituted as ``words(_:values:)`` does. nil when a word lacks `=` in the new form.
     public static func keyValues(_ text: String, values: [String: String]) -> [(key: String, value: String)]? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard let firstSpace = trimmed.firstIndex(where: \.isWhitespace) ?? Optional(trimmed.endIndex) else { return nil }
+        guard let firstSpace = trimmed.firstIndex(where: \.isWhitespace) ?? Optional(trimmed.endIndex) else {
+            return nil
+        }
         let firstWord = trimmed[..<firstSpace]
         if !firstWord.contains("=") {
             // The old form: one key, the rest of the line its value.

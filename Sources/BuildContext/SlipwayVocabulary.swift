@@ -32,8 +32,9 @@ public enum SlipwayVocabulary {
     /// The inputs digest a cache tag names, or nil when `tag` is not one.
     public static func inputs(ofCacheTag tag: Tag) -> Digest? {
         guard tag.rawValue.hasPrefix(cacheTagPrefix),
-              let digest = try? Digest("sha256:" + tag.rawValue.dropFirst(cacheTagPrefix.count)),
-              cacheTag(digest) == tag else { return nil }
+            let digest = try? Digest("sha256:" + tag.rawValue.dropFirst(cacheTagPrefix.count)),
+            cacheTag(digest) == tag
+        else { return nil }
         return digest
     }
 }

@@ -2,11 +2,11 @@ import Console
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `file:<dir>`: an exclusive `flock` on `<dir>/<key>.lock`, which also holds the
@@ -37,7 +37,10 @@ struct FileLockBackend: LockBackend {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw LockError(.backend, "cannot create the lock directory \(directory.path): \(error.localizedDescription); point LOCK's file: backend at a writable directory")
+            throw LockError(
+                .backend,
+                "cannot create the lock directory \(directory.path): \(error.localizedDescription); point LOCK's file: backend at a writable directory"
+            )
         }
         let fd = try Self.openPlainFile(lockPath, what: "lock file")
         if flock(fd, LOCK_EX | LOCK_NB) == 0 {
@@ -64,7 +67,10 @@ struct FileLockBackend: LockBackend {
         let busyError = errno
         defer { close(fd) }
         guard busyError == EWOULDBLOCK || busyError == EINTR else {
-            throw LockError(.backend, "cannot lock \(lockPath): \(String(cString: strerror(busyError))); is the directory on a file system that supports flock?")
+            throw LockError(
+                .backend,
+                "cannot lock \(lockPath): \(String(cString: strerror(busyError))); is the directory on a file system that supports flock?"
+            )
         }
         let observed = readRecord(fd)
         guard staleness(observed) != nil else { return .held(observed.holder) }
@@ -124,14 +130,21 @@ struct FileLockBackend: LockBackend {
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             if errno == ELOOP {
-                throw LockError(.backend, "the \(what) \(path) is a symbolic link; Slipway never writes through one: remove it (and check who can write to the lock directory)")
+                throw LockError(
+                    .backend,
+                    "the \(what) \(path) is a symbolic link; Slipway never writes through one: remove it (and check who can write to the lock directory)"
+                )
             }
-            throw LockError(.backend, "cannot open the \(what) \(path): \(errnoText()); check that the directory is writable")
+            throw LockError(
+                .backend, "cannot open the \(what) \(path): \(errnoText()); check that the directory is writable")
         }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else {
             close(fd)
-            throw LockError(.backend, "the \(what) \(path) is not a plain file of its own (a hard link, a device or a FIFO); Slipway never writes to it: remove it (and check who can write to the lock directory)")
+            throw LockError(
+                .backend,
+                "the \(what) \(path) is not a plain file of its own (a hard link, a device or a FIFO); Slipway never writes to it: remove it (and check who can write to the lock directory)"
+            )
         }
         return fd
     }

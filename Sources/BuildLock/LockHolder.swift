@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Who holds a lock, as the holder wrote it down: shown while others wait, and used to
@@ -33,7 +33,8 @@ public struct LockHolder: Codable, Sendable, Equatable, CustomStringConvertible 
 
     /// This process, now.
     static func current(key: LockKey, ttl: Duration) -> LockHolder {
-        LockHolder(host: hostName(), pid: getpid(), started: Date().timeIntervalSince1970, ttl: ttl.seconds, key: key.rawValue)
+        LockHolder(
+            host: hostName(), pid: getpid(), started: Date().timeIntervalSince1970, ttl: ttl.seconds, key: key.rawValue)
     }
 
     public var description: String {

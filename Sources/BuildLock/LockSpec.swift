@@ -15,10 +15,15 @@ public struct LockKey: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``LockError`` (kind `.configuration`) when it is empty or holds a control character.
     public init(_ rawValue: String) throws {
         guard !rawValue.isEmpty, rawValue.count <= 1024 else {
-            throw LockError(.configuration, "the lock key must be 1 to 1024 characters, got \(rawValue.count); set LOCK to a short name such as the image repository")
+            throw LockError(
+                .configuration,
+                "the lock key must be 1 to 1024 characters, got \(rawValue.count); set LOCK to a short name such as the image repository"
+            )
         }
         guard !rawValue.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw LockError(.configuration, "the lock key \(rawValue.debugDescription) holds a control character; remove it from LOCK")
+            throw LockError(
+                .configuration,
+                "the lock key \(rawValue.debugDescription) holds a control character; remove it from LOCK")
         }
         self.rawValue = rawValue
     }
@@ -72,8 +77,11 @@ public struct LockSpec: Sendable {
     public var credentials: GitCredentials
 
     /// Creates a spec from its parts.
-    public init(backend: Backend, key: LockKey, timeout: Duration, ttl: Duration, pollInterval: Duration? = nil, reportInterval: Duration = .seconds(10),
-                credentials: GitCredentials = GitCredentials()) {
+    public init(
+        backend: Backend, key: LockKey, timeout: Duration, ttl: Duration, pollInterval: Duration? = nil,
+        reportInterval: Duration = .seconds(10),
+        credentials: GitCredentials = GitCredentials()
+    ) {
         self.backend = backend
         self.credentials = credentials
         self.key = key
@@ -89,25 +97,40 @@ public struct LockSpec: Sendable {
     /// Parses the backend text, `file:<absolute dir>` or `git:<uri>`.
     /// - Parameter credentials: for the git backend's lock repository; refused with a file backend.
     /// - Throws: ``LockError`` (kind `.configuration`) naming the text and the forms accepted.
-    public init(parsing text: String, key: String, timeout: Duration, ttl: Duration, credentials: GitCredentials = GitCredentials()) throws {
+    public init(
+        parsing text: String, key: String, timeout: Duration, ttl: Duration,
+        credentials: GitCredentials = GitCredentials()
+    ) throws {
         let lockKey = try LockKey(key)
         if text.hasPrefix("file:") {
             let path = String(text.dropFirst("file:".count))
             guard path.hasPrefix("/") else {
-                throw LockError(.configuration, "lock backend \(text.debugDescription): the directory must be an absolute path, as in file:/var/lock/slipway")
+                throw LockError(
+                    .configuration,
+                    "lock backend \(text.debugDescription): the directory must be an absolute path, as in file:/var/lock/slipway"
+                )
             }
             guard credentials.isEmpty else {
-                throw LockError(.configuration, "lock backend \(text.debugDescription) takes no credentials; LOCK_PRIVATE_KEY, LOCK_USERNAME and LOCK_PASSWORD are for a git:<uri> lock repository")
+                throw LockError(
+                    .configuration,
+                    "lock backend \(text.debugDescription) takes no credentials; LOCK_PRIVATE_KEY, LOCK_USERNAME and LOCK_PASSWORD are for a git:<uri> lock repository"
+                )
             }
-            self.init(backend: .file(URL(fileURLWithPath: path, isDirectory: true)), key: lockKey, timeout: timeout, ttl: ttl)
+            self.init(
+                backend: .file(URL(fileURLWithPath: path, isDirectory: true)), key: lockKey, timeout: timeout, ttl: ttl)
         } else if text.hasPrefix("git:") {
             let uri = String(text.dropFirst("git:".count))
             guard !uri.isEmpty, !uri.hasPrefix("-") else {
-                throw LockError(.configuration, "lock backend \(text.debugDescription): give the lock repository after git:, as in git:https://git.example.com/locks.git")
+                throw LockError(
+                    .configuration,
+                    "lock backend \(text.debugDescription): give the lock repository after git:, as in git:https://git.example.com/locks.git"
+                )
             }
             self.init(backend: .git(uri), key: lockKey, timeout: timeout, ttl: ttl, credentials: credentials)
         } else {
-            throw LockError(.configuration, "lock backend \(text.debugDescription) is not file:<dir> (one host) or git:<uri> (across workers)")
+            throw LockError(
+                .configuration,
+                "lock backend \(text.debugDescription) is not file:<dir> (one host) or git:<uri> (across workers)")
         }
     }
 
@@ -124,7 +147,10 @@ public struct LockSpec: Sendable {
             scale = unit
         }
         guard let value = Double(number), value >= 0, value.isFinite else {
-            throw LockError(.configuration, "\(name)=\(text.debugDescription) is not a duration; write seconds or a number with s, m or h, as in 15m")
+            throw LockError(
+                .configuration,
+                "\(name)=\(text.debugDescription) is not a duration; write seconds or a number with s, m or h, as in 15m"
+            )
         }
         return .milliseconds(Int64(value * scale * 1000))
     }

@@ -41,9 +41,11 @@ public func withBuildLock<R>(
     let release: @Sendable () -> Void
     switch spec.backend {
     case .file(let directory):
-        release = try acquire(FileLockBackend(directory: directory, key: spec.key, ttl: spec.ttl, log: log), spec: spec, log: log)
+        release = try acquire(
+            FileLockBackend(directory: directory, key: spec.key, ttl: spec.ttl, log: log), spec: spec, log: log)
     case .git(let uri):
-        let backend = try GitLockBackend(uri: uri, key: spec.key, ttl: spec.ttl, credentials: spec.credentials, runner: runner, log: log)
+        let backend = try GitLockBackend(
+            uri: uri, key: spec.key, ttl: spec.ttl, credentials: spec.credentials, runner: runner, log: log)
         do {
             release = try acquire(backend, spec: spec, log: log)
         } catch {
@@ -94,14 +96,20 @@ private func acquire(_ backend: some LockBackend, spec: LockSpec, log: Log) thro
             lastHolder = holder
             let waited = clock.now - start
             if lastReport == nil {
-                log.info("waiting for lock \(spec.key) (\(backend.location)), held by \(describe(holder)); giving up after \(Int(spec.timeout.seconds)) s (LOCK_TIMEOUT)")
+                log.info(
+                    "waiting for lock \(spec.key) (\(backend.location)), held by \(describe(holder)); giving up after \(Int(spec.timeout.seconds)) s (LOCK_TIMEOUT)"
+                )
                 lastReport = clock.now
             } else if let last = lastReport, clock.now - last >= spec.reportInterval {
-                log.info("still waiting for lock \(spec.key) after \(Int(waited.seconds)) s, held by \(describe(holder))")
+                log.info(
+                    "still waiting for lock \(spec.key) after \(Int(waited.seconds)) s, held by \(describe(holder))")
                 lastReport = clock.now
             }
             if waited >= spec.timeout {
-                throw LockError(.timeout, "lock \(spec.key) (\(backend.location)) is still held by \(describe(lastHolder)) after \(Int(waited.seconds)) s; raise LOCK_TIMEOUT, or if that holder is gone it is taken over once LOCK_TTL (\(Int(spec.ttl.seconds)) s) has passed")
+                throw LockError(
+                    .timeout,
+                    "lock \(spec.key) (\(backend.location)) is still held by \(describe(lastHolder)) after \(Int(waited.seconds)) s; raise LOCK_TIMEOUT, or if that holder is gone it is taken over once LOCK_TTL (\(Int(spec.ttl.seconds)) s) has passed"
+                )
             }
             let remaining = spec.timeout - waited
             Thread.sleep(forTimeInterval: min(spec.pollInterval, remaining).seconds)

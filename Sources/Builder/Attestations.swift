@@ -1,7 +1,7 @@
 import Foundation
-import Spawn
 import ImageLayout
 import OCI
+import Spawn
 
 /// `attestations/` in `image/`: in-toto Statements about the image in `oci/`, whose subject
 /// is the image's digest (the index's for several platforms, as in `digest`). `out` signs
@@ -14,7 +14,8 @@ extension ImageBuild {
     /// The subject every statement of this run names: the repository the image is for (`--tag`,
     /// else `SKIP_IF_PUBLISHED`), else the name `image.tar` gives it.
     func attestationSubject(_ image: LayoutImage) -> StatementSubject {
-        let name = (configuration.tag ?? configuration.skipIfPublished).map(\.name) ?? String(repoTag.prefix { $0 != ":" })
+        let name =
+            (configuration.tag ?? configuration.skipIfPublished).map(\.name) ?? String(repoTag.prefix { $0 != ":" })
         return .init(name: name, digest: [image.descriptor.digest.algorithm: image.descriptor.digest.encoded])
     }
 
@@ -24,34 +25,49 @@ extension ImageBuild {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let subject = attestationSubject(image)
         let buildahVersion: String? = if case .buildah = builder { self.buildahVersion() } else { nil }
-        let builderName = switch builder {
-        case .none: "reused"
-        case .assemble: "assembler"
-        case .buildah: "buildah" + (buildahVersion.map { " " + $0 } ?? "")
-        }
+        let builderName =
+            switch builder {
+            case .none: "reused"
+            case .assemble: "assembler"
+            case .buildah: "buildah" + (buildahVersion.map { " " + $0 } ?? "")
+            }
         let secretTexts = configuration.secrets.compactMap { secret -> String? in
             if case .text(let text) = secret.source { return text.value }
             return nil
         }
-        let imageArgs = Dictionary(uniqueKeysWithValues: configuration.imageArgs.keys.map { name in
-            (name, run.bases.bases.first { $0.reference == "image-arg:\(name)" }.flatMap(\.name) ?? "image-arg:\(name)")
-        })
+        let imageArgs = Dictionary(
+            uniqueKeysWithValues: configuration.imageArgs.keys.map { name in
+                (
+                    name,
+                    run.bases.bases.first { $0.reference == "image-arg:\(name)" }.flatMap(\.name) ?? "image-arg:\(name)"
+                )
+            })
         let facts = Provenance.Facts(
-            subject: subject, context: configuration.context, dockerfile: configuration.dockerfile, target: configuration.target,
-            buildArgs: configuration.buildArgs, imageArgs: imageArgs, platforms: configuration.platforms.map(\.description),
-            labels: configuration.labels, secretTexts: secretTexts, revision: run.source.revision, origin: run.source.origin,
-            branch: run.source.branch, bases: run.bases.bases, inputs: run.inputs, builder: builderName, buildahVersion: buildahVersion,
-            reused: builder == nil, invocationID: UUID().uuidString.lowercased(), started: run.started, finished: Date())
-        try Self.writeJSON(Provenance.statement(facts), to: directory.appendingPathComponent(Self.provenanceFile), secretTexts: secretTexts)
+            subject: subject, context: configuration.context, dockerfile: configuration.dockerfile,
+            target: configuration.target,
+            buildArgs: configuration.buildArgs, imageArgs: imageArgs,
+            platforms: configuration.platforms.map(\.description),
+            labels: configuration.labels, secretTexts: secretTexts, revision: run.source.revision,
+            origin: run.source.origin,
+            branch: run.source.branch, bases: run.bases.bases, inputs: run.inputs, builder: builderName,
+            buildahVersion: buildahVersion,
+            reused: builder == nil, invocationID: UUID().uuidString.lowercased(), started: run.started, finished: Date()
+        )
+        try Self.writeJSON(
+            Provenance.statement(facts), to: directory.appendingPathComponent(Self.provenanceFile),
+            secretTexts: secretTexts)
 
-        let files = try SBOM.contextFiles(Self.inputs(configuration, bases: run.bases), stages: run.bases.assemblyStages.first?.stages,
-                                          values: configuration.buildArgs)
+        let files = try SBOM.contextFiles(
+            Self.inputs(configuration, bases: run.bases), stages: run.bases.assemblyStages.first?.stages,
+            values: configuration.buildArgs)
         let scans: [SBOM.PlatformScan]
         do { scans = try SBOM.scan(image) } catch {
             throw BuildError(.unreadableFile, "cannot read the package databases of the image for its SBOM: \(error)")
         }
-        let document = SBOM.document(subject: subject, repository: (configuration.tag ?? configuration.skipIfPublished)?.name, digest: image.descriptor.digest, scans: scans,
-                                     bases: run.bases.bases, files: files, created: Date())
+        let document = SBOM.document(
+            subject: subject, repository: (configuration.tag ?? configuration.skipIfPublished)?.name,
+            digest: image.descriptor.digest, scans: scans,
+            bases: run.bases.bases, files: files, created: Date())
         let sbom = InTotoStatement(subject: [subject], predicateType: SPDXDocument.predicateType, predicate: document)
         try Self.writeJSON(sbom, to: directory.appendingPathComponent(Self.sbomFile), secretTexts: secretTexts)
     }
@@ -73,7 +89,10 @@ extension ImageBuild {
         let data = try CanonicalJSON.encode(value)
         let text = String(decoding: data, as: UTF8.self)
         if secretTexts.contains(where: { $0.count >= shortestSecretLookedFor && text.contains($0) }) {
-            throw BuildError(.secretInOutput, "\(file.lastPathComponent) would hold the value of a BUILDKIT_SECRETTEXT_* secret; not written (is the secret also a build arg, label or file name?)")
+            throw BuildError(
+                .secretInOutput,
+                "\(file.lastPathComponent) would hold the value of a BUILDKIT_SECRETTEXT_* secret; not written (is the secret also a build arg, label or file name?)"
+            )
         }
         try data.write(to: file, options: .atomic)
     }

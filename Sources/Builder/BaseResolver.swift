@@ -55,7 +55,9 @@ public struct BaseImage: Sendable, Equatable {
 struct BaseResolution {
     var bases: [BaseImage]
     /// The bases by the reference `FROM` wrote, for build.json.
-    var baseDigests: [String: Digest] { Dictionary(bases.map { ($0.reference, $0.digest) }, uniquingKeysWith: { first, _ in first }) }
+    var baseDigests: [String: Digest] {
+        Dictionary(bases.map { ($0.reference, $0.digest) }, uniquingKeysWith: { first, _ in first })
+    }
     /// The base of the stage the build ends with, for the base labels (nil: scratch).
     var final: BaseImage?
     /// The build args for buildah: the configured ones plus the image args' references.
@@ -80,7 +82,10 @@ struct BaseResolution {
 
     /// The ``BaseSummary`` of the registry bases, for the `dev.slipway.base` label.
     var summary: Digest {
-        BaseSummary.digest(Dictionary(bases.compactMap { base in base.summaryDigest.map { (base.reference, $0) } }, uniquingKeysWith: { first, _ in first }))
+        BaseSummary.digest(
+            Dictionary(
+                bases.compactMap { base in base.summaryDigest.map { (base.reference, $0) } },
+                uniquingKeysWith: { first, _ in first }))
     }
 }
 
@@ -114,58 +119,77 @@ struct BaseResolver {
         var perTarget: [(target: Platform, stages: DockerfileStages)] = []
         do {
             for target in targets {
-                perTarget.append((target, try DockerfileStages(text, buildArgs: buildArgs, platforms: .init(build: host, target: target))))
+                perTarget.append(
+                    (
+                        target,
+                        try DockerfileStages(text, buildArgs: buildArgs, platforms: .init(build: host, target: target))
+                    ))
             }
         } catch {
             // buildah's own message says it best; the build fails there, with no bases resolved.
             log.info("\(configuration.dockerfile.lastPathComponent): \(error)")
-            return BaseResolution(bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
+            return BaseResolution(
+                bases: [], final: nil, buildArgs: buildArgs, dockerfile: configuration.dockerfile, hosts: [])
         }
 
         let considered = Self.upToTarget(perTarget[0].stages, target: configuration.target)
-        let targetBuilds = perTarget.map { Emulation.TargetBuild(target: $0.target, stages: Self.upToTarget($0.stages, target: configuration.target).stages) }
+        let targetBuilds = perTarget.map {
+            Emulation.TargetBuild(
+                target: $0.target, stages: Self.upToTarget($0.stages, target: configuration.target).stages)
+        }
         // buildah 1.28 gives RUN steps BUILDPLATFORM & co. but expands them as empty in a
         // FROM line (measured: FROM --platform=$BUILDPLATFORM then takes the target's
         // manifest), so they are passed as build args, as BuildKit defines them.
         if considered.stages.contains(where: \.usesBuildPlatformArgs) {
-            let automatic = DockerfileStages.Platforms(build: host, target: targets[0]).arguments.filter { $0.key.hasPrefix("BUILD") }
+            let automatic = DockerfileStages.Platforms(build: host, target: targets[0]).arguments.filter {
+                $0.key.hasPrefix("BUILD")
+            }
             buildArgs.merge(automatic) { given, _ in given }
         }
         try Self.requireSameBases(targetBuilds, targets: targets)
         let keepIndex = Self.basesKeepingIndex(considered, host: host, target: targets[0])
-        let (resolved, replacements, hosts) = try registryBases(considered, local: local, keepIndex: keepIndex, sources: &sources)
+        let (resolved, replacements, hosts) = try registryBases(
+            considered, local: local, keepIndex: keepIndex, sources: &sources)
 
         var dockerfile = configuration.dockerfile
         if !replacements.isEmpty {
             let pinned: String
-            do { pinned = try DockerfileStages.pinning(text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
-                                                                replacements: replacements) } catch {
+            do {
+                pinned = try DockerfileStages.pinning(
+                    text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
+                    replacements: replacements)
+            } catch {
                 throw BuildError(.invalidDockerfile, "\(configuration.dockerfile.lastPathComponent): \(error)")
             }
             dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
             try Data(pinned.utf8).write(to: dockerfile)
         }
         let bases = considered.externalBases.compactMap { resolved[$0] }
-        return BaseResolution(bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile, hosts: hosts,
-                              targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
-                              fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
-                              assemblyStages: perTarget.map { ($0.target, Self.upToTarget($0.stages, target: configuration.target)) },
-                              directives: DockerfileStages.directives(text))
+        return BaseResolution(
+            bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile,
+            hosts: hosts,
+            targetBuilds: targetBuilds, stageBases: try Self.stageBases(considered, resolved),
+            fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
+            assemblyStages: perTarget.map { ($0.target, Self.upToTarget($0.stages, target: configuration.target)) },
+            directives: DockerfileStages.directives(text))
     }
 
     /// The image args, each opened from its directory: the build args naming them as
     /// buildah's references, and each one's base and source under that reference.
     func imageArguments(scratch: URL, links: URL) throws
-        -> (buildArgs: [String: String], local: [String: BaseImage], sources: [String: BaseSource]) {
+        -> (buildArgs: [String: String], local: [String: BaseImage], sources: [String: BaseSource])
+    {
         var buildArgs = configuration.buildArgs
         var local: [String: BaseImage] = [:]  // buildah reference → base
         var sources: [String: BaseSource] = [:]
         for (name, directory) in configuration.imageArgs.sorted(by: { $0.key < $1.key }) {
-            let argument = try ImageArgument(name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
-                                             links: links)
+            let argument = try ImageArgument(
+                name: name, directory: directory, scratch: scratch.appendingPathComponent("image-arg-\(local.count)"),
+                links: links)
             buildArgs[name] = argument.buildahReference
             sources[argument.buildahReference] = .directory(argument.image)
-            local[argument.buildahReference] = BaseImage(reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
+            local[argument.buildahReference] = BaseImage(
+                reference: "image-arg:\(name)", name: argument.baseName, digest: argument.digest)
             log.info("base \(name) from \(directory.path): \(argument.digest)")
         }
         return (buildArgs, local, sources)
@@ -183,27 +207,37 @@ struct BaseResolver {
 
     /// One Dockerfile is pinned for every platform, so every platform must name the same bases.
     static func requireSameBases(_ targetBuilds: [Emulation.TargetBuild], targets: [Platform]) throws {
-        if let other = targetBuilds.dropFirst().first(where: { $0.stages.map(\.base) != targetBuilds[0].stages.map(\.base) }) {
+        if let other = targetBuilds.dropFirst().first(where: {
+            $0.stages.map(\.base) != targetBuilds[0].stages.map(\.base)
+        }) {
             let differing = zip(targetBuilds[0].stages, other.stages).first { $0.base != $1.base }
-            throw BuildError(.unsupported, "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately")
+            throw BuildError(
+                .unsupported,
+                "FROM on line \(differing?.0.line ?? 0) names a different image per platform (\(differing?.0.base ?? "?") for \(targets[0]), \(differing?.1.base ?? "?") for \(other.target)); use one multi-platform base, or build each platform separately"
+            )
         }
     }
 
     /// The bases pinned to their whole index: a stage with its own --platform
     /// (FROM --platform=$BUILDPLATFORM …) uses another platform's manifest than the target's.
     static func basesKeepingIndex(_ considered: DockerfileStages, host: Platform, target: Platform) -> Set<String> {
-        Set(considered.stages.filter { stage in
-            guard stage.platformFlag != nil else { return false }
-            let own = stage.onBuildPlatform ? host : (try? Platform(stage.platform ?? ""))
-            return own.map { !$0.matches(target) } ?? true
-        }.map(\.base))
+        Set(
+            considered.stages.filter { stage in
+                guard stage.platformFlag != nil else { return false }
+                let own = stage.onBuildPlatform ? host : (try? Platform(stage.platform ?? ""))
+                return own.map { !$0.matches(target) } ?? true
+            }.map(\.base))
     }
 
     /// Each external base resolved in the Dockerfile's order: an image arg from `local`, a
     /// registry image to its digest (added to `sources`), with the replacements that pin it
     /// and the registries it came from.
-    func registryBases(_ considered: DockerfileStages, local: [String: BaseImage], keepIndex: Set<String>, sources: inout [String: BaseSource]) throws
-        -> (resolved: [String: BaseImage], replacements: [String: String], hosts: [RegistryHost]) {
+    func registryBases(
+        _ considered: DockerfileStages, local: [String: BaseImage], keepIndex: Set<String>,
+        sources: inout [String: BaseSource]
+    ) throws
+        -> (resolved: [String: BaseImage], replacements: [String: String], hosts: [RegistryHost])
+    {
         var resolved: [String: BaseImage] = [:]  // FROM's base → base
         var replacements: [String: String] = [:]
         var hosts: [RegistryHost] = []
@@ -220,7 +254,8 @@ struct BaseResolver {
             // registries.conf sends its pull to the same mirror).
             let source = access.located(reference, digest: configuration.baseDigests?[written])
             let (digest, top) = try pinnedOrResolved(source, written: written, narrow: !keepIndex.contains(written))
-            resolved[written] = BaseImage(reference: written, name: reference.description, digest: digest, summaryDigest: top)
+            resolved[written] = BaseImage(
+                reference: written, name: reference.description, digest: digest, summaryDigest: top)
             replacements[written] = "\(reference.name)@\(digest)"
             sources[written] = .registry(source, digest)
             for host in [reference.registry, source.registry] where !hosts.contains(host) { hosts.append(host) }
@@ -231,11 +266,15 @@ struct BaseResolver {
 
     /// Each stage's base as the inputs digest records it: an earlier stage by its index
     /// (as ``DockerfileStages/externalBases`` tells them apart), else scratch, else the digest.
-    static func stageBases(_ stages: DockerfileStages, _ resolved: [String: BaseImage]) throws -> [BuildInputs.StageBase] {
+    static func stageBases(_ stages: DockerfileStages, _ resolved: [String: BaseImage]) throws -> [BuildInputs
+        .StageBase]
+    {
         try stages.stages.enumerated().map { index, stage in
             let lowered = stage.base.lowercased()
             if lowered == "scratch" { return .scratch }
-            if let earlier = stages.stages[..<index].firstIndex(where: { $0.name == lowered }) { return .stage(earlier) }
+            if let earlier = stages.stages[..<index].firstIndex(where: { $0.name == lowered }) {
+                return .stage(earlier)
+            }
             guard let base = resolved[stage.base] else {
                 throw BuildError(.unresolvedBase, "FROM \(stage.base) on line \(stage.line) was not resolved")
             }
@@ -246,10 +285,14 @@ struct BaseResolver {
     /// The digest to build from and the digest its reference has: from `BASE_DIGESTS_FILE`
     /// when given (exactly what check saw), else from the registry.
     /// - Parameter narrow: whether a one-platform build may use the target's manifest of an index.
-    func pinnedOrResolved(_ reference: ImageReference, written: String, narrow: Bool = true) throws -> (Digest, Digest) {
+    func pinnedOrResolved(_ reference: ImageReference, written: String, narrow: Bool = true) throws -> (Digest, Digest)
+    {
         if let pinned = configuration.baseDigests {
             guard let digest = pinned[written] else {
-                throw BuildError(.unresolvedBase, "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?")
+                throw BuildError(
+                    .unresolvedBase,
+                    "BASE_DIGESTS_FILE has no digest for FROM \(written) (it has: \(pinned.keys.sorted().joined(separator: ", "))); do source.track_base.build_args match the task's build args?"
+                )
             }
             return (digest, digest)
         }
@@ -257,22 +300,32 @@ struct BaseResolver {
         do {
             let client = try access.client(for: reference.registry)
             guard let top = try client.manifestDescriptor(reference.repository, reference.reference) else {
-                throw BuildError(.missingBase, "the base image \(written) does not exist (\(reference) was not found in its registry)")
+                throw BuildError(
+                    .missingBase,
+                    "the base image \(written) does not exist (\(reference) was not found in its registry)")
             }
-            return (narrow ? try resolve(reference, written: written, top: top, client: client) : top.digest, top.digest)
+            return (
+                narrow ? try resolve(reference, written: written, top: top, client: client) : top.digest, top.digest
+            )
         } catch let error as BuildError {
             throw error
-        } catch let error as RegistryError where [.unauthorized, .denied].contains(error.kind) && configuration.registryUsername != nil
-                    && access.configuredCredentials(for: reference.registry) == nil {
+        } catch let error as RegistryError
+            where [.unauthorized, .denied].contains(error.kind) && configuration.registryUsername != nil
+            && access.configuredCredentials(for: reference.registry) == nil
+        {
             // The rule is new to anyone who used REGISTRY_* for a private base elsewhere: say it.
-            throw BuildError(.unresolvedBase, "cannot resolve the base image \(written): \(error); REGISTRY_USERNAME/REGISTRY_PASSWORD go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(reference.registry) an entry in DOCKER_CONFIG's config.json")
+            throw BuildError(
+                .unresolvedBase,
+                "cannot resolve the base image \(written): \(error); REGISTRY_USERNAME/REGISTRY_PASSWORD go only to the registries of TAG, SKIP_IF_PUBLISHED and CACHE_REPOSITORY: give \(reference.registry) an entry in DOCKER_CONFIG's config.json"
+            )
         } catch {
             throw BuildError(.unresolvedBase, "cannot resolve the base image \(written): \(error)")
         }
     }
 
     /// The digest of `reference` in its registry; for one platform, that platform's manifest.
-    func resolve(_ reference: ImageReference, written: String, top: Descriptor, client: RegistryClient) throws -> Digest {
+    func resolve(_ reference: ImageReference, written: String, top: Descriptor, client: RegistryClient) throws -> Digest
+    {
         if let digest = reference.digest { return digest }
         do {
             guard top.mediaType.isIndex, configuration.platforms.count <= 1 else { return top.digest }
@@ -332,14 +385,21 @@ struct ImageArgument {
         } else if exists("image.tar") {
             image = directory.appendingPathComponent("image.tar")
         } else if exists("rootfs") {
-            throw BuildError(.unsupported, "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)")
+            throw BuildError(
+                .unsupported,
+                "image arg \(name): \(directory.path) holds only rootfs/; get the image with format: oci (image.tar) or oci-layout (oci/)"
+            )
         } else {
-            throw BuildError(.missingBase, "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
+            throw BuildError(
+                .missingBase,
+                "image arg \(name): \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
         }
 
         var isLayout: ObjCBool = false
         manager.fileExists(atPath: image.path, isDirectory: &isLayout)
-        let link = links.appendingPathComponent(name.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } + "-\(UUID().uuidString.prefix(8).lowercased())")
+        let link = links.appendingPathComponent(
+            name.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+                + "-\(UUID().uuidString.prefix(8).lowercased())")
         try manager.createSymbolicLink(at: link, withDestinationURL: image)
         if isLayout.boolValue {
             let layout = try OCILayout(opening: image)
@@ -359,7 +419,9 @@ struct ImageArgument {
             }
         }
         if isDirectory.boolValue, let text = read("digest"), let recorded = try? Digest(text) { digest = recorded }
-        baseName = isDirectory.boolValue ? Self.reference(repository: read("repository"), tag: read("tag"), digest: digest) : nil
+        baseName =
+            isDirectory.boolValue
+            ? Self.reference(repository: read("repository"), tag: read("tag"), digest: digest) : nil
     }
 
     /// The reference a get directory's files name (as our `in` and registry-image write
@@ -394,7 +456,8 @@ extension String {
 /// `oci:` base after its path and refuses capitals), removed afterwards.
 func withLowercaseTemporaryDirectory<R>(_ prefix: String, _ body: (URL) throws -> R) throws -> R {
     let temporary = NSTemporaryDirectory().lowercased() == NSTemporaryDirectory() ? NSTemporaryDirectory() : "/tmp"
-    let directory = URL(fileURLWithPath: temporary).appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8).lowercased())")
+    let directory = URL(fileURLWithPath: temporary).appendingPathComponent(
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     return try body(directory)

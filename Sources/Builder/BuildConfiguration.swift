@@ -1,6 +1,6 @@
-import Errors
 import BuildContext
 import BuildLock
+import Errors
 import Foundation
 import GitSource
 import OCI
@@ -72,14 +72,17 @@ public struct BuildConfiguration: Sendable, Equatable {
         "LOCK_PRIVATE_KEY", "LOCK_USERNAME", "LOCK_PASSWORD", "OUTPUT", "BRANCH", "CACHE", "BUILDER",
         "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_INSECURE", "REGISTRY_CA_CERTS", "DOCKER_CONFIG",
         // oci-build-task's outputs and BuildKit settings (BuildKitSettings.swift).
-        "UNPACK_ROOTFS", "OUTPUT_OCI", "ADDITIONAL_TARGETS", "BUILDKIT_SSH", "BUILDKIT_ADD_HOSTS", "BUILDKIT_EXTRA_CONFIG",
+        "UNPACK_ROOTFS", "OUTPUT_OCI", "ADDITIONAL_TARGETS", "BUILDKIT_SSH", "BUILDKIT_ADD_HOSTS",
+        "BUILDKIT_EXTRA_CONFIG",
         "REGISTRY_MIRRORS", "DEBUG", "CACHE_REPOSITORY", "CACHE_TTL",
         // oci-build-task's undocumented comma-separated lists (its envconfig reads every Config field).
         "BUILD_ARGS", "LABELS", "IMAGE_ARGS",
         // `build-task plan` and `build-all` (GraphFlags).
         "ROOT", "REPOSITORY", "SINCE", "IMAGE_TAG",
     ]
-    public static let variablePrefixes = ["BUILD_ARG_", "LABEL_", "IMAGE_ARG_", "BUILDKIT_SECRET_", "BUILDKIT_SECRETTEXT_"]
+    public static let variablePrefixes = [
+        "BUILD_ARG_", "LABEL_", "IMAGE_ARG_", "BUILDKIT_SECRET_", "BUILDKIT_SECRETTEXT_",
+    ]
 
     public struct ValidationError: SlipwayError {
         /// What kind of failure this is (one kind: the message says the rest).
@@ -98,8 +101,10 @@ public struct BuildConfiguration: Sendable, Equatable {
         context = files.context
         dockerfile = files.dockerfile
         target = try read.target()
-        buildArgs = try read.layeredPairs("BUILD_ARGS", file: "BUILD_ARGS_FILE", prefix: "BUILD_ARG_", flags: flags.buildArgs, option: "--build-arg")
-        labels = try read.layeredPairs("LABELS", file: "LABELS_FILE", prefix: "LABEL_", flags: flags.labels, option: "--label")
+        buildArgs = try read.layeredPairs(
+            "BUILD_ARGS", file: "BUILD_ARGS_FILE", prefix: "BUILD_ARG_", flags: flags.buildArgs, option: "--build-arg")
+        labels = try read.layeredPairs(
+            "LABELS", file: "LABELS_FILE", prefix: "LABEL_", flags: flags.labels, option: "--label")
         platforms = try read.platforms()
         imageArgs = try read.imageArgs()
         baseDigests = try read.baseDigests()
@@ -122,8 +127,11 @@ public struct BuildConfiguration: Sendable, Equatable {
         registryUsername = credentials.username
         registryPassword = credentials.password
         // Inside the context they are left out of the build (contextExclusions); the context itself cannot be.
-        for (variable, directory) in [("CACHE", cache), ("OUTPUT", output)] where Self.path(directory, within: context) == "" {
-            throw ValidationError("\(variable)=\(directory.path) is the context itself: give it a directory of its own (inside the context is fine, it is left out of the build)")
+        for (variable, directory) in [("CACHE", cache), ("OUTPUT", output)]
+        where Self.path(directory, within: context) == "" {
+            throw ValidationError(
+                "\(variable)=\(directory.path) is the context itself: give it a directory of its own (inside the context is fine, it is left out of the build)"
+            )
         }
         registryInsecure = try read.truthy(flags.registryInsecure, "REGISTRY_INSECURE")
         registryCACerts = read.value(flags.registryCACerts, "REGISTRY_CA_CERTS").map(read.path)
@@ -138,7 +146,9 @@ public struct BuildConfiguration: Sendable, Equatable {
     public var contextExclusions: [String] {
         var paths: [String] = []
         for directory in [cache, output] {
-            if let relative = Self.path(directory, within: context), !relative.isEmpty, !paths.contains(relative) { paths.append(relative) }
+            if let relative = Self.path(directory, within: context), !relative.isEmpty, !paths.contains(relative) {
+                paths.append(relative)
+            }
         }
         return paths
     }
@@ -146,7 +156,8 @@ public struct BuildConfiguration: Sendable, Equatable {
     /// `inner` relative to `outer` ("" when they are the same), nil when it is not inside;
     /// symbolic links resolved as far as the path exists.
     static func path(_ inner: URL, within outer: URL) -> String? {
-        let innerPath = resolved(inner), outerPath = resolved(outer)
+        let innerPath = resolved(inner)
+        let outerPath = resolved(outer)
         if innerPath == outerPath { return "" }
         let prefix = outerPath == "/" ? "/" : outerPath + "/"
         return innerPath.hasPrefix(prefix) ? String(innerPath.dropFirst(prefix.count)) : nil
@@ -172,12 +183,16 @@ public struct BuildConfiguration: Sendable, Equatable {
     /// a `git:` lock repository, and a username and a password go together. Names the
     /// setting, never its value.
     static func unusedLockCredential(lock: String?, credentials: GitCredentials) -> String? {
-        let given = [("LOCK_PRIVATE_KEY (--lock-private-key-file)", credentials.privateKey), ("LOCK_USERNAME (--lock-username)", credentials.username),
-                     ("LOCK_PASSWORD (--lock-password)", credentials.password)].filter { $0.1 != nil }.map(\.0)
+        let given = [
+            ("LOCK_PRIVATE_KEY (--lock-private-key-file)", credentials.privateKey),
+            ("LOCK_USERNAME (--lock-username)", credentials.username),
+            ("LOCK_PASSWORD (--lock-password)", credentials.password),
+        ].filter { $0.1 != nil }.map(\.0)
         guard let first = given.first else { return nil }
         guard let lock, lock.hasPrefix("git:") else {
             let now = lock == nil ? "LOCK is not set" : "LOCK is a file: lock"
-            return "\(first) is set, but \(now); lock credentials are only for a git:<uri> lock repository: set LOCK=git:<uri>, or remove it"
+            return
+                "\(first) is set, but \(now); lock credentials are only for a git:<uri> lock repository: set LOCK=git:<uri>, or remove it"
         }
         if (credentials.username == nil) != (credentials.password == nil) {
             return "LOCK_USERNAME and LOCK_PASSWORD go together (https lock repository): set both, or neither"
@@ -214,13 +229,17 @@ public struct BuildConfiguration: Sendable, Equatable {
 
     /// oci-build-task's `BUILD_ARGS`, `LABELS`, `IMAGE_ARGS`: `NAME=VALUE` items separated by
     /// commas, as its configuration library reads a list from one variable.
-    static func commaPairs(_ environment: [String: String], _ variable: String) throws(ValidationError) -> [String: String] {
+    static func commaPairs(_ environment: [String: String], _ variable: String) throws(ValidationError) -> [String:
+        String]
+    {
         guard let text = environment[variable], !text.isEmpty else { return [:] }
         var result: [String: String] = [:]
         for (number, item) in text.split(separator: ",").enumerated() {
             guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
                 // Not the item itself: a build arg's value may be a secret.
-                throw ValidationError("\(variable): item \(number + 1) is not NAME=VALUE (items are separated by commas; use \(variable == "LABELS" ? "LABEL_<name>" : variable == "IMAGE_ARGS" ? "IMAGE_ARG_<name>" : "BUILD_ARG_<name>") for a value with a comma)")
+                throw ValidationError(
+                    "\(variable): item \(number + 1) is not NAME=VALUE (items are separated by commas; use \(variable == "LABELS" ? "LABEL_<name>" : variable == "IMAGE_ARGS" ? "IMAGE_ARG_<name>" : "BUILD_ARG_<name>") for a value with a comma)"
+                )
             }
             result[String(item[..<equals])] = String(item[item.index(after: equals)...])
         }
@@ -235,7 +254,9 @@ public struct BuildConfiguration: Sendable, Equatable {
         }
         if ["yml", "yaml"].contains(file.pathExtension.lowercased()) {
             let loaded: Any?
-            do { loaded = try DocumentNesting.load(text, what: "\(variable)=\(file.path)") } catch let refusal as DocumentNesting.Refusal {
+            do { loaded = try DocumentNesting.load(text, what: "\(variable)=\(file.path)") } catch let refusal
+                as DocumentNesting.Refusal
+            {
                 throw ValidationError(refusal.message)
             } catch { loaded = nil }
             guard let map = loaded as? [String: Any] else {
@@ -271,7 +292,9 @@ private struct SettingReader {
     let environment: [String: String]
     let directory: URL
 
-    func value(_ flag: String?, _ variable: String) -> String? { BuildConfiguration.setting(flag, variable, environment) }
+    func value(_ flag: String?, _ variable: String) -> String? {
+        BuildConfiguration.setting(flag, variable, environment)
+    }
 
     func path(_ text: String) -> URL {
         text.hasPrefix("/") ? URL(fileURLWithPath: text) : directory.appendingPathComponent(text)
@@ -291,7 +314,8 @@ private struct SettingReader {
     func contextAndDockerfile() throws(ValidationError) -> (context: URL, dockerfile: URL) {
         let context = path(value(flags.context, "CONTEXT") ?? ".")
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: context.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: context.path, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
             throw ValidationError("the context \(context.path) is not a directory (CONTEXT / --context)")
         }
         let dockerfile = value(flags.dockerfile, "DOCKERFILE").map(path) ?? context.appendingPathComponent("Dockerfile")
@@ -313,7 +337,9 @@ private struct SettingReader {
     }
 
     /// Build args or labels: files first, then variables, then flags; the most specific wins.
-    func layeredPairs(_ variable: String, file fileVariable: String, prefix: String, flags items: [String], option: String) throws(ValidationError) -> [String: String] {
+    func layeredPairs(
+        _ variable: String, file fileVariable: String, prefix: String, flags items: [String], option: String
+    ) throws(ValidationError) -> [String: String] {
         var pairs = try BuildConfiguration.commaPairs(environment, variable)
         if let file = environment[fileVariable], !file.isEmpty {
             pairs.merge(try BuildConfiguration.readPairs(path(file), variable: fileVariable)) { $1 }
@@ -325,8 +351,12 @@ private struct SettingReader {
 
     func platforms() throws(ValidationError) -> [Platform] {
         var platforms: [Platform] = []
-        for text in (value(flags.platform, "IMAGE_PLATFORM") ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !text.isEmpty {
-            do { platforms.append(try Platform(text)) } catch { throw ValidationError("IMAGE_PLATFORM / --platform: \(error)") }
+        for text in (value(flags.platform, "IMAGE_PLATFORM") ?? "").split(separator: ",").map({
+            $0.trimmingCharacters(in: .whitespaces)
+        }) where !text.isEmpty {
+            do { platforms.append(try Platform(text)) } catch {
+                throw ValidationError("IMAGE_PLATFORM / --platform: \(error)")
+            }
         }
         return platforms
     }
@@ -345,7 +375,8 @@ private struct SettingReader {
     func baseDigests() throws(ValidationError) -> [String: Digest]? {
         guard let file = value(flags.baseDigestsFile, "BASE_DIGESTS_FILE") else { return nil }
         guard let data = try? Data(contentsOf: path(file)), let digests = try? BaseSummary.decode(data) else {
-            throw ValidationError("BASE_DIGESTS_FILE / --base-digests-file=\(file): cannot read a JSON map of FROM references to digests")
+            throw ValidationError(
+                "BASE_DIGESTS_FILE / --base-digests-file=\(file): cannot read a JSON map of FROM references to digests")
         }
         return digests
     }
@@ -356,21 +387,27 @@ private struct SettingReader {
             guard let text else { return nil }
             do { return try ImageReference(text) } catch { throw ValidationError("\(what): \(error)") }
         }
-        let skipIfPublished = try reference(value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
+        let skipIfPublished = try reference(
+            value(flags.skipIfPublished, "SKIP_IF_PUBLISHED"), "SKIP_IF_PUBLISHED / --skip-if-published")
         let tag = try reference(value(flags.tag, "TAG"), "TAG / --tag")
         let push = try truthy(flags.push, "PUSH")
-        if push && tag == nil { throw ValidationError("--push / PUSH needs --tag / TAG: the image reference to push to") }
+        if push && tag == nil {
+            throw ValidationError("--push / PUSH needs --tag / TAG: the image reference to push to")
+        }
         return (skipIfPublished, tag, push)
     }
 
     /// `LOCK` and its key, timeouts and credentials.
-    func lock() throws(ValidationError) -> (lock: String?, key: String?, timeout: Duration, ttl: Duration, credentials: GitCredentials) {
+    func lock() throws(ValidationError) -> (
+        lock: String?, key: String?, timeout: Duration, ttl: Duration, credentials: GitCredentials
+    ) {
         let lock = value(flags.lock, "LOCK")
         if let lock, !(lock.hasPrefix("file:") || lock.hasPrefix("git:")) {
             throw ValidationError("LOCK / --lock=\(lock): expected file:<dir> or git:<uri>")
         }
         let key = value(flags.lockKey, "LOCK_KEY")
-        let timeout = try BuildConfiguration.duration(value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
+        let timeout = try BuildConfiguration.duration(
+            value(flags.lockTimeout, "LOCK_TIMEOUT") ?? "30m", "LOCK_TIMEOUT / --lock-timeout")
         let ttl = try BuildConfiguration.duration(value(flags.lockTTL, "LOCK_TTL") ?? "2h", "LOCK_TTL / --lock-ttl")
         var privateKey = environment["LOCK_PRIVATE_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         if let file = flags.lockPrivateKeyFile, !file.isEmpty {
@@ -379,9 +416,12 @@ private struct SettingReader {
             }
             privateKey = text
         }
-        let credentials = GitCredentials(username: value(flags.lockUsername, "LOCK_USERNAME"), password: value(flags.lockPassword, "LOCK_PASSWORD"),
-                                         privateKey: privateKey)
-        if let unused = BuildConfiguration.unusedLockCredential(lock: lock, credentials: credentials) { throw ValidationError(unused) }
+        let credentials = GitCredentials(
+            username: value(flags.lockUsername, "LOCK_USERNAME"), password: value(flags.lockPassword, "LOCK_PASSWORD"),
+            privateKey: privateKey)
+        if let unused = BuildConfiguration.unusedLockCredential(lock: lock, credentials: credentials) {
+            throw ValidationError(unused)
+        }
         return (lock, key, timeout, ttl, credentials)
     }
 

@@ -1,5 +1,5 @@
-import Errors
 import Console
+import Errors
 import Foundation
 import Spawn
 
@@ -28,7 +28,10 @@ public struct Buildah: Sendable {
     /// `DEBUG`: log each `buildah bud` command line (secrets are file paths there, never values).
     var debug = false
 
-    public init(storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false)) {
+    public init(
+        storage: URL, log: Log, runner: any CommandRunner = SpawnCommandRunner(),
+        progress: StatusLine = StatusLine(enabled: false)
+    ) {
         self.runner = runner
         self.storage = storage
         self.log = log
@@ -40,8 +43,11 @@ public struct Buildah: Sendable {
     }
 
     var global: [String] {
-        ["--root", storage.appendingPathComponent("storage").path, "--runroot", storage.appendingPathComponent("runroot").path,
-         "--storage-driver", "vfs"]
+        [
+            "--root", storage.appendingPathComponent("storage").path, "--runroot",
+            storage.appendingPathComponent("runroot").path,
+            "--storage-driver", "vfs",
+        ]
     }
 
     /// Fails early, with what to do, when buildah is missing or cannot use its storage.
@@ -57,8 +63,12 @@ public struct Buildah: Sendable {
         let info = try runner.run(command(global + ["images", "--quiet"]))
         guard info.succeeded else {
             // Refused a user namespace (a non-privileged Concourse task): the cause and the fix, not buildah's "(Unable to determine exit status)".
-            if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) { throw Failure(problem) }
-            throw Failure("buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))")
+            if let problem = Namespaces.problem(buildahOutput: info.errorText + "\n" + info.outputText) {
+                throw Failure(problem)
+            }
+            throw Failure(
+                "buildah cannot use its storage in \(storage.path) (does it run as root or with user namespaces?): \(Self.lastLine(info))"
+            )
         }
     }
 
@@ -66,9 +76,12 @@ public struct Buildah: Sendable {
     ///
     /// With several platforms the images go into the manifest list `name` instead
     /// (`--manifest`); a list of that name is removed first, since buildah would append to it.
-    public func build(context: URL, dockerfile: URL, name: String, target: String?, buildArgs: [String: String],
-                      labels: [String: String], timestamp: Int?, platforms: [String], options: [String] = []) throws -> String {
-        var arguments = global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path] + options
+    public func build(
+        context: URL, dockerfile: URL, name: String, target: String?, buildArgs: [String: String],
+        labels: [String: String], timestamp: Int?, platforms: [String], options: [String] = []
+    ) throws -> String {
+        var arguments =
+            global + ["bud", "--isolation", "chroot", "--layers", "--quiet=false", "-f", dockerfile.path] + options
         if platforms.count > 1 {
             _ = try? runner.run(command(global + ["manifest", "rm", name]))
             arguments += ["--manifest", name, "--platform", platforms.joined(separator: ",")]
@@ -78,7 +91,9 @@ public struct Buildah: Sendable {
         }
         if let target { arguments += ["--target", target] }
         if let timestamp { arguments += ["--timestamp", String(timestamp)] }
-        for (key, value) in buildArgs.sorted(by: { $0.key < $1.key }) { arguments += ["--build-arg", "\(key)=\(value)"] }
+        for (key, value) in buildArgs.sorted(by: { $0.key < $1.key }) {
+            arguments += ["--build-arg", "\(key)=\(value)"]
+        }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) { arguments += ["--label", "\(key)=\(value)"] }
         let iidfile = storage.appendingPathComponent("iid-\(UUID().uuidString.prefix(8))")
         defer { unlink(iidfile.path) }
@@ -103,12 +118,15 @@ public struct Buildah: Sendable {
             let last = Self.lastLine(result)
             if last.contains("failed pushing cache to") {
                 // buildah 1.28 fails the build when a --cache-to push fails.
-                throw Failure("buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)")
+                throw Failure(
+                    "buildah bud failed to push a step to CACHE_REPOSITORY (check that it is reachable and the credentials may push there, or unset it): \(last)"
+                )
             }
             throw Failure("buildah bud failed: \(last)")
         }
         log.info("built \(name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return ((try? String(contentsOf: iidfile, encoding: .utf8)) ?? "").trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     /// `buildah push` to a transport destination (`oci:<dir>:<name>`, `docker-archive:<file>:<ref>`).
@@ -119,8 +137,11 @@ public struct Buildah: Sendable {
 
     /// `buildah manifest push --all --format oci`: a manifest list as an OCI index.
     public func pushList(_ name: String, to destination: String) throws {
-        let result = try runner.run(command(global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
-        guard result.succeeded else { throw Failure("buildah manifest push to \(destination) failed: \(Self.lastLine(result))") }
+        let result = try runner.run(
+            command(global + ["manifest", "push", "--all", "--format", "oci", "--quiet", name, destination]))
+        guard result.succeeded else {
+            throw Failure("buildah manifest push to \(destination) failed: \(Self.lastLine(result))")
+        }
     }
 
     /// Removes the name, an image or a manifest list (layers stay cached).
@@ -136,8 +157,11 @@ public struct Buildah: Sendable {
     }
 
     static func lastLine(_ result: CommandResult) -> String {
-        let text = (result.errorText + "\n" + result.outputText).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-        return text.last(where: { $0.lowercased().contains("error") }) ?? text.last(where: { !$0.isEmpty }) ?? "exit \(result.status)"
+        let text = (result.errorText + "\n" + result.outputText).split(separator: "\n").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        return text.last(where: { $0.lowercased().contains("error") }) ?? text.last(where: { !$0.isEmpty })
+            ?? "exit \(result.status)"
     }
 }
 

@@ -40,14 +40,18 @@ public enum Emulation {
                     platform = host
                 } else if let text = stage.platform, !text.isEmpty, let explicit = try? Platform(text) {
                     platform = explicit
-                } else if let earlier = build.stages[..<index].lastIndex(where: { $0.name != nil && $0.name == stage.base.lowercased() }) {
+                } else if let earlier = build.stages[..<index].lastIndex(where: {
+                    $0.name != nil && $0.name == stage.base.lowercased()
+                }) {
                     platform = effective[earlier]
                 } else {
                     platform = build.target
                 }
                 effective.append(platform)
                 let architecture = platform.normalized.architecture
-                guard stage.runs, !runsNatively(architecture, on: host), !emulators.contains(architecture) else { continue }
+                guard stage.runs, !runsNatively(architecture, on: host), !emulators.contains(architecture) else {
+                    continue
+                }
                 let name = stage.name.map { "stage \"\($0)\"" } ?? "stage \(index + 1)"
                 let handler = "qemu-" + qemuName(architecture)
                 return "\(name) (line \(stage.line), FROM \(stage.base)) has RUN steps for \(platform), "
@@ -99,6 +103,8 @@ public struct BinfmtProbe: Sendable {
         }
         guard firstLine("status") == "enabled" else { return [] }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return Set(names.filter { $0 != "status" && $0 != "register" && firstLine($0) == "enabled" }.compactMap(Emulation.architecture(ofHandler:)))
+        return Set(
+            names.filter { $0 != "status" && $0 != "register" && firstLine($0) == "enabled" }.compactMap(
+                Emulation.architecture(ofHandler:)))
     }
 }

@@ -2,11 +2,11 @@ import BuildContext
 import BuildLock
 import Console
 import Foundation
-import Spawn
 import ImageLayout
 import OCI
 import Registry
 import RootFS
+import Spawn
 import Transfer
 
 /// One `build-task` run: an image built from the context, written to `image/` (`oci/`,
@@ -40,9 +40,12 @@ public struct ImageBuild {
     /// Whether buildah may create its namespaces here: asked before a build that needs them.
     let namespaces: NamespaceProbe
 
-    public init(_ configuration: BuildConfiguration, log: Log, environment: [String: String] = ProcessInfo.processInfo.environment,
-                runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false),
-                binfmt: BinfmtProbe = BinfmtProbe(), namespaces: NamespaceProbe = NamespaceProbe()) {
+    public init(
+        _ configuration: BuildConfiguration, log: Log,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        runner: any CommandRunner = SpawnCommandRunner(), progress: StatusLine = StatusLine(enabled: false),
+        binfmt: BinfmtProbe = BinfmtProbe(), namespaces: NamespaceProbe = NamespaceProbe()
+    ) {
         self.configuration = configuration
         self.log = log
         self.runner = runner
@@ -65,9 +68,11 @@ public struct ImageBuild {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let removeScratch: @Sendable () -> Void = { try? FileManager.default.removeItem(atPath: scratchPath) }
         return try TerminationCleanup.onSignal(removeScratch) {
-            try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) { secrets in
+            try PrivateRunDirectory.with(outside: configuration.context, log: log, environment: environment) {
+                secrets in
                 try withLowercaseTemporaryDirectory("slipway") { links in
-                    try resolveAndBuild(started: started, source: source, scratch: scratch, secrets: secrets, links: links)
+                    try resolveAndBuild(
+                        started: started, source: source, scratch: scratch, secrets: secrets, links: links)
                 }
             }
         }
@@ -77,27 +82,35 @@ public struct ImageBuild {
     func resolveAndBuild(started: Date, source: SourceFacts, scratch: URL, secrets: URL, links: URL) throws -> Result {
         let access = RegistryAccess(configuration: configuration, environment: environment, log: log)
         if configuration.registryUsername != nil && access.credentialHosts.isEmpty {
-            log.info("warning: REGISTRY_USERNAME and REGISTRY_PASSWORD are set, but no TAG, SKIP_IF_PUBLISHED or CACHE_REPOSITORY names a registry "
-                     + "for them, so no registry gets them (a FROM line's registry never does); a private base needs an entry in DOCKER_CONFIG")
+            log.info(
+                "warning: REGISTRY_USERNAME and REGISTRY_PASSWORD are set, but no TAG, SKIP_IF_PUBLISHED or CACHE_REPOSITORY names a registry "
+                    + "for them, so no registry gets them (a FROM line's registry never does); a private base needs an entry in DOCKER_CONFIG"
+            )
         }
-        let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(scratch: scratch, links: links)
+        let bases = try BaseResolver(configuration: configuration, access: access, log: log).resolve(
+            scratch: scratch, links: links)
         let inputsDigest = try Self.inputs(configuration, bases: bases).digest()
-        log.info("inputs \(inputsDigest)" + (source.revision.map { " at \($0.prefix(12))" } ?? "") + (source.branch.map { " on \($0)" } ?? ""))
+        log.info(
+            "inputs \(inputsDigest)" + (source.revision.map { " at \($0.prefix(12))" } ?? "")
+                + (source.branch.map { " on \($0)" } ?? ""))
         var timings = Timings(started: started)
         timings.mark("resolve")
 
         let published = try configuration.skipIfPublished.map {
             PublishedImages(repository: $0, client: try access.client(for: $0.registry), log: log)
         }
-        let run = Run(source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch, secrets: secrets, started: started)
+        let run = Run(
+            source: source, inputs: inputsDigest, bases: bases, access: access, published: published, scratch: scratch,
+            secrets: secrets, started: started)
         if let reused = try reuse(run, timings: &timings) { return reused }
         let producer = try chooseBuilder(run.bases)
         if case .buildah = producer { try checkBuildahCanRun(run.bases) }
         guard let lock = configuration.lock else { return try build(run, producer: producer, timings: &timings) }
         let repository = configuration.tag ?? configuration.skipIfPublished
         let key = configuration.lockKey ?? ((repository.map(\.name) ?? "local") + "@" + inputsDigest.rawValue)
-        let spec = try LockSpec(parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL,
-                                credentials: configuration.lockCredentials)
+        let spec = try LockSpec(
+            parsing: lock, key: key, timeout: configuration.lockTimeout, ttl: configuration.lockTTL,
+            credentials: configuration.lockCredentials)
         return try withBuildLock(spec, log: log, runner: runner) {
             // Whoever held the lock may have published these inputs meanwhile.
             var timings = timings
@@ -112,10 +125,12 @@ public struct ImageBuild {
     /// args only FROM lines read are left out; with `BASE_DIGESTS_FILE` (track_base) the
     /// `dev.slipway.base` label's summary, which names the references, counts too.
     static func inputs(_ configuration: BuildConfiguration, bases: BaseResolution) -> BuildInputs {
-        BuildInputs(contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
-                    buildArgs: configuration.buildArgs, fromOnlyArgs: bases.fromOnlyArgs, target: configuration.target,
-                    platforms: configuration.platforms.map(\.description), stageBases: bases.stageBases,
-                    baseSummary: configuration.baseDigests == nil ? nil : bases.summary, excludedPaths: configuration.contextExclusions)
+        BuildInputs(
+            contextDirectory: configuration.context, dockerfile: configuration.dockerfile,
+            buildArgs: configuration.buildArgs, fromOnlyArgs: bases.fromOnlyArgs, target: configuration.target,
+            platforms: configuration.platforms.map(\.description), stageBases: bases.stageBases,
+            baseSummary: configuration.baseDigests == nil ? nil : bases.summary,
+            excludedPaths: configuration.contextExclusions)
     }
 
     /// What one run knows before it builds.
@@ -141,7 +156,9 @@ public struct ImageBuild {
     /// The commit, branch, origin and commit time of the context's git checkout, if any.
     func sourceFacts() throws -> SourceFacts {
         func git(_ arguments: [String]) -> String? {
-            guard let result = try? runner.run(Command("git", ["-C", configuration.context.path] + arguments)), result.succeeded else { return nil }
+            guard let result = try? runner.run(Command("git", ["-C", configuration.context.path] + arguments)),
+                result.succeeded
+            else { return nil }
             let text = result.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : text
         }
@@ -154,7 +171,8 @@ public struct ImageBuild {
         facts.revision = git(["rev-parse", "HEAD"])
         facts.time = git(["log", "-1", "--format=%ct", "HEAD"]).flatMap { Int($0) }
         // BRANCH, else the .git/branch file Concourse's git resource and our in write, else the checked-out branch.
-        let branchFile = (try? String(contentsOfFile: root + "/.git/branch", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let branchFile = (try? String(contentsOfFile: root + "/.git/branch", encoding: .utf8))?.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let checkedOut = git(["rev-parse", "--abbrev-ref", "HEAD"]).flatMap { $0 == "HEAD" ? nil : $0 }
         facts.branch = configuration.branch ?? branchFile.flatMap { $0.isEmpty ? nil : $0 } ?? checkedOut
         facts.origin = git(["config", "--get", "remote.origin.url"]).map(Self.publicSource)
@@ -177,9 +195,12 @@ public struct ImageBuild {
     /// The published image with the same inputs written to `image/`, or nil (no buildah call either way).
     func reuse(_ run: Run, timings: inout Timings) throws -> Result? {
         guard let published = run.published, let found = try published.find(run.inputs) else { return nil }
-        log.info("\(published.repository.name):\(PublishedImages.describe(run.inputs)) has these inputs: reusing \(found.digest), no build")
+        log.info(
+            "\(published.repository.name):\(PublishedImages.describe(run.inputs)) has these inputs: reusing \(found.digest), no build"
+        )
         let output = try prepareOutput()
-        let image = try published.fetch(found, into: output.appendingPathComponent("oci"), revision: run.source.revision)
+        let image = try published.fetch(
+            found, into: output.appendingPathComponent("oci"), revision: run.source.revision)
         if case .image = image.manifest {
             try DockerArchive.write(image, repoTags: [repoTag], to: output.appendingPathComponent("image.tar"))
         }
@@ -189,12 +210,16 @@ public struct ImageBuild {
 
     /// What every run does once its image is in `image/`, reused or built: oci-build-task's
     /// outputs, the records, the attestations, then the push.
-    func finish(_ image: LayoutImage, run: Run, reused: Bool, builder: Producer?, timings: Timings, output: URL) throws -> Result {
+    func finish(_ image: LayoutImage, run: Run, reused: Bool, builder: Producer?, timings: Timings, output: URL) throws
+        -> Result
+    {
         try writeOCIBuildTaskOutputs(image, output: output)
         try writeRecords(image: image, run: run, reused: reused, timings: timings, output: output)
         try writeAttestations(image: image, run: run, builder: builder, output: output)
         try pushIfAsked(image, access: run.access)
-        return Result(digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision, branch: run.source.branch, reused: reused)
+        return Result(
+            digest: image.descriptor.digest, inputs: run.inputs, revision: run.source.revision,
+            branch: run.source.branch, reused: reused)
     }
 
     /// Who produces `image/oci`: the assembler (with its plan) or buildah.
@@ -206,7 +231,10 @@ public struct ImageBuild {
     /// What `BUILDER=assemble` says of a Dockerfile it cannot assemble: the reason and what to
     /// set instead (any buildah build needs `privileged: true` in Concourse, not only RUN).
     static func refusedUnderAssemble(_ refusal: AssemblyRefusal) -> BuildError {
-        BuildError(.notAssemblable, "\(refusal.description); BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)")
+        BuildError(
+            .notAssemblable,
+            "\(refusal.description); BUILDER=assemble cannot build it: use BUILDER=auto or buildah (buildah needs privileged: true in Concourse)"
+        )
     }
 
     /// `BUILDER` applied to this Dockerfile: `auto` assembles what executes nothing and logs
@@ -243,7 +271,8 @@ public struct ImageBuild {
         let need = namespaces.need()
         let runs = Namespaces.runs(bases.targetBuilds)
         if need == .userForEverything || runs,
-           let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs) {
+            let problem = Namespaces.problem(need: need, attempt: namespaces.attempt(need), runs: runs)
+        {
             throw BuildError(.hostCannotBuild, problem)
         }
     }
@@ -257,7 +286,8 @@ public struct ImageBuild {
         labels[SlipwayVocabulary.baseLabel] = run.bases.summary.rawValue
         labels.merge(BaseImage.keys(run.bases.final)) { $1 }
         if let time = run.source.time {
-            labels[SlipwayVocabulary.createdLabel] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(time)))
+            labels[SlipwayVocabulary.createdLabel] = ISO8601DateFormatter().string(
+                from: Date(timeIntervalSince1970: TimeInterval(time)))
         }
         labels.merge(configuration.labels) { $1 }
         return labels
@@ -307,10 +337,13 @@ public struct ImageBuild {
     /// The image assembled into `image/oci` (``Assembler``).
     func assemble(_ run: Run, plan: AssemblyPlan, labels: [String: String], timings: inout Timings) throws -> URL {
         let started = Date()
-        let assembler = Assembler(plan: plan, bases: run.bases, configuration: configuration, access: run.access, log: log,
-                                  labels: labels, timestamp: run.source.time, scratch: run.scratch.appendingPathComponent("assemble"))
+        let assembler = Assembler(
+            plan: plan, bases: run.bases, configuration: configuration, access: run.access, log: log,
+            labels: labels, timestamp: run.source.time, scratch: run.scratch.appendingPathComponent("assemble"))
         if configuration.cacheRepository != nil {
-            log.info("CACHE_REPOSITORY: not used, the image is assembled (nothing RUNs, so buildah has no layer to cache or reuse)")
+            log.info(
+                "CACHE_REPOSITORY: not used, the image is assembled (nothing RUNs, so buildah has no layer to cache or reuse)"
+            )
         }
         let output = try prepareOutput()
         _ = try assembler.assemble(into: output.appendingPathComponent("oci"))
@@ -330,13 +363,16 @@ public struct ImageBuild {
         defer { buildah.remove(name) }
         if let stale = SharedCache.staleCommit(configuration, commitTime: run.source.time) { log.info(stale) }
         let cacheHosts = configuration.cacheRepository.map { [$0.registry] } ?? []
-        let options = try run.access.buildahOptions(hosts: run.bases.hosts + configuration.registryMirrors + cacheHosts, scratch: run.secrets)
+        let options =
+            try run.access.buildahOptions(
+                hosts: run.bases.hosts + configuration.registryMirrors + cacheHosts, scratch: run.secrets)
             + SharedCache.options(configuration) + (try ignoreFileOption(run.secrets))
         try withSecretFiles(in: run.secrets) { secretOptions in
-            _ = try buildah.build(context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
-                                  target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
-                                  timestamp: run.source.time, platforms: configuration.platforms.map(\.description),
-                                  options: options + secretOptions + buildKitOptions)
+            _ = try buildah.build(
+                context: configuration.context, dockerfile: run.bases.dockerfile, name: name,
+                target: configuration.target, buildArgs: run.bases.buildArgs, labels: labels,
+                timestamp: run.source.time, platforms: configuration.platforms.map(\.description),
+                options: options + secretOptions + buildKitOptions)
         }
         timings.mark("build")
 
@@ -360,7 +396,9 @@ public struct ImageBuild {
     func ignoreFileOption(_ directory: URL) throws -> [String] {
         let excluded = configuration.contextExclusions
         guard !excluded.isEmpty else { return [] }
-        var text = (try? String(contentsOf: configuration.context.appendingPathComponent(".dockerignore"), encoding: .utf8)) ?? ""
+        var text =
+            (try? String(contentsOf: configuration.context.appendingPathComponent(".dockerignore"), encoding: .utf8))
+            ?? ""
         if !text.isEmpty, !text.hasSuffix("\n") { text += "\n" }
         text += excluded.map { Dockerignore.literalPattern($0) + "\n" }.joined()
         let file = directory.appendingPathComponent("dockerignore")
@@ -372,7 +410,9 @@ public struct ImageBuild {
     func prepareOutput() throws -> URL {
         let output = configuration.output
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        for stale in ["oci", "image.tar", "digest", "build.json", "image", "rootfs", "metadata.json", "attestations"] { try? FileManager.default.removeItem(at: output.appendingPathComponent(stale)) }
+        for stale in ["oci", "image.tar", "digest", "build.json", "image", "rootfs", "metadata.json", "attestations"] {
+            try? FileManager.default.removeItem(at: output.appendingPathComponent(stale))
+        }
         return output
     }
 
@@ -399,11 +439,12 @@ public struct ImageBuild {
             var bases: [Base]
             var durations: [String: Double]
         }
-        let record = Record(digest: image.descriptor.digest.rawValue, inputs: run.inputs.rawValue, reused: reused,
-                            revision: run.source.revision, branch: run.source.branch,
-                            baseDigests: run.bases.baseDigests.mapValues(\.rawValue),
-                            bases: run.bases.bases.map { Base(reference: $0.reference, name: $0.name, digest: $0.digest.rawValue) },
-                            durations: timings.durations)
+        let record = Record(
+            digest: image.descriptor.digest.rawValue, inputs: run.inputs.rawValue, reused: reused,
+            revision: run.source.revision, branch: run.source.branch,
+            baseDigests: run.bases.baseDigests.mapValues(\.rawValue),
+            bases: run.bases.bases.map { Base(reference: $0.reference, name: $0.name, digest: $0.digest.rawValue) },
+            durations: timings.durations)
         try CanonicalJSON.encode(record).write(to: output.appendingPathComponent("build.json"))
     }
 

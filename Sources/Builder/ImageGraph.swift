@@ -1,5 +1,5 @@
-import Errors
 import BuildContext
+import Errors
 import OCI
 
 /// One image directory of a graph root (`build-task plan --root DIR`): a directory under the
@@ -28,7 +28,9 @@ public struct GraphImage: Sendable, Equatable {
 
     /// Reads the bases from the Dockerfile's text, as a build would see them: `buildArgs`
     /// (which hold `REPOSITORY`) fill `FROM ${REPOSITORY}/base:${BASE_TAG}`.
-    public init(name: String, path: String, repository: String, dockerfile text: String, buildArgs: [String: String]) throws(ImageGraph.Failure) {
+    public init(name: String, path: String, repository: String, dockerfile text: String, buildArgs: [String: String])
+        throws(ImageGraph.Failure)
+    {
         let stages: DockerfileStages
         do { stages = try DockerfileStages(text, buildArgs: buildArgs) } catch {
             throw ImageGraph.Failure("\(path)/Dockerfile: \(error)")
@@ -72,7 +74,8 @@ public struct ImageGraph: Sendable {
         for image in sorted {
             let key = Self.repositoryName(image.repository)
             if let other = byRepository[key] {
-                throw Failure("\(Self.path(of: other, in: sorted)) and \(image.path) are both the image \(image.repository)")
+                throw Failure(
+                    "\(Self.path(of: other, in: sorted)) and \(image.path) are both the image \(image.repository)")
             }
             byRepository[key] = image.name
         }
@@ -94,7 +97,9 @@ public struct ImageGraph: Sendable {
         self.dependencies = dependencies
         self.references = references
         if let cycle = Self.cycle(sorted.map(\.name), dependencies) {
-            throw Failure("the images depend on each other in a cycle: " + cycle.map { Self.path(of: $0, in: sorted) }.joined(separator: " → "))
+            throw Failure(
+                "the images depend on each other in a cycle: "
+                    + cycle.map { Self.path(of: $0, in: sorted) }.joined(separator: " → "))
         }
         order = Self.topologicalOrder(sorted.map(\.name), dependencies)
     }
@@ -244,7 +249,8 @@ public struct PlannedImage: Sendable, Equatable {
         case .dependencies(let names):
             "because \(names.joined(separator: ", ")) " + (names.count == 1 ? "changes" : "change")
         case .changedFiles(let files):
-            "changed files: " + files.prefix(3).joined(separator: ", ") + (files.count > 3 ? " and \(files.count - 3) more" : "")
+            "changed files: " + files.prefix(3).joined(separator: ", ")
+                + (files.count > 3 ? " and \(files.count - 3) more" : "")
         case .notPublished(let inputs):
             "not published: no \(PublishedImages.describe(inputs))"
         case .published(let inputs):

@@ -19,7 +19,9 @@ extension ImagePlanner {
     /// unchanged images are reused by `SKIP_IF_PUBLISHED` without buildah; with `--push` each
     /// goes to `<repository>/<name>:<image tag>` before the images built on it start, which
     /// is how they find it. `report` gets each image as it is done.
-    public func buildAll(progress: StatusLine = StatusLine(enabled: false), report: (Built) -> Void = { _ in }) throws -> [Built] {
+    public func buildAll(progress: StatusLine = StatusLine(enabled: false), report: (Built) -> Void = { _ in }) throws
+        -> [Built]
+    {
         let graph = try graph()
         let planned = try plan(graph)
         for image in planned { log.info("plan: \(image.line)") }
@@ -27,8 +29,10 @@ extension ImagePlanner {
         var built: [Built] = []
         for image in planned {
             let result = try naming(image.image) {
-                try ImageBuild(configuration(for: image.image.name), log: prefixed(image.image.name), environment: environment,
-                               runner: runner, progress: progress).run()
+                try ImageBuild(
+                    configuration(for: image.image.name), log: prefixed(image.image.name), environment: environment,
+                    runner: runner, progress: progress
+                ).run()
             }
             let done = Built(planned: image, result: result)
             report(done)
@@ -44,16 +48,21 @@ extension ImagePlanner {
         let building = Set(planned.filter(\.builds).map(\.image.name))
         let push = try configuration(for: planned[0].image.name).push
         for image in planned {
-            for (dependency, references) in (graph.references[image.image.name] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                for reference in references where building.contains(dependency) || image.decision == .build(.missing(reference)) {
+            for (dependency, references) in (graph.references[image.image.name] ?? [:]).sorted(by: { $0.key < $1.key })
+            {
+                for reference in references
+                where building.contains(dependency) || image.decision == .build(.missing(reference)) {
                     guard let parsed = try? ImageReference(reference), parsed.digest == nil else { continue }
                     let tag = parsed.tag ?? .latest
                     guard push else {
-                        throw Failure("\(image.image.path) is built FROM \(reference), which only --push (PUSH=true) points at this run's \(dependency)")
+                        throw Failure(
+                            "\(image.image.path) is built FROM \(reference), which only --push (PUSH=true) points at this run's \(dependency)"
+                        )
                     }
                     guard tag == imageTag else {
-                        throw Failure("\(image.image.path) is built FROM \(reference), but this run pushes \(dependency) as :\(imageTag); "
-                                      + "set --image-tag \(tag) (IMAGE_TAG), or the FROM line's tag to \(imageTag)")
+                        throw Failure(
+                            "\(image.image.path) is built FROM \(reference), but this run pushes \(dependency) as :\(imageTag); "
+                                + "set --image-tag \(tag) (IMAGE_TAG), or the FROM line's tag to \(imageTag)")
                     }
                 }
             }

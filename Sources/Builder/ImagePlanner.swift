@@ -1,9 +1,9 @@
-import Errors
 import BuildContext
 import Console
+import Errors
 import Foundation
-import Spawn
 import OCI
+import Spawn
 
 /// `build-task plan` and `build-task build-all`: the images of a
 /// root, which of them change, building them in order, and the pipeline that does it on
@@ -45,15 +45,25 @@ public struct ImagePlanner {
     let directories: [Directory]
 
     /// Reads the settings: flags over `environment`, relative paths from `directory`.
-    public init(flags: BuildFlags, graph: GraphFlags, environment: [String: String], directory: URL,
-                log: Log, runner: any CommandRunner = SpawnCommandRunner()) throws(Failure) {
-        func value(_ flag: String?, _ variable: String) -> String? { BuildConfiguration.setting(flag, variable, environment) }
-        for (given, name) in [(flags.context, "--context"), (flags.dockerfile, "--dockerfile"), (flags.tag, "--tag"),
-                              (flags.skipIfPublished, "--skip-if-published")] where given != nil {
-            throw Failure("\(name) is set per image by plan and build-all (the image's directory, <repository>/<name>); leave it out")
+    public init(
+        flags: BuildFlags, graph: GraphFlags, environment: [String: String], directory: URL,
+        log: Log, runner: any CommandRunner = SpawnCommandRunner()
+    ) throws(Failure) {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            BuildConfiguration.setting(flag, variable, environment)
+        }
+        for (given, name) in [
+            (flags.context, "--context"), (flags.dockerfile, "--dockerfile"), (flags.tag, "--tag"),
+            (flags.skipIfPublished, "--skip-if-published"),
+        ] where given != nil {
+            throw Failure(
+                "\(name) is set per image by plan and build-all (the image's directory, <repository>/<name>); leave it out"
+            )
         }
         if flags.baseDigestsFile != nil || !(environment["BASE_DIGESTS_FILE"] ?? "").isEmpty {
-            throw Failure("BASE_DIGESTS_FILE / --base-digests-file pins one image's bases (track_base); plan and build-all resolve each image's bases themselves")
+            throw Failure(
+                "BASE_DIGESTS_FILE / --base-digests-file pins one image's bases (track_base); plan and build-all resolve each image's bases themselves"
+            )
         }
         self.flags = flags
         self.environment = environment
@@ -70,7 +80,9 @@ public struct ImagePlanner {
             throw Failure("the root \(root.path) is not a directory (ROOT / --root)")
         }
         guard var repository = value(graph.repository, "REPOSITORY") else {
-            throw Failure("REPOSITORY / --repository is required: where the images go, e.g. registry.example/team (each image is <repository>/<directory>)")
+            throw Failure(
+                "REPOSITORY / --repository is required: where the images go, e.g. registry.example/team (each image is <repository>/<directory>)"
+            )
         }
         while repository.hasSuffix("/") { repository.removeLast() }
         self.repository = repository
@@ -79,9 +91,13 @@ public struct ImagePlanner {
         do { imageTag = try OCI.Tag(tagText) } catch { throw Failure("IMAGE_TAG / --image-tag: \(error)") }
 
         let prefix = try? runner.run(Command("git", ["-C", root.path, "rev-parse", "--show-prefix"]))
-        checkoutPrefix = prefix.flatMap { $0.succeeded ? $0.outputText.trimmingCharacters(in: .whitespacesAndNewlines) : nil }
+        checkoutPrefix = prefix.flatMap {
+            $0.succeeded ? $0.outputText.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+        }
         directories = Self.discover(root)
-        guard !directories.isEmpty else { throw Failure("no image under \(root.path): no directory below it holds a Dockerfile") }
+        guard !directories.isEmpty else {
+            throw Failure("no image under \(root.path): no directory below it holds a Dockerfile")
+        }
     }
 
     /// Every directory below `root` holding a regular file named `Dockerfile`, by name;
@@ -98,7 +114,9 @@ public struct ImagePlanner {
                 guard lstat(child.path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { continue }
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var dockerfile = stat()
-                if stat(child.appendingPathComponent("Dockerfile").path, &dockerfile) == 0, dockerfile.st_mode & S_IFMT == S_IFREG {
+                if stat(child.appendingPathComponent("Dockerfile").path, &dockerfile) == 0,
+                    dockerfile.st_mode & S_IFMT == S_IFREG
+                {
                     found.append(Directory(name: path, url: child))
                 }
                 walk(path)
@@ -117,7 +135,9 @@ public struct ImagePlanner {
 
     func requireValidRepository() throws(Failure) {
         do { _ = try ImageReference(repository(of: directories[0].name)) } catch {
-            throw Failure("REPOSITORY / --repository=\(repository) is not a repository: \(error.reason)" + (repository.contains("((") ? " (only --emit-pipeline takes ((vars)))" : ""))
+            throw Failure(
+                "REPOSITORY / --repository=\(repository) is not a repository: \(error.reason)"
+                    + (repository.contains("((") ? " (only --emit-pipeline takes ((vars)))" : ""))
         }
     }
 
@@ -136,7 +156,9 @@ public struct ImagePlanner {
         flags.context = context.path
         flags.dockerfile = context.appendingPathComponent("Dockerfile").path
         let outputs = flags.output ?? environment["OUTPUT"].flatMap { $0.isEmpty ? nil : $0 } ?? "image"
-        flags.output = (outputs.hasPrefix("/") ? URL(fileURLWithPath: outputs) : directory.appendingPathComponent(outputs)).appendingPathComponent(name).path
+        flags.output =
+            (outputs.hasPrefix("/") ? URL(fileURLWithPath: outputs) : directory.appendingPathComponent(outputs))
+            .appendingPathComponent(name).path
         var environment = self.environment
         for variable in ["CONTEXT", "DOCKERFILE", "TAG", "SKIP_IF_PUBLISHED", "OUTPUT"] { environment[variable] = nil }
         if repositoryIsValid {
@@ -148,10 +170,14 @@ public struct ImagePlanner {
         }
         // Stage names differ per image, and <output>/<stage> would be where another image's outputs go.
         if let stages = environment["ADDITIONAL_TARGETS"], !stages.isEmpty {
-            throw Failure("ADDITIONAL_TARGETS is for one image's build (build-task build), not plan or build-all: build an image's extra stages in a task of their own")
+            throw Failure(
+                "ADDITIONAL_TARGETS is for one image's build (build-task build), not plan or build-all: build an image's extra stages in a task of their own"
+            )
         }
         var configuration: BuildConfiguration
-        do { configuration = try BuildConfiguration(flags: flags, environment: environment, directory: directory) } catch {
+        do {
+            configuration = try BuildConfiguration(flags: flags, environment: environment, directory: directory)
+        } catch {
             throw Failure(error.description)
         }
         if configuration.buildArgs["REPOSITORY"] == nil { configuration.buildArgs["REPOSITORY"] = repository }
@@ -164,7 +190,9 @@ public struct ImagePlanner {
         for directory in directories {
             if repositoryIsValid {
                 do { _ = try ImageReference(repository(of: directory.name)) } catch {
-                    throw Failure("\(path(of: directory.name)): the image's repository \(repository(of: directory.name)) is not one: \(error.reason)")
+                    throw Failure(
+                        "\(path(of: directory.name)): the image's repository \(repository(of: directory.name)) is not one: \(error.reason)"
+                    )
                 }
             }
             let configuration = try configuration(for: directory.name)
@@ -172,8 +200,10 @@ public struct ImagePlanner {
             do { text = try String(contentsOf: configuration.dockerfile, encoding: .utf8) } catch {
                 throw Failure("cannot read \(path(of: directory.name))/Dockerfile")
             }
-            images.append(try GraphImage(name: directory.name, path: path(of: directory.name), repository: repository(of: directory.name),
-                                         dockerfile: text, buildArgs: configuration.buildArgs))
+            images.append(
+                try GraphImage(
+                    name: directory.name, path: path(of: directory.name), repository: repository(of: directory.name),
+                    dockerfile: text, buildArgs: configuration.buildArgs))
         }
         return try ImageGraph(images)
     }
@@ -212,11 +242,14 @@ public struct ImagePlanner {
                 return .build(.missing(reference))
             }
         }
-        try FileManager.default.createDirectory(at: scratch.appendingPathComponent("links"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: scratch.appendingPathComponent("links"), withIntermediateDirectories: true)
         let bases = try BaseResolver(configuration: configuration, access: access, log: log)
             .resolve(scratch: scratch, links: scratch.appendingPathComponent("links"))
         let inputs = try ImageBuild.inputs(configuration, bases: bases).digest()
-        let published = try PublishedImages(repository: ImageReference(image.repository), client: access.client(for: ImageReference(image.repository).registry), log: log)
+        let published = try PublishedImages(
+            repository: ImageReference(image.repository),
+            client: access.client(for: ImageReference(image.repository).registry), log: log)
         if let found = try published.find(inputs) { return .reuse(found.digest, .published(inputs)) }
         return .build(.notPublished(inputs))
     }
@@ -226,16 +259,22 @@ public struct ImagePlanner {
         if !files.isEmpty { return .build(.changedFiles(files)) }
         let configuration = try configuration(for: image.name)
         let reference = try ImageReference("\(image.repository):\(imageTag)")
-        let client = try RegistryAccess(configuration: configuration, environment: environment, log: log).client(for: reference.registry)
-        guard let found = try client.manifestDescriptor(reference.repository, reference.reference) else { return .build(.missing(reference.description)) }
+        let client = try RegistryAccess(configuration: configuration, environment: environment, log: log).client(
+            for: reference.registry)
+        guard let found = try client.manifestDescriptor(reference.repository, reference.reference) else {
+            return .build(.missing(reference.description))
+        }
         return .reuse(found.digest, .unchangedSince(since))
     }
 
     /// The files `git diff --name-only <since> HEAD` names (renames as a deletion and an
     /// addition, so a file moved out of a directory counts for it), relative to the checkout's top.
     func changedFiles(_ since: String) throws -> [String] {
-        guard checkoutPrefix != nil else { throw Failure("--since / SINCE needs the root in a git checkout; \(root.path) is not in one") }
-        let result = try runner.run(Command("git", ["-C", root.path, "diff", "--name-only", "--no-renames", "-z", since, "HEAD", "--"]))
+        guard checkoutPrefix != nil else {
+            throw Failure("--since / SINCE needs the root in a git checkout; \(root.path) is not in one")
+        }
+        let result = try runner.run(
+            Command("git", ["-C", root.path, "diff", "--name-only", "--no-renames", "-z", since, "HEAD", "--"]))
         guard result.succeeded else {
             let message = result.errorText.split(separator: "\n").first.map(String.init) ?? "exit \(result.status)"
             throw Failure("--since \(since): git diff failed: \(message)")

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whether buildah can create the namespaces it needs in this container.
@@ -66,7 +67,8 @@ public enum Namespaces {
     }
 
     /// The fix, said once for every refusal.
-    static let fix = "Concourse runs tasks without privileges by default; set privileged: true on the task that runs build-task"
+    static let fix =
+        "Concourse runs tasks without privileges by default; set privileged: true on the task that runs build-task"
 
     /// The one line build-task fails with when buildah cannot create the namespaces this
     /// build needs, else nil.
@@ -82,7 +84,8 @@ public enum Namespaces {
         case (_, true):
             return "this container cannot create the namespaces buildah needs to RUN \(cause): \(fix)"
         case (.userForEverything, false):
-            return "this container cannot create the user namespace buildah needs to open its storage, even for a build without RUN \(cause): \(fix)"
+            return
+                "this container cannot create the user namespace buildah needs to open its storage, even for a build without RUN \(cause): \(fix)"
         case (.mountForRun, false):
             return nil  // as root with CAP_SYS_ADMIN, COPY and ADD need no new namespace
         }
@@ -116,7 +119,8 @@ public struct NamespaceProbe: Sendable {
 
     /// What buildah will create here.
     public func need() -> Namespaces.Need {
-        let status = (try? String(contentsOf: statusFile, encoding: .utf8)).flatMap(Namespaces.effectiveCapabilities(status:))
+        let status = (try? String(contentsOf: statusFile, encoding: .utf8)).flatMap(
+            Namespaces.effectiveCapabilities(status:))
         return Namespaces.need(effectiveUID: geteuid(), effectiveCapabilities: status)
     }
 
@@ -124,7 +128,8 @@ public struct NamespaceProbe: Sendable {
     public func attempt(_ need: Namespaces.Need) -> Namespaces.Attempt {
         // A user namespace first, then a mount namespace inside it (what buildah's re-exec and
         // its RUN do); as root with CAP_SYS_ADMIN, only the mount namespace.
-        let steps: [(flags: Int32, call: String)] = need == .userForEverything
+        let steps: [(flags: Int32, call: String)] =
+            need == .userForEverything
             ? [(Self.newUser, "unshare(CLONE_NEWUSER)"), (Self.newNS, "unshare(CLONE_NEWNS)")]
             : [(Self.newNS, "unshare(CLONE_NEWNS)")]
         // Glibc's module leaves unshare(2) out (it is _GNU_SOURCE); look it up before forking.

@@ -14,19 +14,25 @@ extension ImageBuild {
     func buildAdditionalTarget(_ stage: String) throws {
         let directory = configuration.output.deletingLastPathComponent().appendingPathComponent(stage)
         var isDirectory: ObjCBool = false
-        let isOutput = FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) && isDirectory.boolValue
+        let isOutput =
+            FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) && isDirectory.boolValue
         var stageConfiguration = configuration
         stageConfiguration.target = stage
         stageConfiguration.additionalTargets = []
         stageConfiguration.push = false
         stageConfiguration.tag = nil
-        stageConfiguration.credentialHostsOverride = RegistryAccess(configuration: configuration, environment: environment, log: log).credentialHosts
+        stageConfiguration.credentialHostsOverride =
+            RegistryAccess(configuration: configuration, environment: environment, log: log).credentialHosts
         let discarded = configuration.cache.appendingPathComponent("target-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: discarded) }
         stageConfiguration.output = isOutput ? directory : discarded
-        log.info("building target '\(stage)'" + (isOutput ? " into \(directory.path)" : " (no \(stage)/ output directory: its image is not kept)"))
-        let result = try ImageBuild(stageConfiguration, log: log, environment: environment, runner: runner, progress: progress,
-                                    binfmt: binfmt, namespaces: namespaces).run()
+        log.info(
+            "building target '\(stage)'"
+                + (isOutput ? " into \(directory.path)" : " (no \(stage)/ output directory: its image is not kept)"))
+        let result = try ImageBuild(
+            stageConfiguration, log: log, environment: environment, runner: runner, progress: progress,
+            binfmt: binfmt, namespaces: namespaces
+        ).run()
         log.info("target '\(stage)': \(result.digest)")
     }
 
@@ -62,7 +68,8 @@ extension ImageBuild {
         let manager = FileManager.default
         try manager.createDirectory(at: destination, withIntermediateDirectories: true)
         for name in try manager.contentsOfDirectory(atPath: source.path) {
-            let from = source.appendingPathComponent(name), to = destination.appendingPathComponent(name)
+            let from = source.appendingPathComponent(name)
+            let to = destination.appendingPathComponent(name)
             var isDirectory: ObjCBool = false
             manager.fileExists(atPath: from.path, isDirectory: &isDirectory)
             if isDirectory.boolValue {
@@ -102,7 +109,10 @@ extension ImageBuild {
                 // Created 0600 by open(2) itself: never readable by others, not even for a moment.
                 let descriptor = open(file.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
                 guard descriptor >= 0 else {
-                    throw BuildError(.unwritableFile, "BUILDKIT_SECRETTEXT_\(secret.id): cannot create a file for it in \(directory.path): errno \(errno)")
+                    throw BuildError(
+                        .unwritableFile,
+                        "BUILDKIT_SECRETTEXT_\(secret.id): cannot create a file for it in \(directory.path): errno \(errno)"
+                    )
                 }
                 let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
                 try handle.write(contentsOf: Data(text.value.utf8))

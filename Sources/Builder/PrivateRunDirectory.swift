@@ -13,7 +13,9 @@ struct PrivateRunDirectory {
     static let prefix = "slipway-run."
 
     /// Runs `body` with a new private directory, outside `context`, removed afterwards.
-    static func with<R>(outside context: URL, log: Log, environment: [String: String], _ body: (URL) throws -> R) throws -> R {
+    static func with<R>(outside context: URL, log: Log, environment: [String: String], _ body: (URL) throws -> R) throws
+        -> R
+    {
         let parent = try temporaryParent(outside: context, environment: environment)
         for left in PrivateDirectory.sweep(parent, prefix: prefix) {
             log.info("removed \(left.path), left by an earlier run that was killed")
@@ -33,7 +35,10 @@ struct PrivateRunDirectory {
         for candidate in candidates where BuildConfiguration.path(candidate, within: context) == nil {
             return candidate
         }
-        throw BuildError(.privateDirectory, "CONTEXT=\(context.path) holds the temporary directory (\(candidates.map(\.path).joined(separator: ", "))), where the run keeps its credentials out of the build: use a narrower CONTEXT or set TMPDIR outside it")
+        throw BuildError(
+            .privateDirectory,
+            "CONTEXT=\(context.path) holds the temporary directory (\(candidates.map(\.path).joined(separator: ", "))), where the run keeps its credentials out of the build: use a narrower CONTEXT or set TMPDIR outside it"
+        )
     }
 
     /// Removes the auth files that runs before this directory existed left in `CACHE/run-*/`

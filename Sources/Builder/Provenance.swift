@@ -58,30 +58,42 @@ enum Provenance {
         let labels = facts.labels.filter { !holdsSecret($0.value) }
         let external = SLSAProvenance.ExternalParameters(
             dockerfile: relativePath(facts.dockerfile, to: facts.context), target: facts.target, buildArgs: buildArgs,
-            redactedBuildArgs: redacted.sorted(), imageArgs: facts.imageArgs, platforms: facts.platforms, labels: labels)
+            redactedBuildArgs: redacted.sorted(), imageArgs: facts.imageArgs, platforms: facts.platforms, labels: labels
+        )
 
         var dependencies: [ResourceDescriptor] = []
         if let revision = facts.revision {
-            dependencies.append(ResourceDescriptor(uri: facts.origin.map { "git+" + $0 + (facts.branch.map { "@refs/heads/" + $0 } ?? "") },
-                                                   digest: ["gitCommit": revision], name: "context"))
+            dependencies.append(
+                ResourceDescriptor(
+                    uri: facts.origin.map { "git+" + $0 + (facts.branch.map { "@refs/heads/" + $0 } ?? "") },
+                    digest: ["gitCommit": revision], name: "context"))
         }
         for base in facts.bases {
-            dependencies.append(ResourceDescriptor(uri: base.name.flatMap { SBOM.dockerPURL($0, digest: base.digest) }, digest: [base.digest.algorithm: base.digest.encoded],
-                                                   name: base.reference))
+            dependencies.append(
+                ResourceDescriptor(
+                    uri: base.name.flatMap { SBOM.dockerPURL($0, digest: base.digest) },
+                    digest: [base.digest.algorithm: base.digest.encoded],
+                    name: base.reference))
         }
-        dependencies.append(ResourceDescriptor(uri: nil, digest: [facts.inputs.algorithm: facts.inputs.encoded], name: "slipway-inputs"))
+        dependencies.append(
+            ResourceDescriptor(uri: nil, digest: [facts.inputs.algorithm: facts.inputs.encoded], name: "slipway-inputs")
+        )
 
         var versions = ["slipway": slipwayVersion]
         if let buildah = facts.buildahVersion { versions["buildah"] = buildah }
         let formatter = ISO8601DateFormatter()
         let predicate = SLSAProvenance(
-            buildDefinition: .init(buildType: buildType, externalParameters: external,
-                                   internalParameters: .init(builder: facts.builder, inputs: facts.inputs.rawValue, reused: facts.reused),
-                                   resolvedDependencies: dependencies),
-            runDetails: .init(builder: .init(id: builderID, version: versions),
-                              metadata: .init(invocationId: facts.invocationID, startedOn: formatter.string(from: facts.started),
-                                              finishedOn: formatter.string(from: max(facts.finished, facts.started)))))
-        return InTotoStatement(subject: [facts.subject], predicateType: SLSAProvenance.predicateType, predicate: predicate)
+            buildDefinition: .init(
+                buildType: buildType, externalParameters: external,
+                internalParameters: .init(builder: facts.builder, inputs: facts.inputs.rawValue, reused: facts.reused),
+                resolvedDependencies: dependencies),
+            runDetails: .init(
+                builder: .init(id: builderID, version: versions),
+                metadata: .init(
+                    invocationId: facts.invocationID, startedOn: formatter.string(from: facts.started),
+                    finishedOn: formatter.string(from: max(facts.finished, facts.started)))))
+        return InTotoStatement(
+            subject: [facts.subject], predicateType: SLSAProvenance.predicateType, predicate: predicate)
     }
 
     /// `file` relative to `directory` when inside it, else its absolute path.

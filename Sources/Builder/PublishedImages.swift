@@ -24,7 +24,8 @@ struct PublishedImages {
     /// whose cache tag always fits; any other is refused rather than given another tag.
     static func tag(_ inputs: Digest) throws -> Tag {
         guard let tag = SlipwayVocabulary.cacheTag(inputs) else {
-            throw BuildError(.unsupported, "the inputs digest \(inputs) has no cache tag (only a SHA-256 digest fits in a tag)")
+            throw BuildError(
+                .unsupported, "the inputs digest \(inputs) has no cache tag (only a SHA-256 digest fits in a tag)")
         }
         return tag
     }
@@ -41,7 +42,8 @@ struct PublishedImages {
 
     /// Publishes `image` under its inputs tag.
     func publish(_ image: LayoutImage, inputs: Digest) throws {
-        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: repository.repository, tags: [try Self.tag(inputs)])
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(
+            image, with: client, to: repository.repository, tags: [try Self.tag(inputs)])
         log.info("published \(repository.name):\(Self.describe(inputs)) (\(report.digest)) for SKIP_IF_PUBLISHED")
     }
 
@@ -50,7 +52,8 @@ struct PublishedImages {
     /// of this run, which `out` prefers to the config's label (the commit that first built it).
     func fetch(_ descriptor: Descriptor, into directory: URL, revision: String?) throws -> LayoutImage {
         let layout = try OCILayout.create(at: directory)
-        let image = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).pull(repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
+        let image = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).pull(
+            repository.repository, descriptor.digest, with: client, into: layout, platforms: .all)
         var entry = image.descriptor
         entry.annotations = [OCILayout.refName: "latest"]
         if let revision { entry.annotations?[SlipwayVocabulary.revisionLabel] = revision }

@@ -22,13 +22,16 @@ struct RegistryAccess {
     /// The registries `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are for.
     var credentialHosts: [RegistryHost] {
         configuration.credentialHostsOverride
-            ?? [configuration.tag, configuration.skipIfPublished, configuration.cacheRepository].compactMap { $0?.registry }
+            ?? [configuration.tag, configuration.skipIfPublished, configuration.cacheRepository].compactMap {
+                $0?.registry
+            }
     }
 
     /// `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` when `host` is one of ``credentialHosts``, else nil.
     func configuredCredentials(for host: RegistryHost) -> Credentials? {
         guard let username = configuration.registryUsername, let password = configuration.registryPassword,
-              credentialHosts.contains(where: { $0 == host || ($0.isDockerHub && host.isDockerHub) }) else { return nil }
+            credentialHosts.contains(where: { $0 == host || ($0.isDockerHub && host.isDockerHub) })
+        else { return nil }
         return .basic(username: username, password: password)
     }
 
@@ -39,8 +42,9 @@ struct RegistryAccess {
 
     /// - Parameter retry: how hard to try; a mirror gets ``mirrorRetry``, since docker.io stands behind it.
     func client(for host: RegistryHost, retry: RetryPolicy = .standard) throws -> RegistryClient {
-        try RegistryClient(host: host, credentials: try credentials(for: host), credentialLookup: nil,
-                           insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
+        try RegistryClient(
+            host: host, credentials: try credentials(for: host), credentialLookup: nil,
+            insecure: configuration.registryInsecure, caCertificates: try caCertificates(), retry: retry, log: log)
     }
 
     /// Two attempts: a mirror that is down is skipped in a second, not after the standard policy's half minute.
@@ -72,7 +76,9 @@ struct RegistryAccess {
             case .identityToken(let token):
                 auths[key] = ["identitytoken": token]
             case .registryToken:
-                log.info("\(host): buildah cannot use a registrytoken from the Docker config; it reaches \(host) without credentials")
+                log.info(
+                    "\(host): buildah cannot use a registrytoken from the Docker config; it reaches \(host) without credentials"
+                )
             }
         }
         // Always a file of ours, even an empty one: buildah would otherwise read
@@ -95,9 +101,12 @@ struct RegistryAccess {
     /// See containers-registries.conf(5).
     func buildahEnvironment(scratch: URL) throws -> [String: String?] {
         guard !configuration.registryMirrors.isEmpty else { return [:] }
-        var text = "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n"
+        var text =
+            "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n"
         for mirror in configuration.registryMirrors {
-            text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + (configuration.registryInsecure ? "insecure = true\n" : "")
+            text +=
+                "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n"
+                + (configuration.registryInsecure ? "insecure = true\n" : "")
         }
         let file = scratch.appendingPathComponent("registries.conf")
         try Data(text.utf8).write(to: file)
@@ -112,13 +121,19 @@ struct RegistryAccess {
         let wanted: Reference = (digest ?? reference.digest).map { .digest($0) } ?? reference.reference
         for mirror in configuration.registryMirrors {
             do {
-                if try client(for: mirror, retry: Self.mirrorRetry).manifestDescriptor(reference.repository, wanted) != nil {
+                if try client(for: mirror, retry: Self.mirrorRetry).manifestDescriptor(reference.repository, wanted)
+                    != nil
+                {
                     log.info("base \(reference): from the mirror \(mirror)")
-                    return ImageReference(registry: mirror, repository: reference.repository, tag: reference.tag, digest: reference.digest)
+                    return ImageReference(
+                        registry: mirror, repository: reference.repository, tag: reference.tag, digest: reference.digest
+                    )
                 }
-                log.info("base \(reference): the mirror \(mirror) does not have it; trying the next mirror or docker.io")
+                log.info(
+                    "base \(reference): the mirror \(mirror) does not have it; trying the next mirror or docker.io")
             } catch {
-                log.info("base \(reference): the mirror \(mirror) failed (\(error)); trying the next mirror or docker.io")
+                log.info(
+                    "base \(reference): the mirror \(mirror) failed (\(error)); trying the next mirror or docker.io")
             }
         }
         return reference

@@ -28,10 +28,14 @@ enum SBOM {
     /// `name` (a repository reference) at `digest`; nil when `name` is not a reference.
     static func dockerPURL(_ name: String, digest: Digest) -> String? {
         guard let reference = try? ImageReference(name) else { return nil }
-        var purl = "pkg:docker/" + reference.repository.rawValue.split(separator: "/").map { purlEncoded(String($0)) }.joined(separator: "/")
+        var purl =
+            "pkg:docker/"
+            + reference.repository.rawValue.split(separator: "/").map { purlEncoded(String($0)) }.joined(separator: "/")
             + "@" + purlEncoded(digest.rawValue)
         var qualifiers: [String] = []
-        if reference.registry != .dockerHub { qualifiers.append("repository_url=" + purlEncoded(reference.registry.rawValue)) }
+        if reference.registry != .dockerHub {
+            qualifiers.append("repository_url=" + purlEncoded(reference.registry.rawValue))
+        }
         if let tag = reference.tag { qualifiers.append("tag=" + purlEncoded(tag.rawValue)) }
         if !qualifiers.isEmpty { purl += "?" + qualifiers.joined(separator: "&") }
         return purl
@@ -49,7 +53,9 @@ enum SBOM {
             version = version[version.index(after: colon)...]
         }
         let namespace = distribution.map { purlEncoded($0) + "/" } ?? ""
-        let qualifiers = [package.architecture.map { "arch=" + purlEncoded($0) }, epoch.map { "epoch=" + purlEncoded(String($0)) }].compactMap { $0 }
+        let qualifiers = [
+            package.architecture.map { "arch=" + purlEncoded($0) }, epoch.map { "epoch=" + purlEncoded(String($0)) },
+        ].compactMap { $0 }
         return "pkg:rpm/\(namespace)\(purlEncoded(package.name))@\(purlEncoded(String(version)))"
             + (qualifiers.isEmpty ? "" : "?" + qualifiers.joined(separator: "&"))
     }
@@ -68,8 +74,11 @@ enum SBOM {
         case .index(let index):
             return try index.manifests.compactMap { descriptor -> PlatformScan? in
                 // Attestation manifests (platform unknown/unknown) hold no root filesystem.
-                guard descriptor.mediaType.isImageManifest, let platform = descriptor.platform, platform.os != "unknown",
-                      case .image(let manifest) = try Manifest.decode(image.layout.blob(descriptor), mediaType: descriptor.mediaType) else { return nil }
+                guard descriptor.mediaType.isImageManifest, let platform = descriptor.platform,
+                    platform.os != "unknown",
+                    case .image(let manifest) = try Manifest.decode(
+                        image.layout.blob(descriptor), mediaType: descriptor.mediaType)
+                else { return nil }
                 return PlatformScan(platform: platform, scan: try PackageDatabaseScan.scan(manifest, in: image.layout))
             }
         }
@@ -77,14 +86,19 @@ enum SBOM {
 
     /// The context files (after `.dockerignore`) a `COPY`/`ADD` without `--from` names: by
     /// path, directory or glob. nil `stages` (the Dockerfile could not be parsed): every file.
-    static func contextFiles(_ inputs: BuildInputs, stages: DockerfileStages?, values: [String: String]) throws -> [ContextFile] {
+    static func contextFiles(_ inputs: BuildInputs, stages: DockerfileStages?, values: [String: String]) throws
+        -> [ContextFile]
+    {
         var files: [ContextFile] = []
         for line in try inputs.manifest().split(separator: "\n") where line.hasPrefix("file ") {
             // file <JSON string> <mode> <digest>
             let words = line.split(separator: " ")
             guard words.count >= 4, let digest = try? Digest(String(words[words.count - 1])) else { continue }
             let literal = words[1..<(words.count - 2)].joined(separator: " ")
-            guard let path = (try? JSONSerialization.jsonObject(with: Data(literal.utf8), options: .fragmentsAllowed)) as? String else { continue }
+            guard
+                let path = (try? JSONSerialization.jsonObject(with: Data(literal.utf8), options: .fragmentsAllowed))
+                    as? String
+            else { continue }
             files.append(ContextFile(path: path, digest: digest))
         }
         guard let stages else { return try files.map { try $0.withSHA1(in: inputs.contextDirectory) } }
@@ -99,7 +113,9 @@ enum SBOM {
                 }
             }
         }
-        return try files.filter { file in patterns.contains { matches($0, file.path) } }.map { try $0.withSHA1(in: inputs.contextDirectory) }
+        return try files.filter { file in patterns.contains { matches($0, file.path) } }.map {
+            try $0.withSHA1(in: inputs.contextDirectory)
+        }
     }
 
     /// Whether a COPY source names `path`: itself, a directory above it, or a glob matching either.
@@ -114,58 +130,84 @@ enum SBOM {
     }
 
     /// - Parameter repository: the repository the image is for, if any (for its purl).
-    static func document(subject: StatementSubject, repository: String?, digest: Digest, scans: [PlatformScan],
-                         bases: [BaseImage], files: [ContextFile], created: Date) -> SPDXDocument {
+    static func document(
+        subject: StatementSubject, repository: String?, digest: Digest, scans: [PlatformScan],
+        bases: [BaseImage], files: [ContextFile], created: Date
+    ) -> SPDXDocument {
         let date = ISO8601DateFormatter().string(from: created)
         let image = SPDXDocument.identifier("Image")
         var packages = [containerPackage(image, name: subject.name, digest: digest, repository: repository)]
-        var relationships = [SPDXDocument.Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: image)]
+        var relationships = [
+            SPDXDocument.Relationship(
+                spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: image)
+        ]
         for (index, base) in bases.enumerated() {
             let id = SPDXDocument.identifier("Base-\(index)")
-            packages.append(containerPackage(id, name: base.name ?? base.reference, digest: base.digest, repository: base.name,
-                                             comment: "a base image (FROM \(base.reference))"))
+            packages.append(
+                containerPackage(
+                    id, name: base.name ?? base.reference, digest: base.digest, repository: base.name,
+                    comment: "a base image (FROM \(base.reference))"))
             relationships.append(.init(spdxElementId: image, relationshipType: "DESCENDANT_OF", relatedSpdxElement: id))
         }
         var notes: [String] = []
         for platformScan in scans {
             let platformName = platformScan.platform?.description
             for (index, package) in platformScan.scan.packages.enumerated() {
-                let id = SPDXDocument.identifier("Package-" + (platformName.map { $0 + "-" } ?? "") + "\(package.manager.rawValue)-\(index)-\(package.name)")
+                let id = SPDXDocument.identifier(
+                    "Package-" + (platformName.map { $0 + "-" } ?? "")
+                        + "\(package.manager.rawValue)-\(index)-\(package.name)")
                 let purl = packagePURL(package, distribution: platformScan.scan.distribution)
-                let written = "listed in /\(package.database), entry last written by layer \(package.layerIndex) (\(package.layer))"
-                packages.append(.init(SPDXID: id, name: package.name, versionInfo: package.version,
-                                      sourceInfo: written + (platformName.map { " of the \($0) image" } ?? ""),
-                                      externalRefs: [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: purl)]))
+                let written =
+                    "listed in /\(package.database), entry last written by layer \(package.layerIndex) (\(package.layer))"
+                packages.append(
+                    .init(
+                        SPDXID: id, name: package.name, versionInfo: package.version,
+                        sourceInfo: written + (platformName.map { " of the \($0) image" } ?? ""),
+                        externalRefs: [
+                            .init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: purl)
+                        ]))
                 relationships.append(.init(spdxElementId: image, relationshipType: "CONTAINS", relatedSpdxElement: id))
             }
             for database in platformScan.scan.unreadDatabases {
-                notes.append("/\(database.path)\(platformName.map { " (\($0))" } ?? "") \(database.reason): its packages are not listed")
+                notes.append(
+                    "/\(database.path)\(platformName.map { " (\($0))" } ?? "") \(database.reason): its packages are not listed"
+                )
             }
         }
         var spdxFiles: [SPDXDocument.File] = []
         for (index, file) in files.enumerated() {
             let id = SPDXDocument.identifier("File-\(index)")
-            spdxFiles.append(.init(SPDXID: id, fileName: "./" + file.path,
-                                   checksums: (file.sha1.map { [SPDXDocument.Checksum(algorithm: "SHA1", checksumValue: $0)] } ?? [])
-                                       + [.init(algorithm: file.digest.algorithm.uppercased(), checksumValue: file.digest.encoded)],
-                                   comment: "a build context file that COPY or ADD names (its path in the context)"))
-            relationships.append(.init(spdxElementId: image, relationshipType: "GENERATED_FROM", relatedSpdxElement: id))
+            spdxFiles.append(
+                .init(
+                    SPDXID: id, fileName: "./" + file.path,
+                    checksums: (file.sha1.map { [SPDXDocument.Checksum(algorithm: "SHA1", checksumValue: $0)] } ?? [])
+                        + [.init(algorithm: file.digest.algorithm.uppercased(), checksumValue: file.digest.encoded)],
+                    comment: "a build context file that COPY or ADD names (its path in the context)"))
+            relationships.append(
+                .init(spdxElementId: image, relationshipType: "GENERATED_FROM", relatedSpdxElement: id))
         }
-        notes.append("packages are those the image's dpkg, apk and rpm databases list; files installed without a package manager are not listed unless copied from the build context")
-        return SPDXDocument(name: "\(subject.name)@\(digest)",
-                            documentNamespace: "https://slipway.dev/spdx/\(purlEncoded(subject.name))/\(digest.encoded)/\(UUID().uuidString.lowercased())",
-                            creationInfo: .init(created: date, creators: ["Tool: slipway-build-task-\(Provenance.slipwayVersion)"]),
-                            comment: notes.joined(separator: "; "), packages: packages, files: spdxFiles, relationships: relationships)
+        notes.append(
+            "packages are those the image's dpkg, apk and rpm databases list; files installed without a package manager are not listed unless copied from the build context"
+        )
+        return SPDXDocument(
+            name: "\(subject.name)@\(digest)",
+            documentNamespace:
+                "https://slipway.dev/spdx/\(purlEncoded(subject.name))/\(digest.encoded)/\(UUID().uuidString.lowercased())",
+            creationInfo: .init(created: date, creators: ["Tool: slipway-build-task-\(Provenance.slipwayVersion)"]),
+            comment: notes.joined(separator: "; "), packages: packages, files: spdxFiles, relationships: relationships)
     }
 
     /// An image's package: the image itself or a base, with a docker purl when it has a repository.
-    static func containerPackage(_ id: String, name: String, digest: Digest, repository: String?, comment: String? = nil) -> SPDXDocument.Package {
-        SPDXDocument.Package(SPDXID: id, name: name, versionInfo: digest.rawValue, primaryPackagePurpose: "CONTAINER",
-                             checksums: [.init(algorithm: digest.algorithm.uppercased(), checksumValue: digest.encoded)],
-                             externalRefs: repository.flatMap { dockerPURL($0, digest: digest) }.map {
-                                 [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
-                             },
-                             comment: comment)
+    static func containerPackage(
+        _ id: String, name: String, digest: Digest, repository: String?, comment: String? = nil
+    ) -> SPDXDocument.Package {
+        SPDXDocument.Package(
+            SPDXID: id, name: name, versionInfo: digest.rawValue, primaryPackagePurpose: "CONTAINER",
+            checksums: [.init(algorithm: digest.algorithm.uppercased(), checksumValue: digest.encoded)],
+            externalRefs: repository.flatMap { dockerPURL($0, digest: digest) }.map {
+                [.init(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: $0)]
+            },
+            comment: comment)
     }
 
     /// An installed package's purl: deb and apk under the image's distribution (with its
@@ -173,11 +215,17 @@ enum SBOM {
     static func packagePURL(_ package: InstalledPackage, distribution: String?) -> String {
         var purl: String
         switch package.manager {
-        case .dpkg: purl = "pkg:deb/\(purlEncoded(distribution ?? "debian"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
-        case .apk: purl = "pkg:apk/\(purlEncoded(distribution ?? "alpine"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
+        case .dpkg:
+            purl =
+                "pkg:deb/\(purlEncoded(distribution ?? "debian"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
+        case .apk:
+            purl =
+                "pkg:apk/\(purlEncoded(distribution ?? "alpine"))/\(purlEncoded(package.name))@\(purlEncoded(package.version))"
         case .rpm: purl = rpmPURL(package, distribution: distribution)
         }
-        if package.manager != .rpm, let architecture = package.architecture { purl += "?arch=\(purlEncoded(architecture))" }
+        if package.manager != .rpm, let architecture = package.architecture {
+            purl += "?arch=\(purlEncoded(architecture))"
+        }
         return purl
     }
 }

@@ -23,7 +23,8 @@ enum SharedCache {
         try FileManager.default.createDirectory(at: persistent, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
         for name in ["buildah-cache", "buildah-cache-\(getuid())"] {
-            try FileManager.default.createSymbolicLink(at: temporary.appendingPathComponent(name), withDestinationURL: persistent)
+            try FileManager.default.createSymbolicLink(
+                at: temporary.appendingPathComponent(name), withDestinationURL: persistent)
         }
         return ["TMPDIR": temporary.path]
     }
@@ -46,7 +47,8 @@ enum SharedCache {
         guard let ttl = configuration.cacheTTL, let commitTime else { return nil }
         let age = Int(now.timeIntervalSince1970) - commitTime
         guard age > Int(ttl.components.seconds) else { return nil }
-        return "CACHE_TTL=\(Int(ttl.components.seconds))s: the commit is \(age / 3600) h old, and the layers this build caches are dated with the commit time (the image's created time), so no later build reuses them"
+        return
+            "CACHE_TTL=\(Int(ttl.components.seconds))s: the commit is \(age / 3600) h old, and the layers this build caches are dated with the commit time (the image's created time), so no later build reuses them"
     }
 }
 
@@ -60,20 +62,29 @@ extension BuildConfiguration {
                 throw ValidationError("CACHE_REPOSITORY: \(error)")
             }
             guard repository.tag == nil, repository.digest == nil else {
-                throw ValidationError("CACHE_REPOSITORY=\(text): a repository without a tag or digest (buildah tags each cached step by its cache key); write \(repository.name)")
+                throw ValidationError(
+                    "CACHE_REPOSITORY=\(text): a repository without a tag or digest (buildah tags each cached step by its cache key); write \(repository.name)"
+                )
             }
-            for (variable, used) in [("TAG", tag), ("SKIP_IF_PUBLISHED", skipIfPublished)] where used?.name == repository.name {
-                throw ValidationError("CACHE_REPOSITORY=\(text) is the \(variable) repository: buildah would add a tag per cached step beside the image's; use a repository of its own, such as \(repository.name)-cache")
+            for (variable, used) in [("TAG", tag), ("SKIP_IF_PUBLISHED", skipIfPublished)]
+            where used?.name == repository.name {
+                throw ValidationError(
+                    "CACHE_REPOSITORY=\(text) is the \(variable) repository: buildah would add a tag per cached step beside the image's; use a repository of its own, such as \(repository.name)-cache"
+                )
             }
             if builder == .assemble {
-                throw ValidationError("CACHE_REPOSITORY with BUILDER=assemble: the assembler runs no step, so there is no layer to cache; use BUILDER=auto or buildah, or unset CACHE_REPOSITORY")
+                throw ValidationError(
+                    "CACHE_REPOSITORY with BUILDER=assemble: the assembler runs no step, so there is no layer to cache; use BUILDER=auto or buildah, or unset CACHE_REPOSITORY"
+                )
             }
             cacheRepository = repository
         }
         if let text = given("CACHE_TTL") {
             let ttl = try Self.duration(text, "CACHE_TTL")
             guard ttl >= .seconds(1) else {
-                throw ValidationError("CACHE_TTL=\(text): buildah reuses no cached layer at all with a zero TTL; give a duration such as 168h, or unset CACHE_TTL for no limit")
+                throw ValidationError(
+                    "CACHE_TTL=\(text): buildah reuses no cached layer at all with a zero TTL; give a duration such as 168h, or unset CACHE_TTL for no limit"
+                )
             }
             cacheTTL = ttl
         }

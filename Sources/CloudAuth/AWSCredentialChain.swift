@@ -20,12 +20,18 @@ public struct AWSCredentialChain: Sendable {
         if let ambient = environment.credentials { return ambient }
         let operation = "find AWS credentials"
         guard !environment.instanceMetadataDisabled else {
-            throw CloudAuthError(.noCredentials, operation, "none in source (aws_access_key_id), none in the worker's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and AWS_EC2_METADATA_DISABLED is set")
+            throw CloudAuthError(
+                .noCredentials, operation,
+                "none in source (aws_access_key_id), none in the worker's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and AWS_EC2_METADATA_DISABLED is set"
+            )
         }
         do {
             return try instanceRoleCredentials(transport: transport)
         } catch {
-            throw CloudAuthError(.noCredentials, operation, "none in source (aws_access_key_id), none in the worker's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and no instance role: \(error)")
+            throw CloudAuthError(
+                .noCredentials, operation,
+                "none in source (aws_access_key_id), none in the worker's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and no instance role: \(error)"
+            )
         }
     }
 
@@ -35,20 +41,26 @@ public struct AWSCredentialChain: Sendable {
         let base = environment.instanceMetadataEndpoint
         let http = CloudHTTP(transport: transport, trust: .system, secrets: [])
         let operation = "ask the instance metadata service at \(redacted(base))"
-        var tokenRequest = HTTPRequest(method: .put, url: base.appendingPathComponent("latest/api/token"), body: .data(Data()))
+        var tokenRequest = HTTPRequest(
+            method: .put, url: base.appendingPathComponent("latest/api/token"), body: .data(Data()))
         tokenRequest.headers["X-aws-ec2-metadata-token-ttl-seconds"] = "300"
         let tokenAnswer = try http.send(tokenRequest, operation: operation, attempts: 1)
-        guard tokenAnswer.status == 200, let token = String(data: tokenAnswer.body, encoding: .utf8), !token.isEmpty else {
-            throw CloudAuthError(.refused, operation, "PUT /latest/api/token answered HTTP \(tokenAnswer.status) (IMDSv2 session token)")
+        guard tokenAnswer.status == 200, let token = String(data: tokenAnswer.body, encoding: .utf8), !token.isEmpty
+        else {
+            throw CloudAuthError(
+                .refused, operation, "PUT /latest/api/token answered HTTP \(tokenAnswer.status) (IMDSv2 session token)")
         }
         let listURL = base.appendingPathComponent("latest/meta-data/iam/security-credentials/")
         var list = HTTPRequest(method: .get, url: listURL)
         list.headers["X-aws-ec2-metadata-token"] = token
         let roles = try http.send(list, operation: operation, attempts: 1)
         guard roles.status == 200,
-              let role = String(decoding: roles.body, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init), !role.isEmpty
+            let role = String(decoding: roles.body, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(
+                String.init), !role.isEmpty
         else {
-            throw CloudAuthError(.noCredentials, operation, "the instance has no IAM role (HTTP \(roles.status) for iam/security-credentials/)")
+            throw CloudAuthError(
+                .noCredentials, operation,
+                "the instance has no IAM role (HTTP \(roles.status) for iam/security-credentials/)")
         }
         var fetch = HTTPRequest(method: .get, url: listURL.appendingPathComponent(role))
         fetch.headers["X-aws-ec2-metadata-token"] = token
@@ -59,10 +71,15 @@ public struct AWSCredentialChain: Sendable {
             var SecretAccessKey: String?
             var Token: String?
         }
-        guard answer.status == 200 else { throw CloudAuthError(.refused, operation, "HTTP \(answer.status) for the credentials of role \(role)") }
+        guard answer.status == 200 else {
+            throw CloudAuthError(.refused, operation, "HTTP \(answer.status) for the credentials of role \(role)")
+        }
         let body = try decodeJSON(Body.self, answer.body, operation: operation, what: "role credentials")
-        guard body.Code.map({ $0 == "Success" }) ?? true, let id = body.AccessKeyId, let secret = body.SecretAccessKey, !id.isEmpty, !secret.isEmpty else {
-            throw CloudAuthError(.invalidAnswer, operation, "role \(role) has no usable credentials (Code \(body.Code ?? "absent"))")
+        guard body.Code.map({ $0 == "Success" }) ?? true, let id = body.AccessKeyId, let secret = body.SecretAccessKey,
+            !id.isEmpty, !secret.isEmpty
+        else {
+            throw CloudAuthError(
+                .invalidAnswer, operation, "role \(role) has no usable credentials (Code \(body.Code ?? "absent"))")
         }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: body.Token)
     }

@@ -13,7 +13,9 @@ public struct AWSEnvironment: Sendable {
     }
 
     private func value(_ name: String) -> String? {
-        variables[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces) }
+        variables[name].flatMap {
+            $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces)
+        }
     }
 
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, when both key parts are set.
@@ -30,8 +32,12 @@ public struct AWSEnvironment: Sendable {
     public func endpoint(variableSuffix: String, hostPrefix: String, region: String) throws(CloudAuthError) -> URL {
         for name in ["AWS_ENDPOINT_URL_\(variableSuffix)", "AWS_ENDPOINT_URL"] {
             guard let text = value(name) else { continue }
-            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
-                throw CloudAuthError(.configuration, "read \(name)", "\"\(CloudAuthError.sanitized(text, hiding: []))\" is not an http(s) URL")
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+                ["http", "https"].contains(scheme), url.host != nil
+            else {
+                throw CloudAuthError(
+                    .configuration, "read \(name)",
+                    "\"\(CloudAuthError.sanitized(text, hiding: []))\" is not an http(s) URL")
             }
             return url
         }
@@ -39,7 +45,9 @@ public struct AWSEnvironment: Sendable {
     }
 
     /// `amazonaws.com`, or `amazonaws.com.cn` in the China regions.
-    public static func domain(region: String) -> String { region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com" }
+    public static func domain(region: String) -> String {
+        region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
+    }
 
     /// The EC2 instance metadata service: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://169.254.169.254`.
     public var instanceMetadataEndpoint: URL {

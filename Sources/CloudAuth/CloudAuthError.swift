@@ -1,6 +1,6 @@
+import Errors
 import Foundation
 import HTTP
-import Errors
 
 /// A failed cloud login: what was attempted and why it failed, in one line, never with a
 /// secret (text from a server is cut to one line and stripped of every secret we hold).
@@ -26,9 +26,11 @@ public struct CloudAuthError: SlipwayError {
 
     /// `text` as one short line with each of `secrets` replaced by `***`.
     static func sanitized(_ text: String, hiding secrets: [String]) -> String {
-        var line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        var line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(
+            separator: " ")
         for secret in secrets where secret.count >= 4 { line = line.replacingOccurrences(of: secret, with: "***") }
-        let printable = String(String.UnicodeScalarView(line.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+        let printable = String(
+            String.UnicodeScalarView(line.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
         return printable.count > 240 ? String(printable.prefix(240)) + "…" : printable
     }
 }
@@ -58,7 +60,8 @@ struct CloudHTTP: Sendable {
             } catch let error as HTTPError where error.isRetryable && !last {
                 retry.sleep(retry.delay(afterAttempt: attempt, retryAfter: nil))
             } catch let error as HTTPError {
-                throw CloudAuthError(.unreachable, operation, "\(redacted(request.url)) did not answer: \(error.message)")
+                throw CloudAuthError(
+                    .unreachable, operation, "\(redacted(request.url)) did not answer: \(error.message)")
             } catch {
                 throw CloudAuthError(.unreachable, operation, CloudAuthError.sanitized("\(error)", hiding: secrets))
             }
@@ -80,7 +83,8 @@ extension ErrorKind where Owner == CloudAuthError {
     public static var invalidAnswer: Self { Self("invalid answer") }
 }
 
-func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, operation: String, what: String) throws(CloudAuthError) -> T {
+func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, operation: String, what: String) throws(CloudAuthError) -> T
+{
     do { return try JSONDecoder().decode(T.self, from: data) } catch {
         throw CloudAuthError(.invalidAnswer, operation, "the answer is not the expected JSON (\(what))")
     }

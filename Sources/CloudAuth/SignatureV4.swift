@@ -49,22 +49,30 @@ public struct SignatureV4: Sendable {
         case .data(let data): payload = data
         default: payload = Data()
         }
-        request.headers["Authorization"] = authorization(method: request.method.rawValue, url: request.url,
-                                                         headers: request.headers.map { ($0.name, $0.value) },
-                                                         payload: payload, credentials: credentials, date: date)
+        request.headers["Authorization"] = authorization(
+            method: request.method.rawValue, url: request.url,
+            headers: request.headers.map { ($0.name, $0.value) },
+            payload: payload, credentials: credentials, date: date)
     }
 
     /// The `Authorization` header value for a request with exactly these headers.
-    public func authorization(method: String, url: URL, headers: [(String, String)], payload: Data,
-                              credentials: AWSCredentials, date: Date) -> String {
-        let (canonical, signedHeaders) = canonicalRequest(method: method, url: url, headers: headers, payloadHash: Self.hexSHA256(payload))
-        let signature = signature(stringToSign: stringToSign(canonicalRequest: canonical, date: date),
-                                  secretAccessKey: credentials.secretAccessKey, date: date)
-        return "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(credentialScope(date)), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+    public func authorization(
+        method: String, url: URL, headers: [(String, String)], payload: Data,
+        credentials: AWSCredentials, date: Date
+    ) -> String {
+        let (canonical, signedHeaders) = canonicalRequest(
+            method: method, url: url, headers: headers, payloadHash: Self.hexSHA256(payload))
+        let signature = signature(
+            stringToSign: stringToSign(canonicalRequest: canonical, date: date),
+            secretAccessKey: credentials.secretAccessKey, date: date)
+        return
+            "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(credentialScope(date)), SignedHeaders=\(signedHeaders), Signature=\(signature)"
     }
 
     /// Task 1: the canonical request, and the `SignedHeaders` list it names.
-    public func canonicalRequest(method: String, url: URL, headers: [(String, String)], payloadHash: String) -> (String, String) {
+    public func canonicalRequest(method: String, url: URL, headers: [(String, String)], payloadHash: String) -> (
+        String, String
+    ) {
         var merged: [String: [String]] = [:]
         for (name, value) in headers {
             merged[name.lowercased(), default: []].append(Self.trimmed(value))
@@ -72,14 +80,17 @@ public struct SignatureV4: Sendable {
         let names = merged.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         let canonicalHeaders = names.map { "\($0):\(merged[$0]!.joined(separator: ","))\n" }.joined()
         let signedHeaders = names.joined(separator: ";")
-        let text = [method, Self.canonicalPath(url), Self.canonicalQuery(url), canonicalHeaders, signedHeaders, payloadHash]
-            .joined(separator: "\n")
+        let text = [
+            method, Self.canonicalPath(url), Self.canonicalQuery(url), canonicalHeaders, signedHeaders, payloadHash,
+        ]
+        .joined(separator: "\n")
         return (text, signedHeaders)
     }
 
     /// Task 2: the string to sign.
     public func stringToSign(canonicalRequest: String, date: Date) -> String {
-        [Self.algorithm, Self.timestamp(date), credentialScope(date), Self.hexSHA256(Data(canonicalRequest.utf8))].joined(separator: "\n")
+        [Self.algorithm, Self.timestamp(date), credentialScope(date), Self.hexSHA256(Data(canonicalRequest.utf8))]
+            .joined(separator: "\n")
     }
 
     /// Task 3: the signature, from the key derived for this day, region and service.
@@ -135,14 +146,17 @@ public struct SignatureV4: Sendable {
 
     /// Parameters decoded, re-encoded, sorted by name then value.
     static func canonicalQuery(_ url: URL) -> String {
-        guard let query = URLComponents(url: url, resolvingAgainstBaseURL: false)?.percentEncodedQuery, !query.isEmpty else { return "" }
+        guard let query = URLComponents(url: url, resolvingAgainstBaseURL: false)?.percentEncodedQuery, !query.isEmpty
+        else { return "" }
         let pairs = query.split(separator: "&").map { item -> (String, String) in
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let decode = { (text: Substring) in String(text).removingPercentEncoding ?? String(text) }
             return (uriEncode(decode(parts[0])), parts.count > 1 ? uriEncode(decode(parts[1])) : "")
         }
         return pairs.sorted { a, b in
-            a.0 == b.0 ? Array(a.1.utf8).lexicographicallyPrecedes(Array(b.1.utf8)) : Array(a.0.utf8).lexicographicallyPrecedes(Array(b.0.utf8))
+            a.0 == b.0
+                ? Array(a.1.utf8).lexicographicallyPrecedes(Array(b.1.utf8))
+                : Array(a.0.utf8).lexicographicallyPrecedes(Array(b.0.utf8))
         }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
     }
 
@@ -151,8 +165,9 @@ public struct SignatureV4: Sendable {
         var result = ""
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 result.unicodeScalars.append(Unicode.Scalar(byte))
             default:
                 result += String(format: "%%%02X", byte)

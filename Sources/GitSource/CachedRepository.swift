@@ -1,6 +1,6 @@
-import OCI
 import Console
 import Foundation
+import OCI
 import Spawn
 
 /// The bare, blobless clone a check keeps between runs, and the git operations on it.
@@ -43,17 +43,23 @@ struct CachedRepository {
     // MARK: Opening and creating
 
     /// Opens an existing cache; nil when it is missing, unfinished or made for another remote.
-    static func open(at directory: URL, git: Git, refspecs: Refspecs, remote: RemoteURL, policy: FetchPolicy) -> CachedRepository? {
+    static func open(at directory: URL, git: Git, refspecs: Refspecs, remote: RemoteURL, policy: FetchPolicy)
+        -> CachedRepository?
+    {
         let file = directory.appendingPathComponent(stateFileName)
         guard let data = try? Data(contentsOf: file), let state = try? JSONDecoder().decode(State.self, from: data),
-              state.remote == remote.forGit
+            state.remote == remote.forGit
         else { return nil }
-        return CachedRepository(directory: directory, git: git.at(directory), refspecs: refspecs, remote: remote, policy: policy, state: state)
+        return CachedRepository(
+            directory: directory, git: git.at(directory), refspecs: refspecs, remote: remote, policy: policy,
+            state: state)
     }
 
     /// Makes an empty bare repository set up as a blobless partial clone of `remote`; the
     /// first ``update()`` fills it.
-    static func create(at directory: URL, git: Git, refspecs: Refspecs, remote: RemoteURL, policy: FetchPolicy) throws -> CachedRepository {
+    static func create(at directory: URL, git: Git, refspecs: Refspecs, remote: RemoteURL, policy: FetchPolicy) throws
+        -> CachedRepository
+    {
         try initializeRepository(at: directory, git: git, remote: remote)
         return CachedRepository(
             directory: directory, git: git.at(directory), refspecs: refspecs, remote: remote, policy: policy,
@@ -63,7 +69,8 @@ struct CachedRepository {
 
     private static func initializeRepository(at directory: URL, git: Git, remote: RemoteURL) throws {
         try? FileManager.default.removeItem(at: directory)
-        try FileManager.default.createDirectory(at: directory.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: directory.deletingLastPathComponent(), withIntermediateDirectories: true)
         try git.at(nil).output(["init", "--quiet", "--bare", directory.path])
         try git.at(directory).output(["config", "remote.origin.url", remote.forGit])
     }
@@ -112,7 +119,9 @@ struct CachedRepository {
         }
         let after = try tip()
         if let before, let after, before != after, !isShallow, try !isAncestor(before, of: after) {
-            git.log.info("\(refspecs.tipSource ?? "the branch") of \(remote.display) was rewritten (force-push): \(before.short) is no longer on it")
+            git.log.info(
+                "\(refspecs.tipSource ?? "the branch") of \(remote.display) was rewritten (force-push): \(before.short) is no longer on it"
+            )
         }
         return after
     }
@@ -138,7 +147,8 @@ struct CachedRepository {
         guard let window = state.window else { return false }
         let next = window * 4
         if next > policy.completeHistoryAbove {
-            git.log.info("fetching the complete history of \(remote.display) (the answer is older than \(window) commits)")
+            git.log.info(
+                "fetching the complete history of \(remote.display) (the answer is older than \(window) commits)")
             try fetchCompleteHistory()
         } else {
             git.log.debug("deepening the cached clone to \(next) commits")
@@ -152,7 +162,8 @@ struct CachedRepository {
     /// than `--unshallow`: the server answers it from its bitmaps (about half the time in
     /// Benchmarks/git-check), while an unshallow request makes it walk every object.
     private mutating func fetchCompleteHistory() throws {
-        let complete = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + ".complete")
+        let complete = directory.deletingLastPathComponent().appendingPathComponent(
+            directory.lastPathComponent + ".complete")
         try Self.initializeRepository(at: complete, git: git, remote: remote)
         do {
             try fetch([], in: git.at(complete))
@@ -172,7 +183,10 @@ struct CachedRepository {
         var refspecs: [String] = []
         if let source = self.refspecs.tipSource { refspecs.append("+\(source):\(Self.tipReference)") }
         if self.refspecs.tags { refspecs.append("+refs/tags/*:refs/tags/*") }
-        let arguments = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune", "--filter=blob:none"] + extra + ["origin"] + refspecs
+        let arguments =
+            ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--prune", "--filter=blob:none"] + extra + [
+                "origin"
+            ] + refspecs
         let result = try (target ?? git).run(arguments)
         guard result.succeeded else { throw remoteFailure(arguments, result) }
     }
@@ -182,8 +196,13 @@ struct CachedRepository {
     func remoteFailure(_ arguments: [String], _ result: CommandResult) -> GitSourceError {
         let text = result.errorText
         if let source = refspecs.tipSource, text.contains("couldn't find remote ref") {
-            let what = source == "HEAD" ? "the default branch (HEAD)" : "branch \(source.replacingOccurrences(of: "refs/heads/", with: ""))"
-            return GitSourceError(.remote, "\(what) was not found in \(remote.display): check git.branch and git.uri (an empty repository has no branch)")
+            let what =
+                source == "HEAD"
+                ? "the default branch (HEAD)" : "branch \(source.replacingOccurrences(of: "refs/heads/", with: ""))"
+            return GitSourceError(
+                .remote,
+                "\(what) was not found in \(remote.display): check git.branch and git.uri (an empty repository has no branch)"
+            )
         }
         let remoteSigns = [
             "Authentication failed", "could not read Username", "could not read Password", "Permission denied",
@@ -238,7 +257,9 @@ struct CachedRepository {
 
     /// The commits whose parents the shallow window cuts off (git's `shallow` file).
     func shallowCommits() -> Set<String> {
-        guard let text = try? String(contentsOf: directory.appendingPathComponent("shallow"), encoding: .utf8) else { return [] }
+        guard let text = try? String(contentsOf: directory.appendingPathComponent("shallow"), encoding: .utf8) else {
+            return []
+        }
         return Set(text.split(whereSeparator: \.isNewline).map(String.init))
     }
 
@@ -285,7 +306,8 @@ struct CachedRepository {
     var hasCommitGraph: Bool {
         let info = directory.appendingPathComponent("objects/info")
         return FileManager.default.fileExists(atPath: info.appendingPathComponent("commit-graph").path)
-            || FileManager.default.fileExists(atPath: info.appendingPathComponent("commit-graphs/commit-graph-chain").path)
+            || FileManager.default.fileExists(
+                atPath: info.appendingPathComponent("commit-graphs/commit-graph-chain").path)
     }
 
     /// Fetches commits by name (with their history down to what the cache has), for commits
@@ -308,7 +330,9 @@ struct CachedRepository {
     }
 
     func fetchCommits(_ commits: [GitCommitID]) throws {
-        let arguments = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--filter=blob:none", "origin"] + commits.map(\.rawValue)
+        let arguments =
+            ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--filter=blob:none", "origin"]
+            + commits.map(\.rawValue)
         let result = try git.run(arguments)
         guard result.succeeded else { throw remoteFailure(arguments, result) }
     }
@@ -332,6 +356,9 @@ func commitID(_ output: String) throws -> GitCommitID {
     do {
         return try GitCommitID(text)
     } catch {
-        throw GitSourceError(.command, "git printed \(quoted(String(text.prefix(100)))) where a commit name was expected (is this a SHA-256 repository? only SHA-1 is supported)")
+        throw GitSourceError(
+            .command,
+            "git printed \(quoted(String(text.prefix(100)))) where a commit name was expected (is this a SHA-256 repository? only SHA-1 is supported)"
+        )
     }
 }

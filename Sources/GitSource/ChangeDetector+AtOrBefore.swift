@@ -17,14 +17,18 @@ extension ChangeDetector {
     public func change(atOrBefore commit: GitCommitID) throws -> SourceChange? {
         try configuration.validate()
         guard !configuration.isReleaseMode else {
-            throw GitSourceError(.configuration, "the version of a release-mode source at a commit is its release tag, not a commit at or before it; use a branch-mode source (no tag_filter or tag_regex)")
+            throw GitSourceError(
+                .configuration,
+                "the version of a release-mode source at a commit is its release tag, not a commit at or before it; use a branch-mode source (no tag_filter or tag_regex)"
+            )
         }
         return try withCache { repository in
             try repository.update()
             try repository.ensureCommit(commit)
             while true {
                 let shallow = repository.shallowCommits()
-                let found = try HistoryWalker(configuration: configuration, repository: repository).walk(from: commit, excluding: [], limit: 1)
+                let found = try HistoryWalker(configuration: configuration, repository: repository).walk(
+                    from: commit, excluding: [], limit: 1)
                 // The window's edge looks like a root commit that adds every file: not a real match.
                 let certain: Bool
                 if let first = found.first {
@@ -37,7 +41,10 @@ extension ChangeDetector {
                     return try describe([(match, nil)], in: repository)[0]
                 }
                 guard try repository.deepen() else {
-                    throw GitSourceError(.command, "the history of \(remote.display) before \(commit.short) cannot be fetched completely (is the commit on \(branchDescription)?)")
+                    throw GitSourceError(
+                        .command,
+                        "the history of \(remote.display) before \(commit.short) cannot be fetched completely (is the commit on \(branchDescription)?)"
+                    )
                 }
             }
         }

@@ -16,7 +16,9 @@ extension ChangeDetector {
             for line in result.outputText.split(separator: "\n") {
                 guard let tab = line.firstIndex(of: "\t") else { continue }
                 let reference = line[line.index(after: tab)...]
-                if reference.hasPrefix("refs/heads/") { branches.insert(String(reference.dropFirst("refs/heads/".count))) }
+                if reference.hasPrefix("refs/heads/") {
+                    branches.insert(String(reference.dropFirst("refs/heads/".count)))
+                }
             }
             return branches
         }

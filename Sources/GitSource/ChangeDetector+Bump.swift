@@ -26,15 +26,20 @@ extension ChangeDetector {
             throw GitSourceError(.configuration, "bump_tag_file needs git.branch: the branch to push the new value to")
         }
         try FileManager.default.createDirectory(at: cacheRoot, withIntermediateDirectories: true)
-        return try GitCredentials(configuration: configuration).withGit(runner: runner, log: log, scratch: cacheRoot) { git in
+        return try GitCredentials(configuration: configuration).withGit(runner: runner, log: log, scratch: cacheRoot) {
+            git in
             var attempt = 0
             while true {
                 attempt += 1
                 let work = cacheRoot.appendingPathComponent("slipway-bump-\(UUID().uuidString.prefix(8))")
                 defer { try? FileManager.default.removeItem(at: work) }
-                try git.output(["clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch.rawValue, "--", remote.forGit, work.path])
+                try git.output([
+                    "clone", "--quiet", "--depth", "1", "--single-branch", "--branch", branch.rawValue, "--",
+                    remote.forGit, work.path,
+                ])
                 let repository = git.at(work)
-                let head = try GitCommitID(try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
+                let head = try GitCommitID(
+                    try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
                 let file = work.appendingPathComponent(spec.normalizedPath)
                 // Read from git's tree, never through the work tree: a tag file committed as a
                 // link (or below a directory that is one) would otherwise read and write a
@@ -45,22 +50,30 @@ extension ChangeDetector {
                 if new == old {
                     // A retried put, or a release run again: the file already says so. An empty
                     // commit would fail, and a new one would make a version for nothing.
-                    log.info("\(spec.normalizedPath) already holds \(new) on \(branch) of \(remote.display); nothing to commit")
+                    log.info(
+                        "\(spec.normalizedPath) already holds \(new) on \(branch) of \(remote.display); nothing to commit"
+                    )
                     return TagFileBump(commit: head, oldValue: old, newValue: new)
                 }
                 let rewritten = try Self.rewriting(text, spec: spec, to: new, commit: head)
                 // Atomically: the rename replaces the path itself, so nothing is written through a link.
                 try Data(rewritten.utf8).write(to: file, options: .atomic)
-                try repository.output(["-c", "user.name=Slipway", "-c", "user.email=slipway@localhost", "commit", "--quiet",
-                                       "--message", Self.bumpMessage(message, old: old, new: new),
-                                       "--", spec.normalizedPath])
-                let commit = try GitCommitID(try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
+                try repository.output([
+                    "-c", "user.name=Slipway", "-c", "user.email=slipway@localhost", "commit", "--quiet",
+                    "--message", Self.bumpMessage(message, old: old, new: new),
+                    "--", spec.normalizedPath,
+                ])
+                let commit = try GitCommitID(
+                    try repository.output(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines))
                 let pushed = try repository.run(["push", "--quiet", "origin", "HEAD:refs/heads/\(branch.rawValue)"])
                 if pushed.succeeded {
-                    log.info("bumped \(spec.normalizedPath) from \(old) to \(new) in \(commit.short) on \(branch) of \(remote.display)")
+                    log.info(
+                        "bumped \(spec.normalizedPath) from \(old) to \(new) in \(commit.short) on \(branch) of \(remote.display)"
+                    )
                     return TagFileBump(commit: commit, oldValue: old, newValue: new)
                 }
-                guard attempt < 3, pushed.errorText.contains("rejected") || pushed.errorText.contains("fetch first") else {
+                guard attempt < 3, pushed.errorText.contains("rejected") || pushed.errorText.contains("fetch first")
+                else {
                     throw repository.failure(["push", "origin", "HEAD:refs/heads/\(branch.rawValue)"], pushed)
                 }
                 log.info("\(branch) moved while bumping \(spec.normalizedPath); trying again on its new tip")
@@ -69,11 +82,14 @@ extension ChangeDetector {
     }
 
     /// The tag file at `head` as bytes and as text, read from git's tree (see `regularTagFile`).
-    private func readTagFile(_ spec: TagFileSpec, at head: GitCommitID, in repository: Git, branch: GitBranchName) throws -> (Data, String) {
+    private func readTagFile(_ spec: TagFileSpec, at head: GitCommitID, in repository: Git, branch: GitBranchName)
+        throws -> (Data, String)
+    {
         let object = try regularTagFile(spec.normalizedPath, at: head, in: repository, branch: branch)
         let blob = try repository.run(["cat-file", "blob", object])
         guard blob.succeeded, case let data = blob.standardOutput, let text = String(data: data, encoding: .utf8) else {
-            throw GitSourceError(.tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
+            throw GitSourceError(
+                .tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
         }
         return (data, text)
     }
@@ -82,7 +98,9 @@ extension ChangeDetector {
     static func rewriting(_ text: String, spec: TagFileSpec, to new: String, commit: GitCommitID) throws -> String {
         let rewritten = try TagFileValue.replacing(text, spec: spec, with: new)
         guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: commit) == new else {
-            throw GitSourceError(.tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back")
+            throw GitSourceError(
+                .tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back"
+            )
         }
         return rewritten
     }
@@ -95,18 +113,26 @@ extension ChangeDetector {
     /// The blob of the tag file at `commit` when it is a regular file; one line otherwise.
     /// `ls-tree` shows the entry's mode: a link is stored as a blob of mode 120000 whose
     /// content is its target, so reading it as a file would follow it out of the clone.
-    func regularTagFile(_ path: String, at commit: GitCommitID, in repository: Git, branch: GitBranchName) throws -> String {
+    func regularTagFile(_ path: String, at commit: GitCommitID, in repository: Git, branch: GitBranchName) throws
+        -> String
+    {
         let listed = try repository.output(["ls-tree", "--full-tree", commit.rawValue, "--", path])
         // "<mode> <type> <object>\t<path>"; nothing when the path (or a directory on the way) is not a tree entry.
         let fields = listed.split(separator: "\t", maxSplits: 1).first?.split(separator: " ") ?? []
         guard fields.count == 3 else {
-            throw GitSourceError(.tagFile, "tag file \(quoted(path)) does not exist on \(branch) of \(remote.display) (or a directory on its path is a symbolic link)")
+            throw GitSourceError(
+                .tagFile,
+                "tag file \(quoted(path)) does not exist on \(branch) of \(remote.display) (or a directory on its path is a symbolic link)"
+            )
         }
         guard fields[0] != "120000" else {
             throw GitSourceError(.tagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
         }
         guard fields[1] == "blob" else {
-            throw GitSourceError(.tagFile, "tag file \(quoted(path)) on \(branch) of \(remote.display) is a \(fields[1] == "tree" ? "directory" : String(fields[1])), not a file")
+            throw GitSourceError(
+                .tagFile,
+                "tag file \(quoted(path)) on \(branch) of \(remote.display) is a \(fields[1] == "tree" ? "directory" : String(fields[1])), not a file"
+            )
         }
         return String(fields[2])
     }
@@ -126,7 +152,9 @@ extension ChangeDetector {
         let names = Data(commits.map { "\($0.rawValue):\(parent)\n" }.joined().utf8)
         let resolved = try git.run(["cat-file", "--batch-check=%(objectname)"], input: names)
         guard resolved.succeeded else { throw git.failure(["cat-file", "--batch-check"], resolved) }
-        let trees = resolved.outputText.split(whereSeparator: \.isNewline).map { String($0.split(separator: " ").first ?? "") }
+        let trees = resolved.outputText.split(whereSeparator: \.isNewline).map {
+            String($0.split(separator: " ").first ?? "")
+        }
         let contents = try catFileBatch(Array(Set(trees)), git: git, path: parent)
         for (commit, tree) in zip(commits, trees) {
             guard let content = contents[tree], content.type == "tree" else { continue }
@@ -141,7 +169,9 @@ extension ChangeDetector {
         let bytes = [UInt8](tree)
         var index = 0
         while index < bytes.count {
-            guard let space = bytes[index...].firstIndex(of: 0x20), let nul = bytes[space...].firstIndex(of: 0) else { return nil }
+            guard let space = bytes[index...].firstIndex(of: 0x20), let nul = bytes[space...].firstIndex(of: 0) else {
+                return nil
+            }
             let mode = String(decoding: bytes[index..<space], as: UTF8.self)
             let entry = String(decoding: bytes[(space + 1)..<nul], as: UTF8.self)
             if entry == name { return mode }

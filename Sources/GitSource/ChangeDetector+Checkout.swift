@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 
 extension ChangeDetector {
     /// Whether `ancestor` is `descendant` or one of its ancestors: `out` asks this before it
@@ -55,8 +55,12 @@ extension ChangeDetector {
             if configuration.isReleaseMode {
                 // The version check would report: the newest matching release tag on the commit.
                 guard let tag = try releaseTags(in: repository).last(where: { $0.commit == commit }) else {
-                    let filter = configuration.tagFilter.map { "tag_filter \(quoted($0))" } ?? "tag_regex \(quoted(configuration.tagRegex ?? ""))"
-                    throw GitSourceError(.commitNotFound, "commit \(commit.short) carries no release tag matching \(filter) in \(remote.display)")
+                    let filter =
+                        configuration.tagFilter.map { "tag_filter \(quoted($0))" }
+                        ?? "tag_regex \(quoted(configuration.tagRegex ?? ""))"
+                    throw GitSourceError(
+                        .commitNotFound,
+                        "commit \(commit.short) carries no release tag matching \(filter) in \(remote.display)")
                 }
                 release = tag.name
             }
@@ -90,7 +94,9 @@ extension ChangeDetector {
             let direct = try git.run(["fetch", "--quiet", "--no-tags", "--depth=1", "origin", commit.rawValue])
             if !direct.succeeded {
                 let source = configuration.branch?.fullReference ?? "HEAD"
-                let arguments = ["fetch", "--quiet", "--no-tags", "origin", "+\(source):refs/remotes/origin/slipway-source"]
+                let arguments = [
+                    "fetch", "--quiet", "--no-tags", "origin", "+\(source):refs/remotes/origin/slipway-source",
+                ]
                 let result = try git.run(arguments)
                 guard result.succeeded else { throw git.failure(arguments, result, kind: .remote) }
             }
@@ -102,17 +108,20 @@ extension ChangeDetector {
             let branch = try configuration.branch?.rawValue ?? defaultBranch(git)
             let metadata = directory.appendingPathComponent(".git")
             try Data((commit.rawValue + "\n").utf8).write(to: metadata.appendingPathComponent("ref"), options: .atomic)
-            try Data((commit.short + "\n").utf8).write(to: metadata.appendingPathComponent("short_ref"), options: .atomic)
+            try Data((commit.short + "\n").utf8).write(
+                to: metadata.appendingPathComponent("short_ref"), options: .atomic)
             try Data((branch + "\n").utf8).write(to: metadata.appendingPathComponent("branch"), options: .atomic)
         }
     }
 
     /// The branch the remote's `HEAD` points at.
     private func defaultBranch(_ git: Git) throws -> String {
-        for line in try git.lines(["ls-remote", "--symref", "origin", "HEAD"]) where line.hasPrefix("ref: refs/heads/") {
+        for line in try git.lines(["ls-remote", "--symref", "origin", "HEAD"]) where line.hasPrefix("ref: refs/heads/")
+        {
             let reference = line.dropFirst("ref: refs/heads/".count)
             return String(reference.prefix(while: { $0 != "\t" }))
         }
-        throw GitSourceError(.remote, "\(remote.display) does not say which branch is its default (no symbolic HEAD); set git.branch")
+        throw GitSourceError(
+            .remote, "\(remote.display) does not say which branch is its default (no symbolic HEAD); set git.branch")
     }
 }

@@ -8,11 +8,14 @@ extension ChangeDetector {
         let normalized = path.hasPrefix("./") ? String(path.dropFirst(2)) : path
         return try withCache { repository in
             let git = repository.git
-            let object = try git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", "\(commit.rawValue):\(normalized)"])
+            let object = try git.run([
+                "rev-parse", "--verify", "--quiet", "--end-of-options", "\(commit.rawValue):\(normalized)",
+            ])
             guard object.succeeded else { return nil }
             let name = object.outputText.trimmingCharacters(in: .whitespacesAndNewlines)
             try repository.prefetch(objects: [name])
-            guard let content = try catFileBatch([name], git: git, path: normalized)[name], content.type == "blob" else { return nil }
+            guard let content = try catFileBatch([name], git: git, path: normalized)[name], content.type == "blob"
+            else { return nil }
             return content.data
         }
     }

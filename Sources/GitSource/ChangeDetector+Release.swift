@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 
 extension ChangeDetector {
     /// One release tag: its name and the commit it points at (peeled through annotated tags).
@@ -26,7 +26,9 @@ extension ChangeDetector {
                 candidates = Array(tags[index...])
                 newestOnly = false
             } else {
-                log.info("release \(since.release.map { quoted($0) } ?? "(none)") of version \(since.commit.short) is gone from \(remote.display); reporting the newest matching release")
+                log.info(
+                    "release \(since.release.map { quoted($0) } ?? "(none)") of version \(since.commit.short) is gone from \(remote.display); reporting the newest matching release"
+                )
             }
         }
         let walker = HistoryWalker(configuration: configuration, repository: repository)
@@ -39,10 +41,15 @@ extension ChangeDetector {
     /// The tags that match `tag_filter` / `tag_regex` (and are merged into `branch`, when
     /// set), oldest first.
     func releaseTags(in repository: CachedRepository) throws -> [ReleaseTag] {
-        var arguments = ["tag", "--list", "--sort=creatordate", "--format=%(refname:strip=2)%1f%(objecttype)%1f%(objectname)%1f%(*objecttype)%1f%(*objectname)"]
+        var arguments = [
+            "tag", "--list", "--sort=creatordate",
+            "--format=%(refname:strip=2)%1f%(objecttype)%1f%(objectname)%1f%(*objecttype)%1f%(*objectname)",
+        ]
         if configuration.branch != nil {
             guard try repository.tip() != nil else {
-                throw GitSourceError(.command, "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
+                throw GitSourceError(
+                    .command,
+                    "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
             }
             arguments += ["--merged", CachedRepository.tipReference]
         }

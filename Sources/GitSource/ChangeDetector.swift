@@ -1,7 +1,7 @@
 import Console
 import Foundation
-import Spawn
 import OCI
+import Spawn
 
 /// The engine of `check` in source-keyed mode: which commits of a branch (or
 /// which release tags) are versions, found in a cached blobless clone that fetches only as
@@ -76,38 +76,49 @@ public struct ChangeDetector: Sendable {
 
     /// Branch mode: commits of the first-parent chain, deepening the window until the
     /// answer is certain.
-    private func branchChanges(in repository: inout CachedRepository, since: SourceChange.Key?) throws -> [SourceChange] {
+    private func branchChanges(in repository: inout CachedRepository, since: SourceChange.Key?) throws -> [SourceChange]
+    {
         var updated: GitCommitID? = try repository.update()
         while true {
             let current = try updated ?? repository.tip()
             updated = nil
             guard let tip = current else {
                 // The fetch succeeded, so the ref must exist: the cache is broken.
-                throw GitSourceError(.command, "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
+                throw GitSourceError(
+                    .command,
+                    "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
             }
             if let commits = try listBranch(repository, tip: tip, since: since?.commit) {
                 return try describe(commits.map { ($0, nil) }, in: repository)
             }
             guard try repository.deepen() else {
-                throw GitSourceError(.command, "the complete history of \(remote.display) is fetched, yet the answer still needs older commits; please report this")
+                throw GitSourceError(
+                    .command,
+                    "the complete history of \(remote.display) is fetched, yet the answer still needs older commits; please report this"
+                )
             }
         }
     }
 
     /// The matching commits, oldest first, or nil when the window is too shallow to know.
-    private func listBranch(_ repository: CachedRepository, tip: GitCommitID, since: GitCommitID?) throws -> [GitCommitID]? {
+    private func listBranch(_ repository: CachedRepository, tip: GitCommitID, since: GitCommitID?) throws
+        -> [GitCommitID]?
+    {
         let shallow = repository.shallowCommits()
         let walker = HistoryWalker(configuration: configuration, repository: repository)
         if let since {
             if !shallow.contains(since.rawValue), let parents = try repository.parentsIfPresent(of: since),
-               try repository.isAncestor(since, of: tip) {
+                try repository.isAncestor(since, of: tip)
+            {
                 let commits = try walker.walk(from: tip, excluding: parents, limit: nil)
                 if commits.contains(where: { shallow.contains($0.rawValue) }) { return nil }
                 return commits.reversed()
             }
             // Not in the window: either older than the window, or gone from the branch.
             if !shallow.isEmpty { return nil }
-            log.info("version \(since.short) is no longer on \(branchDescription) of \(remote.display) (history rewritten?); reporting the newest matching commit")
+            log.info(
+                "version \(since.short) is no longer on \(branchDescription) of \(remote.display) (history rewritten?); reporting the newest matching commit"
+            )
         }
         let wanted = configuration.effectiveVersionDepth
         var commits = try walker.walk(from: tip, excluding: [], limit: wanted)
@@ -151,19 +162,28 @@ public struct ChangeDetector: Sendable {
 
     private func commitMetadata(_ commits: [GitCommitID], git: Git) throws -> [GitCommitID: CommitInfo] {
         let input = Data((commits.map(\.rawValue).joined(separator: "\n") + "\n").utf8)
-        let output = try git.output(["log", "--no-walk=unsorted", "--stdin", "--no-decorate", "--no-color", "--format=%H%x1f%an%x1f%at%x1f%s%x1e"], input: input)
+        let output = try git.output(
+            [
+                "log", "--no-walk=unsorted", "--stdin", "--no-decorate", "--no-color",
+                "--format=%H%x1f%an%x1f%at%x1f%s%x1e",
+            ], input: input)
         var result: [GitCommitID: CommitInfo] = [:]
         for record in output.split(separator: "\u{1e}") {
-            let fields = record.trimmingCharacters(in: .newlines).split(separator: "\u{1f}", omittingEmptySubsequences: false).map(String.init)
+            let fields = record.trimmingCharacters(in: .newlines).split(
+                separator: "\u{1f}", omittingEmptySubsequences: false
+            ).map(String.init)
             guard fields.count == 4, let commit = try? GitCommitID(fields[0]) else { continue }
-            result[commit] = CommitInfo(author: fields[1], date: Date(timeIntervalSince1970: TimeInterval(fields[2]) ?? 0), subject: fields[3])
+            result[commit] = CommitInfo(
+                author: fields[1], date: Date(timeIntervalSince1970: TimeInterval(fields[2]) ?? 0), subject: fields[3])
         }
         return result
     }
 
     /// The tag file's value at each commit: object names from the trees (no fetch), the
     /// missing blobs in one fetch, then all contents in one `cat-file --batch`.
-    private func tagFileValues(_ commits: [GitCommitID], in repository: CachedRepository) throws -> [GitCommitID: String] {
+    private func tagFileValues(_ commits: [GitCommitID], in repository: CachedRepository) throws -> [GitCommitID:
+        String]
+    {
         guard let spec = configuration.tagFile else { return [:] }
         let path = spec.normalizedPath
         let git = repository.git
@@ -175,15 +195,21 @@ public struct ChangeDetector: Sendable {
         } else {
             objects = []
             for commit in commits {
-                let one = try git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", "\(commit.rawValue):\(path)"])
+                let one = try git.run([
+                    "rev-parse", "--verify", "--quiet", "--end-of-options", "\(commit.rawValue):\(path)",
+                ])
                 guard one.succeeded else {
-                    throw GitSourceError(.tagFile, "tag file \(quoted(path)) does not exist at commit \(commit.short) of \(remote.display): add it, or fix tag_file's path")
+                    throw GitSourceError(
+                        .tagFile,
+                        "tag file \(quoted(path)) does not exist at commit \(commit.short) of \(remote.display): add it, or fix tag_file's path"
+                    )
                 }
                 objects.append(one.outputText.trimmingCharacters(in: .whitespacesAndNewlines))
             }
         }
         guard objects.count == commits.count else {
-            throw GitSourceError(.command, "git resolved \(objects.count) tag file objects for \(commits.count) commits")
+            throw GitSourceError(
+                .command, "git resolved \(objects.count) tag file objects for \(commits.count) commits")
         }
         try refuseSymlinkedTagFile(path, commits: commits, git: git)
         let distinct = Array(Set(objects))
@@ -192,10 +218,15 @@ public struct ChangeDetector: Sendable {
         var values: [GitCommitID: String] = [:]
         for (commit, object) in zip(commits, objects) {
             guard let content = contents[object] else {
-                throw GitSourceError(.tagFile, "tag file \(quoted(path)) at commit \(commit.short) could not be read (object \(object) missing)")
+                throw GitSourceError(
+                    .tagFile,
+                    "tag file \(quoted(path)) at commit \(commit.short) could not be read (object \(object) missing)")
             }
             guard content.type == "blob" else {
-                throw GitSourceError(.tagFile, "tag file \(quoted(path)) at commit \(commit.short) is a \(content.type == "tree" ? "directory" : content.type), not a file")
+                throw GitSourceError(
+                    .tagFile,
+                    "tag file \(quoted(path)) at commit \(commit.short) is a \(content.type == "tree" ? "directory" : content.type), not a file"
+                )
             }
             values[commit] = try TagFileValue.read(content.data, spec: spec, commit: commit)
         }
@@ -235,14 +266,18 @@ public struct ChangeDetector: Sendable {
         do {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         } catch {
-            throw GitSourceError(.cache, "cannot create the clone cache in \(root.path): \(error.localizedDescription); is TMPDIR writable?")
+            throw GitSourceError(
+                .cache,
+                "cannot create the clone cache in \(root.path): \(error.localizedDescription); is TMPDIR writable?")
         }
         let name = cacheName
         let directory = root.appendingPathComponent(name, isDirectory: true)
         let refspecs = self.refspecs
         return try credentials.withGit(runner: runner, log: log, scratch: root) { git in
             try FileLock.withExclusiveLock(on: root.appendingPathComponent(name + ".lock"), log: log) {
-                if var cached = CachedRepository.open(at: directory, git: git, refspecs: refspecs, remote: remote, policy: fetchPolicy) {
+                if var cached = CachedRepository.open(
+                    at: directory, git: git, refspecs: refspecs, remote: remote, policy: fetchPolicy)
+                {
                     do {
                         return try body(&cached)
                     } catch let error as GitSourceError where error.kind == .command || error.kind == .remote {
@@ -253,11 +288,13 @@ public struct ChangeDetector: Sendable {
                         log.info("the cached clone of \(remote.display) failed, cloning afresh: \(error.message)")
                     }
                 } else if FileManager.default.fileExists(atPath: directory.path) {
-                    log.info("the cached clone of \(remote.display) is incomplete or for another source; cloning afresh")
+                    log.info(
+                        "the cached clone of \(remote.display) is incomplete or for another source; cloning afresh")
                 }
                 let freshDirectory = root.appendingPathComponent(name + ".fresh", isDirectory: true)
                 do {
-                    var fresh = try CachedRepository.create(at: freshDirectory, git: git, refspecs: refspecs, remote: remote, policy: fetchPolicy)
+                    var fresh = try CachedRepository.create(
+                        at: freshDirectory, git: git, refspecs: refspecs, remote: remote, policy: fetchPolicy)
                     log.debug("cloning \(remote.display) into \(freshDirectory.path)")
                     let result = try body(&fresh)
                     try? FileManager.default.removeItem(at: directory)
@@ -283,7 +320,9 @@ public struct ChangeDetector: Sendable {
     /// One cache per remote, followed ref and mode: a hash, so no URL (and nothing secret)
     /// appears in a file name.
     var cacheName: String {
-        let identity = ["slipway-git-cache-v1", remote.forGit, refspecs.tipSource ?? "-", refspecs.tags ? "tags" : "branch"].joined(separator: "\n")
+        let identity = [
+            "slipway-git-cache-v1", remote.forGit, refspecs.tipSource ?? "-", refspecs.tags ? "tags" : "branch",
+        ].joined(separator: "\n")
         let digest = Digest.sha256(Data(identity.utf8)).rawValue
         return String(digest.dropFirst("sha256:".count).prefix(24))
     }

@@ -56,7 +56,9 @@ public enum DocumentNesting {
                 let deepest = depth(of: node, limit: maximumDepth + 1, visited: &visited)
                 if deepest > maximumDepth { throw Refusal(message(for: what)) }
                 if visited > maximumNodes {
-                    throw Refusal("\(what) expands to more than \(maximumNodes) values (aliases of aliases?), the most Slipway reads")
+                    throw Refusal(
+                        "\(what) expands to more than \(maximumNodes) values (aliases of aliases?), the most Slipway reads"
+                    )
                 }
             }
             return node
@@ -83,11 +85,14 @@ public enum DocumentNesting {
         case .scalar:
             return 0
         case .sequence(let sequence):
-            for child in sequence { deepest = max(deepest, depth(of: child, limit: limit - 1, visited: &visited, budget: budget)) }
+            for child in sequence {
+                deepest = max(deepest, depth(of: child, limit: limit - 1, visited: &visited, budget: budget))
+            }
         case .mapping(let mapping):
             for (key, value) in mapping {
-                deepest = max(deepest, depth(of: key, limit: limit - 1, visited: &visited, budget: budget),
-                                  depth(of: value, limit: limit - 1, visited: &visited, budget: budget))
+                deepest = max(
+                    deepest, depth(of: key, limit: limit - 1, visited: &visited, budget: budget),
+                    depth(of: value, limit: limit - 1, visited: &visited, budget: budget))
             }
         }
         return 1 + deepest
@@ -171,8 +176,10 @@ private struct NestingScanner {
         var line = line
         // `---` or `...` at the start of a line ends whatever was open and starts a new
         // document; what follows it on the line is read as if indented past it.
-        if line.count >= 3, line[0] == line[1], line[1] == line[2], line[0] == UInt8(ascii: "-") || line[0] == UInt8(ascii: "."),
-           line.count == 3 || Self.isBlank(line[3]) {
+        if line.count >= 3, line[0] == line[1], line[1] == line[2],
+            line[0] == UInt8(ascii: "-") || line[0] == UInt8(ascii: "."),
+            line.count == 3 || Self.isBlank(line[3])
+        {
             mode = .token
             flow = 0
             indents.removeAll()
@@ -202,7 +209,8 @@ private struct NestingScanner {
             if empty { return nil }
             // A plain scalar goes on over lines indented more than the line it began on
             // (and in flow context over any line); a comment or a document marker ends it.
-            let marker = column == 0 && line.count >= 3
+            let marker =
+                column == 0 && line.count >= 3
                 && (line[0..<3].elementsEqual("---".utf8) || line[0..<3].elementsEqual("...".utf8))
             if (flow > 0 || column > indent) && line[column] != UInt8(ascii: "#") && !marker {
                 // stays plain
@@ -271,8 +279,8 @@ private struct NestingScanner {
                 case UInt8(ascii: "\""):
                     mode = .double
                 case UInt8(ascii: "-") where Self.isBlank(next),
-                     UInt8(ascii: "?") where flow > 0 || Self.isBlank(next),
-                     UInt8(ascii: ":") where flow > 0 || Self.isBlank(next):
+                    UInt8(ascii: "?") where flow > 0 || Self.isBlank(next),
+                    UInt8(ascii: ":") where flow > 0 || Self.isBlank(next):
                     // In flow context a key makes at most the single-pair mapping the
                     // doubled bracket count already allows for.
                     if flow == 0 {
@@ -289,7 +297,10 @@ private struct NestingScanner {
                     // anchor or alias; an open bracket in a tag is counted, which errs deep).
                     index += 1
                     while index < line.count, !Self.isBlank(line[index]) {
-                        if line[index] == UInt8(ascii: "[") || line[index] == UInt8(ascii: "{") { flow += 1; note() }
+                        if line[index] == UInt8(ascii: "[") || line[index] == UInt8(ascii: "{") {
+                            flow += 1
+                            note()
+                        }
                         if byte != UInt8(ascii: "!"), Self.isFlowIndicator(line[index]) { break }
                         index += 1
                     }

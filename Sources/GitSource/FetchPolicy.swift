@@ -19,7 +19,10 @@ public struct FetchPolicy: Sendable, Equatable {
     public var repackAbovePacks: Int
 
     /// Creates a policy.
-    public init(initialDepth: Int = 128, completeHistoryAbove: Int = 4096, repackAboveLooseObjects: Int = 2000, repackAbovePacks: Int = 24) {
+    public init(
+        initialDepth: Int = 128, completeHistoryAbove: Int = 4096, repackAboveLooseObjects: Int = 2000,
+        repackAbovePacks: Int = 24
+    ) {
         self.initialDepth = max(1, initialDepth)
         self.completeHistoryAbove = max(self.initialDepth, completeHistoryAbove)
         self.repackAboveLooseObjects = repackAboveLooseObjects

@@ -2,11 +2,11 @@ import Console
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An exclusive `flock` on a file, held for the duration of a closure.
@@ -19,14 +19,17 @@ enum FileLock {
     static func withExclusiveLock<R>(on file: URL, log: Log, _ body: () throws -> R) throws -> R {
         let fd = open(file.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw GitSourceError(.cache, "cannot open the cache lock \(file.path): \(String(cString: strerror(errno))); is TMPDIR writable?")
+            throw GitSourceError(
+                .cache,
+                "cannot open the cache lock \(file.path): \(String(cString: strerror(errno))); is TMPDIR writable?")
         }
         defer { close(fd) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             log.info("waiting for another check of the same source to finish with the cache")
             while flock(fd, LOCK_EX) != 0 {
                 if errno != EINTR {
-                    throw GitSourceError(.cache, "cannot lock the cache \(file.path): \(String(cString: strerror(errno)))")
+                    throw GitSourceError(
+                        .cache, "cannot lock the cache \(file.path): \(String(cString: strerror(errno)))")
                 }
             }
         }

@@ -44,7 +44,9 @@ struct Git: Sendable {
     ]
 
     func at(_ directory: URL?) -> Git {
-        Git(runner: runner, log: log, environment: environment, credentialSettings: credentialSettings, secrets: secrets, directory: directory)
+        Git(
+            runner: runner, log: log, environment: environment, credentialSettings: credentialSettings,
+            secrets: secrets, directory: directory)
     }
 
     /// Runs `git arguments…` and returns the result whatever the status.
@@ -60,7 +62,9 @@ struct Git: Sendable {
         } catch let error as SpawnError {
             throw GitSourceError(.command, error.description)
         }
-        log.debug("git \(arguments.prefix(12).joined(separator: " ")) → \(result.status) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+        log.debug(
+            "git \(arguments.prefix(12).joined(separator: " ")) → \(result.status) in \(Int(Date().timeIntervalSince(started) * 1000)) ms"
+        )
         return result
     }
 
@@ -88,10 +92,13 @@ struct Git: Sendable {
     }
 
     /// The error for a failed git command, with secrets scrubbed.
-    func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .command) -> GitSourceError {
-        let how = result.timedOut
+    func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .command) -> GitSourceError
+    {
+        let how =
+            result.timedOut
             ? "was stopped: the remote sent nothing for \(GitTransport.stallTimeout) s (it accepted the connection but does not answer)"
-            : result.terminatedBySignal ? "was killed by signal \(result.status)" : "failed with status \(result.status)"
+            : result.terminatedBySignal
+                ? "was killed by signal \(result.status)" : "failed with status \(result.status)"
         // git's message spans lines ("fatal: …", "Please make sure …", ssh's "\r\n"); an
         // error is one line, so they are joined.
         var detail = scrub(result.errorText).split(whereSeparator: \.isNewline)

@@ -1,5 +1,6 @@
 import Errors
 import OCI
+
 /// A branch name as `git check-ref-format --branch` accepts it, e.g. `main` or
 /// `feature/login`: the part after `refs/heads/`.
 ///
@@ -54,8 +55,6 @@ public struct GitBranchName: ValidatedString {
 
     /// `refs/heads/<name>`.
     public var fullReference: String { "refs/heads/" + rawValue }
-
-
 
 }
 

@@ -1,5 +1,6 @@
 import Errors
 import OCI
+
 /// The full name of a git commit: 40 lowercase hexadecimal digits (SHA-1).
 ///
 /// Versions carry the full name, never an abbreviation: an abbreviation that is unique
@@ -22,7 +23,8 @@ public struct GitCommitID: ValidatedString, Comparable {
 
         public var message: String {
             let shown = value.count > 80 ? String(value.prefix(80)) + "…" : value
-            return "invalid git commit \(quoted(shown)): expected 40 lowercase hexadecimal digits (a full SHA-1 commit name)"
+            return
+                "invalid git commit \(quoted(shown)): expected 40 lowercase hexadecimal digits (a full SHA-1 commit name)"
         }
     }
 
@@ -43,9 +45,7 @@ public struct GitCommitID: ValidatedString, Comparable {
     /// Twelve digits stay unambiguous in repositories far larger than any we serve.
     public var short: String { String(rawValue.prefix(12)) }
 
-
     public static func < (lhs: GitCommitID, rhs: GitCommitID) -> Bool { lhs.rawValue < rhs.rawValue }
-
 
 }
 

@@ -3,11 +3,11 @@ import Foundation
 import Spawn
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How git gets the source's secrets without any of them reaching a process argument, a
@@ -46,7 +46,8 @@ public struct GitCredentials: Sendable, Equatable {
     static let passwordVariable = "SLIPWAY_GIT_PASSWORD"
 
     /// The helper git runs as `sh -c '<helper> get'`; it answers only `get`.
-    static let helper = #"!f() { test "$1" = get || return 0; printf 'username=%s\npassword=%s\n' "$SLIPWAY_GIT_USERNAME" "$SLIPWAY_GIT_PASSWORD"; }; f"#
+    static let helper =
+        #"!f() { test "$1" = get || return 0; printf 'username=%s\npassword=%s\n' "$SLIPWAY_GIT_USERNAME" "$SLIPWAY_GIT_PASSWORD"; }; f"#
 
     init(configuration: GitSourceConfiguration) {
         let url = RemoteURL(configuration.uri)
@@ -75,7 +76,10 @@ public struct GitCredentials: Sendable, Equatable {
         try withCommandSettings(scratch: scratch) { settings, environment in
             var all = Git.fixedEnvironment
             all.merge(environment) { $1 }
-            return try body(Git(runner: runner, log: log, environment: all, credentialSettings: settings, secrets: secrets, directory: nil))
+            return try body(
+                Git(
+                    runner: runner, log: log, environment: all, credentialSettings: settings, secrets: secrets,
+                    directory: nil))
         }
     }
 
@@ -85,7 +89,9 @@ public struct GitCredentials: Sendable, Equatable {
     /// `GIT_SSH_COMMAND` naming the key file and the ssh time bounds, `GIT_ALLOW_PROTOCOL`;
     /// see ``GitTransport``). The key file, written with mode 0600 into a new 0700 directory
     /// under `scratch`, exists only while `body` runs. Nothing secret is in the settings.
-    public func withCommandSettings<R>(scratch: URL, _ body: (_ settings: [String], _ environment: [String: String?]) throws -> R) throws -> R {
+    public func withCommandSettings<R>(
+        scratch: URL, _ body: (_ settings: [String], _ environment: [String: String?]) throws -> R
+    ) throws -> R {
         var environment: [String: String?] = [
             "GIT_ALLOW_PROTOCOL": GitTransport.allowedProtocols,
             "GIT_SSH_COMMAND": (["ssh"] + GitTransport.sshOptions).joined(separator: " "),
@@ -110,10 +116,12 @@ public struct GitCredentials: Sendable, Equatable {
                 made = true
                 let keyFile = directory.appendingPathComponent("key")
                 try writePrivateFile(keyFile, contents: normalizedKey(privateKey))
-                environment["GIT_SSH_COMMAND"] = ([
-                    "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-                    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                ] + GitTransport.sshOptions).joined(separator: " ")
+                environment["GIT_SSH_COMMAND"] =
+                    ([
+                        "ssh", "-i", shellQuote(keyFile.path), "-o", "IdentitiesOnly=yes", "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                    ] + GitTransport.sshOptions).joined(separator: " ")
                 return try body(settings, environment)
             }
         } catch let error where !made {
@@ -126,7 +134,8 @@ public struct GitCredentials: Sendable, Equatable {
     /// longer exists. `check`, `in` and `out` call it as they start.
     public static func removeAbandonedKeyDirectories(under cacheRoot: URL) {
         PrivateDirectory.sweep(cacheRoot, prefix: keyDirectoryPrefix)
-        PrivateDirectory.sweep(cacheRoot.appendingPathComponent("slipway-git", isDirectory: true), prefix: keyDirectoryPrefix)
+        PrivateDirectory.sweep(
+            cacheRoot.appendingPathComponent("slipway-git", isDirectory: true), prefix: keyDirectoryPrefix)
     }
 
     /// Key directories are `slipway-key.<pid>.XXXXXX` (``PrivateDirectory``).
@@ -158,7 +167,10 @@ private func shellQuote(_ value: String) -> String {
 private func writePrivateFile(_ file: URL, contents: String) throws {
     let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
-        throw GitSourceError(.cache, "cannot create the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))")
+        throw GitSourceError(
+            .cache,
+            "cannot create the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))"
+        )
     }
     defer { close(fd) }
     let bytes = Array(contents.utf8)
@@ -167,7 +179,10 @@ private func writePrivateFile(_ file: URL, contents: String) throws {
         let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
         if count < 0 {
             if errno == EINTR { continue }
-            throw GitSourceError(.cache, "cannot write the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))")
+            throw GitSourceError(
+                .cache,
+                "cannot write the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))"
+            )
         }
         offset += count
     }

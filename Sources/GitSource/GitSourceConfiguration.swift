@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 
 /// The `git:` part of a source-keyed source, plus `tag_file`. Every key
 /// means what it means in Concourse's git-resource, with that resource's known bugs fixed.
@@ -86,7 +86,8 @@ public struct GitSourceConfiguration: Sendable, Equatable {
         if let refusal = GitTransport.refusal(uri) { throw fail(refusal) }
         for (key, list) in [("git.paths", paths), ("git.ignore_paths", ignorePaths)] {
             for entry in list where entry.isEmpty || entry.contains("\0") || entry.contains(where: { $0.isNewline }) {
-                throw fail("\(key) entry \(quoted(entry)) is not a pathspec: it is empty or contains a line break or NUL")
+                throw fail(
+                    "\(key) entry \(quoted(entry)) is not a pathspec: it is empty or contains a line break or NUL")
             }
         }
         if let versionDepth, versionDepth < 1 {
@@ -98,8 +99,12 @@ public struct GitSourceConfiguration: Sendable, Equatable {
         if let tagFilter, tagFilter.isEmpty { throw fail("git.tag_filter is empty: give a glob such as \"v*\"") }
         if let tagRegex { _ = try PosixRegex(tagRegex, dialect: .extended, key: "git.tag_regex") }
         if let commitFilter {
-            for pattern in commitFilter.include { _ = try PosixRegex(pattern, dialect: .basic, key: "git.commit_filter.include") }
-            for pattern in commitFilter.exclude { _ = try PosixRegex(pattern, dialect: .basic, key: "git.commit_filter.exclude") }
+            for pattern in commitFilter.include {
+                _ = try PosixRegex(pattern, dialect: .basic, key: "git.commit_filter.include")
+            }
+            for pattern in commitFilter.exclude {
+                _ = try PosixRegex(pattern, dialect: .basic, key: "git.commit_filter.exclude")
+            }
         }
         if password != nil && (username ?? RemoteURL(uri).username) == nil {
             throw fail("git.password is set without git.username: set both for https")
@@ -111,7 +116,8 @@ public struct GitSourceConfiguration: Sendable, Equatable {
             throw fail("git.password contains a line break (its value is not shown)")
         }
         if let privateKey, !privateKey.contains("-----BEGIN") {
-            throw fail("git.private_key is not a PEM or OpenSSH private key (no -----BEGIN line; its value is not shown)")
+            throw fail(
+                "git.private_key is not a PEM or OpenSSH private key (no -----BEGIN line; its value is not shown)")
         }
         if let tagFile { try tagFile.validate() }
     }
@@ -132,7 +138,9 @@ public struct CommitFilter: Sendable, Equatable {
     public var excludeAllMatch: Bool
 
     /// Creates a filter.
-    public init(include: [String] = [], exclude: [String] = [], includeAllMatch: Bool = false, excludeAllMatch: Bool = false) {
+    public init(
+        include: [String] = [], exclude: [String] = [], includeAllMatch: Bool = false, excludeAllMatch: Bool = false
+    ) {
         self.include = include
         self.exclude = exclude
         self.includeAllMatch = includeAllMatch
@@ -179,14 +187,20 @@ public struct TagFileSpec: Sendable, Equatable {
             throw GitSourceError(.configuration, "tag_file path \(quoted(self.path)) does not name a file")
         }
         if path.split(separator: "/").contains("..") || path.contains(where: { $0.isNewline || $0 == "\0" }) {
-            throw GitSourceError(.configuration, "tag_file path \(quoted(self.path)) must stay inside the repository (no .., no line breaks)")
+            throw GitSourceError(
+                .configuration,
+                "tag_file path \(quoted(self.path)) must stay inside the repository (no .., no line breaks)")
         }
         if let key {
             if format == .plain {
-                throw GitSourceError(.configuration, "tag_file \(quoted(self.path)) has key \(quoted(key)), but only .yaml, .yml and .json files have keys; remove the key or use such a file")
+                throw GitSourceError(
+                    .configuration,
+                    "tag_file \(quoted(self.path)) has key \(quoted(key)), but only .yaml, .yml and .json files have keys; remove the key or use such a file"
+                )
             }
             if key.isEmpty || key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
-                throw GitSourceError(.configuration, "tag_file key \(quoted(key)) is not a dotted key such as tags.base")
+                throw GitSourceError(
+                    .configuration, "tag_file key \(quoted(key)) is not a dotted key such as tags.base")
             }
         }
     }

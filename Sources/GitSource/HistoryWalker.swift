@@ -16,7 +16,8 @@ struct HistoryWalker {
         var allMatch: Bool
 
         var arguments: [String] {
-            ["--basic-regexp"] + patterns.map { "--grep=" + $0 } + (invert ? ["--invert-grep"] : []) + (allMatch ? ["--all-match"] : [])
+            ["--basic-regexp"] + patterns.map { "--grep=" + $0 } + (invert ? ["--invert-grep"] : [])
+                + (allMatch ? ["--all-match"] : [])
         }
     }
 
@@ -84,7 +85,8 @@ struct HistoryWalker {
         // Later passes may drop commits: ask for more until enough survive or the walk ends.
         var batch = max(limit * 4, 32)
         while true {
-            let candidates = try repository.git.lines(["rev-list", "--first-parent", "--max-count=\(batch)"] + first + range + paths)
+            let candidates = try repository.git.lines(
+                ["rev-list", "--first-parent", "--max-count=\(batch)"] + first + range + paths)
             let kept = try applyStages(rest, to: candidates)
             if kept.count >= limit || candidates.count < batch {
                 return try kept.prefix(limit).map(commitID)
@@ -98,7 +100,8 @@ struct HistoryWalker {
         var current = commits
         for stage in stages where !current.isEmpty {
             let input = Data((current.joined(separator: "\n") + "\n").utf8)
-            current = try repository.git.lines(["rev-list", "--stdin", "--no-walk=unsorted"] + stage.arguments, input: input)
+            current = try repository.git.lines(
+                ["rev-list", "--stdin", "--no-walk=unsorted"] + stage.arguments, input: input)
         }
         return current
     }
@@ -116,7 +119,8 @@ struct HistoryWalker {
             touched = []
             let input = Data((unique.joined(separator: "\n") + "\n").utf8)
             for group in filter.groups {
-                let lines = try repository.git.lines(["rev-list", "--first-parent", "--stdin", "--no-walk=unsorted", "--"] + group, input: input)
+                let lines = try repository.git.lines(
+                    ["rev-list", "--first-parent", "--stdin", "--no-walk=unsorted", "--"] + group, input: input)
                 touched.formUnion(lines)
             }
         }

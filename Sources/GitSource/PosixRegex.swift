@@ -1,10 +1,11 @@
 import OCI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A POSIX regular expression, compiled by the C library: the same engine and dialect as
@@ -42,7 +43,9 @@ struct PosixRegex {
         return result.value ?? false
     }
 
-    private static func withCompiled<R>(_ pattern: String, dialect: Dialect, _ body: (inout regex_t) -> R) -> (value: R?, error: String?) {
+    private static func withCompiled<R>(_ pattern: String, dialect: Dialect, _ body: (inout regex_t) -> R) -> (
+        value: R?, error: String?
+    ) {
         var regex = regex_t()
         let flags = (dialect == .extended ? REG_EXTENDED : 0) | REG_NOSUB
         let status = regcomp(&regex, pattern, Int32(flags))

@@ -82,7 +82,9 @@ public enum GitTransport {
     /// How long a git network command may make no progress: 120 s, or the whole seconds in
     /// `SLIPWAY_GIT_STALL_TIMEOUT` (for tests; Concourse sets no variables on a resource).
     public static var stallTimeout: Int {
-        if let text = ProcessInfo.processInfo.environment["SLIPWAY_GIT_STALL_TIMEOUT"], let seconds = Int(text), seconds > 0 {
+        if let text = ProcessInfo.processInfo.environment["SLIPWAY_GIT_STALL_TIMEOUT"], let seconds = Int(text),
+            seconds > 0
+        {
             return seconds
         }
         return 120
@@ -94,7 +96,8 @@ public enum GitTransport {
     static var sshOptions: [String] {
         let stall = stallTimeout
         return [
-            "-o", "ConnectTimeout=\(min(30, stall))", "-o", "ServerAliveInterval=\(max(1, stall / 4))", "-o", "ServerAliveCountMax=4",
+            "-o", "ConnectTimeout=\(min(30, stall))", "-o", "ServerAliveInterval=\(max(1, stall / 4))", "-o",
+            "ServerAliveCountMax=4",
             "-o", "BatchMode=yes",
         ]
     }
@@ -112,7 +115,8 @@ public enum GitTransport {
         // git's own rule (transport.c): a scheme-like name followed by `::` names a helper.
         var name = Substring(trimmed)
         if let first = name.first, first.isASCII, first.isLetter {
-            let end = name.firstIndex { !($0.isASCII && ($0.isLetter || $0.isNumber || "+.-".contains($0))) } ?? name.endIndex
+            let end =
+                name.firstIndex { !($0.isASCII && ($0.isLetter || $0.isNumber || "+.-".contains($0))) } ?? name.endIndex
             if name[end...].hasPrefix("::") {
                 name = name[..<end]
                 return "git.uri uses git's remote-helper syntax (\(name)::…), which can run programs; \(use)"

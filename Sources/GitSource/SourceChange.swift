@@ -21,7 +21,10 @@ public struct SourceChange: Sendable, Equatable {
     public var message: String
 
     /// Creates a change.
-    public init(commit: GitCommitID, tagFileValue: String? = nil, release: String? = nil, author: String, date: Date, message: String) {
+    public init(
+        commit: GitCommitID, tagFileValue: String? = nil, release: String? = nil, author: String, date: Date,
+        message: String
+    ) {
         self.commit = commit
         self.tagFileValue = tagFileValue
         self.release = release

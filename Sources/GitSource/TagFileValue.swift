@@ -1,5 +1,5 @@
-import OCI
 import Foundation
+import OCI
 import Yams
 
 /// Reads the value of a tag file from its bytes at one commit.
@@ -31,7 +31,8 @@ enum TagFileValue {
             throw GitSourceError(.tagFile, "\(location)\(keyPhrase(spec.key)) is empty: a version needs a value")
         }
         if value.contains(where: \.isNewline) {
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(spec.key)) spans several lines: a version value must be one line")
+            throw GitSourceError(
+                .tagFile, "\(location)\(keyPhrase(spec.key)) spans several lines: a version value must be one line")
         }
         return value
     }
@@ -58,7 +59,9 @@ enum TagFileValue {
             var walked: [String] = []
             while !remaining.isEmpty {
                 guard let (next, used) = yamlChild(of: node, remaining) else {
-                    let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
+                    let at =
+                        walked.isEmpty
+                        ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
                     throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
@@ -68,7 +71,10 @@ enum TagFileValue {
         }
         guard case .scalar(let scalar) = node else {
             let what = node.mapping != nil ? "a mapping" : "a list"
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is \(what), not a single value\(key == nil ? ": give a key such as tags.base" : "")")
+            throw GitSourceError(
+                .tagFile,
+                "\(location)\(keyPhrase(key)) is \(what), not a single value\(key == nil ? ": give a key such as tags.base" : "")"
+            )
         }
         if scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
             throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is null")
@@ -85,7 +91,8 @@ enum TagFileValue {
                 for (key, value) in mapping where key.scalar?.string == name {
                     return (value, count)
                 }
-            } else if let sequence = node.sequence, count == 1, let index = Int(name), sequence.indices.contains(index) {
+            } else if let sequence = node.sequence, count == 1, let index = Int(name), sequence.indices.contains(index)
+            {
                 return (sequence[index], 1)
             }
         }
@@ -113,7 +120,9 @@ enum TagFileValue {
             var walked: [String] = []
             while !remaining.isEmpty {
                 guard let (next, used) = jsonChild(of: value, remaining) else {
-                    let at = walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
+                    let at =
+                        walked.isEmpty
+                        ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
                     throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
@@ -133,7 +142,10 @@ enum TagFileValue {
         case is [Any]:
             throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is a list, not a single value")
         default:
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is an object, not a single value\(key == nil ? ": give a key such as tags.base" : "")")
+            throw GitSourceError(
+                .tagFile,
+                "\(location)\(keyPhrase(key)) is an object, not a single value\(key == nil ? ": give a key such as tags.base" : "")"
+            )
         }
     }
 
@@ -168,8 +180,10 @@ extension TagFileValue {
     /// JSON the scalar at the key is rewritten where it stands, in its own quoting style.
     /// Callers check the result by reading it back.
     static func replacing(_ text: String, spec: TagFileSpec, with newValue: String) throws -> String {
-        guard !newValue.isEmpty, !newValue.contains(where: { $0.isNewline || $0 == "\"" || $0 == "'" || $0 == "\\" }) else {
-            throw GitSourceError(.tagFile, "the new tag file value \(quoted(newValue)) must be one line without quotes or backslashes")
+        guard !newValue.isEmpty, !newValue.contains(where: { $0.isNewline || $0 == "\"" || $0 == "'" || $0 == "\\" })
+        else {
+            throw GitSourceError(
+                .tagFile, "the new tag file value \(quoted(newValue)) must be one line without quotes or backslashes")
         }
         if spec.format == .plain { return newValue + "\n" }
         let location = "tag file \(quoted(spec.normalizedPath))"
@@ -194,11 +208,14 @@ extension TagFileValue {
         case .doubleQuoted: quote = "\""
         case .singleQuoted: quote = "'"
         default:
-            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is a block scalar, which is not rewritten")
+            throw GitSourceError(
+                .tagFile,
+                "\(location): the value at \(quoted(spec.key ?? "")) is a block scalar, which is not rewritten")
         }
         // Yams marks are 1-based lines and columns, in characters.
         var scalars = Array(text.unicodeScalars)
-        var line = 1, start = 0
+        var line = 1
+        var start = 0
         while line < mark.line, start < scalars.count {
             if scalars[start] == "\n" { line += 1 }
             start += 1
@@ -206,7 +223,10 @@ extension TagFileValue {
         start += mark.column - 1
         let old = Array((quote + scalar.string + quote).unicodeScalars)
         guard start >= 0, start + old.count <= scalars.count, Array(scalars[start..<(start + old.count)]) == old else {
-            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is written in a way that cannot be rewritten in place (escapes?)")
+            throw GitSourceError(
+                .tagFile,
+                "\(location): the value at \(quoted(spec.key ?? "")) is written in a way that cannot be rewritten in place (escapes?)"
+            )
         }
         scalars.replaceSubrange(start..<(start + old.count), with: Array((quote + newValue + quote).unicodeScalars))
         var result = ""

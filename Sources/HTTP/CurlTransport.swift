@@ -34,12 +34,17 @@ public final class CurlTransport: HTTPTransport {
         /// The defaults, with `SLIPWAY_HTTP_LOW_SPEED_LIMIT` (bytes a second) and
         /// `SLIPWAY_HTTP_LOW_SPEED_TIME` (seconds) replacing the low-speed bound when set.
         /// - Throws: `HTTPError.invalidRequest` naming a variable that is not a whole number above 0.
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(HTTPError) -> Timeouts {
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+            throws(HTTPError) -> Timeouts
+        {
             var timeouts = Timeouts()
             func read(_ name: String) throws(HTTPError) -> Int? {
                 guard let text = environment[name] else { return nil }
                 guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
-                    throw HTTPError(.invalidRequest, "\(name): \"\(String(text.prefix(40)))\" is not a whole number above 0; unset it for the default")
+                    throw HTTPError(
+                        .invalidRequest,
+                        "\(name): \"\(String(text.prefix(40)))\" is not a whole number above 0; unset it for the default"
+                    )
                 }
                 return value
             }
@@ -110,11 +115,13 @@ public final class CurlTransport: HTTPTransport {
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         defer { errorBuffer.deallocate() }
 
-        let transferSet = configureTransfer(easy, for: request, transfer: transfer, headers: headerList, errorBuffer: errorBuffer)
+        let transferSet = configureTransfer(
+            easy, for: request, transfer: transfer, headers: headerList, errorBuffer: errorBuffer)
         let trustSet = configureTrust(easy, trust)
         let methodSet = configureMethod(easy, for: request)
         guard transferSet && trustSet && methodSet else {
-            throw HTTPError(.invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
+            throw HTTPError(
+                .invalidRequest, "libcurl rejected the options for \(request.method) \(redacted(request.url))")
         }
 
         let started = ContinuousClock.now
@@ -125,7 +132,8 @@ public final class CurlTransport: HTTPTransport {
         }
         guard code == CURLE_OK else {
             reusable = false
-            throw failure(code, detail: String(cString: errorBuffer), request: request, elapsed: ContinuousClock.now - started)
+            throw failure(
+                code, detail: String(cString: errorBuffer), request: request, elapsed: ContinuousClock.now - started)
         }
         var status = 0
         _ = slipway_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
@@ -231,11 +239,14 @@ public final class CurlTransport: HTTPTransport {
         let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         if code == CURLE_OPERATION_TIMEDOUT {
             if let timeout = request.timeout, elapsed >= .seconds(timeout) - .milliseconds(500) {
-                return HTTPError(.deadline, "\(request.method) \(redacted(request.url)): no whole answer within \(timeout) s")
+                return HTTPError(
+                    .deadline, "\(request.method) \(redacted(request.url)): no whole answer within \(timeout) s")
             }
             if detail.hasPrefix("Operation too slow") {
-                return HTTPError(.timeout, "\(request.method) \(redacted(request.url)): slower than \(lowSpeedLimit(for: request)) bytes/s for \(timeouts.stalled) s "
-                                 + "(\(Timeouts.lowSpeedLimitVariable) and \(Timeouts.lowSpeedTimeVariable) set this bound)")
+                return HTTPError(
+                    .timeout,
+                    "\(request.method) \(redacted(request.url)): slower than \(lowSpeedLimit(for: request)) bytes/s for \(timeouts.stalled) s "
+                        + "(\(Timeouts.lowSpeedLimitVariable) and \(Timeouts.lowSpeedTimeVariable) set this bound)")
             }
         }
         return HTTPError(Self.classify(code), "\(request.method) \(redacted(request.url)): \(reason)")
@@ -245,7 +256,7 @@ public final class CurlTransport: HTTPTransport {
         switch code {
         case CURLE_OPERATION_TIMEDOUT: .timeout
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM,
-             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
             .tls
         case CURLE_READ_ERROR, CURLE_ABORTED_BY_CALLBACK: .localFile
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidRequest
@@ -301,7 +312,8 @@ private final class Transfer {
 
     func close() { try? file?.close() }
 
-    static let onHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+    static let onHeader: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+        data, size, count, context in
         let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
         let length = size * count
         guard let data else { return length }
@@ -320,7 +332,8 @@ private final class Transfer {
         return length
     }
 
-    static let onBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+    static let onBody: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+        data, size, count, context in
         let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
         let length = size * count
         guard let data, length > 0 else { return length }
@@ -329,10 +342,12 @@ private final class Transfer {
 
     /// libcurl calls this many times a second while bytes move, and about once a second
     /// while they do not (waiting for the server's answer).
-    static let onProgress: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = { context, _, _, _, uploaded in
-        Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().reportSent(Int64(uploaded))
-        return 0
-    }
+    static let onProgress:
+        @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
+            context, _, _, _, uploaded in
+            Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue().reportSent(Int64(uploaded))
+            return 0
+        }
 
     private func reportSent(_ written: Int64) {
         bodySent?(min(written, body.length))
@@ -342,14 +357,16 @@ private final class Transfer {
     /// (`TCP_NOTSENT_LOWAT`). Bytes in flight are not limited, so throughput is not either;
     /// without it the send buffer holds megabytes that libcurl counts as written, and a slow
     /// upload's progress would run seconds ahead of the bytes.
-    static let onSocket: @convention(c) (UnsafeMutableRawPointer?, curl_socket_t, curlsocktype) -> Int32 = { _, socket, _ in
+    static let onSocket: @convention(c) (UnsafeMutableRawPointer?, curl_socket_t, curlsocktype) -> Int32 = {
+        _, socket, _ in
         var lowWater: Int32 = 128 * 1024
         let notSentLowWater: Int32 = 25  // TCP_NOTSENT_LOWAT, linux/tcp.h
         _ = setsockopt(socket, Int32(IPPROTO_TCP), notSentLowWater, &lowWater, socklen_t(MemoryLayout<Int32>.size))
         return 0  // CURL_SOCKOPT_OK
     }
 
-    static let onRead: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+    static let onRead: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+        data, size, count, context in
         let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
         guard let data else { return 0 }
         return transfer.read(into: UnsafeMutableRawBufferPointer(start: data, count: size * count))

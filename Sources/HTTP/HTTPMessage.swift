@@ -84,8 +84,10 @@ public struct HTTPRequest: Sendable {
     /// limit: only the transport's low-speed bound ends a slow transfer.
     public var timeout: Int?
 
-    public init(method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
-                bodySent: (@Sendable (Int64) -> Void)? = nil, timeout: Int? = nil) {
+    public init(
+        method: HTTPMethod, url: URL, headers: HTTPHeaders = [:], body: HTTPRequestBody = .empty,
+        bodySent: (@Sendable (Int64) -> Void)? = nil, timeout: Int? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers

@@ -1,6 +1,6 @@
-import OCI
 import Archive
 import Foundation
+import OCI
 
 /// The files of an image archive (an OCI archive or a docker-archive), extracted into a
 /// directory of our own.
@@ -30,23 +30,30 @@ struct ExtractedArchive {
             case .directory:
                 try manager.createDirectory(at: destination, withIntermediateDirectories: true)
             case .regular:
-                try manager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try manager.createDirectory(
+                    at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let sink = try FileSink(path: destination.path)
                 _ = try copy(from: reader.body, to: sink)
                 try sink.finish()
             case .symbolicLink:
                 let base = (name as NSString).deletingLastPathComponent
                 guard let target = normalise(header.linkName, relativeTo: base) else {
-                    throw LayoutError("\(archive.path): refusing link \(quoted(header.name)) → \(quoted(header.linkName)): it leaves the archive")
+                    throw LayoutError(
+                        "\(archive.path): refusing link \(quoted(header.name)) → \(quoted(header.linkName)): it leaves the archive"
+                    )
                 }
                 links.append((name, target))
             case .hardLink:
                 guard let target = normalise(header.linkName, relativeTo: nil) else {
-                    throw LayoutError("\(archive.path): refusing link \(quoted(header.name)) → \(quoted(header.linkName)): it leaves the archive")
+                    throw LayoutError(
+                        "\(archive.path): refusing link \(quoted(header.name)) → \(quoted(header.linkName)): it leaves the archive"
+                    )
                 }
                 links.append((name, target))
             default:
-                throw LayoutError("\(archive.path): unexpected entry \(quoted(header.name)) in an image archive (not a file or directory)")
+                throw LayoutError(
+                    "\(archive.path): unexpected entry \(quoted(header.name)) in an image archive (not a file or directory)"
+                )
             }
         }
         try materialise(links, in: directory, archive: archive)
@@ -63,18 +70,24 @@ struct ExtractedArchive {
             pending = try pending.filter { link in
                 let target = directory.appendingPathComponent(link.target)
                 var isDirectory: ObjCBool = false
-                guard manager.fileExists(atPath: target.path, isDirectory: &isDirectory), !isDirectory.boolValue else { return true }
+                guard manager.fileExists(atPath: target.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                    return true
+                }
                 let destination = directory.appendingPathComponent(link.name)
-                try manager.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try manager.createDirectory(
+                    at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
                 unlink(destination.path)
                 guard Foundation.link(target.path, destination.path) == 0 else {
-                    throw LayoutError("\(archive.path): cannot materialise link \(link.name): \(String(cString: strerror(errno)))")
+                    throw LayoutError(
+                        "\(archive.path): cannot materialise link \(link.name): \(String(cString: strerror(errno)))")
                 }
                 return false
             }
         }
         if let dangling = pending.first {
-            throw LayoutError("\(archive.path): link \(quoted(dangling.name)) names \(quoted(dangling.target)), which is not a file in the archive")
+            throw LayoutError(
+                "\(archive.path): link \(quoted(dangling.name)) names \(quoted(dangling.target)), which is not a file in the archive"
+            )
         }
     }
 
@@ -97,4 +110,3 @@ struct ExtractedArchive {
         return parts.joined(separator: "/")
     }
 }
-

@@ -33,7 +33,9 @@ public enum DockerArchive {
             throw LayoutError("\(archive.path): \(entry.Config) is not an image configuration: \(error)")
         }
         guard configuration.rootfs.diffIDs.count == entry.Layers.count else {
-            throw LayoutError("\(archive.path): the config lists \(configuration.rootfs.diffIDs.count) layers, manifest.json \(entry.Layers.count)")
+            throw LayoutError(
+                "\(archive.path): the config lists \(configuration.rootfs.diffIDs.count) layers, manifest.json \(entry.Layers.count)"
+            )
         }
         // OCI media types: the layout is an OCI layout, and tools that read one (skopeo) look
         // only for OCI manifests in it. The blobs are the archive's, whatever the labels.
@@ -41,7 +43,10 @@ public enum DockerArchive {
 
         var layers: [Descriptor] = []
         for (index, name) in entry.Layers.enumerated() {
-            layers.append(try importLayer(member(name), named: name, diffID: configuration.rootfs.diffIDs[index], archive: archive, into: layout))
+            layers.append(
+                try importLayer(
+                    member(name), named: name, diffID: configuration.rootfs.diffIDs[index], archive: archive,
+                    into: layout))
         }
         let manifest = ImageManifest(mediaType: .ociManifest, config: config, layers: layers)
         let descriptor = try layout.writeBlob(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
@@ -52,7 +57,8 @@ public enum DockerArchive {
 
     /// The one image entry of the extracted archive's `manifest.json`.
     private static func readManifest(_ directory: URL, archive: URL) throws -> Entry {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("manifest.json").path) else {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("manifest.json").path)
+        else {
             throw LayoutError("\(archive.path) is not a docker-archive: it has no manifest.json")
         }
         guard let entries = try? JSONDecoder().decode([Entry].self, from: data), let entry = entries.first else {
@@ -66,7 +72,9 @@ public enum DockerArchive {
 
     /// Writes the layer in `file` (`name` in the archive) into `layout` as it is when it is
     /// compressed, else gzip-compressed once its bytes are checked against `diffID`.
-    private static func importLayer(_ file: URL, named name: String, diffID: Digest, archive: URL, into layout: OCILayout) throws -> Descriptor {
+    private static func importLayer(
+        _ file: URL, named name: String, diffID: Digest, archive: URL, into layout: OCILayout
+    ) throws -> Descriptor {
         let probe = try FileSource(path: file.path)
         var prefix = [UInt8](repeating: 0, count: 8)
         let count = try prefix.withUnsafeMutableBytes { try probe.read(into: $0) }
@@ -85,7 +93,8 @@ public enum DockerArchive {
             _ = try copy(from: uncompressed, to: gzip)
             try gzip.finish()
             guard uncompressed.digest == diffID else {
-                throw LayoutError("\(archive.path): layer \(name) is \(uncompressed.digest), the config's diff_id says \(diffID)")
+                throw LayoutError(
+                    "\(archive.path): layer \(name) is \(uncompressed.digest), the config's diff_id says \(diffID)")
             }
             try layout.moveIntoPlace(temporary, digest: sink.digest)
             return Descriptor(mediaType: .ociLayerGzip, digest: sink.digest, size: sink.count)
@@ -97,13 +106,16 @@ public enum DockerArchive {
     /// Layers are decompressed into `<diff_id hex>/layer.tar` (checked against the config's
     /// `diff_ids`), the config becomes `<hex>.json`, and `repoTags` (e.g. `team/app:latest`)
     /// go into `manifest.json` and `repositories`.
-    public static func write(_ image: LayoutImage, platform: Platform? = nil, repoTags: [String], to archive: URL) throws {
+    public static func write(_ image: LayoutImage, platform: Platform? = nil, repoTags: [String], to archive: URL)
+        throws
+    {
         let layout = image.layout
         let (_, manifest) = try image.platformManifest(for: platform)
         let configBytes = try layout.blob(manifest.config)
         let configuration = try image.configuration(for: platform)
         guard configuration.rootfs.diffIDs.count == manifest.layers.count else {
-            throw LayoutError("the config lists \(configuration.rootfs.diffIDs.count) layers, the manifest \(manifest.layers.count)")
+            throw LayoutError(
+                "the config lists \(configuration.rootfs.diffIDs.count) layers, the manifest \(manifest.layers.count)")
         }
         let configName = "\(manifest.config.digest.encoded).json"
         var layerNames: [String] = []
@@ -118,7 +130,8 @@ public enum DockerArchive {
                 _ = try copy(from: plain, to: sink)
                 try sink.finish()
                 guard sink.digest == diffID else {
-                    throw LayoutError("layer \(layer.digest) uncompresses to \(sink.digest), the config's diff_id says \(diffID)")
+                    throw LayoutError(
+                        "layer \(layer.digest) uncompresses to \(sink.digest), the config's diff_id says \(diffID)")
                 }
                 let name = "\(diffID.encoded)/layer.tar"
                 if !layerNames.contains(name) {
@@ -167,7 +180,8 @@ public enum ImageInput {
             let layout = try OCILayout.create(at: scratch.appendingPathComponent("layout"))
             return try DockerArchive.importExtracted(extracted.directory, archive: path, into: layout)
         }
-        throw LayoutError("\(path.path) is neither an OCI archive (no oci-layout) nor a docker-archive (no manifest.json)")
+        throw LayoutError(
+            "\(path.path) is neither an OCI archive (no oci-layout) nor a docker-archive (no manifest.json)")
     }
 }
 
@@ -175,7 +189,8 @@ extension TarWriter {
     func append(file: URL, as name: String) throws {
         let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
         let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
-        try append(TarHeader(name: name, kind: .regular, mode: 0o644, size: size), body: try FileSource(path: file.path))
+        try append(
+            TarHeader(name: name, kind: .regular, mode: 0o644, size: size), body: try FileSource(path: file.path))
     }
 
     func append(data: Data, as name: String) throws {
@@ -189,7 +204,8 @@ extension TarWriter {
 
 /// Writes a tar to a temporary file beside `archive` and renames it into place.
 func writeAtomically(_ archive: URL, _ body: (TarWriter) throws -> Void) throws {
-    let temporary = archive.deletingLastPathComponent().appendingPathComponent(".\(archive.lastPathComponent).\(UUID().uuidString)")
+    let temporary = archive.deletingLastPathComponent().appendingPathComponent(
+        ".\(archive.lastPathComponent).\(UUID().uuidString)")
     defer { unlink(temporary.path) }
     let writer = TarWriter(try FileSink(path: temporary.path))
     try body(writer)

@@ -20,7 +20,9 @@ public struct LayoutImage: Sendable {
 
     /// The single-platform manifest for `platform` (nil: the host's, else the only one).
     /// For a single manifest, that manifest whatever the platform asked.
-    public func platformManifest(for platform: Platform? = nil) throws -> (descriptor: Descriptor, manifest: ImageManifest) {
+    public func platformManifest(for platform: Platform? = nil) throws -> (
+        descriptor: Descriptor, manifest: ImageManifest
+    ) {
         switch manifest {
         case .image(let image):
             return (descriptor, image)
@@ -36,7 +38,9 @@ public struct LayoutImage: Sendable {
     /// The configuration of the manifest for `platform`.
     public func configuration(for platform: Platform? = nil) throws -> ImageConfiguration {
         let config = try platformManifest(for: platform).manifest.config
-        do { return try JSONDecoder().decode(ImageConfiguration.self, from: layout.blob(config)) } catch let error as LayoutError {
+        do { return try JSONDecoder().decode(ImageConfiguration.self, from: layout.blob(config)) } catch let error
+            as LayoutError
+        {
             throw error
         } catch {
             throw LayoutError("the config \(config.digest) is not an image configuration: \(error)")
@@ -56,16 +60,19 @@ extension OCILayout {
         if let name {
             guard let named = entries.first(where: { $0.annotations?[Self.refName] == name }) else {
                 let names = entries.compactMap { $0.annotations?[Self.refName] }
-                throw LayoutError("\(root.path) has no image named \(name) (names: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+                throw LayoutError(
+                    "\(root.path) has no image named \(name) (names: \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
+                )
             }
             entry = named
         } else if let whole = try layoutIndexAsImage(entries) {
             return whole
         } else {
             guard entries.count == 1, let only = entries.first else {
-                throw LayoutError(entries.isEmpty
-                    ? "\(root.path) holds no image (index.json lists no manifest)"
-                    : "\(root.path) holds \(entries.count) images; name one (org.opencontainers.image.ref.name)")
+                throw LayoutError(
+                    entries.isEmpty
+                        ? "\(root.path) holds no image (index.json lists no manifest)"
+                        : "\(root.path) holds \(entries.count) images; name one (org.opencontainers.image.ref.name)")
             }
             entry = only
         }
@@ -73,7 +80,9 @@ extension OCILayout {
         var bytes = try blob(top)
         var manifest = try decode(bytes, top)
         // Unwrap index → index (one child) nesting.
-        while case .index(let index) = manifest, index.manifests.count == 1, let child = index.manifests.first, child.mediaType.isIndex {
+        while case .index(let index) = manifest, index.manifests.count == 1, let child = index.manifests.first,
+            child.mediaType.isIndex
+        {
             top = child
             bytes = try blob(top)
             manifest = try decode(bytes, top)
@@ -89,7 +98,9 @@ extension OCILayout {
     /// its documented mirroring (a get with `oci-layout`, put to another repository) works.
     private func layoutIndexAsImage(_ entries: [Descriptor]) throws -> LayoutImage? {
         guard entries.count > 1,
-              entries.allSatisfy({ $0.mediaType.isImageManifest && $0.platform != nil && $0.annotations?[Self.refName] == nil })
+            entries.allSatisfy({
+                $0.mediaType.isImageManifest && $0.platform != nil && $0.annotations?[Self.refName] == nil
+            })
         else { return nil }
         let bytes = try indexBytes()
         let descriptor = Descriptor(mediaType: try index().mediaType ?? .ociIndex, content: bytes)
@@ -109,9 +120,11 @@ extension ImageIndex {
     public func choose(_ platform: Platform?, image: String) throws -> Descriptor {
         let wanted = platform ?? Platform.host
         let candidates = manifests.filter { $0.mediaType.isImageManifest }
-        guard let chosen = manifest(for: wanted) ?? (platform == nil && candidates.count == 1 ? candidates.first : nil) else {
+        guard let chosen = manifest(for: wanted) ?? (platform == nil && candidates.count == 1 ? candidates.first : nil)
+        else {
             let available = candidates.compactMap { $0.platform?.description }.joined(separator: ", ")
-            throw LayoutError("\(image) has no manifest for \(wanted) (it has: \(available.isEmpty ? "none" : available))")
+            throw LayoutError(
+                "\(image) has no manifest for \(wanted) (it has: \(available.isEmpty ? "none" : available))")
         }
         return chosen
     }

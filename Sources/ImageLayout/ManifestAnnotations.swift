@@ -9,7 +9,9 @@ extension OCILayout {
     /// Each manifest is edited as JSON, not re-encoded from ``ImageManifest``, so fields this
     /// module does not model survive. The superseded manifests' blobs are removed when no
     /// entry of `index.json` still reaches them.
-    public func rewriteAnnotations(ofImageNamed name: String, _ change: ([String: String]) -> [String: String]) throws -> LayoutImage {
+    public func rewriteAnnotations(ofImageNamed name: String, _ change: ([String: String]) -> [String: String]) throws
+        -> LayoutImage
+    {
         let image = try image(named: name)
         var superseded: [Descriptor] = []
 
@@ -19,8 +21,9 @@ extension OCILayout {
             let after = change(before)
             guard after != before else { return descriptor }
             object["annotations"] = after.isEmpty ? nil : after
-            let written = try writeBlob(try Self.sortedJSON(object),
-                                        mediaType: descriptor.mediaType)
+            let written = try writeBlob(
+                try Self.sortedJSON(object),
+                mediaType: descriptor.mediaType)
             superseded.append(descriptor)
             var replacement = descriptor
             replacement.digest = written.digest
@@ -34,12 +37,14 @@ extension OCILayout {
             top = try rewritten(image.descriptor)
         case .index:
             guard var object = try JSONSerialization.jsonObject(with: image.bytes) as? [String: Any],
-                  let children = object["manifests"] as? [[String: Any]] else {
+                let children = object["manifests"] as? [[String: Any]]
+            else {
                 throw LayoutError("the index \(image.descriptor.digest) has no manifests")
             }
             var changed = false
             object["manifests"] = try children.map { child -> [String: Any] in
-                let descriptor = try JSONDecoder().decode(Descriptor.self, from: JSONSerialization.data(withJSONObject: child))
+                let descriptor = try JSONDecoder().decode(
+                    Descriptor.self, from: JSONSerialization.data(withJSONObject: child))
                 guard descriptor.mediaType.isImageManifest else { return child }
                 let replacement = try rewritten(descriptor)
                 guard replacement.digest != descriptor.digest else { return child }
@@ -47,8 +52,9 @@ extension OCILayout {
                 return child.merging(["digest": replacement.digest.rawValue, "size": replacement.size]) { $1 }
             }
             if changed {
-                let written = try writeBlob(try Self.sortedJSON(object),
-                                            mediaType: image.descriptor.mediaType)
+                let written = try writeBlob(
+                    try Self.sortedJSON(object),
+                    mediaType: image.descriptor.mediaType)
                 superseded.append(image.descriptor)
                 top.digest = written.digest
                 top.size = written.size
@@ -60,10 +66,13 @@ extension OCILayout {
 
     /// Names `replacement` `name` where `index.json` named `old`, then removes the
     /// `superseded` blobs (those the rewrite replaced) that nothing named still reaches.
-    func repoint(_ name: String, from old: Descriptor, to replacement: Descriptor, superseded: [Digest]) throws -> LayoutImage {
+    func repoint(_ name: String, from old: Descriptor, to replacement: Descriptor, superseded: [Digest]) throws
+        -> LayoutImage
+    {
         var index = try index()
         guard index.manifests.contains(where: { $0.digest == old.digest }) else {
-            throw LayoutError("\(root.path): the image named \(name) is nested in another index; it cannot be rewritten")
+            throw LayoutError(
+                "\(root.path): the image named \(name) is nested in another index; it cannot be rewritten")
         }
         index.manifests = index.manifests.map { entry in
             guard entry.annotations?[Self.refName] == name, entry.digest == old.digest else { return entry }
@@ -73,8 +82,9 @@ extension OCILayout {
             return replaced
         }
         try writeIndex(index)
-        let reachable = Set(try index.manifests.filter { $0.mediaType.isIndex || $0.mediaType.isImageManifest }
-            .flatMap { try blobs(reachableFrom: $0) }.map(\.digest))
+        let reachable = Set(
+            try index.manifests.filter { $0.mediaType.isIndex || $0.mediaType.isImageManifest }
+                .flatMap { try blobs(reachableFrom: $0) }.map(\.digest))
         for digest in superseded where !reachable.contains(digest) {
             try? FileManager.default.removeItem(at: blobPath(digest))
         }

@@ -1,5 +1,5 @@
-import Errors
 import Archive
+import Errors
 import Foundation
 import OCI
 
@@ -28,7 +28,9 @@ public struct OCILayout: Sendable {
             throw LayoutError("\(root.path) is not an OCI image layout: it has no oci-layout file")
         }
         struct Marker: Decodable { var imageLayoutVersion: String }
-        guard let version = try? JSONDecoder().decode(Marker.self, from: data).imageLayoutVersion, version.hasPrefix("1.") else {
+        guard let version = try? JSONDecoder().decode(Marker.self, from: data).imageLayoutVersion,
+            version.hasPrefix("1.")
+        else {
             throw LayoutError("\(marker.path): expected {\"imageLayoutVersion\":\"1.0.0\"}")
         }
         self.root = root
@@ -36,7 +38,8 @@ public struct OCILayout: Sendable {
 
     /// Creates an empty layout at `root` (the directory may exist and must hold no layout).
     public static func create(at root: URL) throws -> OCILayout {
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("blobs/sha256"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("blobs/sha256"), withIntermediateDirectories: true)
         try atomicWrite(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: root.appendingPathComponent("oci-layout"))
         let layout = try OCILayout(opening: root)
         try layout.writeIndex(ImageIndex(manifests: []))
@@ -105,14 +108,16 @@ public struct OCILayout: Sendable {
     /// A small blob (manifest, config) read whole and verified. Layers use `openBlob`.
     public func blob(_ descriptor: Descriptor, limit: Int64 = 16 << 20) throws -> Data {
         guard descriptor.size <= limit else {
-            throw LayoutError("blob \(descriptor.digest) is \(descriptor.size) bytes, more than the \(limit) read whole")
+            throw LayoutError(
+                "blob \(descriptor.digest) is \(descriptor.size) bytes, more than the \(limit) read whole")
         }
         let path = blobPath(descriptor.digest)
         guard let data = FileManager.default.contents(atPath: path.path) else {
             throw LayoutError("\(root.path) lacks blob \(descriptor.digest)")
         }
         guard Int64(data.count) == descriptor.size else {
-            throw LayoutError("blob \(descriptor.digest) in \(root.path) is \(data.count) bytes, expected \(descriptor.size)")
+            throw LayoutError(
+                "blob \(descriptor.digest) in \(root.path) is \(data.count) bytes, expected \(descriptor.size)")
         }
         let actual = descriptor.digest.algorithm == "sha512" ? Digest.sha512(data) : Digest.sha256(data)
         guard actual == descriptor.digest else {
@@ -127,7 +132,8 @@ public struct OCILayout: Sendable {
         guard FileManager.default.fileExists(atPath: path.path) else {
             throw LayoutError("\(root.path) lacks blob \(descriptor.digest)")
         }
-        return VerifyingSource(try FileSource(path: path.path), expectedSize: descriptor.size, expectedDigest: descriptor.digest)
+        return VerifyingSource(
+            try FileSource(path: path.path), expectedSize: descriptor.size, expectedDigest: descriptor.digest)
     }
 
     /// Writes a small blob and returns its descriptor.
@@ -140,7 +146,9 @@ public struct OCILayout: Sendable {
 
     /// Streams `source` into a blob. With `expected`, the bytes must match its size and digest.
     @discardableResult
-    public func writeBlob(from source: any ByteSource, mediaType: MediaType, expected: Descriptor? = nil) throws -> Descriptor {
+    public func writeBlob(from source: any ByteSource, mediaType: MediaType, expected: Descriptor? = nil) throws
+        -> Descriptor
+    {
         let temporary = root.appendingPathComponent("blobs/.incoming-\(UUID().uuidString)")
         defer { unlink(temporary.path) }
         let sink = HashingSink(try FileSink(path: temporary.path))
@@ -148,7 +156,9 @@ public struct OCILayout: Sendable {
         try sink.finish()
         let descriptor = Descriptor(mediaType: mediaType, digest: sink.digest, size: sink.count)
         if let expected, expected.digest != descriptor.digest || expected.size != descriptor.size {
-            throw LayoutError("blob written as \(expected.digest) (\(expected.size) bytes) is \(descriptor.digest) (\(descriptor.size) bytes)")
+            throw LayoutError(
+                "blob written as \(expected.digest) (\(expected.size) bytes) is \(descriptor.digest) (\(descriptor.size) bytes)"
+            )
         }
         try moveIntoPlace(temporary, digest: descriptor.digest)
         return descriptor
@@ -159,7 +169,8 @@ public struct OCILayout: Sendable {
     /// The file must be on the layout's file system (write it under ``incomingDirectory``).
     public func moveIntoPlace(_ file: URL, digest: Digest) throws {
         let destination = blobPath(digest)
-        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         guard rename(file.path, destination.path) == 0 else {
             throw LayoutError("cannot move a blob to \(destination.path): \(String(cString: strerror(errno)))")
         }
@@ -183,9 +194,11 @@ public struct OCILayout: Sendable {
     }
 
     static func atomicWrite(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).\(UUID().uuidString)")
         do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try data.write(to: temporary)
         } catch {
             throw LayoutError("cannot write \(url.path): \(error.localizedDescription)")

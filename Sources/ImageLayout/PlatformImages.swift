@@ -29,14 +29,21 @@ extension OCILayout {
             }
             // Only a collapsed index (fewer images than platforms) is repaired; an image
             // missing for another reason is a build that went wrong, not one to relabel.
-            guard built.count < platforms.count, let collapsed = built.first(where: { $0.entry.platform == platform }) ?? built.first else {
+            guard built.count < platforms.count,
+                let collapsed = built.first(where: { $0.entry.platform == platform }) ?? built.first
+            else {
                 let found = built.map { "\($0.configured)" }.joined(separator: ", ")
-                throw LayoutError("the index \(image.descriptor.digest) in \(root.path) has no image for \(platform) (it has: \(found.isEmpty ? "none" : found))")
+                throw LayoutError(
+                    "the index \(image.descriptor.digest) in \(root.path) has no image for \(platform) (it has: \(found.isEmpty ? "none" : found))"
+                )
             }
             entries.append(try writeImage(of: collapsed, for: platform))
         }
         entries += index.manifests.filter { !$0.mediaType.isImageManifest }
-        guard entries.map(\.digest) != index.manifests.map(\.digest) || entries.map(\.platform) != index.manifests.map(\.platform) else {
+        guard
+            entries.map(\.digest) != index.manifests.map(\.digest)
+                || entries.map(\.platform) != index.manifests.map(\.platform)
+        else {
             return image
         }
 
@@ -53,8 +60,9 @@ extension OCILayout {
             throw LayoutError("\(entry.digest) in \(root.path) is listed as an image manifest but is not one")
         }
         let config = try jsonObject(blob(parsed.config), "the config \(parsed.config.digest)")
-        let configured = Platform(os: config["os"] as? String ?? "", architecture: config["architecture"] as? String ?? "",
-                                  variant: config["variant"] as? String)
+        let configured = Platform(
+            os: config["os"] as? String ?? "", architecture: config["architecture"] as? String ?? "",
+            variant: config["variant"] as? String)
         return BuiltImage(entry: entry, manifest: manifest, config: config, configured: configured)
     }
 

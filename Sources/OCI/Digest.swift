@@ -1,5 +1,5 @@
-import Errors
 import Crypto
+import Errors
 import Foundation
 
 /// A content digest such as `sha256:6c3c624b…`, the address of every blob and manifest.
@@ -92,7 +92,6 @@ public struct Digest: ValidatedString {
     static func sha256(finalized digest: SHA256.Digest) -> Digest {
         Digest(trusted: "sha256:" + hex(digest))
     }
-
 
 }
 

@@ -1,4 +1,5 @@
 import Errors
+
 /// A full image reference as a user writes it, such as `busybox`, `ghcr.io/org/app:1.0` or
 /// `127.0.0.1:5000/team/app@sha256:…`, parsed with Docker's rules.
 ///
@@ -29,7 +30,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             if ImageReference.mayHoldCredentials(value) {
                 return "invalid image reference: \(reason)"
             }
-            return "invalid image reference \(quoted(value)): \(reason); expected [host[:port]/]path[:tag][@digest], such as busybox:1.36 or ghcr.io/org/app@sha256:<64 hex digits>"
+            return
+                "invalid image reference \(quoted(value)): \(reason); expected [host[:port]/]path[:tag][@digest], such as busybox:1.36 or ghcr.io/org/app@sha256:<64 hex digits>"
         }
     }
 
@@ -57,8 +59,11 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public static func mayHoldCredentials(_ text: String) -> Bool {
         guard let at = text.firstIndex(of: "@") else { return false }
         if text.contains("://") { return true }
-        let before = text[..<at], after = text[text.index(after: at)...]
-        if (after.hasPrefix("sha256:") || after.hasPrefix("sha512:")) && !after.contains("/") && !after.contains("@") { return false }
+        let before = text[..<at]
+        let after = text[text.index(after: at)...]
+        if (after.hasPrefix("sha256:") || after.hasPrefix("sha512:")) && !after.contains("/") && !after.contains("@") {
+            return false
+        }
         if !before.contains("/") && before.contains(":") { return true }
         return after.contains("/") || after.contains("@")
     }
@@ -78,8 +83,10 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
 
         if Self.mayHoldCredentials(string) {
-            throw fail("it looks like it holds a user name or password (user:password@host, or a URL); it is not shown. "
-                       + "Give host/path only, and the credentials as source.username and source.password (or in a Docker config)")
+            throw fail(
+                "it looks like it holds a user name or password (user:password@host, or a URL); it is not shown. "
+                    + "Give host/path only, and the credentials as source.username and source.password (or in a Docker config)"
+            )
         }
         var name = Substring(string)
         if let at = name.firstIndex(of: "@") {
@@ -107,7 +114,11 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if let colon = name.lastIndex(of: ":") {
             let tagText = String(name[name.index(after: colon)...])
             guard let tag = try? Tag(tagText) else {
-                throw fail(tagText.isEmpty ? "tag is empty after ':'" : "tag \(quoted(tagText)) is not 1 to 128 of A-Z a-z 0-9 _ . - starting with a letter, digit or _")
+                throw fail(
+                    tagText.isEmpty
+                        ? "tag is empty after ':'"
+                        : "tag \(quoted(tagText)) is not 1 to 128 of A-Z a-z 0-9 _ . - starting with a letter, digit or _"
+                )
             }
             self.tag = tag
             name = name[..<colon]
@@ -145,9 +156,11 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
 
     /// Why `path`, which ``Repository`` refused, is not a repository path, in one clause.
     static func repositoryFault(_ path: String) -> String {
-        path.contains(where: \.isUppercase) ? "must be lowercase"
-            : path.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) ? "has an empty component"
-            : "is not lowercase components of a-z 0-9 joined by '/', '.', '_', '__' or '-'"
+        path.contains(where: \.isUppercase)
+            ? "must be lowercase"
+            : path.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty)
+                ? "has an empty component"
+                : "is not lowercase components of a-z 0-9 joined by '/', '.', '_', '__' or '-'"
     }
 
     /// What to fetch: the digest when there is one, else the tag, else `latest`.

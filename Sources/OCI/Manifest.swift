@@ -30,7 +30,10 @@ public enum Manifest: Hashable, Sendable {
 
         static func schema1(_ mediaType: String?) -> DecodeError {
             let named = mediaType.map { " (\($0))" } ?? ""
-            return DecodeError(reason: "unsupported Docker schema 1 manifest\(named): schema 1 is deprecated and not supported; push the image again with a current Docker, buildah or crane to store a schema 2 or OCI manifest")
+            return DecodeError(
+                reason:
+                    "unsupported Docker schema 1 manifest\(named): schema 1 is deprecated and not supported; push the image again with a current Docker, buildah or crane to store a schema 2 or OCI manifest"
+            )
         }
     }
 
@@ -49,7 +52,8 @@ public enum Manifest: Hashable, Sendable {
         let probe = try decodeJSON(Probe.self, from: data, what: "manifest")
 
         if mediaType?.isSchema1Manifest == true || probe.mediaType?.isSchema1Manifest == true
-            || probe.schemaVersion == 1 || probe.hasSchema1Fields {
+            || probe.schemaVersion == 1 || probe.hasSchema1Fields
+        {
             throw DecodeError.schema1(mediaType?.rawValue ?? probe.mediaType?.rawValue)
         }
 
@@ -57,15 +61,24 @@ public enum Manifest: Hashable, Sendable {
         var inBody: Kind?
         if let type = probe.mediaType {
             guard let kind = Kind(type) else {
-                throw DecodeError(reason: "unsupported manifest media type \(quoted(type.rawValue)) in the manifest body: expected one of \(MediaType.manifestTypes.map(\.rawValue).joined(separator: ", "))")
+                throw DecodeError(
+                    reason:
+                        "unsupported manifest media type \(quoted(type.rawValue)) in the manifest body: expected one of \(MediaType.manifestTypes.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             inBody = kind
         }
         if let declared, let inBody, declared != inBody {
-            throw DecodeError(reason: "manifest Content-Type \(quoted(mediaType?.rawValue ?? "")) says \(declared) but the body's mediaType \(quoted(probe.mediaType?.rawValue ?? "")) says \(inBody)")
+            throw DecodeError(
+                reason:
+                    "manifest Content-Type \(quoted(mediaType?.rawValue ?? "")) says \(declared) but the body's mediaType \(quoted(probe.mediaType?.rawValue ?? "")) says \(inBody)"
+            )
         }
         guard let kind = declared ?? inBody ?? probe.shape else {
-            throw DecodeError(reason: "cannot tell the manifest's type: no known Content-Type, no mediaType field, and neither a manifests list nor config and layers")
+            throw DecodeError(
+                reason:
+                    "cannot tell the manifest's type: no known Content-Type, no mediaType field, and neither a manifests list nor config and layers"
+            )
         }
         guard probe.schemaVersion == 2 else {
             let found = probe.schemaVersion.map(String.init) ?? "none"
@@ -80,7 +93,8 @@ public enum Manifest: Hashable, Sendable {
 
     /// Decodes `type`, turning Foundation's multi-line errors into one line that says where
     /// in the document the problem is.
-    private static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws(DecodeError) -> T {
+    private static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws(DecodeError) -> T
+    {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as Swift.DecodingError {
@@ -159,7 +173,10 @@ public enum Manifest: Hashable, Sendable {
     private static func kind(ofHeader type: MediaType) throws(DecodeError) -> Kind? {
         if let kind = Kind(type) { return kind }
         if genericTypes.contains(type.essence) { return nil }
-        throw DecodeError(reason: "unsupported manifest media type \(quoted(type.rawValue)): expected one of \(MediaType.manifestTypes.map(\.rawValue).joined(separator: ", "))")
+        throw DecodeError(
+            reason:
+                "unsupported manifest media type \(quoted(type.rawValue)): expected one of \(MediaType.manifestTypes.map(\.rawValue).joined(separator: ", "))"
+        )
     }
 
     /// Just enough of a manifest to choose how to decode the rest.

@@ -53,8 +53,8 @@ public struct MediaType: ValidatedString, RawRepresentable {
             // ...and after it.
             let trimmed = parameter.trimmingCharacters(in: .whitespaces)
             guard let equals = trimmed.firstIndex(of: "="),
-                  isRestrictedName(trimmed[..<equals]),
-                  trimmed.index(after: equals) != trimmed.endIndex
+                isRestrictedName(trimmed[..<equals]),
+                trimmed.index(after: equals) != trimmed.endIndex
             else { throw ValidationError(value: rawValue) }
         }
         self.rawValue = rawValue
@@ -80,8 +80,6 @@ public struct MediaType: ValidatedString, RawRepresentable {
         let end = rawValue.firstIndex(of: ";") ?? rawValue.endIndex
         return rawValue[..<end].trimmingCharacters(in: .whitespaces).lowercased()
     }
-
-
 
 }
 
@@ -118,7 +116,8 @@ extension MediaType {
     /// A gzip-compressed Docker layer tar.
     public static let dockerLayerGzip = MediaType(known: "application/vnd.docker.image.rootfs.diff.tar.gzip")
     /// A Docker layer that registries must not store (Windows base layers); fetched from its `urls`.
-    public static let dockerForeignLayerGzip = MediaType(known: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
+    public static let dockerForeignLayerGzip = MediaType(
+        known: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
 
     /// A Docker schema 1 manifest, unsigned. Deprecated and unsupported; named only so it can
     /// be recognised and refused with a clear message.
@@ -126,7 +125,8 @@ extension MediaType {
     /// See [distribution's deprecation notice](https://distribution.github.io/distribution/spec/deprecated-schema-v1/).
     public static let dockerManifestSchema1 = MediaType(known: "application/vnd.docker.distribution.manifest.v1+json")
     /// A signed Docker schema 1 manifest. Deprecated and unsupported, as ``dockerManifestSchema1``.
-    public static let dockerManifestSchema1Signed = MediaType(known: "application/vnd.docker.distribution.manifest.v1+prettyjws")
+    public static let dockerManifestSchema1Signed = MediaType(
+        known: "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
     /// The four manifest and index types Slipway reads, OCI first: the value of the `Accept`
     /// header on manifest requests, since a registry may only serve a type the client lists.
@@ -149,7 +149,8 @@ extension MediaType {
     /// Whether this is a Docker schema 1 manifest, signed or not.
     public var isSchema1Manifest: Bool {
         let essence = essence
-        return essence == MediaType.dockerManifestSchema1.rawValue || essence == MediaType.dockerManifestSchema1Signed.rawValue
+        return essence == MediaType.dockerManifestSchema1.rawValue
+            || essence == MediaType.dockerManifestSchema1Signed.rawValue
     }
 }
 

@@ -57,7 +57,8 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
         guard (2...3).contains(parts.count), parts.allSatisfy(isPlatformComponent) else {
             throw ValidationError(value: string)
         }
-        self.init(os: String(parts[0]), architecture: String(parts[1]), variant: parts.count == 3 ? String(parts[2]) : nil)
+        self.init(
+            os: String(parts[0]), architecture: String(parts[1]), variant: parts.count == 3 ? String(parts[2]) : nil)
     }
 
     /// `os/architecture[/variant]`, the form ``init(_:)`` parses.
@@ -128,21 +129,21 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
     /// no image rather than a wrong one.
     public static var host: Platform {
         #if arch(x86_64)
-        Platform(os: "linux", architecture: "amd64")
+            Platform(os: "linux", architecture: "amd64")
         #elseif arch(arm64)
-        Platform(os: "linux", architecture: "arm64")
+            Platform(os: "linux", architecture: "arm64")
         #elseif arch(arm)
-        Platform(os: "linux", architecture: "arm", variant: "v7")
+            Platform(os: "linux", architecture: "arm", variant: "v7")
         #elseif arch(i386)
-        Platform(os: "linux", architecture: "386")
+            Platform(os: "linux", architecture: "386")
         #elseif arch(powerpc64le)
-        Platform(os: "linux", architecture: "ppc64le")
+            Platform(os: "linux", architecture: "ppc64le")
         #elseif arch(s390x)
-        Platform(os: "linux", architecture: "s390x")
+            Platform(os: "linux", architecture: "s390x")
         #elseif arch(riscv64)
-        Platform(os: "linux", architecture: "riscv64")
+            Platform(os: "linux", architecture: "riscv64")
         #else
-        Platform(os: "linux", architecture: "unknown")
+            Platform(os: "linux", architecture: "unknown")
         #endif
     }
 
@@ -156,9 +157,11 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
 }
 
 private func isPlatformComponent(_ component: Substring) -> Bool {
-    !component.isEmpty && component.utf8.allSatisfy { byte in
-        isLowerAlphanumeric(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-    }
+    !component.isEmpty
+        && component.utf8.allSatisfy { byte in
+            isLowerAlphanumeric(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-")
+        }
 }
 
 extension ErrorKind where Owner == Platform.ValidationError {

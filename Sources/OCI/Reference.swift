@@ -1,4 +1,5 @@
 import Errors
+
 /// What follows `/manifests/` in a registry URL: a tag or a digest.
 ///
 /// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests).

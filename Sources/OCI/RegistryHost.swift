@@ -1,4 +1,5 @@
 import Errors
+
 /// A registry's address: `host` or `host:port`, where host is a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, such as `ghcr.io`, `127.0.0.1:5000` or `[::1]:5000`.
 ///
@@ -60,7 +61,7 @@ public struct RegistryHost: Hashable, Sendable, CustomStringConvertible {
         }
         if let port {
             guard !port.isEmpty, port.utf8.count <= 5, port.utf8.allSatisfy(isDigit),
-                  let number = Int(port), (1...65535).contains(number)
+                let number = Int(port), (1...65535).contains(number)
             else { throw ValidationError(value: rawValue) }
         }
         self.rawValue = lowered

@@ -1,4 +1,5 @@
 import Errors
+
 /// A repository path within a registry, such as `library/busybox` or `team/app`: the
 /// `<name>` in `/v2/<name>/manifests/…`, without the registry host.
 ///
@@ -27,7 +28,8 @@ public struct Repository: ValidatedString {
             } else if value.utf8.count > Repository.maximumLength {
                 hint = " (\(value.utf8.count) characters; at most \(Repository.maximumLength))"
             }
-            return "invalid repository \(quoted(value))\(hint): expected lowercase path components of a-z 0-9 separated by single '.', '_', '__' or dashes, joined by '/', at most \(Repository.maximumLength) characters"
+            return
+                "invalid repository \(quoted(value))\(hint): expected lowercase path components of a-z 0-9 separated by single '.', '_', '__' or dashes, joined by '/', at most \(Repository.maximumLength) characters"
         }
     }
 
@@ -43,12 +45,10 @@ public struct Repository: ValidatedString {
     /// - Throws: ``Repository/ValidationError`` naming `rawValue`.
     public init(_ rawValue: String) throws(ValidationError) {
         guard rawValue.utf8.count <= Repository.maximumLength,
-              rawValue.split(separator: "/", omittingEmptySubsequences: false).allSatisfy(isPathComponent)
+            rawValue.split(separator: "/", omittingEmptySubsequences: false).allSatisfy(isPathComponent)
         else { throw ValidationError(value: rawValue) }
         self.rawValue = rawValue
     }
-
-
 
 }
 

@@ -1,4 +1,5 @@
 import Errors
+
 /// A tag, such as `latest` or `1.36.1`: a mutable name for a manifest in a repository.
 ///
 /// See the [distribution spec, Pulling manifests](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#pulling-manifests),
@@ -21,7 +22,8 @@ public struct Tag: ValidatedString {
         /// One line naming the value and the accepted form.
         public var message: String {
             let length = value.utf8.count > 128 ? " (\(value.utf8.count) characters)" : ""
-            return "invalid tag \(quoted(value))\(length): expected 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
+            return
+                "invalid tag \(quoted(value))\(length): expected 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
         }
     }
 
@@ -37,8 +39,8 @@ public struct Tag: ValidatedString {
     public init(_ rawValue: String) throws(ValidationError) {
         let bytes = rawValue.utf8
         guard let first = bytes.first, bytes.count <= 128,
-              isTagByte(first), first != UInt8(ascii: "."), first != UInt8(ascii: "-"),
-              bytes.allSatisfy(isTagByte)
+            isTagByte(first), first != UInt8(ascii: "."), first != UInt8(ascii: "-"),
+            bytes.allSatisfy(isTagByte)
         else { throw ValidationError(value: rawValue) }
         self.rawValue = rawValue
     }
@@ -46,8 +48,6 @@ public struct Tag: ValidatedString {
     private init(known rawValue: String) {
         self.rawValue = rawValue
     }
-
-
 
 }
 

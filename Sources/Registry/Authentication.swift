@@ -32,7 +32,8 @@ struct Challenge: Sendable, Hashable {
 
     /// Whether both challenges send us to the same place; `scope` and `error` differ per request.
     func sameRealm(as other: Challenge) -> Bool {
-        scheme == other.scheme && parameters["realm"] == other.parameters["realm"] && parameters["service"] == other.parameters["service"]
+        scheme == other.scheme && parameters["realm"] == other.parameters["realm"]
+            && parameters["service"] == other.parameters["service"]
     }
 
     /// The first Bearer challenge among the headers, else the first Basic one.
@@ -58,10 +59,16 @@ struct Challenge: Sendable, Hashable {
                 var escaped = false
                 while let character = rest.first {
                     rest = rest.dropFirst()
-                    if escaped { value.append(character); escaped = false }
-                    else if character == "\\" { escaped = true }
-                    else if character == "\"" { break }
-                    else { value.append(character) }
+                    if escaped {
+                        value.append(character)
+                        escaped = false
+                    } else if character == "\\" {
+                        escaped = true
+                    } else if character == "\"" {
+                        break
+                    } else {
+                        value.append(character)
+                    }
                 }
             } else {
                 let end = rest.firstIndex(of: ",") ?? rest.endIndex
@@ -151,9 +158,11 @@ extension RegistryClient {
         let hostText = (realm.host ?? "?").contains(":") ? "[\(realm.host ?? "?")]" : (realm.host ?? "?")
         let realmHost = realm.port.map { "\(hostText):\($0)" } ?? hostText
         if let local = try? RegistryHost(realmHost), local.mayUsePlainHTTP { return }
-        throw RegistryError(.credentials, operation: operation,
-                            hint: "the registry's token realm \(realmHost) is plain http, and credentials are never sent in clear text; "
-                                + "the registry's operator should serve the realm over https (or set insecure to allow plain http)")
+        throw RegistryError(
+            .credentials, operation: operation,
+            hint:
+                "the registry's token realm \(realmHost) is plain http, and credentials are never sent in clear text; "
+                + "the registry's operator should serve the realm over https (or set insecure to allow plain http)")
     }
 
     /// Token endpoint: https://distribution.github.io/distribution/spec/auth/token/ (GET with
@@ -161,24 +170,30 @@ extension RegistryClient {
     private func fetchToken(_ challenge: Challenge, scope: Scope) throws -> String {
         let operation = "get a token for \(scope) from \(host)"
         guard let realm = challenge.parameters["realm"], let components = URLComponents(string: realm),
-              let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http"
+            let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http"
         else {
-            throw RegistryError(.invalidResponse, operation: operation, hint: "the registry's Bearer challenge has no usable realm")
+            throw RegistryError(
+                .invalidResponse, operation: operation, hint: "the registry's Bearer challenge has no usable realm")
         }
         try refusePlainHTTP(realm: components, operation: operation)
         let request = tokenRequest(realm: components, service: challenge.parameters["service"], scope: scope)
 
-        let response = try withRetries(operation: operation) { try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20) }
+        let response = try withRetries(operation: operation) {
+            try transport.perform(request, trust: trust, stream: nil, bufferLimit: 1 << 20)
+        }
         switch response.status {
         case 200..<300: break
         case 401, 403:
-            throw RegistryError(response.status == 401 ? .unauthorized : .denied, operation: operation, status: response.status,
-                                hint: credentials == nil ? "no credentials are configured for \(host)" : "the registry rejected \(credentials!)")
+            throw RegistryError(
+                response.status == 401 ? .unauthorized : .denied, operation: operation, status: response.status,
+                hint: credentials == nil
+                    ? "no credentials are configured for \(host)" : "the registry rejected \(credentials!)")
         default:
             throw RegistryError.from(response, operation: operation)
         }
         guard let answer = TokenAnswer(response.body) else {
-            throw RegistryError(.invalidResponse, operation: operation, hint: "the token endpoint's answer has no token")
+            throw RegistryError(
+                .invalidResponse, operation: operation, hint: "the token endpoint's answer has no token")
         }
         let header = "Bearer \(answer.token)"
         session.store(header, for: scope, expires: answer.expiry(now: Date()))
@@ -194,11 +209,12 @@ extension RegistryClient {
         switch credentials {
         case .identityToken(let refreshToken):
             var form = URLComponents()
-            form.queryItems = [
-                URLQueryItem(name: "grant_type", value: "refresh_token"),
-                URLQueryItem(name: "refresh_token", value: refreshToken),
-                URLQueryItem(name: "client_id", value: "slipway"),
-            ] + (service.map { [URLQueryItem(name: "service", value: $0)] } ?? [])
+            form.queryItems =
+                [
+                    URLQueryItem(name: "grant_type", value: "refresh_token"),
+                    URLQueryItem(name: "refresh_token", value: refreshToken),
+                    URLQueryItem(name: "client_id", value: "slipway"),
+                ] + (service.map { [URLQueryItem(name: "service", value: $0)] } ?? [])
                 + scope.entries.map { URLQueryItem(name: "scope", value: $0) }
             request.method = .post
             request.headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -233,7 +249,7 @@ private struct TokenAnswer {
     /// Nil when `data` is not JSON or holds no non-empty token.
     init?(_ data: Data) {
         guard let body = try? JSONDecoder().decode(Body.self, from: data),
-              let token = body.token ?? body.access_token, !token.isEmpty
+            let token = body.token ?? body.access_token, !token.isEmpty
         else { return nil }
         self.token = token
         self.body = body

@@ -1,6 +1,6 @@
 import Foundation
-import Spawn
 import OCI
+import Spawn
 
 /// What proves who we are to a registry. Its description never shows the secret.
 public enum Credentials: Sendable, Hashable, CustomStringConvertible {
@@ -67,7 +67,8 @@ public struct DockerConfigCredentials: Sendable {
         guard let data = FileManager.default.contents(atPath: configFile.path) else { return nil }
         let file: File
         do { file = try JSONDecoder().decode(File.self, from: data) } catch {
-            throw RegistryError(.credentials, operation: "read \(configFile.path)", hint: "not a valid Docker config.json")
+            throw RegistryError(
+                .credentials, operation: "read \(configFile.path)", hint: "not a valid Docker config.json")
         }
         if let helper = file.credHelpers?.first(where: { Self.names(host, $0.key) })?.value {
             return try runHelper(helper, for: host)
@@ -75,15 +76,19 @@ public struct DockerConfigCredentials: Sendable {
         if let entry = file.auths?.first(where: { Self.names(host, $0.key) })?.value {
             if let token = entry.registrytoken, !token.isEmpty { return .registryToken(token) }
             if let token = entry.identitytoken, !token.isEmpty { return .identityToken(token) }
-            if let username = entry.username, let password = entry.password { return .basic(username: username, password: password) }
+            if let username = entry.username, let password = entry.password {
+                return .basic(username: username, password: password)
+            }
             if let encoded = entry.auth, !encoded.isEmpty {
                 guard let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
-                      let colon = decoded.firstIndex(of: ":")
+                    let colon = decoded.firstIndex(of: ":")
                 else {
-                    throw RegistryError(.credentials, operation: "read \(configFile.path)",
-                                        hint: "the auth entry for \(host) is not base64 of user:password")
+                    throw RegistryError(
+                        .credentials, operation: "read \(configFile.path)",
+                        hint: "the auth entry for \(host) is not base64 of user:password")
                 }
-                return .basic(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
+                return .basic(
+                    username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
             }
         }
         if let store = file.credsStore, !store.isEmpty {
@@ -108,7 +113,10 @@ public struct DockerConfigCredentials: Sendable {
         let program = "docker-credential-\(name)"
         let operation = "ask \(program) for \(host)"
         let paths = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
-        guard let executable = paths.map({ "\($0)/\(program)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        guard
+            let executable = paths.map({ "\($0)/\(program)" }).first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
         else {
             throw RegistryError(.credentials, operation: operation, hint: "\(program) is not on PATH")
         }
@@ -119,12 +127,16 @@ public struct DockerConfigCredentials: Sendable {
         let result: CommandResult
         do {
             result = try SpawnCommandRunner(baseEnvironment: environment)
-                .run(Command(executable, ["get"], input: Data((server + "\n").utf8), idleTimeout: Self.helperIdleTimeout))
+                .run(
+                    Command(executable, ["get"], input: Data((server + "\n").utf8), idleTimeout: Self.helperIdleTimeout)
+                )
         } catch {
             throw RegistryError(.credentials, operation: operation, hint: "could not start it: \(error)")
         }
         if result.timedOut {
-            throw RegistryError(.credentials, operation: operation, hint: "it did nothing for \(Self.helperIdleTimeout) and was stopped")
+            throw RegistryError(
+                .credentials, operation: operation, hint: "it did nothing for \(Self.helperIdleTimeout) and was stopped"
+            )
         }
         let stdout = result.standardOutput
         let said = String(decoding: stdout + result.standardError, as: UTF8.self)
@@ -139,7 +151,8 @@ public struct DockerConfigCredentials: Sendable {
             var Secret: String
         }
         guard let answer = try? JSONDecoder().decode(Answer.self, from: stdout) else {
-            throw RegistryError(.credentials, operation: operation, hint: "its answer is not {\"Username\",\"Secret\"} JSON")
+            throw RegistryError(
+                .credentials, operation: operation, hint: "its answer is not {\"Username\",\"Secret\"} JSON")
         }
         // docker-credential-helpers: the username "<token>" marks an identity token.
         if answer.Username == "<token>" { return .identityToken(answer.Secret) }

@@ -21,8 +21,9 @@ extension RegistryClient {
     /// Whether `repository` holds the blob (`HEAD /v2/<name>/blobs/<digest>`).
     public func blobExists(_ repository: Repository, _ digest: Digest) throws -> Bool {
         let operation = "HEAD blob \(repository)@\(digest) on \(host)"
-        let response = try send(.head, .path("\(repository.apiPath)/blobs/\(digest)"),
-                                scope: .repository(repository, "pull"), operation: operation)
+        let response = try send(
+            .head, .path("\(repository.apiPath)/blobs/\(digest)"),
+            scope: .repository(repository, "pull"), operation: operation)
         switch response.status {
         case 200..<300: return true
         case 404: return false
@@ -34,15 +35,19 @@ extension RegistryClient {
     /// beside it while being hashed, and the file is renamed into place only when its size
     /// and digest match `descriptor`. A body longer than `descriptor.size` is cut off at once.
     /// - Parameter progress: told the bytes written so far, as they arrive.
-    public func downloadBlob(_ repository: Repository, _ descriptor: Descriptor, to destination: URL,
-                             progress: BlobProgress? = nil) throws {
+    public func downloadBlob(
+        _ repository: Repository, _ descriptor: Descriptor, to destination: URL,
+        progress: BlobProgress? = nil
+    ) throws {
         let operation = "GET blob \(repository)@\(descriptor.digest) from \(host)"
         let partial = destination.deletingLastPathComponent()
             .appendingPathComponent(".\(destination.lastPathComponent).partial-\(UUID().uuidString.prefix(8))")
         defer { unlink(partial.path) }
         var sink: VerifyingFileSink?
-        let response = try send(.get, .path("\(repository.apiPath)/blobs/\(descriptor.digest)"),
-                                scope: .repository(repository, "pull"), operation: operation) { head in
+        let response = try send(
+            .get, .path("\(repository.apiPath)/blobs/\(descriptor.digest)"),
+            scope: .repository(repository, "pull"), operation: operation
+        ) { head in
             guard (200..<300).contains(head.status) else { return nil }
             sink = VerifyingFileSink(path: partial.path, expected: descriptor, operation: operation, progress: progress)
             progress?(0)
@@ -53,7 +58,9 @@ extension RegistryClient {
         let written = sink ?? VerifyingFileSink(path: partial.path, expected: descriptor, operation: operation)
         try written.finish()
         guard rename(partial.path, destination.path) == 0 else {
-            throw RegistryError(.transport, operation: operation, hint: "cannot move the blob to \(destination.path): \(String(cString: strerror(errno)))")
+            throw RegistryError(
+                .transport, operation: operation,
+                hint: "cannot move the blob to \(destination.path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -68,7 +75,9 @@ extension RegistryClient {
         _ repository: Repository, _ descriptor: Descriptor, from file: URL,
         mountFrom: Repository? = nil, chunkSize: Int64? = nil, progress: BlobProgress? = nil
     ) throws -> BlobUploadOutcome {
-        try upload(repository, descriptor, source: .file(file.path), mountFrom: mountFrom, chunkSize: chunkSize, progress: progress)
+        try upload(
+            repository, descriptor, source: .file(file.path), mountFrom: mountFrom, chunkSize: chunkSize,
+            progress: progress)
     }
 
     /// Links a blob of the same registry into `repository` without sending it
@@ -77,14 +86,20 @@ extension RegistryClient {
     public func mountBlob(_ repository: Repository, _ digest: Digest, from source: Repository) throws -> Bool {
         let operation = "mount blob \(digest) from \(source) into \(repository) on \(host)"
         let scope = Scope.repository(repository, "pull", "push").union(.repository(source, "pull"))
-        let response = try send(.post, .path("\(repository.apiPath)/blobs/uploads/", query: [
-            URLQueryItem(name: "mount", value: digest.rawValue), URLQueryItem(name: "from", value: source.rawValue),
-        ]), scope: scope, operation: operation)
+        let response = try send(
+            .post,
+            .path(
+                "\(repository.apiPath)/blobs/uploads/",
+                query: [
+                    URLQueryItem(name: "mount", value: digest.rawValue),
+                    URLQueryItem(name: "from", value: source.rawValue),
+                ]), scope: scope, operation: operation)
         switch response.status {
         case 201: return true
         case 202:
             if let location = try? uploadLocation(response, operation: operation) {
-                _ = try? send(.delete, .url(location), scope: scope, operation: "cancel an upload on \(host)", retry: .never)
+                _ = try? send(
+                    .delete, .url(location), scope: scope, operation: "cancel an upload on \(host)", retry: .never)
             }
             return false
         default: throw RegistryError.from(response, operation: operation)
@@ -124,7 +139,9 @@ extension RegistryClient {
         while true {
             attempt += 1
             do {
-                return try uploadOnce(repository, descriptor, source: source, mountFrom: mountFrom, chunkSize: chunkSize, progress: progress)
+                return try uploadOnce(
+                    repository, descriptor, source: source, mountFrom: mountFrom, chunkSize: chunkSize,
+                    progress: progress)
             } catch let exhausted as RetriesExhausted {
                 throw exhausted.error
             } catch let error as RegistryError where error.isRetryable && attempt < retry.maxAttempts {
@@ -144,18 +161,24 @@ extension RegistryClient {
         var query: [URLQueryItem] = []
         if let mountFrom, mountFrom != repository {
             scope = scope.union(.repository(mountFrom, "pull"))
-            query = [URLQueryItem(name: "mount", value: descriptor.digest.rawValue), URLQueryItem(name: "from", value: mountFrom.rawValue)]
+            query = [
+                URLQueryItem(name: "mount", value: descriptor.digest.rawValue),
+                URLQueryItem(name: "from", value: mountFrom.rawValue),
+            ]
         }
         let started: HTTPResponse
         do {
-            started = try send(.post, .path("\(repository.apiPath)/blobs/uploads/", query: query), scope: scope,
-                               operation: operation, headers: ["Content-Type": "application/octet-stream"])
+            started = try send(
+                .post, .path("\(repository.apiPath)/blobs/uploads/", query: query), scope: scope,
+                operation: operation, headers: ["Content-Type": "application/octet-stream"])
         } catch {
             throw RetriesExhausted(error: error)
         }
         if started.status == 201, mountFrom != nil { return .mounted }
         // `send` returns a retryable status only once the policy's attempts are spent.
-        guard started.status == 202 else { throw RetriesExhausted(error: RegistryError.from(started, operation: operation)) }
+        guard started.status == 202 else {
+            throw RetriesExhausted(error: RegistryError.from(started, operation: operation))
+        }
         var location = try uploadLocation(started, operation: operation)
 
         progress?(0)
@@ -165,22 +188,27 @@ extension RegistryClient {
             while offset < size {
                 let length = min(chunkSize, size - offset)
                 let chunkStart = offset
-                let response = try send(.patch, .url(location), scope: scope, operation: operation,
-                                        headers: ["Content-Type": "application/octet-stream",
-                                                  "Content-Range": "\(offset)-\(offset + length - 1)"],
-                                        body: source.body(offset: offset, length: length), retry: .never,
-                                        bodySent: progress.map { progress -> @Sendable (Int64) -> Void in { progress(chunkStart + $0) } })
+                let response = try send(
+                    .patch, .url(location), scope: scope, operation: operation,
+                    headers: [
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": "\(offset)-\(offset + length - 1)",
+                    ],
+                    body: source.body(offset: offset, length: length), retry: .never,
+                    bodySent: progress.map { progress -> @Sendable (Int64) -> Void in { progress(chunkStart + $0) } })
                 guard response.status == 202 else { throw RegistryError.from(response, operation: operation) }
                 location = try uploadLocation(response, operation: operation)
                 offset += length
             }
-            let closed = try send(.put, .url(appendingDigest(descriptor.digest, to: location)), scope: scope,
-                                  operation: operation, headers: ["Content-Type": "application/octet-stream"], retry: .never)
+            let closed = try send(
+                .put, .url(appendingDigest(descriptor.digest, to: location)), scope: scope,
+                operation: operation, headers: ["Content-Type": "application/octet-stream"], retry: .never)
             guard closed.status == 201 else { throw RegistryError.from(closed, operation: operation) }
         } else {
-            let response = try send(.put, .url(appendingDigest(descriptor.digest, to: location)), scope: scope,
-                                    operation: operation, headers: ["Content-Type": "application/octet-stream"],
-                                    body: source.body(offset: 0, length: size), retry: .never, bodySent: progress)
+            let response = try send(
+                .put, .url(appendingDigest(descriptor.digest, to: location)), scope: scope,
+                operation: operation, headers: ["Content-Type": "application/octet-stream"],
+                body: source.body(offset: 0, length: size), retry: .never, bodySent: progress)
             guard response.status == 201 else { throw RegistryError.from(response, operation: operation) }
         }
         return .uploaded
@@ -194,9 +222,10 @@ extension RegistryClient {
 
     private func uploadLocation(_ response: HTTPResponse, operation: String) throws -> URL {
         guard let location = response.headers["Location"],
-              let url = URL(string: location, relativeTo: try baseURL())?.absoluteURL
+            let url = URL(string: location, relativeTo: try baseURL())?.absoluteURL
         else {
-            throw RegistryError(.invalidResponse, operation: operation, status: response.status, hint: "no upload Location")
+            throw RegistryError(
+                .invalidResponse, operation: operation, status: response.status, hint: "no upload Location")
         }
         return url
     }
@@ -232,11 +261,14 @@ final class VerifyingFileSink: HTTPBodySink {
 
     func receive(_ bytes: UnsafeRawBufferPointer) throws {
         guard fd >= 0 else {
-            throw RegistryError(.transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(openError)))")
+            throw RegistryError(
+                .transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(openError)))")
         }
         received += Int64(bytes.count)
         guard received <= descriptor.size else {
-            throw RegistryError(.sizeMismatch, operation: operation, hint: "the registry sent more than the expected \(descriptor.size) bytes")
+            throw RegistryError(
+                .sizeMismatch, operation: operation,
+                hint: "the registry sent more than the expected \(descriptor.size) bytes")
         }
         hasher.update(bytes)
         var offset = 0
@@ -244,7 +276,8 @@ final class VerifyingFileSink: HTTPBodySink {
             let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
-                throw RegistryError(.transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(errno)))")
+                throw RegistryError(
+                    .transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(errno)))")
             }
             offset += written
         }
@@ -253,13 +286,17 @@ final class VerifyingFileSink: HTTPBodySink {
 
     func finish() throws {
         guard fd >= 0 else {
-            throw RegistryError(.transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(openError)))")
+            throw RegistryError(
+                .transport, operation: operation, hint: "cannot write \(path): \(String(cString: strerror(openError)))")
         }
         guard received == descriptor.size else {
-            throw RegistryError(.sizeMismatch, operation: operation, hint: "received \(received) bytes, expected \(descriptor.size)")
+            throw RegistryError(
+                .sizeMismatch, operation: operation, hint: "received \(received) bytes, expected \(descriptor.size)")
         }
         guard descriptor.digest.algorithm == "sha256" else {
-            throw RegistryError(.invalidResponse, operation: operation, hint: "unsupported digest algorithm \(descriptor.digest.algorithm)")
+            throw RegistryError(
+                .invalidResponse, operation: operation,
+                hint: "unsupported digest algorithm \(descriptor.digest.algorithm)")
         }
         let actual = hasher.finalize()
         guard actual == descriptor.digest else {

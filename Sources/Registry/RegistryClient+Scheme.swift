@@ -12,7 +12,9 @@ extension RegistryHost {
     /// HTTP is used only when that fails, as go-containerregistry's ping does.
     public var mayUsePlainHTTP: Bool {
         let name = rawValue
-        if Self.isRFC1918(String(name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[0])) { return true }
+        if Self.isRFC1918(String(name.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[0])) {
+            return true
+        }
         if name.hasPrefix("localhost:") { return true }
         if Self.endsInLocal(name) { return true }
         return name.contains("127.0.0.1") || name.contains("::1")
@@ -35,9 +37,11 @@ extension RegistryHost {
         for part in parts {
             // Go's net.ParseIP: decimal, at most three digits, no leading zero.
             guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  part == "0" || part.first != "0", let value = Int(part), value <= 255 else { return false }
+                part == "0" || part.first != "0", let value = Int(part), value <= 255
+            else { return false }
             octets.append(value)
         }
-        return octets[0] == 10 || (octets[0] == 172 && (16...31).contains(octets[1])) || (octets[0] == 192 && octets[1] == 168)
+        return octets[0] == 10 || (octets[0] == 172 && (16...31).contains(octets[1]))
+            || (octets[0] == 192 && octets[1] == 168)
     }
 }

@@ -12,39 +12,56 @@ extension RegistryClient {
     /// - Parameter pageSize: the `n` asked per page; nil lets the registry choose.
     public func tags(_ repository: Repository, pageSize: Int? = nil) throws -> [Tag] {
         let operation = "list tags of \(repository) on \(host)"
-        var target = Target.path("\(repository.apiPath)/tags/list",
-                                 query: pageSize.map { [URLQueryItem(name: "n", value: String($0))] } ?? [])
+        var target = Target.path(
+            "\(repository.apiPath)/tags/list",
+            query: pageSize.map { [URLQueryItem(name: "n", value: String($0))] } ?? [])
         var tags: [Tag] = []
         var seen = Set<String>()
-        var pagesRead = Set<String>(), bytes = 0
+        var pagesRead = Set<String>()
+        var bytes = 0
         let deadline = limits.listingDeadline()
         while true {
             try limits.checkListing(deadline, operation: operation)
             guard pagesRead.count < limits.maxTagPages else {
-                throw RegistryError(.limit, operation: operation,
-                                    hint: "more than \(limits.maxTagPages) pages of tags; \(RegistryLimits.Variable.maxTagPages) raises the cap")
+                throw RegistryError(
+                    .limit, operation: operation,
+                    hint:
+                        "more than \(limits.maxTagPages) pages of tags; \(RegistryLimits.Variable.maxTagPages) raises the cap"
+                )
             }
-            let response = try send(.get, target, scope: .repository(repository, "pull"), operation: operation,
-                                    bufferLimit: 16 << 20)
+            let response = try send(
+                .get, target, scope: .repository(repository, "pull"), operation: operation,
+                bufferLimit: 16 << 20)
             if response.status == 404 && RegistryError.from(response, operation: operation).has(code: "NAME_UNKNOWN") {
                 return []
             }
-            guard (200..<300).contains(response.status) else { throw RegistryError.from(response, operation: operation) }
+            guard (200..<300).contains(response.status) else {
+                throw RegistryError.from(response, operation: operation)
+            }
             bytes += response.body.count
             guard bytes <= limits.maxTagListBytes else {
-                throw RegistryError(.limit, operation: operation,
-                                    hint: "more than \(limits.maxTagListBytes) bytes of tag lists; \(RegistryLimits.Variable.maxTagListBytes) raises the cap")
+                throw RegistryError(
+                    .limit, operation: operation,
+                    hint:
+                        "more than \(limits.maxTagListBytes) bytes of tag lists; \(RegistryLimits.Variable.maxTagListBytes) raises the cap"
+                )
             }
             struct Page: Decodable { var tags: [String]? }
             guard let page = try? JSONDecoder().decode(Page.self, from: response.body) else {
-                throw RegistryError(.invalidResponse, operation: operation, hint: "the tag list is not {\"tags\":[…]} JSON")
+                throw RegistryError(
+                    .invalidResponse, operation: operation, hint: "the tag list is not {\"tags\":[…]} JSON")
             }
             for name in page.tags ?? [] where seen.insert(name).inserted {
                 guard seen.count <= limits.maxTags else {
-                    throw RegistryError(.limit, operation: operation,
-                                        hint: "more than \(limits.maxTags) tags; \(RegistryLimits.Variable.maxTags) raises the cap")
+                    throw RegistryError(
+                        .limit, operation: operation,
+                        hint: "more than \(limits.maxTags) tags; \(RegistryLimits.Variable.maxTags) raises the cap")
                 }
-                if let tag = try? Tag(name) { tags.append(tag) } else { log.debug("\(operation): skipping invalid tag \(name)") }
+                if let tag = try? Tag(name) {
+                    tags.append(tag)
+                } else {
+                    log.debug("\(operation): skipping invalid tag \(name)")
+                }
             }
             pagesRead.insert(try resolveForComparison(target))
             guard let url = try nextPage(response, operation: operation, pagesRead: pagesRead) else { return tags }
@@ -56,11 +73,14 @@ extension RegistryClient {
     /// back to a page already read is an error, since following it would never end.
     func nextPage(_ response: HTTPResponse, operation: String, pagesRead: Set<String>) throws -> URL? {
         guard let next = Self.nextLink(response.headers["Link"]),
-              let url = URL(string: next, relativeTo: try baseURL())?.absoluteURL
+            let url = URL(string: next, relativeTo: try baseURL())?.absoluteURL
         else { return nil }
         guard !pagesRead.contains(url.absoluteString) else {
-            throw RegistryError(.limit, operation: operation,
-                                hint: "the registry's Link header links back to a page already read (\(redacted(url))), so the listing would never end")
+            throw RegistryError(
+                .limit, operation: operation,
+                hint:
+                    "the registry's Link header links back to a page already read (\(redacted(url))), so the listing would never end"
+            )
         }
         return url
     }
@@ -83,7 +103,10 @@ extension RegistryClient {
         for link in header.split(separator: ",") {
             let parts = link.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
             guard let first = parts.first, first.hasPrefix("<"), first.hasSuffix(">"),
-                  parts.dropFirst().contains(where: { $0.replacingOccurrences(of: " ", with: "").lowercased() == "rel=\"next\"" || $0.lowercased() == "rel=next" })
+                parts.dropFirst().contains(where: {
+                    $0.replacingOccurrences(of: " ", with: "").lowercased() == "rel=\"next\""
+                        || $0.lowercased() == "rel=next"
+                })
             else { continue }
             return String(first.dropFirst().dropLast())
         }

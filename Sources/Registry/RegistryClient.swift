@@ -94,10 +94,12 @@ public struct RegistryClient: Sendable {
         // A small answer has a deadline; a streamed blob or a file sent has the low-speed bound.
         var small = stream == nil
         if case .file = body { small = false }
-        var learned = false, refreshed = false
+        var learned = false
+        var refreshed = false
         while true {
-            var request = HTTPRequest(method: method, url: url, headers: headers, body: body, bodySent: bodySent,
-                                      timeout: small ? limits.requestTimeout : nil)
+            var request = HTTPRequest(
+                method: method, url: url, headers: headers, body: body, bodySent: bodySent,
+                timeout: small ? limits.requestTimeout : nil)
             request.headers["User-Agent"] = "slipway"
             let authorization = ownOrigin ? try authorization(for: scope) : nil
             if let authorization { request.headers["Authorization"] = authorization }
@@ -124,13 +126,16 @@ public struct RegistryClient: Sendable {
                 continue
             }
             let refusal = RegistryError.from(response, operation: operation)
-            throw RegistryError(.unauthorized, operation: operation, status: 401, details: refusal.details,
-                                hint: credentials.map { "the registry rejected \($0)" } ?? "no credentials are configured for \(host)")
+            throw RegistryError(
+                .unauthorized, operation: operation, status: 401, details: refusal.details,
+                hint: credentials.map { "the registry rejected \($0)" } ?? "no credentials are configured for \(host)")
         }
     }
 
     /// Runs `exchange`, retrying transport failures and retryable statuses per `policy`.
-    func withRetries(operation: String, policy: RetryPolicy? = nil, _ exchange: () throws -> HTTPResponse) throws -> HTTPResponse {
+    func withRetries(operation: String, policy: RetryPolicy? = nil, _ exchange: () throws -> HTTPResponse) throws
+        -> HTTPResponse
+    {
         let policy = policy ?? retry
         var attempt = 0
         while true {
@@ -142,18 +147,25 @@ public struct RegistryClient: Sendable {
                     return response
                 }
                 retryAfter = response.headers["Retry-After"]
-                log.info("\(operation): HTTP \(response.status), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
+                log.info(
+                    "\(operation): HTTP \(response.status), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))"
+                )
             } catch let error as HTTPError {
                 if error.kind == .deadline {
-                    throw RegistryError(.deadline, operation: operation,
-                                        hint: error.message + "; \(RegistryLimits.Variable.requestTimeout) sets this deadline for a manifest, tag page, token or referrers list")
+                    throw RegistryError(
+                        .deadline, operation: operation,
+                        hint: error.message
+                            + "; \(RegistryLimits.Variable.requestTimeout) sets this deadline for a manifest, tag page, token or referrers list"
+                    )
                 }
                 guard error.isRetryable, attempt < policy.maxAttempts else {
-                    throw RegistryError(error.kind == .tls ? .tls : .transport, operation: operation,
-                                        hint: error.message + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
+                    throw RegistryError(
+                        error.kind == .tls ? .tls : .transport, operation: operation,
+                        hint: error.message + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
                 }
                 retryAfter = nil
-                log.info("\(operation): \(error.message), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
+                log.info(
+                    "\(operation): \(error.message), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
             } catch let error as RegistryError where error.isRetryable && attempt < policy.maxAttempts {
                 retryAfter = nil
                 log.info("\(operation): \(error), trying again (attempt \(attempt + 1) of \(policy.maxAttempts))")
@@ -174,13 +186,16 @@ public struct RegistryClient: Sendable {
             let response = try transport.perform(request, trust: trust, stream: stream, bufferLimit: bufferLimit)
             guard [301, 302, 303, 307, 308].contains(response.status) else { return response }
             guard let location = response.headers["Location"],
-                  let next = URL(string: location, relativeTo: request.url)?.absoluteURL
+                let next = URL(string: location, relativeTo: request.url)?.absoluteURL
             else {
-                throw RegistryError(.redirect, operation: operation, status: response.status, hint: "redirect without a usable Location")
+                throw RegistryError(
+                    .redirect, operation: operation, status: response.status, hint: "redirect without a usable Location"
+                )
             }
             if request.url.scheme == "https" && next.scheme != "https" && !insecure {
-                throw RegistryError(.redirect, operation: operation, status: response.status,
-                                    hint: "refusing a redirect from https to \(next.scheme ?? "?")")
+                throw RegistryError(
+                    .redirect, operation: operation, status: response.status,
+                    hint: "refusing a redirect from https to \(next.scheme ?? "?")")
             }
             if next.host?.lowercased() != origin.host?.lowercased() || next.port != origin.port {
                 request.headers["Authorization"] = nil
@@ -221,14 +236,19 @@ public struct RegistryClient: Sendable {
         let secure = URL(string: "https://\(host.apiHost)")!
         var chosen = secure
         if insecure || host.mayUsePlainHTTP {
-            let probe = HTTPRequest(method: .get, url: secure.appendingPathComponent("v2/"), timeout: limits.requestTimeout)
+            let probe = HTTPRequest(
+                method: .get, url: secure.appendingPathComponent("v2/"), timeout: limits.requestTimeout)
             do {
                 _ = try transport.perform(probe, trust: trust, stream: nil, bufferLimit: 1 << 16)
-            } catch let error as HTTPError where !insecure && error.kind == .tls && error.message.lowercased().contains("certificate") {
+            } catch let error as HTTPError
+                where !insecure && error.kind == .tls && error.message.lowercased().contains("certificate")
+            {
                 log.debug("\(host) speaks TLS with a certificate that is not trusted; staying on https")
             } catch {
                 chosen = URL(string: "http://\(host.apiHost)")!
-                log.debug("\(host) does not answer TLS; using plain http as \(insecure ? "insecure allows" : "it is a local address")")
+                log.debug(
+                    "\(host) does not answer TLS; using plain http as \(insecure ? "insecure allows" : "it is a local address")"
+                )
             }
         }
         session.state.withLock { $0.baseURL = chosen }
@@ -238,8 +258,11 @@ public struct RegistryClient: Sendable {
     /// Whether `url` is on the registry at `base`: the same host and port, over the same
     /// scheme or https (never plain http when the registry is https).
     static func sameOrigin(_ url: URL, _ base: URL) -> Bool {
-        let scheme = url.scheme?.lowercased(), baseScheme = base.scheme?.lowercased()
-        func port(_ url: URL, _ scheme: String?) -> Int? { url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil) }
+        let scheme = url.scheme?.lowercased()
+        let baseScheme = base.scheme?.lowercased()
+        func port(_ url: URL, _ scheme: String?) -> Int? {
+            url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil)
+        }
         guard scheme == baseScheme || scheme == "https" else { return false }
         return url.host?.lowercased() == base.host?.lowercased() && port(url, scheme) == port(base, baseScheme)
     }

@@ -50,7 +50,9 @@ public struct RegistryError: SlipwayError {
         var text = operation + ": " + kind.description
         if let status { text += " (HTTP \(status))" }
         if !details.isEmpty {
-            text += ": " + details.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: " ") }
+            text +=
+                ": "
+                + details.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: " ") }
                 .joined(separator: "; ")
         }
         if let hint { text += ": " + hint }
@@ -68,9 +70,11 @@ public struct RegistryError: SlipwayError {
             case 404: .notFound
             default: .unexpectedStatus
             }
-        return RegistryError(kind, operation: operation, status: response.status, details: details.map {
-            Detail(code: $0.code, message: $0.message.map { String($0.prefix(300)) })
-        })
+        return RegistryError(
+            kind, operation: operation, status: response.status,
+            details: details.map {
+                Detail(code: $0.code, message: $0.message.map { String($0.prefix(300)) })
+            })
     }
 }
 

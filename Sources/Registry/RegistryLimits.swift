@@ -23,8 +23,11 @@ public struct RegistryLimits: Sendable, Hashable {
     /// deadline. `SLIPWAY_REGISTRY_LISTING_TIMEOUT`, default 900.
     public var listingTimeout: Int
 
-    public init(requestTimeout: Int = 120, maxTagPages: Int = 10_000, maxTags: Int = 1_000_000, maxTagListBytes: Int = 256 << 20,
-                listingTimeout: Int = 900) {
+    public init(
+        requestTimeout: Int = 120, maxTagPages: Int = 10_000, maxTags: Int = 1_000_000,
+        maxTagListBytes: Int = 256 << 20,
+        listingTimeout: Int = 900
+    ) {
         self.listingTimeout = listingTimeout
         self.requestTimeout = requestTimeout
         self.maxTagPages = maxTagPages
@@ -46,13 +49,18 @@ public struct RegistryLimits: Sendable, Hashable {
 
     /// The defaults, with each variable that is set replacing its value.
     /// - Throws: `RegistryError` (`.configuration`) naming a variable that is not a whole number above 0.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(RegistryError) -> RegistryLimits {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(RegistryError) -> RegistryLimits
+    {
         var limits = RegistryLimits.standard
-        limits.requestTimeout = try positive(environment, Variable.requestTimeout, unit: "seconds") ?? limits.requestTimeout
+        limits.requestTimeout =
+            try positive(environment, Variable.requestTimeout, unit: "seconds") ?? limits.requestTimeout
         limits.maxTagPages = try positive(environment, Variable.maxTagPages, unit: "pages") ?? limits.maxTagPages
         limits.maxTags = try positive(environment, Variable.maxTags, unit: "tags") ?? limits.maxTags
-        limits.maxTagListBytes = try positive(environment, Variable.maxTagListBytes, unit: "bytes") ?? limits.maxTagListBytes
-        limits.listingTimeout = try positive(environment, Variable.listingTimeout, unit: "seconds") ?? limits.listingTimeout
+        limits.maxTagListBytes =
+            try positive(environment, Variable.maxTagListBytes, unit: "bytes") ?? limits.maxTagListBytes
+        limits.listingTimeout =
+            try positive(environment, Variable.listingTimeout, unit: "seconds") ?? limits.listingTimeout
         return limits
     }
 
@@ -64,16 +72,21 @@ public struct RegistryLimits: Sendable, Hashable {
     /// Throws when `deadline` (from ``listingDeadline()``) has passed, before the next page is asked.
     func checkListing(_ deadline: ContinuousClock.Instant, operation: String) throws(RegistryError) {
         guard ContinuousClock.now < deadline else {
-            throw RegistryError(.limit, operation: operation,
-                                hint: "the listing took more than \(listingTimeout) s in all; \(Variable.listingTimeout) raises the deadline")
+            throw RegistryError(
+                .limit, operation: operation,
+                hint:
+                    "the listing took more than \(listingTimeout) s in all; \(Variable.listingTimeout) raises the deadline"
+            )
         }
     }
 
     static func positive(_ environment: [String: String], _ name: String, unit: String) throws(RegistryError) -> Int? {
         guard let text = environment[name] else { return nil }
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
-            throw RegistryError(.configuration, operation: "read \(name)",
-                                hint: "\"\(String(text.prefix(40)))\" is not a whole number of \(unit) above 0; unset it for the default")
+            throw RegistryError(
+                .configuration, operation: "read \(name)",
+                hint:
+                    "\"\(String(text.prefix(40)))\" is not a whole number of \(unit) above 0; unset it for the default")
         }
         return value
     }

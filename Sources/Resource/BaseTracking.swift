@@ -1,8 +1,8 @@
 import BuildContext
 import Console
 import Foundation
-import HTTP
 import GitSource
+import HTTP
 import OCI
 import Registry
 
@@ -24,9 +24,13 @@ struct BaseTracker {
     /// The bases of the Dockerfile at `commit`, by reference as `FROM` writes them.
     /// `resolved` remembers them by Dockerfile text: commits that did not touch it cost no
     /// registry request.
-    func bases(at commit: GitCommitID, detector: ChangeDetector, resolved: inout [String: [String: Digest]]) throws -> [String: Digest] {
+    func bases(at commit: GitCommitID, detector: ChangeDetector, resolved: inout [String: [String: Digest]]) throws
+        -> [String: Digest]
+    {
         guard let data = try detector.file(trackBase.dockerfile, at: commit) else {
-            throw InputError("source.track_base: \(trackBase.dockerfile) does not exist at commit \(commit.short); set track_base.dockerfile")
+            throw InputError(
+                "source.track_base: \(trackBase.dockerfile) does not exist at commit \(commit.short); set track_base.dockerfile"
+            )
         }
         let text = String(decoding: data, as: UTF8.self)
         if let known = resolved[text] { return known }
@@ -49,18 +53,26 @@ struct BaseTracker {
         var clients: [RegistryHost: RegistryClient] = [:]
         for written in stages.externalBases {
             let reference: ImageReference
-            do { reference = try ImageReference(written) } catch { throw InputError("source.track_base: FROM \(written): \(error)") }
+            do { reference = try ImageReference(written) } catch {
+                throw InputError("source.track_base: FROM \(written): \(error)")
+            }
             if let digest = reference.digest {
                 result[written] = digest
                 continue
             }
-            let client = try clients[reference.registry] ?? {
-                if reference.registry == source.registry { return try source.client(log: log, retry: retry) }
-                return try RegistryClient(host: reference.registry, insecure: source.insecure, caCertificates: source.caCertificates, retry: retry, log: log)
-            }()
+            let client =
+                try clients[reference.registry]
+                ?? {
+                    if reference.registry == source.registry { return try source.client(log: log, retry: retry) }
+                    return try RegistryClient(
+                        host: reference.registry, insecure: source.insecure, caCertificates: source.caCertificates,
+                        retry: retry, log: log)
+                }()
             clients[reference.registry] = client
             guard let found = try client.manifestDescriptor(reference.repository, reference.reference) else {
-                throw InputError("source.track_base: the base image \(written) does not exist (\(reference) was not found in its registry)")
+                throw InputError(
+                    "source.track_base: the base image \(written) does not exist (\(reference) was not found in its registry)"
+                )
             }
             result[written] = found.digest
         }

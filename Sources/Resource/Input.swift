@@ -14,13 +14,21 @@ public indirect enum JSONValue: Sendable, Equatable, Decodable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     /// What kind of value this is, for messages.
@@ -115,7 +123,8 @@ public struct InputObject: Sendable {
         switch raw(key) {
         case nil: return nil
         case .integer(let value)? where range.contains(value): return Int(value)
-        case let other?: throw wrongType(key, expected: "a whole number from \(range.lowerBound) to \(range.upperBound)", got: other)
+        case let other?:
+            throw wrongType(key, expected: "a whole number from \(range.lowerBound) to \(range.upperBound)", got: other)
         }
     }
 
@@ -125,7 +134,9 @@ public struct InputObject: Sendable {
         case .array(let items)?:
             var result: [String] = []
             for item in items {
-                guard case .string(let value) = item else { throw wrongType(key, expected: "a list of strings", got: .array(items)) }
+                guard case .string(let value) = item else {
+                    throw wrongType(key, expected: "a list of strings", got: .array(items))
+                }
                 result.append(value)
             }
             return result
@@ -140,7 +151,9 @@ public struct InputObject: Sendable {
         case .object(let object)?:
             var result: [String: String] = [:]
             for (name, value) in object {
-                guard case .string(let text) = value else { throw wrongType(key, expected: "a map of names to strings", got: .object(object)) }
+                guard case .string(let text) = value else {
+                    throw wrongType(key, expected: "a map of names to strings", got: .object(object))
+                }
                 result[name] = text
             }
             return result
@@ -160,16 +173,20 @@ public struct InputObject: Sendable {
 
     private func wrongType(_ key: String, expected: String, got value: JSONValue) -> InputError {
         var message = "\(path).\(key): expected \(expected), got \(value.kind)"
-        if !secrets.contains(key), case .string(let text) = value { message += " \"\(Self.printable(String(text.prefix(80))))\"" }
+        if !secrets.contains(key), case .string(let text) = value {
+            message += " \"\(Self.printable(String(text.prefix(80))))\""
+        }
         if !secrets.contains(key), case .integer(let number) = value { message += " \(number)" }
         return InputError(message)
     }
 
     static func printable(_ text: String) -> String {
         // C0 and C1 controls and U+2028/U+2029, as OCI's `quoted`: a value cannot break the line.
-        String(text.prefix(80).unicodeScalars.map {
-            $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 || $0 == "\"" ? "?" : Character($0)
-        })
+        String(
+            text.prefix(80).unicodeScalars.map {
+                $0.value < 0x20 || (0x7F..<0xA0).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029
+                    || $0 == "\"" ? "?" : Character($0)
+            })
     }
 
     /// The valid key nearest to `key` by edit distance, if near enough to be a typo.
@@ -180,7 +197,8 @@ public struct InputObject: Sendable {
     }
 
     static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.prefix(64)), b = Array(b)
+        let a = Array(a.prefix(64))
+        let b = Array(b)
         var previous = Array(0...b.count)
         for (i, x) in a.enumerated() {
             var current = [i + 1] + Array(repeating: 0, count: b.count)

@@ -22,7 +22,8 @@ extension Out {
         let variant: String? = if case .semver(let selection) = source.mode { selection.variant } else { nil }
         if let text = try params.string("version") {
             guard let version = SemanticVersion(text) else {
-                throw params.invalid("version", "\"\(InputObject.printable(text))\" is not a semantic version (e.g. 1.2.3)")
+                throw params.invalid(
+                    "version", "\"\(InputObject.printable(text))\" is not a semantic version (e.g. 1.2.3)")
             }
             let suffix = variant.map { "-" + $0 } ?? ""
             if try params.bool("bump_aliases") == true {
@@ -83,7 +84,9 @@ struct SourceKeyedTagPlan: Equatable {
         let reserved = Self.reservedTags(keyed)
         let immutable: Tag
         do { immutable = try keyed.templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
-        if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) { throw InputError(refusal) }
+        if let refusal = Self.templateRefusal(keyed.templates[0], renders: immutable, reserved: reserved, first: true) {
+            throw InputError(refusal)
+        }
         // A tag file usually holds a version (`ci/pipelines/000-base-and-prebuilt.yml` tags
         // prebuilt images `v2.1.0`): such a tag is made once and never moved, as a release's
         // own tag, so a value naming an existing release cannot take it over.
@@ -92,7 +95,9 @@ struct SourceKeyedTagPlan: Equatable {
         for template in keyed.templates.dropFirst() {
             let tag: Tag
             do { tag = try template.render(context) } catch { throw InputError("source.tags: \(error)") }
-            if let refusal = Self.templateRefusal(template, renders: tag, reserved: reserved, first: false) { throw InputError(refusal) }
+            if let refusal = Self.templateRefusal(template, renders: tag, reserved: reserved, first: false) {
+                throw InputError(refusal)
+            }
             if Self.versionTagMadeOnce(template, renders: tag, first: false) { createOnce.insert(tag) }
             floating.append(tag)
         }
@@ -100,7 +105,9 @@ struct SourceKeyedTagPlan: Equatable {
         if let value = context.tagFile {
             let tag = TagSanitizer.tag((keyed.tagPrefix ?? "") + value)
             if let why = reserved.reasonBesidesRelease(for: tag) {
-                throw InputError("source.tag_file: its value at \(commit.short) makes the tag \(quoted(tag.rawValue)), which is \(why); a tag from the repository cannot take it: set source.tag_prefix (e.g. \"v-\") to namespace the tag file's tags")
+                throw InputError(
+                    "source.tag_file: its value at \(commit.short) makes the tag \(quoted(tag.rawValue)), which is \(why); a tag from the repository cannot take it: set source.tag_prefix (e.g. \"v-\") to namespace the tag file's tags"
+                )
             }
             if ReservedTags.isReleaseTag(tag.rawValue) { createOnce.insert(tag) }
             floating.append(tag)
@@ -108,7 +115,9 @@ struct SourceKeyedTagPlan: Equatable {
         for word in additionalTags {
             let tag = TagSanitizer.tag(word)
             if let why = reserved.reason(for: tag) {
-                throw InputError("params.additional_tags: \(quoted(tag.rawValue)) is \(why); a task's output cannot take it: use source.latest_on or params.release for those tags, or prefix the file's tags")
+                throw InputError(
+                    "params.additional_tags: \(quoted(tag.rawValue)) is \(why); a task's output cannot take it: use source.latest_on or params.release for those tags, or prefix the file's tags"
+                )
             }
             floating.append(tag)
         }
@@ -128,19 +137,24 @@ struct SourceKeyedTagPlan: Equatable {
     /// A version-shaped rendering is refused only from a branch: the first template's tag
     /// never moves anyway, `{release}` is the release itself, and a `{tag_file}` one is made
     /// once and never moved (``versionTagMadeOnce(_:renders:first:)``).
-    static func templateRefusal(_ template: TagTemplate, renders tag: Tag, reserved: ReservedTags, first: Bool) -> String? {
+    static func templateRefusal(_ template: TagTemplate, renders tag: Tag, reserved: ReservedTags, first: Bool)
+        -> String?
+    {
         guard template.usesRepositoryContent else { return nil }
-        let why = first || !template.description.contains("{branch}")
+        let why =
+            first || !template.description.contains("{branch}")
             ? reserved.reasonBesidesRelease(for: tag, againstImmutableTemplate: !first)
             : reserved.reason(for: tag, againstImmutableTemplate: !first)
         guard let why else { return nil }
-        return "source.tags: \(quoted(template.description)) renders \(quoted(tag.rawValue)) from the repository (its branch, tag file or git tag), which is \(why); "
+        return
+            "source.tags: \(quoted(template.description)) renders \(quoted(tag.rawValue)) from the repository (its branch, tag file or git tag), which is \(why); "
             + "a tag from the repository cannot take it: namespace it in the template, e.g. \"branch-{branch}\""
     }
 
     /// Whether a floating `tag` of `template` is made once and never moved: a version
     /// (`1.2.3`, `v2.1.0`, `1.2`) taken from the tag file.
     static func versionTagMadeOnce(_ template: TagTemplate, renders tag: Tag, first: Bool) -> Bool {
-        !first && template.description.contains("{tag_file}") && !template.description.contains("{release}") && ReservedTags.isReleaseTag(tag.rawValue)
+        !first && template.description.contains("{tag_file}") && !template.description.contains("{release}")
+            && ReservedTags.isReleaseTag(tag.rawValue)
     }
 }

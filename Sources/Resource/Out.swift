@@ -1,7 +1,7 @@
 import Console
 import Foundation
-import HTTP
 import GitSource
+import HTTP
 import ImageLayout
 import OCI
 import Registry
@@ -42,33 +42,51 @@ public struct Out {
         }
         let params = try Self.params(request.raw("params"), source: source)
         let client = try source.client(log: log, retry: retry)
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-out-\(UUID().uuidString.prefix(8))")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "slipway-out-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: scratch) }
 
         if let promote = try params.object("promote", keys: Self.promoteKeys, secrets: ["password"]) {
-            guard let promoted = try self.promote(promote, source: source, client: client, directory: directory, scratch: scratch, log: log) else {
+            guard
+                let promoted = try self.promote(
+                    promote, source: source, client: client, directory: directory, scratch: scratch, log: log)
+            else {
                 throw InputError("params.promote: nothing was promoted, and image mode has no version to return")
             }
             let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { promoted.tags[0] }
-            return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: promoted.digest),
-                                                   metadata: [["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]]))
+            return try CanonicalJSON.encode(
+                ResourceResponse(
+                    version: ImageVersion(tag: versionTag, digest: promoted.digest),
+                    metadata: [
+                        ["name": "promoted", "value": "\(promoted.repository):\(promoted.tags.joined(separator: ","))"]
+                    ]))
         }
         guard let pattern = try params.string("image") else {
-            throw InputError("params.image is required (or params.promote): the image to push, e.g. image/image.tar or image/oci")
+            throw InputError(
+                "params.image is required (or params.promote): the image to push, e.g. image/image.tar or image/oci")
         }
         let path = try Self.match(pattern, in: directory)
         let image = try ImageInput.open(path, scratch: scratch)
         let statements = try Self.statements(besides: path, in: directory)
         try Self.checkStatements(statements, for: image.descriptor.digest, source: source, log: log)
         let tags = try pushTags(source: source, params: params, directory: directory, client: client)
-        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(image, with: client, to: source.repository, tags: tags)
-        let signed = try sign(report.digest, registry: source.registry, repository: source.repository, client: client, source: source,
-                              statements: statements, log: log)
-        log.info("pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)")
-        let versionTag: String = if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
-        return try CanonicalJSON.encode(ResourceResponse(version: ImageVersion(tag: versionTag, digest: report.digest),
-                                               metadata: [["name": "repository", "value": "\(source.registry)/\(source.repository)"],
-                                                          ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")]] + signed))
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).push(
+            image, with: client, to: source.repository, tags: tags)
+        let signed = try sign(
+            report.digest, registry: source.registry, repository: source.repository, client: client, source: source,
+            statements: statements, log: log)
+        log.info(
+            "pushed \(source.registry)/\(source.repository)@\(report.digest) as \(tags.map(\.rawValue).joined(separator: ", ")) (\(report.uploaded) blobs uploaded, \(report.present) already there)"
+        )
+        let versionTag: String =
+            if case .tag(let tag) = source.mode { tag.rawValue } else { tags.first?.rawValue ?? "" }
+        return try CanonicalJSON.encode(
+            ResourceResponse(
+                version: ImageVersion(tag: versionTag, digest: report.digest),
+                metadata: [
+                    ["name": "repository", "value": "\(source.registry)/\(source.repository)"],
+                    ["name": "tags", "value": tags.map(\.rawValue).joined(separator: " ")],
+                ] + signed))
     }
 
     /// What a promote did.
@@ -84,8 +102,10 @@ public struct Out {
     /// tag, or (source-keyed mode, through `imageOfCommit`) a get directory with a `ref` file
     /// and no `digest`: the image this resource published for that (release) commit.
     /// - Returns: nil when the image is not in the registry and `if_missing` is `skip`.
-    func promote(_ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log,
-                 imageOfCommit: ((GitCommitID) throws -> CommitImage)? = nil) throws -> Promoted? {
+    func promote(
+        _ promote: InputObject, source: Source, client: RegistryClient, directory: URL, scratch: URL, log: Log,
+        imageOfCommit: ((GitCommitID) throws -> CommitImage)? = nil
+    ) throws -> Promoted? {
         let from = try promote.requiredString("from")
         var tags = try (promote.strings("to") ?? []).map { name in
             do { return try Tag(name) } catch { throw promote.invalid("to", "\(error)") }
@@ -93,8 +113,11 @@ public struct Out {
         guard !tags.isEmpty || promote.has("release") else {
             throw InputError("params.promote.to is required (or promote.release): the tags to add")
         }
-        guard let digest = try promotedDigest(promote, from: from, source: source, client: client, directory: directory, log: log,
-                                              imageOfCommit: imageOfCommit) else { return nil }
+        guard
+            let digest = try promotedDigest(
+                promote, from: from, source: source, client: client, directory: directory, log: log,
+                imageOfCommit: imageOfCommit)
+        else { return nil }
         var destination = client
         var repository = source.repository
         var registry = source.registry
@@ -108,14 +131,19 @@ public struct Out {
             }
         }
         // A release of tested images: the semver tags (and `stable`) where no newer release owns them.
-        tags += try Self.releaseTags(promote, directory: directory, client: destination, repository: repository, digest: digest)
+        tags += try Self.releaseTags(
+            promote, directory: directory, client: destination, repository: repository, digest: digest)
         let names = tags.map(\.rawValue)
-        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).copy(digest, from: client, source.repository, to: destination, repository,
-                                                      tags: tags, scratch: scratch)
-        log.info("promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)")
+        let report = try ImageTransfer(log: log, progress: ProgressReporter(log: log)).copy(
+            digest, from: client, source.repository, to: destination, repository,
+            tags: tags, scratch: scratch)
+        log.info(
+            "promoted \(digest) to \(repository):\(names.joined(separator: ",")) (\(report.uploaded) blobs copied, \(report.mounted) mounted, \(report.present) already there)"
+        )
         // Trust moves with the image: its signatures (which name the repository it was signed
         // in) are copied, and with source.sign it is signed for the repository it is now in.
-        try copyAttachments(digest, from: client, source, to: destination, registry: registry, repository: repository, log: log)
+        try copyAttachments(
+            digest, from: client, source, to: destination, registry: registry, repository: repository, log: log)
         _ = try sign(digest, registry: registry, repository: repository, client: destination, source: source, log: log)
         return Promoted(digest: digest, repository: repository, tags: names)
     }
@@ -123,18 +151,27 @@ public struct Out {
     /// The digest `promote.from` names: its digest file, a tag looked up in the source's
     /// repository, or a release commit's image; nil when it is not published and
     /// `if_missing` is `skip`.
-    func promotedDigest(_ promote: InputObject, from: String, source: Source, client: RegistryClient, directory: URL, log: Log,
-                        imageOfCommit: ((GitCommitID) throws -> CommitImage)?) throws -> Digest? {
+    func promotedDigest(
+        _ promote: InputObject, from: String, source: Source, client: RegistryClient, directory: URL, log: Log,
+        imageOfCommit: ((GitCommitID) throws -> CommitImage)?
+    ) throws -> Digest? {
         let ifMissing = try Self.ifMissing(promote)
         let fromDirectory = try Self.paramDirectory(from, param: "\(promote.path).from", directory: directory)
-        func read(_ name: String) throws -> String? { try Self.paramFileIfPresent(from + "/" + name, param: "\(promote.path).from", directory: directory) }
-        switch try Self.promoteFrom(from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"), promote: promote) {
+        func read(_ name: String) throws -> String? {
+            try Self.paramFileIfPresent(from + "/" + name, param: "\(promote.path).from", directory: directory)
+        }
+        switch try Self.promoteFrom(
+            from, path: fromDirectory.path, digestFile: read("digest"), refFile: read("ref") ?? read(".git/ref"),
+            promote: promote)
+        {
         case .digest(let found):
             return found
         case .tag(let tag):
             guard let found = try client.manifestDescriptor(source.repository, .tag(tag)) else {
                 if ifMissing == .skip {
-                    log.info("promote: \(source.repository):\(tag) is not published yet; nothing promoted; promote.if_missing is skip")
+                    log.info(
+                        "promote: \(source.repository):\(tag) is not published yet; nothing promoted; promote.if_missing is skip"
+                    )
                     return nil
                 }
                 throw promote.invalid("from", "\(source.repository):\(from) does not exist")
@@ -142,18 +179,27 @@ public struct Out {
             return found.digest
         case .releaseCommit(let release):
             guard let imageOfCommit else {
-                throw promote.invalid("from", "\(fromDirectory.path) holds a commit (ref) but no digest; promoting the image of a commit needs source.git (source-keyed mode); give a get of the image (its digest file) or a tag")
+                throw promote.invalid(
+                    "from",
+                    "\(fromDirectory.path) holds a commit (ref) but no digest; promoting the image of a commit needs source.git (source-keyed mode); give a get of the image (its digest file) or a tag"
+                )
             }
             switch try imageOfCommit(release) {
             case .published(let found, let commit, let tag):
-                log.info("promote: release commit \(release.short) has the image of \(commit.short), \(source.repository):\(tag) (\(found))")
+                log.info(
+                    "promote: release commit \(release.short) has the image of \(commit.short), \(source.repository):\(tag) (\(found))"
+                )
                 return found
             case .missing(let commit, let tag):
                 if ifMissing == .skip {
-                    log.info(Self.notPublishedLine(release: release, commit: commit, repository: source.repository, tag: tag))
+                    log.info(
+                        Self.notPublishedLine(release: release, commit: commit, repository: source.repository, tag: tag)
+                    )
                     return nil
                 }
-                throw promote.invalid("from", Self.notPublishedError(release: release, commit: commit, repository: source.repository, tag: tag))
+                throw promote.invalid(
+                    "from",
+                    Self.notPublishedError(release: release, commit: commit, repository: source.repository, tag: tag))
             }
         }
     }
@@ -161,13 +207,16 @@ public struct Out {
     /// The client for `host` when it is not the source's registry: `params`' own
     /// `username`/`password`, else a Docker config's credentials, else anonymous; TLS
     /// settings are the source's.
-    func otherRegistryClient(_ params: InputObject, host: RegistryHost, source: Source, log: Log) throws -> RegistryClient {
+    func otherRegistryClient(_ params: InputObject, host: RegistryHost, source: Source, log: Log) throws
+        -> RegistryClient
+    {
         var credentials: Credentials?
         if let username = try params.string("username") {
             credentials = .basic(username: username, password: try params.requiredString("password"))
         }
-        return try RegistryClient(host: host, credentials: credentials, insecure: source.insecure,
-                                  caCertificates: source.caCertificates, retry: retry, log: log)
+        return try RegistryClient(
+            host: host, credentials: credentials, insecure: source.insecure,
+            caCertificates: source.caCertificates, retry: retry, log: log)
     }
 
     /// `release` of `params` (a semver value, or a file under `directory` holding one): its
@@ -176,11 +225,15 @@ public struct Out {
     ///
     /// The full release tags never move: when `1.2.3` (or `v1.2.3`) already points at an
     /// image other than `digest`, this throws one line naming the tag and both digests.
-    static func releaseTags(_ params: InputObject, directory: URL, client: RegistryClient, repository: Repository, digest: Digest) throws -> [Tag] {
+    static func releaseTags(
+        _ params: InputObject, directory: URL, client: RegistryClient, repository: Repository, digest: Digest
+    ) throws -> [Tag] {
         guard let release = try params.string("release") else { return [] }
         let text = try valueOrFile(release, param: "\(params.path).release", directory: directory).value
         guard let version = SemanticVersion(text) else {
-            throw params.invalid("release", "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
+            throw params.invalid(
+                "release",
+                "\"\(InputObject.printable(text))\" is not a semantic version (from the value or the file it names)")
         }
         for name in ReleaseTags.immutableTags(for: version) {
             guard let tag = try? Tag(name) else { continue }
@@ -197,7 +250,8 @@ public struct Out {
     /// at another image. Putting it on the image it already has is a no-op.
     static func releaseTagRefusal(repository: Repository, tag: String, existing: Digest?, digest: Digest) -> String? {
         guard let existing, existing != digest else { return nil }
-        return "release \(repository):\(tag) already points at \(existing), not at \(digest); a release tag never moves to another image: release a new version instead"
+        return
+            "release \(repository):\(tag) already points at \(existing), not at \(digest); a release tag never moves to another image: release a new version instead"
     }
 
     /// A param that is a value, or names a file under the put's `directory` holding one (a
@@ -205,16 +259,20 @@ public struct Out {
     /// else the text as given, trimmed. Shared by `release`, `promote.release` and
     /// `bump_tag_file`. A path that leads out of the build directory (absolute, `..` above
     /// it, or through a link that does) is refused, naming `param`.
-    static func valueOrFile(_ text: String, param: String, directory: URL) throws(InputError) -> (value: String, file: URL?) {
+    static func valueOrFile(_ text: String, param: String, directory: URL) throws(InputError) -> (
+        value: String, file: URL?
+    ) {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return (trimmed, nil) }
         let beneath = BeneathDirectory(directory)
         do {
             guard let file = try beneath.resolve(text) else { return (trimmed, nil) }
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue else { return (trimmed, nil) }
+            guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue
+            else { return (trimmed, nil) }
             guard let data = try beneath.read(text), let content = String(data: data, encoding: .utf8) else {
-                throw InputError("\(param): \(quoted(InputObject.printable(text))) in the build directory is not UTF-8 text")
+                throw InputError(
+                    "\(param): \(quoted(InputObject.printable(text))) in the build directory is not UTF-8 text")
             }
             return (content.trimmingCharacters(in: .whitespacesAndNewlines), file)
         } catch let refusal as BeneathDirectory.Refusal {
@@ -231,7 +289,9 @@ public struct Out {
     /// out of the directory, or the file is missing or unreadable.
     /// - Parameter limit: the largest file read (a tag list or a version is small; an
     ///   attestation, an SBOM, can take megabytes).
-    static func paramFile(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String {
+    static func paramFile(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError)
+        -> String
+    {
         guard let text = try paramFileIfPresent(path, param: param, directory: directory, limit: limit) else {
             throw InputError("\(param): \(quoted(InputObject.printable(path))) is not a file in the build directory")
         }
@@ -239,14 +299,17 @@ public struct Out {
     }
 
     /// As ``paramFile(_:param:directory:limit:)``, nil when nothing is at `path`.
-    static func paramFileIfPresent(_ path: String, param: String, directory: URL, limit: Int = 1 << 20) throws(InputError) -> String? {
+    static func paramFileIfPresent(_ path: String, param: String, directory: URL, limit: Int = 1 << 20)
+        throws(InputError) -> String?
+    {
         let data: Data?
         do { data = try BeneathDirectory(directory).read(path, limit: limit) } catch {
             throw InputError("\(param): \(quoted(InputObject.printable(path))) \(error)")
         }
         guard let data else { return nil }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw InputError("\(param): \(quoted(InputObject.printable(path))) in the build directory is not UTF-8 text")
+            throw InputError(
+                "\(param): \(quoted(InputObject.printable(path))) in the build directory is not UTF-8 text")
         }
         return text
     }
@@ -276,11 +339,15 @@ public struct Out {
         if ["major", "minor", "patch"].contains(text) { return .keyword(text) }
         let (value, file) = try valueOrFile(text, param: "params.bump_tag_file", directory: directory)
         if let file {
-            guard !value.isEmpty else { throw InputError("params.bump_tag_file: \(file.path) is empty; it must hold the new tag file value") }
+            guard !value.isEmpty else {
+                throw InputError("params.bump_tag_file: \(file.path) is empty; it must hold the new tag file value")
+            }
             return .value(value)
         }
         if text.contains("/") {
-            throw InputError("params.bump_tag_file: \(quoted(text)) names no file in \(directory.path); give major, minor, patch, a value, or the path of a file of a get (e.g. base-release/release)")
+            throw InputError(
+                "params.bump_tag_file: \(quoted(text)) names no file in \(directory.path); give major, minor, patch, a value, or the path of a file of a get (e.g. base-release/release)"
+            )
         }
         return .value(value)
     }
@@ -297,7 +364,9 @@ public struct Out {
     /// beneath `directory`: a pattern or a link that leads out of it is refused.
     static func match(_ pattern: String, in directory: URL) throws -> URL {
         guard !pattern.hasPrefix("/") else {
-            throw InputError("params.image: \(quoted(InputObject.printable(pattern))) is an absolute path; give a path under the build directory")
+            throw InputError(
+                "params.image: \(quoted(InputObject.printable(pattern))) is an absolute path; give a path under the build directory"
+            )
         }
         let beneath = BeneathDirectory(directory)
         let full = beneath.root.appendingPathComponent(pattern).path
@@ -310,7 +379,9 @@ public struct Out {
             throw InputError("params.image: \(quoted(pattern)) matches \(result.gl_pathc) paths; it must match one")
         }
         let matched = String(cString: first)
-        let relative = matched.hasPrefix(beneath.root.path + "/") ? String(matched.dropFirst(beneath.root.path.count + 1)) : matched
+        let relative =
+            matched.hasPrefix(beneath.root.path + "/")
+            ? String(matched.dropFirst(beneath.root.path.count + 1)) : matched
         do {
             guard let resolved = try beneath.resolve(relative) else {
                 throw InputError("params.image: no file or directory matches \(quoted(pattern)) in \(directory.path)")
@@ -347,7 +418,9 @@ public struct Out {
                     throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) \(error)")
                 }
             default:
-                throw InputError("params.image: \(quoted(InputObject.printable(relative(entry)))) is not a regular file, directory or link (a FIFO, socket or device); an image holds only files")
+                throw InputError(
+                    "params.image: \(quoted(InputObject.printable(relative(entry)))) is not a regular file, directory or link (a FIFO, socket or device); an image holds only files"
+                )
             }
         }
     }

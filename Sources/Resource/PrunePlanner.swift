@@ -92,7 +92,9 @@ struct PrunePlanner {
     func reason(_ state: TagState, live: Set<String>, rank: [Tag: Int]) -> String? {
         guard let branch = state.branch, let revision = state.revision else { return nil }
         let context = TagContext(commit: revision, branch: branch)
-        let made = templates.enumerated().compactMap { index, template in (try? template.render(context)).map { (index, $0) } }
+        let made = templates.enumerated().compactMap { index, template in
+            (try? template.render(context)).map { (index, $0) }
+        }
         guard let (index, _) = made.first(where: { $0.1 == state.tag }) else { return nil }
         if let olderThan = options.olderThan {
             guard let created = state.created, now.timeIntervalSince(created) > olderThan else { return nil }
@@ -127,9 +129,14 @@ struct PrunePlanner {
         var plan = plan(images: states, live: live)
         let deleted = Set(plan.delete.map(\.digest) + plan.children)
         for state in attachments {
-            guard let (image, kind) = CosignVocabulary.attachment(of: state.tag), deleted.contains(image) else { continue }
+            guard let (image, kind) = CosignVocabulary.attachment(of: state.tag), deleted.contains(image) else {
+                continue
+            }
             let what = kind == .signature ? "signatures" : "attestations"
-            plan.attachments.append(Removal(tag: state.tag, digest: state.digest, reason: "the \(what) of \(image.rawValue.prefix(19))…, which is deleted"))
+            plan.attachments.append(
+                Removal(
+                    tag: state.tag, digest: state.digest,
+                    reason: "the \(what) of \(image.rawValue.prefix(19))…, which is deleted"))
         }
         return plan
     }
@@ -139,7 +146,9 @@ struct PrunePlanner {
         var plan = Plan()
         var candidates: [Removal] = []
         // Oldest first, so a run capped by max_deletions removes the oldest images.
-        let byAge = states.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) < ($1.created ?? .distantPast, $1.tag.rawValue) }
+        let byAge = states.sorted {
+            ($0.created ?? .distantPast, $0.tag.rawValue) < ($1.created ?? .distantPast, $1.tag.rawValue)
+        }
         for state in byAge {
             if let why = reasons[state.tag] {
                 candidates.append(Removal(tag: state.tag, digest: state.digest, reason: why))
@@ -162,7 +171,9 @@ struct PrunePlanner {
             return (try? templates.first?.render(TagContext(commit: revision, branch: branch))) == state.tag
         }
         for (_, group) in Dictionary(grouping: immutable, by: { $0.branch ?? "" }) {
-            let ordered = group.sorted { ($0.created ?? .distantPast, $0.tag.rawValue) > ($1.created ?? .distantPast, $1.tag.rawValue) }
+            let ordered = group.sorted {
+                ($0.created ?? .distantPast, $0.tag.rawValue) > ($1.created ?? .distantPast, $1.tag.rawValue)
+            }
             for (position, state) in ordered.enumerated() { rank[state.tag] = position }
         }
 
@@ -170,7 +181,8 @@ struct PrunePlanner {
         for state in states where !state.isCacheTag {
             reasons[state.tag] = reason(state, live: live, rank: rank)
         }
-        let reached = Set(states.filter { !$0.isCacheTag && reasons[$0.tag] == nil }.flatMap { [$0.digest] + $0.children })
+        let reached = Set(
+            states.filter { !$0.isCacheTag && reasons[$0.tag] == nil }.flatMap { [$0.digest] + $0.children })
         let othersByDigest = Dictionary(grouping: states.filter { !$0.isCacheTag }, by: \.digest)
         for state in states where state.isCacheTag {
             let others = (othersByDigest[state.digest] ?? []).compactMap { reasons[$0.tag] }
@@ -206,7 +218,8 @@ struct PrunePlanner {
             } else {
                 plan.delete.append(Deletion(digest: digest, tags: sorted))
                 budget -= sorted.count
-                for child in childrenOf[digest] ?? [] where !reachable.contains(child) && deletedChildren.insert(child).inserted {
+                for child in childrenOf[digest] ?? []
+                where !reachable.contains(child) && deletedChildren.insert(child).inserted {
                     plan.children.append(child)
                 }
             }
@@ -217,7 +230,8 @@ struct PrunePlanner {
     static func age(_ text: String) -> TimeInterval? {
         let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
         if let seconds = TimeInterval(text), seconds >= 0 { return seconds }
-        guard let unit = text.last, let scale = units[unit], let value = TimeInterval(text.dropLast()), value >= 0 else { return nil }
+        guard let unit = text.last, let scale = units[unit], let value = TimeInterval(text.dropLast()), value >= 0
+        else { return nil }
         return value * scale
     }
 }

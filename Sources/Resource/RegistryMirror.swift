@@ -26,7 +26,7 @@ public struct RegistryMirror: Sendable {
         let username = try object.string("username").flatMap { $0.isEmpty ? nil : $0 }
         let password = try object.string("password").flatMap { $0.isEmpty ? nil : $0 }
         switch (username, password) {
-        case let (user?, secret?): credentials = .basic(username: user, password: secret)
+        case (let user?, let secret?): credentials = .basic(username: user, password: secret)
         case (nil, nil): credentials = nil
         case (_?, nil): throw InputError("\(object.path).username is set but \(object.path).password is not")
         case (nil, _?): throw InputError("\(object.path).password is set but \(object.path).username is not")
@@ -43,14 +43,17 @@ extension Source {
             log.info("registry_mirror \(mirror.host) mirrors Docker Hub only; reading \(registry) directly")
             return nil
         }
-        return try RegistryClient(host: mirror.host, credentials: mirror.credentials, insecure: insecure,
-                                  caCertificates: caCertificates, retry: retry, log: log)
+        return try RegistryClient(
+            host: mirror.host, credentials: mirror.credentials, insecure: insecure,
+            caCertificates: caCertificates, retry: retry, log: log)
     }
 
     /// Runs a read through the mirror, then through the origin when the mirror failed or
     /// its answer `isMissing` (registry-image: an empty check, a failed download).
-    func readThroughMirror<T>(log: Log, retry: RetryPolicy, isMissing: (T) -> Bool = { _ in false },
-                              _ read: (RegistryClient) throws -> T) throws -> T {
+    func readThroughMirror<T>(
+        log: Log, retry: RetryPolicy, isMissing: (T) -> Bool = { _ in false },
+        _ read: (RegistryClient) throws -> T
+    ) throws -> T {
         if let mirrorClient = try mirrorClient(log: log, retry: retry) {
             do {
                 let answer = try read(mirrorClient)
@@ -58,7 +61,9 @@ extension Source {
                 log.info("the mirror \(mirrorClient.host) does not have \(repository); reading \(registry) instead")
             } catch {
                 let line = "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "failed"
-                log.info("reading \(repository) from the mirror \(mirrorClient.host) failed (\(line)); reading \(registry) instead")
+                log.info(
+                    "reading \(repository) from the mirror \(mirrorClient.host) failed (\(line)); reading \(registry) instead"
+                )
             }
         }
         return try read(client(log: log, retry: retry))

@@ -15,24 +15,34 @@ struct RemoteImage {
     /// Configs larger than this are refused; real ones are a few KiB.
     static let configLimit: Int64 = 8 << 20
 
-    static func read(_ repository: Repository, _ reference: Reference, platform: Platform?, client: RegistryClient) throws -> RemoteImage {
+    static func read(_ repository: Repository, _ reference: Reference, platform: Platform?, client: RegistryClient)
+        throws -> RemoteImage
+    {
         var manifest = try client.manifest(repository, reference).decode()
         if case .index(let index) = manifest {
             let chosen = try index.choose(platform, image: "\(repository)\(reference.separator)\(reference)")
             manifest = try client.manifest(repository, .digest(chosen.digest)).decode()
         }
         guard case .image(let image) = manifest else {
-            throw InputError("\(repository)\(reference.separator)\(reference): expected an image manifest inside the index, found another index")
+            throw InputError(
+                "\(repository)\(reference.separator)\(reference): expected an image manifest inside the index, found another index"
+            )
         }
         guard image.config.size <= configLimit else {
-            throw InputError("\(repository)\(reference.separator)\(reference): its config is \(image.config.size) bytes, more than a config can sensibly be")
+            throw InputError(
+                "\(repository)\(reference.separator)\(reference): its config is \(image.config.size) bytes, more than a config can sensibly be"
+            )
         }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-config-\(UUID().uuidString.prefix(8))")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "slipway-config-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: scratch) }
         try client.downloadBlob(repository, image.config, to: scratch)
         let configuration: ImageConfiguration
-        do { configuration = try JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: scratch)) } catch {
-            throw InputError("\(repository)\(reference.separator)\(reference): its config \(image.config.digest) is not an image config")
+        do { configuration = try JSONDecoder().decode(ImageConfiguration.self, from: Data(contentsOf: scratch)) } catch
+        {
+            throw InputError(
+                "\(repository)\(reference.separator)\(reference): its config \(image.config.digest) is not an image config"
+            )
         }
         return RemoteImage(manifest: image, configuration: configuration)
     }
@@ -82,19 +92,23 @@ extension Check {
     /// with `created_at_sort`, oldest image first by the config's `created` time (images
     /// without one first), ties kept in listed order. Every check returns the whole list,
     /// as registry-image does; Concourse keeps the versions it has already seen.
-    func checkTagRegex(_ selection: TagRegexSelection, source: Source, client: RegistryClient, log: Log) throws -> [ImageVersion] {
+    func checkTagRegex(_ selection: TagRegexSelection, source: Source, client: RegistryClient, log: Log) throws
+        -> [ImageVersion]
+    {
         let matches = selection.pattern.matcher()
         var found: [(version: ImageVersion, created: Date?)] = []
         for tag in try client.tags(source.repository) where matches(tag.rawValue) {
             guard let descriptor = try client.manifestDescriptor(source.repository, .tag(tag)) else { continue }
-            let created = selection.createdAtSort
+            let created =
+                selection.createdAtSort
                 ? try RemoteImage.read(source.repository, .tag(tag), platform: source.platform, client: client).created
                 : nil
             found.append((ImageVersion(tag: tag.rawValue, digest: descriptor.digest), created))
         }
         if selection.createdAtSort {
             found = found.enumerated().sorted { a, b in
-                let x = a.element.created ?? .distantPast, y = b.element.created ?? .distantPast
+                let x = a.element.created ?? .distantPast
+                let y = b.element.created ?? .distantPast
                 return x != y ? x < y : a.offset < b.offset
             }.map(\.element)
         }

@@ -37,26 +37,35 @@ public struct Source: Sendable {
     /// `sign` and `verify`: cosign signatures made on put, required on get.
     var trust = Trust()
 
-    static let commonKeys = ["repository", "username", "password", "insecure", "ca_certs", "platform", "debug", "content_trust", "sign", "verify"]
-    static let imageKeys = ["tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes",
-                            "tag_regex", "created_at_sort", "label_regex", "annotation_regex", "registry_mirror"]
+    static let commonKeys = [
+        "repository", "username", "password", "insecure", "ca_certs", "platform", "debug", "content_trust", "sign",
+        "verify",
+    ]
+    static let imageKeys = [
+        "tag", "variant", "semver_constraint", "pre_releases", "pre_release_prefixes",
+        "tag_regex", "created_at_sort", "label_regex", "annotation_regex", "registry_mirror",
+    ]
     static let sourceKeyedKeys = ["git", "tag_file", "tags", "latest_on", "track_base", "require_image", "tag_prefix"]
 
     public init(_ value: JSONValue?) throws(InputError) {
         guard let value, value != .null else { throw InputError("source is required") }
-        let source = try InputObject(value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
-                                     secrets: ["password", "aws_secret_access_key", "aws_session_token", "sign"])
+        let source = try InputObject(
+            value, path: "source", keys: Self.commonKeys + Self.imageKeys + Self.sourceKeyedKeys + Self.cloudKeys,
+            secrets: ["password", "aws_secret_access_key", "aws_session_token", "sign"])
         if source.has("content_trust") { throw InputError(Self.contentTrustRefusal) }
         trust = try Trust(source)
         let cloudLogin = try Self.cloudLogin(source)
         cloud = cloudLogin?.login
-        let repositoryText = if let cloudLogin { cloudLogin.repository } else { try source.requiredString("repository") }
+        let repositoryText =
+            if let cloudLogin { cloudLogin.repository } else { try source.requiredString("repository") }
         let reference: ImageReference
         do { reference = try ImageReference(repositoryText) } catch {
             throw source.invalid("repository", "\(error)")
         }
         guard reference.tag == nil, reference.digest == nil else {
-            throw source.invalid("repository", "\"\(repositoryText)\" names a tag or digest; give the repository only (and `tag` for tag mode)")
+            throw source.invalid(
+                "repository",
+                "\"\(repositoryText)\" names a tag or digest; give the repository only (and `tag` for tag mode)")
         }
         registry = reference.registry
         repository = reference.repository
@@ -66,11 +75,14 @@ public struct Source: Sendable {
         caCertificates = try Self.caCertificates(source)
         debug = try source.bool("debug") ?? false
         platform = try Self.platform(source.object("platform", keys: ["os", "architecture", "variant"]))
-        mirror = try source.object("registry_mirror", keys: RegistryMirror.keys, secrets: ["password"]).map(RegistryMirror.init)
+        mirror = try source.object("registry_mirror", keys: RegistryMirror.keys, secrets: ["password"]).map(
+            RegistryMirror.init)
 
         if source.has("git") {
             if let key = Self.imageKeys.first(where: source.has) {
-                throw InputError("source.\(key) belongs to image mode; with source.git set, versions come from git (see `tags` templates)")
+                throw InputError(
+                    "source.\(key) belongs to image mode; with source.git set, versions come from git (see `tags` templates)"
+                )
             }
             mode = .sourceKeyed(try SourceKeyed(source))
             return
@@ -84,9 +96,10 @@ public struct Source: Sendable {
 
     /// `username` and `password`: both or neither (empty counts as unset).
     static func credentials(_ source: InputObject) throws(InputError) -> Credentials? {
-        let username = try source.string("username"), password = try source.string("password")
+        let username = try source.string("username")
+        let password = try source.string("password")
         switch (username.flatMap { $0.isEmpty ? nil : $0 }, password.flatMap { $0.isEmpty ? nil : $0 }) {
-        case let (user?, secret?): return .basic(username: user, password: secret)
+        case (let user?, let secret?): return .basic(username: user, password: secret)
         case (nil, nil): return nil
         case (_?, nil): throw InputError("source.username is set but source.password is not")
         case (nil, _?): throw InputError("source.password is set but source.username is not")
@@ -96,7 +109,8 @@ public struct Source: Sendable {
     /// `ca_certs`: PEM certificates.
     static func caCertificates(_ source: InputObject) throws(InputError) -> [String] {
         let caCertificates = try source.strings("ca_certs") ?? []
-        for (index, certificate) in caCertificates.enumerated() where !certificate.contains("-----BEGIN CERTIFICATE-----") {
+        for (index, certificate) in caCertificates.enumerated()
+        where !certificate.contains("-----BEGIN CERTIFICATE-----") {
             throw InputError("source.ca_certs[\(index)]: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
         }
         return caCertificates
@@ -117,7 +131,9 @@ public struct Source: Sendable {
         }
         var selection = SemverSelection()
         if let variant = try source.string("variant") {
-            guard (try? Tag(variant)) != nil else { throw source.invalid("variant", "\"\(InputObject.printable(variant))\" is not a valid tag") }
+            guard (try? Tag(variant)) != nil else {
+                throw source.invalid("variant", "\"\(InputObject.printable(variant))\" is not a valid tag")
+            }
             selection.variant = variant
         }
         if let text = try source.string("semver_constraint") {
@@ -125,7 +141,9 @@ public struct Source: Sendable {
         }
         selection.preReleases = try source.bool("pre_releases") ?? false
         if let prefixes = try source.strings("pre_release_prefixes") {
-            guard selection.preReleases else { throw InputError("source.pre_release_prefixes needs source.pre_releases: true") }
+            guard selection.preReleases else {
+                throw InputError("source.pre_release_prefixes needs source.pre_releases: true")
+            }
             selection.preReleasePrefixes = prefixes
         }
         return .semver(selection)
@@ -133,8 +151,13 @@ public struct Source: Sendable {
 
     /// A client for the source's registry; credentials from the source (or its cloud login), else a Docker config.
     public func client(log: Log, retry: RetryPolicy = .standard) throws -> RegistryClient {
-        let credentials = try self.credentials ?? cloud?.credentials(insecure: insecure, plainHTTPAllowed: insecure || registry.mayUsePlainHTTP, caCertificates: caCertificates, log: log)
-        return try RegistryClient(host: registry, credentials: credentials, insecure: insecure,
-                           caCertificates: caCertificates, retry: retry, log: log)
+        let credentials =
+            try self.credentials
+            ?? cloud?.credentials(
+                insecure: insecure, plainHTTPAllowed: insecure || registry.mayUsePlainHTTP,
+                caCertificates: caCertificates, log: log)
+        return try RegistryClient(
+            host: registry, credentials: credentials, insecure: insecure,
+            caCertificates: caCertificates, retry: retry, log: log)
     }
 }

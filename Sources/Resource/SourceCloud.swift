@@ -38,7 +38,8 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
     /// - Parameter plainHTTPAllowed: `insecure`, or a registry that may speak plain HTTP by
     ///   itself (``RegistryHost/mayUsePlainHTTP``), as the registry client decides.
     func credentials(insecure: Bool, plainHTTPAllowed: Bool, caCertificates: [String], log: Log) throws -> Credentials {
-        let login = try self.login(insecure: insecure, plainHTTPAllowed: plainHTTPAllowed, caCertificates: caCertificates, log: log)
+        let login = try self.login(
+            insecure: insecure, plainHTTPAllowed: plainHTTPAllowed, caCertificates: caCertificates, log: log)
         return Credentials.basic(username: login.username, password: login.password)
     }
 
@@ -60,8 +61,10 @@ public final class CloudLogin: Sendable, CustomStringConvertible {
 }
 
 extension Source {
-    static let awsKeys = ["aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region", "aws_ecr_registry_id",
-                          "aws_role_arn", "aws_role_arns", "aws_account_id"]
+    static let awsKeys = [
+        "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region", "aws_ecr_registry_id",
+        "aws_role_arn", "aws_role_arns", "aws_account_id",
+    ]
     static let azureKeys = ["azure_acr", "azure_client_id", "azure_tenant_id", "azure_environment"]
     static let cloudKeys = awsKeys + azureKeys
 
@@ -70,17 +73,23 @@ extension Source {
     static func cloudLogin(_ source: InputObject, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(InputError) -> (repository: String, login: CloudLogin)?
     {
-        let aws = awsKeys.filter(source.has), azure = azureKeys.filter(source.has)
+        let aws = awsKeys.filter(source.has)
+        let azure = azureKeys.filter(source.has)
         if aws.isEmpty && azure.isEmpty { return nil }
         if let key = aws.first, !azure.isEmpty {
-            throw InputError("source.\(key) (ECR) and source.\(azure[0]) (ACR) cannot be combined; a repository lives in one registry")
+            throw InputError(
+                "source.\(key) (ECR) and source.\(azure[0]) (ACR) cannot be combined; a repository lives in one registry"
+            )
         }
         for key in ["username", "password"] where source.has(key) {
             let cloud = aws.isEmpty ? "azure_acr" : "aws_* keys"
-            throw InputError("source.\(key) cannot be combined with \(cloud): the cloud login supplies the registry credentials; remove one")
+            throw InputError(
+                "source.\(key) cannot be combined with \(cloud): the cloud login supplies the registry credentials; remove one"
+            )
         }
         let repository = try source.requiredString("repository")
-        return aws.isEmpty ? try acrLogin(source, repository: repository, environment: environment)
+        return aws.isEmpty
+            ? try acrLogin(source, repository: repository, environment: environment)
             : try ecrLogin(source, repository: repository, environment: environment)
     }
 
@@ -93,18 +102,23 @@ extension Source {
             throw InputError("source.\(key) needs source.aws_region: ECR is used only when aws_region is set")
         }
         guard region.range(of: #"^[a-z]{2}(-[a-z]+)+-[0-9]+$"#, options: .regularExpression) != nil else {
-            throw source.invalid("aws_region", "\"\(InputObject.printable(region))\" is not an AWS region such as us-east-1")
+            throw source.invalid(
+                "aws_region", "\"\(InputObject.printable(region))\" is not an AWS region such as us-east-1")
         }
         let explicit = try awsCredentials(source)
         let roles = try awsRoles(source)
         let accounts = try awsAccounts(source)
-        let login = ECRLogin(region: region, credentials: AWSCredentialChain(explicit: explicit, environment: AWSEnvironment(environment)),
-                             roleARNs: roles, registryIDs: accounts["aws_ecr_registry_id"].map { [$0] } ?? [])
+        let login = ECRLogin(
+            region: region,
+            credentials: AWSCredentialChain(explicit: explicit, environment: AWSEnvironment(environment)),
+            roleARNs: roles, registryIDs: accounts["aws_ecr_registry_id"].map { [$0] } ?? [])
 
         // A repository that names its host is used as it is; a bare name gets the ECR host.
         if hasExplicitHost(repository) {
             if accounts["aws_account_id"] != nil {
-                throw InputError("source.aws_account_id builds the registry host, but source.repository already names one; give a repository without host, or drop aws_account_id")
+                throw InputError(
+                    "source.aws_account_id builds the registry host, but source.repository already names one; give a repository without host, or drop aws_account_id"
+                )
             }
             return (repository, CloudLogin(.ecr(login)))
         }
@@ -112,7 +126,10 @@ extension Source {
             // Neither: the registry is the one ECR's answer names, as registry-image takes it.
             return (repository, CloudLogin(.ecr(login), bareRepository: repository))
         }
-        return ("\(account).dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(repository)", CloudLogin(.ecr(login)))
+        return (
+            "\(account).dkr.ecr.\(region).\(AWSEnvironment.domain(region: region))/\(repository)",
+            CloudLogin(.ecr(login))
+        )
     }
 
     /// `aws_access_key_id` and `aws_secret_access_key` (both or neither), with `aws_session_token`.
@@ -121,9 +138,13 @@ extension Source {
         let secret = try source.string("aws_secret_access_key").flatMap { $0.isEmpty ? nil : $0 }
         let token = try source.string("aws_session_token").flatMap { $0.isEmpty ? nil : $0 }
         switch (keyID, secret) {
-        case let (id?, secret?): return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
+        case (let id?, let secret?):
+            return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
         case (nil, nil):
-            if token != nil { throw InputError("source.aws_session_token needs source.aws_access_key_id and source.aws_secret_access_key") }
+            if token != nil {
+                throw InputError(
+                    "source.aws_session_token needs source.aws_access_key_id and source.aws_secret_access_key")
+            }
             return nil
         case (_?, nil): throw InputError("source.aws_access_key_id is set but source.aws_secret_access_key is not")
         case (nil, _?): throw InputError("source.aws_secret_access_key is set but source.aws_access_key_id is not")
@@ -135,12 +156,16 @@ extension Source {
         let single = try source.string("aws_role_arn").flatMap { $0.isEmpty ? nil : $0 }
         let chain = try source.strings("aws_role_arns") ?? []
         if single != nil && !chain.isEmpty {
-            throw InputError("source.aws_role_arn and source.aws_role_arns cannot both be set; list every role in aws_role_arns")
+            throw InputError(
+                "source.aws_role_arn and source.aws_role_arns cannot both be set; list every role in aws_role_arns")
         }
         let roles = single.map { [$0] } ?? chain
-        for (index, role) in roles.enumerated() where role.range(of: #"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"#, options: .regularExpression) == nil {
+        for (index, role) in roles.enumerated()
+        where role.range(of: #"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"#, options: .regularExpression) == nil {
             let key = single != nil ? "aws_role_arn" : "aws_role_arns[\(index)]"
-            throw InputError("source.\(key): \"\(InputObject.printable(role))\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+            throw InputError(
+                "source.\(key): \"\(InputObject.printable(role))\" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
         }
         return roles
     }
@@ -155,8 +180,11 @@ extension Source {
             }
             accounts[key] = value
         }
-        if let account = accounts["aws_account_id"], let registry = accounts["aws_ecr_registry_id"], account != registry {
-            throw InputError("source.aws_account_id (\(account)) and source.aws_ecr_registry_id (\(registry)) name different registries; give one")
+        if let account = accounts["aws_account_id"], let registry = accounts["aws_ecr_registry_id"], account != registry
+        {
+            throw InputError(
+                "source.aws_account_id (\(account)) and source.aws_ecr_registry_id (\(registry)) name different registries; give one"
+            )
         }
         return accounts
     }
@@ -167,16 +195,23 @@ extension Source {
     {
         guard try source.bool("azure_acr") == true else {
             let key = azureKeys.first { source.has($0) && $0 != "azure_acr" } ?? "azure_acr"
-            if key == "azure_acr" { throw InputError("source.azure_acr is false while no other azure_* key is set; remove it") }
+            if key == "azure_acr" {
+                throw InputError("source.azure_acr is false while no other azure_* key is set; remove it")
+            }
             throw InputError("source.\(key) needs source.azure_acr: true")
         }
         guard hasExplicitHost(repository), let host = repository.split(separator: "/").first.map(String.init) else {
-            throw source.invalid("repository", "with azure_acr, name the registry, e.g. myregistry.azurecr.io/\(InputObject.printable(repository))")
+            throw source.invalid(
+                "repository",
+                "with azure_acr, name the registry, e.g. myregistry.azurecr.io/\(InputObject.printable(repository))")
         }
         var cloud = AzureCloud.detect(registryHost: host)
         if let name = try source.string("azure_environment"), !name.isEmpty {
             guard let chosen = AzureCloud(rawValue: name) else {
-                throw source.invalid("azure_environment", "\"\(InputObject.printable(name))\" is not one of \(AzureCloud.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw source.invalid(
+                    "azure_environment",
+                    "\"\(InputObject.printable(name))\" is not one of \(AzureCloud.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             cloud = chosen
         }
@@ -188,8 +223,14 @@ extension Source {
                 throw source.invalid(key, "\"\(InputObject.printable(value))\" is not an Entra ID identifier (a GUID)")
             }
         }
-        return (repository, CloudLogin(.acr(ACRLogin(registryHost: host, cloud: cloud, clientID: clientID, tenantID: tenantID,
-                                                      environment: AzureEnvironment(environment)))))
+        return (
+            repository,
+            CloudLogin(
+                .acr(
+                    ACRLogin(
+                        registryHost: host, cloud: cloud, clientID: clientID, tenantID: tenantID,
+                        environment: AzureEnvironment(environment))))
+        )
     }
 
     /// Docker's rule: the first component is a host when it has a `.` or `:` or is `localhost`.
@@ -206,9 +247,12 @@ extension Source {
     /// Every command calls this once, before anything names the registry.
     public func resolvingRegistry(log: Log) throws -> Source {
         guard let cloud, let bare = cloud.bareRepository else { return self }
-        let login = try cloud.login(insecure: insecure, plainHTTPAllowed: insecure, caCertificates: caCertificates, log: log)
+        let login = try cloud.login(
+            insecure: insecure, plainHTTPAllowed: insecure, caCertificates: caCertificates, log: log)
         guard let host = login.registry else {
-            throw InputError("source.repository \"\(InputObject.printable(bare))\" names no registry and ECR's answer named none; write the registry host in source.repository or set source.aws_account_id")
+            throw InputError(
+                "source.repository \"\(InputObject.printable(bare))\" names no registry and ECR's answer named none; write the registry host in source.repository or set source.aws_account_id"
+            )
         }
         var resolved = self
         do {
@@ -216,7 +260,9 @@ extension Source {
             resolved.registry = reference.registry
             resolved.repository = reference.repository
         } catch {
-            throw InputError("source.repository: \"\(host)/\(InputObject.printable(bare))\" (the registry ECR names, then the repository) is not a repository: \(error)")
+            throw InputError(
+                "source.repository: \"\(host)/\(InputObject.printable(bare))\" (the registry ECR names, then the repository) is not a repository: \(error)"
+            )
         }
         log.debug("ECR names the registry \(host)")
         return resolved

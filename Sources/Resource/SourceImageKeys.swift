@@ -44,7 +44,8 @@ public struct MetadataPatterns: Sendable {
 }
 
 extension Source {
-    static let contentTrustRefusal = "source.content_trust: Docker Content Trust (Notary v1) is retired and Slipway does not sign or verify with it; use source.sign and source.verify (cosign-compatible signatures) instead"
+    static let contentTrustRefusal =
+        "source.content_trust: Docker Content Trust (Notary v1) is retired and Slipway does not sign or verify with it; use source.sign and source.verify (cosign-compatible signatures) instead"
 
     /// `tag`, which registry-image also takes as a JSON number (YAML `tag: 1`): the number's
     /// text is the tag, as its `Tag` type keeps a number's raw JSON.
@@ -64,29 +65,38 @@ extension Source {
         let os = try object.string("os").flatMap { $0.isEmpty ? nil : $0 }
         let architecture = try object.string("architecture").flatMap { $0.isEmpty ? nil : $0 }
         let variant = try object.string("variant").flatMap { $0.isEmpty ? nil : $0 }
-        return Platform(os: os ?? host.os, architecture: architecture ?? host.architecture,
-                        variant: architecture == nil && variant == nil ? host.variant : variant)
+        return Platform(
+            os: os ?? host.os, architecture: architecture ?? host.architecture,
+            variant: architecture == nil && variant == nil ? host.variant : variant)
     }
 
     /// `label_regex` and `annotation_regex`.
     static func metadataPatterns(_ source: InputObject) throws(InputError) -> MetadataPatterns {
-        MetadataPatterns(labels: source.has("label_regex") ? try KeyPattern(source, "label_regex") : nil,
-                         annotations: source.has("annotation_regex") ? try KeyPattern(source, "annotation_regex") : nil)
+        MetadataPatterns(
+            labels: source.has("label_regex") ? try KeyPattern(source, "label_regex") : nil,
+            annotations: source.has("annotation_regex") ? try KeyPattern(source, "annotation_regex") : nil)
     }
 
     /// `tag_regex` with `created_at_sort`, or nil when `tag_regex` is not set. Keys of the
     /// other image modes are refused beside it rather than ignored as registry-image does.
     static func tagRegex(_ source: InputObject) throws(InputError) -> TagRegexSelection? {
         guard source.has("tag_regex") else {
-            if source.has("created_at_sort") { throw InputError("source.created_at_sort applies to source.tag_regex, which is not set") }
+            if source.has("created_at_sort") {
+                throw InputError("source.created_at_sort applies to source.tag_regex, which is not set")
+            }
             return nil
         }
         if source.has("tag") {
-            throw InputError("source.tag and source.tag_regex are both set: give tag to follow one tag, or tag_regex to follow every matching tag")
+            throw InputError(
+                "source.tag and source.tag_regex are both set: give tag to follow one tag, or tag_regex to follow every matching tag"
+            )
         }
         for key in ["variant", "semver_constraint", "pre_releases", "pre_release_prefixes"] where source.has(key) {
-            throw InputError("source.\(key) applies to semver mode, which is used only when neither source.tag nor source.tag_regex is set")
+            throw InputError(
+                "source.\(key) applies to semver mode, which is used only when neither source.tag nor source.tag_regex is set"
+            )
         }
-        return TagRegexSelection(pattern: try KeyPattern(source, "tag_regex"), createdAtSort: try source.bool("created_at_sort") ?? false)
+        return TagRegexSelection(
+            pattern: try KeyPattern(source, "tag_regex"), createdAtSort: try source.bool("created_at_sort") ?? false)
     }
 }

@@ -21,8 +21,10 @@ public struct SourceKeyed: Sendable {
         public var buildArgs: [String: String]
     }
 
-    static let gitKeys = ["uri", "branch", "paths", "ignore_paths", "disable_ci_skip", "commit_filter", "version_depth",
-                          "tag_filter", "tag_regex", "private_key", "username", "password"]
+    static let gitKeys = [
+        "uri", "branch", "paths", "ignore_paths", "disable_ci_skip", "commit_filter", "version_depth",
+        "tag_filter", "tag_regex", "private_key", "username", "password",
+    ]
     public static let defaultTemplates = ["{short_ref}", "{branch}"]
     /// With `track_base`, the immutable tag names the bases too: a new base is a new image.
     public static let defaultTrackBaseTemplates = ["{short_ref}-{short_base}", "{branch}"]
@@ -46,10 +48,13 @@ public struct SourceKeyed: Sendable {
             do { branch = try GitBranchName(name) } catch { throw git.invalid("branch", "\(error)") }
         }
         var filter: CommitFilter?
-        if let object = try git.object("commit_filter", keys: ["include", "exclude", "include_all_match", "exclude_all_match"]) {
-            filter = CommitFilter(include: try object.strings("include") ?? [], exclude: try object.strings("exclude") ?? [],
-                                  includeAllMatch: try object.bool("include_all_match") ?? false,
-                                  excludeAllMatch: try object.bool("exclude_all_match") ?? false)
+        if let object = try git.object(
+            "commit_filter", keys: ["include", "exclude", "include_all_match", "exclude_all_match"])
+        {
+            filter = CommitFilter(
+                include: try object.strings("include") ?? [], exclude: try object.strings("exclude") ?? [],
+                includeAllMatch: try object.bool("include_all_match") ?? false,
+                excludeAllMatch: try object.bool("exclude_all_match") ?? false)
         }
         var tagFile: TagFileSpec?
         switch source.raw("tag_file") {
@@ -65,7 +70,8 @@ public struct SourceKeyed: Sendable {
             ignorePaths: try git.strings("ignore_paths") ?? [], disableCISkip: try git.bool("disable_ci_skip") ?? false,
             commitFilter: filter, versionDepth: try git.integer("version_depth", in: 1...100_000),
             tagFilter: try git.string("tag_filter"), tagRegex: try git.string("tag_regex"),
-            privateKey: try git.string("private_key"), username: try git.string("username"), password: try git.string("password"),
+            privateKey: try git.string("private_key"), username: try git.string("username"),
+            password: try git.string("password"),
             tagFile: tagFile)
         do { try configuration.validate() } catch { throw InputError("source.\(error)") }
         return configuration
@@ -78,13 +84,19 @@ public struct SourceKeyed: Sendable {
             return nil
         case .bool(true)?:
             guard let first = paths.first else {
-                throw InputError("source.track_base: true needs git.paths (the Dockerfile is <first path>/Dockerfile); or give {dockerfile: path}")
+                throw InputError(
+                    "source.track_base: true needs git.paths (the Dockerfile is <first path>/Dockerfile); or give {dockerfile: path}"
+                )
             }
             let directory = first.hasSuffix("/") ? String(first.dropLast()) : first
-            return TrackBase(dockerfile: directory.isEmpty || directory == "." ? "Dockerfile" : directory + "/Dockerfile", buildArgs: [:])
+            return TrackBase(
+                dockerfile: directory.isEmpty || directory == "." ? "Dockerfile" : directory + "/Dockerfile",
+                buildArgs: [:])
         case .object?:
             let object = try source.object("track_base", keys: ["dockerfile", "build_args"])!
-            return TrackBase(dockerfile: try object.requiredString("dockerfile"), buildArgs: try object.stringMap("build_args") ?? [:])
+            return TrackBase(
+                dockerfile: try object.requiredString("dockerfile"),
+                buildArgs: try object.stringMap("build_args") ?? [:])
         case let other?:
             throw InputError("source.track_base: expected true or {dockerfile, build_args}, got \(other.kind)")
         }
@@ -92,8 +104,11 @@ public struct SourceKeyed: Sendable {
 
     /// `tags`, or the default templates (which name the bases with `track_base`).
     static func templates(_ source: InputObject, trackBase: TrackBase?) throws(InputError) -> [TagTemplate] {
-        let templates = try source.strings("tags") ?? (trackBase == nil ? Self.defaultTemplates : Self.defaultTrackBaseTemplates)
-        guard !templates.isEmpty else { throw InputError("source.tags: give at least one template (the first makes the immutable tag)") }
+        let templates =
+            try source.strings("tags") ?? (trackBase == nil ? Self.defaultTemplates : Self.defaultTrackBaseTemplates)
+        guard !templates.isEmpty else {
+            throw InputError("source.tags: give at least one template (the first makes the immutable tag)")
+        }
         var parsed: [TagTemplate] = []
         for template in templates {
             do { parsed.append(try TagTemplate(template)) } catch { throw source.invalid("tags", "\(error)") }
@@ -106,15 +121,17 @@ public struct SourceKeyed: Sendable {
     /// with `latest_on`, the tag file's value), and a release's version tags. When no plan
     /// can be made for the change, `out` moved no floating tag for it either.
     func floatingCandidates(commit: GitCommitID, tagFileValue: String?, release: String?, base: Digest?) -> [String] {
-        let context = TagContext(commit: commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: tagFileValue, release: release)
+        let context = TagContext(
+            commit: commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: tagFileValue, release: release)
         let plan = try? SourceKeyedTagPlan(self, context: context, commit: commit, additionalTags: [])
         return (plan?.floating.map(\.rawValue) ?? []) + (release.map(In.tagCandidates) ?? [])
     }
 
     /// The immutable tag of a change: the first template rendered for it.
     public func immutableTag(for change: SourceChange, base: Digest? = nil) throws -> Tag {
-        let context = TagContext(commit: change.commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
-                                 release: change.release)
+        let context = TagContext(
+            commit: change.commit.rawValue, branch: git.branch?.rawValue, base: base, tagFile: change.tagFileValue,
+            release: change.release)
         do { return try templates[0].render(context) } catch { throw InputError("source.tags: \(error)") }
     }
 }
@@ -145,7 +162,9 @@ public struct SourceVersion: Codable, Hashable, Sendable {
         let version = try InputObject(value, path: "version", keys: ["ref", "tag_file", "release", "base"])
         guard version.has("ref") else { return nil }
         let ref = try version.requiredString("ref")
-        do { return SourceChange.Key(commit: try GitCommitID(ref), release: try version.string("release")) } catch let error as InputError {
+        do { return SourceChange.Key(commit: try GitCommitID(ref), release: try version.string("release")) } catch let
+            error as InputError
+        {
             throw error
         } catch {
             throw version.invalid("ref", "\(error)")

@@ -21,7 +21,10 @@ struct Trust: Sendable {
             let pem = try sign.requiredString("private_key")
             let password = try sign.string("password")
             if !SigningKey.isEncrypted(pem), let password, !password.isEmpty {
-                throw sign.invalid("password", "private_key is not encrypted (a password opens only cosign's ENCRYPTED SIGSTORE PRIVATE KEY); remove password")
+                throw sign.invalid(
+                    "password",
+                    "private_key is not encrypted (a password opens only cosign's ENCRYPTED SIGSTORE PRIVATE KEY); remove password"
+                )
             }
             // What is cheap to check is checked now, by every command; scrypt waits for out.
             do { try SigningKey.check(pem: pem) } catch { throw InputError("source.sign.private_key: \(error)") }
@@ -29,10 +32,13 @@ struct Trust: Sendable {
         }
         if let verify = try source.object("verify", keys: Self.verifyKeys) {
             guard let pems = try verify.strings("public_keys"), !pems.isEmpty else {
-                throw InputError("source.verify.public_keys is required: one or more PEM public keys (-----BEGIN PUBLIC KEY-----)")
+                throw InputError(
+                    "source.verify.public_keys is required: one or more PEM public keys (-----BEGIN PUBLIC KEY-----)")
             }
             verificationKeys = try pems.enumerated().map { index, pem throws(InputError) in
-                do { return try VerificationKey(pem: pem) } catch { throw InputError("source.verify.public_keys[\(index)]: \(error)") }
+                do { return try VerificationKey(pem: pem) } catch {
+                    throw InputError("source.verify.public_keys[\(index)]: \(error)")
+                }
             }
         }
     }
@@ -64,7 +70,10 @@ final class SigningKeyText: Sendable {
         // default when COSIGN_PASSWORD is empty.
         do { key = try SigningKey(pem: pem, password: password ?? "") } catch {
             if error == .wrongPassword {
-                throw InputError(password == nil ? "source.sign: private_key is encrypted and the empty password does not decrypt it; set source.sign.password" : "source.sign: \(error)")
+                throw InputError(
+                    password == nil
+                        ? "source.sign: private_key is encrypted and the empty password does not decrypt it; set source.sign.password"
+                        : "source.sign: \(error)")
             }
             throw InputError("source.sign.private_key: \(error)")
         }

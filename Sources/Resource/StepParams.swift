@@ -10,7 +10,8 @@ extension In {
     static func params(_ value: JSONValue?, source: Source) throws -> InputObject {
         let params = try InputObject(value, path: "params", keys: paramKeys)
         _ = try FetchOptions(params, source: source)
-        if case .sourceKeyed = source.mode {} else if params.has("source") {
+        if case .sourceKeyed = source.mode {
+        } else if params.has("source") {
             throw params.invalid("source", "only used in source-keyed mode (source.git)")
         }
         _ = try params.bool("source")
@@ -26,7 +27,8 @@ extension Out {
         if case .sourceKeyed = source.mode {
             params = try InputObject(value, path: "params", keys: sourceKeyedParamKeys)
             if let prune = try params.object("prune", keys: pruneKeys) {
-                for key in ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file"] where params.has(key) {
+                for key in ["image", "version_from", "additional_tags", "release", "promote", "bump_tag_file"]
+                where params.has(key) {
                     throw params.invalid(key, "not used with prune, which only removes tags; use a put of its own")
                 }
                 _ = try pruneOptions(prune)
@@ -50,7 +52,10 @@ extension Out {
                     throw params.invalid(key, "not used with promote, which retags an image already in the registry")
                 }
                 if promote.has("if_missing") {
-                    throw promote.invalid("if_missing", "only in source-keyed mode (source.git), where a put that promotes nothing still returns a version")
+                    throw promote.invalid(
+                        "if_missing",
+                        "only in source-keyed mode (source.git), where a put that promotes nothing still returns a version"
+                    )
                 }
             }
             _ = try params.string("version")

@@ -20,7 +20,9 @@ extension Source {
         let signatures = signatures(client)
         var refusals: [Digest: String?] = [:]
         return try versions.filter { version in
-            if refusals[version.digest] == nil { refusals[version.digest] = .some(try signatures.refusal(version.digest, keys: keys)) }
+            if refusals[version.digest] == nil {
+                refusals[version.digest] = .some(try signatures.refusal(version.digest, keys: keys))
+            }
             guard let refusal = refusals[version.digest] ?? nil else { return true }
             log.info("not emitting \(version.tag.isEmpty ? "" : version.tag + " ")\(refusal)")
             return false
@@ -41,12 +43,15 @@ extension In {
     /// `params.attestations: true`: the DSSE envelopes attached to `digest`, as
     /// `attestations/<n>.dsse.json` (with `verify` set, only those signed by its keys and
     /// about this image). Returns metadata lines.
-    func writeAttestations(_ digest: Digest, source: Source, client: RegistryClient, directory: URL, log: Log) throws -> [[String: String]] {
+    func writeAttestations(_ digest: Digest, source: Source, client: RegistryClient, directory: URL, log: Log) throws
+        -> [[String: String]]
+    {
         let found = try source.signatures(client).attestations(digest, keys: source.trust.verificationKeys)
         let folder = directory.appendingPathComponent(CosignVocabulary.attestationsDirectory)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (index, attestation) in found.enumerated() {
-            try attestation.envelope.write(to: folder.appendingPathComponent("\(index + 1).dsse.json"), options: .atomic)
+            try attestation.envelope.write(
+                to: folder.appendingPathComponent("\(index + 1).dsse.json"), options: .atomic)
         }
         log.info("wrote \(found.count) attestation(s) of \(digest) to \(CosignVocabulary.attestationsDirectory)/")
         return [["name": "attestations", "value": found.map(\.predicateType).joined(separator: " ")]]

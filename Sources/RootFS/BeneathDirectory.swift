@@ -2,11 +2,11 @@ import Errors
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Paths beneath a directory that cannot lead out of it: `out`'s file params, which name
@@ -41,7 +41,8 @@ public struct BeneathDirectory: Sendable {
     /// when nothing is there.
     public func resolve(_ relative: String) throws(Refusal) -> URL? {
         guard let (_, names, last) = try walk(relative) else { return nil }
-        return names.reduce(root) { $0.appendingPathComponent($1) }.appendingPathComponent(last ?? "").standardizedFileURL
+        return names.reduce(root) { $0.appendingPathComponent($1) }.appendingPathComponent(last ?? "")
+            .standardizedFileURL
     }
 
     /// The content of the regular file `relative` names (at most `limit` bytes), or nil when
@@ -61,7 +62,9 @@ public struct BeneathDirectory: Sendable {
             throw Refusal("is not a regular file")
         }
         let data: Data
-        do { data = try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: limit + 1) ?? Data() } catch {
+        do {
+            data = try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: limit + 1) ?? Data()
+        } catch {
             throw Refusal("cannot be read: \(error.localizedDescription)")
         }
         guard data.count <= limit else { throw Refusal("is larger than \(limit) bytes") }
@@ -77,7 +80,9 @@ public struct BeneathDirectory: Sendable {
             throw Refusal("is an absolute path; give a path under the build directory")
         }
         let rootFD = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw Refusal("cannot be resolved: the build directory \(root.path) cannot be opened") }
+        guard rootFD >= 0 else {
+            throw Refusal("cannot be resolved: the build directory \(root.path) cannot be opened")
+        }
         var stack: [(name: String, handle: DirectoryHandle)] = []
         let rootHandle = DirectoryHandle(fd: rootFD)
         var queue = Array(Self.components(relative).reversed())
@@ -100,7 +105,9 @@ public struct BeneathDirectory: Sendable {
                 hops += 1
                 guard hops <= RootDirectory.maximumSymlinkHops else { throw Refusal("has too many symbolic links") }
                 guard !text.hasPrefix("/") else {
-                    throw Refusal("goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory")
+                    throw Refusal(
+                        "goes through the symbolic link \(Self.display(stack.map(\.name) + [name])) to an absolute path, out of the build directory"
+                    )
                 }
                 queue += Self.components(text).reversed()
                 continue
@@ -112,7 +119,8 @@ public struct BeneathDirectory: Sendable {
             }
             switch step {
             case .directory(let next): stack.append((name, next))
-            case .unopenableDirectory(let error): throw Refusal("cannot be resolved: \(String(cString: strerror(error)))")
+            case .unopenableDirectory(let error):
+                throw Refusal("cannot be resolved: \(String(cString: strerror(error)))")
             default: return nil
             }
         }

@@ -1,13 +1,13 @@
-import OCI
 import Archive
 import Foundation
+import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The work of applying one layer: the entries in tar order, then each touched directory's
@@ -97,7 +97,9 @@ final class LayerApplier {
             guard header.kind == .directory else {
                 // umoci's CVE-2021-29136: a link named "." replaced the root, and later
                 // entries were written wherever it pointed.
-                throw UnpackError(.unsafePath, "refused: an entry for the root directory itself must be a directory, not \(describe(header.kind))")
+                throw UnpackError(
+                    .unsafePath,
+                    "refused: an entry for the root directory itself must be a directory, not \(describe(header.kind))")
             }
             // The root's mode, owner and times are the caller's (Concourse's volume), not the
             // layer's: registry-image skips "." too, and umoci keeps the root's times.
@@ -117,7 +119,9 @@ final class LayerApplier {
         case .fifo:
             try fifo(path, header)
         case .other(let flag):
-            skip(header.name, "entry type \(quoted(String(UnicodeScalar(flag)))) is not a file, directory, link, device or fifo")
+            skip(
+                header.name,
+                "entry type \(quoted(String(UnicodeScalar(flag)))) is not a file, directory, link, device or fifo")
         }
     }
 
@@ -146,7 +150,8 @@ final class LayerApplier {
         // Whatever is there goes first: writing into an existing name would follow a link
         // planted there, write through a hardlink into another file, or block on a fifo.
         try root.remove(placement)
-        let fd = openat(placement.parent.fd, placement.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let fd = openat(
+            placement.parent.fd, placement.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot create /\(placement.path)") }
         defer { close(fd) }
         var written: Int64 = 0
@@ -170,7 +175,8 @@ final class LayerApplier {
             written += Int64(count)
         }
         guard written == header.size else {
-            throw UnpackError(.unreadableLayer, "the layer holds \(written) bytes for this file but its header says \(header.size)")
+            throw UnpackError(
+                .unreadableLayer, "the layer holds \(written) bytes for this file but its header says \(header.size)")
         }
         if options.preserveOwnership, fchown(fd, uid_t(clamping: header.uid), gid_t(clamping: header.gid)) != 0 {
             try ownershipFailed(placement.path, header)
@@ -195,30 +201,33 @@ final class LayerApplier {
     }
 
     #if os(Linux)
-    private typealias SetAttribute = @convention(c) (Int32, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
-    /// glibc's `fsetxattr`, which Swift's Glibc module does not export (sys/xattr.h is not in
-    /// its module map), looked up by name with its C signature.
-    private static var fsetxattr: SetAttribute? {
-        dlsym(nil, "fsetxattr").map { unsafeBitCast($0, to: SetAttribute.self) }
-    }
+        private typealias SetAttribute =
+            @convention(c) (Int32, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
+        /// glibc's `fsetxattr`, which Swift's Glibc module does not export (sys/xattr.h is not in
+        /// its module map), looked up by name with its C signature.
+        private static var fsetxattr: SetAttribute? {
+            dlsym(nil, "fsetxattr").map { unsafeBitCast($0, to: SetAttribute.self) }
+        }
     #endif
 
     private func applyExtendedAttributes(_ header: TarHeader, fd: Int32, path: RootPath) {
         #if os(Linux)
-        for (name, value) in header.extendedAttributes.sorted(by: { $0.key < $1.key }) {
-            guard LayerApplier.allowsExtendedAttribute(name) else {
-                options.log.debug("ignored extended attribute \(quoted(name)) on /\(path): not one an image may set")
-                continue
+            for (name, value) in header.extendedAttributes.sorted(by: { $0.key < $1.key }) {
+                guard LayerApplier.allowsExtendedAttribute(name) else {
+                    options.log.debug(
+                        "ignored extended attribute \(quoted(name)) on /\(path): not one an image may set")
+                    continue
+                }
+                guard let setAttribute = LayerApplier.fsetxattr else { return }
+                let result = value.withUnsafeBytes { setAttribute(fd, name, $0.baseAddress, $0.count, 0) }
+                if result != 0 && xattrWarning == nil {
+                    // Capabilities need root; some file systems have no xattrs. The file is still
+                    // usable, so say it once and go on, as umoci does.
+                    xattrWarning =
+                        "cannot set extended attribute \(quoted(name)) on /\(path) (\(errnoText(errno))); further failures are not reported"
+                    options.log.info(xattrWarning!)
+                }
             }
-            guard let setAttribute = LayerApplier.fsetxattr else { return }
-            let result = value.withUnsafeBytes { setAttribute(fd, name, $0.baseAddress, $0.count, 0) }
-            if result != 0 && xattrWarning == nil {
-                // Capabilities need root; some file systems have no xattrs. The file is still
-                // usable, so say it once and go on, as umoci does.
-                xattrWarning = "cannot set extended attribute \(quoted(name)) on /\(path) (\(errnoText(errno))); further failures are not reported"
-                options.log.info(xattrWarning!)
-            }
-        }
         #endif
     }
 
@@ -230,7 +239,9 @@ final class LayerApplier {
             throw UnpackError(.badSymlink, "refused: a symbolic link with an empty target")
         }
         guard !target.utf8.contains(0), target.utf8.count <= RootPath.maximumLength else {
-            throw UnpackError(.badSymlink, "refused: the link target has a NUL byte or is longer than \(RootPath.maximumLength) bytes")
+            throw UnpackError(
+                .badSymlink, "refused: the link target has a NUL byte or is longer than \(RootPath.maximumLength) bytes"
+            )
         }
         let placement = try root.placement(of: path, createMissing: true)
         noteChange(in: placement.parent, at: placement.parentPath)
@@ -258,17 +269,25 @@ final class LayerApplier {
         do {
             target = try root.placement(of: targetPath, createMissing: false)
         } catch {
-            throw UnpackError(.badHardlink, "refused: the hardlink target \(quoted(header.linkName)) does not exist inside the root (\(error.message))")
+            throw UnpackError(
+                .badHardlink,
+                "refused: the hardlink target \(quoted(header.linkName)) does not exist inside the root (\(error.message))"
+            )
         }
         guard let targetInfo = try root.status(target) else {
-            throw UnpackError(.badHardlink, "refused: the hardlink target \(quoted(header.linkName)) does not exist inside the root; a hardlink can only name a file this or an earlier layer made")
+            throw UnpackError(
+                .badHardlink,
+                "refused: the hardlink target \(quoted(header.linkName)) does not exist inside the root; a hardlink can only name a file this or an earlier layer made"
+            )
         }
         guard targetInfo.st_mode & S_IFMT != S_IFDIR else {
             throw UnpackError(.badHardlink, "refused: the hardlink target \(quoted(header.linkName)) is a directory")
         }
         let placement = try root.placement(of: path, createMissing: true)
         noteChange(in: placement.parent, at: placement.parentPath)
-        if let existing = try root.status(placement), existing.st_dev == targetInfo.st_dev, existing.st_ino == targetInfo.st_ino {
+        if let existing = try root.status(placement), existing.st_dev == targetInfo.st_dev,
+            existing.st_ino == targetInfo.st_ino
+        {
             markUpper(placement.path)
             return
         }
@@ -318,7 +337,9 @@ final class LayerApplier {
     private func finishSpecial(_ placement: Placement, _ header: TarHeader, setMode: Bool) throws(UnpackError) {
         let fd = placement.parent.fd
         if options.preserveOwnership,
-           fchownat(fd, placement.name, uid_t(clamping: header.uid), gid_t(clamping: header.gid), AT_SYMLINK_NOFOLLOW) != 0 {
+            fchownat(fd, placement.name, uid_t(clamping: header.uid), gid_t(clamping: header.gid), AT_SYMLINK_NOFOLLOW)
+                != 0
+        {
             try ownershipFailed(placement.path, header)
         }
         // fchmodat follows links, so only for the device or fifo just made, never a link.
@@ -346,13 +367,14 @@ final class LayerApplier {
         }
         let hidden = String(name.dropFirst(".wh.".count))
         guard !hidden.isEmpty, hidden != ".", hidden != ".." else {
-            throw UnpackError(.badWhiteout, "refused: a whiteout must name a file in its directory, not \(quoted(hidden))")
+            throw UnpackError(
+                .badWhiteout, "refused: a whiteout must name a file in its directory, not \(quoted(hidden))")
         }
         let placement: Placement
         do {
             placement = try root.placement(of: path.parent.appending(hidden), createMissing: false)
-        } catch where error.kind == .fileSystem || error.kind == .notADirectory {
-            return // Nothing there to hide.
+        } catch  where error.kind == .fileSystem || error.kind == .notADirectory {
+            return  // Nothing there to hide.
         }
         guard let info = try root.status(placement) else { return }
         noteChange(in: placement.parent, at: placement.parentPath)
@@ -372,7 +394,7 @@ final class LayerApplier {
         let placement: Placement
         do {
             placement = try root.placement(of: directory, createMissing: false)
-        } catch where error.kind == .fileSystem || error.kind == .notADirectory {
+        } catch  where error.kind == .fileSystem || error.kind == .notADirectory {
             return
         }
         guard let info = try root.status(placement), info.st_mode & S_IFMT == S_IFDIR else { return }
@@ -393,7 +415,8 @@ final class LayerApplier {
             let childPath = path.appending(child.name)
             if upperPaths.contains(childPath.description) {
                 if child.isDirectory {
-                    try clearLower(Placement(parent: DirectoryHandle(fd: fd, owned: false), parentPath: path, name: child.name))
+                    try clearLower(
+                        Placement(parent: DirectoryHandle(fd: fd, owned: false), parentPath: path, name: child.name))
                 }
                 continue
             }
@@ -401,7 +424,8 @@ final class LayerApplier {
                 noteChange(in: DirectoryHandle(fd: fd, owned: false), at: path)
                 changed = true
             }
-            try root.remove(Placement(parent: DirectoryHandle(fd: fd, owned: false), parentPath: path, name: child.name))
+            try root.remove(
+                Placement(parent: DirectoryHandle(fd: fd, owned: false), parentPath: path, name: child.name))
         }
     }
 
@@ -446,7 +470,7 @@ final class LayerApplier {
             }
             // Re-resolved: a later entry may have removed or replaced it.
             guard let placement = try? root.placement(of: state.path, createMissing: false),
-                  let info = try? root.status(placement), info.st_mode & S_IFMT == S_IFDIR
+                let info = try? root.status(placement), info.st_mode & S_IFMT == S_IFDIR
             else { continue }
             try finish(state, fd: placement.parent.fd, name: placement.name)
         }
@@ -456,7 +480,9 @@ final class LayerApplier {
     private func finish(_ state: DirectoryState, fd: Int32, name: String?) throws(UnpackError) {
         let display = "/\(state.path)"
         if let owner = state.owner, options.preserveOwnership {
-            let result = name.map { fchownat(fd, $0, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) } ?? fchown(fd, owner.uid, owner.gid)
+            let result =
+                name.map { fchownat(fd, $0, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) }
+                ?? fchown(fd, owner.uid, owner.gid)
             if result != 0 {
                 try ownershipFailed(state.path, uid: Int(owner.uid), gid: Int(owner.gid))
             }
@@ -493,7 +519,9 @@ final class LayerApplier {
         guard skippedCount > 0 else { return }
         let shown = skippedNames.map(quoted).joined(separator: ", ")
         let more = skippedCount > skippedNames.count ? " and \(skippedCount - skippedNames.count) more" : ""
-        options.log.info("skipped \(skippedCount) layer entr\(skippedCount == 1 ? "y" : "ies") that cannot be created here (device nodes when not root, unknown types, AUFS metadata): \(shown)\(more)")
+        options.log.info(
+            "skipped \(skippedCount) layer entr\(skippedCount == 1 ? "y" : "ies") that cannot be created here (device nodes when not root, unknown types, AUFS metadata): \(shown)\(more)"
+        )
     }
 
     private func ownershipFailed(_ path: RootPath, _ header: TarHeader) throws(UnpackError) {
@@ -508,7 +536,8 @@ final class LayerApplier {
             throw failure("cannot set the owner of /\(path) to \(uid):\(gid)")
         }
         if ownershipWarning == nil {
-            let warning = "cannot give /\(path) to \(uid):\(gid) (\(errnoText(code))); ownership is not preserved where the kernel refuses it"
+            let warning =
+                "cannot give /\(path) to \(uid):\(gid) (\(errnoText(code))); ownership is not preserved where the kernel refuses it"
             ownershipWarning = warning
             options.log.info(warning)
         }
@@ -537,19 +566,21 @@ final class LayerApplier {
 private func changeMode(_ directory: DirectoryHandle, _ mode: mode_t) -> Bool {
     if fchmod(directory.fd, mode) == 0 { return true }
     #if os(Linux)
-    return chmod("/proc/self/fd/\(directory.fd)", mode) == 0
+        return chmod("/proc/self/fd/\(directory.fd)", mode) == 0
     #else
-    return false
+        return false
     #endif
 }
 
 private func makeDevice(_ major: UInt32, _ minor: UInt32) -> dev_t {
     #if os(Linux)
-    // glibc's makedev() is a macro Swift cannot import; this is its definition.
-    let major = UInt64(major), minor = UInt64(minor)
-    return dev_t(((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff))
+        // glibc's makedev() is a macro Swift cannot import; this is its definition.
+        let major = UInt64(major)
+        let minor = UInt64(minor)
+        return dev_t(
+            ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff))
     #else
-    return makedev(Int32(major), Int32(minor))
+        return makedev(Int32(major), Int32(minor))
     #endif
 }
 
@@ -569,17 +600,17 @@ extension timespec {
 extension stat {
     var accessTime: timespec {
         #if canImport(Darwin)
-        st_atimespec
+            st_atimespec
         #else
-        st_atim
+            st_atim
         #endif
     }
 
     var modificationTime: timespec {
         #if canImport(Darwin)
-        st_mtimespec
+            st_mtimespec
         #else
-        st_mtim
+            st_mtim
         #endif
     }
 }

@@ -1,22 +1,22 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 #if os(Linux)
-// A descriptor that names a directory without reading it: opening one needs search
-// permission on the parents only, so rootless unpacking can walk through directories whose
-// mode denies reading, and it can still anchor every *at() call.
-// Glibc declares O_PATH only under _GNU_SOURCE, which Swift's import does not set; the
-// value is the same on every Linux architecture.
-private let pathOnly: Int32 = 0o10000000
+    // A descriptor that names a directory without reading it: opening one needs search
+    // permission on the parents only, so rootless unpacking can walk through directories whose
+    // mode denies reading, and it can still anchor every *at() call.
+    // Glibc declares O_PATH only under _GNU_SOURCE, which Swift's import does not set; the
+    // value is the same on every Linux architecture.
+    private let pathOnly: Int32 = 0o10000000
 #else
-private let pathOnly: Int32 = O_RDONLY
+    private let pathOnly: Int32 = O_RDONLY
 #endif
 
 /// An open directory descriptor, closed when the last reference goes.
@@ -192,29 +192,38 @@ final class RootDirectory {
             case .link(let target):
                 hops += 1
                 guard hops <= RootDirectory.maximumSymlinkHops else {
-                    throw UnpackError(.symlinkLoop, "refused: more than \(RootDirectory.maximumSymlinkHops) symbolic links met while resolving the path inside the root (a link loop)")
+                    throw UnpackError(
+                        .symlinkLoop,
+                        "refused: more than \(RootDirectory.maximumSymlinkHops) symbolic links met while resolving the path inside the root (a link loop)"
+                    )
                 }
                 if target.hasPrefix("/") {
                     // Absolute targets mean the image's root, never the host's.
                     current = handle
                     resolved = .root
                 }
-                pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).reversed().map(String.init))
+                pending.append(
+                    contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).reversed().map(
+                        String.init))
             case .unreadableLink(let error):
                 throw UnpackError(.fileSystem, "cannot read the symbolic link /\(path): \(errnoText(error))")
             case .unopenableDirectory(let error):
                 throw UnpackError(.fileSystem, "cannot open directory /\(path): \(errnoText(error))")
             case .other:
-                throw UnpackError(.notADirectory, "refused: /\(path) is not a directory, yet the path continues below it")
+                throw UnpackError(
+                    .notADirectory, "refused: /\(path) is not a directory, yet the path continues below it")
             }
         }
         return (current, resolved)
     }
 
     /// Creates `name` in `parent`, a directory a path needs and the layer left out.
-    private func createImplicitDirectory(_ name: String, in parent: DirectoryHandle, under parentPath: RootPath) throws(UnpackError) {
+    private func createImplicitDirectory(_ name: String, in parent: DirectoryHandle, under parentPath: RootPath)
+        throws(UnpackError)
+    {
         guard mkdirat(parent.fd, name, 0o755) == 0 || errno == EEXIST else {
-            throw UnpackError(.fileSystem, "cannot create directory /\(parentPath.appending(name)): \(errnoText(errno))")
+            throw UnpackError(
+                .fileSystem, "cannot create directory /\(parentPath.appending(name)): \(errnoText(errno))")
         }
         // mkdirat applies the umask; a layer's implied parents are 0755 as in Docker.
         _ = fchmodat(parent.fd, name, 0o755, 0)

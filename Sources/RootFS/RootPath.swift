@@ -49,10 +49,14 @@ struct RootPath: Hashable, Sendable, CustomStringConvertible {
     static func parse(_ name: String, what: String = "the name") throws(UnpackError) -> RootPath {
         let bytes = name.utf8
         if bytes.contains(0) {
-            throw UnpackError(.unsafePath, "refused: \(what) contains a NUL byte, so the file system would see a different name than the one checked")
+            throw UnpackError(
+                .unsafePath,
+                "refused: \(what) contains a NUL byte, so the file system would see a different name than the one checked"
+            )
         }
         if bytes.count > maximumLength {
-            throw UnpackError(.nameTooLong, "refused: \(what) is \(bytes.count) bytes long; the limit is \(maximumLength)")
+            throw UnpackError(
+                .nameTooLong, "refused: \(what) is \(bytes.count) bytes long; the limit is \(maximumLength)")
         }
         var components: [String] = []
         for component in name.split(separator: "/", omittingEmptySubsequences: true) {
@@ -60,10 +64,16 @@ struct RootPath: Hashable, Sendable, CustomStringConvertible {
             case ".":
                 continue
             case "..":
-                throw UnpackError(.unsafePath, "refused: \(what) has a \"..\" component, which could reach outside the root; no image builder writes one, so the layer is malformed or hostile")
+                throw UnpackError(
+                    .unsafePath,
+                    "refused: \(what) has a \"..\" component, which could reach outside the root; no image builder writes one, so the layer is malformed or hostile"
+                )
             default:
                 if component.utf8.count > maximumComponentLength {
-                    throw UnpackError(.nameTooLong, "refused: \(what) has a component of \(component.utf8.count) bytes; the limit is \(maximumComponentLength)")
+                    throw UnpackError(
+                        .nameTooLong,
+                        "refused: \(what) has a component of \(component.utf8.count) bytes; the limit is \(maximumComponentLength)"
+                    )
                 }
                 components.append(String(component))
             }

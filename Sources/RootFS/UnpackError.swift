@@ -1,5 +1,6 @@
 import Errors
 import OCI
+
 /// Why a layer could not be applied to a root filesystem.
 ///
 /// Every refusal of a hostile or malformed entry is one of these, naming the entry as the

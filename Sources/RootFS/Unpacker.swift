@@ -4,11 +4,11 @@ import Foundation
 import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Applies image layers, base first, to a directory that becomes the image's root
@@ -109,7 +109,10 @@ public struct Unpacker: Sendable {
         }
         let diffID = digesting.digest
         if let expectedDiffID, expectedDiffID != diffID {
-            throw UnpackError(.diffIDMismatch, "the uncompressed layer's digest is \(diffID), but the image config lists \(expectedDiffID) (diff_ids): the layer blob does not belong to this image or was altered")
+            throw UnpackError(
+                .diffIDMismatch,
+                "the uncompressed layer's digest is \(diffID), but the image config lists \(expectedDiffID) (diff_ids): the layer blob does not belong to this image or was altered"
+            )
         }
         try applier.finishDirectories()
         applier.logSkipped()

@@ -59,11 +59,14 @@ public struct AttachmentStore: Sendable {
         return try listed.compactMap { descriptor -> ImageManifest? in
             guard descriptor.mediaType == .ociManifest else { return nil }
             let fetched: ManifestResponse
-            do { fetched = try client.manifest(repository, .digest(descriptor.digest)) } catch let error as RegistryError where error.kind == .notFound {
+            do { fetched = try client.manifest(repository, .digest(descriptor.digest)) } catch let error
+                as RegistryError where error.kind == .notFound
+            {
                 return nil  // deleted since the listing
             }
             guard case .image(let manifest) = try fetched.decode(), manifest.subject?.digest == digest,
-                  manifest.artifactType == CosignVocabulary.artifactType(of: kind) else { return nil }
+                manifest.artifactType == CosignVocabulary.artifactType(of: kind)
+            else { return nil }
             return manifest
         }
     }
@@ -77,15 +80,19 @@ public struct AttachmentStore: Sendable {
     /// Appends `layer` to the `kind` manifest of `digest` unless an existing layer is the same
     /// descriptor or `isDuplicate` says it stands for it. Returns whether it was added.
     @discardableResult
-    public func append(_ layer: Layer, _ kind: CosignVocabulary.Attachment, of digest: Digest,
-                       isDuplicate: (_ existing: Layer, _ new: Layer) -> Bool = { _, _ in false }) throws -> Bool {
+    public func append(
+        _ layer: Layer, _ kind: CosignVocabulary.Attachment, of digest: Digest,
+        isDuplicate: (_ existing: Layer, _ new: Layer) -> Bool = { _, _ in false }
+    ) throws -> Bool {
         try append([layer], kind, of: digest, isDuplicate: isDuplicate) > 0
     }
 
     /// Appends each of `layers` not already there (see ``append(_:_:of:isDuplicate:)``); returns how many were added.
     @discardableResult
-    public func append(_ layers: [Layer], _ kind: CosignVocabulary.Attachment, of digest: Digest,
-                       isDuplicate: (_ existing: Layer, _ new: Layer) -> Bool = { _, _ in false }) throws -> Int {
+    public func append(
+        _ layers: [Layer], _ kind: CosignVocabulary.Attachment, of digest: Digest,
+        isDuplicate: (_ existing: Layer, _ new: Layer) -> Bool = { _, _ in false }
+    ) throws -> Int {
         guard let tag = CosignVocabulary.tag(of: kind, for: digest) else {
             throw SigningError("\(digest) is not a SHA-256 digest; cosign's tags name only those")
         }
@@ -104,7 +111,8 @@ public struct AttachmentStore: Sendable {
         let config = try CanonicalJSON.encode(AttachmentConfig(layers: descriptors))
         let configDescriptor = try client.uploadBlob(repository, data: config, mediaType: .ociConfig)
         let manifest = ImageManifest(mediaType: .ociManifest, config: configDescriptor, layers: descriptors)
-        try client.putManifest(repository, .tag(tag), bytes: try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
+        try client.putManifest(
+            repository, .tag(tag), bytes: try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
         if referrers != nil { try pushReferrer(kind, of: digest, layers: descriptors) }
         return added
     }
@@ -117,7 +125,8 @@ public struct AttachmentStore: Sendable {
     /// is not written: cosign's own tag above is the fallback every cosign client reads.
     func pushReferrer(_ kind: CosignVocabulary.Attachment, of digest: Digest, layers: [Descriptor]) throws {
         guard let image = try client.manifestDescriptor(repository, .digest(digest)) else {
-            throw SigningError("\(repository)@\(digest) is not in the registry; a signature must refer to a pushed image")
+            throw SigningError(
+                "\(repository)@\(digest) is not in the registry; a signature must refer to a pushed image")
         }
         let config = Descriptor.empty
         try client.uploadBlob(repository, data: Data("{}".utf8), mediaType: config.mediaType)
@@ -130,7 +139,8 @@ public struct AttachmentStore: Sendable {
     /// The `kind` manifest of `digest`, or nil when there is none.
     func manifest(_ kind: CosignVocabulary.Attachment, of digest: Digest) throws -> ImageManifest? {
         guard let tag = CosignVocabulary.tag(of: kind, for: digest),
-              try client.manifestDescriptor(repository, .tag(tag)) != nil else { return nil }
+            try client.manifestDescriptor(repository, .tag(tag)) != nil
+        else { return nil }
         guard case .image(let manifest) = try client.manifest(repository, .tag(tag)).decode() else {
             throw SigningError("\(repository):\(tag) is an index, not cosign's \(kind) manifest")
         }
@@ -145,9 +155,12 @@ public struct AttachmentStore: Sendable {
 
     func blob(_ descriptor: Descriptor) throws -> Data {
         guard descriptor.size <= Self.blobLimit else {
-            throw SigningError("attachment layer \(descriptor.digest) is \(descriptor.size) bytes; more than \(Self.blobLimit) is not read")
+            throw SigningError(
+                "attachment layer \(descriptor.digest) is \(descriptor.size) bytes; more than \(Self.blobLimit) is not read"
+            )
         }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("slipway-attachment-\(UUID().uuidString.prefix(8))")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "slipway-attachment-\(UUID().uuidString.prefix(8))")
         defer { unlink(file.path) }
         try client.downloadBlob(repository, descriptor, to: file)
         return try Data(contentsOf: file)

@@ -42,23 +42,31 @@ struct CosignEncryptedKey {
         self.label = label
         let lines = pem.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         guard let begin = lines.firstIndex(of: "-----BEGIN \(label)-----"),
-              let end = lines[begin...].firstIndex(of: "-----END \(label)-----"),
-              let json = Data(base64Encoded: lines[(begin + 1)..<end].joined()),
-              let body = try? JSONDecoder().decode(Body.self, from: json)
+            let end = lines[begin...].firstIndex(of: "-----END \(label)-----"),
+            let json = Data(base64Encoded: lines[(begin + 1)..<end].joined()),
+            let body = try? JSONDecoder().decode(Body.self, from: json)
         else {
-            throw SigningError("the \(label) is not cosign's format (a PEM of base64 JSON with kdf, cipher and ciphertext); give the file `cosign generate-key-pair` wrote, unchanged")
+            throw SigningError(
+                "the \(label) is not cosign's format (a PEM of base64 JSON with kdf, cipher and ciphertext); give the file `cosign generate-key-pair` wrote, unchanged"
+            )
         }
         guard body.kdf.name == "scrypt", body.cipher.name == "nacl/secretbox" else {
-            throw SigningError("the \(label) uses kdf \"\(body.kdf.name)\" and cipher \"\(body.cipher.name)\"; only cosign's scrypt and nacl/secretbox are read")
+            throw SigningError(
+                "the \(label) uses kdf \"\(body.kdf.name)\" and cipher \"\(body.cipher.name)\"; only cosign's scrypt and nacl/secretbox are read"
+            )
         }
         let (n, r, p) = (body.kdf.params.N, body.kdf.params.r, body.kdf.params.p)
         guard n > 1, n <= Self.maxN, n & (n - 1) == 0, r >= 1, p >= 1, r <= Self.maxRP, p <= Self.maxRP,
-              r * p <= Self.maxRP, 128 * n * r <= Self.maxMemory
+            r * p <= Self.maxRP, 128 * n * r <= Self.maxMemory
         else {
-            throw SigningError("the \(label) asks for scrypt N=\(n), r=\(r), p=\(p): over Slipway's bounds (N a power of two up to 2^20, 128·N·r bytes up to 256 MiB, r·p up to 64); cosign writes N up to 2^17, r=8, p=1")
+            throw SigningError(
+                "the \(label) asks for scrypt N=\(n), r=\(r), p=\(p): over Slipway's bounds (N a power of two up to 2^20, 128·N·r bytes up to 256 MiB, r·p up to 64); cosign writes N up to 2^17, r=8, p=1"
+            )
         }
         guard body.cipher.nonce.count == SecretBox.nonceBytes, body.ciphertext.count >= SecretBox.tagBytes else {
-            throw SigningError("the \(label) has a nonce or ciphertext of the wrong length; give the file `cosign generate-key-pair` wrote, unchanged")
+            throw SigningError(
+                "the \(label) has a nonce or ciphertext of the wrong length; give the file `cosign generate-key-pair` wrote, unchanged"
+            )
         }
         self.body = body
     }
@@ -68,10 +76,12 @@ struct CosignEncryptedKey {
         let params = body.kdf.params
         let key: SymmetricKey
         do {
-            key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: body.kdf.salt, outputByteCount: SecretBox.keyBytes,
-                                           rounds: params.N, blockSize: params.r, parallelism: params.p)
+            key = try KDF.Scrypt.deriveKey(
+                from: Array(password.utf8), salt: body.kdf.salt, outputByteCount: SecretBox.keyBytes,
+                rounds: params.N, blockSize: params.r, parallelism: params.p)
         } catch {
-            throw SigningError("the \(label)'s scrypt parameters N=\(params.N), r=\(params.r), p=\(params.p) were refused by scrypt")
+            throw SigningError(
+                "the \(label)'s scrypt parameters N=\(params.N), r=\(params.r), p=\(params.p) were refused by scrypt")
         }
         let keyBytes = key.withUnsafeBytes { Array($0) }
         guard let der = SecretBox.open(Array(body.ciphertext), nonce: Array(body.cipher.nonce), key: keyBytes) else {

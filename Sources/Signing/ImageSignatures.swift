@@ -30,12 +30,17 @@ public struct ImageSignatures: Sendable {
     public func sign(_ digest: Digest, with key: SigningKey) throws -> Bool {
         let payload = SimpleSigningPayload(dockerReference: dockerReference, digest: digest).bytes
         let signature = try key.sign(payload).base64EncodedString()
-        let descriptor = Descriptor(mediaType: CosignVocabulary.simpleSigningMediaType, digest: .sha256(payload), size: Int64(payload.count),
-                                    annotations: [CosignVocabulary.signatureAnnotation: signature])
+        let descriptor = Descriptor(
+            mediaType: CosignVocabulary.simpleSigningMediaType, digest: .sha256(payload), size: Int64(payload.count),
+            annotations: [CosignVocabulary.signatureAnnotation: signature])
         let publicKey = key.publicKey
-        return try store.append(AttachmentStore.Layer(descriptor: descriptor, content: payload), .signature, of: digest) { existing, new in
+        return try store.append(AttachmentStore.Layer(descriptor: descriptor, content: payload), .signature, of: digest)
+        { existing, new in
             guard existing.descriptor.digest == new.descriptor.digest,
-                  let old = existing.descriptor.annotations?[CosignVocabulary.signatureAnnotation].flatMap({ Data(base64Encoded: $0) }) else { return false }
+                let old = existing.descriptor.annotations?[CosignVocabulary.signatureAnnotation].flatMap({
+                    Data(base64Encoded: $0)
+                })
+            else { return false }
             return publicKey.isValid(old, for: existing.content)
         }
     }
@@ -44,23 +49,32 @@ public struct ImageSignatures: Sendable {
     /// signed with `key`, after checking it is about `digest`.
     /// - Returns: how many envelopes were added.
     @discardableResult
-    public func attest(_ digest: Digest, statements: [(name: String, bytes: Data)], with key: SigningKey) throws -> Int {
+    public func attest(_ digest: Digest, statements: [(name: String, bytes: Data)], with key: SigningKey) throws -> Int
+    {
         var layers: [AttachmentStore.Layer] = []
         for (statement, bytes) in try Self.checked(statements, for: digest) {
-            let envelope = try CanonicalJSON.encode(DSSEEnvelope.signing(bytes, payloadType: CosignVocabulary.inTotoPayloadType, with: key))
-            let descriptor = Descriptor(mediaType: CosignVocabulary.dsseEnvelopeMediaType, digest: .sha256(envelope), size: Int64(envelope.count),
-                                        annotations: [CosignVocabulary.predicateTypeAnnotation: statement.predicateType,
-                                                      CosignVocabulary.signatureAnnotation: ""])
+            let envelope = try CanonicalJSON.encode(
+                DSSEEnvelope.signing(bytes, payloadType: CosignVocabulary.inTotoPayloadType, with: key))
+            let descriptor = Descriptor(
+                mediaType: CosignVocabulary.dsseEnvelopeMediaType, digest: .sha256(envelope),
+                size: Int64(envelope.count),
+                annotations: [
+                    CosignVocabulary.predicateTypeAnnotation: statement.predicateType,
+                    CosignVocabulary.signatureAnnotation: "",
+                ])
             layers.append(AttachmentStore.Layer(descriptor: descriptor, content: envelope))
         }
         guard !layers.isEmpty else { return 0 }
         let publicKey = key.publicKey
         return try store.append(layers, .attestation, of: digest) { existing, new in
             // The same statement already attested by this key (a re-run of the same put).
-            guard existing.descriptor.annotations?[CosignVocabulary.predicateTypeAnnotation] == new.descriptor.annotations?[CosignVocabulary.predicateTypeAnnotation],
-                  let old = try? JSONDecoder().decode(DSSEEnvelope.self, from: existing.content),
-                  let fresh = try? JSONDecoder().decode(DSSEEnvelope.self, from: new.content),
-                  old.payload == fresh.payload else { return false }
+            guard
+                existing.descriptor.annotations?[CosignVocabulary.predicateTypeAnnotation]
+                    == new.descriptor.annotations?[CosignVocabulary.predicateTypeAnnotation],
+                let old = try? JSONDecoder().decode(DSSEEnvelope.self, from: existing.content),
+                let fresh = try? JSONDecoder().decode(DSSEEnvelope.self, from: new.content),
+                old.payload == fresh.payload
+            else { return false }
             return (try? old.verifiedPayload([publicKey])) != nil
         }
     }
@@ -68,19 +82,25 @@ public struct ImageSignatures: Sendable {
     /// The statements parsed, each checked to be an in-toto Statement v1 whose every subject
     /// is `digest` (`subject[].digest.sha256`): run before a push, so a statement of another
     /// build stops the put before anything is published.
-    public static func checked(_ statements: [(name: String, bytes: Data)], for digest: Digest) throws(SigningError) -> [(InTotoStatement, Data)] {
+    public static func checked(_ statements: [(name: String, bytes: Data)], for digest: Digest) throws(SigningError)
+        -> [(InTotoStatement, Data)]
+    {
         var result: [(InTotoStatement, Data)] = []
         for (name, bytes) in statements {
             let statement: InTotoStatement
             do { statement = try JSONDecoder().decode(InTotoStatement.self, from: bytes) } catch {
-                throw SigningError("attestation \(name) is not an in-toto statement (needs _type, subject and predicateType)")
+                throw SigningError(
+                    "attestation \(name) is not an in-toto statement (needs _type, subject and predicateType)")
             }
             guard statement.type == CosignVocabulary.inTotoStatementType else {
-                throw SigningError("attestation \(name) has _type \"\(statement.type)\", not \(CosignVocabulary.inTotoStatementType)")
+                throw SigningError(
+                    "attestation \(name) has _type \"\(statement.type)\", not \(CosignVocabulary.inTotoStatementType)")
             }
             let subjects = statement.subject.map { $0.digest["sha256"] ?? "(no sha256)" }
             guard !subjects.isEmpty, subjects.allSatisfy({ $0 == digest.encoded }) else {
-                throw SigningError("attestation \(name) is about sha256:\(subjects.first { $0 != digest.encoded } ?? "nothing"), not the pushed image \(digest); it was made for another build")
+                throw SigningError(
+                    "attestation \(name) is about sha256:\(subjects.first { $0 != digest.encoded } ?? "nothing"), not the pushed image \(digest); it was made for another build"
+                )
             }
             result.append((statement, bytes))
         }
@@ -98,12 +118,17 @@ public struct ImageSignatures: Sendable {
                 reasons.append("a layer of type \(layer.descriptor.mediaType) is not a simple-signing payload")
                 continue
             }
-            guard let signature = layer.descriptor.annotations?[CosignVocabulary.signatureAnnotation].flatMap({ Data(base64Encoded: $0) }) else {
+            guard
+                let signature = layer.descriptor.annotations?[CosignVocabulary.signatureAnnotation].flatMap({
+                    Data(base64Encoded: $0)
+                })
+            else {
                 reasons.append("a layer has no base64 \(CosignVocabulary.signatureAnnotation) annotation")
                 continue
             }
             guard keys.contains(where: { $0.isValid(signature, for: layer.content) }) else {
-                reasons.append("a signature does not verify with any of source.verify.public_keys (another key, or altered)")
+                reasons.append(
+                    "a signature does not verify with any of source.verify.public_keys (another key, or altered)")
                 continue
             }
             let payload: SimpleSigningPayload
@@ -122,22 +147,27 @@ public struct ImageSignatures: Sendable {
             return nil
         }
         // The most telling reason: a valid signature for something else beats a wrong key.
-        let best = reasons.first { $0.contains("another") && $0.hasPrefix("a signed payload") } ?? reasons.first ?? "no signature"
+        let best =
+            reasons.first { $0.contains("another") && $0.hasPrefix("a signed payload") } ?? reasons.first
+            ?? "no signature"
         return "\(digest) has no valid signature (\(layers.count) in \(store.repository):\(tag)): \(best)"
     }
 
     /// The DSSE envelopes attached to `digest`, with their predicate types; with `keys`, only
     /// those signed by one of them whose statement is about `digest`.
-    public func attestations(_ digest: Digest, keys: [VerificationKey]?) throws -> [(predicateType: String, envelope: Data)] {
+    public func attestations(_ digest: Digest, keys: [VerificationKey]?) throws -> [(
+        predicateType: String, envelope: Data
+    )] {
         try store.layers(.attestation, of: digest).compactMap { layer in
             guard layer.descriptor.mediaType == CosignVocabulary.dsseEnvelopeMediaType else { return nil }
             let type = layer.descriptor.annotations?[CosignVocabulary.predicateTypeAnnotation] ?? ""
             guard let keys else { return (type, layer.content) }
             guard let envelope = try? JSONDecoder().decode(DSSEEnvelope.self, from: layer.content),
-                  envelope.payloadType == CosignVocabulary.inTotoPayloadType,
-                  let body = try? envelope.verifiedPayload(keys),
-                  let statement = try? JSONDecoder().decode(InTotoStatement.self, from: body),
-                  statement.subject.contains(where: { $0.digest["sha256"] == digest.encoded }) else { return nil }
+                envelope.payloadType == CosignVocabulary.inTotoPayloadType,
+                let body = try? envelope.verifiedPayload(keys),
+                let statement = try? JSONDecoder().decode(InTotoStatement.self, from: body),
+                statement.subject.contains(where: { $0.digest["sha256"] == digest.encoded })
+            else { return nil }
             return (type, layer.content)
         }
     }

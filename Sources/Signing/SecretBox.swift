@@ -18,11 +18,14 @@ public enum SecretBox {
         let streamNonce = Array(nonce[16..<24])
         // The first 32 bytes of the stream key Poly1305; the message is XORed with the rest.
         let firstBlock = salsa20Block(key: subkey, nonce: streamNonce, counter: 0)
-        let tag = Array(box[0..<tagBytes]), ciphertext = Array(box[tagBytes...])
+        let tag = Array(box[0..<tagBytes])
+        let ciphertext = Array(box[tagBytes...])
         guard constantTimeEqual(poly1305(ciphertext, key: Array(firstBlock[0..<32])), tag) else { return nil }
 
         var plaintext = [UInt8](repeating: 0, count: ciphertext.count)
-        var block = firstBlock, used = 32, counter: UInt64 = 0
+        var block = firstBlock
+        var used = 32
+        var counter: UInt64 = 0
         for index in ciphertext.indices {
             if used == 64 {
                 counter += 1
@@ -58,16 +61,26 @@ public enum SecretBox {
             x[a] ^= (x[d] &+ x[c]).rotated(18)
         }
         for _ in 0..<10 {
-            quarter(0, 4, 8, 12); quarter(5, 9, 13, 1); quarter(10, 14, 2, 6); quarter(15, 3, 7, 11)
-            quarter(0, 1, 2, 3); quarter(5, 6, 7, 4); quarter(10, 11, 8, 9); quarter(15, 12, 13, 14)
+            quarter(0, 4, 8, 12)
+            quarter(5, 9, 13, 1)
+            quarter(10, 14, 2, 6)
+            quarter(15, 3, 7, 11)
+            quarter(0, 1, 2, 3)
+            quarter(5, 6, 7, 4)
+            quarter(10, 11, 8, 9)
+            quarter(15, 12, 13, 14)
         }
         return x
     }
 
     /// The Salsa20 state of a 32-byte key and a 16-byte input (nonce and counter).
     static func state(key: [UInt8], input: [UInt8]) -> [UInt32] {
-        let k = words(key), n = words(input)
-        return [sigma[0], k[0], k[1], k[2], k[3], sigma[1], n[0], n[1], n[2], n[3], sigma[2], k[4], k[5], k[6], k[7], sigma[3]]
+        let k = words(key)
+        let n = words(input)
+        return [
+            sigma[0], k[0], k[1], k[2], k[3], sigma[1], n[0], n[1], n[2], n[3], sigma[2], k[4], k[5], k[6], k[7],
+            sigma[3],
+        ]
     }
 
     /// HSalsa20: the 32-byte subkey XSalsa20 derives from `key` and the first 16 nonce bytes.
@@ -92,12 +105,21 @@ public enum SecretBox {
     /// follow the RFC's steps in order on the same limbs, and helpers would only pass them around.
     public static func poly1305(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
         let mask: UInt32 = 0x3ff_ffff
-        let r0 = load32(key, 0) & 0x3ff_ffff, r1 = (load32(key, 3) >> 2) & 0x3ff_ff03
-        let r2 = (load32(key, 6) >> 4) & 0x3ff_c0ff, r3 = (load32(key, 9) >> 6) & 0x3f0_3fff
+        let r0 = load32(key, 0) & 0x3ff_ffff
+        let r1 = (load32(key, 3) >> 2) & 0x3ff_ff03
+        let r2 = (load32(key, 6) >> 4) & 0x3ff_c0ff
+        let r3 = (load32(key, 9) >> 6) & 0x3f0_3fff
         let r4 = (load32(key, 12) >> 8) & 0x00f_ffff
-        let s1 = UInt64(r1 * 5), s2 = UInt64(r2 * 5), s3 = UInt64(r3 * 5), s4 = UInt64(r4 * 5)
+        let s1 = UInt64(r1 * 5)
+        let s2 = UInt64(r2 * 5)
+        let s3 = UInt64(r3 * 5)
+        let s4 = UInt64(r4 * 5)
         let (R0, R1, R2, R3, R4) = (UInt64(r0), UInt64(r1), UInt64(r2), UInt64(r3), UInt64(r4))
-        var h0: UInt32 = 0, h1: UInt32 = 0, h2: UInt32 = 0, h3: UInt32 = 0, h4: UInt32 = 0
+        var h0: UInt32 = 0
+        var h1: UInt32 = 0
+        var h2: UInt32 = 0
+        var h3: UInt32 = 0
+        var h4: UInt32 = 0
 
         var offset = 0
         while offset < message.count {
@@ -113,51 +135,99 @@ public enum SecretBox {
             h3 &+= (load32(block, 9) >> 6) & mask
             h4 &+= (load32(block, 12) >> 8) | high
 
-            let H0 = UInt64(h0), H1 = UInt64(h1), H2 = UInt64(h2), H3 = UInt64(h3), H4 = UInt64(h4)
+            let H0 = UInt64(h0)
+            let H1 = UInt64(h1)
+            let H2 = UInt64(h2)
+            let H3 = UInt64(h3)
+            let H4 = UInt64(h4)
             let d0 = H0 * R0 + H1 * s4 + H2 * s3 + H3 * s2 + H4 * s1
             var d1 = H0 * R1 + H1 * R0 + H2 * s4 + H3 * s3 + H4 * s2
             var d2 = H0 * R2 + H1 * R1 + H2 * R0 + H3 * s4 + H4 * s3
             var d3 = H0 * R3 + H1 * R2 + H2 * R1 + H3 * R0 + H4 * s4
             var d4 = H0 * R4 + H1 * R3 + H2 * R2 + H3 * R1 + H4 * R0
-            var carry = d0 >> 26; h0 = UInt32(d0 & UInt64(mask))
-            d1 += carry; carry = d1 >> 26; h1 = UInt32(d1 & UInt64(mask))
-            d2 += carry; carry = d2 >> 26; h2 = UInt32(d2 & UInt64(mask))
-            d3 += carry; carry = d3 >> 26; h3 = UInt32(d3 & UInt64(mask))
-            d4 += carry; carry = d4 >> 26; h4 = UInt32(d4 & UInt64(mask))
-            h0 &+= UInt32(carry) &* 5; let c = h0 >> 26; h0 &= mask; h1 &+= c
+            var carry = d0 >> 26
+            h0 = UInt32(d0 & UInt64(mask))
+            d1 += carry
+            carry = d1 >> 26
+            h1 = UInt32(d1 & UInt64(mask))
+            d2 += carry
+            carry = d2 >> 26
+            h2 = UInt32(d2 & UInt64(mask))
+            d3 += carry
+            carry = d3 >> 26
+            h3 = UInt32(d3 & UInt64(mask))
+            d4 += carry
+            carry = d4 >> 26
+            h4 = UInt32(d4 & UInt64(mask))
+            h0 &+= UInt32(carry) &* 5
+            let c = h0 >> 26
+            h0 &= mask
+            h1 &+= c
             offset += 16
         }
 
         // Full carry, then h mod 2^130 - 5 without branches on secret data.
-        var c = h1 >> 26; h1 &= mask
-        h2 &+= c; c = h2 >> 26; h2 &= mask
-        h3 &+= c; c = h3 >> 26; h3 &= mask
-        h4 &+= c; c = h4 >> 26; h4 &= mask
-        h0 &+= c &* 5; c = h0 >> 26; h0 &= mask
+        var c = h1 >> 26
+        h1 &= mask
+        h2 &+= c
+        c = h2 >> 26
+        h2 &= mask
+        h3 &+= c
+        c = h3 >> 26
+        h3 &= mask
+        h4 &+= c
+        c = h4 >> 26
+        h4 &= mask
+        h0 &+= c &* 5
+        c = h0 >> 26
+        h0 &= mask
         h1 &+= c
-        var g0 = h0 &+ 5; c = g0 >> 26; g0 &= mask
-        var g1 = h1 &+ c; c = g1 >> 26; g1 &= mask
-        var g2 = h2 &+ c; c = g2 >> 26; g2 &= mask
-        var g3 = h3 &+ c; c = g3 >> 26; g3 &= mask
+        var g0 = h0 &+ 5
+        c = g0 >> 26
+        g0 &= mask
+        var g1 = h1 &+ c
+        c = g1 >> 26
+        g1 &= mask
+        var g2 = h2 &+ c
+        c = g2 >> 26
+        g2 &= mask
+        var g3 = h3 &+ c
+        c = g3 >> 26
+        g3 &= mask
         var g4 = h4 &+ c &- (1 << 26)
         var select = (g4 >> 31) &- 1  // all ones when h >= 2^130 - 5 (take g), else zero
-        g0 &= select; g1 &= select; g2 &= select; g3 &= select; g4 &= select
+        g0 &= select
+        g1 &= select
+        g2 &= select
+        g3 &= select
+        g4 &= select
         select = ~select
-        h0 = (h0 & select) | g0; h1 = (h1 & select) | g1; h2 = (h2 & select) | g2
-        h3 = (h3 & select) | g3; h4 = (h4 & select) | g4
+        h0 = (h0 & select) | g0
+        h1 = (h1 & select) | g1
+        h2 = (h2 & select) | g2
+        h3 = (h3 & select) | g3
+        h4 = (h4 & select) | g4
 
-        let w0 = h0 | (h1 << 26), w1 = (h1 >> 6) | (h2 << 20), w2 = (h2 >> 12) | (h3 << 14), w3 = (h3 >> 18) | (h4 << 8)
-        var f = UInt64(w0) + UInt64(load32(key, 16)); let t0 = UInt32(truncatingIfNeeded: f)
-        f = UInt64(w1) + UInt64(load32(key, 20)) + (f >> 32); let t1 = UInt32(truncatingIfNeeded: f)
-        f = UInt64(w2) + UInt64(load32(key, 24)) + (f >> 32); let t2 = UInt32(truncatingIfNeeded: f)
-        f = UInt64(w3) + UInt64(load32(key, 28)) + (f >> 32); let t3 = UInt32(truncatingIfNeeded: f)
+        let w0 = h0 | (h1 << 26)
+        let w1 = (h1 >> 6) | (h2 << 20)
+        let w2 = (h2 >> 12) | (h3 << 14)
+        let w3 = (h3 >> 18) | (h4 << 8)
+        var f = UInt64(w0) + UInt64(load32(key, 16))
+        let t0 = UInt32(truncatingIfNeeded: f)
+        f = UInt64(w1) + UInt64(load32(key, 20)) + (f >> 32)
+        let t1 = UInt32(truncatingIfNeeded: f)
+        f = UInt64(w2) + UInt64(load32(key, 24)) + (f >> 32)
+        let t2 = UInt32(truncatingIfNeeded: f)
+        f = UInt64(w3) + UInt64(load32(key, 28)) + (f >> 32)
+        let t3 = UInt32(truncatingIfNeeded: f)
         return bytes([t0, t1, t2, t3])
     }
 
     // MARK: Little-endian words
 
     static func load32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(
+            bytes[offset + 3]) << 24
     }
 
     static func words(_ bytes: [UInt8]) -> [UInt32] {

@@ -1,5 +1,5 @@
-import Errors
 import Crypto
+import Errors
 import Foundation
 
 /// Why a key or a signature was not accepted. Never carries key material or a password.
@@ -49,15 +49,21 @@ public struct SigningKey: Sendable {
         if let label = Self.encryptedLabels.first(where: { pem.contains("-----BEGIN \($0)-----") }) {
             let der = try CosignEncryptedKey(pem: pem, label: label).open(password: password)
             do { raw = try P256.Signing.PrivateKey(derRepresentation: der).rawRepresentation } catch {
-                throw SigningError("the decrypted \(label) is not an ECDSA P-256 (prime256v1) key; Slipway signs with P-256 keys, cosign's default")
+                throw SigningError(
+                    "the decrypted \(label) is not an ECDSA P-256 (prime256v1) key; Slipway signs with P-256 keys, cosign's default"
+                )
             }
             return
         }
         if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            throw SigningError("an ENCRYPTED PRIVATE KEY (PKCS#8 with a password) is not read; decrypt it with `openssl pkcs8 -in key.pem -nocrypt -topk8` and keep the result in a credential manager, or give cosign's own encrypted key")
+            throw SigningError(
+                "an ENCRYPTED PRIVATE KEY (PKCS#8 with a password) is not read; decrypt it with `openssl pkcs8 -in key.pem -nocrypt -topk8` and keep the result in a credential manager, or give cosign's own encrypted key"
+            )
         }
         guard pem.contains("-----BEGIN PRIVATE KEY-----") || pem.contains("-----BEGIN EC PRIVATE KEY-----") else {
-            throw SigningError("expected a PEM private key (-----BEGIN PRIVATE KEY-----, -----BEGIN EC PRIVATE KEY----- or cosign's -----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----)")
+            throw SigningError(
+                "expected a PEM private key (-----BEGIN PRIVATE KEY-----, -----BEGIN EC PRIVATE KEY----- or cosign's -----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----)"
+            )
         }
         do { raw = try P256.Signing.PrivateKey(pemRepresentation: pem).rawRepresentation } catch {
             throw SigningError("the PEM is not an ECDSA P-256 (prime256v1) private key; cosign keys are P-256")

@@ -20,7 +20,9 @@ public struct SimpleSigningPayload: Sendable, Equatable {
 
     /// The bytes that are signed, in cosign's field order.
     public var bytes: Data {
-        Data(#"{"critical":{"identity":{"docker-reference":\#(Self.quoted(dockerReference))},"image":{"docker-manifest-digest":\#(Self.quoted(digest.rawValue))},"type":\#(Self.quoted(CosignVocabulary.simpleSigningType))},"optional":null}"#.utf8)
+        Data(
+            #"{"critical":{"identity":{"docker-reference":\#(Self.quoted(dockerReference))},"image":{"docker-manifest-digest":\#(Self.quoted(digest.rawValue))},"type":\#(Self.quoted(CosignVocabulary.simpleSigningType))},"optional":null}"#
+                .utf8)
     }
 
     /// A JSON string as cosign's Go encoder writes it for these values (slashes as they are).
@@ -34,11 +36,14 @@ public struct SimpleSigningPayload: Sendable, Equatable {
     /// and `identity`; the type cosign's; `optional` absent, null or an object.
     public init(parsing data: Data) throws(SigningError) {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let critical = object["critical"] as? [String: Any] else {
+            let critical = object["critical"] as? [String: Any]
+        else {
             throw SigningError("the payload is not a simple-signing JSON object with a critical section")
         }
         guard Set(critical.keys) == ["type", "image", "identity"] else {
-            throw SigningError("the payload's critical section has fields \(critical.keys.sorted()), not exactly type, image and identity")
+            throw SigningError(
+                "the payload's critical section has fields \(critical.keys.sorted()), not exactly type, image and identity"
+            )
         }
         guard critical["type"] as? String == CosignVocabulary.simpleSigningType else {
             throw SigningError("the payload's critical.type is not \"\(CosignVocabulary.simpleSigningType)\"")
@@ -47,11 +52,13 @@ public struct SimpleSigningPayload: Sendable, Equatable {
             throw SigningError("the payload's optional section is neither null nor an object")
         }
         guard let image = critical["image"] as? [String: Any], image.count == 1,
-              let digestText = image["docker-manifest-digest"] as? String, let digest = try? Digest(digestText) else {
+            let digestText = image["docker-manifest-digest"] as? String, let digest = try? Digest(digestText)
+        else {
             throw SigningError("the payload's critical.image has no valid docker-manifest-digest")
         }
         guard let identity = critical["identity"] as? [String: Any], identity.count == 1,
-              let reference = identity["docker-reference"] as? String else {
+            let reference = identity["docker-reference"] as? String
+        else {
             throw SigningError("the payload's critical.identity has no docker-reference")
         }
         self.init(dockerReference: reference, digest: digest)
@@ -83,13 +90,16 @@ public struct DSSEEnvelope: Codable, Sendable, Equatable {
     /// `payload` of `payloadType`, signed with `key`.
     public static func signing(_ payload: Data, payloadType: String, with key: SigningKey) throws -> DSSEEnvelope {
         let signature = try key.sign(pae(payloadType, payload))
-        return DSSEEnvelope(payloadType: payloadType, payload: payload.base64EncodedString(),
-                            signatures: [Signature(keyid: "", sig: signature.base64EncodedString())])
+        return DSSEEnvelope(
+            payloadType: payloadType, payload: payload.base64EncodedString(),
+            signatures: [Signature(keyid: "", sig: signature.base64EncodedString())])
     }
 
     /// The payload, when one of the signatures verifies with one of `keys`.
     public func verifiedPayload(_ keys: [VerificationKey]) throws(SigningError) -> Data {
-        guard let body = Data(base64Encoded: payload) else { throw SigningError("the envelope's payload is not base64") }
+        guard let body = Data(base64Encoded: payload) else {
+            throw SigningError("the envelope's payload is not base64")
+        }
         let signed = Self.pae(payloadType, body)
         for signature in signatures {
             guard let der = Data(base64Encoded: signature.sig) else { continue }
@@ -112,6 +122,7 @@ public struct InTotoStatement: Decodable, Sendable {
     public var predicateType: String
 
     enum CodingKeys: String, CodingKey {
-        case type = "_type", subject, predicateType
+        case type = "_type"
+        case subject, predicateType
     }
 }

@@ -24,7 +24,8 @@ func buildTask(_ arguments: [String]) -> Never {
             let result = try ImageBuild(configuration, log: log, progress: StatusLine()).run()
             log.info("build-task: \(result.digest) in \(configuration.output.path)")
         case .plan(let flags, let graph, let emitPipeline):
-            let planner = try ImagePlanner(flags: flags, graph: graph, environment: environment, directory: directory, log: log)
+            let planner = try ImagePlanner(
+                flags: flags, graph: graph, environment: environment, directory: directory, log: log)
             let images = try planner.graph()
             if let emitPipeline {
                 let text = try planner.writePipeline(images, to: emitPipeline)
@@ -33,7 +34,8 @@ func buildTask(_ arguments: [String]) -> Never {
                 for image in try planner.plan(images) { standardOutput(image.line) }
             }
         case .buildAll(let flags, let graph):
-            let planner = try ImagePlanner(flags: flags, graph: graph, environment: environment, directory: directory, log: log)
+            let planner = try ImagePlanner(
+                flags: flags, graph: graph, environment: environment, directory: directory, log: log)
             _ = try planner.buildAll(progress: StatusLine()) { standardOutput($0.line) }
         }
         exit(0)

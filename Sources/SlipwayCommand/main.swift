@@ -60,7 +60,8 @@ func printable(_ name: String) -> String {
 /// The arguments as the C library passed them: CommandLine.arguments finds them on Linux
 /// through /proc/self/maps, and is empty without /proc (a bare chroot), where `check` used
 /// to work, needing no arguments.
-let arguments = slipway_argc() > 0
+let arguments =
+    slipway_argc() > 0
     ? (0..<Int(slipway_argc())).compactMap { slipway_argv()[$0].map { String(cString: $0) } }
     : CommandLine.arguments
 let calledAs = arguments.first.flatMap { $0.split(separator: "/").last.map(String.init) } ?? "slipway"
@@ -70,7 +71,9 @@ if let command = Command(rawValue: calledAs) {
     run(command, arguments.dropFirst())
 }
 guard calledAs == "slipway" else {
-    refuse("called as \(printable(calledAs)), which is none of its names (\(names)); link it by one of them or run `slipway <command>`")
+    refuse(
+        "called as \(printable(calledAs)), which is none of its names (\(names)); link it by one of them or run `slipway <command>`"
+    )
 }
 switch arguments.dropFirst().first {
 case nil:

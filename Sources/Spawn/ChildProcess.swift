@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Starting one program, and waiting for it: the one place Slipway (and its tests) call
@@ -32,8 +32,10 @@ public enum ChildProcess {
     ///   - ownProcessGroup: the child leads a process group of its own, so a signal to the
     ///     group reaches what it starts too (``TerminationCleanup`` relies on it).
     /// - Returns: the child's process id; reap it with ``wait(for:)``.
-    public static func start(executable: String, arguments: [String], environment: [String: String], currentDirectory: String? = nil,
-                             stdin: Int32, stdout: Int32, stderr: Int32, ownProcessGroup: Bool = true) throws -> pid_t {
+    public static func start(
+        executable: String, arguments: [String], environment: [String: String], currentDirectory: String? = nil,
+        stdin: Int32, stdout: Int32, stderr: Int32, ownProcessGroup: Bool = true
+    ) throws -> pid_t {
         var path = executable
         var argv = [executable] + arguments
         if let currentDirectory, addChdir == nil {
@@ -70,7 +72,7 @@ public enum ChildProcess {
             flags |= Int32(POSIX_SPAWN_SETPGROUP)
         }
         #if canImport(Darwin)
-        flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
+            flags |= Int32(POSIX_SPAWN_CLOEXEC_DEFAULT)
         #endif
         posix_spawnattr_setflags(&attributes, Int16(flags))
 
@@ -128,7 +130,8 @@ public enum ChildProcess {
     /// A `waitpid` status (WIFEXITED and friends are macros Swift does not import).
     private static func decode(_ status: Int32) -> ExitStatus {
         let signal = status & 0x7f
-        return signal == 0 ? ExitStatus(code: (status >> 8) & 0xff, signaled: false) : ExitStatus(code: signal, signaled: true)
+        return signal == 0
+            ? ExitStatus(code: (status >> 8) & 0xff, signaled: false) : ExitStatus(code: signal, signaled: true)
     }
 }
 
@@ -139,9 +142,9 @@ private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) ->
 
 private func symbol<T>(_ name: String, as type: T.Type) -> T? {
     #if canImport(Darwin)
-    let handle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
+        let handle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
     #else
-    let handle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
+        let handle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
     #endif
     return dlsym(handle, name).map { unsafeBitCast($0, to: type) }
 }
@@ -151,11 +154,11 @@ private let addClosefrom = symbol("posix_spawn_file_actions_addclosefrom_np", as
 private let pipe2Function = symbol("pipe2", as: Pipe2.self)
 
 #if canImport(Darwin)
-private typealias FileActions = posix_spawn_file_actions_t?
-private typealias SpawnAttributes = posix_spawnattr_t?
+    private typealias FileActions = posix_spawn_file_actions_t?
+    private typealias SpawnAttributes = posix_spawnattr_t?
 #else
-private typealias FileActions = posix_spawn_file_actions_t
-private typealias SpawnAttributes = posix_spawnattr_t
+    private typealias FileActions = posix_spawn_file_actions_t
+    private typealias SpawnAttributes = posix_spawnattr_t
 #endif
 
 /// The C library's `pipe` (``ChildProcess/pipe()`` shadows its name inside the enum).

@@ -24,8 +24,10 @@ public struct Command: Sendable, Equatable {
     public var currentDirectory: String?
 
     /// Creates a command.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil,
-                idleTimeout: Duration? = nil, currentDirectory: String? = nil) {
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: Data? = nil,
+        idleTimeout: Duration? = nil, currentDirectory: String? = nil
+    ) {
         self.currentDirectory = currentDirectory
         self.executable = executable
         self.arguments = arguments
@@ -57,8 +59,10 @@ public struct CommandResult: Sendable, Equatable {
     public var timedOut: Bool
 
     /// Creates a result.
-    public init(status: Int32, terminatedBySignal: Bool = false, standardOutput: Data = Data(), standardError: Data = Data(),
-                timedOut: Bool = false) {
+    public init(
+        status: Int32, terminatedBySignal: Bool = false, standardOutput: Data = Data(), standardError: Data = Data(),
+        timedOut: Bool = false
+    ) {
         self.status = status
         self.terminatedBySignal = terminatedBySignal
         self.standardOutput = standardOutput

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A 0700 directory for one run's secrets (git's ssh key, buildah's auth file), named
@@ -41,7 +41,9 @@ public enum PrivateDirectory {
         var removed: [URL] = []
         for name in names where name.hasPrefix(prefix) {
             let parts = name.dropFirst(prefix.count).split(separator: ".")
-            guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, pid != getpid(), kill(pid, 0) != 0,
+                errno == ESRCH
+            else { continue }
             let directory = parent.appendingPathComponent(name)
             if (try? FileManager.default.removeItem(at: directory)) != nil { removed.append(directory) }
         }

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The production ``CommandRunner``: `posix_spawn` with a clean signal state, and one
@@ -65,7 +65,8 @@ public struct SpawnCommandRunner: CommandRunner {
             pid = try TerminationCleanup.startChild {
                 try ChildProcess.start(
                     executable: executable, arguments: command.arguments, environment: environment,
-                    currentDirectory: command.currentDirectory, stdin: input.read, stdout: output.write, stderr: errors.write
+                    currentDirectory: command.currentDirectory, stdin: input.read, stdout: output.write,
+                    stderr: errors.write
                 )
             }
         } catch {
@@ -75,12 +76,14 @@ public struct SpawnCommandRunner: CommandRunner {
         // The child holds its own copies; ours must go or we never see end of file.
         closeAll([output.write, errors.write, input.read])
 
-        let (stdout, stderr, timedOut) = pump(input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
-                                              onOutputLine: onOutputLine, child: pid, idleTimeout: command.idleTimeout)
+        let (stdout, stderr, timedOut) = pump(
+            input: command.input ?? Data(), to: input.write, from: output.read, and: errors.read,
+            onOutputLine: onOutputLine, child: pid, idleTimeout: command.idleTimeout)
         let exit = ChildProcess.wait(for: pid)
         TerminationCleanup.childEnded(pid)
-        return CommandResult(status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr,
-                             timedOut: timedOut)
+        return CommandResult(
+            status: exit.code, terminatedBySignal: exit.signaled, standardOutput: stdout, standardError: stderr,
+            timedOut: timedOut)
     }
 }
 
@@ -105,8 +108,10 @@ private func closeAll(_ descriptors: [Int32]) {
 /// Writes `input` to `inputFD` (then closes it) while reading both outputs to end of file.
 /// With `idleTimeout`, kills `child`'s process group once neither output nor the bytes the
 /// child has read or written (`/proc/<pid>/io`) changed for that long, and says so.
-private func pump(input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
-                  onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?) -> (Data, Data, Bool) {
+private func pump(
+    input: Data, to inputFD: Int32, from outputFD: Int32, and errorFD: Int32,
+    onOutputLine: ((String) -> Void)? = nil, child: pid_t, idleTimeout: Duration?
+) -> (Data, Data, Bool) {
     var idle = idleTimeout.map { IdleWatch(limit: $0, moved: bytesMoved(by: child)) }
     var timedOut = false
     var stdout = Data()
@@ -232,7 +237,9 @@ private func bytesMoved(by pid: pid_t) -> UInt64? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return nil }
     var total: UInt64?
     for line in text.split(separator: "\n") where line.hasPrefix("rchar:") || line.hasPrefix("wchar:") {
-        if let count = UInt64(line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)) { total = (total ?? 0) &+ count }
+        if let count = UInt64(line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)) {
+            total = (total ?? 0) &+ count
+        }
     }
     return total
 }

@@ -2,11 +2,11 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What happens when the process gets SIGINT or SIGTERM (Concourse aborting a build, a
@@ -38,7 +38,8 @@ public enum TerminationCleanup {
     /// handlers on first use. When `body` returns or throws the action is removed without
     /// running: whoever registered it does its work on that path (releasing the lock,
     /// removing the directory) itself. Scoped, so no action outlives its work.
-    public static func onSignal<R>(_ action: @escaping @Sendable () -> Void, during body: () throws -> R) rethrows -> R {
+    public static func onSignal<R>(_ action: @escaping @Sendable () -> Void, during body: () throws -> R) rethrows -> R
+    {
         _ = installation
         let id = state.withLock { state in
             state.next += 1
@@ -163,9 +164,9 @@ private let installation: Void = {
     for signalNumber in [SIGINT, SIGTERM] {
         var action = sigaction()
         #if canImport(Darwin)
-        action.__sigaction_u.__sa_handler = forwardSignal
+            action.__sigaction_u.__sa_handler = forwardSignal
         #else
-        action.__sigaction_handler.sa_handler = forwardSignal
+            action.__sigaction_handler.sa_handler = forwardSignal
         #endif
         sigemptyset(&action.sa_mask)
         action.sa_flags = SA_RESTART

@@ -10,7 +10,9 @@ import OCI
 public enum ReleaseTags {
     /// - Parameter floating: the tag for the newest release: `stable`, or `latest`
     ///   for registry-image's `bump_aliases`.
-    public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable") -> [String] {
+    public static func tags(for release: SemanticVersion, existing: [SemanticVersion], floating: String = "stable")
+        -> [String]
+    {
         var tags = immutableTags(for: release)
         guard !release.isPrerelease else { return tags }
         // Only a full version (`1.2.3`, `v1.2.3`) is a release: a one- or two-part tag is an

@@ -90,7 +90,11 @@ extension TagTemplate {
     /// 12, the repository placeholders as any non-empty text, the rest literally.
     func couldRenderForAnotherCommit(_ name: String) -> Bool {
         guard description.contains("{ref}") || description.contains("{short_ref}") else { return false }
-        enum Piece { case literal(Character), hex(Int), any }
+        enum Piece {
+            case literal(Character)
+            case hex(Int)
+            case any
+        }
         var pieces: [Piece] = []
         var rest = Substring(description)
         while let first = rest.first {
@@ -115,7 +119,8 @@ extension TagTemplate {
                 return at < characters.count && characters[at] == character && match(piece + 1, at + 1)
             case .hex(let count):
                 guard at + count <= characters.count,
-                      characters[at..<at + count].allSatisfy({ $0.isASCII && ($0.isNumber || ("a"..."f").contains($0)) }) else { return false }
+                    characters[at..<at + count].allSatisfy({ $0.isASCII && ($0.isNumber || ("a"..."f").contains($0)) })
+                else { return false }
                 return match(piece + 1, at + count)
             case .any:
                 guard at < characters.count else { return false }

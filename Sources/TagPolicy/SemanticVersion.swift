@@ -24,7 +24,9 @@ public struct SemanticVersion: Hashable, Sendable, Comparable, CustomStringConve
         var build: String?
         if let plus = rest.firstIndex(of: "+") {
             build = String(rest[rest.index(after: plus)...])
-            guard let build, !build.isEmpty, build.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(Self.isIdentifier) else { return nil }
+            guard let build, !build.isEmpty,
+                build.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(Self.isIdentifier)
+            else { return nil }
             rest = rest[..<plus]
         }
         var prerelease: [String] = []
@@ -33,7 +35,9 @@ public struct SemanticVersion: Hashable, Sendable, Comparable, CustomStringConve
             let identifiers = text.split(separator: ".", omittingEmptySubsequences: false)
             guard !text.isEmpty, identifiers.allSatisfy(Self.isIdentifier) else { return nil }
             // Numeric identifiers must not have leading zeros (semver 2.0 §9).
-            guard identifiers.allSatisfy({ !($0.allSatisfy(\.isASCIIDigit) && $0.count > 1 && $0.first == "0") }) else { return nil }
+            guard identifiers.allSatisfy({ !($0.allSatisfy(\.isASCIIDigit) && $0.count > 1 && $0.first == "0") }) else {
+                return nil
+            }
             prerelease = identifiers.map(String.init)
             rest = rest[..<dash]
         }
@@ -42,7 +46,8 @@ public struct SemanticVersion: Hashable, Sendable, Comparable, CustomStringConve
         var values: [UInt64] = []
         for number in numbers {
             guard !number.isEmpty, number.count <= 19, number.allSatisfy(\.isASCIIDigit),
-                  number == "0" || number.first != "0", let value = UInt64(number) else { return nil }
+                number == "0" || number.first != "0", let value = UInt64(number)
+            else { return nil }
             values.append(value)
         }
         self.major = values[0]
@@ -77,7 +82,7 @@ public struct SemanticVersion: Hashable, Sendable, Comparable, CustomStringConve
         }
         for (a, b) in zip(lhs.prerelease, rhs.prerelease) where a != b {
             switch (UInt64(a), UInt64(b)) {
-            case let (x?, y?): return x < y
+            case (let x?, let y?): return x < y
             case (.some, nil): return true
             case (nil, .some): return false
             case (nil, nil): return a < b

@@ -19,8 +19,10 @@ public struct SemverSelection: Sendable {
     /// The prefixes registry-image always treats as prereleases.
     public static let builtInPreReleasePrefixes = ["alpha", "beta", "rc"]
 
-    public init(variant: String? = nil, constraint: VersionConstraint? = nil, preReleases: Bool = false,
-                preReleasePrefixes: [String] = []) {
+    public init(
+        variant: String? = nil, constraint: VersionConstraint? = nil, preReleases: Bool = false,
+        preReleasePrefixes: [String] = []
+    ) {
         self.variant = variant
         self.constraint = constraint
         self.preReleases = preReleases
@@ -44,7 +46,7 @@ public struct SemverSelection: Sendable {
             // them does a `-` inside the prerelease text mark a variant.
             let pre = version.prerelease.joined(separator: ".")
             guard preReleases, preReleasePrefixes.isEmpty ? !pre.contains("-") : true,
-                  (Self.builtInPreReleasePrefixes + preReleasePrefixes).contains(where: { pre.hasPrefix($0) })
+                (Self.builtInPreReleasePrefixes + preReleasePrefixes).contains(where: { pre.hasPrefix($0) })
             else { return nil }
         }
         return version

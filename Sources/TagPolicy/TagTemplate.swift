@@ -15,7 +15,9 @@ public struct TagContext: Sendable, Equatable {
     /// The git tag name of the version in release mode (`git.tag_filter`/`tag_regex`).
     public var release: String?
 
-    public init(commit: String, branch: String? = nil, base: Digest? = nil, tagFile: String? = nil, release: String? = nil) {
+    public init(
+        commit: String, branch: String? = nil, base: Digest? = nil, tagFile: String? = nil, release: String? = nil
+    ) {
         self.commit = commit
         self.branch = branch
         self.base = base
@@ -52,7 +54,9 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
             }
             let name = String(rest[rest.index(after: open)..<close])
             guard Self.placeholders.contains(name) else {
-                throw ValidationError("tag template \(quoted(text)): unknown placeholder {\(quoted(name).dropFirst().dropLast())}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))")
+                throw ValidationError(
+                    "tag template \(quoted(text)): unknown placeholder {\(quoted(name).dropFirst().dropLast())}; known: \(Self.placeholders.map { "{\($0)}" }.joined(separator: ", "))"
+                )
             }
             rest = rest[rest.index(after: close)...]
         }
@@ -65,7 +69,8 @@ public struct TagTemplate: Sendable, Equatable, CustomStringConvertible {
         func fill(_ name: String, _ value: String?) throws(ValidationError) {
             guard text.contains("{\(name)}") else { return }
             guard let value, !value.isEmpty else {
-                throw ValidationError("tag template \(quoted(description)) needs {\(name)}, which this build does not have")
+                throw ValidationError(
+                    "tag template \(quoted(description)) needs {\(name)}, which this build does not have")
             }
             text = text.replacingOccurrences(of: "{\(name)}", with: value)
         }
@@ -90,7 +95,10 @@ public enum TagSanitizer {
         var result = ""
         var inRun = false
         for scalar in text.unicodeScalars {
-            let valid = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "_.-".unicodeScalars.contains(scalar))
+            let valid =
+                scalar.isASCII
+                && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
+                    || "_.-".unicodeScalars.contains(scalar))
             if valid {
                 result.unicodeScalars.append(scalar)
                 inRun = false

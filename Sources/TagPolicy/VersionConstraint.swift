@@ -26,9 +26,18 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
     /// or wildcard parts set to zero, and which parts were wildcards.
     private struct Clause: Sendable {
         enum Operator: String, Sendable, CaseIterable {
-            case tildeOrEqual = "", equal = "=", notEqual = "!=", greater = ">", less = "<"
-            case greaterOrEqual = ">=", greaterOrEqualAlias = "=>", lessOrEqual = "<=", lessOrEqualAlias = "=<"
-            case tilde = "~", tildeAlias = "~>", caret = "^"
+            case tildeOrEqual = ""
+            case equal = "="
+            case notEqual = "!="
+            case greater = ">"
+            case less = "<"
+            case greaterOrEqual = ">="
+            case greaterOrEqualAlias = "=>"
+            case lessOrEqual = "<="
+            case lessOrEqualAlias = "=<"
+            case tilde = "~"
+            case tildeAlias = "~>"
+            case caret = "^"
         }
         var op: Operator
         var version: SemanticVersion
@@ -45,22 +54,26 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
     public let description: String
 
     // The patterns of Masterminds v3 (`constraints.go`), in ICU syntax, which reads them alike.
-    private static let versionPattern = #"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?"#
+    private static let versionPattern =
+        #"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?"#
         + #"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"#
     private static let operatorPattern = #"=||!=|>|<|>=|=>|<=|=<|~|~>|\^"#
 
     public init(_ text: String) throws(ValidationError) {
         description = text
-        let v = Self.versionPattern, ops = Self.operatorPattern
+        let v = Self.versionPattern
+        let ops = Self.operatorPattern
         let range = Self.regex(#"\s*("# + v + #")\s+-\s+("# + v + #")\s*"#)
-        let valid = Self.regex(#"^(\s*("# + ops + #")\s*("# + v + #")\s*)((?:\s+|,\s*)("# + ops + #")\s*("# + v + #")\s*)*$"#)
+        let valid = Self.regex(
+            #"^(\s*("# + ops + #")\s*("# + v + #")\s*)((?:\s+|,\s*)("# + ops + #")\s*("# + v + #")\s*)*$"#)
         let find = Self.regex("(" + ops + #")\s*("# + v + ")")
         let single = Self.regex(#"^\s*("# + ops + #")\s*("# + v + #")\s*$"#)
 
         // `1.2 - 1.4.5` becomes `>= 1.2, <= 1.4.5`, as Masterminds rewrites it before anything else.
         var rewritten = text
         for match in Self.matches(range, in: text) {
-            let low = match[1] ?? "", high = match[11] ?? ""
+            let low = match[1] ?? ""
+            let high = match[11] ?? ""
             if let found = rewritten.range(of: match[0] ?? "") {
                 rewritten.replaceSubrange(found, with: ">= \(low), <= \(high) ")
             }
@@ -68,13 +81,15 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
         var alternatives: [(clauses: [Clause], admitsPrereleases: Bool)] = []
         for alternative in rewritten.components(separatedBy: "||") {
             guard !Self.matches(valid, in: alternative).isEmpty else {
-                throw ValidationError("invalid semver_constraint \(quoted(text)): cannot read \(quoted(alternative.trimmingCharacters(in: .whitespaces))) (e.g. \">= 1.2, < 2\", \"~1.4\", \"1.x || >= 3\")")
+                throw ValidationError(
+                    "invalid semver_constraint \(quoted(text)): cannot read \(quoted(alternative.trimmingCharacters(in: .whitespaces))) (e.g. \">= 1.2, < 2\", \"~1.4\", \"1.x || >= 3\")"
+                )
             }
             var clauses: [Clause] = []
             for found in Self.matches(find, in: alternative) {
                 let token = found[0] ?? ""
                 guard let parts = Self.matches(single, in: token).first,
-                      let clause = Self.clause(operator: parts[1] ?? "", parts: parts)
+                    let clause = Self.clause(operator: parts[1] ?? "", parts: parts)
                 else {
                     throw ValidationError("invalid semver_constraint \(quoted(text)): cannot read \(quoted(token))")
                 }
@@ -99,10 +114,14 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
     /// 3 the major, 4 `.minor`, 5 `.patch`, 6 `-prerelease`.
     private static func clause(operator text: String, parts: [String?]) -> Clause? {
         guard let op = Clause.Operator(rawValue: text) else { return nil }
-        let major = parts[3] ?? "", minor = (parts[4] ?? "").dropFirst(), patch = (parts[5] ?? "").dropFirst()
+        let major = parts[3] ?? ""
+        let minor = (parts[4] ?? "").dropFirst()
+        let patch = (parts[5] ?? "").dropFirst()
         let pre = parts[6] ?? ""
         var written = parts[2] ?? ""
-        var dirty = false, minorDirty = false, patchDirty = false
+        var dirty = false
+        var minorDirty = false
+        var patchDirty = false
         if isWildcard(major) || major.isEmpty {
             written = "0.0.0" + pre
             dirty = true
@@ -153,7 +172,7 @@ public struct VersionConstraint: Sendable, CustomStringConvertible {
     private static func greater(_ v: SemanticVersion, _ c: Clause) -> Bool {
         guard c.dirty else { return c.version < v }
         if v.major != c.version.major { return v.major > c.version.major }
-        if c.minorDirty { return false }          // 11.1.0 is not > 11
+        if c.minorDirty { return false }  // 11.1.0 is not > 11
         if c.patchDirty { return v.minor > c.version.minor }  // 11.1.1 is not > 11.1
         return c.version < v
     }

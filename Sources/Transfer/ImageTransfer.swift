@@ -35,8 +35,10 @@ public struct ImageTransfer: Sendable {
 
     /// Pushes `image` to `repository` under `tags` (none: by digest only).
     /// - Parameter mountFrom: repositories of the same registry to mount missing blobs from.
-    public func push(_ image: LayoutImage, with client: RegistryClient, to repository: Repository,
-                     tags: [Tag], mountFrom: Repository? = nil) throws -> Report {
+    public func push(
+        _ image: LayoutImage, with client: RegistryClient, to repository: Repository,
+        tags: [Tag], mountFrom: Repository? = nil
+    ) throws -> Report {
         let layout = image.layout
         var manifests: [(Descriptor, Data)] = []
         var blobs: [Descriptor] = []
@@ -57,14 +59,18 @@ public struct ImageTransfer: Sendable {
         var succeeded = false
         defer { progress?.ended(succeeded: succeeded) }
         let outcomes = try parallel(unique(blobs)) { [progress] blob in
-            let outcome = try client.uploadBlob(repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom,
-                                                progress: observing(blob, .push))
+            let outcome = try client.uploadBlob(
+                repository, blob, from: layout.blobPath(blob.digest), mountFrom: mountFrom,
+                progress: observing(blob, .push))
             observe(outcome, of: blob, mountedFrom: mountFrom, progress)
             return outcome
         }
         count(outcomes, into: &report)
-        try putManifests(manifests, top: image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
-        log.debug("pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present")
+        try putManifests(
+            manifests, top: image.descriptor, image.bytes, client: client, repository: repository, tags: tags)
+        log.debug(
+            "pushed \(repository)@\(image.descriptor.digest): \(report.uploaded) uploaded, \(report.mounted) mounted, \(report.present) present"
+        )
         succeeded = true
         return report
     }
@@ -83,8 +89,10 @@ public struct ImageTransfer: Sendable {
     ///
     /// With `.all`, a multi-platform image's `index.json` is the registry's index byte for
     /// byte, so it hashes to `digest`; a single manifest is listed in `index.json` under `name`.
-    public func pull(_ repository: Repository, _ digest: Digest, with client: RegistryClient,
-                     into layout: OCILayout, platforms: Platforms, name: String? = nil) throws -> LayoutImage {
+    public func pull(
+        _ repository: Repository, _ digest: Digest, with client: RegistryClient,
+        into layout: OCILayout, platforms: Platforms, name: String? = nil
+    ) throws -> LayoutImage {
         let top = try client.manifest(repository, .digest(digest))
         try layout.writeBlob(top.bytes, mediaType: top.mediaType)
         var wanted: [Descriptor] = []
@@ -110,7 +118,8 @@ public struct ImageTransfer: Sendable {
             if layout.hasBlob(blob) { progress?.skipped(blob, .inLayout) } else { missing.append(blob) }
         }
         _ = try parallel(missing) { [progress] blob in
-            try client.downloadBlob(repository, blob, to: layout.blobPath(blob.digest), progress: observing(blob, .pull))
+            try client.downloadBlob(
+                repository, blob, to: layout.blobPath(blob.digest), progress: observing(blob, .pull))
             progress?.finished(blob, .pull)
         }
         // index.json last, once every blob is in: a pull that fails half-way leaves a layout
@@ -121,7 +130,8 @@ public struct ImageTransfer: Sendable {
         } else {
             try layout.writeIndex(ImageIndex(manifests: [describe(top, name: name)]))
         }
-        let image = LayoutImage(layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
+        let image = LayoutImage(
+            layout: layout, descriptor: top.descriptor, bytes: top.bytes, manifest: try top.decode())
         succeeded = true
         return image
     }
@@ -130,8 +140,10 @@ public struct ImageTransfer: Sendable {
 
     /// Copies `digest` from one repository (maybe on another registry) to another under
     /// `tags`, sending only blobs the destination lacks (mounting within one registry).
-    public func copy(_ digest: Digest, from source: RegistryClient, _ sourceRepository: Repository,
-                     to destination: RegistryClient, _ destinationRepository: Repository, tags: [Tag], scratch: URL) throws -> Report {
+    public func copy(
+        _ digest: Digest, from source: RegistryClient, _ sourceRepository: Repository,
+        to destination: RegistryClient, _ destinationRepository: Repository, tags: [Tag], scratch: URL
+    ) throws -> Report {
         let sameRegistry = source.host == destination.host
         let top = try source.manifest(sourceRepository, .digest(digest))
         var manifests: [(Descriptor, Data)] = []
@@ -156,26 +168,33 @@ public struct ImageTransfer: Sendable {
             let outcome: BlobUploadOutcome
             if try destination.blobExists(destinationRepository, blob.digest) {
                 outcome = .present
-            } else if sameRegistry, try destination.mountBlob(destinationRepository, blob.digest, from: sourceRepository) {
+            } else if sameRegistry,
+                try destination.mountBlob(destinationRepository, blob.digest, from: sourceRepository)
+            {
                 outcome = .mounted
             } else {
                 // Another registry: the blob comes down to a scratch file, then goes up.
                 let file = try fetch(blob, from: source, sourceRepository, scratch: scratch)
                 defer { unlink(file.path) }
-                outcome = try destination.uploadBlob(destinationRepository, blob, from: file, progress: observing(blob, .push))
+                outcome = try destination.uploadBlob(
+                    destinationRepository, blob, from: file, progress: observing(blob, .push))
             }
             observe(outcome, of: blob, mountedFrom: sourceRepository, progress)
             return outcome
         }
         count(outcomes, into: &report)
-        try putManifests(manifests, top: top.descriptor, top.bytes, client: destination, repository: destinationRepository, tags: tags)
+        try putManifests(
+            manifests, top: top.descriptor, top.bytes, client: destination, repository: destinationRepository,
+            tags: tags)
         succeeded = true
         return report
     }
 
     // MARK: helpers
 
-    private func fetch(_ blob: Descriptor, from client: RegistryClient, _ repository: Repository, scratch: URL) throws -> URL {
+    private func fetch(_ blob: Descriptor, from client: RegistryClient, _ repository: Repository, scratch: URL) throws
+        -> URL
+    {
         let file = scratch.appendingPathComponent(blob.digest.encoded)
         try client.downloadBlob(repository, blob, to: file, progress: observing(blob, .pull))
         progress?.finished(blob, .pull)
@@ -188,8 +207,10 @@ public struct ImageTransfer: Sendable {
         return { bytes in progress.moved(blob, direction, bytes: bytes) }
     }
 
-    private func observe(_ outcome: BlobUploadOutcome, of blob: Descriptor, mountedFrom: Repository?,
-                         _ progress: (any TransferObserver)?) {
+    private func observe(
+        _ outcome: BlobUploadOutcome, of blob: Descriptor, mountedFrom: Repository?,
+        _ progress: (any TransferObserver)?
+    ) {
         switch outcome {
         case .uploaded: progress?.finished(blob, .push)
         case .present: progress?.skipped(blob, .present)
@@ -200,13 +221,16 @@ public struct ImageTransfer: Sendable {
     /// Puts an image's manifests, children first, so an index never names a manifest the
     /// registry lacks; then the top one (the last of `manifests`) under each tag, or by
     /// digest when there is none.
-    private func putManifests(_ manifests: [(Descriptor, Data)], top descriptor: Descriptor, _ bytes: Data, client: RegistryClient,
-                              repository: Repository, tags: [Tag]) throws {
+    private func putManifests(
+        _ manifests: [(Descriptor, Data)], top descriptor: Descriptor, _ bytes: Data, client: RegistryClient,
+        repository: Repository, tags: [Tag]
+    ) throws {
         for (child, childBytes) in manifests.dropLast() {
             try client.putManifest(repository, .digest(child.digest), bytes: childBytes, mediaType: child.mediaType)
         }
         if tags.isEmpty {
-            try client.putManifest(repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
+            try client.putManifest(
+                repository, .digest(descriptor.digest), bytes: bytes, mediaType: descriptor.mediaType)
         }
         for tag in tags {
             try client.putManifest(repository, .tag(tag), bytes: bytes, mediaType: descriptor.mediaType)
@@ -235,14 +259,19 @@ public struct ImageTransfer: Sendable {
     }
 
     /// Runs `work` on every item, `parallelism` at a time; the first error is rethrown.
-    private func parallel<T: Sendable, R: Sendable>(_ items: [T], _ work: @escaping @Sendable (T) throws -> R) throws -> [R] {
+    private func parallel<T: Sendable, R: Sendable>(_ items: [T], _ work: @escaping @Sendable (T) throws -> R) throws
+        -> [R]
+    {
         guard !items.isEmpty else { return [] }
         let results = Mutex<[Int: Result<R, any Error>]>([:])
         let next = Mutex(0)
         let workers = min(parallelism, items.count)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
-                let index = next.withLock { value -> Int in defer { value += 1 }; return value }
+                let index = next.withLock { value -> Int in
+                    defer { value += 1 }
+                    return value
+                }
                 guard index < items.count else { return }
                 let result = Result { try work(items[index]) }
                 results.withLock { $0[index] = result }
@@ -255,7 +284,8 @@ public struct ImageTransfer: Sendable {
     }
 
     private func writeFile(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).\(UUID().uuidString)")
         try data.write(to: temporary)
         guard rename(temporary.path, url.path) == 0 else { throw LayoutError("cannot write \(url.path)") }
     }

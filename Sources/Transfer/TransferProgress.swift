@@ -124,8 +124,9 @@ public final class ProgressReporter: TransferObserver {
             active.done = bytes
             if status == nil, !isSmall(blob), bytes < blob.size, time - active.lastLine >= interval {
                 active.lastLine = time
-                log.info("\(verb(direction, done: false)) \(name(blob)): \(ByteCount(bytes)) of \(ByteCount(blob.size))"
-                    + " (\(percent(bytes, of: blob.size))%), \(rate(bytes, time - active.started))")
+                log.info(
+                    "\(verb(direction, done: false)) \(name(blob)): \(ByteCount(bytes)) of \(ByteCount(blob.size))"
+                        + " (\(percent(bytes, of: blob.size))%), \(rate(bytes, time - active.started))")
             }
             state.active[key] = active
             draw(&state, time: time, force: false)
@@ -145,8 +146,9 @@ public final class ProgressReporter: TransferObserver {
                 state.smallMoved[direction] = moved
             } else {
                 let elapsed = time - started
-                permanent("\(verb(direction, done: true)) \(name(blob)) (\(ByteCount(blob.size)))"
-                    + " in \(seconds(elapsed)), \(rate(blob.size, elapsed))", &state, time: time)
+                permanent(
+                    "\(verb(direction, done: true)) \(name(blob)) (\(ByteCount(blob.size)))"
+                        + " in \(seconds(elapsed)), \(rate(blob.size, elapsed))", &state, time: time)
             }
             draw(&state, time: time, force: true)
         }

@@ -72,7 +72,9 @@ struct ByteStreamTests {
     @Test func fileErrorsNameThePathAndReason() {
         let error = archiveError { _ = try FileSource(path: "/nonexistent/slipway/layer.tar") }
         #expect(error?.kind == .io)
-        #expect(error?.description == #"cannot open "/nonexistent/slipway/layer.tar" for reading: No such file or directory"#)
+        #expect(
+            error?.description
+                == #"cannot open "/nonexistent/slipway/layer.tar" for reading: No such file or directory"#)
         let sinkError = archiveError { _ = try FileSink(path: "/nonexistent/slipway/out.tar") }
         #expect(sinkError?.description == #"cannot create "/nonexistent/slipway/out.tar": No such file or directory"#)
     }
@@ -95,12 +97,16 @@ struct ByteStreamTests {
         #expect(sink.digest == Digest.sha256(data))
         #expect(source.count == Int64(data.count))
         #expect(sink.count == Int64(data.count))
-        #expect(HashingSource(DataSource(Data())).digest.rawValue == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            HashingSource(DataSource(Data())).digest.rawValue
+                == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
     @Test func verifyingSourcePassesTheRightBlob() throws {
         let data = sampleBytes(300_000)
-        let source = VerifyingSource(ChunkedSource(DataSource(data), chunk: 1000), expectedSize: Int64(data.count), expectedDigest: .sha256(data))
+        let source = VerifyingSource(
+            ChunkedSource(DataSource(data), chunk: 1000), expectedSize: Int64(data.count), expectedDigest: .sha256(data)
+        )
         #expect(try readAll(source) == data)
         // Reads after the verified end keep returning 0.
         var byte: UInt8 = 0
@@ -112,7 +118,8 @@ struct ByteStreamTests {
         let source = VerifyingSource(DataSource(data.prefix(999)), expectedSize: 1000, expectedDigest: .sha256(data))
         let error = archiveError { _ = try readAll(source) }
         #expect(error?.kind == .sizeMismatch)
-        #expect(error?.description == "blob \(Digest.sha256(data)) ended after 999 bytes; its descriptor says 1000 bytes")
+        #expect(
+            error?.description == "blob \(Digest.sha256(data)) ended after 999 bytes; its descriptor says 1000 bytes")
     }
 
     @Test("verifyingSource rejects a long blob at the first extra byte", arguments: [1 << 20, 1000])

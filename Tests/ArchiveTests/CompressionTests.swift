@@ -8,19 +8,21 @@ import Testing
 struct CompressionTests {
     // MARK: Detection
 
-    @Test("detects compression from magic bytes", arguments: [
-        ([0x1f, 0x8b, 0x08, 0x00], Compression.gzip),
-        ([0x1f, 0x8b], .gzip),
-        ([0x28, 0xb5, 0x2f, 0xfd, 0x04], .zstd),
-        ([0x50, 0x2a, 0x4d, 0x18], .zstd),  // skippable frame
-        ([0x5f, 0x2a, 0x4d, 0x18], .zstd),
-        ([0x28, 0xb5, 0x2f], .none),  // too short to tell
-        ([0x1f], .none),
-        ([], .none),
-        ([0x1f, 0x8c], .none),
-        ([0x62, 0x69, 0x6e, 0x2f], .none),  // "bin/": a tar header
-        ([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], .none),  // xz is not a layer compression
-    ] as [([UInt8], Compression)])
+    @Test(
+        "detects compression from magic bytes",
+        arguments: [
+            ([0x1f, 0x8b, 0x08, 0x00], Compression.gzip),
+            ([0x1f, 0x8b], .gzip),
+            ([0x28, 0xb5, 0x2f, 0xfd, 0x04], .zstd),
+            ([0x50, 0x2a, 0x4d, 0x18], .zstd),  // skippable frame
+            ([0x5f, 0x2a, 0x4d, 0x18], .zstd),
+            ([0x28, 0xb5, 0x2f], .none),  // too short to tell
+            ([0x1f], .none),
+            ([], .none),
+            ([0x1f, 0x8c], .none),
+            ([0x62, 0x69, 0x6e, 0x2f], .none),  // "bin/": a tar header
+            ([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], .none),  // xz is not a layer compression
+        ] as [([UInt8], Compression)])
     func detect(bytes: [UInt8], expected: Compression) {
         #expect(bytes.withUnsafeBytes { Compression.detect($0) } == expected)
     }
@@ -111,7 +113,10 @@ struct CompressionTests {
         for garbage in [Data([0]), Data("garbage".utf8), Data([0x1f, 0x00])] {
             let error = archiveError { _ = try readAll(GzipDecompressor(DataSource(compressed + garbage))) }
             #expect(error?.kind == .compressedData)
-            #expect(error?.description == "gzip data error: trailing data that is not a gzip member at compressed offset \(compressed.count), after the last member")
+            #expect(
+                error?.description
+                    == "gzip data error: trailing data that is not a gzip member at compressed offset \(compressed.count), after the last member"
+            )
         }
     }
 
@@ -120,7 +125,8 @@ struct CompressionTests {
         for cut in [1, 4, 9, 10, 20, compressed.count / 2, compressed.count - 8, compressed.count - 1] {
             let error = archiveError { _ = try readAll(GzipDecompressor(DataSource(compressed.prefix(cut)))) }
             #expect(error?.kind == .truncated, "cut at \(cut)")
-            #expect(error?.description == "truncated gzip stream: it ends inside a member after \(cut) compressed bytes")
+            #expect(
+                error?.description == "truncated gzip stream: it ends inside a member after \(cut) compressed bytes")
         }
         let empty = archiveError { _ = try readAll(GzipDecompressor(DataSource(Data()))) }
         #expect(empty?.kind == .truncated)
@@ -136,7 +142,9 @@ struct CompressionTests {
         #expect(error?.description.hasPrefix("gzip data error: incorrect data check near compressed offset ") == true)
         var header = try gzipped(data)
         header[2] = 0x07  // not deflate
-        #expect(archiveError { _ = try readAll(GzipDecompressor(DataSource(header))) }?.description.contains("unknown compression method") == true)
+        #expect(
+            archiveError { _ = try readAll(GzipDecompressor(DataSource(header))) }?.description.contains(
+                "unknown compression method") == true)
     }
 
     // MARK: zstd
@@ -187,9 +195,13 @@ struct CompressionTests {
     @Test func zstdGarbageAndCorruptionAreErrors() throws {
         let data = sampleBytes(300_000)
         let compressed = try zstded(data)
-        let trailing = archiveError { _ = try readAll(ZstdDecompressor(DataSource(compressed + Data("garbage!".utf8)))) }
+        let trailing = archiveError {
+            _ = try readAll(ZstdDecompressor(DataSource(compressed + Data("garbage!".utf8))))
+        }
         #expect(trailing?.kind == .compressedData)
-        #expect(trailing?.description.hasPrefix("zstd data error: Unknown frame descriptor near compressed offset \(compressed.count)") == true)
+        #expect(
+            trailing?.description.hasPrefix(
+                "zstd data error: Unknown frame descriptor near compressed offset \(compressed.count)") == true)
         var corrupt = compressed
         corrupt[corrupt.count - 2] ^= 0xff  // inside the content checksum
         let checksum = archiveError { _ = try readAll(ZstdDecompressor(DataSource(corrupt))) }
@@ -202,7 +214,10 @@ struct CompressionTests {
         let compressed = try runProcess("zstd", ["--long=31", "-c"], stdin: sampleBytes(100_000)).checked().stdout
         let error = archiveError { _ = try readAll(ZstdDecompressor(DataSource(compressed))) }
         #expect(error?.kind == .compressedData)
-        #expect(error?.description == "zstd data error: Frame requires too much memory for decoding (its window is over the 128 MiB limit: written with zstd --long=28 or more) near compressed offset 0")
+        #expect(
+            error?.description
+                == "zstd data error: Frame requires too much memory for decoding (its window is over the 128 MiB limit: written with zstd --long=28 or more) near compressed offset 0"
+        )
     }
 
     @Test func decompressorErrorsAreSticky() throws {
@@ -225,7 +240,8 @@ struct CompressionTests {
         // A tar reader stops at the end-of-archive blocks; the gzip trailer after them (and any
         // record padding) is checked only when the caller reads the stream to its end.
         // GNU tar pads archives to 10 KiB records; the padding comes after the end marker.
-        let archive = try makeTar([(TarHeader(name: "f", kind: .regular, size: 5), Data("hello".utf8))]) + Data(count: 20 << 10)
+        let archive =
+            try makeTar([(TarHeader(name: "f", kind: .regular, size: 5), Data("hello".utf8))]) + Data(count: 20 << 10)
         var compressed = try gzipped(archive)
         compressed[compressed.count - 5] ^= 0x01  // CRC-32
         let (source, _) = try decompressing(DataSource(compressed))

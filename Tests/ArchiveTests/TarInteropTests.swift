@@ -5,9 +5,9 @@ import Testing
 @testable import Archive
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Interoperability with GNU tar, the independent implementation on every Linux machine: its
@@ -23,7 +23,8 @@ struct TarInteropTests {
     static func makeTree(in root: String, format: String) throws -> [String] {
         let fm = FileManager.default
         func file(_ path: String, _ contents: Data, mode: mode_t = 0o644) throws {
-            try fm.createDirectory(atPath: (root + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: (root + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try contents.write(to: URL(fileURLWithPath: root + "/" + path))
             chmod(root + "/" + path, mode)
         }
@@ -36,7 +37,9 @@ struct TarInteropTests {
         var top = ["dir", "sticky"]
         if format != "v7" {  // v7 has neither fifos nor names over 99 bytes
             // Fits ustar's prefix + name split (prefix 121 bytes, name 94).
-            try file(String(repeating: "a", count: 60) + "/" + String(repeating: "b", count: 60) + "/" + String(repeating: "c", count: 90) + ".txt", Data("split".utf8))
+            try file(
+                String(repeating: "a", count: 60) + "/" + String(repeating: "b", count: 60) + "/"
+                    + String(repeating: "c", count: 90) + ".txt", Data("split".utf8))
             #expect(mkfifo(root + "/fifo", 0o600) == 0)
             top += ["fifo", String(repeating: "a", count: 60)]
         }
@@ -47,7 +50,8 @@ struct TarInteropTests {
         if format == "gnu" || format == "pax" || format == "oldgnu" {
             // Beyond ustar: a 300-byte path, a 150-byte link target.
             try file(String(repeating: "deep/", count: 60) + "file", Data("deep".utf8))
-            try fm.createSymbolicLink(atPath: root + "/longlink", withDestinationPath: String(repeating: "t", count: 150))
+            try fm.createSymbolicLink(
+                atPath: root + "/longlink", withDestinationPath: String(repeating: "t", count: 150))
             top += ["deep", "longlink"]
         }
         if isRoot && format != "v7" {
@@ -60,7 +64,8 @@ struct TarInteropTests {
     }
 
     static func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t {
-        let major = UInt64(major), minor = UInt64(minor)
+        let major = UInt64(major)
+        let minor = UInt64(minor)
         return dev_t(((major & 0xfff) << 8) | ((major & ~0xfff) << 32) | (minor & 0xff) | ((minor & ~0xff) << 12))
     }
 
@@ -89,7 +94,8 @@ struct TarInteropTests {
                     let exact = Double(facts.seconds) + Double(facts.nanoseconds) / 1e9
                     #expect(abs(header.modificationTime.timeIntervalSince1970 - exact) < 1e-6, "\(header.name)")
                 } else {
-                    #expect(header.modificationTime == Date(timeIntervalSince1970: Double(facts.seconds)), "\(header.name)")
+                    #expect(
+                        header.modificationTime == Date(timeIntervalSince1970: Double(facts.seconds)), "\(header.name)")
                 }
                 switch header.kind {
                 case .regular:
@@ -120,8 +126,13 @@ struct TarInteropTests {
 
     /// Entries covering every kind and every PAX trigger, with the bodies of regular files.
     static func ourEntries() -> [(TarHeader, Data?)] {
-        func entry(_ name: String, _ kind: TarHeader.Kind, mode: UInt32 = 0o644, body: Data? = nil, link: String = "", time: Date = base) -> (TarHeader, Data?) {
-            var header = TarHeader(name: name, kind: kind, mode: mode, size: Int64(body?.count ?? 0), modificationTime: time, linkName: link, uid: 1000, gid: 1001)
+        func entry(
+            _ name: String, _ kind: TarHeader.Kind, mode: UInt32 = 0o644, body: Data? = nil, link: String = "",
+            time: Date = base
+        ) -> (TarHeader, Data?) {
+            var header = TarHeader(
+                name: name, kind: kind, mode: mode, size: Int64(body?.count ?? 0), modificationTime: time,
+                linkName: link, uid: 1000, gid: 1001)
             header.userName = "builder"
             header.groupName = "builders"
             return (header, body)
@@ -138,7 +149,9 @@ struct TarInteropTests {
             entry("root/hard", .hardLink, mode: 0o600, link: "root/file"),
             entry("root/fifo", .fifo, mode: 0o640),
             entry("root/" + longDirectory + "/", .directory, mode: 0o755),
-            entry("root/" + longDirectory + "/" + String(repeating: "n", count: 48), .regular, body: Data("255 bytes".utf8)),
+            entry(
+                "root/" + longDirectory + "/" + String(repeating: "n", count: 48), .regular,
+                body: Data("255 bytes".utf8)),
             entry("root/caf\u{e9}/\u{65e5}\u{672c}\u{8a9e}.txt", .regular, body: Data("utf8".utf8)),
             entry("root/fraction", .regular, body: Data("f".utf8), time: Date(timeIntervalSince1970: 1_650_000_000.25)),
             entry("root/before-1970", .regular, body: Data("old".utf8), time: Date(timeIntervalSince1970: -86_400)),
@@ -173,7 +186,8 @@ struct TarInteropTests {
             let x: Character = mode & special != 0 ? (executable ? set : unset) : (executable ? "x" : "-")
             return String([r, w, x])
         }
-        return String(type) + triple(6, special: 0o4000, set: "s", unset: "S") + triple(3, special: 0o2000, set: "s", unset: "S")
+        return String(type) + triple(6, special: 0o4000, set: "s", unset: "S")
+            + triple(3, special: 0o2000, set: "s", unset: "S")
             + triple(0, special: 0o1000, set: "t", unset: "T")
     }
 
@@ -184,7 +198,9 @@ struct TarInteropTests {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        var text = String(format: "%04d-%02d-%02d %02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        var text = String(
+            format: "%04d-%02d-%02d %02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec)
         if nanoseconds != 0 {
             var digits = String(format: "%09lld", nanoseconds)
             while digits.hasSuffix("0") { digits.removeLast() }
@@ -206,7 +222,9 @@ struct TarInteropTests {
 
             var environment = ProcessInfo.processInfo.environment
             environment["TZ"] = "UTC"
-            let verbose = try runProcess("tar", ["--full-time", "-tvf", archive] + Self.listFlags, environment: environment).checked()
+            let verbose = try runProcess(
+                "tar", ["--full-time", "-tvf", archive] + Self.listFlags, environment: environment
+            ).checked()
             let lines = verbose.stdoutString.split(separator: "\n").map(String.init)
             #expect(lines.count == entries.count)
             let pattern = #/^(\S+) (\S+) +(\S+) (\S+ \S+) +(.*)$/#
@@ -217,7 +235,8 @@ struct TarInteropTests {
                 }
                 #expect(String(match.1) == Self.modeString(header), "\(line)")
                 #expect(String(match.2) == "\(header.uid)/\(header.gid)", "\(line)")
-                let size = header.kind == .characterDevice ? "\(header.deviceMajor),\(header.deviceMinor)" : "\(header.size)"
+                let size =
+                    header.kind == .characterDevice ? "\(header.deviceMajor),\(header.deviceMinor)" : "\(header.size)"
                 #expect(String(match.3) == size, "\(line)")
                 #expect(String(match.4) == Self.fullTime(header.modificationTime), "\(line)")
                 let suffix =
@@ -254,7 +273,8 @@ struct TarInteropTests {
                     #expect(facts.mode == header.mode, "\(header.name): \(String(facts.mode, radix: 8))")
                 }
                 let (seconds, nanoseconds) = splitTime(header.modificationTime)!
-                #expect(facts.seconds == Int(seconds) && facts.nanoseconds == Int(nanoseconds), "\(header.name): \(facts)")
+                #expect(
+                    facts.seconds == Int(seconds) && facts.nanoseconds == Int(nanoseconds), "\(header.name): \(facts)")
                 if isRoot {
                     #expect(facts.uid == header.uid && facts.gid == header.gid, "\(header.name)")
                 }

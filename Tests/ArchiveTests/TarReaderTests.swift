@@ -54,11 +54,23 @@ struct TarReaderTests {
         let longName = String(repeating: "L", count: 300)
         let longLink = String(repeating: "K", count: 150)
         var archive: [UInt8] = []
-        archive += RawHeader("././@LongLink", type: UInt8(ascii: "L"), size: Int64(longName.utf8.count + 1), magic: "ustar ", version: " \u{0}").bytes
+        archive +=
+            RawHeader(
+                "././@LongLink", type: UInt8(ascii: "L"), size: Int64(longName.utf8.count + 1), magic: "ustar ",
+                version: " \u{0}"
+            ).bytes
         archive += padded(Array(longName.utf8) + [0])
-        archive += RawHeader("././@LongLink", type: UInt8(ascii: "K"), size: Int64(longLink.utf8.count + 1), magic: "ustar ", version: " \u{0}").bytes
+        archive +=
+            RawHeader(
+                "././@LongLink", type: UInt8(ascii: "K"), size: Int64(longLink.utf8.count + 1), magic: "ustar ",
+                version: " \u{0}"
+            ).bytes
         archive += padded(Array(longLink.utf8) + [0])
-        archive += RawHeader(String(longName.prefix(100)), type: UInt8(ascii: "2"), link: String(longLink.prefix(100)), magic: "ustar ", version: " \u{0}").bytes
+        archive +=
+            RawHeader(
+                String(longName.prefix(100)), type: UInt8(ascii: "2"), link: String(longLink.prefix(100)),
+                magic: "ustar ", version: " \u{0}"
+            ).bytes
         archive += endMarker
         let entries = try readTar(Data(archive))
         #expect(entries.count == 1)
@@ -70,7 +82,8 @@ struct TarReaderTests {
     @Test func globalPAXRecordsApplyToLaterEntriesAndLocalOnesOverride() throws {
         var archive: [UInt8] = []
         let global = paxBody([("comment", "built by slipway"), ("uname", "globaluser")])
-        archive += RawHeader("pax_global_header", type: UInt8(ascii: "g"), size: Int64(global.count)).bytes + padded(global)
+        archive +=
+            RawHeader("pax_global_header", type: UInt8(ascii: "g"), size: Int64(global.count)).bytes + padded(global)
         archive += RawHeader("a", size: 0).bytes
         let local = paxBody([("uname", ""), ("path", "renamed/b")])  // empty value: cancel the global
         archive += RawHeader("PaxHeaders/b", type: UInt8(ascii: "x"), size: Int64(local.count)).bytes + padded(local)
@@ -86,7 +99,9 @@ struct TarReaderTests {
 
     @Test func aGlobalHeaderAloneIsAnEmptyArchive() throws {
         let global = paxBody([("comment", "0123456789abcdef")])  // what `git archive` writes first
-        let archive = RawHeader("pax_global_header", type: UInt8(ascii: "g"), size: Int64(global.count)).bytes + padded(global) + endMarker
+        let archive =
+            RawHeader("pax_global_header", type: UInt8(ascii: "g"), size: Int64(global.count)).bytes + padded(global)
+            + endMarker
         #expect(try readTar(Data(archive)).isEmpty)
     }
 
@@ -140,7 +155,10 @@ struct TarReaderTests {
         var extensionBlock = [UInt8](repeating: 0, count: 512)
         extensionBlock[504] = 1
         let last = [UInt8](repeating: 0, count: 512)
-        archive += RawHeader("sparse", type: UInt8(ascii: "S"), size: 3, magic: "ustar ", version: " \u{0}").with(482..<483, [1]).bytes
+        archive +=
+            RawHeader("sparse", type: UInt8(ascii: "S"), size: 3, magic: "ustar ", version: " \u{0}").with(
+                482..<483, [1]
+            ).bytes
         archive += extensionBlock + last + padded(Array("abc".utf8))
         archive += RawHeader("after").bytes + endMarker
         let entries = try readTar(Data(archive))
@@ -149,13 +167,15 @@ struct TarReaderTests {
         #expect(entries[0].body == Data("abc".utf8))
     }
 
-    @Test("the end of the archive", arguments: [
-        [UInt8](),  // EOF right after the last entry
-        [UInt8](repeating: 0, count: 512),  // a lone zero block, as GNU tar accepts
-        endMarker,
-        endMarker + [UInt8](repeating: 0, count: 8192),  // record padding
-        endMarker + Array("trailing junk after the end marker".utf8),
-    ] as [[UInt8]])
+    @Test(
+        "the end of the archive",
+        arguments: [
+            [UInt8](),  // EOF right after the last entry
+            [UInt8](repeating: 0, count: 512),  // a lone zero block, as GNU tar accepts
+            endMarker,
+            endMarker + [UInt8](repeating: 0, count: 8192),  // record padding
+            endMarker + Array("trailing junk after the end marker".utf8),
+        ] as [[UInt8]])
     func endOfArchive(trailer: [UInt8]) throws {
         let archive = RawHeader("only").bytes + trailer
         let reader = TarReader(DataSource(Data(archive)))

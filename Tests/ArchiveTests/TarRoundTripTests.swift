@@ -8,33 +8,37 @@ struct TarRoundTripTests {
     static let time = Date(timeIntervalSince1970: 1_700_000_000)
 
     static func header(_ name: String, _ kind: TarHeader.Kind, size: Int64 = 0, link: String = "") -> TarHeader {
-        var header = TarHeader(name: name, kind: kind, mode: 0o755, size: size, modificationTime: time, linkName: link, uid: 1000, gid: 100)
+        var header = TarHeader(
+            name: name, kind: kind, mode: 0o755, size: size, modificationTime: time, linkName: link, uid: 1000, gid: 100
+        )
         header.userName = "builder"
         header.groupName = "users"
         return header
     }
 
-    @Test("every kind reads back as written", arguments: [
-        header("file.txt", .regular, size: 1234),
-        header("empty", .regular),
-        header("dir/", .directory),
-        header("dir/link", .symbolicLink, link: "../file.txt"),
-        header("dir/hard", .hardLink, link: "file.txt"),
-        header("pipe", .fifo),
-        {
-            var device = header("dev/null", .characterDevice)
-            device.deviceMajor = 1
-            device.deviceMinor = 3
-            return device
-        }(),
-        {
-            var device = header("dev/sda", .blockDevice)
-            device.deviceMajor = 8
-            device.deviceMinor = 0
-            return device
-        }(),
-        header("vendor", .other(UInt8(ascii: "V")), size: 10),
-    ])
+    @Test(
+        "every kind reads back as written",
+        arguments: [
+            header("file.txt", .regular, size: 1234),
+            header("empty", .regular),
+            header("dir/", .directory),
+            header("dir/link", .symbolicLink, link: "../file.txt"),
+            header("dir/hard", .hardLink, link: "file.txt"),
+            header("pipe", .fifo),
+            {
+                var device = header("dev/null", .characterDevice)
+                device.deviceMajor = 1
+                device.deviceMinor = 3
+                return device
+            }(),
+            {
+                var device = header("dev/sda", .blockDevice)
+                device.deviceMajor = 8
+                device.deviceMinor = 0
+                return device
+            }(),
+            header("vendor", .other(UInt8(ascii: "V")), size: 10),
+        ])
     func everyKind(header: TarHeader) throws {
         let body = header.size > 0 ? sampleBytes(Int(header.size)) : nil
         let archive = try makeTar([(header, body)])
@@ -49,26 +53,34 @@ struct TarRoundTripTests {
         }
     }
 
-    @Test("values that do not fit ustar go through PAX and read back", arguments: [
-        header(String(repeating: "n", count: 255), .regular, size: 3),
-        header(String(repeating: "deep/", count: 60) + "file", .regular, size: 3),
-        header("link", .symbolicLink, link: String(repeating: "t", count: 200)),
-        header("hard", .hardLink, link: String(repeating: "h/", count: 80) + "x"),
-        header("caf\u{e9}/\u{65e5}\u{672c}/\u{1F4E6}.txt", .regular, size: 3),
-        header("ascii-name", .symbolicLink, link: "\u{fc}ber"),
-        header("frac", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: 1_700_000_000.5) },
-        header("neg", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: -86_400) },
-        header("negfrac", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: -1.25) },
-        header("future", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: 1e13) },
-        header("bigids", .regular).with { $0.uid = 3_000_000_000; $0.gid = 2_097_152 },
-        header("longnames", .regular).with {
-            $0.userName = String(repeating: "u", count: 40)
-            $0.groupName = "gr\u{fc}ppe"
-        },
-        header("dev", .characterDevice).with { $0.deviceMajor = 4_000_000; $0.deviceMinor = 7 },
-        // 32 bytes: no room for the NUL.
-        header("uname32", .regular).with { $0.userName = String(repeating: "u", count: 32) },
-    ])
+    @Test(
+        "values that do not fit ustar go through PAX and read back",
+        arguments: [
+            header(String(repeating: "n", count: 255), .regular, size: 3),
+            header(String(repeating: "deep/", count: 60) + "file", .regular, size: 3),
+            header("link", .symbolicLink, link: String(repeating: "t", count: 200)),
+            header("hard", .hardLink, link: String(repeating: "h/", count: 80) + "x"),
+            header("caf\u{e9}/\u{65e5}\u{672c}/\u{1F4E6}.txt", .regular, size: 3),
+            header("ascii-name", .symbolicLink, link: "\u{fc}ber"),
+            header("frac", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: 1_700_000_000.5) },
+            header("neg", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: -86_400) },
+            header("negfrac", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: -1.25) },
+            header("future", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: 1e13) },
+            header("bigids", .regular).with {
+                $0.uid = 3_000_000_000
+                $0.gid = 2_097_152
+            },
+            header("longnames", .regular).with {
+                $0.userName = String(repeating: "u", count: 40)
+                $0.groupName = "gr\u{fc}ppe"
+            },
+            header("dev", .characterDevice).with {
+                $0.deviceMajor = 4_000_000
+                $0.deviceMinor = 7
+            },
+            // 32 bytes: no room for the NUL.
+            header("uname32", .regular).with { $0.userName = String(repeating: "u", count: 32) },
+        ])
     func paxCases(header: TarHeader) throws {
         let body = header.size > 0 ? Data("abc".utf8) : nil
         let archive = try makeTar([(header, body)])
@@ -101,7 +113,9 @@ struct TarRoundTripTests {
 
     @Test func fractionalTimesSurviveToTheNanosecond() throws {
         let value = 1_700_000_000.123456789
-        let archive = try makeTar([(Self.header("t", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: value) }, nil)])
+        let archive = try makeTar([
+            (Self.header("t", .regular).with { $0.modificationTime = Date(timeIntervalSince1970: value) }, nil)
+        ])
         let entries = try readTar(archive)
         let read = try #require(entries.first).header.modificationTime.timeIntervalSince1970
         #expect(abs(read - value) < 1e-6)
@@ -134,7 +148,9 @@ struct TarRoundTripTests {
 
     @Test func xattrsAndOtherRecordsPassThrough() throws {
         var header = Self.header("bin/ping", .regular, size: 4)
-        header.extendedAttributes["security.capability"] = [0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0xff, 0x0a, 0x00]
+        header.extendedAttributes["security.capability"] = [
+            0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0xff, 0x0a, 0x00,
+        ]
         header.extendedAttributes["user.note"] = Array("caf\u{e9}".utf8)
         header.paxRecords["SCHILY.acl.access"] = "user::rw-"
         header.paxRecords["path"] = "ignored: the name field wins"
@@ -159,7 +175,8 @@ struct TarRoundTripTests {
         var entries: [(TarHeader, Data?)] = []
         for index in 0..<50 {
             let size = (index * 997) % 5000
-            entries.append((Self.header("f\(index)", .regular, size: Int64(size)), sampleBytes(size, seed: UInt64(index))))
+            entries.append(
+                (Self.header("f\(index)", .regular, size: Int64(size)), sampleBytes(size, seed: UInt64(index))))
             entries.append((Self.header("d\(index)/", .directory), nil))
         }
         let archive = try makeTar(entries)
@@ -180,7 +197,10 @@ struct TarRoundTripTests {
     }
 
     @Test func aBodyCannotBeReadAfterTheReaderMovedOn() throws {
-        let archive = try makeTar([(Self.header("a", .regular, size: 3), Data("abc".utf8)), (Self.header("b", .regular, size: 1), Data("b".utf8))])
+        let archive = try makeTar([
+            (Self.header("a", .regular, size: 3), Data("abc".utf8)),
+            (Self.header("b", .regular, size: 1), Data("b".utf8)),
+        ])
         let reader = TarReader(DataSource(archive))
         _ = try reader.next()
         let stale = reader.body
@@ -210,21 +230,43 @@ struct TarRoundTripTests {
         #expect(sink.data.isEmpty, "nothing is written for a refused header")
         // A refused header leaves the writer usable; a failed body does not.
         try writer.append(Self.header("ok", .regular), body: nil)
-        #expect(throws: ArchiveError.self) { try writer.append(Self.header("bad", .regular, size: 5), body: DataSource(Data())) }
+        #expect(throws: ArchiveError.self) {
+            try writer.append(Self.header("bad", .regular, size: 5), body: DataSource(Data()))
+        }
         #expect(archiveError { try writer.finish() }?.kind == .misuse)
     }
 
-    @Test("writer refuses headers it cannot represent", arguments: [
-        (TarHeader(name: "", kind: .regular), #"cannot write tar entry "": the name is empty"#),
-        (TarHeader(name: "a\u{0}b", kind: .regular), #"cannot write tar entry "a\u{0}b": the name contains a NUL byte"#),
-        (TarHeader(name: "l", kind: .symbolicLink, linkName: "x\u{0}"), #"cannot write tar entry "l": the link target contains a NUL byte"#),
-        (TarHeader(name: "neg", kind: .regular, size: -1), #"cannot write tar entry "neg": negative size -1"#),
-        (TarHeader(name: "d", kind: .directory, size: 5), #"cannot write tar entry "d": size 5 given for a directory, which has no body"#),
-        (TarHeader(name: "u", kind: .regular, uid: -2), #"cannot write tar entry "u": negative uid -2"#),
-        (TarHeader(name: "x", kind: .other(UInt8(ascii: "x"))), #"cannot write tar entry "x": type flag 'x' is reserved for metadata the writer generates"#),
-        (TarHeader(name: "t", kind: .regular, modificationTime: Date(timeIntervalSince1970: .infinity)), #"modification time inf of "t" cannot be stored"#),
-        (TarHeader(name: "k", kind: .regular).with { $0.paxRecords["a=b"] = "c" }, #"cannot write tar entry "k": PAX keyword "a=b" is empty or contains '=' or NUL"#),
-    ])
+    @Test(
+        "writer refuses headers it cannot represent",
+        arguments: [
+            (TarHeader(name: "", kind: .regular), #"cannot write tar entry "": the name is empty"#),
+            (
+                TarHeader(name: "a\u{0}b", kind: .regular),
+                #"cannot write tar entry "a\u{0}b": the name contains a NUL byte"#
+            ),
+            (
+                TarHeader(name: "l", kind: .symbolicLink, linkName: "x\u{0}"),
+                #"cannot write tar entry "l": the link target contains a NUL byte"#
+            ),
+            (TarHeader(name: "neg", kind: .regular, size: -1), #"cannot write tar entry "neg": negative size -1"#),
+            (
+                TarHeader(name: "d", kind: .directory, size: 5),
+                #"cannot write tar entry "d": size 5 given for a directory, which has no body"#
+            ),
+            (TarHeader(name: "u", kind: .regular, uid: -2), #"cannot write tar entry "u": negative uid -2"#),
+            (
+                TarHeader(name: "x", kind: .other(UInt8(ascii: "x"))),
+                #"cannot write tar entry "x": type flag 'x' is reserved for metadata the writer generates"#
+            ),
+            (
+                TarHeader(name: "t", kind: .regular, modificationTime: Date(timeIntervalSince1970: .infinity)),
+                #"modification time inf of "t" cannot be stored"#
+            ),
+            (
+                TarHeader(name: "k", kind: .regular).with { $0.paxRecords["a=b"] = "c" },
+                #"cannot write tar entry "k": PAX keyword "a=b" is empty or contains '=' or NUL"#
+            ),
+        ])
     func unencodable(header: TarHeader, message: String) {
         let error = archiveError { _ = try TarWriter.encodeHeader(header) }
         #expect(error?.kind == .unencodable)

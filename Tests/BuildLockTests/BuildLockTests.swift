@@ -2,15 +2,15 @@ import Console
 import Foundation
 import Spawn
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @testable import BuildLock
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Lines a `Log` wrote, for assertions.
@@ -39,7 +39,10 @@ final class Intervals: Sendable {
 /// A pid no process can have (above the kernel's largest pid_max).
 let deadPID: Int32 = 99_999_999
 
-func fileSpec(_ directory: URL, key: String = "registry.example.com/app@sha256:abc", timeout: Duration = .seconds(20), ttl: Duration = .seconds(60)) throws -> LockSpec {
+func fileSpec(
+    _ directory: URL, key: String = "registry.example.com/app@sha256:abc", timeout: Duration = .seconds(20),
+    ttl: Duration = .seconds(60)
+) throws -> LockSpec {
     try LockSpec(parsing: "file:\(directory.path)", key: key, timeout: timeout, ttl: ttl)
 }
 
@@ -53,7 +56,9 @@ func holdWithFlockCLI(_ file: URL, marker: URL, seconds: Double) throws -> () ->
     let result = Mutex<String?>(nil)
     let group = DispatchGroup()
     DispatchQueue.global().async(group: group) {
-        let output = try? runProcess("flock", [file.path, "sh", "-c", "touch '\(marker.path)'; sleep \(seconds); date +%s.%N"]).checked().stdoutString
+        let output = try? runProcess(
+            "flock", [file.path, "sh", "-c", "touch '\(marker.path)'; sleep \(seconds); date +%s.%N"]
+        ).checked().stdoutString
         result.withLock { $0 = output ?? "" }
     }
     let deadline = Date().addingTimeInterval(10)
@@ -78,11 +83,18 @@ struct BuildLockTests {
     @Test func parsesBackends() throws {
         let file = try LockSpec(parsing: "file:/var/lock/slipway", key: "k", timeout: .seconds(1), ttl: .seconds(2))
         #expect(file.backend == .file(URL(fileURLWithPath: "/var/lock/slipway", isDirectory: true)))
-        let git = try LockSpec(parsing: "git:https://git.example.com/locks.git", key: "k", timeout: .seconds(1), ttl: .seconds(2))
+        let git = try LockSpec(
+            parsing: "git:https://git.example.com/locks.git", key: "k", timeout: .seconds(1), ttl: .seconds(2))
         #expect(git.backend == .git("https://git.example.com/locks.git"))
-        #expect(throws: LockError.self) { try LockSpec(parsing: "redis:x", key: "k", timeout: .seconds(1), ttl: .seconds(1)) }
-        #expect(throws: LockError.self) { try LockSpec(parsing: "file:relative", key: "k", timeout: .seconds(1), ttl: .seconds(1)) }
-        #expect(throws: LockError.self) { try LockSpec(parsing: "file:/x", key: "", timeout: .seconds(1), ttl: .seconds(1)) }
+        #expect(throws: LockError.self) {
+            try LockSpec(parsing: "redis:x", key: "k", timeout: .seconds(1), ttl: .seconds(1))
+        }
+        #expect(throws: LockError.self) {
+            try LockSpec(parsing: "file:relative", key: "k", timeout: .seconds(1), ttl: .seconds(1))
+        }
+        #expect(throws: LockError.self) {
+            try LockSpec(parsing: "file:/x", key: "", timeout: .seconds(1), ttl: .seconds(1))
+        }
         #expect(try LockSpec.parseDuration("15m", name: "LOCK_TIMEOUT") == .seconds(900))
         #expect(try LockSpec.parseDuration("90", name: "LOCK_TTL") == .seconds(90))
         #expect(throws: LockError.self) { try LockSpec.parseDuration("soon", name: "LOCK_TTL") }
@@ -125,8 +137,12 @@ struct BuildLockTests {
             let finished = try holdWithFlockCLI(file, marker: directory.appending("held"), seconds: 1.5)
             let acquiredAt = try withBuildLock(spec, log: lines.log) { Date().timeIntervalSince1970 }
             let otherEnd = try #require(Double(finished().trimmingCharacters(in: .whitespacesAndNewlines)))
-            #expect(acquiredAt >= otherEnd - 0.05, "took the lock at \(acquiredAt), the other process held it until \(otherEnd)")
-            #expect(lines.all.first?.contains("waiting for lock registry.example.com/app@sha256:abc") == true, "\(lines.all)")
+            #expect(
+                acquiredAt >= otherEnd - 0.05,
+                "took the lock at \(acquiredAt), the other process held it until \(otherEnd)")
+            #expect(
+                lines.all.first?.contains("waiting for lock registry.example.com/app@sha256:abc") == true,
+                "\(lines.all)")
             // And the other way round: while we hold it, another process cannot take it.
             let heldOutside = try withBuildLock(spec, log: .silent) { try otherProcessCanLock(file) }
             #expect(!heldOutside)
@@ -157,14 +173,18 @@ struct BuildLockTests {
             let spec = try fileSpec(directory.url, timeout: .seconds(10), ttl: .seconds(600))
             let file = try lockFile(directory.url)
             // A process outlived its lock holder and still holds the flock (a leaked descriptor).
-            let record = LockHolder(host: hostName(), pid: deadPID, started: Date().timeIntervalSince1970, ttl: 600, key: spec.key.rawValue)
+            let record = LockHolder(
+                host: hostName(), pid: deadPID, started: Date().timeIntervalSince1970, ttl: 600, key: spec.key.rawValue)
             try record.encoded().write(to: file)
             let finished = try holdWithFlockCLI(file, marker: directory.appending("held"), seconds: 2.5)
             let lines = LogLines()
             let started = Date()
             try withBuildLock(spec, log: lines.log) {}
             #expect(Date().timeIntervalSince(started) < 2, "the dead holder's lock was not taken over at once")
-            #expect(lines.all.contains { $0.contains("took over lock") && $0.contains("pid \(deadPID)") && $0.contains("no longer exists") }, "\(lines.all)")
+            #expect(
+                lines.all.contains {
+                    $0.contains("took over lock") && $0.contains("pid \(deadPID)") && $0.contains("no longer exists")
+                }, "\(lines.all)")
             _ = finished()
         }
     }
@@ -173,14 +193,19 @@ struct BuildLockTests {
         try withTemporaryDirectory { directory in
             let spec = try fileSpec(directory.url, timeout: .seconds(10), ttl: .seconds(2))
             let file = try lockFile(directory.url)
-            let record = LockHolder(host: "another-worker", pid: 1, started: Date().timeIntervalSince1970 - 3600, ttl: 2, key: spec.key.rawValue)
+            let record = LockHolder(
+                host: "another-worker", pid: 1, started: Date().timeIntervalSince1970 - 3600, ttl: 2,
+                key: spec.key.rawValue)
             try record.encoded().write(to: file)
             let old = Date().addingTimeInterval(-3600)
             try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: file.path)
             let finished = try holdWithFlockCLI(file, marker: directory.appending("held"), seconds: 2.5)
             let lines = LogLines()
             try withBuildLock(spec, log: lines.log) {}
-            #expect(lines.all.contains { $0.contains("took over lock") && $0.contains("another-worker") && $0.contains("heartbeat") }, "\(lines.all)")
+            #expect(
+                lines.all.contains {
+                    $0.contains("took over lock") && $0.contains("another-worker") && $0.contains("heartbeat")
+                }, "\(lines.all)")
             _ = finished()
         }
     }
@@ -220,7 +245,8 @@ struct BuildLockTests {
             try FileManager.default.createDirectory(at: locks, withIntermediateDirectories: true)
             let victim = directory.appending("victim")
             try Data("precious\n".utf8).write(to: victim)
-            let planted = locks.appendingPathComponent(try LockKey("registry.example.com/app@sha256:abc").safeName + suffix)
+            let planted = locks.appendingPathComponent(
+                try LockKey("registry.example.com/app@sha256:abc").safeName + suffix)
             try FileManager.default.createSymbolicLink(atPath: planted.path, withDestinationPath: victim.path)
             var ran = false
             #expect {
@@ -273,12 +299,15 @@ struct BuildLockTests {
             helperEnvironment["SLIPWAY_LOCK_HELPER"] = repository.path
             let environment = helperEnvironment
             // The test binary itself is the helper; the shell reports how it ended.
-            let script = #""$0" --testing-library swift-testing --filter lockHolderHelper >/dev/null 2>&1 & echo $! > "$1"; wait $!; echo $?"#
+            let script =
+                #""$0" --testing-library swift-testing --filter lockHolderHelper >/dev/null 2>&1 & echo $! > "$1"; wait $!; echo $?"#
             let outcome = Mutex<String>("")
             let group = DispatchGroup()
             let testBinary = CommandLine.arguments[0]
             DispatchQueue.global().async(group: group) {
-                let output = (try? runProcess("sh", ["-c", script, testBinary, pidFile], environment: environment).stdoutString) ?? ""
+                let output =
+                    (try? runProcess("sh", ["-c", script, testBinary, pidFile], environment: environment).stdoutString)
+                    ?? ""
                 outcome.withLock { $0 = output }
             }
             let deadline = Date().addingTimeInterval(20)
@@ -286,7 +315,10 @@ struct BuildLockTests {
                 Thread.sleep(forTimeInterval: 0.05)
             }
             #expect(try work.git("ls-remote", "origin", try lockRef()) != "", "the helper did not take the lock")
-            let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            let pid = try #require(
+                Int32(
+                    try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                ))
             kill(pid, SIGTERM)
             group.wait()
             // 128 + 15: the helper died of SIGTERM, as it would without our handler.
@@ -294,7 +326,6 @@ struct BuildLockTests {
             #expect(try work.git("ls-remote", "origin", try lockRef()) == "", "the killed helper left its lock behind")
         }
     }
-
 
     /// A bare lock repository and a working clone that can plant lock refs.
     func withLockRepository(_ body: (URL, TestGitRepository) throws -> Void) throws {
@@ -306,8 +337,12 @@ struct BuildLockTests {
         }
     }
 
-    func gitSpec(_ repository: URL, key: String = "app:1234", timeout: Duration = .seconds(20), ttl: Duration = .seconds(600)) throws -> LockSpec {
-        LockSpec(backend: .git("file://" + repository.path), key: try LockKey(key), timeout: timeout, ttl: ttl, pollInterval: .milliseconds(100))
+    func gitSpec(
+        _ repository: URL, key: String = "app:1234", timeout: Duration = .seconds(20), ttl: Duration = .seconds(600)
+    ) throws -> LockSpec {
+        LockSpec(
+            backend: .git("file://" + repository.path), key: try LockKey(key), timeout: timeout, ttl: ttl,
+            pollInterval: .milliseconds(100))
     }
 
     func lockRef(_ key: String = "app:1234") throws -> String {
@@ -352,7 +387,8 @@ struct BuildLockTests {
             let stale = try work.commit("an old lock", date: Date().addingTimeInterval(-7200), allowEmpty: true)
             try work.git("push", "--quiet", "origin", "\(stale):\(try lockRef())")
             let lines = LogLines()
-            try withBuildLock(try gitSpec(repository, timeout: .seconds(10), ttl: .seconds(3600)), log: lines.log) { () throws in
+            try withBuildLock(try gitSpec(repository, timeout: .seconds(10), ttl: .seconds(3600)), log: lines.log) {
+                () throws in
                 #expect(try work.git("ls-remote", "origin", try lockRef()).hasPrefix(stale) == false)
             }
             #expect(lines.all.contains { $0.contains("took over lock app:1234") }, "\(lines.all)")
@@ -384,7 +420,9 @@ struct BuildLockTests {
     @Test func gitLockIsReleasedWhenTheBodyThrows() throws {
         struct BuildFailed: Error {}
         try withLockRepository { repository, work throws in
-            #expect(throws: BuildFailed.self) { try withBuildLock(try gitSpec(repository), log: .silent) { throw BuildFailed() } }
+            #expect(throws: BuildFailed.self) {
+                try withBuildLock(try gitSpec(repository), log: .silent) { throw BuildFailed() }
+            }
             #expect(try work.git("ls-remote", "origin", try lockRef()) == "")
         }
     }

@@ -19,11 +19,15 @@ struct BuildConfigurationTests {
             try Data("# args\nVERSION=1.2.3\nBASE=busybox\n".utf8).write(to: base.appendingPathComponent("args.env"))
             try Data("final\n".utf8).write(to: base.appendingPathComponent("target"))
             let environment = [
-                "CONTEXT": "repo/images/app", "BUILD_ARGS_FILE": "args.env", "BUILD_ARG_BASE": "alpine", "LABEL_team": "core",
-                "TARGET_FILE": "target", "IMAGE_PLATFORM": "linux/amd64, linux/arm64", "SKIP_IF_PUBLISHED": "registry.example/team/app",
-                "LOCK": "file:/tmp/locks", "LOCK_TIMEOUT": "90s", "REGISTRY_USERNAME": "u", "REGISTRY_PASSWORD": "p", "REGISTRY_INSECURE": "true",
+                "CONTEXT": "repo/images/app", "BUILD_ARGS_FILE": "args.env", "BUILD_ARG_BASE": "alpine",
+                "LABEL_team": "core",
+                "TARGET_FILE": "target", "IMAGE_PLATFORM": "linux/amd64, linux/arm64",
+                "SKIP_IF_PUBLISHED": "registry.example/team/app",
+                "LOCK": "file:/tmp/locks", "LOCK_TIMEOUT": "90s", "REGISTRY_USERNAME": "u", "REGISTRY_PASSWORD": "p",
+                "REGISTRY_INSECURE": "true",
             ]
-            let configuration = try BuildConfiguration(flags: try BuildFlags.parse([]), environment: environment, directory: base)
+            let configuration = try BuildConfiguration(
+                flags: try BuildFlags.parse([]), environment: environment, directory: base)
             #expect(configuration.context.path == base.appendingPathComponent("repo/images/app").path)
             #expect(configuration.dockerfile.lastPathComponent == "Dockerfile")
             #expect(configuration.buildArgs == ["VERSION": "1.2.3", "BASE": "alpine"], "a variable wins over the file")
@@ -33,7 +37,8 @@ struct BuildConfigurationTests {
             #expect(configuration.skipIfPublished?.repository.rawValue == "team/app")
             #expect(configuration.lockTimeout == .seconds(90) && configuration.lockTTL == .seconds(7200))
             #expect(configuration.registryInsecure && !configuration.push)
-            #expect(configuration.output.lastPathComponent == "image" && configuration.cache.lastPathComponent == "cache")
+            #expect(
+                configuration.output.lastPathComponent == "image" && configuration.cache.lastPathComponent == "cache")
         }
     }
 
@@ -41,9 +46,12 @@ struct BuildConfigurationTests {
         try withTemporaryDirectory { directory in
             let base = try workspace(directory)
             try Data("VERSION: \"2.0\"\nBASE: debian\n".utf8).write(to: base.appendingPathComponent("args.yaml"))
-            let flags = try BuildFlags.parse(["--context", "repo/images/app", "--build-arg", "VERSION=9", "--tag", "localhost:5000/me/app:my-changes",
-                                              "--push", "--label", "a=b=c", "--lock-ttl", "10m"])
-            let configuration = try BuildConfiguration(flags: flags, environment: ["BUILD_ARGS_FILE": "args.yaml", "CONTEXT": "elsewhere"], directory: base)
+            let flags = try BuildFlags.parse([
+                "--context", "repo/images/app", "--build-arg", "VERSION=9", "--tag", "localhost:5000/me/app:my-changes",
+                "--push", "--label", "a=b=c", "--lock-ttl", "10m",
+            ])
+            let configuration = try BuildConfiguration(
+                flags: flags, environment: ["BUILD_ARGS_FILE": "args.yaml", "CONTEXT": "elsewhere"], directory: base)
             #expect(configuration.context.lastPathComponent == "app")
             #expect(configuration.buildArgs == ["VERSION": "9", "BASE": "debian"])
             #expect(configuration.labels == ["a": "b=c"])
@@ -78,7 +86,10 @@ struct BuildConfigurationTests {
 
     @Test func helpDocumentsFlagsAndVariables() {
         let help = BuildFlags.helpMessage()
-        for word in ["--context", "CONTEXT", "--build-arg", "BUILD_ARG_", "IMAGE_PLATFORM", "SKIP_IF_PUBLISHED", "LOCK_TTL", "--push", "REGISTRY_CA_CERTS"] {
+        for word in [
+            "--context", "CONTEXT", "--build-arg", "BUILD_ARG_", "IMAGE_PLATFORM", "SKIP_IF_PUBLISHED", "LOCK_TTL",
+            "--push", "REGISTRY_CA_CERTS",
+        ] {
             #expect(help.contains(word), "\(word)")
         }
     }
@@ -90,12 +101,17 @@ struct BuildTaskBinaryTests {
         let binary = try builtProduct("build-task").path
         let help = try runProcess(binary, ["--help"])
         #expect(help.status == 0)
-        #expect(help.stdoutString.contains("--skip-if-published") && help.stdoutString.contains("Env: SKIP_IF_PUBLISHED"))
+        #expect(
+            help.stdoutString.contains("--skip-if-published") && help.stdoutString.contains("Env: SKIP_IF_PUBLISHED"))
         #expect(help.stdoutString.contains("USAGE: build-task"), "\(help.stdoutString)")
         let bad = try runProcess(binary, [], environment: ["PATH": "/usr/bin:/bin", "CONTEXT": "/nonexistent-context"])
         #expect(bad.status == 1)
-        #expect(bad.stderrString == "build-task: the context /nonexistent-context is not a directory (CONTEXT / --context)\n")
-        let flag = try runProcess(binary, ["--build-arg", "novalue"], environment: ["PATH": "/usr/bin:/bin"], currentDirectory: URL(fileURLWithPath: "/"))
+        #expect(
+            bad.stderrString
+                == "build-task: the context /nonexistent-context is not a directory (CONTEXT / --context)\n")
+        let flag = try runProcess(
+            binary, ["--build-arg", "novalue"], environment: ["PATH": "/usr/bin:/bin"],
+            currentDirectory: URL(fileURLWithPath: "/"))
         #expect(flag.status == 1)
     }
 }

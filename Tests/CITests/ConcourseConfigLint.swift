@@ -74,7 +74,9 @@ struct ConcourseConfigLint {
                 if let first = firstLine[key] {
                     // An alias repeats its anchor's nodes, marks included: report each place once.
                     if reported.insert("\(keyLine):\(first):\(key)").inserted {
-                        problems.append("line \(keyLine): duplicate key '\(key)' (first at line \(first)); YAML loaders keep only one of them")
+                        problems.append(
+                            "line \(keyLine): duplicate key '\(key)' (first at line \(first)); YAML loaders keep only one of them"
+                        )
                     }
                     continue
                 }
@@ -82,14 +84,20 @@ struct ConcourseConfigLint {
                 if keyNode.tag.description == "tag:yaml.org,2002:merge" {  // `<<`, resolved as Yams resolves it
                     let sources = valueNode.sequence.map(Array.init) ?? [valueNode]
                     for source in sources {
-                        guard case .map(let entries, _) = convert(source, problems: &problems, reported: &reported) else {
+                        guard case .map(let entries, _) = convert(source, problems: &problems, reported: &reported)
+                        else {
                             problems.append("line \(keyLine): '<<' merges something that is not a mapping")
                             continue
                         }
-                        for entry in entries where !merged.contains(where: { $0.key == entry.key }) { merged.append(entry) }
+                        for entry in entries where !merged.contains(where: { $0.key == entry.key }) {
+                            merged.append(entry)
+                        }
                     }
                 } else {
-                    own.append(Value.Entry(key: key, line: keyLine, value: convert(valueNode, problems: &problems, reported: &reported)))
+                    own.append(
+                        Value.Entry(
+                            key: key, line: keyLine, value: convert(valueNode, problems: &problems, reported: &reported)
+                        ))
                 }
             }
             let ownKeys = Set(own.map(\.key))
@@ -100,20 +108,28 @@ struct ConcourseConfigLint {
     // MARK: - Concourse's key lists (struct json tags)
 
     /// atc/config.go `Config` (UnmarshalConfig keeps only these and silently drops the rest).
-    static let topLevelKeys: Set<String> = ["groups", "var_sources", "resources", "resource_types", "prototypes", "jobs", "display", "user_data"]
+    static let topLevelKeys: Set<String> = [
+        "groups", "var_sources", "resources", "resource_types", "prototypes", "jobs", "display", "user_data",
+    ]
     /// atc/config.go `GroupConfig`, `VarSourceConfig`, `DisplayConfig`.
     static let groupKeys: Set<String> = ["name", "jobs", "resources"]
     static let varSourceKeys: Set<String> = ["name", "type", "config"]
     static let displayKeys: Set<String> = ["background_image", "background_filter"]
     /// atc/config.go `ResourceConfig` (yaml.UnmarshalStrict rejects any other key).
-    static let resourceKeys: Set<String> = ["name", "old_name", "public", "webhook_token", "type", "source", "check_every",
-                                            "check_timeout", "tags", "version", "icon", "expose_build_created_by"]
+    static let resourceKeys: Set<String> = [
+        "name", "old_name", "public", "webhook_token", "type", "source", "check_every",
+        "check_timeout", "tags", "version", "icon", "expose_build_created_by",
+    ]
     /// atc/config.go `ResourceType` and `Prototype`.
-    static let resourceTypeKeys: Set<String> = ["name", "type", "source", "defaults", "privileged", "check_every", "tags", "params"]
+    static let resourceTypeKeys: Set<String> = [
+        "name", "type", "source", "defaults", "privileged", "check_every", "tags", "params",
+    ]
     /// atc/job_config.go `JobConfig` and `BuildLogRetention`.
-    static let jobKeys: Set<String> = ["name", "old_name", "public", "disable_manual_trigger", "disable_reruns", "serial", "interruptible",
-                                       "serial_groups", "max_in_flight", "tags", "build_logs_to_retain", "build_log_retention",
-                                       "on_success", "on_failure", "on_abort", "on_error", "ensure", "plan"]
+    static let jobKeys: Set<String> = [
+        "name", "old_name", "public", "disable_manual_trigger", "disable_reruns", "serial", "interruptible",
+        "serial_groups", "max_in_flight", "tags", "build_logs_to_retain", "build_log_retention",
+        "on_success", "on_failure", "on_abort", "on_error", "ensure", "plan",
+    ]
     static let buildLogRetentionKeys: Set<String> = ["builds", "minimum_succeeded_builds", "days"]
 
     /// atc/steps.go `StepPrecedence`: the order Step.UnmarshalJSON tries each kind, with the
@@ -125,14 +141,19 @@ struct ConcourseConfigLint {
         ("on_abort", ["on_abort"], false),
         ("on_failure", ["on_failure"], false),
         ("on_success", ["on_success"], false),
-        ("across", ["across", "fail_fast"], false),                                    // AcrossStep
-        ("attempts", ["attempts"], false),                                             // RetryStep
-        ("run", ["run", "type", "params", "privileged", "tags", "container_limits", "timeout"], true),      // RunStep
-        ("task", ["task", "privileged", "hermetic", "file", "container_limits", "config", "params", "vars", "tags",
-                  "input_mapping", "output_mapping", "image", "timeout"], true),       // TaskStep
+        ("across", ["across", "fail_fast"], false),  // AcrossStep
+        ("attempts", ["attempts"], false),  // RetryStep
+        ("run", ["run", "type", "params", "privileged", "tags", "container_limits", "timeout"], true),  // RunStep
+        (
+            "task",
+            [
+                "task", "privileged", "hermetic", "file", "container_limits", "config", "params", "vars", "tags",
+                "input_mapping", "output_mapping", "image", "timeout",
+            ], true
+        ),  // TaskStep
         ("put", ["put", "resource", "params", "inputs", "tags", "get_params", "timeout", "no_get"], true),  // PutStep
-        ("get", ["get", "resource", "version", "params", "passed", "trigger", "tags", "timeout"], true),    // GetStep
-        ("timeout", ["timeout"], false),                                               // TimeoutStep
+        ("get", ["get", "resource", "version", "params", "passed", "trigger", "tags", "timeout"], true),  // GetStep
+        ("timeout", ["timeout"], false),  // TimeoutStep
         ("set_pipeline", ["set_pipeline", "file", "team", "vars", "var_files", "instance_vars"], true),
         ("load_var", ["load_var", "file", "format", "reveal"], true),
         ("try", ["try"], true),
@@ -147,21 +168,25 @@ struct ConcourseConfigLint {
 
     /// atc/task.go `TaskConfig` (unknown fields: step_validator.go VisitTask, task.go NewTaskConfig),
     /// and the types inside it, which Concourse decodes leniently (a typo there vanishes).
-    static let taskConfigKeys: Set<String> = ["platform", "rootfs_uri", "image_resource", "container_limits", "params", "run",
-                                              "inputs", "outputs", "caches"]
+    static let taskConfigKeys: Set<String> = [
+        "platform", "rootfs_uri", "image_resource", "container_limits", "params", "run",
+        "inputs", "outputs", "caches",
+    ]
     // Concourse's task.go, ImageResource.
     static let imageResourceKeys: Set<String> = ["name", "type", "source", "version", "params", "tags"]
-    static let taskRunKeys: Set<String> = ["path", "args", "dir", "user"]                               // task.go TaskRunConfig
-    static let taskInputKeys: Set<String> = ["name", "path", "optional"]                                // task.go TaskInputConfig
-    static let taskOutputKeys: Set<String> = ["name", "path"]                                           // task.go TaskOutputConfig
-    static let taskCacheKeys: Set<String> = ["path", "ttl"]                                             // task.go TaskCacheConfig
-    static let containerLimitsKeys: Set<String> = ["cpu", "memory"]                                     // container_limits.go
+    static let taskRunKeys: Set<String> = ["path", "args", "dir", "user"]  // task.go TaskRunConfig
+    static let taskInputKeys: Set<String> = ["name", "path", "optional"]  // task.go TaskInputConfig
+    static let taskOutputKeys: Set<String> = ["name", "path"]  // task.go TaskOutputConfig
+    static let taskCacheKeys: Set<String> = ["path", "ttl"]  // task.go TaskCacheConfig
+    static let containerLimitsKeys: Set<String> = ["cpu", "memory"]  // container_limits.go
 
     /// The resource types a Concourse worker ships (.github/ISSUE_TEMPLATE/release-major-minor.md,
     /// "Resource Types"); any other type must be declared in resource_types
     /// (atc/config.go ResourceTypes.ImageForType: a type not declared is taken as a base type).
-    static let baseResourceTypes: Set<String> = ["git", "registry-image", "time", "s3", "github-release", "pool", "semver",
-                                                 "docker-image", "mock", "hg", "bosh-io-release", "bosh-io-stemcell"]
+    static let baseResourceTypes: Set<String> = [
+        "git", "registry-image", "time", "s3", "github-release", "pool", "semver",
+        "docker-image", "mock", "hg", "bosh-io-release", "bosh-io-stemcell",
+    ]
 
     // MARK: - Entry points
 
@@ -240,11 +265,17 @@ struct ConcourseConfigLint {
                 for (index, item) in items.enumerated() {
                     let name = item["name"]?.string ?? ""
                     let at = name.isEmpty ? "\(section)[\(index)]" : "\(section).\(name)"
-                    keys(item, resourceTypeKeys, at: at, why: "atc/config.go \(section == "prototypes" ? "Prototype" : "ResourceType")")
+                    keys(
+                        item, resourceTypeKeys, at: at,
+                        why: "atc/config.go \(section == "prototypes" ? "Prototype" : "ResourceType")")
                     if name.isEmpty { report(item.line, at, "has no name (configvalidate/validate.go)") }
-                    if (item["type"]?.string ?? "").isEmpty { report(item.line, at, "has no type (configvalidate/validate.go)") }
+                    if (item["type"]?.string ?? "").isEmpty {
+                        report(item.line, at, "has no type (configvalidate/validate.go)")
+                    }
                     if let first = typeNames[name] {
-                        report(item.line, at, "same name as the resource type at line \(first) (configvalidate/validate.go)")
+                        report(
+                            item.line, at,
+                            "same name as the resource type at line \(first) (configvalidate/validate.go)")
                     } else if !name.isEmpty {
                         typeNames[name] = item.line
                     }
@@ -256,8 +287,12 @@ struct ConcourseConfigLint {
                 // (atc/config.go ImageForType looks it up among types.Without(its own name), so a type
                 // named after a base type, of that base type, overrides the base type).
                 let name = item["name"]?.string ?? "\(index)"
-                if let type = item["type"]?.string, !type.isEmpty, !baseResourceTypes.contains(type) && (type == name || !types.contains(type)) {
-                    report(item["type"]?.line ?? item.line, "resource_types.\(name)", "type '\(type)' is neither declared in resource_types nor a base resource type")
+                if let type = item["type"]?.string, !type.isEmpty,
+                    !baseResourceTypes.contains(type) && (type == name || !types.contains(type))
+                {
+                    report(
+                        item["type"]?.line ?? item.line, "resource_types.\(name)",
+                        "type '\(type)' is neither declared in resource_types nor a base resource type")
                 }
             }
 
@@ -278,7 +313,9 @@ struct ConcourseConfigLint {
                 if type.isEmpty {
                     report(item.line, at, "has no type (configvalidate/validate.go)")
                 } else if !types.contains(type) {
-                    report(item["type"]?.line ?? item.line, at, "type '\(type)' is neither declared in resource_types nor a base resource type")
+                    report(
+                        item["type"]?.line ?? item.line, at,
+                        "type '\(type)' is neither declared in resource_types nor a base resource type")
                 }
             }
             resources = Set(resourceLines.keys)
@@ -286,11 +323,15 @@ struct ConcourseConfigLint {
             for (index, item) in list(root["var_sources"], at: "var_sources").enumerated() {
                 keys(item, varSourceKeys, at: "var_sources[\(index)]", why: "atc/config.go VarSourceConfig")
             }
-            if let display = root["display"] { keys(display, displayKeys, at: "display", why: "atc/config.go DisplayConfig") }
+            if let display = root["display"] {
+                keys(display, displayKeys, at: "display", why: "atc/config.go DisplayConfig")
+            }
 
             // configvalidate validateJobs: at least one job, names set and unique.
             let jobs = list(root["jobs"], at: "jobs")
-            if jobs.isEmpty { report(root.line, "jobs", "pipeline must contain at least one job (configvalidate/validate.go)") }
+            if jobs.isEmpty {
+                report(root.line, "jobs", "pipeline must contain at least one job (configvalidate/validate.go)")
+            }
             var jobLines: [String: Int] = [:]
             for (index, job) in jobs.enumerated() {
                 let name = job["name"]?.string ?? ""
@@ -321,7 +362,9 @@ struct ConcourseConfigLint {
             // configvalidate validateResourcesUnused: "resource '%s' is not used".
             for (index, item) in resourceItems.enumerated() {
                 if let name = item["name"]?.string, !usedResources.contains(name) {
-                    report(item.line, "resources.\(name.isEmpty ? "\(index)" : name)", "is not used by any job's get or put (configvalidate/validate.go validateResourcesUnused)")
+                    report(
+                        item.line, "resources.\(name.isEmpty ? "\(index)" : name)",
+                        "is not used by any job's get or put (configvalidate/validate.go validateResourcesUnused)")
                 }
             }
         }
@@ -334,10 +377,14 @@ struct ConcourseConfigLint {
             for (index, group) in groups.enumerated() {
                 let name = group["name"]?.string ?? "\(index)"
                 keys(group, groupKeys, at: "groups.\(name)", why: "atc/config.go GroupConfig")
-                if !names.insert(name).inserted { report(group.line, "groups.\(name)", "duplicate group name (configvalidate/validate.go)") }
+                if !names.insert(name).inserted {
+                    report(group.line, "groups.\(name)", "duplicate group name (configvalidate/validate.go)")
+                }
                 for glob in group["jobs"]?.strings ?? [] {
                     let matched = jobNames.filter { Self.globMatch(glob, $0) }
-                    if matched.isEmpty { report(group.line, "groups.\(name)", "no jobs match '\(glob)' (configvalidate/validate.go)") }
+                    if matched.isEmpty {
+                        report(group.line, "groups.\(name)", "no jobs match '\(glob)' (configvalidate/validate.go)")
+                    }
                     grouped.formUnion(matched)
                 }
                 for resource in group["resources"]?.strings ?? [] where !resources.contains(resource) {
@@ -346,7 +393,9 @@ struct ConcourseConfigLint {
             }
             if !groups.isEmpty {
                 for job in jobNames where !grouped.contains(job) {
-                    report(root["groups"]?.line ?? 0, "groups", "job '\(job)' belongs to no group (configvalidate/validate.go)")
+                    report(
+                        root["groups"]?.line ?? 0, "groups",
+                        "job '\(job)' belongs to no group (configvalidate/validate.go)")
                 }
             }
         }
@@ -358,13 +407,17 @@ struct ConcourseConfigLint {
         mutating func job(_ job: Value, at: String) {
             keys(job, jobKeys, at: at, why: "atc/job_config.go JobConfig; yaml.UnmarshalStrict rejects it")
             if let retention = job["build_log_retention"] {
-                keys(retention, buildLogRetentionKeys, at: "\(at).build_log_retention", why: "atc/job_config.go BuildLogRetention")
+                keys(
+                    retention, buildLogRetentionKeys, at: "\(at).build_log_retention",
+                    why: "atc/job_config.go BuildLogRetention")
             }
             seenGets = []
             var artifacts = Artifacts()
             if let plan = job["plan"] {
                 if let items = plan.items {
-                    for (index, step) in items.enumerated() { self.step(step, at: "\(at).plan[\(index)]", artifacts: &artifacts) }
+                    for (index, step) in items.enumerated() {
+                        self.step(step, at: "\(at).plan[\(index)]", artifacts: &artifacts)
+                    }
                 } else {
                     report(plan.line, "\(at).plan", "is not a list of steps")
                 }
@@ -392,10 +445,15 @@ struct ConcourseConfigLint {
             }
         }
 
-        mutating func needArtifact(_ name: String, line: Int, at: String, what: String, artifacts: Artifacts, source: String) {
+        mutating func needArtifact(
+            _ name: String, line: Int, at: String, what: String, artifacts: Artifacts, source: String
+        ) {
             guard !name.contains("(("), !artifacts.has(name) else { return }
             let known = artifacts.names.sorted().joined(separator: ", ")
-            report(line, at, "\(what) '\(name)' is no artifact at this point of the plan (has: \(known.isEmpty ? "none" : known)) (\(source))")
+            report(
+                line, at,
+                "\(what) '\(name)' is no artifact at this point of the plan (has: \(known.isEmpty ? "none" : known)) (\(source))"
+            )
         }
 
         /// `artifact/path`: the first segment names an artifact (atc/exec/task_config_source.go FetchConfig,
@@ -403,11 +461,15 @@ struct ConcourseConfigLint {
         mutating func needArtifactPath(_ path: String, line: Int, at: String, what: String, artifacts: Artifacts) {
             let segments = path.split(separator: "/", maxSplits: 1).map(String.init)
             guard segments.count == 2 else {
-                report(line, at, "\(what) '\(path)' does not start with an artifact name (atc/exec/task_config_source.go UnspecifiedArtifactSourceError)")
+                report(
+                    line, at,
+                    "\(what) '\(path)' does not start with an artifact name (atc/exec/task_config_source.go UnspecifiedArtifactSourceError)"
+                )
                 return
             }
-            needArtifact(segments[0], line: line, at: at, what: "\(what) '\(path)': artifact", artifacts: artifacts,
-                         source: "atc/exec/task_config_source.go UnknownArtifactSourceError")
+            needArtifact(
+                segments[0], line: line, at: at, what: "\(what) '\(path)': artifact", artifacts: artifacts,
+                source: "atc/exec/task_config_source.go UnknownArtifactSourceError")
         }
 
         /// One step: its kind as atc/steps.go Step.UnmarshalJSON finds it, its keys, then what it needs and makes.
@@ -429,19 +491,30 @@ struct ConcourseConfigLint {
                 }
             }
             guard matched else {
-                report(step.line, at, "no step configured: none of \(stepPrecedence.map(\.key).joined(separator: ", ")) (atc/steps.go ErrNoStepConfigured)")
+                report(
+                    step.line, at,
+                    "no step configured: none of \(stepPrecedence.map(\.key).joined(separator: ", ")) (atc/steps.go ErrNoStepConfigured)"
+                )
                 return
             }
             guard let core else {
-                report(step.line, at, "no core step type declared (get, put, task, ...) (atc/steps.go ErrNoCoreStepDeclared)")
+                report(
+                    step.line, at,
+                    "no core step type declared (get, put, task, ...) (atc/steps.go ErrNoCoreStepDeclared)")
                 return
             }
             let otherKinds = remaining.intersection(coreStepKinds)
             if !otherKinds.isEmpty {
-                report(step.line, at, "more than one step kind: \(([core] + otherKinds.sorted()).joined(separator: ", ")) (atc/steps.go Step.UnmarshalJSON)")
+                report(
+                    step.line, at,
+                    "more than one step kind: \(([core] + otherKinds.sorted()).joined(separator: ", ")) (atc/steps.go Step.UnmarshalJSON)"
+                )
             }
             for entry in step.entries ?? [] where remaining.contains(entry.key) && !otherKinds.contains(entry.key) {
-                report(entry.line, at, "unknown key '\(entry.key)' for a \(core) step (atc/steps.go; step_validator.go \"unknown fields\")")
+                report(
+                    entry.line, at,
+                    "unknown key '\(entry.key)' for a \(core) step (atc/steps.go; step_validator.go \"unknown fields\")"
+                )
             }
             let name = step[core]?.string ?? ""
             let here = "\(at).\(core)(\(name))"
@@ -456,10 +529,14 @@ struct ConcourseConfigLint {
             var inner = artifacts
             if let across = step["across"] {
                 let vars = list(across, at: "\(here).across")
-                if vars.isEmpty { report(across.line, "\(here).across", "no vars specified (atc/step_validator.go VisitAcross)") }
+                if vars.isEmpty {
+                    report(across.line, "\(here).across", "no vars specified (atc/step_validator.go VisitAcross)")
+                }
                 for variable in vars {
                     keys(variable, acrossVarKeys, at: "\(here).across", why: "atc/steps.go AcrossVarConfig")
-                    if (variable["var"]?.string ?? "").isEmpty { report(variable.line, "\(here).across", "a var has no name") }
+                    if (variable["var"]?.string ?? "").isEmpty {
+                        report(variable.line, "\(here).across", "a var has no name")
+                    }
                 }
             }
 
@@ -473,18 +550,26 @@ struct ConcourseConfigLint {
                 }
             case "set_pipeline", "load_var":
                 if let file = step["file"]?.string {
-                    needArtifactPath(file, line: step["file"]?.line ?? step.line, at: here, what: "file", artifacts: inner)
+                    needArtifactPath(
+                        file, line: step["file"]?.line ?? step.line, at: here, what: "file", artifacts: inner)
                 } else {
-                    report(step.line, here, "no file specified (atc/step_validator.go Visit\(core == "load_var" ? "LoadVar" : "SetPipeline"))")
+                    report(
+                        step.line, here,
+                        "no file specified (atc/step_validator.go Visit\(core == "load_var" ? "LoadVar" : "SetPipeline"))"
+                    )
                 }
                 for file in step["var_files"]?.strings ?? [] {
-                    needArtifactPath(file, line: step["var_files"]?.line ?? step.line, at: here, what: "var_files entry", artifacts: inner)
+                    needArtifactPath(
+                        file, line: step["var_files"]?.line ?? step.line, at: here, what: "var_files entry",
+                        artifacts: inner)
                 }
             case "try":
                 if let sub = step["try"] { self.step(sub, at: "\(at).try", artifacts: &inner) }
             case "do":
                 if let items = step["do"]?.items {
-                    for (index, sub) in items.enumerated() { self.step(sub, at: "\(at).do[\(index)]", artifacts: &inner) }
+                    for (index, sub) in items.enumerated() {
+                        self.step(sub, at: "\(at).do[\(index)]", artifacts: &inner)
+                    }
                 } else {
                     report(step.line, here, "do: is not a list of steps (atc/steps.go DoStep)")
                 }
@@ -522,7 +607,9 @@ struct ConcourseConfigLint {
                 }
                 steps = items
             } else {
-                report(value.line, at, "wrong type for parallel config: a list of steps or {steps, limit, fail_fast} (atc/steps.go)")
+                report(
+                    value.line, at,
+                    "wrong type for parallel config: a list of steps or {steps, limit, fail_fast} (atc/steps.go)")
                 return
             }
             var after = artifacts
@@ -538,8 +625,12 @@ struct ConcourseConfigLint {
         /// every passed: glob matches a job and every matched job gets or puts that resource.
         mutating func get(_ step: Value, name: String, at: String, artifacts: inout Artifacts) {
             let resource = step["resource"]?.string ?? name
-            if !resources.contains(resource) { report(step.line, at, "unknown resource '\(resource)' (atc/step_validator.go VisitGet)") }
-            if !seenGets.insert(name).inserted { report(step.line, at, "repeated name: a job gets '\(name)' twice (atc/step_validator.go VisitGet)") }
+            if !resources.contains(resource) {
+                report(step.line, at, "unknown resource '\(resource)' (atc/step_validator.go VisitGet)")
+            }
+            if !seenGets.insert(name).inserted {
+                report(step.line, at, "repeated name: a job gets '\(name)' twice (atc/step_validator.go VisitGet)")
+            }
             artifacts.names.insert(name)
             if let passed = step["passed"] {
                 guard let globs = passed.strings, globs.count == passed.items?.count else {
@@ -548,9 +639,16 @@ struct ConcourseConfigLint {
                 }
                 for glob in globs {
                     let matched = jobNames.filter { Self.globMatch(glob, $0) }
-                    if matched.isEmpty { report(passed.line, "\(at).passed", "no matching job(s) for '\(glob)' (atc/step_validator.go VisitGet)") }
+                    if matched.isEmpty {
+                        report(
+                            passed.line, "\(at).passed",
+                            "no matching job(s) for '\(glob)' (atc/step_validator.go VisitGet)")
+                    }
                     for job in matched where !(interactions[job] ?? []).contains(resource) {
-                        report(passed.line, "\(at).passed", "job '\(job)' does not interact with resource '\(resource)' (atc/step_validator.go VisitGet)")
+                        report(
+                            passed.line, "\(at).passed",
+                            "job '\(job)' does not interact with resource '\(resource)' (atc/step_validator.go VisitGet)"
+                        )
                     }
                 }
             }
@@ -561,15 +659,20 @@ struct ConcourseConfigLint {
         /// step's name unless no_get.
         mutating func put(_ step: Value, name: String, at: String, artifacts: inout Artifacts) {
             let resource = step["resource"]?.string ?? name
-            if !resources.contains(resource) { report(step.line, at, "unknown resource '\(resource)' (atc/step_validator.go VisitPut)") }
+            if !resources.contains(resource) {
+                report(step.line, at, "unknown resource '\(resource)' (atc/step_validator.go VisitPut)")
+            }
             if let inputs = step["inputs"] {
                 if let names = inputs.strings, names.count == inputs.items?.count {
                     for input in names {
-                        needArtifact(input, line: inputs.line, at: at, what: "put input", artifacts: artifacts,
-                                     source: "atc/exec/put_inputs.go PutInputNotFoundError")
+                        needArtifact(
+                            input, line: inputs.line, at: at, what: "put input", artifacts: artifacts,
+                            source: "atc/exec/put_inputs.go PutInputNotFoundError")
                     }
                 } else if !["all", "detect"].contains(inputs.string ?? "") {
-                    report(inputs.line, at, "inputs: is neither all, detect nor a list of names (atc/steps.go InputsConfig)")
+                    report(
+                        inputs.line, at,
+                        "inputs: is neither all, detect nor a list of names (atc/steps.go InputsConfig)")
                 }
             }
             if !(step["no_get"]?.isTrue ?? false) { artifacts.names.insert(name) }
@@ -580,17 +683,25 @@ struct ConcourseConfigLint {
         mutating func task(_ step: Value, at: String, artifacts: inout Artifacts) {
             let config = step["config"]
             let file = step["file"]?.string
-            if config == nil && file == nil { report(step.line, at, "must specify either `file:` or `config:` (atc/step_validator.go VisitTask)") }
-            if config != nil && file != nil { report(step.line, at, "must specify one of `file:` or `config:`, not both (atc/step_validator.go VisitTask)") }
+            if config == nil && file == nil {
+                report(step.line, at, "must specify either `file:` or `config:` (atc/step_validator.go VisitTask)")
+            }
+            if config != nil && file != nil {
+                report(
+                    step.line, at,
+                    "must specify one of `file:` or `config:`, not both (atc/step_validator.go VisitTask)")
+            }
             if let image = step["image"]?.string {
-                needArtifact(image, line: step["image"]?.line ?? step.line, at: at, what: "image", artifacts: artifacts,
-                             source: "atc/exec/task_step.go MissingTaskImageSourceError")
+                needArtifact(
+                    image, line: step["image"]?.line ?? step.line, at: at, what: "image", artifacts: artifacts,
+                    source: "atc/exec/task_step.go MissingTaskImageSourceError")
             }
             var taskConfig = config
             if let config {
                 self.taskConfig(config, at: "\(at).config", types: types)
             } else if let file {
-                needArtifactPath(file, line: step["file"]?.line ?? step.line, at: at, what: "file", artifacts: artifacts)
+                needArtifactPath(
+                    file, line: step["file"]?.line ?? step.line, at: at, what: "file", artifacts: artifacts)
                 var ignored: [String] = []
                 taskConfig = taskFile(file).flatMap { ConcourseConfigLint.parse($0, problems: &ignored) }
             }
@@ -598,19 +709,27 @@ struct ConcourseConfigLint {
                 artifacts.open = true  // its inputs and outputs are unknown here
                 return
             }
-            let inputMapping = Dictionary((step["input_mapping"]?.entries ?? []).map { ($0.key, $0.value.string ?? "") }) { first, _ in first }
-            let outputMapping = Dictionary((step["output_mapping"]?.entries ?? []).map { ($0.key, $0.value.string ?? "") }) { first, _ in first }
+            let inputMapping = Dictionary(
+                (step["input_mapping"]?.entries ?? []).map { ($0.key, $0.value.string ?? "") }
+            ) { first, _ in first }
+            let outputMapping = Dictionary(
+                (step["output_mapping"]?.entries ?? []).map { ($0.key, $0.value.string ?? "") }
+            ) { first, _ in first }
             let inputs = taskConfig["inputs"]?.items ?? []
             for input in inputs {
                 guard let name = input["name"]?.string, !(input["optional"]?.isTrue ?? false) else { continue }
                 let source = inputMapping[name] ?? name
-                needArtifact(source, line: input.line, at: at,
-                             what: source == name ? "input" : "input \(name) (input_mapping)", artifacts: artifacts,
-                             source: "atc/exec/task_step.go MissingInputsError")
+                needArtifact(
+                    source, line: input.line, at: at,
+                    what: source == name ? "input" : "input \(name) (input_mapping)", artifacts: artifacts,
+                    source: "atc/exec/task_step.go MissingInputsError")
             }
             let inputNames = Set(inputs.compactMap { $0["name"]?.string })
             for entry in step["input_mapping"]?.entries ?? [] where !inputNames.contains(entry.key) {
-                report(entry.line, at, "input_mapping maps '\(entry.key)', which is no input of the task (atc/exec/task_step.go uses only the config's inputs)")
+                report(
+                    entry.line, at,
+                    "input_mapping maps '\(entry.key)', which is no input of the task (atc/exec/task_step.go uses only the config's inputs)"
+                )
             }
             for output in taskConfig["outputs"]?.items ?? [] {
                 guard let name = output["name"]?.string else { continue }
@@ -626,17 +745,25 @@ struct ConcourseConfigLint {
                 return
             }
             keys(config, taskConfigKeys, at: at, why: "atc/task.go TaskConfig; step_validator.go \"unknown fields\"")
-            if (config["platform"]?.string ?? "").isEmpty { report(config.line, at, "missing 'platform' (atc/task.go Validate)") }
+            if (config["platform"]?.string ?? "").isEmpty {
+                report(config.line, at, "missing 'platform' (atc/task.go Validate)")
+            }
             if let image = config["image_resource"] {
                 keys(image, imageResourceKeys, at: "\(at).image_resource", why: "atc/task.go ImageResource")
                 let type = image["type"]?.string ?? ""
                 if !types.contains(type) {
-                    report(image.line, "\(at).image_resource", "type '\(type)' is neither declared in resource_types nor a base resource type")
+                    report(
+                        image.line, "\(at).image_resource",
+                        "type '\(type)' is neither declared in resource_types nor a base resource type")
                 }
             }
             if let run = config["run"] { keys(run, taskRunKeys, at: "\(at).run", why: "atc/task.go TaskRunConfig") }
-            if let limits = config["container_limits"] { keys(limits, containerLimitsKeys, at: "\(at).container_limits", why: "atc/container_limits.go") }
-            for (section, allowed, named) in [("inputs", taskInputKeys, true), ("outputs", taskOutputKeys, true), ("caches", taskCacheKeys, false)] {
+            if let limits = config["container_limits"] {
+                keys(limits, containerLimitsKeys, at: "\(at).container_limits", why: "atc/container_limits.go")
+            }
+            for (section, allowed, named) in [
+                ("inputs", taskInputKeys, true), ("outputs", taskOutputKeys, true), ("caches", taskCacheKeys, false),
+            ] {
                 for (index, item) in list(config[section], at: "\(at).\(section)").enumerated() {
                     keys(item, allowed, at: "\(at).\(section)[\(index)]", why: "atc/task.go")
                     if named && (item["name"]?.string ?? "").isEmpty {
@@ -676,7 +803,9 @@ struct ConcourseConfigLint {
 
         /// Go's time.ParseDuration, for what a config holds (`1h30m`, `90s`, `1.5h`).
         static func isDuration(_ text: String) -> Bool {
-            text == "0" || text.range(of: #"^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$"#, options: .regularExpression) != nil
+            text == "0"
+                || text.range(of: #"^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$"#, options: .regularExpression)
+                    != nil
         }
     }
 }

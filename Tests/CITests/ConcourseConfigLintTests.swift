@@ -73,56 +73,141 @@ struct ConcourseConfigLintTests {
     }
 
     static let cases: [Case] = [
-        Case(rule: "unknown top-level key", replace: "jobs:\n", with: "resource_type: []\njobs:\n", expect: "unknown key 'resource_type'"),
-        Case(rule: "unknown resource key", replace: "  type: git\n", with: "  type: git\n  check_evry: 1m\n", expect: "resources.code: unknown key 'check_evry'"),
-        Case(rule: "unknown resource type key", replace: "  type: registry-image\n", with: "  type: registry-image\n  privilged: true\n", expect: "unknown key 'privilged'"),
-        Case(rule: "unknown job key", replace: "- name: ship\n", with: "- name: ship\n  serail: true\n", expect: "jobs.ship: unknown key 'serail'"),
-        Case(rule: "unknown get key", replace: "    passed: [build]\n", with: "    passed: [build]\n    triger: true\n", expect: "unknown key 'triger' for a get step"),
-        Case(rule: "unknown put key", replace: "    inputs: [app]\n", with: "    inputs: [app]\n    get_param: {}\n", expect: "unknown key 'get_param' for a put step"),
-        Case(rule: "unknown task step key", replace: "    privileged: true\n", with: "    privilegd: true\n", expect: "unknown key 'privilegd' for a task step"),
-        Case(rule: "a modifier's key without the modifier", replace: "    attempts: 2\n", with: "    fail_fast: true\n", expect: "unknown key 'fail_fast' for a task step"),
-        Case(rule: "tags on a step kind without tags", replace: "  - try:\n", with: "  - tags: [arm]\n    try:\n", expect: "unknown key 'tags' for a try step"),
-        Case(rule: "unknown task config key", replace: "      outputs: [{name: built}]\n", with: "      ouputs: [{name: built}]\n", expect: "unknown key 'ouputs'"),
-        Case(rule: "unknown image_resource key", replace: "type: registry-image, source: {repository: r.example/swift}", with: "type: registry-image, sourc: {}",
-             expect: "image_resource: unknown key 'sourc'"),
-        Case(rule: "unknown task run key", replace: "run: {path: make}", with: "run: {path: make, arg: [x]}", expect: "run: unknown key 'arg'"),
-        Case(rule: "unknown task input key", replace: "{name: cache, optional: true}", with: "{name: cache, optinal: true}", expect: "unknown key 'optinal'"),
-        Case(rule: "task config without platform", replace: "      platform: linux\n      image_resource", with: "      image_resource", expect: "missing 'platform'"),
-        Case(rule: "task with neither file nor config", replace: "      config: {platform: linux, run: {path: \"true\"}}\n", with: "", expect: "either `file:` or `config:`"),
-        Case(rule: "two step kinds in one step", replace: "  - get: app\n", with: "  - get: app\n    put: app\n", expect: "more than one step kind: put, get"),
-        Case(rule: "no core step", replace: "  - try:\n", with: "  - timeout: 1h\n  - try:\n", expect: "no core step type declared"),
-        Case(rule: "no step at all", replace: "  - try:\n", with: "  - trigger: true\n  - try:\n", expect: "no step configured"),
-        Case(rule: "in_parallel of the wrong type", replace: "  - in_parallel:\n      limit: 2\n      steps:\n      - get: code\n        trigger: true\n",
-             with: "  - in_parallel: code\n  - get: code\n", expect: "wrong type for parallel config"),
-        Case(rule: "unknown in_parallel key", replace: "      limit: 2\n", with: "      limt: 2\n", expect: "in_parallel: unknown key 'limt'"),
-        Case(rule: "attempts not above 0", replace: "attempts: 2", with: "attempts: 0", expect: "attempts must be greater than 0"),
-        Case(rule: "an invalid duration", replace: "timeout: 1h30m", with: "timeout: 90 minutes", expect: "invalid duration"),
-        Case(rule: "passed: a job that does not exist", replace: "passed: [build]", with: "passed: [bild]", expect: "no matching job(s) for 'bild'"),
-        Case(rule: "passed: a job that does not use the resource", replace: "    params: {image: binary/oci}\n", with: "    params: {image: binary/oci}\n    resource: code\n",
-             expect: "job 'build' does not interact with resource 'app'"),
-        Case(rule: "get of an unknown resource", replace: "  - get: code\n", with: "  - get: cod\n", expect: "unknown resource 'cod'"),
-        Case(rule: "the same get twice in a job", replace: "    trigger: true\n  - task: use\n", with: "    trigger: true\n  - get: app\n  - task: use\n",
-             expect: "repeated name"),
-        Case(rule: "a task input no step made", replace: "input_mapping: {source: code}", with: "input_mapping: {source: coda}", expect: "input source (input_mapping) 'coda' is no artifact"),
-        Case(rule: "an input_mapping of no input", replace: "input_mapping: {source: code}", with: "input_mapping: {source: code, extra: code}", expect: "maps 'extra'"),
-        Case(rule: "an output is known only by its mapped name", replace: "file: binary/version", with: "file: built/version", expect: "artifact 'built' is no artifact"),
-        Case(rule: "image: of no artifact", replace: "image: app", with: "image: ap", expect: "image 'ap' is no artifact"),
-        Case(rule: "file: of no artifact", replace: "file: code/ci/pipeline.yml", with: "file: ci/pipeline.yml", expect: "artifact 'ci' is no artifact"),
-        Case(rule: "file: without an artifact", replace: "file: code/ci/pipeline.yml", with: "file: pipeline.yml", expect: "does not start with an artifact name"),
-        Case(rule: "a put's listed input no step made", replace: "inputs: [app]", with: "inputs: [binary]", expect: "put input 'binary' is no artifact"),
-        Case(rule: "a put with no_get makes no artifact", replace: "    passed: [build]\n", with: "    passed: [build]\n  - put: code\n    no_get: true\n  - task: x\n    file: code/x.yml\n",
-             expect: "artifact 'code' is no artifact"),
-        Case(rule: "a parallel branch cannot use its sibling's artifact",
-             replace: "      - get: code\n        trigger: true\n", with: "      - get: code\n        trigger: true\n      - task: x\n        file: code/x.yml\n",
-             expect: "artifact 'code' is no artifact"),
-        Case(rule: "an unused resource", replace: "resources:\n", with: "resources:\n- name: spare\n  type: time\n  source: {interval: 1h}\n", expect: "resources.spare: is not used"),
-        Case(rule: "a resource of an undeclared type", replace: "  type: slipway\n", with: "  type: slipwy\n", expect: "type 'slipwy' is neither declared"),
-        Case(rule: "an image_resource of an undeclared type", replace: "type: registry-image, source: {repository: r.example/swift}", with: "type: docker-img, source: {}",
-             expect: "type 'docker-img' is neither declared"),
-        Case(rule: "two jobs of one name", replace: "- name: ship\n", with: "- name: build\n", expect: "same name as the job"),
-        Case(rule: "two resources of one name", replace: "- name: code\n", with: "- name: app\n", expect: "same name as the resource"),
-        Case(rule: "a key written twice", replace: "    trigger: true\n  - task: use\n", with: "    trigger: true\n    trigger: false\n  - task: use\n",
-             expect: "duplicate key 'trigger'"),
+        Case(
+            rule: "unknown top-level key", replace: "jobs:\n", with: "resource_type: []\njobs:\n",
+            expect: "unknown key 'resource_type'"),
+        Case(
+            rule: "unknown resource key", replace: "  type: git\n", with: "  type: git\n  check_evry: 1m\n",
+            expect: "resources.code: unknown key 'check_evry'"),
+        Case(
+            rule: "unknown resource type key", replace: "  type: registry-image\n",
+            with: "  type: registry-image\n  privilged: true\n", expect: "unknown key 'privilged'"),
+        Case(
+            rule: "unknown job key", replace: "- name: ship\n", with: "- name: ship\n  serail: true\n",
+            expect: "jobs.ship: unknown key 'serail'"),
+        Case(
+            rule: "unknown get key", replace: "    passed: [build]\n", with: "    passed: [build]\n    triger: true\n",
+            expect: "unknown key 'triger' for a get step"),
+        Case(
+            rule: "unknown put key", replace: "    inputs: [app]\n", with: "    inputs: [app]\n    get_param: {}\n",
+            expect: "unknown key 'get_param' for a put step"),
+        Case(
+            rule: "unknown task step key", replace: "    privileged: true\n", with: "    privilegd: true\n",
+            expect: "unknown key 'privilegd' for a task step"),
+        Case(
+            rule: "a modifier's key without the modifier", replace: "    attempts: 2\n", with: "    fail_fast: true\n",
+            expect: "unknown key 'fail_fast' for a task step"),
+        Case(
+            rule: "tags on a step kind without tags", replace: "  - try:\n", with: "  - tags: [arm]\n    try:\n",
+            expect: "unknown key 'tags' for a try step"),
+        Case(
+            rule: "unknown task config key", replace: "      outputs: [{name: built}]\n",
+            with: "      ouputs: [{name: built}]\n", expect: "unknown key 'ouputs'"),
+        Case(
+            rule: "unknown image_resource key", replace: "type: registry-image, source: {repository: r.example/swift}",
+            with: "type: registry-image, sourc: {}",
+            expect: "image_resource: unknown key 'sourc'"),
+        Case(
+            rule: "unknown task run key", replace: "run: {path: make}", with: "run: {path: make, arg: [x]}",
+            expect: "run: unknown key 'arg'"),
+        Case(
+            rule: "unknown task input key", replace: "{name: cache, optional: true}",
+            with: "{name: cache, optinal: true}", expect: "unknown key 'optinal'"),
+        Case(
+            rule: "task config without platform", replace: "      platform: linux\n      image_resource",
+            with: "      image_resource", expect: "missing 'platform'"),
+        Case(
+            rule: "task with neither file nor config",
+            replace: "      config: {platform: linux, run: {path: \"true\"}}\n", with: "",
+            expect: "either `file:` or `config:`"),
+        Case(
+            rule: "two step kinds in one step", replace: "  - get: app\n", with: "  - get: app\n    put: app\n",
+            expect: "more than one step kind: put, get"),
+        Case(
+            rule: "no core step", replace: "  - try:\n", with: "  - timeout: 1h\n  - try:\n",
+            expect: "no core step type declared"),
+        Case(
+            rule: "no step at all", replace: "  - try:\n", with: "  - trigger: true\n  - try:\n",
+            expect: "no step configured"),
+        Case(
+            rule: "in_parallel of the wrong type",
+            replace: "  - in_parallel:\n      limit: 2\n      steps:\n      - get: code\n        trigger: true\n",
+            with: "  - in_parallel: code\n  - get: code\n", expect: "wrong type for parallel config"),
+        Case(
+            rule: "unknown in_parallel key", replace: "      limit: 2\n", with: "      limt: 2\n",
+            expect: "in_parallel: unknown key 'limt'"),
+        Case(
+            rule: "attempts not above 0", replace: "attempts: 2", with: "attempts: 0",
+            expect: "attempts must be greater than 0"),
+        Case(
+            rule: "an invalid duration", replace: "timeout: 1h30m", with: "timeout: 90 minutes",
+            expect: "invalid duration"),
+        Case(
+            rule: "passed: a job that does not exist", replace: "passed: [build]", with: "passed: [bild]",
+            expect: "no matching job(s) for 'bild'"),
+        Case(
+            rule: "passed: a job that does not use the resource", replace: "    params: {image: binary/oci}\n",
+            with: "    params: {image: binary/oci}\n    resource: code\n",
+            expect: "job 'build' does not interact with resource 'app'"),
+        Case(
+            rule: "get of an unknown resource", replace: "  - get: code\n", with: "  - get: cod\n",
+            expect: "unknown resource 'cod'"),
+        Case(
+            rule: "the same get twice in a job", replace: "    trigger: true\n  - task: use\n",
+            with: "    trigger: true\n  - get: app\n  - task: use\n",
+            expect: "repeated name"),
+        Case(
+            rule: "a task input no step made", replace: "input_mapping: {source: code}",
+            with: "input_mapping: {source: coda}", expect: "input source (input_mapping) 'coda' is no artifact"),
+        Case(
+            rule: "an input_mapping of no input", replace: "input_mapping: {source: code}",
+            with: "input_mapping: {source: code, extra: code}", expect: "maps 'extra'"),
+        Case(
+            rule: "an output is known only by its mapped name", replace: "file: binary/version",
+            with: "file: built/version", expect: "artifact 'built' is no artifact"),
+        Case(
+            rule: "image: of no artifact", replace: "image: app", with: "image: ap", expect: "image 'ap' is no artifact"
+        ),
+        Case(
+            rule: "file: of no artifact", replace: "file: code/ci/pipeline.yml", with: "file: ci/pipeline.yml",
+            expect: "artifact 'ci' is no artifact"),
+        Case(
+            rule: "file: without an artifact", replace: "file: code/ci/pipeline.yml", with: "file: pipeline.yml",
+            expect: "does not start with an artifact name"),
+        Case(
+            rule: "a put's listed input no step made", replace: "inputs: [app]", with: "inputs: [binary]",
+            expect: "put input 'binary' is no artifact"),
+        Case(
+            rule: "a put with no_get makes no artifact", replace: "    passed: [build]\n",
+            with: "    passed: [build]\n  - put: code\n    no_get: true\n  - task: x\n    file: code/x.yml\n",
+            expect: "artifact 'code' is no artifact"),
+        Case(
+            rule: "a parallel branch cannot use its sibling's artifact",
+            replace: "      - get: code\n        trigger: true\n",
+            with: "      - get: code\n        trigger: true\n      - task: x\n        file: code/x.yml\n",
+            expect: "artifact 'code' is no artifact"),
+        Case(
+            rule: "an unused resource", replace: "resources:\n",
+            with: "resources:\n- name: spare\n  type: time\n  source: {interval: 1h}\n",
+            expect: "resources.spare: is not used"),
+        Case(
+            rule: "a resource of an undeclared type", replace: "  type: slipway\n", with: "  type: slipwy\n",
+            expect: "type 'slipwy' is neither declared"),
+        Case(
+            rule: "an image_resource of an undeclared type",
+            replace: "type: registry-image, source: {repository: r.example/swift}",
+            with: "type: docker-img, source: {}",
+            expect: "type 'docker-img' is neither declared"),
+        Case(
+            rule: "two jobs of one name", replace: "- name: ship\n", with: "- name: build\n",
+            expect: "same name as the job"),
+        Case(
+            rule: "two resources of one name", replace: "- name: code\n", with: "- name: app\n",
+            expect: "same name as the resource"),
+        Case(
+            rule: "a key written twice", replace: "    trigger: true\n  - task: use\n",
+            with: "    trigger: true\n    trigger: false\n  - task: use\n",
+            expect: "duplicate key 'trigger'"),
     ]
 
     @Test func theValidPipelineHasNoProblem() {
@@ -134,7 +219,9 @@ struct ConcourseConfigLintTests {
         #expect(Self.valid.contains(rule.replace), "the case does not apply: \(rule.replace)")
         let broken = Self.valid.replacingOccurrences(of: rule.replace, with: rule.with)
         let problems = ConcourseConfigLint.pipeline(broken)
-        #expect(problems.contains { $0.contains(rule.expect) }, "expected '\(rule.expect)' in:\n\(problems.joined(separator: "\n"))")
+        #expect(
+            problems.contains { $0.contains(rule.expect) },
+            "expected '\(rule.expect)' in:\n\(problems.joined(separator: "\n"))")
     }
 
     @Test func aResourceTypeMayOverrideABaseTypeButNotStandOnItself() {
@@ -150,12 +237,16 @@ struct ConcourseConfigLintTests {
               plan: [{get: code}]
             """
         let problems = ConcourseConfigLint.pipeline(pipeline)
-        #expect(problems == ["line 3: resource_types.loop: type 'loop' is neither declared in resource_types nor a base resource type"])
+        #expect(
+            problems == [
+                "line 3: resource_types.loop: type 'loop' is neither declared in resource_types nor a base resource type"
+            ])
     }
 
     @Test func aTaskFileFollowsTaskConfigRules() {
         #expect(ConcourseConfigLint.task("platform: linux\nrun: {path: ls}\n") == [])
-        let problems = ConcourseConfigLint.task("platfrom: linux\nrun: {path: ls}\ninputs: [{path: x}]\nimage_resource: {type: oci}\n")
+        let problems = ConcourseConfigLint.task(
+            "platfrom: linux\nrun: {path: ls}\ninputs: [{path: x}]\nimage_resource: {type: oci}\n")
         #expect(problems.contains { $0.contains("unknown key 'platfrom'") }, "\(problems)")
         #expect(problems.contains { $0.contains("missing 'platform'") }, "\(problems)")
         #expect(problems.contains { $0.contains("inputs[0]: is missing a name") }, "\(problems)")
@@ -176,7 +267,8 @@ struct ConcourseConfigLintTests {
               - task: use
                 file: made/t.yml
             """
-        let file = "platform: linux\ninputs: [{name: source}, {name: other}]\noutputs: [{name: made}]\nrun: {path: ls}\n"
+        let file =
+            "platform: linux\ninputs: [{name: source}, {name: other}]\noutputs: [{name: made}]\nrun: {path: ls}\n"
         let problems = ConcourseConfigLint.pipeline(pipeline) { $0.hasSuffix("ci/tasks/t.yml") ? file : nil }
         #expect(problems.count == 1 && problems[0].contains("input 'other' is no artifact"), "\(problems)")
     }
@@ -197,7 +289,8 @@ struct ConcourseConfigLintTests {
     }
 
     @Test func aMergedKeyMayBeOverriddenAndEarlierMergesWin() throws {
-        let (value, problems) = Self.parse("""
+        let (value, problems) = Self.parse(
+            """
             base: &base {a: 1, b: 2}
             more: &more {b: 20, c: 30}
             over:

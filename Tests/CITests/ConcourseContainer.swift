@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A container made as Concourse's worker makes one, by `Tests/Fixtures/concourse/container.c`
@@ -18,8 +18,13 @@ struct ConcourseContainer {
     /// The harness, compiled with libseccomp-dev by `cc`, else the Swift toolchain's clang.
     static func compile(into directory: URL) throws -> String {
         let binary = directory.appendingPathComponent("container").path
-        _ = try runProcess("/bin/sh", ["-c", #""$(command -v cc || command -v clang)" -O -o "$1" "$2" -lseccomp"#, "sh",
-                                       binary, source.path]).checked()
+        _ = try runProcess(
+            "/bin/sh",
+            [
+                "-c", #""$(command -v cc || command -v clang)" -O -o "$1" "$2" -lseccomp"#, "sh",
+                binary, source.path,
+            ]
+        ).checked()
         return binary
     }
 
@@ -66,7 +71,9 @@ struct ConcourseContainer {
         for mount in mounts {
             try privileged ? Self.unshiftOwnership(mount.host) : Self.shiftOwnership(mount.host)
         }
-        guard chmod(scratch.path, 0o755) == 0 else { throw TestSupportError("chmod 755 \(scratch.path): errno \(errno)") }
+        guard chmod(scratch.path, 0o755) == 0 else {
+            throw TestSupportError("chmod 755 \(scratch.path): errno \(errno)")
+        }
         let upper = scratch.appendingPathComponent("container-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: upper) }
         var arguments = privileged ? ["--privileged"] : []
@@ -100,13 +107,17 @@ func isDynamicELF(_ url: URL) -> Bool {
     guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
     defer { try? handle.close() }
     guard let header = try? handle.read(upToCount: 64), header.count == 64,
-          header.prefix(4) == Data([0x7F, 0x45, 0x4C, 0x46]), header[4] == 2 else { return false }  // ELF, 64-bit
+        header.prefix(4) == Data([0x7F, 0x45, 0x4C, 0x46]), header[4] == 2
+    else { return false }  // ELF, 64-bit
     func integer(_ data: Data, _ offset: Int, _ size: Int) -> Int {
         (0..<size).reduce(0) { $0 | Int(data[data.startIndex + offset + $1]) << (8 * $1) }  // little-endian
     }
-    let tableOffset = integer(header, 32, 8), entrySize = integer(header, 54, 2), count = integer(header, 56, 2)
+    let tableOffset = integer(header, 32, 8)
+    let entrySize = integer(header, 54, 2)
+    let count = integer(header, 56, 2)
     guard (try? handle.seek(toOffset: UInt64(tableOffset))) != nil,
-          let table = try? handle.read(upToCount: entrySize * count), table.count == entrySize * count else { return false }
+        let table = try? handle.read(upToCount: entrySize * count), table.count == entrySize * count
+    else { return false }
     return (0..<count).contains { integer(table, $0 * entrySize, 4) == 2 }  // PT_DYNAMIC
 }
 

@@ -33,7 +33,9 @@ struct DemoTests {
 
     /// The demo's working directory, from the line it prints.
     func workDirectory(_ output: String) -> String? {
-        output.split(separator: "\n").first { $0.hasPrefix("demo: working in ") }.map { String($0.dropFirst("demo: working in ".count)) }
+        output.split(separator: "\n").first { $0.hasPrefix("demo: working in ") }.map {
+            String($0.dropFirst("demo: working in ".count))
+        }
     }
 
     /// Processes whose command line mentions `text` (the registry's is its config file's path).
@@ -65,11 +67,15 @@ struct DemoTests {
             }
             // Versions and answers are pretty-printed JSON: a version names its 40-hex commit.
             #expect(result.stdoutString.contains(/"ref": "[0-9a-f]{40}"/))
-            #expect(result.stdoutString.contains("rootfs/greeting: hello from a slipway image"), "in's rootfs holds what RUN wrote")
+            #expect(
+                result.stdoutString.contains("rootfs/greeting: hello from a slipway image"),
+                "in's rootfs holds what RUN wrote")
             // The promoted tag is in the registry's tag list.
             #expect(result.stdoutString.contains(/"tags": \[[^\]]*"prod"/), "prod among the registry's tags")
             #expect(result.stdoutString.contains("demo: every step passed"))
-            #expect(result.stdoutString.contains("/bin/{check,in,out,build-task} -> \(binaries.path)/slipway"), "the demo made the links")
+            #expect(
+                result.stdoutString.contains("/bin/{check,in,out,build-task} -> \(binaries.path)/slipway"),
+                "the demo made the links")
 
             let work = try #require(workDirectory(result.stdoutString), "the demo names its directory")
             #expect(work.hasPrefix(temporary.path + "/"))
@@ -86,7 +92,8 @@ struct DemoTests {
             let binaries = temporary.appending("bin")
             try FileManager.default.createDirectory(at: binaries, withIntermediateDirectories: true)
             for name in ["check", "in", "build-task"] {
-                try FileManager.default.createSymbolicLink(at: binaries.appendingPathComponent(name), withDestinationURL: built.appendingPathComponent(name))
+                try FileManager.default.createSymbolicLink(
+                    at: binaries.appendingPathComponent(name), withDestinationURL: built.appendingPathComponent(name))
             }
             let out = binaries.appendingPathComponent("out")
             try Data("#!/bin/sh\necho 'out: the registry refused the push' >&2\nexit 1\n".utf8).write(to: out)
@@ -94,9 +101,13 @@ struct DemoTests {
 
             let result = try demo(binaries: binaries, temporary: temporary.url)
             #expect(!result.succeeded)
-            #expect(result.stdoutString.contains("    | out: the registry refused the push"), "out's stderr shown as its log")
+            #expect(
+                result.stdoutString.contains("    | out: the registry refused the push"),
+                "out's stderr shown as its log")
             #expect(result.stderrString.contains("demo: out exited with status 1"), "\(result.stderrString)")
-            #expect(result.stderrString.contains("demo: FAILED at step 8/11: out: push image/oci"), "\(result.stderrString)")
+            #expect(
+                result.stderrString.contains("demo: FAILED at step 8/11: out: push image/oci"), "\(result.stderrString)"
+            )
             #expect(!result.stdoutString.contains("==> [9/11]"), "no step after the failing one")
 
             let work = try #require(workDirectory(result.stdoutString))

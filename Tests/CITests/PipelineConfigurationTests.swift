@@ -1,8 +1,9 @@
 import Builder
 import Foundation
-@testable import Resource
 import Testing
 import Yams
+
+@testable import Resource
 
 /// Every pipeline in ci/ is read as Concourse would read it, and each resource source, get
 /// and put param and build-task param is checked against what the binaries accept, so the
@@ -17,12 +18,17 @@ struct PipelineConfigurationTests {
 
     /// `((name))` replaced as a credential manager would, with values of the right shape.
     static func interpolated(_ text: String) -> String {
-        let values = ["registry": "registry.example.com", "git-uri": "https://git.example.com/team/repo.git", "branch": "main",
-                      "slipway-image": "registry.example.com/slipway/slipway", "lock-repository": "https://git.example.com/team/locks.git",
-                      "custom-tag": "my-experiment",
-                      "git-private-key": "\"-----BEGIN OPENSSH PRIVATE KEY-----\\nAAAA\\n-----END OPENSSH PRIVATE KEY-----\\n\""]
+        let values = [
+            "registry": "registry.example.com", "git-uri": "https://git.example.com/team/repo.git", "branch": "main",
+            "slipway-image": "registry.example.com/slipway/slipway",
+            "lock-repository": "https://git.example.com/team/locks.git",
+            "custom-tag": "my-experiment",
+            "git-private-key": "\"-----BEGIN OPENSSH PRIVATE KEY-----\\nAAAA\\n-----END OPENSSH PRIVATE KEY-----\\n\"",
+        ]
         var result = text
-        while let open = result.range(of: "(("), let close = result.range(of: "))", range: open.upperBound..<result.endIndex) {
+        while let open = result.range(of: "(("),
+            let close = result.range(of: "))", range: open.upperBound..<result.endIndex)
+        {
             let name = String(result[open.upperBound..<close.lowerBound])
             result.replaceSubrange(open.lowerBound..<close.upperBound, with: values[name] ?? "secret-\(name)")
         }
@@ -91,9 +97,13 @@ struct PipelineConfigurationTests {
                 if let get = step["get"] as? String {
                     let resource = step["resource"] as? String ?? get
                     #expect(resources.contains(resource), "\(at): get of an undeclared resource \(resource)")
-                    for passed in (step["passed"] as? [String]) ?? [] { #expect(jobNames.contains(passed), "\(at): passed: \(passed) is no job") }
+                    for passed in (step["passed"] as? [String]) ?? [] {
+                        #expect(jobNames.contains(passed), "\(at): passed: \(passed) is no job")
+                    }
                     if let source = sources[resource] {
-                        do { _ = try In.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch { Issue.record("\(at): get \(get): \(error)") }
+                        do { _ = try In.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch {
+                            Issue.record("\(at): get \(get): \(error)")
+                        }
                     }
                 }
                 if let put = step["put"] as? String {
@@ -101,7 +111,9 @@ struct PipelineConfigurationTests {
                     let resource = step["resource"] as? String ?? put
                     #expect(resources.contains(resource), "\(at): put to an undeclared resource \(resource)")
                     if let source = sources[resource] {
-                        do { _ = try Out.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch { Issue.record("\(at): put \(put): \(error)") }
+                        do { _ = try Out.params(JSONValue.parse(Self.json(step["params"])), source: source) } catch {
+                            Issue.record("\(at): put \(put): \(error)")
+                        }
                         do { _ = try In.params(JSONValue.parse(Self.json(step["get_params"])), source: source) } catch {
                             Issue.record("\(at): put \(put) get_params: \(error)")
                         }
@@ -109,8 +121,10 @@ struct PipelineConfigurationTests {
                 }
                 if step["task"] != nil, let config = step["config"] as? [String: Any], Self.runsBuildTask(config) {
                     builds += 1
-                    Self.checkBuildTaskParams(config["params"] as? [String: Any] ?? [:], at: "\(at): task \(step["task"] ?? "")")
-                    Self.checkBuildTaskParams(step["params"] as? [String: Any] ?? [:], at: "\(at): task \(step["task"] ?? "") step params")
+                    Self.checkBuildTaskParams(
+                        config["params"] as? [String: Any] ?? [:], at: "\(at): task \(step["task"] ?? "")")
+                    Self.checkBuildTaskParams(
+                        step["params"] as? [String: Any] ?? [:], at: "\(at): task \(step["task"] ?? "") step params")
                 }
             }
         }
@@ -134,9 +148,13 @@ struct PipelineConfigurationTests {
     func theConcourseRulesSeeIntoEveryPipeline(_ file: URL) throws {
         let text = Self.interpolated(try String(contentsOf: file, encoding: .utf8))
         try #require(text.contains("trigger: true"), "\(file.lastPathComponent) has no trigger: true")
-        for (key, typo) in [("trigger: true", "triger: true"), ("platform: linux", "platfrom: linux")] where text.contains(key) {
-            let problems = ConcourseConfigLint.pipeline(text.replacingOccurrences(of: key, with: typo), taskFile: Self.taskFile)
-            #expect(problems.contains { $0.contains("unknown key '\(typo.prefix { $0 != ":" })'") }, "\(file.lastPathComponent): \(problems)")
+        for (key, typo) in [("trigger: true", "triger: true"), ("platform: linux", "platfrom: linux")]
+        where text.contains(key) {
+            let problems = ConcourseConfigLint.pipeline(
+                text.replacingOccurrences(of: key, with: typo), taskFile: Self.taskFile)
+            #expect(
+                problems.contains { $0.contains("unknown key '\(typo.prefix { $0 != ":" })'") },
+                "\(file.lastPathComponent): \(problems)")
         }
     }
 
@@ -168,15 +186,22 @@ struct PipelineConfigurationTests {
     @Test(arguments: pipelines)
     func noPutDownloadsWhatNothingUses(_ file: URL) throws {
         let pipeline = try Self.load(file)
-        let slipway = Set(((pipeline["resources"] as? [[String: Any]]) ?? []).filter { $0["type"] as? String == "slipway" }.compactMap { $0["name"] as? String })
+        let slipway = Set(
+            ((pipeline["resources"] as? [[String: Any]]) ?? []).filter { $0["type"] as? String == "slipway" }.compactMap
+            { $0["name"] as? String })
         for job in (pipeline["jobs"] as? [[String: Any]]) ?? [] {
             let steps = Self.steps(job["plan"] as? [Any] ?? [])
             for (index, step) in steps.enumerated() {
-                guard let put = step["put"] as? String, slipway.contains(step["resource"] as? String ?? put), step["no_get"] as? Bool != true else { continue }
+                guard let put = step["put"] as? String, slipway.contains(step["resource"] as? String ?? put),
+                    step["no_get"] as? Bool != true
+                else { continue }
                 let used = steps[(index + 1)...].contains { Self.uses($0, artifact: put) }
                 let getParams = step["get_params"] as? [String: Any] ?? [:]
                 let skipsImage = getParams["image"] as? String == "skip" || getParams["skip_download"] as? Bool == true
-                #expect(used || skipsImage, "\(file.lastPathComponent): job \(job["name"] ?? ""): put \(put) downloads its image though nothing after it uses \(put); set get_params: {image: skip, source: false}")
+                #expect(
+                    used || skipsImage,
+                    "\(file.lastPathComponent): job \(job["name"] ?? ""): put \(put) downloads its image though nothing after it uses \(put); set get_params: {image: skip, source: false}"
+                )
             }
         }
     }
@@ -189,7 +214,8 @@ struct PipelineConfigurationTests {
         let mapping = step["input_mapping"] as? [String: String] ?? [:]
         if mapping.values.contains(artifact) { return true }
         if let config = step["config"] as? [String: Any] {
-            for case let input as [String: Any] in config["inputs"] as? [Any] ?? [] where input["name"] as? String == artifact && mapping[artifact] == nil {
+            for case let input as [String: Any] in config["inputs"] as? [Any] ?? []
+            where input["name"] as? String == artifact && mapping[artifact] == nil {
                 return true
             }
         }
@@ -202,7 +228,10 @@ struct PipelineConfigurationTests {
         #expect(Self.uses(["task": "t", "image": "app"], artifact: "app"))
         #expect(Self.uses(["put": "other", "params": ["promote": ["from": "app"]]], artifact: "app"))
         #expect(!Self.uses(["task": "t", "config": ["inputs": [["name": "source"]]]], artifact: "app"))
-        #expect(!Self.uses(["task": "t", "input_mapping": ["app": "other"], "config": ["inputs": [["name": "app"]]]], artifact: "app"))
+        #expect(
+            !Self.uses(
+                ["task": "t", "input_mapping": ["app": "other"], "config": ["inputs": [["name": "app"]]]],
+                artifact: "app"))
     }
 
     @Test func theBuildTaskFileSetsOnlyKnownParams() throws {
@@ -212,16 +241,23 @@ struct PipelineConfigurationTests {
     }
 
     @Test func anUnknownKeyIsCaughtWithTheBinariesMessage() throws {
-        #expect(throws: InputError.self) { try Source(JSONValue.parse(Data(#"{"repository":"r.example/a","tagg":"x"}"#.utf8))) }
-        let source = try Source(JSONValue.parse(Data(#"{"repository":"r.example/a","git":{"uri":"https://g.example/r.git"}}"#.utf8)))
+        #expect(throws: InputError.self) {
+            try Source(JSONValue.parse(Data(#"{"repository":"r.example/a","tagg":"x"}"#.utf8)))
+        }
+        let source = try Source(
+            JSONValue.parse(Data(#"{"repository":"r.example/a","git":{"uri":"https://g.example/r.git"}}"#.utf8)))
         do {
             _ = try Out.params(JSONValue.parse(Data(#"{"imag":"image/oci"}"#.utf8)), source: source)
             Issue.record("an unknown put param passed")
         } catch {
             #expect("\(error)".contains("did you mean \"image\""), "\(error)")
         }
-        #expect(throws: InputError.self) { _ = try In.params(JSONValue.parse(Data(#"{"format":"tarball"}"#.utf8)), source: source) }
-        #expect(throws: InputError.self) { _ = try Out.params(JSONValue.parse(Data(#"{"prune":{"keep_latest":3}}"#.utf8)), source: source) }
+        #expect(throws: InputError.self) {
+            _ = try In.params(JSONValue.parse(Data(#"{"format":"tarball"}"#.utf8)), source: source)
+        }
+        #expect(throws: InputError.self) {
+            _ = try Out.params(JSONValue.parse(Data(#"{"prune":{"keep_latest":3}}"#.utf8)), source: source)
+        }
     }
 
     static func runsBuildTask(_ config: [String: Any]) -> Bool {
@@ -232,7 +268,9 @@ struct PipelineConfigurationTests {
 
     static func checkBuildTaskParams(_ params: [String: Any], at: String) {
         for key in params.keys {
-            let known = BuildConfiguration.variables.contains(key) || BuildConfiguration.variablePrefixes.contains { key.hasPrefix($0) && key.count > $0.count }
+            let known =
+                BuildConfiguration.variables.contains(key)
+                || BuildConfiguration.variablePrefixes.contains { key.hasPrefix($0) && key.count > $0.count }
             #expect(known, "\(at): build-task does not read \(key)")
         }
     }

@@ -30,15 +30,23 @@ struct Seed002BuildAllTests {
                     _ = try SeedFixture.commit(repository, "three images", files: files)
                     func buildAll(_ name: String) throws -> (String, [String: Bool]) {
                         let output = directory.appending("out-\(name)")
-                        let result = try runProcess(try builtProduct("build-task").path, ["build-all"], environment: [
-                            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "ROOT": repository.path.appendingPathComponent("images").path,
-                            "REPOSITORY": "\(registry.host)/fornax", "IMAGE_TAG": "main", "PUSH": "true", "BUILD_ARG_REGISTRY": registry.host,
-                            "REGISTRY_INSECURE": "true", "CACHE": directory.appending("cache").path, "OUTPUT": output.path,
-                        ], currentDirectory: directory.url)
+                        let result = try runProcess(
+                            try builtProduct("build-task").path, ["build-all"],
+                            environment: [
+                                "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": NSTemporaryDirectory(),
+                                "ROOT": repository.path.appendingPathComponent("images").path,
+                                "REPOSITORY": "\(registry.host)/fornax", "IMAGE_TAG": "main", "PUSH": "true",
+                                "BUILD_ARG_REGISTRY": registry.host,
+                                "REGISTRY_INSECURE": "true", "CACHE": directory.appending("cache").path,
+                                "OUTPUT": output.path,
+                            ], currentDirectory: directory.url)
                         try #require(result.succeeded, "\(result.stderrString)")
                         var reused: [String: Bool] = [:]
                         for image in ["base_image", "tractor", "heasoft"] {
-                            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("\(image)/build.json"))) as? [String: Any]
+                            let record =
+                                try JSONSerialization.jsonObject(
+                                    with: Data(contentsOf: output.appendingPathComponent("\(image)/build.json")))
+                                as? [String: Any]
                             reused[image] = record?["reused"] as? Bool
                         }
                         return (result.stdoutString, reused)
@@ -46,17 +54,26 @@ struct Seed002BuildAllTests {
                     let (_, first) = try buildAll("first")
                     #expect(first == ["base_image": false, "tractor": false, "heasoft": false])
                     let (_, unchanged) = try buildAll("unchanged")
-                    #expect(unchanged == ["base_image": true, "tractor": true, "heasoft": true], "an unchanged graph builds nothing")
+                    #expect(
+                        unchanged == ["base_image": true, "tractor": true, "heasoft": true],
+                        "an unchanged graph builds nothing")
                     let oldBase = try SeedFixture.digest(registry, "fornax/base_image", "main")
 
                     _ = try repository.commit("base v2", files: ["images/base_image/marker": "base v2\n"])
                     let (_, changed) = try buildAll("changed")
-                    #expect(changed == ["base_image": false, "tractor": false, "heasoft": true], "the base and exactly its dependents")
+                    #expect(
+                        changed == ["base_image": false, "tractor": false, "heasoft": true],
+                        "the base and exactly its dependents")
                     let newBase = try SeedFixture.digest(registry, "fornax/base_image", "main")
                     #expect(newBase != oldBase)
-                    let inspected = try runProcess("skopeo", ["inspect", "--tls-verify=false", "docker://\(registry.host)/fornax/tractor:main"]).checked()
-                    let labels = (try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])?["Labels"] as? [String: String]
-                    #expect(labels?["org.opencontainers.image.base.digest"] == newBase, "tractor is built on the new base")
+                    let inspected = try runProcess(
+                        "skopeo", ["inspect", "--tls-verify=false", "docker://\(registry.host)/fornax/tractor:main"]
+                    ).checked()
+                    let labels =
+                        (try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])?["Labels"]
+                        as? [String: String]
+                    #expect(
+                        labels?["org.opencontainers.image.base.digest"] == newBase, "tractor is built on the new base")
                 }
             }
         }

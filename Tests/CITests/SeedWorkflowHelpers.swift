@@ -11,7 +11,8 @@ enum SeedFixture {
     static func imageFiles(_ directory: String, marker: String, from base: String = "scratch") -> [String: String] {
         let copyBusybox = base == "scratch" ? "COPY busybox /bin/busybox\n" : ""
         return [
-            "\(directory)/Dockerfile": "FROM \(base)\n\(copyBusybox)COPY marker /marker\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"cat /marker >> /built\"]\n",
+            "\(directory)/Dockerfile":
+                "FROM \(base)\n\(copyBusybox)COPY marker /marker\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"cat /marker >> /built\"]\n",
             "\(directory)/marker": "\(marker)\n",
         ]
     }
@@ -21,7 +22,8 @@ enum SeedFixture {
         _ = try repository.commit(message, files: files)
         var added = false
         for (path, content) in files where path.hasSuffix("/Dockerfile") && content.contains("busybox /bin/busybox") {
-            let target = repository.path.appendingPathComponent((path as NSString).deletingLastPathComponent).appendingPathComponent("busybox")
+            let target = repository.path.appendingPathComponent((path as NSString).deletingLastPathComponent)
+                .appendingPathComponent("busybox")
             if !FileManager.default.fileExists(atPath: target.path) {
                 try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: target.path)
                 _ = try repository.git("add", target.path)

@@ -1,7 +1,6 @@
 import Archive
 import BuildContext
 import BuildLock
-@testable import Builder
 import CloudAuth
 import Errors
 import Foundation
@@ -17,35 +16,38 @@ import Spawn
 import TagPolicy
 import Testing
 
+@testable import Builder
+
 /// Every module's error in the one shape: a kind, and a message that is the error's one line.
 @Suite struct ErrorShapeTests {
     /// A kind's name and the rendered error of each module's error, built as its module builds them.
-    static let errors: [(kind: String, message: String, rendered: String)] = [
-        line(ArchiveError(.digestMismatch, "layer sha256:ab: expected sha256:cd")),
-        line(HTTPError(.tls, "GET https://r.example/v2/: certificate not trusted")),
-        line(SpawnError("`buildah` was not found in PATH (/usr/bin); install it or put it on the PATH")),
-        line(CloudAuthError(.refused, "assume role arn:aws:iam::1:role/push", "HTTP 403 AccessDenied")),
-        line(LayoutError("/tmp/x is not an OCI image layout: it has no oci-layout file")),
-        line(UnpackError(.unsafePath, "a .. component leaves the root")),
-        line(GitSourceError(.remote, "cannot read https://example.com/repo.git: not found")),
-        line(LockError(.timeout, "LOCK_TIMEOUT=1s passed while main was held")),
-        line(InputError("source.repository: required")),
-        line(SigningError.wrongPassword),
-        line(BuildError(.missingBase, "image arg BASE: /tmp/x holds no image")),
-        line(Buildah.Failure("buildah bud failed: exit 1")),
-        line(BuildConfiguration.ValidationError("LOCK_TTL=abc: expected a duration")),
-        line(AssemblyRefusal(line: 3, "RUN executes a program")),
-        line(Manifest.DecodeError(reason: "not JSON")),
-        line(BeneathDirectory.Refusal("leaves the directory")),
-        line(DocumentNesting.Refusal("tags.yml is nested deeper than 64")),
-        line(DockerfileStages.ParseError("Dockerfile line 1: FROM needs an image")),
-        line(Dockerignore.ValidationError("bad pattern [")),
-        line(BuildInputs.ReadError("cannot read a")),
-        line(VersionConstraint.ValidationError("invalid constraint >>1")),
-        line(TagTemplate.ValidationError("an empty tag template")),
-        line(ImageGraph.Failure("a cycle: a → b → a")),
-        line(ImagePlanner.Failure("no image directories")),
-    ] + validations()
+    static let errors: [(kind: String, message: String, rendered: String)] =
+        [
+            line(ArchiveError(.digestMismatch, "layer sha256:ab: expected sha256:cd")),
+            line(HTTPError(.tls, "GET https://r.example/v2/: certificate not trusted")),
+            line(SpawnError("`buildah` was not found in PATH (/usr/bin); install it or put it on the PATH")),
+            line(CloudAuthError(.refused, "assume role arn:aws:iam::1:role/push", "HTTP 403 AccessDenied")),
+            line(LayoutError("/tmp/x is not an OCI image layout: it has no oci-layout file")),
+            line(UnpackError(.unsafePath, "a .. component leaves the root")),
+            line(GitSourceError(.remote, "cannot read https://example.com/repo.git: not found")),
+            line(LockError(.timeout, "LOCK_TIMEOUT=1s passed while main was held")),
+            line(InputError("source.repository: required")),
+            line(SigningError.wrongPassword),
+            line(BuildError(.missingBase, "image arg BASE: /tmp/x holds no image")),
+            line(Buildah.Failure("buildah bud failed: exit 1")),
+            line(BuildConfiguration.ValidationError("LOCK_TTL=abc: expected a duration")),
+            line(AssemblyRefusal(line: 3, "RUN executes a program")),
+            line(Manifest.DecodeError(reason: "not JSON")),
+            line(BeneathDirectory.Refusal("leaves the directory")),
+            line(DocumentNesting.Refusal("tags.yml is nested deeper than 64")),
+            line(DockerfileStages.ParseError("Dockerfile line 1: FROM needs an image")),
+            line(Dockerignore.ValidationError("bad pattern [")),
+            line(BuildInputs.ReadError("cannot read a")),
+            line(VersionConstraint.ValidationError("invalid constraint >>1")),
+            line(TagTemplate.ValidationError("an empty tag template")),
+            line(ImageGraph.Failure("a cycle: a → b → a")),
+            line(ImagePlanner.Failure("no image directories")),
+        ] + validations()
 
     static func line<E: SlipwayError>(_ error: E) -> (kind: String, message: String, rendered: String) {
         (error.kind.description, error.message, "\(error)")
@@ -81,7 +83,8 @@ import Testing
     @Test func richerErrorsStayOneLine() {
         let unpack = UnpackError(.unsafePath, entry: "a\nb", "a .. component")
         #expect("\(unpack)" == #"layer entry "a\u{a}b": a .. component"#)
-        let registry = RegistryError(.notFound, operation: "GET manifest team/app:1", status: 404, hint: "push it first")
+        let registry = RegistryError(
+            .notFound, operation: "GET manifest team/app:1", status: 404, hint: "push it first")
         #expect("\(registry)" == registry.message)
         #expect(registry.message == "GET manifest team/app:1: not found (HTTP 404): push it first")
     }
@@ -96,6 +99,8 @@ import Testing
             _ = try ImageArgument(name: "BASE", directory: directory, scratch: root, links: root)
         }
         #expect(error?.kind == .missingBase)
-        #expect(error?.message == "image arg BASE: \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
+        #expect(
+            error?.message
+                == "image arg BASE: \(directory.path) holds no image (an OCI layout, oci/, image/ or image.tar)")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import GitSource
-import Testing
 import TestSupport
+import Testing
 
 /// `change(atOrBefore:)`: the version of the source at a (release) commit, which `out`'s
 /// `promote.from` a release-mode get uses to find the image this source published for it.
@@ -20,9 +20,13 @@ import TestSupport
                 $0.tagFile = TagFileSpec(path: "VERSION")
             }
             let change = try #require(try detector.change(atOrBefore: try GitCommitID(release)))
-            #expect(change.commit.rawValue == a, "[ci skip] and ignore_paths are honoured; the release commit itself touches nothing watched")
+            #expect(
+                change.commit.rawValue == a,
+                "[ci skip] and ignore_paths are honoured; the release commit itself touches nothing watched")
             #expect(change.tagFileValue == "2.0")
-            #expect(try detector.change(atOrBefore: try GitCommitID(later))?.commit.rawValue == later, "a selected commit is its own version")
+            #expect(
+                try detector.change(atOrBefore: try GitCommitID(later))?.commit.rawValue == later,
+                "a selected commit is its own version")
             #expect(try f.detector { $0.paths = ["nowhere/"] }.change(atOrBefore: try GitCommitID(release)) == nil)
         }
     }
@@ -34,7 +38,9 @@ import TestSupport
             for index in 1...12 { release = try f.work.change("other \(index)", ["other/notes": "\(index)"]) }
             for index in 1...6 { try f.work.change("newer \(index)", ["other/more": "\(index)"]) }
             try f.push()
-            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 64)) { $0.paths = ["images/x/"] }
+            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 64)) {
+                $0.paths = ["images/x/"]
+            }
             #expect(try detector.change(atOrBefore: try GitCommitID(release))?.commit.rawValue == a)
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import GitSource
-import Testing
 import TestSupport
+import Testing
 
 /// One scenario per rule of the git engine's contract (docs/architecture.md, "The git engine"), each against a real repository
 /// served as `file://`, each with the exact list of commits expected.
@@ -197,7 +197,9 @@ import TestSupport
             #expect(commits(try include.changes(since: key(c1))) == [c1, c3])
             let exclude = f.detector { $0.commitFilter = CommitFilter(exclude: ["^fix"]) }
             #expect(commits(try exclude.changes(since: key(c1))) == [c1, c3])
-            let allMatch = f.detector { $0.commitFilter = CommitFilter(include: ["feat", "c$"], includeAllMatch: true) }
+            let allMatch = f.detector {
+                $0.commitFilter = CommitFilter(include: ["feat", "c$"], includeAllMatch: true)
+            }
             #expect(commits(try allMatch.changes(since: key(c1))) == [c3])
             // Include, exclude and [ci skip] together need several passes; the first check
             // still finds the newest commit that passes all of them.
@@ -247,7 +249,8 @@ import TestSupport
             try f.work.git("rm", "--quiet", "-r", "--force", ".")
             try f.work.change("other root", ["b.txt": "1"])
             try f.work.checkout("main")
-            try f.work.git("merge", "--quiet", "--no-ff", "--allow-unrelated-histories", "--message", "join other", "other")
+            try f.work.git(
+                "merge", "--quiet", "--no-ff", "--allow-unrelated-histories", "--message", "join other", "other")
             let merge = try f.work.head()
             try f.push()
             let all = f.detector()
@@ -278,7 +281,8 @@ import TestSupport
     @Test func commitsDatedInTheFutureKeepTopologicalOrder() async throws {
         try await withGitFixture { f in
             let c1 = try f.work.change("app 1", ["app/a": "1"], minute: 0)
-            let future = try f.work.commit("app from 2099", files: ["app/a": "2"], date: Date(timeIntervalSince1970: 4_070_908_800))
+            let future = try f.work.commit(
+                "app from 2099", files: ["app/a": "2"], date: Date(timeIntervalSince1970: 4_070_908_800))
             let c3 = try f.work.change("app 3", ["app/a": "3"], minute: 2)
             try f.work.change("docs", ["docs/x": "1"], minute: 3)
             try f.push()

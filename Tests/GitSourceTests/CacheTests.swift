@@ -2,8 +2,8 @@ import Console
 import Foundation
 import GitSource
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The clone cache and its commit-graph with Bloom filters, plus the
 /// two other operations on the cache: `isAncestor` and `checkout`.
@@ -27,14 +27,19 @@ import TestSupport
             let app = try f.work.change("app", ["app/a": "1"])
             for index in 141...160 { try f.work.change("docs \(index)", ["docs/\(index)": "x"]) }
             try f.push()
-            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 1024)) { $0.paths = ["app/"] }
+            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 1024)) {
+                $0.paths = ["app/"]
+            }
             #expect(commits(try detector.changes(since: nil)) == [app])
             let repository = try cacheRepository(f.cacheRoot)
             // 21 commits from the tip to the match (of 161): a window of 2 → 8 → 32.
             #expect(try state(repository).contains("\"window\":32"))
             #expect(FileManager.default.fileExists(atPath: repository.appendingPathComponent("shallow").path))
             // No file contents were fetched: every blob is missing.
-            let blobs = try runProcess("git", ["-C", repository.path, "rev-list", "--objects", "--missing=print", "refs/slipway/tip"], environment: f.environment).checked()
+            let blobs = try runProcess(
+                "git", ["-C", repository.path, "rev-list", "--objects", "--missing=print", "refs/slipway/tip"],
+                environment: f.environment
+            ).checked()
             #expect(blobs.stdoutString.split(separator: "\n").filter { $0.hasPrefix("?") }.count > 0)
 
             // An incremental check with the version 52 commits deep: the window slides
@@ -53,7 +58,9 @@ import TestSupport
             for index in 1...20 { try f.work.change("docs \(index)", ["docs/\(index)": "x"]) }
             try f.push()
             let log = CollectedLog()
-            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 8), log: log.log) { $0.paths = ["app/"] }
+            let detector = f.detector(policy: FetchPolicy(initialDepth: 2, completeHistoryAbove: 8), log: log.log) {
+                $0.paths = ["app/"]
+            }
             #expect(commits(try detector.changes(since: nil)) == [app])
             let repository = try cacheRepository(f.cacheRoot)
             #expect(!FileManager.default.fileExists(atPath: repository.appendingPathComponent("shallow").path))
@@ -63,14 +70,19 @@ import TestSupport
             let trace = f.directory.appending("trace2.json")
             var environment = f.environment
             environment["GIT_TRACE2_EVENT"] = trace.path
-            try runProcess("git", ["-C", repository.path, "rev-list", "--first-parent", "refs/slipway/tip", "--", "app/"], environment: environment).checked()
+            try runProcess(
+                "git", ["-C", repository.path, "rev-list", "--first-parent", "refs/slipway/tip", "--", "app/"],
+                environment: environment
+            ).checked()
             let events = try String(contentsOf: trace, encoding: .utf8)
             #expect(events.contains("\"definitely_not\""), "no Bloom filter statistics in the trace")
             // Later fetches add a layer to the commit-graph.
             let app2 = try f.work.change("app 2", ["app/a": "2"])
             try f.push()
             #expect(commits(try detector.changes(since: key(app))) == [app, app2])
-            let chain = try String(contentsOf: repository.appendingPathComponent("objects/info/commit-graphs/commit-graph-chain"), encoding: .utf8)
+            let chain = try String(
+                contentsOf: repository.appendingPathComponent("objects/info/commit-graphs/commit-graph-chain"),
+                encoding: .utf8)
             #expect(chain.split(separator: "\n").count >= 1)
         }
     }
@@ -98,7 +110,8 @@ import TestSupport
             case .config:
                 try garbage.write(to: repository.appendingPathComponent("config"))
             case .tipReference:
-                try runProcess("git", ["-C", repository.path, "pack-refs", "--all"], environment: f.environment).checked()
+                try runProcess("git", ["-C", repository.path, "pack-refs", "--all"], environment: f.environment)
+                    .checked()
                 try garbage.write(to: repository.appendingPathComponent("packed-refs"))
             case .shallowFile:
                 try garbage.write(to: repository.appendingPathComponent("shallow"))
@@ -141,7 +154,9 @@ import TestSupport
             // Real threads, each with its own detector, as separate check processes would be.
             DispatchQueue.concurrentPerform(iterations: 4) { index in
                 let detector = f.detector(configuration)
-                let result = Result(catching: { commits(try detector.changes(since: index.isMultiple(of: 2) ? nil : key(c1))) })
+                let result = Result(catching: {
+                    commits(try detector.changes(since: index.isMultiple(of: 2) ? nil : key(c1)))
+                })
                 results.withLock { $0.append(result) }
             }
             let outcomes = results.withLock { $0 }
@@ -158,7 +173,9 @@ import TestSupport
         try await withGitFixture { f in
             var previous = try f.work.change("app 0", ["app/a": "0"])
             try f.push()
-            let detector = f.detector(policy: FetchPolicy(repackAboveLooseObjects: 3, repackAbovePacks: 2)) { $0.paths = ["app/"] }
+            let detector = f.detector(policy: FetchPolicy(repackAboveLooseObjects: 3, repackAbovePacks: 2)) {
+                $0.paths = ["app/"]
+            }
             #expect(commits(try detector.changes(since: nil)) == [previous])
             for index in 1...4 {
                 let next = try f.work.change("app \(index)", ["app/a": "\(index)", "docs/\(index)": "x"])
@@ -167,9 +184,13 @@ import TestSupport
                 previous = next
             }
             let repository = try cacheRepository(f.cacheRoot)
-            let counts = try runProcess("git", ["-C", repository.path, "count-objects", "-v"], environment: f.environment).checked().stdoutString
+            let counts = try runProcess(
+                "git", ["-C", repository.path, "count-objects", "-v"], environment: f.environment
+            ).checked().stdoutString
             let packs = counts.split(separator: "\n").first { $0.hasPrefix("packs:") }
-            #expect(packs.map { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) ?? 99 }.map { $0 <= 4 } == true, "\(counts)")
+            #expect(
+                packs.map { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) ?? 99 }.map { $0 <= 4 } == true,
+                "\(counts)")
         }
     }
 
@@ -191,7 +212,9 @@ import TestSupport
             #expect(try detector.isAncestor(GitCommitID(c2), of: GitCommitID(side)))
             #expect(try !detector.isAncestor(GitCommitID(side), of: GitCommitID(tip)))
             let unknown = try GitCommitID(String(repeating: "0", count: 40))
-            let error = try #require(throws: GitSourceError.self) { try detector.isAncestor(unknown, of: GitCommitID(tip)) }
+            let error = try #require(throws: GitSourceError.self) {
+                try detector.isAncestor(unknown, of: GitCommitID(tip))
+            }
             #expect(error.kind == .commitNotFound)
             #expect(error.message.contains(unknown.rawValue))
         }
@@ -206,13 +229,19 @@ import TestSupport
             let detector = f.detector()
             try detector.checkout(GitCommitID(c1), into: target)
             #expect(try String(contentsOf: target.appendingPathComponent("README"), encoding: .utf8) == "one")
-            #expect(try String(contentsOf: target.appendingPathComponent("app/Dockerfile"), encoding: .utf8) == "FROM scratch\n")
+            #expect(
+                try String(contentsOf: target.appendingPathComponent("app/Dockerfile"), encoding: .utf8)
+                    == "FROM scratch\n")
             #expect(try String(contentsOf: target.appendingPathComponent(".git/ref"), encoding: .utf8) == c1 + "\n")
-            #expect(try String(contentsOf: target.appendingPathComponent(".git/short_ref"), encoding: .utf8) == String(c1.prefix(12)) + "\n")
+            #expect(
+                try String(contentsOf: target.appendingPathComponent(".git/short_ref"), encoding: .utf8) == String(
+                    c1.prefix(12)) + "\n")
             #expect(try String(contentsOf: target.appendingPathComponent(".git/branch"), encoding: .utf8) == "main\n")
-            let head = try runProcess("git", ["-C", target.path, "rev-parse", "HEAD"], environment: f.environment).checked()
+            let head = try runProcess("git", ["-C", target.path, "rev-parse", "HEAD"], environment: f.environment)
+                .checked()
             #expect(head.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines) == c1)
-            let symbolic = try runProcess("git", ["-C", target.path, "symbolic-ref", "-q", "HEAD"], environment: f.environment)
+            let symbolic = try runProcess(
+                "git", ["-C", target.path, "symbolic-ref", "-q", "HEAD"], environment: f.environment)
             #expect(!symbolic.succeeded, "HEAD should be detached")
             // Without a configured branch, the remote's default branch is named.
             let unnamed = f.directory.appending("source-default")

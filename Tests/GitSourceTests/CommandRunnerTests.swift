@@ -1,6 +1,6 @@
 import Foundation
-import Spawn
 import GitSource
+import Spawn
 import Testing
 
 /// The production process runner: streams, environment, and the signal state of children.
@@ -11,7 +11,8 @@ import Testing
         // 4 MiB in, echoed to standard output while 4 MiB more go to standard error: a
         // runner that reads one pipe at a time, or writes all input first, deadlocks here.
         let input = Data((0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
-        let result = try runner.run(Command("/bin/sh", ["-c", "head -c 4194304 /dev/zero >&2 & cat; wait"], input: input))
+        let result = try runner.run(
+            Command("/bin/sh", ["-c", "head -c 4194304 /dev/zero >&2 & cat; wait"], input: input))
         #expect(result.succeeded)
         #expect(result.standardOutput == input)
         #expect(result.standardError.count == 4 << 20)
@@ -19,7 +20,10 @@ import Testing
 
     @Test func theEnvironmentIsSetAndUnsetPerCommand() throws {
         let base = SpawnCommandRunner(baseEnvironment: ["PATH": "/usr/bin:/bin", "KEEP": "kept", "DROP": "dropped"])
-        let result = try base.run(Command("sh", ["-c", #"printf '%s|%s|%s' "$KEEP" "${DROP-unset}" "$ADDED""#], environment: ["DROP": nil, "ADDED": "added"]))
+        let result = try base.run(
+            Command(
+                "sh", ["-c", #"printf '%s|%s|%s' "$KEEP" "${DROP-unset}" "$ADDED""#],
+                environment: ["DROP": nil, "ADDED": "added"]))
         #expect(result.outputText == "kept|unset|added")
     }
 
@@ -61,6 +65,7 @@ import Testing
     }
 
     @Test func theDisplayStringQuotesWordsAShellWouldSplit() {
-        #expect(Command("git", ["log", "--format=%H %s", "it's"]).displayString == #"git log '--format=%H %s' 'it'\''s'"#)
+        #expect(
+            Command("git", ["log", "--format=%H %s", "it's"]).displayString == #"git log '--format=%H %s' 'it'\''s'"#)
     }
 }

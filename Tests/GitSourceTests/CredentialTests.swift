@@ -1,12 +1,12 @@
 import Foundation
-import Spawn
 import GitSource
+import Spawn
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Credentials never in a process argument, a logged URL or a message.
@@ -59,7 +59,9 @@ import Glibc
             #expect(content.joined(separator: "\n") + "\n" == Self.key + "\n")
             let keyPath = try #require(lines.first { $0.hasPrefix("key ") }).dropFirst(4)
             #expect(!FileManager.default.fileExists(atPath: String(keyPath)), "the key file outlived the check")
-            #expect(!FileManager.default.fileExists(atPath: URL(fileURLWithPath: String(keyPath)).deletingLastPathComponent().path))
+            #expect(
+                !FileManager.default.fileExists(
+                    atPath: URL(fileURLWithPath: String(keyPath)).deletingLastPathComponent().path))
             for command in recorder.commands {
                 #expect(!command.arguments.joined(separator: " ").contains(Self.keyLine))
                 #expect(!command.environment.values.contains { $0?.contains(Self.keyLine) == true })
@@ -83,8 +85,10 @@ import Glibc
             let bin = f.directory.appending("fake-bin")
             try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
             // An ssh that prints the key it was given and fails, as a misbehaving one might.
-            try Data("#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -i ] && cat \"$2\" >&2; shift; done\nexit 255\n".utf8)
-                .write(to: bin.appendingPathComponent("ssh"))
+            try Data(
+                "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -i ] && cat \"$2\" >&2; shift; done\nexit 255\n".utf8
+            )
+            .write(to: bin.appendingPathComponent("ssh"))
             chmod(bin.appendingPathComponent("ssh").path, 0o755)
             environment["PATH"] = bin.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
             let configuration = f.configuration {
@@ -103,7 +107,8 @@ import Glibc
         try await withGitFixture { f in
             let c1 = try f.work.change("one", ["a": "1", "VERSION": "7"])
             try f.push()
-            try await withAuthenticatedGitServer(root: f.directory.url, username: "robot", password: "s3cret-token") { server in
+            try await withAuthenticatedGitServer(root: f.directory.url, username: "robot", password: "s3cret-token") {
+                server in
                 let url = "\(server.baseURL)/remote.git"
                 let recorder = RecordingRunner(SpawnCommandRunner(baseEnvironment: f.environment))
                 let configuration = f.configuration {
@@ -123,8 +128,13 @@ import Glibc
 
                 // The same, with the credentials in the URL: the URL git gets has none.
                 let inURL = RecordingRunner(SpawnCommandRunner(baseEnvironment: f.environment))
-                let fromURL = f.configuration { $0.uri = url.replacingOccurrences(of: "http://", with: "http://robot:s3cret-token@") }
-                #expect(commits(try f.detector(fromURL, cacheRoot: f.directory.appending("cache-url"), runner: inURL).changes(since: nil)) == [c1])
+                let fromURL = f.configuration {
+                    $0.uri = url.replacingOccurrences(of: "http://", with: "http://robot:s3cret-token@")
+                }
+                #expect(
+                    commits(
+                        try f.detector(fromURL, cacheRoot: f.directory.appending("cache-url"), runner: inURL).changes(
+                            since: nil)) == [c1])
                 for command in inURL.commands {
                     #expect(!command.arguments.contains { $0.contains("s3cret-token") || $0.contains("robot@") })
                 }

@@ -1,7 +1,8 @@
 import Foundation
-@testable import GitSource
 import Testing
 import Yams
+
+@testable import GitSource
 
 /// The depth limit on YAML and JSON documents from repositories and build inputs: the scan
 /// refuses what nests too deeply before Yams (whose recursion overflowed the stack) sees it,
@@ -13,16 +14,30 @@ import Yams
         ("flow sequences", String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)),
         ("flow mappings", String(repeating: "{a: ", count: 5000) + "x" + String(repeating: "}", count: 5000)),
         ("compact block sequences", String(repeating: "- ", count: 5000) + "x"),
-        ("indented block mappings", (0..<200).map { String(repeating: " ", count: $0) + "k:" }.joined(separator: "\n") + " x"),
+        (
+            "indented block mappings",
+            (0..<200).map { String(repeating: " ", count: $0) + "k:" }.joined(separator: "\n") + " x"
+        ),
         ("JSON arrays", "{\"a\": " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}"),
         ("closes hidden in strings", String(repeating: #"["]", "#, count: 100) + String(repeating: "]", count: 100)),
-        ("a quote inside a plain scalar", "[a 'b, " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + " 'c]"),
-        ("a block scalar holding a quote", "a: |\n  \"\nb: " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100)),
-        ("a comment holding closes", "a: # ]]]]]]]]\n  " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100)),
+        (
+            "a quote inside a plain scalar",
+            "[a 'b, " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + " 'c]"
+        ),
+        (
+            "a block scalar holding a quote",
+            "a: |\n  \"\nb: " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        ),
+        (
+            "a comment holding closes",
+            "a: # ]]]]]]]]\n  " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        ),
     ])
     func deepDocumentsAreRefusedBeforeYamsComposesThem(_ kind: String, _ text: String) throws {
         #expect(DocumentNesting.exceedsLimit(text), "\(kind) is refused by the scan")
-        #expect(throws: DocumentNesting.Refusal.self, "\(kind) is refused by compose") { try DocumentNesting.compose(text, what: "x") }
+        #expect(throws: DocumentNesting.Refusal.self, "\(kind) is refused by compose") {
+            try DocumentNesting.compose(text, what: "x")
+        }
     }
 
     @Test func ordinaryDocumentsPass() throws {
@@ -35,7 +50,9 @@ import Yams
             "text: don't [stop] me\nmore: a 'b\" c\n",
         ]
         for text in documents {
-            #expect(!DocumentNesting.exceedsLimit(text), "passes: \(text.prefix(60)), estimated \(DocumentNesting.estimatedDepth(text))")
+            #expect(
+                !DocumentNesting.exceedsLimit(text),
+                "passes: \(text.prefix(60)), estimated \(DocumentNesting.estimatedDepth(text))")
             #expect(throws: Never.self) { _ = try DocumentNesting.compose(text, what: "x") }
         }
     }
@@ -45,13 +62,19 @@ import Yams
         #expect(throws: DocumentNesting.Refusal.self) { try DocumentNesting.compose(large, what: "x") }
         // Aliases of aliases: nine levels of ten expand to a billion values.
         var laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
-        for level in 1...9 { laughs += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        for level in 1...9 {
+            laughs +=
+                "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+                + "]\n"
+        }
         #expect(throws: DocumentNesting.Refusal.self) { try DocumentNesting.load(laughs, what: "x") }
     }
 
     @Test func theMessageNamesTheFileAndTheLimit() {
         let message = DocumentNesting.message(for: "BUILD_ARGS_FILE=/x/args.yaml")
-        #expect(message.contains("BUILD_ARGS_FILE=/x/args.yaml") && message.contains("\(Self.limit) levels") && !message.contains("\n"))
+        #expect(
+            message.contains("BUILD_ARGS_FILE=/x/args.yaml") && message.contains("\(Self.limit) levels")
+                && !message.contains("\n"))
     }
 
     /// Yams on the large stack survives a document nested 30,000 levels deep (20,000
@@ -62,7 +85,8 @@ import Yams
         let text = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
         let measured = try DocumentNesting.onLargeStack { () throws -> Int in
             var visited = 0
-            return DocumentNesting.depth(of: try #require(try Yams.compose(yaml: text)), limit: .max, visited: &visited, budget: .max)
+            return DocumentNesting.depth(
+                of: try #require(try Yams.compose(yaml: text)), limit: .max, visited: &visited, budget: .max)
         }
         #expect(measured == depth)
     }
@@ -70,12 +94,16 @@ import Yams
     /// Random documents from YAML's structural pieces: whatever Yams composes nests no
     /// deeper than the scan estimated.
     @Test func theEstimateIsNeverBelowTheDepthYamsReaches() throws {
-        let pieces = ["[", "]", "{", "}", "'", "\"", ",", ": ", ":", "- ", "? ", " #", "\n", "\n  ", "\n    ", "a", "b c",
-                      "|\n", ">\n", "!t ", "&a ", "*a", "\\", "''", " "]
+        let pieces = [
+            "[", "]", "{", "}", "'", "\"", ",", ": ", ":", "- ", "? ", " #", "\n", "\n  ", "\n    ", "a", "b c",
+            "|\n", ">\n", "!t ", "&a ", "*a", "\\", "''", " ",
+        ]
         var generator = SystemRandomNumberGenerator()
         var composed = 0
         for _ in 0..<20_000 {
-            let text = (0..<Int.random(in: 1...40, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let text = (0..<Int.random(in: 1...40, using: &generator)).map { _ in
+                pieces.randomElement(using: &generator)!
+            }.joined()
             guard let node = try? Yams.compose(yaml: text) else { continue }
             composed += 1
             var visited = 0
@@ -117,9 +145,13 @@ import Yams
         case 1: return singles.randomElement(using: &g)!
         case 2: return doubles.randomElement(using: &g)!
         case 3, 4:
-            return "[" + (0..<Int.random(in: 0...3, using: &g)).map { _ in flow(depth - 1, &g) }.joined(separator: Bool.random(using: &g) ? ", " : ",\n  ") + "]"
+            return "["
+                + (0..<Int.random(in: 0...3, using: &g)).map { _ in flow(depth - 1, &g) }.joined(
+                    separator: Bool.random(using: &g) ? ", " : ",\n  ") + "]"
         default:
-            return "{" + (0..<Int.random(in: 0...3, using: &g)).map { i in "k\(i): " + flow(depth - 1, &g) }.joined(separator: ", ") + "}"
+            return "{"
+                + (0..<Int.random(in: 0...3, using: &g)).map { i in "k\(i): " + flow(depth - 1, &g) }.joined(
+                    separator: ", ") + "}"
         }
     }
 
@@ -128,15 +160,26 @@ import Yams
         let choice = depth <= 0 ? Int.random(in: 0...3, using: &g) : Int.random(in: 0...6, using: &g)
         switch choice {
         case 0: return " " + plains.randomElement(using: &g)!.replacingOccurrences(of: ": ", with: " ")
-        case 1: return " " + (singles + doubles).randomElement(using: &g)!.replacingOccurrences(of: "\n", with: "\n" + pad + " ")
-        case 2: return " " + flow(Int.random(in: 0...depth, using: &g), &g).replacingOccurrences(of: "\n", with: "\n" + pad + " ")
+        case 1:
+            return " "
+                + (singles + doubles).randomElement(using: &g)!.replacingOccurrences(of: "\n", with: "\n" + pad + " ")
+        case 2:
+            return " "
+                + flow(Int.random(in: 0...depth, using: &g), &g).replacingOccurrences(of: "\n", with: "\n" + pad + " ")
         case 3: return " |\n" + pad + "  \"]]' [[ {{ #\n" + pad + "  - x\n"
         case 4, 5:
             let step = Int.random(in: 1...3, using: &g)
-            return "\n" + (0..<Int.random(in: 1...3, using: &g)).map { _ in pad + "-" + block(depth - 1, indent: indent + step + 1, &g) }.joined(separator: "\n")
+            return "\n"
+                + (0..<Int.random(in: 1...3, using: &g)).map { _ in
+                    pad + "-" + block(depth - 1, indent: indent + step + 1, &g)
+                }.joined(separator: "\n")
         default:
             let step = Int.random(in: 1...3, using: &g)
-            return "\n" + (0..<Int.random(in: 1...3, using: &g)).map { i in pad + "k\(i) :".replacingOccurrences(of: " :", with: ":") + block(depth - 1, indent: indent + step, &g) }.joined(separator: "\n")
+            return "\n"
+                + (0..<Int.random(in: 1...3, using: &g)).map { i in
+                    pad + "k\(i) :".replacingOccurrences(of: " :", with: ":")
+                        + block(depth - 1, indent: indent + step, &g)
+                }.joined(separator: "\n")
         }
     }
 

@@ -1,7 +1,7 @@
 import Console
 import Foundation
-import Spawn
 import GitSource
+import Spawn
 import Synchronization
 import TestSupport
 
@@ -42,7 +42,9 @@ struct GitFixture: Sendable {
     }
 
     /// A detector configured by `adjust`.
-    func detector(policy: FetchPolicy = .default, log: Log = .silent, _ adjust: (inout GitSourceConfiguration) throws -> Void) rethrows -> ChangeDetector {
+    func detector(
+        policy: FetchPolicy = .default, log: Log = .silent, _ adjust: (inout GitSourceConfiguration) throws -> Void
+    ) rethrows -> ChangeDetector {
         detector(try configuration(adjust), policy: policy, log: log)
     }
 

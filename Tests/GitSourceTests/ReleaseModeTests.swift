@@ -1,7 +1,7 @@
 import Foundation
 import GitSource
-import Testing
 import TestSupport
+import Testing
 
 /// Release mode, versions from tags.
 @Suite struct ReleaseModeTests {
@@ -80,7 +80,8 @@ import TestSupport
                 $0.tagFilter = "v*"
             }
             #expect(releases(try anywhere.changes(since: nil)) == [release("v2", r2)])
-            #expect(releases(try anywhere.changes(since: key(c1, release: "v1"))) == [release("v1", c1), release("v2", r2)])
+            #expect(
+                releases(try anywhere.changes(since: key(c1, release: "v1"))) == [release("v1", c1), release("v2", r2)])
             // With a branch, only tags merged into it count (as in git-resource).
             let onMain = f.detector { $0.tagFilter = "v*" }
             #expect(releases(try onMain.changes(since: key(c1, release: "v1"))) == [release("v1", c1)])

@@ -1,7 +1,7 @@
 import Foundation
 import GitSource
-import Testing
 import TestSupport
+import Testing
 
 /// Tag file values per commit, the tag file always watched, clear errors.
 @Suite struct TagFileTests {
@@ -27,7 +27,8 @@ import TestSupport
     @Test func aYAMLTagFileWithADottedKeyIsWatchedEvenWhenIgnored() async throws {
         try await withGitFixture { f in
             let file = "prebuilt-config/bitops-tag.yaml"
-            let c1 = try f.work.change("base", ["base/Dockerfile": "FROM scratch", file: "tags:\n  bitops_base: 2.10\n"])
+            let c1 = try f.work.change(
+                "base", ["base/Dockerfile": "FROM scratch", file: "tags:\n  bitops_base: 2.10\n"])
             try f.work.change("other config", ["prebuilt-config/other.yaml": "x: 1\n"])
             let c3 = try f.work.change("bump", [file: "tags:\n  bitops_base: '2.11'\n  other: 1\n"])
             let c4 = try f.work.change("base again", ["base/Dockerfile": "FROM busybox"])
@@ -45,7 +46,8 @@ import TestSupport
 
     @Test func aJSONTagFileWithADottedKey() async throws {
         try await withGitFixture { f in
-            let c1 = try f.work.change("json", ["images/app/config.json": #"{"image": {"tag": "v3", "n": 7}, "a.b": {"c": true}}"#])
+            let c1 = try f.work.change(
+                "json", ["images/app/config.json": #"{"image": {"tag": "v3", "n": 7}, "a.b": {"c": true}}"#])
             try f.push()
             let tag = f.detector {
                 $0.paths = ["images/app/"]
@@ -74,8 +76,10 @@ import TestSupport
             let first = try detector.changes(since: nil)
             #expect(commits(first) == [c2])
             #expect(first.map(\.tagFileValue) == ["2"])
-            let cache = try FileManager.default.contentsOfDirectory(atPath: f.cacheRoot.appendingPathComponent("slipway-git").path)
-                .first { !$0.hasSuffix(".lock") }
+            let cache = try FileManager.default.contentsOfDirectory(
+                atPath: f.cacheRoot.appendingPathComponent("slipway-git").path
+            )
+            .first { !$0.hasSuffix(".lock") }
             let shallow = f.cacheRoot.appendingPathComponent("slipway-git/\(try #require(cache))/shallow")
             #expect(FileManager.default.fileExists(atPath: shallow.path), "the cache should still be shallow")
             let later = try detector.changes(since: key(c1))
@@ -116,9 +120,12 @@ import TestSupport
             try f.work.change("two", ["VERSION": "2"], minute: 2)
             try f.push()
             let configuration = f.configuration { $0.tagFile = TagFileSpec(path: "VERSION") }
-            let first = try f.detector(configuration, cacheRoot: f.directory.appending("cache-a")).changes(since: key(c1))
-            let second = try f.detector(configuration, cacheRoot: f.directory.appending("cache-b")).changes(since: key(c1))
-            let again = try f.detector(configuration, cacheRoot: f.directory.appending("cache-a")).changes(since: key(c1))
+            let first = try f.detector(configuration, cacheRoot: f.directory.appending("cache-a")).changes(
+                since: key(c1))
+            let second = try f.detector(configuration, cacheRoot: f.directory.appending("cache-b")).changes(
+                since: key(c1))
+            let again = try f.detector(configuration, cacheRoot: f.directory.appending("cache-a")).changes(
+                since: key(c1))
             #expect(first.count == 2)
             #expect(first == second)
             #expect(first == again)
@@ -128,30 +135,32 @@ import TestSupport
 
 /// Tag file parsing, without git.
 @Suite struct TagFileValueTests {
-    @Test(arguments: [
-        ("tags.yaml", "tags:\n  base: 1.10\n", "tags.base", "1.10"),
-        ("tags.yml", "a:\n  b.c: x\n", "a.b.c", "x"),
-        ("list.yaml", "tags:\n  - first\n  - second\n", "tags.1", "second"),
-        ("plain.yaml", "just-a-scalar\n", nil, "just-a-scalar"),
-        ("v.json", #"{"a": {"b": "1.2.3"}}"#, "a.b", "1.2.3"),
-        ("v.json", #"{"a": false}"#, "a", "false"),
-        ("VERSION", "\n 1.2.3 \n\n", nil, "1.2.3"),
-    ] as [(String, String, String?, String)])
+    @Test(
+        arguments: [
+            ("tags.yaml", "tags:\n  base: 1.10\n", "tags.base", "1.10"),
+            ("tags.yml", "a:\n  b.c: x\n", "a.b.c", "x"),
+            ("list.yaml", "tags:\n  - first\n  - second\n", "tags.1", "second"),
+            ("plain.yaml", "just-a-scalar\n", nil, "just-a-scalar"),
+            ("v.json", #"{"a": {"b": "1.2.3"}}"#, "a.b", "1.2.3"),
+            ("v.json", #"{"a": false}"#, "a", "false"),
+            ("VERSION", "\n 1.2.3 \n\n", nil, "1.2.3"),
+        ] as [(String, String, String?, String)])
     func values(file: String, content: String, key: String?, expected: String) throws {
         let spec = TagFileSpec(path: file, key: key)
         let commit = try GitCommitID(String(repeating: "a", count: 40))
         #expect(try readTagFile(content, spec: spec, commit: commit) == expected)
     }
 
-    @Test(arguments: [
-        ("tags.yaml", "tags:\n  base:\n    x: 1\n", "tags.base", "is a mapping"),
-        ("tags.yaml", "tags:\n  base: ~\n", "tags.base", "is null"),
-        ("tags.yaml", "tags: [unclosed\n", "tags", "not valid YAML"),
-        ("v.json", #"{"a": [1]}"#, "a", "is a list"),
-        ("v.json", "{", "a", "not valid JSON"),
-        ("VERSION", "  \n", nil, "is empty"),
-        ("VERSION", "1\n2\n", nil, "several lines"),
-    ] as [(String, String, String?, String)])
+    @Test(
+        arguments: [
+            ("tags.yaml", "tags:\n  base:\n    x: 1\n", "tags.base", "is a mapping"),
+            ("tags.yaml", "tags:\n  base: ~\n", "tags.base", "is null"),
+            ("tags.yaml", "tags: [unclosed\n", "tags", "not valid YAML"),
+            ("v.json", #"{"a": [1]}"#, "a", "is a list"),
+            ("v.json", "{", "a", "not valid JSON"),
+            ("VERSION", "  \n", nil, "is empty"),
+            ("VERSION", "1\n2\n", nil, "several lines"),
+        ] as [(String, String, String?, String)])
     func errors(file: String, content: String, key: String?, expected: String) throws {
         let spec = TagFileSpec(path: file, key: key)
         let commit = try GitCommitID(String(repeating: "b", count: 40))

@@ -1,22 +1,29 @@
 import Foundation
-import Spawn
 import GitSource
-import Testing
+import Spawn
 import TestSupport
+import Testing
 
 /// Which transports git may use, and the time bounds every git command carries.
 @Suite struct TransportBoundsTests {
-    @Test(arguments: ["fd::3", "ext::sh -c touch% /tmp/pwned", "svn::https://example.com/repo", "FD::3",
-                      "ftp://example.com/repo.git", "rsync://example.com/repo.git", "foo://example.com/repo.git"])
+    @Test(arguments: [
+        "fd::3", "ext::sh -c touch% /tmp/pwned", "svn::https://example.com/repo", "FD::3",
+        "ftp://example.com/repo.git", "rsync://example.com/repo.git", "foo://example.com/repo.git",
+    ])
     func remoteHelpersAndUnknownSchemesAreRefusedAtParsing(_ uri: String) {
         let error = #expect(throws: GitSourceError.self) { try GitSourceConfiguration(uri: uri).validate() }
         #expect(error?.kind == .configuration)
-        #expect(error?.message.contains("git.uri") == true && error?.message.contains(where: \.isNewline) == false, "\(String(describing: error))")
+        #expect(
+            error?.message.contains("git.uri") == true && error?.message.contains(where: \.isNewline) == false,
+            "\(String(describing: error))")
     }
 
-    @Test(arguments: ["https://example.com/r.git", "http://example.com/r.git", "ssh://git@example.com/r.git", "git+ssh://example.com/r.git",
-                      "git://example.com/r.git", "file:///srv/r.git", "git@github.com:team/r.git", "/srv/r.git", "./r.git",
-                      "HTTPS://example.com/r.git"])
+    @Test(arguments: [
+        "https://example.com/r.git", "http://example.com/r.git", "ssh://git@example.com/r.git",
+        "git+ssh://example.com/r.git",
+        "git://example.com/r.git", "file:///srv/r.git", "git@github.com:team/r.git", "/srv/r.git", "./r.git",
+        "HTTPS://example.com/r.git",
+    ])
     func theTransportsUsersUseAreAccepted(_ uri: String) throws {
         try GitSourceConfiguration(uri: uri).validate()
     }
@@ -30,12 +37,18 @@ import TestSupport
             let commands = recorder.commands.filter { $0.executable == "git" }
             try #require(!commands.isEmpty)
             for command in commands {
-                #expect(command.environment["GIT_ALLOW_PROTOCOL"] == .some("https:http:ssh:git:file"), "\(command.displayString)")
+                #expect(
+                    command.environment["GIT_ALLOW_PROTOCOL"] == .some("https:http:ssh:git:file"),
+                    "\(command.displayString)")
                 let ssh = command.environment["GIT_SSH_COMMAND"] ?? nil
-                #expect(ssh?.contains("ConnectTimeout=") == true && ssh?.contains("ServerAliveInterval=") == true, "\(command.displayString)")
+                #expect(
+                    ssh?.contains("ConnectTimeout=") == true && ssh?.contains("ServerAliveInterval=") == true,
+                    "\(command.displayString)")
                 #expect(command.arguments.contains("http.lowSpeedLimit=1"), "\(command.displayString)")
             }
-            let network = commands.filter { $0.arguments.contains("fetch") || $0.arguments.contains("ls-remote") || $0.arguments.contains("clone") }
+            let network = commands.filter {
+                $0.arguments.contains("fetch") || $0.arguments.contains("ls-remote") || $0.arguments.contains("clone")
+            }
             try #require(!network.isEmpty)
             for command in network { #expect(command.idleTimeout != nil, "\(command.displayString)") }
         }

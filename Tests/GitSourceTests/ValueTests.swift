@@ -9,7 +9,9 @@ import Testing
         let id = try GitCommitID("0123456789abcdef0123456789abcdef01234567")
         #expect(id.short == "0123456789ab")
         #expect(id.description == id.rawValue)
-        for bad in ["", "0123456789ABCDEF0123456789abcdef01234567", "0123456789abcdef", String(repeating: "g", count: 40)] {
+        for bad in [
+            "", "0123456789ABCDEF0123456789abcdef01234567", "0123456789abcdef", String(repeating: "g", count: 40),
+        ] {
             let error = try #require(throws: GitCommitID.ValidationError.self) { try GitCommitID(bad) }
             #expect(error.description.contains("invalid git commit \"\(bad)\""))
         }
@@ -26,7 +28,10 @@ import Testing
         #expect(!branch.rawValue.hasPrefix("refs/"))
     }
 
-    @Test(arguments: ["", "-x", "a..b", "a b", "x.lock", "a/.b", "a//b", "/a", "a/", "a.", "HEAD", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a@{1}"])
+    @Test(arguments: [
+        "", "-x", "a..b", "a b", "x.lock", "a/.b", "a//b", "/a", "a/", "a.", "HEAD", "a~1", "a^", "a:b", "a?", "a*",
+        "a[", "a\\b", "a@{1}",
+    ])
     func invalidBranchNames(name: String) throws {
         let error = try #require(throws: GitBranchName.ValidationError.self) { try GitBranchName(name) }
         #expect(error.description.hasPrefix("invalid git branch"))
@@ -53,11 +58,14 @@ import Testing
     }
 
     @Test func theTagFileJoinsThePathsUnlessAPathCoversIt() {
-        let covered = PathFilter(paths: ["images/banana/"], ignorePaths: [], tagFile: "images/banana/VERSION", splitLiterals: true)
+        let covered = PathFilter(
+            paths: ["images/banana/"], ignorePaths: [], tagFile: "images/banana/VERSION", splitLiterals: true)
         #expect(covered.groups == [["images/banana/"]])
-        let added = PathFilter(paths: ["base/"], ignorePaths: [], tagFile: "prebuilt-config/tags.yaml", splitLiterals: false)
+        let added = PathFilter(
+            paths: ["base/"], ignorePaths: [], tagFile: "prebuilt-config/tags.yaml", splitLiterals: false)
         #expect(added.groups == [["base/", "prebuilt-config/tags.yaml"]])
-        let split = PathFilter(paths: ["base/"], ignorePaths: [], tagFile: "prebuilt-config/tags.yaml", splitLiterals: true)
+        let split = PathFilter(
+            paths: ["base/"], ignorePaths: [], tagFile: "prebuilt-config/tags.yaml", splitLiterals: true)
         #expect(split.groups == [["base/"], ["prebuilt-config/tags.yaml"]])
         let ignored = PathFilter(paths: [], ignorePaths: ["config/"], tagFile: "config/tag", splitLiterals: true)
         #expect(ignored.groups == [[".", ":(exclude)config/"], ["config/tag"]])
@@ -77,23 +85,29 @@ import Testing
         let skip = HistoryWalker.ciSkipPatterns
         #expect(stages { _ in } == [.init(patterns: skip, invert: true, allMatch: false)])
         #expect(stages { $0.disableCISkip = true } == [])
-        #expect(stages { $0.commitFilter = CommitFilter(include: ["a"], exclude: ["b"]) } == [
-            .init(patterns: ["b"] + skip, invert: true, allMatch: false), .init(patterns: ["a"], invert: false, allMatch: false),
-        ])
-        #expect(stages { $0.commitFilter = CommitFilter(exclude: ["b", "c"], excludeAllMatch: true) } == [
-            .init(patterns: ["b", "c"], invert: true, allMatch: true), .init(patterns: skip, invert: true, allMatch: false),
-        ])
+        #expect(
+            stages { $0.commitFilter = CommitFilter(include: ["a"], exclude: ["b"]) } == [
+                .init(patterns: ["b"] + skip, invert: true, allMatch: false),
+                .init(patterns: ["a"], invert: false, allMatch: false),
+            ])
+        #expect(
+            stages { $0.commitFilter = CommitFilter(exclude: ["b", "c"], excludeAllMatch: true) } == [
+                .init(patterns: ["b", "c"], invert: true, allMatch: true),
+                .init(patterns: skip, invert: true, allMatch: false),
+            ])
     }
 
     enum BadConfiguration: String, CaseIterable, Sendable {
         case emptyURI, zeroDepth, bothTagKeys, badTagRegex, badCommitFilter, passwordWithoutUser, notAKey, emptyPath,
-             tagFileOutside, keyOnPlainFile, emptyKeyPart
+            tagFileOutside, keyOnPlainFile, emptyKeyPart
 
         func apply(_ c: inout GitSourceConfiguration) {
             switch self {
             case .emptyURI: c.uri = " "
             case .zeroDepth: c.versionDepth = 0
-            case .bothTagKeys: c.tagFilter = "v*"; c.tagRegex = "v.*"
+            case .bothTagKeys:
+                c.tagFilter = "v*"
+                c.tagRegex = "v.*"
             case .badTagRegex: c.tagRegex = "v("
             case .badCommitFilter: c.commitFilter = CommitFilter(include: ["a\\{1"])
             case .passwordWithoutUser: c.password = "hunter22"

@@ -29,7 +29,8 @@ struct ImageLayoutTests {
             let layout = try OCILayout.create(at: directory.appending("layout"))
             let written = try ImageFixture.image(in: layout, name: "v1")
             let theirs = directory.appending("theirs.tar")
-            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(theirs.path):v1"]).checked()
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(theirs.path):v1"])
+                .checked()
             let image = try ImageInput.open(theirs, scratch: directory.appending("extracted"), name: "v1")
             #expect(image.descriptor.digest == written.digest)
         }
@@ -61,7 +62,9 @@ struct ImageLayoutTests {
             try ImageFixture.image(in: layout, name: "v1")
             let ours = try layout.image(named: "v1")
             let archive = directory.appending("theirs.tar")
-            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "docker-archive:\(archive.path):team/app:v1"]).checked()
+            _ = try runProcess(
+                "skopeo", ["copy", "oci:\(layout.root.path):v1", "docker-archive:\(archive.path):team/app:v1"]
+            ).checked()
 
             let image = try ImageInput.open(archive, scratch: directory.appending("scratch"))
             #expect(image.manifest.mediaType == .ociManifest)
@@ -79,7 +82,8 @@ struct ImageLayoutTests {
             try ImageFixture.image(in: layout, name: "v1")
             let digest = try layout.image().descriptor.digest
             let ociArchive = directory.appending("oci.tar")
-            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(ociArchive.path):v1"]).checked()
+            _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):v1", "oci-archive:\(ociArchive.path):v1"])
+                .checked()
             let dockerArchive = directory.appending("docker.tar")
             try DockerArchive.write(try layout.image(), repoTags: ["team/app:v1"], to: dockerArchive)
 
@@ -98,18 +102,26 @@ struct ImageLayoutTests {
     @Test func multiArchIndexAndBuildKitNesting() throws {
         try withTemporaryDirectory { directory in
             let layout = try OCILayout.create(at: directory.appending("layout"))
-            let amd64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a", addToIndex: false)
-            let arm64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64", variant: "v8"), seed: "b", addToIndex: false)
-            let inner = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64])), mediaType: .ociIndex)
+            let amd64 = try ImageFixture.image(
+                in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a",
+                addToIndex: false)
+            let arm64 = try ImageFixture.image(
+                in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64", variant: "v8"), seed: "b",
+                addToIndex: false)
+            let inner = try layout.writeBlob(
+                try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64])), mediaType: .ociIndex)
             // BuildKit: index.json → an index whose only child is the real index.
-            let outer = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [inner])), mediaType: .ociIndex)
+            let outer = try layout.writeBlob(
+                try CanonicalJSON.encode(ImageIndex(manifests: [inner])), mediaType: .ociIndex)
             try layout.addToIndex(outer, name: "multi")
 
             let image = try layout.image(named: "multi")
             #expect(image.descriptor.digest == inner.digest, "the nesting is unwrapped")
             #expect(try image.platformManifest(for: Platform("linux/arm64")).descriptor.digest == arm64.digest)
             #expect(try image.platformManifest(for: Platform("linux/amd64")).descriptor.digest == amd64.digest)
-            let missing = try #require(throws: LayoutError.self) { try image.platformManifest(for: Platform("linux/s390x")) }
+            let missing = try #require(throws: LayoutError.self) {
+                try image.platformManifest(for: Platform("linux/s390x"))
+            }
             #expect(missing.description.contains("linux/amd64") && missing.description.contains("linux/arm64"))
             #expect(try layout.blobs(reachableFrom: image.descriptor).count == 1 + 2 * (1 + 1 + 2))
 
@@ -124,56 +136,88 @@ struct ImageLayoutTests {
     /// a platform missing from an index that is not collapsed is one line.
     @Test func eachPlatformGetsItsOwnImageWhenBuildahCollapsedThem() throws {
         try withTemporaryDirectory { directory in
-            let arm64 = Platform(os: "linux", architecture: "arm64"), amd64 = Platform(os: "linux", architecture: "amd64")
+            let arm64 = Platform(os: "linux", architecture: "arm64")
+            let amd64 = Platform(os: "linux", architecture: "amd64")
             let layout = try OCILayout.create(at: directory.appending("layout"))
             var collapsed = try ImageFixture.image(in: layout, name: nil, platform: amd64, addToIndex: false)
             collapsed.platform = arm64
-            try layout.addToIndex(try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: [collapsed])), mediaType: .ociIndex), name: "latest")
+            try layout.addToIndex(
+                try layout.writeBlob(
+                    try CanonicalJSON.encode(ImageIndex(manifests: [collapsed])), mediaType: .ociIndex), name: "latest")
 
             let repaired = try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, amd64])
-            guard case .index(let index) = repaired.manifest else { Issue.record("not an index"); return }
+            guard case .index(let index) = repaired.manifest else {
+                Issue.record("not an index")
+                return
+            }
             #expect(index.manifests.map(\.platform) == [arm64, amd64])
-            #expect(index.manifests[1].digest == collapsed.digest, "the image whose config says amd64 is only relabelled")
+            #expect(
+                index.manifests[1].digest == collapsed.digest, "the image whose config says amd64 is only relabelled")
             for platform in [arm64, amd64] {
                 let configuration = try repaired.configuration(for: platform)
                 #expect(Platform(os: configuration.os, architecture: configuration.architecture) == platform)
-                #expect(try repaired.platformManifest(for: platform).manifest.layers == (try repaired.platformManifest(for: amd64).manifest.layers))
+                #expect(
+                    try repaired.platformManifest(for: platform).manifest.layers
+                        == (try repaired.platformManifest(for: amd64).manifest.layers))
             }
             let again = try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, amd64])
             #expect(again.descriptor.digest == repaired.descriptor.digest, "a right index is left as it is")
             #expect(try Set(layout.index().manifests.map(\.digest)) == [repaired.descriptor.digest])
 
             let missing = try #require(throws: LayoutError.self) {
-                try layout.givingEachPlatformItsImage(named: "latest", platforms: [arm64, Platform(os: "linux", architecture: "s390x")])
+                try layout.givingEachPlatformItsImage(
+                    named: "latest", platforms: [arm64, Platform(os: "linux", architecture: "s390x")])
             }
-            #expect(missing.description.contains("has no image for linux/s390x (it has: linux/arm64, linux/amd64)"), "\(missing)")
+            #expect(
+                missing.description.contains("has no image for linux/s390x (it has: linux/arm64, linux/amd64)"),
+                "\(missing)")
         }
     }
 
     @Test func rewritingAnnotationsReplacesEachManifestTheIndexAndTheNamedEntry() throws {
         try withTemporaryDirectory { directory in
             let layout = try OCILayout.create(at: directory.appending("layout"))
-            let amd64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a", addToIndex: false)
-            var arm64 = try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64"), seed: "b", addToIndex: false)
+            let amd64 = try ImageFixture.image(
+                in: layout, name: nil, platform: Platform(os: "linux", architecture: "amd64"), seed: "a",
+                addToIndex: false)
+            var arm64 = try ImageFixture.image(
+                in: layout, name: nil, platform: Platform(os: "linux", architecture: "arm64"), seed: "b",
+                addToIndex: false)
             arm64.annotations = ["com.example.entry": "kept"]
             // An index field this module does not model survives the rewrite.
-            var index = try #require(try JSONSerialization.jsonObject(with: CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64]))) as? [String: Any])
+            var index = try #require(
+                try JSONSerialization.jsonObject(with: CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64])))
+                    as? [String: Any])
             index["com.example.unmodelled"] = "kept"
-            let top = try layout.writeBlob(try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys]), mediaType: .ociIndex)
+            let top = try layout.writeBlob(
+                try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys]), mediaType: .ociIndex)
             try layout.addToIndex(top, name: "latest")
 
-            let image = try layout.rewriteAnnotations(ofImageNamed: "latest") { $0.merging(["com.example.base": "x"]) { $1 } }
+            let image = try layout.rewriteAnnotations(ofImageNamed: "latest") {
+                $0.merging(["com.example.base": "x"]) { $1 }
+            }
             #expect(image.descriptor.digest != top.digest)
-            #expect(try layout.image(named: "latest").descriptor.digest == image.descriptor.digest, "index.json names the new index")
+            #expect(
+                try layout.image(named: "latest").descriptor.digest == image.descriptor.digest,
+                "index.json names the new index")
             let object = try #require(try JSONSerialization.jsonObject(with: image.bytes) as? [String: Any])
             #expect(object["com.example.unmodelled"] as? String == "kept")
-            guard case .index(let rewritten) = image.manifest else { Issue.record("not an index"); return }
+            guard case .index(let rewritten) = image.manifest else {
+                Issue.record("not an index")
+                return
+            }
             #expect(rewritten.manifests.map(\.platform?.architecture) == ["amd64", "arm64"])
             #expect(rewritten.manifests[1].annotations == ["com.example.entry": "kept"])
             for child in rewritten.manifests {
-                #expect(try Manifest.decode(layout.blob(child), mediaType: child.mediaType).annotations == ["com.example.base": "x"])
+                #expect(
+                    try Manifest.decode(layout.blob(child), mediaType: child.mediaType).annotations == [
+                        "com.example.base": "x"
+                    ])
             }
-            for old in [top, amd64, arm64] { #expect(!FileManager.default.fileExists(atPath: layout.blobPath(old.digest).path), "superseded blobs go") }
+            for old in [top, amd64, arm64] {
+                #expect(
+                    !FileManager.default.fileExists(atPath: layout.blobPath(old.digest).path), "superseded blobs go")
+            }
             let raw = try runProcess("skopeo", ["inspect", "--raw", "oci:\(layout.root.path):latest"]).checked()
             #expect(Digest.sha256(raw.stdout) == image.descriptor.digest)
 
@@ -213,14 +257,18 @@ struct ImageLayoutTests {
                 try writer.append(TarHeader(name: name, kind: .regular, size: 1), body: DataSource(Data("x".utf8)))
             } else {
                 let parts = kind.split(separator: ":", maxSplits: 1).map(String.init)
-                try writer.append(TarHeader(name: name, kind: parts[0] == "symlink" ? .symbolicLink : .hardLink, linkName: parts[1]), body: nil)
+                try writer.append(
+                    TarHeader(name: name, kind: parts[0] == "symlink" ? .symbolicLink : .hardLink, linkName: parts[1]),
+                    body: nil)
             }
             try writer.finish()
             let error = try #require(throws: LayoutError.self) {
                 _ = try ImageInput.open(archive, scratch: directory.appending("out"))
             }
             #expect(error.description.contains("leaves the archive"), "\(error)")
-            #expect(!FileManager.default.fileExists(atPath: directory.url.deletingLastPathComponent().appendingPathComponent("outside").path))
+            #expect(
+                !FileManager.default.fileExists(
+                    atPath: directory.url.deletingLastPathComponent().appendingPathComponent("outside").path))
         }
     }
 }

@@ -5,11 +5,13 @@ import Testing
 
 @Suite("Digest")
 struct DigestTests {
-    @Test("accepts well-formed digests", arguments: [
-        Fixtures.digestA,
-        Fixtures.digestB,
-        "sha512:" + String(repeating: "0f", count: 64),
-    ])
+    @Test(
+        "accepts well-formed digests",
+        arguments: [
+            Fixtures.digestA,
+            Fixtures.digestB,
+            "sha512:" + String(repeating: "0f", count: 64),
+        ])
     func valid(_ text: String) throws {
         let digest = try Digest(text)
         #expect(digest.rawValue == text)
@@ -17,29 +19,34 @@ struct DigestTests {
         #expect("\(digest.algorithm):\(digest.encoded)" == text)
     }
 
-    @Test("rejects malformed digests", arguments: [
-        "",
-        "sha256",
-        "sha256:",
-        "sha256:xyz",
-        "sha256:abc123",
-        "sha256:" + Fixtures.hexA.uppercased(),
-        "sha256:" + Fixtures.hexA + "0",
-        "sha256:" + String(Fixtures.hexA.dropLast()),
-        "sha512:" + Fixtures.hexA,
-        "md5:d41d8cd98f00b204e9800998ecf8427e",
-        "SHA256:" + Fixtures.hexA,
-        " sha256:" + Fixtures.hexA,
-        "sha256:" + Fixtures.hexA + "\n",
-        Fixtures.hexA,
-    ])
+    @Test(
+        "rejects malformed digests",
+        arguments: [
+            "",
+            "sha256",
+            "sha256:",
+            "sha256:xyz",
+            "sha256:abc123",
+            "sha256:" + Fixtures.hexA.uppercased(),
+            "sha256:" + Fixtures.hexA + "0",
+            "sha256:" + String(Fixtures.hexA.dropLast()),
+            "sha512:" + Fixtures.hexA,
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "SHA256:" + Fixtures.hexA,
+            " sha256:" + Fixtures.hexA,
+            "sha256:" + Fixtures.hexA + "\n",
+            Fixtures.hexA,
+        ])
     func invalid(_ text: String) {
         #expect(throws: Digest.ValidationError(value: text)) { try Digest(text) }
     }
 
     @Test func errorNamesTheValueAndTheForm() {
         let error = Digest.ValidationError(value: "sha256:xyz")
-        #expect(error.description == #"invalid digest "sha256:xyz": expected sha256:<64 lowercase hex digits> or sha512:<128 lowercase hex digits>"#)
+        #expect(
+            error.description
+                == #"invalid digest "sha256:xyz": expected sha256:<64 lowercase hex digits> or sha512:<128 lowercase hex digits>"#
+        )
     }
 
     @Test func errorEscapesControlCharacters() {
@@ -49,9 +56,14 @@ struct DigestTests {
     }
 
     @Test func sha256OfKnownInputs() {
-        #expect(Digest.sha256(Data()).rawValue == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(Digest.sha256(Data("{}".utf8)).rawValue == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
-        #expect(Digest.sha256([UInt8]("abc".utf8)).rawValue == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            Digest.sha256(Data()).rawValue == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            Digest.sha256(Data("{}".utf8)).rawValue
+                == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
+        #expect(
+            Digest.sha256([UInt8]("abc".utf8)).rawValue
+                == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test func sha512OfKnownInput() throws {

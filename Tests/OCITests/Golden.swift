@@ -26,11 +26,16 @@ enum Golden {
     /// Decodes the golden file as `type`, re-encodes with ``CanonicalJSON`` and checks that
     /// nothing was lost, added or changed.
     @discardableResult
-    static func roundTrip<T: Codable & Equatable>(_ type: T.Type, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> T {
+    static func roundTrip<T: Codable & Equatable>(
+        _ type: T.Type, _ name: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> T {
         let original = try data(name)
         let value = try JSONDecoder().decode(type, from: original)
         let encoded = try CanonicalJSON.encode(value)
-        #expect(try object(encoded) == object(original), "\(name).json changed in a round trip:\n\(String(decoding: encoded, as: UTF8.self))", sourceLocation: sourceLocation)
+        #expect(
+            try object(encoded) == object(original),
+            "\(name).json changed in a round trip:\n\(String(decoding: encoded, as: UTF8.self))",
+            sourceLocation: sourceLocation)
         // Decoding the canonical bytes gives the same value again.
         #expect(try JSONDecoder().decode(type, from: encoded) == value, sourceLocation: sourceLocation)
         return value

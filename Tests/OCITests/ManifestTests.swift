@@ -33,14 +33,16 @@ struct ManifestTests {
 
     @Test("with a generic Content-Type", arguments: goldens)
     func withGenericContentType(_ name: String, _ type: MediaType, _ isIndex: Bool) throws {
-        let manifest = try Manifest.decode(Golden.data(name), mediaType: try MediaType("application/json; charset=utf-8"))
+        let manifest = try Manifest.decode(
+            Golden.data(name), mediaType: try MediaType("application/json; charset=utf-8"))
         #expect(manifest.mediaType == type)
         #expect((manifest.index != nil) == isIndex)
     }
 
     @Test("with a Content-Type carrying parameters", arguments: goldens)
     func withParameters(_ name: String, _ type: MediaType, _ isIndex: Bool) throws {
-        let manifest = try Manifest.decode(Golden.data(name), mediaType: try MediaType(type.rawValue + "; charset=utf-8"))
+        let manifest = try Manifest.decode(
+            Golden.data(name), mediaType: try MediaType(type.rawValue + "; charset=utf-8"))
         #expect((manifest.index != nil) == isIndex)
     }
 
@@ -66,7 +68,10 @@ struct ManifestTests {
         #expect(decoded.index == index)
     }
 
-    @Test("schema 1 gives a clear error", arguments: [nil, MediaType.dockerManifestSchema1Signed, .dockerManifestSchema1, .dockerManifest] as [MediaType?])
+    @Test(
+        "schema 1 gives a clear error",
+        arguments: [nil, MediaType.dockerManifestSchema1Signed, .dockerManifestSchema1, .dockerManifest] as [MediaType?]
+    )
     func schema1(_ type: MediaType?) throws {
         let data = try Golden.data("schema1-manifest")
         let error = #expect(throws: Manifest.DecodeError.self) { try Manifest.decode(data, mediaType: type) }
@@ -86,20 +91,36 @@ struct ManifestTests {
         let error = #expect(throws: Manifest.DecodeError.self) {
             try Manifest.decode(Golden.data("oci-manifest"), mediaType: type)
         }
-        #expect(error?.description.contains(#"unsupported manifest media type "application/vnd.oci.artifact.manifest.v1+json""#) == true)
+        #expect(
+            error?.description.contains(
+                #"unsupported manifest media type "application/vnd.oci.artifact.manifest.v1+json""#) == true)
     }
 
-    @Test("bad bodies give one-line errors", arguments: [
-        ("not json", "invalid manifest"),
-        ("[]", "invalid manifest"),
-        (#"{"schemaVersion":2}"#, "cannot tell the manifest's type"),
-        (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.config.v1+json"}"#, "unsupported manifest media type"),
-        (#"{"schemaVersion":3,"manifests":[]}"#, "unsupported manifest schemaVersion 3"),
-        (#"{"manifests":[]}"#, "unsupported manifest schemaVersion none"),
-        (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#, #"invalid index: missing required field "manifests""#),
-        (#"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:xyz","size":1},"layers":[]}"#, "invalid image manifest at .config.digest: invalid digest"),
-        (#"{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"\#(Fixtures.digestA)","size":-5}]}"#, "invalid index at .manifests[0].size: invalid descriptor size -5"),
-    ])
+    @Test(
+        "bad bodies give one-line errors",
+        arguments: [
+            ("not json", "invalid manifest"),
+            ("[]", "invalid manifest"),
+            (#"{"schemaVersion":2}"#, "cannot tell the manifest's type"),
+            (
+                #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.config.v1+json"}"#,
+                "unsupported manifest media type"
+            ),
+            (#"{"schemaVersion":3,"manifests":[]}"#, "unsupported manifest schemaVersion 3"),
+            (#"{"manifests":[]}"#, "unsupported manifest schemaVersion none"),
+            (
+                #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#,
+                #"invalid index: missing required field "manifests""#
+            ),
+            (
+                #"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:xyz","size":1},"layers":[]}"#,
+                "invalid image manifest at .config.digest: invalid digest"
+            ),
+            (
+                #"{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"\#(Fixtures.digestA)","size":-5}]}"#,
+                "invalid index at .manifests[0].size: invalid descriptor size -5"
+            ),
+        ])
     func badBodies(_ body: String, _ fragment: String) {
         let error = #expect(throws: Manifest.DecodeError.self) { try Manifest.decode(Data(body.utf8), mediaType: nil) }
         #expect(error?.description.contains(fragment) == true, "\(error?.description ?? "no error")")

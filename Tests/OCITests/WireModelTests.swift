@@ -40,7 +40,10 @@ struct WireModelTests {
         let index = try Golden.roundTrip(ImageIndex.self, "oci-index")
         #expect(index.mediaType == .ociIndex)
         #expect(index.manifests.count == 4)
-        #expect(index.manifests.map { $0.platform?.description } == ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "unknown/unknown"])
+        #expect(
+            index.manifests.map { $0.platform?.description } == [
+                "linux/amd64", "linux/arm64/v8", "linux/arm/v7", "unknown/unknown",
+            ])
         #expect(index.manifests[3].annotations?["vnd.docker.reference.type"] == "attestation-manifest")
         #expect(index.annotations?["org.opencontainers.image.version"] == "1.4.2")
         #expect(index.manifest(for: try Platform("linux/arm64")) == index.manifests[1])
@@ -102,10 +105,13 @@ struct WireModelTests {
     }
 
     @Test func emptyObjectAcceptsAnyObjectAndWritesEmpty() throws {
-        let decoded = try JSONDecoder().decode([String: EmptyObject].self, from: Data(#"{"80/tcp":{"HostPort":"8080"}}"#.utf8))
+        let decoded = try JSONDecoder().decode(
+            [String: EmptyObject].self, from: Data(#"{"80/tcp":{"HostPort":"8080"}}"#.utf8))
         #expect(decoded == ["80/tcp": EmptyObject()])
         #expect(String(decoding: try CanonicalJSON.encode(decoded), as: UTF8.self) == #"{"80/tcp":{}}"#)
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode([String: EmptyObject].self, from: Data(#"{"a":[]}"#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode([String: EmptyObject].self, from: Data(#"{"a":[]}"#.utf8))
+        }
     }
 
     @Test func descriptorRejectsNegativeSize() {
@@ -137,7 +143,10 @@ struct CanonicalJSONTests {
             annotations: ["z": "1", "a": "http://x/y"]
         )
         let json = String(decoding: try CanonicalJSON.encode(manifest), as: UTF8.self)
-        #expect(json == #"{"annotations":{"a":"http://x/y","z":"1"},"config":{"digest":"\#(Fixtures.digestA)","mediaType":"application/vnd.oci.image.config.v1+json","size":2},"layers":[],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}"#)
+        #expect(
+            json
+                == #"{"annotations":{"a":"http://x/y","z":"1"},"config":{"digest":"\#(Fixtures.digestA)","mediaType":"application/vnd.oci.image.config.v1+json","size":2},"layers":[],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}"#
+        )
     }
 
     @Test func isDeterministic() throws {
@@ -159,7 +168,8 @@ struct GoldenComparisonTests {
         #expect(try Golden.object(changed) != original)
         let missing = try Golden.data("oci-manifest").replacing(Data(#""schemaVersion": 2,"#.utf8), with: Data())
         #expect(try Golden.object(missing) != original)
-        let extra = try Golden.data("oci-manifest").replacing(Data(#""schemaVersion": 2,"#.utf8), with: Data(#""schemaVersion": 2, "x": 1,"#.utf8))
+        let extra = try Golden.data("oci-manifest").replacing(
+            Data(#""schemaVersion": 2,"#.utf8), with: Data(#""schemaVersion": 2, "x": 1,"#.utf8))
         #expect(try Golden.object(extra) != original)
         #expect(try Golden.object(Golden.data("oci-manifest")) == original)
     }

@@ -2,14 +2,16 @@ import Foundation
 import HTTP
 import OCI
 import Testing
+
 @testable import Registry
 
 @Suite("WWW-Authenticate challenges")
 struct ChallengeTests {
     @Test func bearerWithQuotedParameters() throws {
-        let challenge = try #require(Challenge.parse([
-            #"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/app:pull,push""#,
-        ]))
+        let challenge = try #require(
+            Challenge.parse([
+                #"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/app:pull,push""#
+            ]))
         #expect(challenge.scheme == "bearer")
         #expect(challenge.parameters["realm"] == "https://auth.example.com/token")
         #expect(challenge.parameters["service"] == "registry.example.com")
@@ -34,7 +36,8 @@ struct ChallengeTests {
     }
 
     @Test func scopesAreSortedAndMerged() throws {
-        let app = try Repository("team/app"), base = try Repository("team/base")
+        let app = try Repository("team/app")
+        let base = try Repository("team/base")
         let scope = Scope.repository(app, "pull", "push").union(.repository(base, "pull"))
         #expect(scope.entries == ["repository:team/app:pull,push", "repository:team/base:pull"])
         #expect(scope == Scope.repository(base, "pull").union(.repository(app, "pull", "push")))
@@ -47,7 +50,9 @@ struct RetryPolicyTests {
         let policy = RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(1), jitter: 0.2)
         for (attempt, base) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)] {
             let delay = policy.delay(afterAttempt: attempt, retryAfter: nil)
-            #expect(delay >= .milliseconds(base * 8 / 10) && delay <= .milliseconds(base * 12 / 10), "attempt \(attempt): \(delay)")
+            #expect(
+                delay >= .milliseconds(base * 8 / 10) && delay <= .milliseconds(base * 12 / 10),
+                "attempt \(attempt): \(delay)")
         }
     }
 

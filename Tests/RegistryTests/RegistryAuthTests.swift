@@ -105,24 +105,30 @@ struct RegistryAuthTests {
                 let bin = directory.appending("bin")
                 try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
                 let helper = bin.appendingPathComponent("docker-credential-slipwaytest")
-                try Data("""
-                #!/bin/sh
-                read server
-                if [ "$1" = get ] && [ "$server" = "\(registry.host)" ]; then
-                  printf '{"ServerURL":"%s","Username":"\(registry.username!)","Secret":"\(registry.password!)"}' "$server"
-                else
-                  echo "credentials not found in native keychain"; exit 1
-                fi
-                """.utf8).write(to: helper)
+                try Data(
+                    """
+                    #!/bin/sh
+                    read server
+                    if [ "$1" = get ] && [ "$server" = "\(registry.host)" ]; then
+                      printf '{"ServerURL":"%s","Username":"\(registry.username!)","Secret":"\(registry.password!)"}' "$server"
+                    else
+                      echo "credentials not found in native keychain"; exit 1
+                    fi
+                    """.utf8
+                ).write(to: helper)
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helper.path)
                 let environment = ["DOCKER_CONFIG": directory.path, "PATH": "\(bin.path):/usr/bin:/bin"]
-                for config in [#"{"credHelpers":{"\#(registry.host)":"slipwaytest"}}"#, #"{"credsStore":"slipwaytest"}"#] {
+                for config in [
+                    #"{"credHelpers":{"\#(registry.host)":"slipwaytest"}}"#, #"{"credsStore":"slipwaytest"}"#,
+                ] {
                     try Data(config.utf8).write(to: directory.appending("config.json"))
-                    let client = try RegistryClient(host: host, credentialLookup: DockerConfigCredentials(environment: environment), insecure: true)
+                    let client = try RegistryClient(
+                        host: host, credentialLookup: DockerConfigCredentials(environment: environment), insecure: true)
                     try client.ping()
                 }
                 // The helper knows nothing for another registry: anonymous, not an error.
-                let elsewhere = try DockerConfigCredentials(environment: environment).credentials(for: RegistryHost("elsewhere.example:5000"))
+                let elsewhere = try DockerConfigCredentials(environment: environment).credentials(
+                    for: RegistryHost("elsewhere.example:5000"))
                 #expect(elsewhere == nil)
             }
         }
@@ -137,17 +143,24 @@ struct RegistryAuthTests {
             let bin = directory.appending("bin")
             try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
             let helper = bin.appendingPathComponent("docker-credential-chatty")
-            try Data("""
-            #!/bin/sh
-            read server
-            # 256 KiB of warnings before the answer: more than a pipe holds.
-            i=0; while [ $i -lt 4096 ]; do echo "warning: a line of sixty-four characters, said again and again...." >&2; i=$((i+1)); done
-            printf '{"ServerURL":"%s","Username":"robot","Secret":"pw"}' "$server"
-            """.utf8).write(to: helper)
+            try Data(
+                """
+                #!/bin/sh
+                read server
+                # 256 KiB of warnings before the answer: more than a pipe holds.
+                i=0; while [ $i -lt 4096 ]; do echo "warning: a line of sixty-four characters, said again and again...." >&2; i=$((i+1)); done
+                printf '{"ServerURL":"%s","Username":"robot","Secret":"pw"}' "$server"
+                """.utf8
+            ).write(to: helper)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helper.path)
-            try Data(#"{"credHelpers":{"registry.example:5000":"chatty"}}"#.utf8).write(to: directory.appending("config.json"))
-            let lookup = DockerConfigCredentials(environment: ["DOCKER_CONFIG": directory.path, "PATH": "\(bin.path):/usr/bin:/bin"])
-            #expect(try lookup.credentials(for: RegistryHost("registry.example:5000")) == .basic(username: "robot", password: "pw"))
+            try Data(#"{"credHelpers":{"registry.example:5000":"chatty"}}"#.utf8).write(
+                to: directory.appending("config.json"))
+            let lookup = DockerConfigCredentials(environment: [
+                "DOCKER_CONFIG": directory.path, "PATH": "\(bin.path):/usr/bin:/bin",
+            ])
+            #expect(
+                try lookup.credentials(for: RegistryHost("registry.example:5000"))
+                    == .basic(username: "robot", password: "pw"))
         }
     }
 }
@@ -158,17 +171,24 @@ struct RegistryFaultTests {
 
     @Test func throttlingIsRetriedHonouringRetryAfter() async throws {
         try await withTestRegistry(.open) { registry in
-            try await withFaultProxy(upstream: registry.baseURL, rules: [
-                FaultRule(method: "GET", path: "/manifests/", times: 2, action: .status(429, retryAfter: "2")),
-            ]) { proxy in
+            try await withFaultProxy(
+                upstream: registry.baseURL,
+                rules: [
+                    FaultRule(method: "GET", path: "/manifests/", times: 2, action: .status(429, retryAfter: "2"))
+                ]
+            ) { proxy in
                 try withTemporaryDirectory { directory in
                     let image = try TestImage.make(in: directory, layerSizes: [100])
                     try image.push(with: try registry.client(), to: app, tag: "v1")
                     let sleeps = SleepRecorder()
-                    let client = try RegistryClient(host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true, retry: sleeps.policy())
+                    let client = try RegistryClient(
+                        host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true, retry: sleeps.policy())
                     #expect(try client.manifest(app, .tag(try OCI.Tag("v1"))).digest == image.manifestDigest)
                     #expect(sleeps.delays == [.seconds(2), .seconds(2)])
-                    #expect(try proxy.requests().filter { $0.path.contains("/manifests/") }.map(\.status) == [429, 429, 200])
+                    #expect(
+                        try proxy.requests().filter { $0.path.contains("/manifests/") }.map(\.status) == [
+                            429, 429, 200,
+                        ])
                 }
             }
         }
@@ -176,15 +196,19 @@ struct RegistryFaultTests {
 
     @Test func serverErrorsAndResetsAreRetriedForPushAndPull() async throws {
         try await withTestRegistry(.open) { registry in
-            try await withFaultProxy(upstream: registry.baseURL, rules: [
-                FaultRule(method: "PUT", path: "/blobs/uploads/", times: 1, action: .status(503)),
-                FaultRule(method: "GET", path: "/blobs/sha256:", times: 1, action: .reset),
-                FaultRule(method: "GET", path: "/blobs/sha256:", times: 1, action: .truncate(afterBytes: 1000)),
-                FaultRule(method: "HEAD", path: "/manifests/", times: 1, action: .status(502)),
-            ]) { proxy in
+            try await withFaultProxy(
+                upstream: registry.baseURL,
+                rules: [
+                    FaultRule(method: "PUT", path: "/blobs/uploads/", times: 1, action: .status(503)),
+                    FaultRule(method: "GET", path: "/blobs/sha256:", times: 1, action: .reset),
+                    FaultRule(method: "GET", path: "/blobs/sha256:", times: 1, action: .truncate(afterBytes: 1000)),
+                    FaultRule(method: "HEAD", path: "/manifests/", times: 1, action: .status(502)),
+                ]
+            ) { proxy in
                 try withTemporaryDirectory { directory in
                     let sleeps = SleepRecorder()
-                    let client = try RegistryClient(host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true, retry: sleeps.policy())
+                    let client = try RegistryClient(
+                        host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true, retry: sleeps.policy())
                     let image = try TestImage.make(in: directory, layerSizes: [40_000])
                     #expect(try image.push(with: client, to: app, tag: "v1") == image.manifestDigest)
                     #expect(try client.manifestDescriptor(app, .tag(try OCI.Tag("v1")))?.digest == image.manifestDigest)
@@ -204,11 +228,16 @@ struct RegistryFaultTests {
 
     @Test func persistentFailureGivesUpAfterThePolicysAttempts() async throws {
         try await withTestRegistry(.open) { registry in
-            try await withFaultProxy(upstream: registry.baseURL, rules: [
-                FaultRule(path: "/v2/", action: .status(503)),
-            ]) { proxy in
+            try await withFaultProxy(
+                upstream: registry.baseURL,
+                rules: [
+                    FaultRule(path: "/v2/", action: .status(503))
+                ]
+            ) { proxy in
                 let sleeps = SleepRecorder()
-                let client = try RegistryClient(host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true, retry: sleeps.policy(attempts: 4))
+                let client = try RegistryClient(
+                    host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true,
+                    retry: sleeps.policy(attempts: 4))
                 let error = try #require(throws: RegistryError.self) { try client.tags(app) }
                 #expect(error.status == 503)
                 #expect(error.has(code: "UNAVAILABLE"))
@@ -221,14 +250,18 @@ struct RegistryFaultTests {
     @Test func authorizationNeverFollowsARedirectToAnotherHost() async throws {
         try await withTestRegistry(.basic()) { registry in
             try await withFaultProxy(upstream: nil, rules: []) { elsewhere in
-                try await withFaultProxy(upstream: registry.baseURL, rules: [
-                    FaultRule(method: "GET", path: "/blobs/sha256:", action: .redirect(to: elsewhere.localhostURL)),
-                ]) { proxy in
+                try await withFaultProxy(
+                    upstream: registry.baseURL,
+                    rules: [
+                        FaultRule(method: "GET", path: "/blobs/sha256:", action: .redirect(to: elsewhere.localhostURL))
+                    ]
+                ) { proxy in
                     try withTemporaryDirectory { directory in
                         let image = try TestImage.make(in: directory, layerSizes: [100])
                         try image.push(with: try registry.client(), to: app, tag: "v1")
                         let client = try RegistryClient(
-                            host: RegistryHost(proxy.host), credentials: .basic(username: registry.username!, password: registry.password!),
+                            host: RegistryHost(proxy.host),
+                            credentials: .basic(username: registry.username!, password: registry.password!),
                             credentialLookup: nil, insecure: true, retry: .never)
                         try client.ping()  // learns the Basic challenge, so the blob GET carries credentials
                         _ = try? client.downloadBlob(app, image.layers[0].descriptor, to: directory.appending("pulled"))

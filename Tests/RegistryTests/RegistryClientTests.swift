@@ -45,13 +45,17 @@ struct RegistryClientTests {
 
     @Test func headWithoutDigestHeaderFallsBackToGet() async throws {
         try await withTestRegistry(.open) { registry in
-            try await withFaultProxy(upstream: registry.baseURL, rules: [
-                FaultRule(method: "HEAD", path: "/manifests/", action: .dropHeaders(["Docker-Content-Digest"])),
-            ]) { proxy in
+            try await withFaultProxy(
+                upstream: registry.baseURL,
+                rules: [
+                    FaultRule(method: "HEAD", path: "/manifests/", action: .dropHeaders(["Docker-Content-Digest"]))
+                ]
+            ) { proxy in
                 try withTemporaryDirectory { directory in
                     let image = try TestImage.make(in: directory, layerSizes: [100])
                     try image.push(with: try registry.client(), to: app, tag: "v1")
-                    let client = try RegistryClient(host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true)
+                    let client = try RegistryClient(
+                        host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true)
                     let descriptor = try #require(try client.manifestDescriptor(app, .tag(try OCI.Tag("v1"))))
                     #expect(descriptor.digest == image.manifestDigest)
                     let requests = try proxy.requests().filter { $0.path.contains("/manifests/") }.map(\.method)
@@ -67,7 +71,8 @@ struct RegistryClientTests {
                 let client = try registry.client()
                 let image = try TestImage.make(in: directory, layerSizes: [300_000])
                 let layer = image.layers[0]
-                #expect(try client.uploadBlob(app, layer.descriptor, from: layer.file, chunkSize: 64 * 1024) == .uploaded)
+                #expect(
+                    try client.uploadBlob(app, layer.descriptor, from: layer.file, chunkSize: 64 * 1024) == .uploaded)
                 #expect(try client.blobExists(app, layer.descriptor.digest))
                 let copy = directory.appending("pulled")
                 try client.downloadBlob(app, layer.descriptor, to: copy)
@@ -94,8 +99,11 @@ struct RegistryClientTests {
                 #expect((json["Layers"] as? [String]) == image.layers.map(\.descriptor.digest.rawValue))
 
                 let layout = directory.appending("copied")
-                _ = try runProcess("skopeo", ["copy", "--src-tls-verify=false", reference, "oci:\(layout.path):copied"]).checked()
-                let index = try JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: layout.appendingPathComponent("index.json")))
+                _ = try runProcess(
+                    "skopeo", ["copy", "--src-tls-verify=false", reference, "oci:\(layout.path):copied"]
+                ).checked()
+                let index = try JSONDecoder().decode(
+                    ImageIndex.self, from: Data(contentsOf: layout.appendingPathComponent("index.json")))
                 #expect(index.manifests.first?.digest == image.manifestDigest)
             }
         }
@@ -107,10 +115,20 @@ struct RegistryClientTests {
                 let image = try TestImage.make(in: directory)
                 let layout = directory.appending("layout")
                 try image.writeLayout(at: layout, tag: "theirs")
-                _ = try runProcess("skopeo", ["copy", "--dest-tls-verify=false", "oci:\(layout.path):theirs",
-                                              "docker://\(registry.host)/team/skopeo:theirs"]).checked()
-                let raw = try runProcess("skopeo", ["inspect", "--raw", "--tls-verify=false",
-                                                    "docker://\(registry.host)/team/skopeo:theirs"]).checked()
+                _ = try runProcess(
+                    "skopeo",
+                    [
+                        "copy", "--dest-tls-verify=false", "oci:\(layout.path):theirs",
+                        "docker://\(registry.host)/team/skopeo:theirs",
+                    ]
+                ).checked()
+                let raw = try runProcess(
+                    "skopeo",
+                    [
+                        "inspect", "--raw", "--tls-verify=false",
+                        "docker://\(registry.host)/team/skopeo:theirs",
+                    ]
+                ).checked()
                 let client = try registry.client()
                 let repository = try Repository("team/skopeo")
                 let fetched = try client.manifest(repository, .tag(try OCI.Tag("theirs")))
@@ -133,8 +151,13 @@ struct RegistryClientTests {
                 let image = try TestImage.make(in: directory, layerSizes: [2000])
                 let layout = directory.appending("layout")
                 try image.writeLayout(at: layout, tag: "v1")
-                _ = try runProcess("skopeo", ["copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(layout.path):v1",
-                                              "docker://\(registry.host)/team/docker:v1"]).checked()
+                _ = try runProcess(
+                    "skopeo",
+                    [
+                        "copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(layout.path):v1",
+                        "docker://\(registry.host)/team/docker:v1",
+                    ]
+                ).checked()
                 let client = try registry.client()
                 let repository = try Repository("team/docker")
                 let fetched = try client.manifest(repository, .tag(try OCI.Tag("v1")))
@@ -154,16 +177,20 @@ struct RegistryClientTests {
         try await withTestRegistry(.open) { registry in
             // distribution 2.8.2 ignores `n` on tag lists; the proxy pages its full list as
             // registries that paginate do (Link: <…>; rel="next").
-            try await withFaultProxy(upstream: registry.baseURL, rules: [
-                FaultRule(method: "GET", path: "/tags/list$", action: .paginate(pageSize: 2)),
-            ]) { proxy in
+            try await withFaultProxy(
+                upstream: registry.baseURL,
+                rules: [
+                    FaultRule(method: "GET", path: "/tags/list$", action: .paginate(pageSize: 2))
+                ]
+            ) { proxy in
                 try withTemporaryDirectory { directory in
                     let image = try TestImage.make(in: directory, layerSizes: [100])
                     let direct = try registry.client()
                     let names = ["a1", "b2", "c3", "d4", "e5"]
                     for name in names { try image.push(with: direct, to: app, tag: name) }
 
-                    let client = try RegistryClient(host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true)
+                    let client = try RegistryClient(
+                        host: RegistryHost(proxy.host), credentialLookup: nil, insecure: true)
                     let tags = try client.tags(app, pageSize: 2)
                     #expect(tags.map(\.rawValue).sorted() == names)
                     let pages = try proxy.requests().filter { $0.path.hasSuffix("/tags/list") }
@@ -224,8 +251,12 @@ struct RegistryClientTests {
                     try client.downloadBlob(app, layer.descriptor, to: destination)
                 }
                 #expect(error.kind == .digestMismatch)
-                #expect(!FileManager.default.fileExists(atPath: destination.path), "a bad blob never lands at its destination")
-                let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("partial") }
+                #expect(
+                    !FileManager.default.fileExists(atPath: destination.path),
+                    "a bad blob never lands at its destination")
+                let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+                    $0.contains("partial")
+                }
                 #expect(leftovers.isEmpty)
 
                 // A manifest fetched by digest is checked against that digest. The registry
@@ -235,9 +266,12 @@ struct RegistryClientTests {
                 let text = try String(contentsOf: manifestFile, encoding: .utf8)
                 let seedStart = try #require(text.range(of: #""seed":""#)).upperBound
                 var corrupted = text
-                corrupted.replaceSubrange(seedStart..<text.index(after: seedStart), with: text[seedStart] == "0" ? "1" : "0")
+                corrupted.replaceSubrange(
+                    seedStart..<text.index(after: seedStart), with: text[seedStart] == "0" ? "1" : "0")
                 try Data(corrupted.utf8).write(to: manifestFile)
-                let manifestError = try #require(throws: RegistryError.self) { try client.manifest(app, .digest(digest)) }
+                let manifestError = try #require(throws: RegistryError.self) {
+                    try client.manifest(app, .digest(digest))
+                }
                 #expect(manifestError.kind == .digestMismatch)
             }
         }

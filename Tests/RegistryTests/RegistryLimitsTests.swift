@@ -1,9 +1,10 @@
 import Foundation
 import HTTP
 import OCI
-@testable import Registry
 import TestSupport
 import Testing
+
+@testable import Registry
 
 @Suite("Registry limits and where credentials go")
 struct RegistryLimitsTests {
@@ -11,10 +12,16 @@ struct RegistryLimitsTests {
         #expect(try RegistryLimits.fromEnvironment([:]) == .standard)
         let limits = try RegistryLimits.fromEnvironment([
             "SLIPWAY_REGISTRY_REQUEST_TIMEOUT": "3", "SLIPWAY_REGISTRY_MAX_TAG_PAGES": "7",
-            "SLIPWAY_REGISTRY_MAX_TAGS": "9", "SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES": "1000", "SLIPWAY_REGISTRY_LISTING_TIMEOUT": "11",
+            "SLIPWAY_REGISTRY_MAX_TAGS": "9", "SLIPWAY_REGISTRY_MAX_TAG_LIST_BYTES": "1000",
+            "SLIPWAY_REGISTRY_LISTING_TIMEOUT": "11",
         ])
-        #expect(limits == RegistryLimits(requestTimeout: 3, maxTagPages: 7, maxTags: 9, maxTagListBytes: 1000, listingTimeout: 11))
-        let timeouts = try CurlTransport.Timeouts.fromEnvironment(["SLIPWAY_HTTP_LOW_SPEED_LIMIT": "10", "SLIPWAY_HTTP_LOW_SPEED_TIME": "2"])
+        #expect(
+            limits
+                == RegistryLimits(
+                    requestTimeout: 3, maxTagPages: 7, maxTags: 9, maxTagListBytes: 1000, listingTimeout: 11))
+        let timeouts = try CurlTransport.Timeouts.fromEnvironment([
+            "SLIPWAY_HTTP_LOW_SPEED_LIMIT": "10", "SLIPWAY_HTTP_LOW_SPEED_TIME": "2",
+        ])
         #expect(timeouts.lowSpeedLimit == 10 && timeouts.stalled == 2)
     }
 
@@ -26,7 +33,9 @@ struct RegistryLimitsTests {
         } catch {
             #expect("\(error)".contains("SLIPWAY_REGISTRY_MAX_TAGS") && !"\(error)".contains("\n"))
         }
-        #expect(throws: HTTPError.self) { try CurlTransport.Timeouts.fromEnvironment(["SLIPWAY_HTTP_LOW_SPEED_TIME": value]) }
+        #expect(throws: HTTPError.self) {
+            try CurlTransport.Timeouts.fromEnvironment(["SLIPWAY_HTTP_LOW_SPEED_TIME": value])
+        }
     }
 
     /// Credentials go with a URL the registry hands over (a `Link`, a `Location`) only when

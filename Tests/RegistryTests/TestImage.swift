@@ -18,12 +18,15 @@ struct TestImage {
 
     /// `layerSizes` bytes of random content per layer (random data does not compress, so
     /// the blob is about that size).
-    static func make(in directory: TemporaryDirectory, layerSizes: [Int] = [3000, 70_000, 250_000], seed: String = UUID().uuidString) throws -> TestImage {
+    static func make(
+        in directory: TemporaryDirectory, layerSizes: [Int] = [3000, 70_000, 250_000], seed: String = UUID().uuidString
+    ) throws -> TestImage {
         var layers: [Blob] = []
         var diffIDs: [Digest] = []
         for (index, size) in layerSizes.enumerated() {
             let root = directory.appending("layer\(index)-root")
-            try FileManager.default.createDirectory(at: root.appendingPathComponent("data"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: root.appendingPathComponent("data"), withIntermediateDirectories: true)
             var bytes = Data(count: size)
             bytes.withUnsafeMutableBytes { raw in
                 var generator = SystemRandomNumberGenerator()
@@ -32,12 +35,18 @@ struct TestImage {
             try bytes.write(to: root.appendingPathComponent("data/file\(index)"))
             try Data("\(seed) layer \(index)\n".utf8).write(to: root.appendingPathComponent("data/seed\(index).txt"))
             let tar = directory.appending("layer\(index).tar")
-            _ = try runProcess("tar", ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-cf", tar.path, "-C", root.path, "data"]).checked()
+            _ = try runProcess(
+                "tar",
+                ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-cf", tar.path, "-C", root.path, "data"]
+            ).checked()
             diffIDs.append(Digest.sha256(try Data(contentsOf: tar)))
             _ = try runProcess("gzip", ["-n", "-k", tar.path]).checked()
             let gz = URL(fileURLWithPath: tar.path + ".gz")
             let content = try Data(contentsOf: gz)
-            layers.append(Blob(descriptor: Descriptor(mediaType: .ociLayerGzip, digest: .sha256(content), size: Int64(content.count)), file: gz))
+            layers.append(
+                Blob(
+                    descriptor: Descriptor(
+                        mediaType: .ociLayerGzip, digest: .sha256(content), size: Int64(content.count)), file: gz))
         }
         let configuration = ImageConfiguration(
             created: "1970-01-01T00:00:00Z", author: nil, platform: Platform(os: "linux", architecture: "amd64"),
@@ -45,8 +54,11 @@ struct TestImage {
         let configBytes = try CanonicalJSON.encode(configuration)
         let configFile = directory.appending("config.json")
         try configBytes.write(to: configFile)
-        let config = Blob(descriptor: Descriptor(mediaType: .ociConfig, digest: .sha256(configBytes), size: Int64(configBytes.count)), file: configFile)
-        let manifest = ImageManifest(config: config.descriptor, layers: layers.map(\.descriptor), annotations: ["seed": seed])
+        let config = Blob(
+            descriptor: Descriptor(mediaType: .ociConfig, digest: .sha256(configBytes), size: Int64(configBytes.count)),
+            file: configFile)
+        let manifest = ImageManifest(
+            config: config.descriptor, layers: layers.map(\.descriptor), annotations: ["seed": seed])
         return TestImage(layers: layers, config: config, manifestBytes: try CanonicalJSON.encode(manifest))
     }
 
@@ -64,14 +76,16 @@ struct TestImage {
         let blobs = directory.appendingPathComponent("blobs/sha256")
         try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
         for blob in layers + [config] {
-            try FileManager.default.copyItem(at: blob.file, to: blobs.appendingPathComponent(blob.descriptor.digest.encoded))
+            try FileManager.default.copyItem(
+                at: blob.file, to: blobs.appendingPathComponent(blob.descriptor.digest.encoded))
         }
         try manifestBytes.write(to: blobs.appendingPathComponent(manifestDigest.encoded))
         try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: directory.appendingPathComponent("oci-layout"))
-        let index = ImageIndex(manifests: [Descriptor(
-            mediaType: .ociManifest, digest: manifestDigest, size: Int64(manifestBytes.count),
-            annotations: ["org.opencontainers.image.ref.name": tag])])
+        let index = ImageIndex(manifests: [
+            Descriptor(
+                mediaType: .ociManifest, digest: manifestDigest, size: Int64(manifestBytes.count),
+                annotations: ["org.opencontainers.image.ref.name": tag])
+        ])
         try CanonicalJSON.encode(index).write(to: directory.appendingPathComponent("index.json"))
     }
 }
-

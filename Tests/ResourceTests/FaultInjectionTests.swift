@@ -41,8 +41,12 @@ struct FaultInjectionTests {
             FaultRule(name: "reset", path: "", rate: each, action: .reset),
             // Only GETs have bodies worth cutting: they see six rules (about 12 %), the other
             // requests four (about 8 %); about 10 % in all for out and in together.
-            FaultRule(name: "truncate-early", method: "GET", path: "/(manifests|blobs)/", rate: each, action: .truncate(afterBytes: 100)),
-            FaultRule(name: "truncate-mid-blob", method: "GET", path: "/blobs/", rate: each, action: .truncate(afterBytes: 150_000)),
+            FaultRule(
+                name: "truncate-early", method: "GET", path: "/(manifests|blobs)/", rate: each,
+                action: .truncate(afterBytes: 100)),
+            FaultRule(
+                name: "truncate-mid-blob", method: "GET", path: "/blobs/", rate: each,
+                action: .truncate(afterBytes: 150_000)),
         ]
     }
 
@@ -70,7 +74,8 @@ struct FaultInjectionTests {
                         let commit = try repository.commit("app", files: ["images/app/Dockerfile": "FROM scratch\n"])
                         try repository.push()
                         let environment = try FaultHarness.environment(directory)
-                        let outPath = try builtProduct("out").path, inPath = try builtProduct("in").path
+                        let outPath = try builtProduct("out").path
+                        let inPath = try builtProduct("in").path
 
                         // `runs` outs: even runs in image mode (tag mode), odd runs source-keyed
                         // (the immutable {short_ref} tag only, so no settle rounds). Each pushes
@@ -86,32 +91,50 @@ struct FaultInjectionTests {
                             let build = directory.appending("build-\(index)")
                             let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
                             let labels = sourceKeyed ? ["org.opencontainers.image.revision": commit] : [:]
-                            let (image, files) = try Self.smallImage(in: layout, seed: UInt64(index + 1), labels: labels)
+                            let (image, files) = try Self.smallImage(
+                                in: layout, seed: UInt64(index + 1), labels: labels)
                             let source: String
                             let tag: String
                             if sourceKeyed {
                                 tag = String(commit.prefix(12))
-                                source = #"{"repository":"\#(proxy.host)/team/keyed-\#(index)","insecure":true,"tags":["{short_ref}"],"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/app/"]}}"#
+                                source =
+                                    #"{"repository":"\#(proxy.host)/team/keyed-\#(index)","insecure":true,"tags":["{short_ref}"],"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["images/app/"]}}"#
                             } else {
                                 tag = "run-\(index)"
-                                source = #"{"repository":"\#(proxy.host)/team/fault-\#(index)","tag":"\#(tag)","insecure":true}"#
+                                source =
+                                    #"{"repository":"\#(proxy.host)/team/fault-\#(index)","tag":"\#(tag)","insecure":true}"#
                             }
-                            let out = try FaultHarness.runTimed(outPath, [build.path], input: #"{"source":\#(source),"params":{"image":"image/oci"}}"#,
-                                                                environment: environment, scratch: directory.appending("out-\(index)"))
+                            let out = try FaultHarness.runTimed(
+                                outPath, [build.path], input: #"{"source":\#(source),"params":{"image":"image/oci"}}"#,
+                                environment: environment, scratch: directory.appending("out-\(index)"))
                             outTime += out.elapsed
                             try #require(out.status == 0, "out run \(index) failed: \(out.stderrString)")
                             outRetries += Self.retryLines(out)
-                            let answer = try #require(try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any])
+                            let answer = try #require(
+                                try JSONSerialization.jsonObject(with: out.stdout) as? [String: Any])
                             let version = try #require(answer["version"] as? [String: String])
                             let metadata = (answer["metadata"] as? [[String: String]]) ?? []
-                            let reported = sourceKeyed ? metadata.first { $0["name"] == "digest" }?["value"] : version["digest"]
-                            let digest = try #require(reported, "out run \(index) reports a digest: \(String(decoding: out.stdout, as: UTF8.self))")
-                            #expect(digest == image.digest.rawValue, "out run \(index) reports the digest of the image it pushed")
-                            #expect(version == (sourceKeyed ? ["ref": commit] : ["tag": tag, "digest": image.digest.rawValue]), "out run \(index)")
-                            let versionJSON = sourceKeyed ? #"{"ref":"\#(commit)"}"# : #"{"tag":"\#(tag)","digest":"\#(image.digest)"}"#
-                            pushed.append(Pushed(index: index, repository: sourceKeyed ? "team/keyed-\(index)" : "team/fault-\(index)", tag: tag,
-                                                 digest: digest, source: source, version: versionJSON,
-                                                 sourceKeyed: sourceKeyed, files: files))
+                            let reported =
+                                sourceKeyed ? metadata.first { $0["name"] == "digest" }?["value"] : version["digest"]
+                            let digest = try #require(
+                                reported,
+                                "out run \(index) reports a digest: \(String(decoding: out.stdout, as: UTF8.self))")
+                            #expect(
+                                digest == image.digest.rawValue,
+                                "out run \(index) reports the digest of the image it pushed")
+                            #expect(
+                                version
+                                    == (sourceKeyed ? ["ref": commit] : ["tag": tag, "digest": image.digest.rawValue]),
+                                "out run \(index)")
+                            let versionJSON =
+                                sourceKeyed
+                                ? #"{"ref":"\#(commit)"}"# : #"{"tag":"\#(tag)","digest":"\#(image.digest)"}"#
+                            pushed.append(
+                                Pushed(
+                                    index: index,
+                                    repository: sourceKeyed ? "team/keyed-\(index)" : "team/fault-\(index)", tag: tag,
+                                    digest: digest, source: source, version: versionJSON,
+                                    sourceKeyed: sourceKeyed, files: files))
                             try? FileManager.default.removeItem(at: build)
                         }
 
@@ -125,15 +148,21 @@ struct FaultInjectionTests {
                             var params = #"{"format":"\#(format)","image":"required""#
                             if item.sourceKeyed { params += #","source":false"# }
                             params += "}"
-                            let fetched = try FaultHarness.runTimed(inPath, [get.path], input: #"{"source":\#(item.source),"version":\#(item.version),"params":\#(params)}"#,
-                                                                    environment: environment, scratch: directory.appending("in-\(item.index)"))
+                            let fetched = try FaultHarness.runTimed(
+                                inPath, [get.path],
+                                input: #"{"source":\#(item.source),"version":\#(item.version),"params":\#(params)}"#,
+                                environment: environment, scratch: directory.appending("in-\(item.index)"))
                             inTime += fetched.elapsed
-                            try #require(fetched.status == 0, "in run \(item.index) (\(format)) failed: \(fetched.stderrString)")
+                            try #require(
+                                fetched.status == 0, "in run \(item.index) (\(format)) failed: \(fetched.stderrString)")
                             inRetries += Self.retryLines(fetched)
-                            #expect(try String(contentsOf: get.appendingPathComponent("digest"), encoding: .utf8) == item.digest, "in run \(item.index)")
+                            #expect(
+                                try String(contentsOf: get.appendingPathComponent("digest"), encoding: .utf8)
+                                    == item.digest, "in run \(item.index)")
                             if format == "rootfs" {
                                 for (path, digest) in item.files {
-                                    let data = try Data(contentsOf: get.appendingPathComponent("rootfs").appendingPathComponent(path))
+                                    let data = try Data(
+                                        contentsOf: get.appendingPathComponent("rootfs").appendingPathComponent(path))
                                     #expect(Digest.sha256(data) == digest, "in run \(item.index): rootfs/\(path)")
                                 }
                             } else {
@@ -154,11 +183,18 @@ struct FaultInjectionTests {
                         let (_, verifyTime) = try FaultHarness.timed {
                             for item in pushed {
                                 let copied = directory.appending("skopeo-\(item.index)")
-                                _ = try runProcess("skopeo", ["copy", "--all", "--preserve-digests", "--src-tls-verify=false",
-                                                              "docker://\(registry.host)/\(item.repository):\(item.tag)",
-                                                              "oci:\(copied.path):x"]).checked()
+                                _ = try runProcess(
+                                    "skopeo",
+                                    [
+                                        "copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+                                        "docker://\(registry.host)/\(item.repository):\(item.tag)",
+                                        "oci:\(copied.path):x",
+                                    ]
+                                ).checked()
                                 let index = try OCILayout(opening: copied).index()
-                                #expect(index.manifests.map(\.digest.rawValue) == [item.digest], "\(item.repository):\(item.tag)")
+                                #expect(
+                                    index.manifests.map(\.digest.rawValue) == [item.digest],
+                                    "\(item.repository):\(item.tag)")
                                 try? FileManager.default.removeItem(at: copied)
                             }
                         }
@@ -167,7 +203,8 @@ struct FaultInjectionTests {
                         let faulted = requests.filter { $0.rule != nil }
                         let byKind = Dictionary(grouping: faulted, by: { $0.rule! }).mapValues(\.count)
                         let share = Double(faulted.count) / Double(max(requests.count, 1))
-                        print("""
+                        print(
+                            """
                             fault injection: \(runs) out runs in \(String(format: "%.1f", outTime)) s (\(outRetries) retries logged), \
                             \(runs) in runs in \(String(format: "%.1f", inTime)) s (\(inRetries) retries logged), \
                             \(runs) skopeo copies in \(String(format: "%.1f", verifyTime)) s; \
@@ -179,7 +216,8 @@ struct FaultInjectionTests {
                             #expect((byKind[kind] ?? 0) > 0, "\(kind) was injected at least once")
                         }
                         // Only `in`'s ~300 GETs can be cut: about 6 of each kind, so both together.
-                        #expect((byKind["truncate-early"] ?? 0) + (byKind["truncate-mid-blob"] ?? 0) > 0, "bodies were cut")
+                        #expect(
+                            (byKind["truncate-early"] ?? 0) + (byKind["truncate-mid-blob"] ?? 0) > 0, "bodies were cut")
                         #expect(outRetries + inRetries > 0)
                     }
                 }
@@ -207,7 +245,8 @@ struct FaultInjectionTests {
             case .status503: FaultRule(name: "all-503", path: "", action: .status(503))
             case .reset: FaultRule(name: "all-reset", path: "", action: .reset)
             case .throttled: FaultRule(name: "all-429", path: "", action: .status(429, retryAfter: "1"))
-            case .uploads503: FaultRule(name: "uploads-503", method: "POST", path: "/blobs/uploads/$", action: .status(503))
+            case .uploads503:
+                FaultRule(name: "uploads-503", method: "POST", path: "/blobs/uploads/$", action: .status(503))
             }
         }
 
@@ -245,12 +284,15 @@ struct FaultInjectionTests {
                 let layout = try OCILayout.create(at: directory.appending("build/image/oci"))
                 let (image, _) = try Self.smallImage(in: layout, seed: 99, labels: [:])
                 let client = try registry.client()
-                _ = try ImageTransfer().push(try layout.image(), with: client, to: try Repository("team/app"), tags: [try OCI.Tag("present")])
+                _ = try ImageTransfer().push(
+                    try layout.image(), with: client, to: try Repository("team/app"), tags: [try OCI.Tag("present")])
                 try await withFaultProxy(upstream: registry.baseURL, rules: [failure.rule]) { proxy in
                     let environment = try FaultHarness.environment(directory)
                     let inputs = [
-                        "out": #"{"source":{"repository":"\#(proxy.host)/team/fresh","tag":"dev","insecure":true},"params":{"image":"image/oci"}}"#,
-                        "in": #"{"source":{"repository":"\#(proxy.host)/team/app","tag":"present","insecure":true},"version":{"tag":"present","digest":"\#(image.digest)"},"params":{"image":"required"}}"#,
+                        "out":
+                            #"{"source":{"repository":"\#(proxy.host)/team/fresh","tag":"dev","insecure":true},"params":{"image":"image/oci"}}"#,
+                        "in":
+                            #"{"source":{"repository":"\#(proxy.host)/team/app","tag":"present","insecure":true},"version":{"tag":"present","digest":"\#(image.digest)"},"params":{"image":"required"}}"#,
                     ]
                     let arguments = ["out": directory.appending("build").path, "in": directory.appending("get").path]
                     // All at once, each on a thread of its own: they spend their time waiting.
@@ -258,11 +300,16 @@ struct FaultInjectionTests {
                     try await withThrowingTaskGroup(of: (String, FaultHarness.TimedRun).self) { group in
                         for name in failure.commands {
                             let path = try builtProduct(name).path
-                            let input = inputs[name]!, argument = arguments[name]!
+                            let input = inputs[name]!
+                            let argument = arguments[name]!
                             let scratch = directory.appending("run-\(name)")
                             group.addTask {
                                 try await FaultHarness.onThread {
-                                    (name, try FaultHarness.runTimed(path, [argument], input: input, environment: environment, scratch: scratch))
+                                    (
+                                        name,
+                                        try FaultHarness.runTimed(
+                                            path, [argument], input: input, environment: environment, scratch: scratch)
+                                    )
                                 }
                             }
                         }
@@ -281,27 +328,45 @@ struct FaultInjectionTests {
                         #expect(run.stdout.isEmpty, "\(name): nothing on stdout")
                         let lines = run.stderrString.split(separator: "\n").map(String.init)
                         let errors = lines.filter { $0.hasPrefix("\(name): ") }
-                        #expect(errors.count == 1 && lines.last == errors.first, "\(name): one error line, the last: \(lines)")
+                        #expect(
+                            errors.count == 1 && lines.last == errors.first,
+                            "\(name): one error line, the last: \(lines)")
                         #expect(errors.first?.contains(failure.errorText) == true, "\(name): \(errors)")
                         // Its requests (out: blobs; in: manifests), in seconds from its start. The
                         // policy's waiting lies between the first and the last attempt.
                         let endpoint = name == "out" ? "/team/fresh/" : "/team/app/"
                         let times = requests.filter { $0.path.contains(endpoint) }.map { $0.time - run.started }
-                        let first = try #require(times.min()), last = try #require(times.max())
-                        #expect(last - first >= least - 0.05, "\(name) \(failure): retried for \(last - first) s; the policy waits at least \(least) s")
-                        #expect(last - first <= most + 1, "\(name) \(failure): retried for \(last - first) s; the policy waits at most \(most) s")
-                        #expect(run.elapsed >= least, "\(name) \(failure): gave up after \(run.elapsed) s; the policy waits at least \(least) s")
-                        #expect(run.elapsed <= most + slack, "\(name) \(failure): gave up after \(run.elapsed) s; the policy waits at most \(most) s (+\(slack) s slack)")
-                        print(String(format: "give up: %@ with %@: %.2f s in all; attempts from +%.2f s to +%.2f s (policy waits %.2f–%.2f s): %@",
-                                     name, failure.rawValue, run.elapsed, first, last, least, most, errors.first ?? ""))
+                        let first = try #require(times.min())
+                        let last = try #require(times.max())
+                        #expect(
+                            last - first >= least - 0.05,
+                            "\(name) \(failure): retried for \(last - first) s; the policy waits at least \(least) s")
+                        #expect(
+                            last - first <= most + 1,
+                            "\(name) \(failure): retried for \(last - first) s; the policy waits at most \(most) s")
+                        #expect(
+                            run.elapsed >= least,
+                            "\(name) \(failure): gave up after \(run.elapsed) s; the policy waits at least \(least) s")
+                        #expect(
+                            run.elapsed <= most + slack,
+                            "\(name) \(failure): gave up after \(run.elapsed) s; the policy waits at most \(most) s (+\(slack) s slack)"
+                        )
+                        print(
+                            String(
+                                format:
+                                    "give up: %@ with %@: %.2f s in all; attempts from +%.2f s to +%.2f s (policy waits %.2f–%.2f s): %@",
+                                name, failure.rawValue, run.elapsed, first, last, least, most, errors.first ?? ""))
                     }
                     // Never more attempts than the policy allows: a request path is tried at most
                     // maxAttempts times, except the upload POST, whose path is the same for every
                     // blob: at most maxAttempts for each blob whose upload began (its HEAD).
-                    let blobHeads = Set(requests.filter { $0.method == "HEAD" && $0.path.contains("/blobs/sha256:") }.map(\.path)).count
+                    let blobHeads = Set(
+                        requests.filter { $0.method == "HEAD" && $0.path.contains("/blobs/sha256:") }.map(\.path)
+                    ).count
                     let attempts = Dictionary(grouping: requests, by: { "\($0.method) \($0.path)" }).mapValues(\.count)
                     for (request, count) in attempts {
-                        let limit = request.hasSuffix("/blobs/uploads/") ? policy.maxAttempts * blobHeads : policy.maxAttempts
+                        let limit =
+                            request.hasSuffix("/blobs/uploads/") ? policy.maxAttempts * blobHeads : policy.maxAttempts
                         #expect(count <= limit, "\(failure): \(request) was tried \(count) times (limit \(limit))")
                     }
                     if failure != .uploads503 { #expect(attempts.values.max() == policy.maxAttempts, "\(attempts)") }
@@ -316,7 +381,8 @@ struct FaultInjectionTests {
     /// text, so gzip cannot shrink it much), distinct for each seed. Returns the manifest's
     /// descriptor and the digest of every file the layers write.
     static func smallImage(in layout: OCILayout, seed: UInt64, layers: Int = 3, labels: [String: String])
-        throws -> (Descriptor, [String: Digest]) {
+        throws -> (Descriptor, [String: Digest])
+    {
         var random = FaultHarness.SeededRandom(seed: seed)
         var descriptors: [Descriptor] = []
         var diffIDs: [Digest] = []
@@ -332,17 +398,21 @@ struct FaultInjectionTests {
         let platform = Platform(os: "linux", architecture: "amd64")
         let configuration = ImageConfiguration(
             created: "1970-01-01T00:00:00Z", platform: platform,
-            config: ImageConfiguration.Config(env: ["PATH=/usr/bin:/bin"], cmd: ["/bin/sh"], labels: labels.merging(["seed": "\(seed)"]) { $1 }),
+            config: ImageConfiguration.Config(
+                env: ["PATH=/usr/bin:/bin"], cmd: ["/bin/sh"], labels: labels.merging(["seed": "\(seed)"]) { $1 }),
             rootfs: .init(diffIDs: diffIDs))
         let config = try layout.writeBlob(try CanonicalJSON.encode(configuration), mediaType: .ociConfig)
-        let manifest = try layout.writeBlob(try CanonicalJSON.encode(ImageManifest(config: config, layers: descriptors)), mediaType: .ociManifest)
+        let manifest = try layout.writeBlob(
+            try CanonicalJSON.encode(ImageManifest(config: config, layers: descriptors)), mediaType: .ociManifest)
         try layout.addToIndex(manifest, name: "latest")
         return (manifest, files)
     }
 
     /// Log lines in which a binary says it is trying a request or an upload again.
     static func retryLines(_ result: FaultHarness.TimedRun) -> Int {
-        result.stderrString.split(separator: "\n").filter { $0.contains("trying again") || $0.contains("starting the upload again") }.count
+        result.stderrString.split(separator: "\n").filter {
+            $0.contains("trying again") || $0.contains("starting the upload again")
+        }.count
     }
 }
 
@@ -394,8 +464,10 @@ enum FaultHarness {
     /// under load a child waited up to 10 s for its input, which is no part of its own time.
     /// A run that hangs is ended after `limit` seconds (status 124), so a hang fails the test
     /// instead of stalling the suite.
-    static func runTimed(_ executable: String, _ arguments: [String], input: String, environment: [String: String], scratch: URL,
-                         limit: Int = 300) throws -> TimedRun {
+    static func runTimed(
+        _ executable: String, _ arguments: [String], input: String, environment: [String: String], scratch: URL,
+        limit: Int = 300
+    ) throws -> TimedRun {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         try Data(input.utf8).write(to: scratch.appendingPathComponent("stdin"))
         let script = #"""
@@ -405,14 +477,18 @@ enum FaultHarness {
             echo $? > "$d/status"
             date +%s.%N > "$d/ended"
             """#
-        _ = try runProcess("/bin/sh", ["-c", script, scratch.path, String(limit), executable] + arguments, environment: environment).checked()
+        _ = try runProcess(
+            "/bin/sh", ["-c", script, scratch.path, String(limit), executable] + arguments, environment: environment
+        ).checked()
         func text(_ name: String) throws -> String {
-            try String(contentsOf: scratch.appendingPathComponent(name), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            try String(contentsOf: scratch.appendingPathComponent(name), encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
         }
-        return TimedRun(status: Int32(try text("status")) ?? -1,
-                        stdout: try Data(contentsOf: scratch.appendingPathComponent("stdout")),
-                        stderr: try Data(contentsOf: scratch.appendingPathComponent("stderr")),
-                        started: Double(try text("started")) ?? 0, ended: Double(try text("ended")) ?? 0)
+        return TimedRun(
+            status: Int32(try text("status")) ?? -1,
+            stdout: try Data(contentsOf: scratch.appendingPathComponent("stdout")),
+            stderr: try Data(contentsOf: scratch.appendingPathComponent("stderr")),
+            started: Double(try text("started")) ?? 0, ended: Double(try text("ended")) ?? 0)
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -11,11 +11,11 @@ import Testing
 import Transfer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Stdin fuzzing of check, in and out; hostile registries; a security
@@ -68,10 +68,14 @@ struct HostileInputFuzzTests {
                     let outcome: Result<Data, any Error>
                     switch fuzz.command {
                     case .check: outcome = Result { try Check(log: lines.log, retry: retry).run(input: fuzz.input) }
-                    case .in: outcome = Result { try In(log: lines.log, retry: retry).run(input: fuzz.input, directory: output) }
+                    case .in:
+                        outcome = Result {
+                            try In(log: lines.log, retry: retry).run(input: fuzz.input, directory: output)
+                        }
                     case .out:
                         outcome = Result {
-                            try Out(log: lines.log, retry: retry, settleRounds: 1, settleInterval: 0).run(input: fuzz.input, directory: build)
+                            try Out(log: lines.log, retry: retry, settleRounds: 1, settleInterval: 0).run(
+                                input: fuzz.input, directory: build)
                         }
                     }
                     let seconds = Date().timeIntervalSince(begin)
@@ -84,14 +88,20 @@ struct HostileInputFuzzTests {
                     var errorLength = 0
                     switch outcome {
                     case .success(let data):
-                        if data.range(of: Data(fuzz.marker.utf8)) != nil { found.append("the secret marker is in the output") }
-                        if (try? JSONSerialization.jsonObject(with: data)) == nil { found.append("the output is not JSON") }
+                        if data.range(of: Data(fuzz.marker.utf8)) != nil {
+                            found.append("the secret marker is in the output")
+                        }
+                        if (try? JSONSerialization.jsonObject(with: data)) == nil {
+                            found.append("the output is not JSON")
+                        }
                     case .failure(let error):
                         let description = "\(error)"
                         errorLength = description.count
                         found += FuzzCorpus.problems(errorLine: description, marker: fuzz.marker)
                     }
-                    if lines.lines.contains(where: { $0.contains(fuzz.marker) }) { found.append("the secret marker is in a log line") }
+                    if lines.lines.contains(where: { $0.contains(fuzz.marker) }) {
+                        found.append("the secret marker is in a log line")
+                    }
                     let failed: Bool
                     let message: String
                     switch outcome {
@@ -101,25 +111,48 @@ struct HostileInputFuzzTests {
                     tally.withLock { tally in
                         tally.generating += generated
                         tally.longestError = max(tally.longestError, errorLength)
-                        if failed { tally.counts[fuzz.command, default: (0, 0)].failed += 1 } else { tally.counts[fuzz.command, default: (0, 0)].ok += 1 }
+                        if failed {
+                            tally.counts[fuzz.command, default: (0, 0)].failed += 1
+                        } else {
+                            tally.counts[fuzz.command, default: (0, 0)].ok += 1
+                        }
                         tally.slowest.append((seconds, index, "\(fuzz.command) [\(fuzz.summary)]"))
-                        if tally.slowest.count > 40 { tally.slowest = Array(tally.slowest.sorted { $0.seconds > $1.seconds }.prefix(10)) }
+                        if tally.slowest.count > 40 {
+                            tally.slowest = Array(tally.slowest.sorted { $0.seconds > $1.seconds }.prefix(10))
+                        }
                         if !found.isEmpty {
-                            let shown = String(message.prefix(300).unicodeScalars.map { $0.value < 0x20 || $0.value >= 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())
-                            tally.problems.append((index, "#\(index) \(fuzz.command) [\(fuzz.summary)]: \(found.joined(separator: "; ")): \(shown)"))
+                            let shown = String(
+                                message.prefix(300).unicodeScalars.map {
+                                    $0.value < 0x20 || $0.value >= 0x7F
+                                        ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+                                }.joined())
+                            tally.problems.append(
+                                (
+                                    index,
+                                    "#\(index) \(fuzz.command) [\(fuzz.summary)]: \(found.joined(separator: "; ")): \(shown)"
+                                ))
                         }
                     }
                 }
             }
             let (problems, counts, slowest, longestError, generating) = tally.withLock {
-                ($0.problems.sorted { $0.index < $1.index }.map(\.text), $0.counts, $0.slowest, $0.longestError, $0.generating)
+                (
+                    $0.problems.sorted { $0.index < $1.index }.map(\.text), $0.counts, $0.slowest, $0.longestError,
+                    $0.generating
+                )
             }
             let total = Date().timeIntervalSince(started)
-            print("fuzz in-process: \(FuzzCorpus.count) inputs in \(String(format: "%.1f", total)) s; "
-                + FuzzCommand.allCases.map { "\($0): \(counts[$0]?.ok ?? 0) ok, \(counts[$0]?.failed ?? 0) failed" }.joined(separator: "; ")
-                + "; generating \(String(format: "%.1f", generating)) s; longest error \(longestError) characters; slowest:\n"
-                + slowest.sorted { $0.seconds > $1.seconds }.prefix(10).map { "  #\($0.index) \(String(format: "%.2f", $0.seconds)) s \($0.summary)" }.joined(separator: "\n"))
-            #expect(problems.isEmpty, "\(problems.count) inputs misbehaved:\n\(problems.prefix(25).joined(separator: "\n"))")
+            print(
+                "fuzz in-process: \(FuzzCorpus.count) inputs in \(String(format: "%.1f", total)) s; "
+                    + FuzzCommand.allCases.map { "\($0): \(counts[$0]?.ok ?? 0) ok, \(counts[$0]?.failed ?? 0) failed" }
+                    .joined(separator: "; ")
+                    + "; generating \(String(format: "%.1f", generating)) s; longest error \(longestError) characters; slowest:\n"
+                    + slowest.sorted { $0.seconds > $1.seconds }.prefix(10).map {
+                        "  #\($0.index) \(String(format: "%.2f", $0.seconds)) s \($0.summary)"
+                    }.joined(separator: "\n"))
+            #expect(
+                problems.isEmpty, "\(problems.count) inputs misbehaved:\n\(problems.prefix(25).joined(separator: "\n"))"
+            )
             #expect(counts.values.map(\.ok).reduce(0, +) > 0, "some inputs are valid and succeed")
         }
     }
@@ -129,7 +162,9 @@ struct HostileInputFuzzTests {
         // The binaries retry a refused connection with the standard policy (6 attempts, about
         // 8 s), so here the generated repositories name a registry that answers at once with
         // 404 to everything: the same inputs, and nothing waits on a network.
-        try await withFaultProxy(upstream: nil, rules: [FaultRule(path: "", action: .status(404, code: "NAME_UNKNOWN"))]) { nothing in
+        try await withFaultProxy(
+            upstream: nil, rules: [FaultRule(path: "", action: .status(404, code: "NAME_UNKNOWN"))]
+        ) { nothing in
             let corpus = FuzzCorpus(registryHost: nothing.host)
             try withTemporaryDirectory(prefix: "slipway-fuzz-bin") { directory in
                 let build = try FuzzCorpus.buildDirectory(in: directory)
@@ -147,26 +182,34 @@ struct HostileInputFuzzTests {
                         let directoryArgument = fuzz.command == .out ? build : output
                         var found: [String] = []
                         do {
-                            let (result, seconds) = try runResource(fuzz.command.rawValue, fuzz.input, directory: directoryArgument,
-                                                                    environment: environment)
+                            let (result, seconds) = try runResource(
+                                fuzz.command.rawValue, fuzz.input, directory: directoryArgument,
+                                environment: environment)
                             found = resourceProblems(result, name: fuzz.command.rawValue, markers: [fuzz.marker])
                             if seconds > 10 { found.append("took \(String(format: "%.1f", seconds)) s") }
                             tally.withLock {
                                 if result.succeeded { $0.ok += 1 } else { $0.failed += 1 }
                                 $0.slowest = max($0.slowest, seconds)
                             }
-                            if !found.isEmpty { found.append("stderr \(String(result.stderrString.prefix(300)).debugDescription)") }
+                            if !found.isEmpty {
+                                found.append("stderr \(String(result.stderrString.prefix(300)).debugDescription)")
+                            }
                         } catch {
                             found.append("could not run: \(error)")
                         }
                         try? FileManager.default.removeItem(at: output)
                         if !found.isEmpty {
-                            problems.withLock { $0.append("#\(index) \(fuzz.command) [\(fuzz.summary)]: \(found.joined(separator: "; "))") }
+                            problems.withLock {
+                                $0.append(
+                                    "#\(index) \(fuzz.command) [\(fuzz.summary)]: \(found.joined(separator: "; "))")
+                            }
                         }
                     }
                 }
                 let (ok, failed, slowest) = tally.withLock { $0 }
-                print("fuzz binaries: \(indices.count) inputs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; \(ok) ok, \(failed) failed; slowest \(String(format: "%.2f", slowest)) s")
+                print(
+                    "fuzz binaries: \(indices.count) inputs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; \(ok) ok, \(failed) failed; slowest \(String(format: "%.2f", slowest)) s"
+                )
                 #expect(indices.count >= 300)
                 let found = problems.withLock { $0 }
                 #expect(found.isEmpty, "\(found.count) inputs misbehaved:\n\(found.prefix(25).joined(separator: "\n"))")
@@ -188,21 +231,29 @@ struct HostileInputRegistryTests {
             try withTemporaryDirectory { directory in
                 let layout = try OCILayout.create(at: directory.appending("layout"))
                 let real = try ImageFixture.image(in: layout, name: "v1", layerCount: 1, seed: "sizes")
-                _ = try ImageTransfer().push(try layout.image(named: "v1"), with: try registry.client(), to: app, tags: [try OCI.Tag("v1")])
+                _ = try ImageTransfer().push(
+                    try layout.image(named: "v1"), with: try registry.client(), to: app, tags: [try OCI.Tag("v1")])
                 var manifest = try JSONDecoder().decode(ImageManifest.self, from: try layout.blob(real))
                 let layer = manifest.layers[0]
                 for (tag, delta) in [("bigger", Int64(100)), ("smaller", Int64(-100))] {
                     manifest.layers[0].size = layer.size + delta
-                    let digest = try registry.client().putManifest(app, .tag(try OCI.Tag(tag)), bytes: try CanonicalJSON.encode(manifest),
-                                                                   mediaType: .ociManifest)
+                    let digest = try registry.client().putManifest(
+                        app, .tag(try OCI.Tag(tag)), bytes: try CanonicalJSON.encode(manifest),
+                        mediaType: .ociManifest)
                     for format in ["rootfs", "oci", "oci-layout"] {
                         let get = directory.appending("get-\(tag)-\(format)")
-                        let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"\#(tag)","insecure":true},"version":{"tag":"\#(tag)","digest":"\#(digest)"},"params":{"format":"\#(format)"}}"#
-                        let (result, _) = try runResource("in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
-                        #expect(resourceProblems(result, name: "in", markers: []).isEmpty, "\(tag) \(format): \(result.stderrString)")
+                        let input =
+                            #"{"source":{"repository":"\#(registry.host)/team/app","tag":"\#(tag)","insecure":true},"version":{"tag":"\#(tag)","digest":"\#(digest)"},"params":{"format":"\#(format)"}}"#
+                        let (result, _) = try runResource(
+                            "in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
+                        #expect(
+                            resourceProblems(result, name: "in", markers: []).isEmpty,
+                            "\(tag) \(format): \(result.stderrString)")
                         #expect(result.status == 1, "\(tag) \(format)")
-                        #expect(result.stderrString.contains("size mismatch") && result.stderrString.contains(layer.digest.rawValue),
-                                "\(tag) \(format): \(result.stderrString)")
+                        #expect(
+                            result.stderrString.contains("size mismatch")
+                                && result.stderrString.contains(layer.digest.rawValue),
+                            "\(tag) \(format): \(result.stderrString)")
                         try expectNothingLooksFetched(get)
                     }
                 }
@@ -217,7 +268,8 @@ struct HostileInputRegistryTests {
             try withTemporaryDirectory { directory in
                 let layout = try OCILayout.create(at: directory.appending("layout"))
                 let manifestDescriptor = try ImageFixture.image(in: layout, name: "v1", layerCount: 2, seed: "digest")
-                _ = try ImageTransfer().push(try layout.image(named: "v1"), with: try registry.client(), to: app, tags: [try OCI.Tag("v1")])
+                _ = try ImageTransfer().push(
+                    try layout.image(named: "v1"), with: try registry.client(), to: app, tags: [try OCI.Tag("v1")])
                 let manifest = try JSONDecoder().decode(ImageManifest.self, from: try layout.blob(manifestDescriptor))
                 let layer = manifest.layers[1]
                 let stored = registry.blobDataFile(digest: layer.digest.rawValue)
@@ -226,12 +278,17 @@ struct HostileInputRegistryTests {
                 try bytes.write(to: stored)
                 for format in ["rootfs", "oci", "oci-layout"] {
                     let get = directory.appending("get-\(format)")
-                    let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
-                    let (result, _) = try runResource("in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
-                    #expect(resourceProblems(result, name: "in", markers: []).isEmpty, "\(format): \(result.stderrString)")
+                    let input =
+                        #"{"source":{"repository":"\#(registry.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
+                    let (result, _) = try runResource(
+                        "in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
+                    #expect(
+                        resourceProblems(result, name: "in", markers: []).isEmpty, "\(format): \(result.stderrString)")
                     #expect(result.status == 1)
-                    #expect(result.stderrString.contains("digest mismatch") && result.stderrString.contains(layer.digest.rawValue),
-                            "\(format): \(result.stderrString)")
+                    #expect(
+                        result.stderrString.contains("digest mismatch")
+                            && result.stderrString.contains(layer.digest.rawValue),
+                        "\(format): \(result.stderrString)")
                     try expectNothingLooksFetched(get)
                 }
             }
@@ -248,17 +305,24 @@ struct HostileInputRegistryTests {
             let manifest = try JSONDecoder().decode(ImageManifest.self, from: try layout.blob(manifestDescriptor))
             let layer = manifest.layers[0]
             for behaviour in ["endless", "endless-big"] {
-                let server = try HostileRegistry.start(layout: layout.root, tags: ["v1": manifestDescriptor.digest.rawValue],
-                                                       blobs: [layer.digest.rawValue: behaviour], in: directory)
+                let server = try HostileRegistry.start(
+                    layout: layout.root, tags: ["v1": manifestDescriptor.digest.rawValue],
+                    blobs: [layer.digest.rawValue: behaviour], in: directory)
                 defer { server.stop() }
                 for format in ["rootfs", "oci-layout"] {
                     let get = directory.appending("get-\(behaviour)-\(format)")
-                    let input = #"{"source":{"repository":"\#(server.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
-                    let (result, seconds) = try runResource("in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
-                    #expect(resourceProblems(result, name: "in", markers: []).isEmpty, "\(behaviour) \(format): \(result.stderrString)")
+                    let input =
+                        #"{"source":{"repository":"\#(server.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
+                    let (result, seconds) = try runResource(
+                        "in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
+                    #expect(
+                        resourceProblems(result, name: "in", markers: []).isEmpty,
+                        "\(behaviour) \(format): \(result.stderrString)")
                     #expect(result.status == 1)
-                    #expect(result.stderrString.contains("size mismatch") && result.stderrString.contains("more than the expected \(layer.size) bytes"),
-                            "\(behaviour) \(format): \(result.stderrString)")
+                    #expect(
+                        result.stderrString.contains("size mismatch")
+                            && result.stderrString.contains("more than the expected \(layer.size) bytes"),
+                        "\(behaviour) \(format): \(result.stderrString)")
                     #expect(seconds < 10, "\(behaviour) \(format) took \(seconds) s")
                     try expectNothingLooksFetched(get)
                 }
@@ -299,35 +363,62 @@ struct HostileInputRegistryTests {
                     let markers = [marker, Data("\(registry.username!):\(marker)".utf8).base64EncodedString()]
 
                     try await withFaultProxy(upstream: mirror.baseURL) { storage in
-                        try await withFaultProxy(upstream: registry.baseURL, rules: [
-                            FaultRule(method: "GET", path: "/blobs/sha256:", action: .redirect(to: storage.localhostURL)),
-                        ]) { proxy in
-                            let source = #"{"repository":"\#(proxy.host)/team/app","tag":"v1","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
+                        try await withFaultProxy(
+                            upstream: registry.baseURL,
+                            rules: [
+                                FaultRule(
+                                    method: "GET", path: "/blobs/sha256:", action: .redirect(to: storage.localhostURL))
+                            ]
+                        ) { proxy in
+                            let source =
+                                #"{"repository":"\#(proxy.host)/team/app","tag":"v1","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
                             let get = directory.appending("get-redirected")
-                            let (result, _) = try runResource("in", Data(#"{"source":\#(source),"version":{"tag":"v1","digest":"\#(top.digest)"}}"#.utf8),
-                                                              directory: get, environment: environment)
+                            let (result, _) = try runResource(
+                                "in",
+                                Data(#"{"source":\#(source),"version":{"tag":"v1","digest":"\#(top.digest)"}}"#.utf8),
+                                directory: get, environment: environment)
                             #expect(result.succeeded, "\(result.stderrString)")
                             #expect(resourceProblems(result, name: "in", markers: markers).isEmpty)
-                            #expect(FileManager.default.fileExists(atPath: get.appendingPathComponent("rootfs/etc/layer1").path))
+                            #expect(
+                                FileManager.default.fileExists(
+                                    atPath: get.appendingPathComponent("rootfs/etc/layer1").path))
                             let blobs = try proxy.requests().filter { $0.path.contains("/blobs/") }
-                            #expect(!blobs.isEmpty && blobs.allSatisfy { $0.authorization && $0.action == "redirect" }, "\(blobs)")
+                            #expect(
+                                !blobs.isEmpty && blobs.allSatisfy { $0.authorization && $0.action == "redirect" },
+                                "\(blobs)")
                             let elsewhere = try storage.requests()
-                            #expect(elsewhere.count >= 3, "config and both layers came from the other host: \(elsewhere)")
-                            #expect(elsewhere.allSatisfy { !$0.authorization }, "no credentials reached the other host: \(elsewhere)")
+                            #expect(
+                                elsewhere.count >= 3, "config and both layers came from the other host: \(elsewhere)")
+                            #expect(
+                                elsewhere.allSatisfy { !$0.authorization },
+                                "no credentials reached the other host: \(elsewhere)")
                         }
                     }
 
                     try await withFaultProxy(upstream: nil) { recorder in
-                        try await withFaultProxy(upstream: registry.baseURL, rules: [
-                            FaultRule(method: "GET", path: "/blobs/sha256:", action: .redirect(to: recorder.localhostURL)),
-                            FaultRule(method: "HEAD", path: "/blobs/sha256:", action: .redirect(to: recorder.localhostURL, status: 302)),
-                        ]) { proxy in
-                            let source = #"{"repository":"\#(proxy.host)/team/app","tag":"v1","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
+                        try await withFaultProxy(
+                            upstream: registry.baseURL,
+                            rules: [
+                                FaultRule(
+                                    method: "GET", path: "/blobs/sha256:", action: .redirect(to: recorder.localhostURL)),
+                                FaultRule(
+                                    method: "HEAD", path: "/blobs/sha256:",
+                                    action: .redirect(to: recorder.localhostURL, status: 302)),
+                            ]
+                        ) { proxy in
+                            let source =
+                                #"{"repository":"\#(proxy.host)/team/app","tag":"v1","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
                             let get = directory.appending("get-recorded")
-                            let (fetched, _) = try runResource("in", Data(#"{"source":\#(source),"version":{"tag":"v1","digest":"\#(top.digest)"},"params":{"format":"oci-layout"}}"#.utf8),
-                                                               directory: get, environment: environment)
+                            let (fetched, _) = try runResource(
+                                "in",
+                                Data(
+                                    #"{"source":\#(source),"version":{"tag":"v1","digest":"\#(top.digest)"},"params":{"format":"oci-layout"}}"#
+                                        .utf8),
+                                directory: get, environment: environment)
                             #expect(fetched.status == 1)
-                            #expect(resourceProblems(fetched, name: "in", markers: markers).isEmpty, "\(fetched.stderrString)")
+                            #expect(
+                                resourceProblems(fetched, name: "in", markers: markers).isEmpty,
+                                "\(fetched.stderrString)")
                             #expect(fetched.stderrString.contains("size mismatch"), "\(fetched.stderrString)")
                             try expectNothingLooksFetched(get)
 
@@ -335,21 +426,37 @@ struct HostileInputRegistryTests {
                             // the registry then refuses the manifest and no tag is made.
                             let build = directory.appending("build")
                             let buildLayout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
-                            try ImageFixture.image(in: buildLayout, name: "latest", layerCount: 1, seed: "never-uploaded")
+                            try ImageFixture.image(
+                                in: buildLayout, name: "latest", layerCount: 1, seed: "never-uploaded")
                             // Semver mode with bump_aliases: the tag list comes first, so the client
                             // has learnt the registry's Basic challenge before any blob check.
-                            let outSource = #"{"repository":"\#(proxy.host)/team/app","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
-                            let (pushed, _) = try runResource("out", Data(#"{"source":\#(outSource),"params":{"image":"image/oci","version":"9.9.9","bump_aliases":true}}"#.utf8),
-                                                              directory: build, environment: environment)
+                            let outSource =
+                                #"{"repository":"\#(proxy.host)/team/app","insecure":true,"username":"\#(registry.username!)","password":"\#(marker)"}"#
+                            let (pushed, _) = try runResource(
+                                "out",
+                                Data(
+                                    #"{"source":\#(outSource),"params":{"image":"image/oci","version":"9.9.9","bump_aliases":true}}"#
+                                        .utf8),
+                                directory: build, environment: environment)
                             #expect(pushed.status == 1)
-                            #expect(resourceProblems(pushed, name: "out", markers: markers).isEmpty, "\(pushed.stderrString)")
-                            #expect(pushed.stderrString.contains("MANIFEST_BLOB_UNKNOWN") || pushed.stderrString.contains("BLOB_UNKNOWN"),
-                                    "\(pushed.stderrString)")
-                            #expect(try registry.client().manifestDescriptor(app, .tag(try OCI.Tag("9.9.9"))) == nil, "no tag points at an incomplete image")
-                            let heads = try proxy.requests().filter { $0.method == "HEAD" && $0.path.contains("/blobs/") }
+                            #expect(
+                                resourceProblems(pushed, name: "out", markers: markers).isEmpty,
+                                "\(pushed.stderrString)")
+                            #expect(
+                                pushed.stderrString.contains("MANIFEST_BLOB_UNKNOWN")
+                                    || pushed.stderrString.contains("BLOB_UNKNOWN"),
+                                "\(pushed.stderrString)")
+                            #expect(
+                                try registry.client().manifestDescriptor(app, .tag(try OCI.Tag("9.9.9"))) == nil,
+                                "no tag points at an incomplete image")
+                            let heads = try proxy.requests().filter {
+                                $0.method == "HEAD" && $0.path.contains("/blobs/")
+                            }
                             #expect(!heads.isEmpty && heads.allSatisfy(\.authorization), "\(heads)")
                             let recorded = try recorder.requests()
-                            #expect(!recorded.isEmpty && recorded.allSatisfy { !$0.authorization }, "no credentials reached the other host: \(recorded)")
+                            #expect(
+                                !recorded.isEmpty && recorded.allSatisfy { !$0.authorization },
+                                "no credentials reached the other host: \(recorded)")
                         }
                     }
                 }
@@ -365,13 +472,22 @@ struct HostileInputRegistryTests {
         for name in ["rootfs", "metadata.json", "labels.json", "image.tar"] {
             #expect(!names.contains(name), "a failed in left \(name): \(names)", sourceLocation: sourceLocation)
         }
-        #expect(names.allSatisfy { !$0.hasPrefix(".") }, "a failed in left scratch behind: \(names)", sourceLocation: sourceLocation)
+        #expect(
+            names.allSatisfy { !$0.hasPrefix(".") }, "a failed in left scratch behind: \(names)",
+            sourceLocation: sourceLocation)
         let oci = get.appendingPathComponent("oci")
         if names.contains("oci") {
-            let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: oci.appendingPathComponent("index.json")))
-            #expect(index?.manifests.isEmpty ?? true, "a failed in left oci/index.json naming an image", sourceLocation: sourceLocation)
-            let blobs = (try? FileManager.default.contentsOfDirectory(atPath: oci.appendingPathComponent("blobs/sha256").path)) ?? []
-            #expect(blobs.allSatisfy { !$0.contains("partial") }, "partial blobs left: \(blobs)", sourceLocation: sourceLocation)
+            let index = try? JSONDecoder().decode(
+                ImageIndex.self, from: Data(contentsOf: oci.appendingPathComponent("index.json")))
+            #expect(
+                index?.manifests.isEmpty ?? true, "a failed in left oci/index.json naming an image",
+                sourceLocation: sourceLocation)
+            let blobs =
+                (try? FileManager.default.contentsOfDirectory(atPath: oci.appendingPathComponent("blobs/sha256").path))
+                ?? []
+            #expect(
+                blobs.allSatisfy { !$0.contains("partial") }, "partial blobs left: \(blobs)",
+                sourceLocation: sourceLocation)
         }
     }
 }
@@ -389,7 +505,8 @@ struct HostileInputCredentialTests {
         try await withTestRegistry(.basic(password: marker)) { registry in
             try withTemporaryDirectory { directory in
                 let user = registry.username!
-                let markers = [marker, wrong] + [marker, wrong].map { Data("\(user):\($0)".utf8).base64EncodedString() }
+                let markers =
+                    [marker, wrong] + [marker, wrong].map { Data("\(user):\($0)".utf8).base64EncodedString() }
                 let environment = try isolatedEnvironment(in: directory)
                 let build = directory.appending("build")
                 let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
@@ -400,35 +517,95 @@ struct HostileInputCredentialTests {
                     #"{"repository":"\#(host ?? registry.host)/team/app","tag":"dev","insecure":true,"debug":true,"username":"\#(user)","password":"\#(password)"}"#
                 }
                 // Success paths, with debug logging.
-                let (out, _) = try runResource("out", Data(#"{"source":\#(source(marker)),"params":{"image":"image/oci"}}"#.utf8), directory: build, environment: environment)
+                let (out, _) = try runResource(
+                    "out", Data(#"{"source":\#(source(marker)),"params":{"image":"image/oci"}}"#.utf8),
+                    directory: build, environment: environment)
                 #expect(out.succeeded, "\(out.stderrString)")
-                let (check, _) = try runResource("check", Data(#"{"source":\#(source(marker))}"#.utf8), directory: nil, environment: environment)
+                let (check, _) = try runResource(
+                    "check", Data(#"{"source":\#(source(marker))}"#.utf8), directory: nil, environment: environment)
                 #expect(check.succeeded, "\(check.stderrString)")
                 let versions = try #require(try JSONSerialization.jsonObject(with: check.stdout) as? [[String: String]])
                 let version = try #require(versions.last?["digest"])
-                let (fetched, _) = try runResource("in", Data(#"{"source":\#(source(marker)),"version":{"tag":"dev","digest":"\#(version)"}}"#.utf8),
-                                                   directory: directory.appending("get"), environment: environment)
+                let (fetched, _) = try runResource(
+                    "in", Data(#"{"source":\#(source(marker)),"version":{"tag":"dev","digest":"\#(version)"}}"#.utf8),
+                    directory: directory.appending("get"), environment: environment)
                 #expect(fetched.succeeded, "\(fetched.stderrString)")
-                let (promoted, _) = try runResource("out", Data(#"{"source":\#(source(marker)),"params":{"promote":{"from":"dev","to":["prod"],"repository":"\#(registry.host)/team/copy"}}}"#.utf8), directory: build, environment: environment)
+                let (promoted, _) = try runResource(
+                    "out",
+                    Data(
+                        #"{"source":\#(source(marker)),"params":{"promote":{"from":"dev","to":["prod"],"repository":"\#(registry.host)/team/copy"}}}"#
+                            .utf8), directory: build, environment: environment)
                 #expect(promoted.succeeded, "\(promoted.stderrString)")
                 for result in [out, check, fetched, promoted] {
-                    #expect(result.stderrString.contains("basic authentication"), "debug logged the exchange: \(result.stderrString.prefix(300))")
-                    #expect(markerProblems(result, markers: markers).isEmpty, "\(markerProblems(result, markers: markers))")
+                    #expect(
+                        result.stderrString.contains("basic authentication"),
+                        "debug logged the exchange: \(result.stderrString.prefix(300))")
+                    #expect(
+                        markerProblems(result, markers: markers).isEmpty, "\(markerProblems(result, markers: markers))")
                 }
 
                 // Failure paths: a wrong password; another registry (the same one as localhost) for
                 // promote with its own wrong password; a registry that refuses connections, retried
                 // with the standard policy (its retry lines are logged).
                 var failures: [(String, ProcessResult)] = []
-                failures.append(("out", try runResource("out", Data(#"{"source":\#(source(marker)),"params":{"image":"image/oci","additional_tags":"no-such-file"}}"#.utf8), directory: build, environment: environment).0))
-                failures.append(("check", try runResource("check", Data(#"{"source":\#(source(wrong))}"#.utf8), directory: nil, environment: environment).0))
-                failures.append(("in", try runResource("in", Data(#"{"source":\#(source(wrong)),"version":{"tag":"dev","digest":"\#(version)"}}"#.utf8), directory: directory.appending("get-wrong"), environment: environment).0))
-                failures.append(("out", try runResource("out", Data(#"{"source":\#(source(wrong)),"params":{"image":"image/oci"}}"#.utf8), directory: build, environment: environment).0))
-                failures.append(("out", try runResource("out", Data(#"{"source":\#(source(marker)),"params":{"promote":{"from":"dev","to":["x"],"repository":"localhost:\#(registry.port)/team/app","username":"u","password":"\#(wrong)"}}}"#.utf8), directory: build, environment: environment).0))
-                failures.append(("check", try runResource("check", Data(#"{"source":\#(source(marker, host: "127.0.0.1:\(closed.port)"))}"#.utf8), directory: nil, environment: environment, timeout: 30).0))
+                failures.append(
+                    (
+                        "out",
+                        try runResource(
+                            "out",
+                            Data(
+                                #"{"source":\#(source(marker)),"params":{"image":"image/oci","additional_tags":"no-such-file"}}"#
+                                    .utf8), directory: build, environment: environment
+                        ).0
+                    ))
+                failures.append(
+                    (
+                        "check",
+                        try runResource(
+                            "check", Data(#"{"source":\#(source(wrong))}"#.utf8), directory: nil,
+                            environment: environment
+                        ).0
+                    ))
+                failures.append(
+                    (
+                        "in",
+                        try runResource(
+                            "in",
+                            Data(#"{"source":\#(source(wrong)),"version":{"tag":"dev","digest":"\#(version)"}}"#.utf8),
+                            directory: directory.appending("get-wrong"), environment: environment
+                        ).0
+                    ))
+                failures.append(
+                    (
+                        "out",
+                        try runResource(
+                            "out", Data(#"{"source":\#(source(wrong)),"params":{"image":"image/oci"}}"#.utf8),
+                            directory: build, environment: environment
+                        ).0
+                    ))
+                failures.append(
+                    (
+                        "out",
+                        try runResource(
+                            "out",
+                            Data(
+                                #"{"source":\#(source(marker)),"params":{"promote":{"from":"dev","to":["x"],"repository":"localhost:\#(registry.port)/team/app","username":"u","password":"\#(wrong)"}}}"#
+                                    .utf8), directory: build, environment: environment
+                        ).0
+                    ))
+                failures.append(
+                    (
+                        "check",
+                        try runResource(
+                            "check", Data(#"{"source":\#(source(marker, host: "127.0.0.1:\(closed.port)"))}"#.utf8),
+                            directory: nil, environment: environment, timeout: 30
+                        ).0
+                    ))
                 for (name, result) in failures {
                     #expect(result.status == 1, "\(name) should fail: \(result.stdoutString)")
-                    #expect(markerProblems(result, markers: markers).isEmpty, "\(name): \(markerProblems(result, markers: markers))")
+                    #expect(
+                        markerProblems(result, markers: markers).isEmpty,
+                        "\(name): \(markerProblems(result, markers: markers))")
                     #expect(result.stdout.isEmpty)
                     #expect(lastLine(result).hasPrefix("\(name): "), "\(name): \(result.stderrString)")
                 }
@@ -444,12 +621,14 @@ struct HostileInputCredentialTests {
     @Test func gitCredentialsNeverReachOutputAndKeyFilesArePrivateAndRemoved() async throws {
         let marker = "s3cr3t-\(UUID().uuidString.prefix(8).lowercased())-gitkey0123456789"
         let password = "s3cr3t-\(UUID().uuidString.prefix(8).lowercased())-gitpassword"
-        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\(marker)AAAA\nAAAAC3NzaC1lZDI1NTE5AAAAIB5lW1f8\(marker)==\n-----END OPENSSH PRIVATE KEY-----\n"
+        let key =
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\(marker)AAAA\nAAAAC3NzaC1lZDI1NTE5AAAAIB5lW1f8\(marker)==\n-----END OPENSSH PRIVATE KEY-----\n"
         let markers = [marker, password]
         try await withTestGitRepository { repository in
             try withTemporaryDirectory { directory in
                 let remote = try repository.bareClone()
-                let commit = try repository.commit("app v1", files: ["images/app/Dockerfile": "FROM scratch\n", "images/app/VERSION": "1.0.0\n"])
+                let commit = try repository.commit(
+                    "app v1", files: ["images/app/Dockerfile": "FROM scratch\n", "images/app/VERSION": "1.0.0\n"])
                 try repository.push()
                 let closed = try ClosedLoopbackPort()
                 let fake = try FakeSSH(in: directory, marker: marker)
@@ -462,19 +641,28 @@ struct HostileInputCredentialTests {
                 func source(uri: String, credentials: String = "") -> String {
                     #"{"repository":"127.0.0.1:\#(closed.port)/team/app","tag_file":"images/app/VERSION","git":{"uri":"\#(uri)","branch":"main","paths":["images/app/"]\#(credentials)}}"#
                 }
-                let ssh = source(uri: "ssh://git@fake.invalid\(remote.path.path)", credentials: #","private_key":\#(keyJSON)"#)
+                let ssh = source(
+                    uri: "ssh://git@fake.invalid\(remote.path.path)", credentials: #","private_key":\#(keyJSON)"#)
                 var runs: [(String, ProcessResult)] = []
 
                 // Success over ssh: check, in (a checkout), out (a tag file bump, pushed).
-                let (check, _) = try runResource("check", Data(#"{"source":\#(ssh)}"#.utf8), directory: nil, environment: environment)
+                let (check, _) = try runResource(
+                    "check", Data(#"{"source":\#(ssh)}"#.utf8), directory: nil, environment: environment)
                 #expect(check.succeeded && check.stdoutString.contains(commit), "\(check.stderrString)")
                 let get = directory.appending("get")
-                let (fetched, _) = try runResource("in", Data(#"{"source":\#(ssh),"version":{"ref":"\#(commit)","tag_file":"1.0.0"},"params":{"image":"skip"}}"#.utf8),
-                                                   directory: get, environment: environment)
+                let (fetched, _) = try runResource(
+                    "in",
+                    Data(
+                        #"{"source":\#(ssh),"version":{"ref":"\#(commit)","tag_file":"1.0.0"},"params":{"image":"skip"}}"#
+                            .utf8),
+                    directory: get, environment: environment)
                 #expect(fetched.succeeded, "\(fetched.stderrString)")
-                #expect(FileManager.default.fileExists(atPath: get.appendingPathComponent("source/images/app/VERSION").path))
-                let (bumped, _) = try runResource("out", Data(#"{"source":\#(ssh),"params":{"bump_tag_file":"patch"}}"#.utf8),
-                                                  directory: directory.appending("build"), environment: environment)
+                #expect(
+                    FileManager.default.fileExists(atPath: get.appendingPathComponent("source/images/app/VERSION").path)
+                )
+                let (bumped, _) = try runResource(
+                    "out", Data(#"{"source":\#(ssh),"params":{"bump_tag_file":"patch"}}"#.utf8),
+                    directory: directory.appending("build"), environment: environment)
                 #expect(bumped.succeeded && bumped.stdoutString.contains("1.0.1"), "\(bumped.stderrString)")
                 runs += [("check", check), ("in", fetched), ("out", bumped)]
                 let successes = try fake.records()
@@ -482,14 +670,37 @@ struct HostileInputCredentialTests {
 
                 // Failure over ssh: the stand-in prints the key file to stderr and refuses.
                 environment["FAKE_SSH_FAIL"] = "1"
-                runs.append(("check", try runResource("check", Data(#"{"source":\#(ssh)}"#.utf8), directory: nil, environment: environment).0))
-                runs.append(("in", try runResource("in", Data(#"{"source":\#(ssh),"version":{"ref":"\#(commit)"}}"#.utf8), directory: directory.appending("get-fail"), environment: environment).0))
-                runs.append(("out", try runResource("out", Data(#"{"source":\#(ssh),"params":{"bump_tag_file":"minor"}}"#.utf8), directory: directory.appending("build"), environment: environment).0))
+                runs.append(
+                    (
+                        "check",
+                        try runResource(
+                            "check", Data(#"{"source":\#(ssh)}"#.utf8), directory: nil, environment: environment
+                        ).0
+                    ))
+                runs.append(
+                    (
+                        "in",
+                        try runResource(
+                            "in", Data(#"{"source":\#(ssh),"version":{"ref":"\#(commit)"}}"#.utf8),
+                            directory: directory.appending("get-fail"), environment: environment
+                        ).0
+                    ))
+                runs.append(
+                    (
+                        "out",
+                        try runResource(
+                            "out", Data(#"{"source":\#(ssh),"params":{"bump_tag_file":"minor"}}"#.utf8),
+                            directory: directory.appending("build"), environment: environment
+                        ).0
+                    ))
                 environment["FAKE_SSH_FAIL"] = nil
                 let refused = runs.suffix(3).map(\.1)
-                #expect(refused.allSatisfy { $0.status == 1 && $0.stderrString.contains("Permission denied (publickey)") },
-                        "\(refused.map(\.stderrString))")
-                #expect(refused.allSatisfy { $0.stderrString.contains("***") }, "the key lines ssh printed were scrubbed: \(refused.map(\.stderrString))")
+                #expect(
+                    refused.allSatisfy { $0.status == 1 && $0.stderrString.contains("Permission denied (publickey)") },
+                    "\(refused.map(\.stderrString))")
+                #expect(
+                    refused.allSatisfy { $0.stderrString.contains("***") },
+                    "the key lines ssh printed were scrubbed: \(refused.map(\.stderrString))")
                 let all = try fake.records()
                 #expect(all.count > successes.count, "the failing stand-in ran")
                 for record in all {
@@ -498,30 +709,60 @@ struct HostileInputCredentialTests {
                     #expect(record["argv"] == "0", "no process had the key in its arguments: \(record)")
                     let path = try #require(record["key"])
                     #expect(!FileManager.default.fileExists(atPath: path), "the key file was removed: \(path)")
-                    #expect(!FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent), "its directory was removed")
+                    #expect(
+                        !FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent),
+                        "its directory was removed")
                 }
                 let cache = tmp.appendingPathComponent("slipway-git")
-                let left = try FileManager.default.contentsOfDirectory(atPath: cache.path).filter { $0.hasPrefix("slipway-key") }
+                let left = try FileManager.default.contentsOfDirectory(atPath: cache.path).filter {
+                    $0.hasPrefix("slipway-key")
+                }
                 #expect(left.isEmpty, "no key directory left in \(cache.path): \(left)")
 
                 // https: a password in git.password and in the URL, refused at once (a closed port),
                 // and with a local repository that never asks (the helper is configured, unused).
                 let https = [
-                    source(uri: "https://127.0.0.1:\(closed.port)/team/app.git", credentials: #","username":"ci","password":"\#(password)""#),
+                    source(
+                        uri: "https://127.0.0.1:\(closed.port)/team/app.git",
+                        credentials: #","username":"ci","password":"\#(password)""#),
                     source(uri: "https://ci:\(password)@127.0.0.1:\(closed.port)/team/app.git"),
                 ]
                 for source in https {
-                    runs.append(("check", try runResource("check", Data(#"{"source":\#(source)}"#.utf8), directory: nil, environment: environment).0))
-                    runs.append(("in", try runResource("in", Data(#"{"source":\#(source),"version":{"ref":"\#(commit)"}}"#.utf8), directory: directory.appending("get-https"), environment: environment).0))
-                    runs.append(("out", try runResource("out", Data(#"{"source":\#(source),"params":{"bump_tag_file":"minor"}}"#.utf8), directory: directory.appending("build"), environment: environment).0))
+                    runs.append(
+                        (
+                            "check",
+                            try runResource(
+                                "check", Data(#"{"source":\#(source)}"#.utf8), directory: nil, environment: environment
+                            ).0
+                        ))
+                    runs.append(
+                        (
+                            "in",
+                            try runResource(
+                                "in", Data(#"{"source":\#(source),"version":{"ref":"\#(commit)"}}"#.utf8),
+                                directory: directory.appending("get-https"), environment: environment
+                            ).0
+                        ))
+                    runs.append(
+                        (
+                            "out",
+                            try runResource(
+                                "out", Data(#"{"source":\#(source),"params":{"bump_tag_file":"minor"}}"#.utf8),
+                                directory: directory.appending("build"), environment: environment
+                            ).0
+                        ))
                 }
-                let local = source(uri: remote.url.absoluteString, credentials: #","username":"ci","password":"\#(password)""#)
-                let (localCheck, _) = try runResource("check", Data(#"{"source":\#(local)}"#.utf8), directory: nil, environment: environment)
+                let local = source(
+                    uri: remote.url.absoluteString, credentials: #","username":"ci","password":"\#(password)""#)
+                let (localCheck, _) = try runResource(
+                    "check", Data(#"{"source":\#(local)}"#.utf8), directory: nil, environment: environment)
                 #expect(localCheck.succeeded, "\(localCheck.stderrString)")
                 runs.append(("check", localCheck))
 
                 for (name, result) in runs {
-                    #expect(markerProblems(result, markers: markers).isEmpty, "\(name): \(markerProblems(result, markers: markers))")
+                    #expect(
+                        markerProblems(result, markers: markers).isEmpty,
+                        "\(name): \(markerProblems(result, markers: markers))")
                     if !result.succeeded {
                         #expect(result.status == 1 && result.stdout.isEmpty, "\(name): \(result.stderrString)")
                         #expect(lastLine(result).hasPrefix("\(name): "), "\(name): \(result.stderrString)")
@@ -550,7 +791,8 @@ struct HostileInputCredentialTests {
                 ]
                 for (extra, succeeds) in cases {
                     let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest"\#(extra)}}"#
-                    let (result, _) = try runResource("check", Data(input.utf8), directory: nil, environment: environment)
+                    let (result, _) = try runResource(
+                        "check", Data(input.utf8), directory: nil, environment: environment)
                     #expect(result.succeeded == succeeds, "\(extra.prefix(40)): \(result.stderrString)")
                     if !succeeds {
                         #expect(resourceProblems(result, name: "check", markers: []).isEmpty, "\(result.stderrString)")
@@ -567,18 +809,23 @@ struct HostileInputCredentialTests {
     /// `REGISTRY_INSECURE`; no source passes a literal `insecure: true`. A new place that
     /// disables verification fails here until it is reviewed and listed.
     @Test func onlyInsecureTurnsTLSVerificationOff() throws {
-        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Sources")
         var hits: [String] = []
         let enumerator = try #require(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
-        for case let file as URL in enumerator where file.pathExtension == "swift" || file.pathExtension == "h" || file.pathExtension == "c" {
+        for case let file as URL in enumerator
+        where file.pathExtension == "swift" || file.pathExtension == "h" || file.pathExtension == "c" {
             let text = try String(contentsOf: file, encoding: .utf8)
             let relative = String(file.path.dropFirst(sources.path.count + 1))
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let code = line.trimmingCharacters(in: .whitespaces)
                 if code.hasPrefix("//") { continue }
-                for needle in ["SSL_VERIFY", "verifyPeer", "tls-verify", "insecure: true", "insecure = true", "CURLOPT_SSL_OPTIONS",
-                               "CURLSSLOPT_", "PINNEDPUBLICKEY", "CURLOPT_PROXY_SSL"]
+                for needle in [
+                    "SSL_VERIFY", "verifyPeer", "tls-verify", "insecure: true", "insecure = true",
+                    "CURLOPT_SSL_OPTIONS",
+                    "CURLSSLOPT_", "PINNEDPUBLICKEY", "CURLOPT_PROXY_SSL",
+                ]
                 where code.contains(needle) {
                     hits.append("\(relative):\(number + 1): \(code)")
                     break
@@ -592,23 +839,44 @@ struct HostileInputCredentialTests {
             ("HTTP/HTTPMessage.swift", "public var verifyPeer: Bool"),
             ("HTTP/HTTPMessage.swift", "public init(additionalCertificates: [String] = [], verifyPeer: Bool = true) {"),
             ("HTTP/HTTPMessage.swift", "self.verifyPeer = verifyPeer"),
-            ("Registry/RegistryClient.swift", "self.trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"),
-            ("Resource/SourceCloud.swift", "let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"),
-            ("Builder/RegistryAccess.swift", #"if configuration.registryInsecure { options += ["--tls-verify=false"] }"#),
+            (
+                "Registry/RegistryClient.swift",
+                "self.trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"
+            ),
+            (
+                "Resource/SourceCloud.swift",
+                "let trust = TLSTrust(additionalCertificates: caCertificates, verifyPeer: !insecure)"
+            ),
+            (
+                "Builder/RegistryAccess.swift",
+                #"if configuration.registryInsecure { options += ["--tls-verify=false"] }"#
+            ),
             // A mirror in buildah's registries.conf is insecure only under REGISTRY_INSECURE, as the registry is.
-            ("Builder/RegistryAccess.swift", #"text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + (configuration.registryInsecure ? "insecure = true\n" : "")"#),
+            (
+                "Builder/RegistryAccess.swift",
+                #"text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + (configuration.registryInsecure ? "insecure = true\n" : "")"#
+            ),
         ]
-        let unreviewed = hits.filter { hit in !reviewed.contains { hit.hasPrefix($0.file + ":") && hit.hasSuffix(": " + $0.code) } }
-        #expect(unreviewed.isEmpty, "places that may turn TLS verification off, not yet reviewed:\n\(unreviewed.joined(separator: "\n"))")
+        let unreviewed = hits.filter { hit in
+            !reviewed.contains { hit.hasPrefix($0.file + ":") && hit.hasSuffix(": " + $0.code) }
+        }
+        #expect(
+            unreviewed.isEmpty,
+            "places that may turn TLS verification off, not yet reviewed:\n\(unreviewed.joined(separator: "\n"))")
         for entry in reviewed {
-            #expect(hits.contains { $0.hasPrefix(entry.file + ":") && $0.hasSuffix(": " + entry.code) }, "reviewed line moved or changed: \(entry)")
+            #expect(
+                hits.contains { $0.hasPrefix(entry.file + ":") && $0.hasSuffix(": " + entry.code) },
+                "reviewed line moved or changed: \(entry)")
         }
         // The two libcurl switches sit inside the branch that only an untrusting TLSTrust takes.
-        let transport = try String(contentsOf: sources.appendingPathComponent("HTTP/CurlTransport.swift"), encoding: .utf8)
+        let transport = try String(
+            contentsOf: sources.appendingPathComponent("HTTP/CurlTransport.swift"), encoding: .utf8)
         let branch = try #require(transport.range(of: "if !trust.verifyPeer {"))
         let after = transport[branch.upperBound...]
         let close = try #require(after.range(of: "}"))
-        #expect(after[..<close.lowerBound].contains("CURLOPT_SSL_VERIFYPEER, 0") && after[..<close.lowerBound].contains("CURLOPT_SSL_VERIFYHOST, 0"))
+        #expect(
+            after[..<close.lowerBound].contains("CURLOPT_SSL_VERIFYPEER, 0")
+                && after[..<close.lowerBound].contains("CURLOPT_SSL_VERIFYHOST, 0"))
     }
 }
 
@@ -617,7 +885,8 @@ struct HostileInputCredentialTests {
 /// An environment with nothing of the machine's: a private HOME (no Docker config), a
 /// private TMPDIR (the git cache and key files land there), and a short PATH.
 private func isolatedEnvironment(in directory: TemporaryDirectory) throws -> [String: String] {
-    let home = directory.appending("home"), tmp = directory.appending("tmp")
+    let home = directory.appending("home")
+    let tmp = directory.appending("tmp")
     try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
     try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     return ["PATH": "/usr/bin:/bin", "HOME": home.path, "TMPDIR": tmp.path, "LC_ALL": "C"]
@@ -625,11 +894,14 @@ private func isolatedEnvironment(in directory: TemporaryDirectory) throws -> [St
 
 /// Runs a built resource binary with `input` on stdin under `timeout` (coreutils), so a hang
 /// is a failure rather than a stuck test: exit status 124 means it ran out of time.
-private func runResource(_ name: String, _ input: Data, directory: URL?, environment: [String: String], timeout: Int = 20) throws -> (ProcessResult, Double) {
+private func runResource(
+    _ name: String, _ input: Data, directory: URL?, environment: [String: String], timeout: Int = 20
+) throws -> (ProcessResult, Double) {
     let binary = try builtProduct(name).path
     let started = Date()
-    let result = try runProcess("/usr/bin/timeout", ["-k", "2", "\(timeout)", binary] + (directory.map { [$0.path] } ?? []),
-                                stdin: input, environment: environment)
+    let result = try runProcess(
+        "/usr/bin/timeout", ["-k", "2", "\(timeout)", binary] + (directory.map { [$0.path] } ?? []),
+        stdin: input, environment: environment)
     return (result, Date().timeIntervalSince(started))
 }
 
@@ -683,9 +955,9 @@ private final class ClosedLoopbackPort: Sendable {
 
     init() throws {
         #if canImport(Darwin)
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
         #else
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #endif
         guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
         var address = sockaddr_in()
@@ -777,9 +1049,12 @@ private final class HostileRegistry: Sendable {
         self.process = process
     }
 
-    static func start(layout: URL, tags: [String: String], blobs: [String: String], in directory: TemporaryDirectory) throws -> HostileRegistry {
+    static func start(layout: URL, tags: [String: String], blobs: [String: String], in directory: TemporaryDirectory)
+        throws -> HostileRegistry
+    {
         let name = UUID().uuidString.prefix(8)
-        let ready = directory.appending("hostile-\(name).port"), log = directory.appending("hostile-\(name).jsonl")
+        let ready = directory.appending("hostile-\(name).port")
+        let log = directory.appending("hostile-\(name).jsonl")
         let configuration = directory.appending("hostile-\(name).json")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         try JSONSerialization.data(withJSONObject: [
@@ -802,7 +1077,8 @@ private final class HostileRegistry: Sendable {
             usleep(20_000)
         }
         process.terminate()
-        throw TestSupportError("hostile_registry.py did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        throw TestSupportError(
+            "hostile_registry.py did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
     /// The JSON lines the server logged, one per finished request.
@@ -915,7 +1191,9 @@ private struct SplitMix64 {
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
     mutating func chance(_ probability: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < probability }
     mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    mutating func hex(_ count: Int) -> String { String((0..<count).map { _ in "0123456789abcdef".randomElement(using: &self)! }) }
+    mutating func hex(_ count: Int) -> String {
+        String((0..<count).map { _ in "0123456789abcdef".randomElement(using: &self)! })
+    }
 }
 
 extension SplitMix64: RandomNumberGenerator {}
@@ -939,8 +1217,10 @@ private struct FuzzCorpus: Sendable {
 
     /// Strings that break lines, hide text or are otherwise hostile in a message.
     static let nasty: [String] = [
-        "\n", "\r\n", "\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}", "\u{0}", "\u{1B}[31mred\u{1B}[0m", "\u{7F}",
-        "\u{202E}txet", "\u{200B}", "e\u{301}\u{301}\u{301}", "🚢", "\u{FEFF}", "\"", "\\", "'; rm -rf /", "$(id)", "`id`",
+        "\n", "\r\n", "\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}", "\u{0}", "\u{1B}[31mred\u{1B}[0m",
+        "\u{7F}",
+        "\u{202E}txet", "\u{200B}", "e\u{301}\u{301}\u{301}", "🚢", "\u{FEFF}", "\"", "\\", "'; rm -rf /", "$(id)",
+        "`id`",
         "../../../../etc/passwd", "%0a%0d", "\u{9B}31m", "\t",
     ]
 
@@ -955,10 +1235,18 @@ private struct FuzzCorpus: Sendable {
     static func buildDirectory(in directory: TemporaryDirectory) throws -> URL {
         let build = directory.appending("build")
         let layout = try OCILayout.create(at: build.appendingPathComponent("image/oci"))
-        let image = try ImageFixture.image(in: layout, name: "latest", layerCount: 1, seed: "fuzz",
-                                           labels: ["org.opencontainers.image.revision": String(repeating: "a", count: 40)])
-        _ = try runProcess("skopeo", ["copy", "oci:\(layout.root.path):latest", "oci-archive:\(build.appendingPathComponent("image/oci.tar").path):latest"]).checked()
-        try FileManager.default.createDirectory(at: build.appendingPathComponent("get"), withIntermediateDirectories: true)
+        let image = try ImageFixture.image(
+            in: layout, name: "latest", layerCount: 1, seed: "fuzz",
+            labels: ["org.opencontainers.image.revision": String(repeating: "a", count: 40)])
+        _ = try runProcess(
+            "skopeo",
+            [
+                "copy", "oci:\(layout.root.path):latest",
+                "oci-archive:\(build.appendingPathComponent("image/oci.tar").path):latest",
+            ]
+        ).checked()
+        try FileManager.default.createDirectory(
+            at: build.appendingPathComponent("get"), withIntermediateDirectories: true)
         try Data(image.digest.rawValue.utf8).write(to: build.appendingPathComponent("get/digest"))
         try Data(String(repeating: "a", count: 40).utf8).write(to: build.appendingPathComponent("get/ref"))
         try Data("extra-1 extra-2\n".utf8).write(to: build.appendingPathComponent("tags"))
@@ -992,42 +1280,107 @@ private struct FuzzCorpus: Sendable {
         var bytes: [UInt8] = []
         value.write(to: &bytes)
         if generator.random.chance(0.22) { steps.append(generator.mutateBytes(&bytes)) }
-        return FuzzCase(index: index, command: command, input: Data(bytes), marker: marker, summary: steps.joined(separator: ", "))
+        return FuzzCase(
+            index: index, command: command, input: Data(bytes), marker: marker, summary: steps.joined(separator: ", "))
     }
 
     /// The hand-written cases: nothing, garbage, extremes.
-    private func special(_ index: Int, command: FuzzCommand, marker: String, random: inout SplitMix64) -> ([UInt8], String) {
+    private func special(_ index: Int, command: FuzzCommand, marker: String, random: inout SplitMix64) -> (
+        [UInt8], String
+    ) {
         var generator = Generator(random: random, host: registryHost, marker: marker)
         let (valid, _) = generator.template(for: command)
         var validBytes: [UInt8] = []
         valid.write(to: &validBytes)
         let deep = 10_000
-        let source = #"{"repository":"\#(registryHost)/team/app","tag":"latest","username":"u","password":"\#(marker)"}"#
+        let source =
+            #"{"repository":"\#(registryHost)/team/app","tag":"latest","username":"u","password":"\#(marker)"}"#
         switch index {
         case 0: return ([], "empty input")
         case 1: return (Array(" \n\t\r ".utf8), "whitespace only")
         case 2: return ([0], "one NUL byte")
         case 3: return (Array("null".utf8), "null")
-        case 4: return (Array(String(repeating: "[", count: deep).utf8) + Array(String(repeating: "]", count: deep).utf8), "10,000 nested arrays")
-        case 5: return (Array((String(repeating: #"{"a":"#, count: deep) + "1" + String(repeating: "}", count: deep)).utf8), "10,000 nested objects")
+        case 4:
+            return (
+                Array(String(repeating: "[", count: deep).utf8) + Array(String(repeating: "]", count: deep).utf8),
+                "10,000 nested arrays"
+            )
+        case 5:
+            return (
+                Array((String(repeating: #"{"a":"#, count: deep) + "1" + String(repeating: "}", count: deep)).utf8),
+                "10,000 nested objects"
+            )
         case 6:
             let nested = String(repeating: #"{"source":"#, count: deep) + "{}" + String(repeating: "}", count: deep)
-            return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","password":"\#(marker)","platform":\#(nested)}}"#.utf8), "10,000 nested objects under source")
-        case 7: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","tag":"\#(String(repeating: "x", count: 1 << 20))","password":"\#(marker)","username":"u"}}"#.utf8), "1 MB tag")
-        case 8: return (Array(#"{"source":{"\#(String(repeating: "k", count: 1 << 20))":1,"password":"\#(marker)"}}"#.utf8), "1 MB key")
-        case 9: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","username":"u","password":"\#(marker)"#.utf8) + [0xFF, 0xFE] + Array(#""}}"#.utf8), "invalid UTF-8 in the password")
-        case 10: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","username":"u","password":"\#(marker)\ud800"}}"#.utf8), "a lone surrogate in the password")
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","password":"\#(marker)","platform":\#(nested)}}"#
+                        .utf8), "10,000 nested objects under source"
+            )
+        case 7:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","tag":"\#(String(repeating: "x", count: 1 << 20))","password":"\#(marker)","username":"u"}}"#
+                        .utf8), "1 MB tag"
+            )
+        case 8:
+            return (
+                Array(#"{"source":{"\#(String(repeating: "k", count: 1 << 20))":1,"password":"\#(marker)"}}"#.utf8),
+                "1 MB key"
+            )
+        case 9:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","username":"u","password":"\#(marker)"#.utf8)
+                    + [0xFF, 0xFE] + Array(#""}}"#.utf8), "invalid UTF-8 in the password"
+            )
+        case 10:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","username":"u","password":"\#(marker)\ud800"}}"#
+                        .utf8), "a lone surrogate in the password"
+            )
         case 11: return (Array(validBytes.prefix(validBytes.count / 2)), "valid input cut in half")
         case 12: return ([0xEF, 0xBB, 0xBF] + validBytes, "a byte order mark before valid input")
         case 13: return (validBytes + Array(" {}".utf8), "two documents")
-        case 14: return (Array(#"{"source":\#(source),"source":\#(source),"version":{"digest":"sha256:\#(String(repeating: "0", count: 64))"},"version":null}"#.utf8), "duplicate keys")
+        case 14:
+            return (
+                Array(
+                    #"{"source":\#(source),"source":\#(source),"version":{"digest":"sha256:\#(String(repeating: "0", count: 64))"},"version":null}"#
+                        .utf8), "duplicate keys"
+            )
         case 15: return (Array(#"{"source":\#(source.dropLast()),"insecure":1e999}}"#.utf8), "1e999 for a boolean")
-        case 16: return (Array(#"{"source":\#(source.dropLast()),"git":{"uri":"/nonexistent/x","version_depth":123456789012345678901234567890}}}"#.utf8), "a 30-digit version_depth")
-        case 17: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","password":"\#(marker)\n","username":"u\u0000"}}"#.utf8), "line break and NUL in credentials")
-        case 18: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app","git":{"uri":"/nonexistent/x","password":"\#(marker)","private_key":"\#(marker)"}}}"#.utf8), "git password without user, key that is no key")
-        case 19: return (Array(#"{"source":{"repository":"\#(registryHost)/team/app\u2028injected","password":"\#(marker)"}}"#.utf8), "a line separator in the repository")
+        case 16:
+            return (
+                Array(
+                    #"{"source":\#(source.dropLast()),"git":{"uri":"/nonexistent/x","version_depth":123456789012345678901234567890}}}"#
+                        .utf8), "a 30-digit version_depth"
+            )
+        case 17:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","password":"\#(marker)\n","username":"u\u0000"}}"#
+                        .utf8), "line break and NUL in credentials"
+            )
+        case 18:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app","git":{"uri":"/nonexistent/x","password":"\#(marker)","private_key":"\#(marker)"}}}"#
+                        .utf8), "git password without user, key that is no key"
+            )
+        case 19:
+            return (
+                Array(
+                    #"{"source":{"repository":"\#(registryHost)/team/app\u2028injected","password":"\#(marker)"}}"#.utf8
+                ), "a line separator in the repository"
+            )
         case 20: return ((0..<4096).map { _ in UInt8(truncatingIfNeeded: random.next()) }, "4 KB of random bytes")
-        case 21: return (Array(#"{"source":\#(source.dropLast()),"\#(String(repeating: "\u{85}\u{2028}\\n", count: 50))":true}}"#.utf8), "line breaks in an unknown key")
+        case 21:
+            return (
+                Array(
+                    #"{"source":\#(source.dropLast()),"\#(String(repeating: "\u{85}\u{2028}\\n", count: 50))":true}}"#
+                        .utf8), "line breaks in an unknown key"
+            )
         case 22: return (Array(#"[{"source":\#(source)}]"#.utf8), "an array at the top")
         default: return (validBytes + [0], "valid input with a trailing NUL")
         }
@@ -1040,7 +1393,6 @@ private struct Generator {
     let host: String
     let marker: String
 
-
     private func o(_ members: [(String, FuzzValue)]) -> FuzzValue { .object(members) }
 
     var digest: String { "sha256:" + String(repeating: "0", count: 63) + "1" }
@@ -1051,20 +1403,33 @@ private struct Generator {
 
     /// URIs that fail at once and reach no other machine.
     var safeURIs: [String] {
-        ["/nonexistent/slipway-fuzz/repo.git", "file:///nonexistent/slipway-fuzz/repo.git", "https://fuzz:\(marker)@\(host)/repo.git",
-         "http://\(host)/repo.git", "ssh://git@\(host)/repo.git", "relative/not/here"]
+        [
+            "/nonexistent/slipway-fuzz/repo.git", "file:///nonexistent/slipway-fuzz/repo.git",
+            "https://fuzz:\(marker)@\(host)/repo.git",
+            "http://\(host)/repo.git", "ssh://git@\(host)/repo.git", "relative/not/here",
+        ]
     }
 
     mutating func credentials() -> [(String, FuzzValue)] {
-        random.chance(0.8) ? [("username", .string("ci")), ("password", .string(marker))] : [("password", .string(marker))]
+        random.chance(0.8)
+            ? [("username", .string("ci")), ("password", .string(marker))] : [("password", .string(marker))]
     }
 
     mutating func registryKeys() -> [(String, FuzzValue)] {
         var members: [(String, FuzzValue)] = [("repository", .string("\(host)/team/app"))]
         members += credentials()
         if random.chance(0.7) { members.append(("insecure", .bool(random.chance(0.7)))) }
-        if random.chance(0.15) { members.append(("ca_certs", .array([.string("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")]))) }
-        if random.chance(0.2) { members.append(("platform", o([("os", .string("linux")), ("architecture", .string("arm64")), ("variant", .string("v8"))]))) }
+        if random.chance(0.15) {
+            members.append(
+                ("ca_certs", .array([.string("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")])))
+        }
+        if random.chance(0.2) {
+            members.append(
+                (
+                    "platform",
+                    o([("os", .string("linux")), ("architecture", .string("arm64")), ("variant", .string("v8"))])
+                ))
+        }
         if random.chance(0.1) { members.append(("debug", .bool(false))) }
         return members
     }
@@ -1075,18 +1440,32 @@ private struct Generator {
             members.append(("tag", .string(random.pick(["latest", "1.2.3", "dev"]))))
         } else {
             if random.chance(0.5) { members.append(("variant", .string("alpine"))) }
-            if random.chance(0.5) { members.append(("semver_constraint", .string(random.pick(["~1.2", ">= 1.0, < 2", "1.2.x", "^1 || ^2"])))) }
+            if random.chance(0.5) {
+                members.append(
+                    ("semver_constraint", .string(random.pick(["~1.2", ">= 1.0, < 2", "1.2.x", "^1 || ^2"]))))
+            }
             if random.chance(0.4) { members.append(("pre_releases", .bool(true))) }
-            if random.chance(0.3) { members.append(("pre_release_prefixes", .array([.string("rc"), .string("beta")]))) }
+            if random.chance(0.3) {
+                members.append(("pre_release_prefixes", .array([.string("rc"), .string("beta")])))
+            }
         }
         return o(members)
     }
 
     mutating func keyedSource() -> FuzzValue {
-        var git: [(String, FuzzValue)] = [("uri", .string(random.pick(safeURIs))), ("branch", .string(random.pick(["main", "feature/x", "release-1.2"])))]
+        var git: [(String, FuzzValue)] = [
+            ("uri", .string(random.pick(safeURIs))),
+            ("branch", .string(random.pick(["main", "feature/x", "release-1.2"]))),
+        ]
         if random.chance(0.7) { git.append(("paths", .array([.string("images/app/"), .string("shared/*.sh")]))) }
         if random.chance(0.3) { git.append(("ignore_paths", .array([.string("docs/")]))) }
-        if random.chance(0.2) { git.append(("commit_filter", o([("include", .array([.string("feat")])), ("exclude", .array([.string("\\[skip\\]")]))]))) }
+        if random.chance(0.2) {
+            git.append(
+                (
+                    "commit_filter",
+                    o([("include", .array([.string("feat")])), ("exclude", .array([.string("\\[skip\\]")]))])
+                ))
+        }
         if random.chance(0.2) { git.append(("version_depth", .number("3"))) }
         if random.chance(0.15) { git.append((random.chance(0.5) ? "tag_filter" : "tag_regex", .string("v[0-9]+.*"))) }
         if random.chance(0.15) { git.append(("disable_ci_skip", .bool(true))) }
@@ -1095,14 +1474,32 @@ private struct Generator {
         var members = registryKeys()
         members.append(("git", o(git)))
         if random.chance(0.4) {
-            members.append(("tag_file", random.chance(0.5) ? .string("images/app/VERSION") : o([("path", .string("tags.yml")), ("key", .string("tags.app"))])))
+            members.append(
+                (
+                    "tag_file",
+                    random.chance(0.5)
+                        ? .string("images/app/VERSION")
+                        : o([("path", .string("tags.yml")), ("key", .string("tags.app"))])
+                ))
         }
-        if random.chance(0.4) { members.append(("tags", .array([.string("{short_ref}"), .string("{branch}-latest"), .string("v{tag_file}")]))) }
+        if random.chance(0.4) {
+            members.append(
+                ("tags", .array([.string("{short_ref}"), .string("{branch}-latest"), .string("v{tag_file}")])))
+        }
         if random.chance(0.2) { members.append(("latest_on", .string("main"))) }
         if random.chance(0.2) { members.append(("require_image", .bool(true))) }
         if random.chance(0.2) { members.append(("tag_prefix", .string("v"))) }
         if random.chance(0.15) {
-            members.append(("track_base", random.chance(0.5) ? .bool(true) : o([("dockerfile", .string("images/app/Dockerfile")), ("build_args", o([("BASE", .string("alpine"))]))])))
+            members.append(
+                (
+                    "track_base",
+                    random.chance(0.5)
+                        ? .bool(true)
+                        : o([
+                            ("dockerfile", .string("images/app/Dockerfile")),
+                            ("build_args", o([("BASE", .string("alpine"))])),
+                        ])
+                ))
         }
         return o(members)
     }
@@ -1132,26 +1529,47 @@ private struct Generator {
             if random.chance(0.4) { params.append(("format", .string(random.pick(["rootfs", "oci", "oci-layout"])))) }
             if random.chance(0.2) { params.append(("skip_download", .bool(true))) }
             if keyed, random.chance(0.7) { params.append(("source", .bool(false))) }
-            if random.chance(0.1) { params.append(("platform", o([("os", .string("linux")), ("architecture", .string("amd64"))]))) }
-            return (o([("source", source), ("version", keyed ? keyedVersion() : imageVersion()), ("params", o(params))]), keyed ? "in source-keyed" : "in image mode")
+            if random.chance(0.1) {
+                params.append(("platform", o([("os", .string("linux")), ("architecture", .string("amd64"))])))
+            }
+            return (
+                o([("source", source), ("version", keyed ? keyedVersion() : imageVersion()), ("params", o(params))]),
+                keyed ? "in source-keyed" : "in image mode"
+            )
         case .out:
             var params: [(String, FuzzValue)]
             let what: String
             switch (keyed, random.below(3)) {
             case (false, 0):
-                params = [("promote", o([("from", .string(random.pick(["latest", "get"]))), ("to", .array([.string("stable")])),
-                                         ("release", .string("1.2.3")), ("repository", .string("\(host)/other/app")),
-                                         ("username", .string("u")), ("password", .string(marker))]))]
+                params = [
+                    (
+                        "promote",
+                        o([
+                            ("from", .string(random.pick(["latest", "get"]))), ("to", .array([.string("stable")])),
+                            ("release", .string("1.2.3")), ("repository", .string("\(host)/other/app")),
+                            ("username", .string("u")), ("password", .string(marker)),
+                        ])
+                    )
+                ]
                 what = "promote"
             case (false, _):
                 params = [("image", .string(random.pick(["image/oci", "image/oci.tar", "image/*"])))]
                 if random.chance(0.5) { params.append(("version", .string("1.2.3"))) }
                 if random.chance(0.3) { params.append(("bump_aliases", .bool(true))) }
-                if random.chance(0.3) { params += [("additional_tags", .string("tags")), ("tag_prefix", .string("v"))] }
+                if random.chance(0.3) {
+                    params += [("additional_tags", .string("tags")), ("tag_prefix", .string("v"))]
+                }
                 what = "push"
             case (true, 0):
-                params = [("prune", o([("deleted_branches", .bool(true)), ("keep", .number("3")), ("older_than", .string("14d")),
-                                       ("dry_run", .bool(true)), ("max_deletions", .number("5"))]))]
+                params = [
+                    (
+                        "prune",
+                        o([
+                            ("deleted_branches", .bool(true)), ("keep", .number("3")), ("older_than", .string("14d")),
+                            ("dry_run", .bool(true)), ("max_deletions", .number("5")),
+                        ])
+                    )
+                ]
                 what = "prune"
             case (true, 1):
                 params = [("bump_tag_file", .string(random.pick(["major", "minor", "patch", "2.0.0"])))]
@@ -1163,29 +1581,38 @@ private struct Generator {
                 if random.chance(0.3) { params.append(("release", .string("release"))) }
                 what = "push"
             }
-            return (o([("source", source), ("params", o(params))]), "out \(keyed ? "source-keyed" : "image mode") \(what)")
+            return (
+                o([("source", source), ("params", o(params))]), "out \(keyed ? "source-keyed" : "image mode") \(what)"
+            )
         }
     }
 
     // MARK: Mutations
 
-    enum Step { case member(Int), element(Int) }
+    enum Step {
+        case member(Int)
+        case element(Int)
+    }
 
     /// Every node's path, the root included, and whether it is an object (long lists are
     /// sampled: their first 16 elements).
     private func paths(_ value: FuzzValue, _ prefix: [Step] = []) -> [(path: [Step], isObject: Bool)] {
         switch value {
         case .array(let items):
-            return [(prefix, false)] + items.prefix(16).enumerated().flatMap { paths($0.element, prefix + [.element($0.offset)]) }
+            return [(prefix, false)]
+                + items.prefix(16).enumerated().flatMap { paths($0.element, prefix + [.element($0.offset)]) }
         case .object(let members):
-            return [(prefix, true)] + members.enumerated().flatMap { paths($0.element.1, prefix + [.member($0.offset)]) }
+            return [(prefix, true)]
+                + members.enumerated().flatMap { paths($0.element.1, prefix + [.member($0.offset)]) }
         default:
             return [(prefix, false)]
         }
     }
 
     /// Applies `body` to the node at `path`; `key` is the member name it sits under, if any.
-    private func modify(_ value: inout FuzzValue, at path: ArraySlice<Step>, key: String?, _ body: (inout FuzzValue, String?) -> Void) {
+    private func modify(
+        _ value: inout FuzzValue, at path: ArraySlice<Step>, key: String?, _ body: (inout FuzzValue, String?) -> Void
+    ) {
         guard let step = path.first else { return body(&value, key) }
         switch (step, value) {
         case (.element(let i), .array(var items)):
@@ -1213,10 +1640,16 @@ private struct Generator {
         case 0: return .null
         case 1: return .bool(random.chance(0.5))
         case 2: return .number(random.pick(FuzzCorpus.hugeNumbers))
-        case 3: return .string(random.pick(["", "x", "latest", "sha256:abc", "{short_ref}", "../..", "-rf"] + FuzzCorpus.nasty))
+        case 3:
+            return .string(
+                random.pick(["", "x", "latest", "sha256:abc", "{short_ref}", "../..", "-rf"] + FuzzCorpus.nasty))
         case 4: return .string(String(repeating: random.pick(["a", "é", "\n", "/"]), count: 1 + random.below(300)))
         case 5: return .array((0..<random.below(4)).map { _ in anyValue(depth: depth + 1) })
-        default: return .object((0..<random.below(4)).map { _ in (random.pick(["a", "os", "tag", "password", ""]), anyValue(depth: depth + 1)) })
+        default:
+            return .object(
+                (0..<random.below(4)).map { _ in
+                    (random.pick(["a", "os", "tag", "password", ""]), anyValue(depth: depth + 1))
+                })
         }
     }
 
@@ -1240,7 +1673,11 @@ private struct Generator {
         case 0..<30:  // another type
             let replacement = anyValue()
             modify(&value, at: path[...], key: nil) { [self] node, key in
-                if case .string(let text) = replacement { node = .string(confined(text, key: key)) } else { node = replacement }
+                if case .string(let text) = replacement {
+                    node = .string(confined(text, key: key))
+                } else {
+                    node = replacement
+                }
                 done = "wrong type at \(key ?? "root")"
             }
         case 30..<44:  // line breaks, NUL, escapes and odd Unicode in a string
@@ -1259,7 +1696,8 @@ private struct Generator {
                 // Written out already escaped: escaping a megabyte byte by byte is slow in a debug build.
                 let escaped = FuzzValue.escaped(text)
                 let prefix = FuzzValue.escaped(confined("", key: key))
-                node = .raw("\"" + prefix + String(repeating: escaped, count: (1 << 20) / max(text.utf8.count, 1)) + "\"")
+                node = .raw(
+                    "\"" + prefix + String(repeating: escaped, count: (1 << 20) / max(text.utf8.count, 1)) + "\"")
                 done = "1 MB string at \(key ?? "root")"
             }
         case 46..<56:  // a huge or odd number
@@ -1269,7 +1707,8 @@ private struct Generator {
                 done = "number \(number) at \(key ?? "root")"
             }
         case 56..<59:  // 10,000 levels of nesting
-            let deep = random.chance(0.5)
+            let deep =
+                random.chance(0.5)
                 ? String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
                 : String(repeating: #"{"a":"#, count: 10_000) + "null" + String(repeating: "}", count: 10_000)
             modify(&value, at: path[...], key: nil) { node, key in
@@ -1296,8 +1735,10 @@ private struct Generator {
         case 67..<82:  // an unknown key, maybe a password holding the marker
             guard !objects.isEmpty else { return "no object for a key" }
             let target = random.pick(objects)
-            let names = ["tagg", "repo", "Password", "insecure ", "", "\u{0}", "\n", "__proto__", "source", "version", "params",
-                         String(repeating: "k", count: 5000), "gti", "uri", "formt", "platfrom"]
+            let names = [
+                "tagg", "repo", "Password", "insecure ", "", "\u{0}", "\n", "__proto__", "source", "version", "params",
+                String(repeating: "k", count: 5000), "gti", "uri", "formt", "platfrom",
+            ]
             let name = random.chance(0.3) ? "password" : random.pick(names)
             let extra: FuzzValue = name == "password" ? .string(marker) : anyValue()
             modify(&value, at: target[...], key: nil) { node, key in
@@ -1334,7 +1775,9 @@ private struct Generator {
                 done = "\(count) items at \(key ?? "root")"
             }
         default:  // a lone surrogate or an overlong escape in a string
-            let escape = random.pick([#""\ud800""#, #""\udfff\ud800""#, #""\u0000""#, #""\uZZZZ""#, #""\"#, #""x\u00""#])
+            let escape = random.pick([
+                #""\ud800""#, #""\udfff\ud800""#, #""\u0000""#, #""\uZZZZ""#, #""\"#, #""x\u00""#,
+            ])
             modify(&value, at: path[...], key: nil) { node, key in
                 node = .raw(escape)
                 done = "escape \(escape) at \(key ?? "root")"
@@ -1345,7 +1788,9 @@ private struct Generator {
 
     /// A mutation of the serialised bytes: the kinds of damage a pipe or an editor does.
     mutating func mutateBytes(_ bytes: inout [UInt8]) -> String {
-        let invalid: [[UInt8]] = [[0xFF], [0xC0, 0x80], [0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFE, 0xFF]]
+        let invalid: [[UInt8]] = [
+            [0xFF], [0xC0, 0x80], [0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFE, 0xFF],
+        ]
         let at = random.below(bytes.count + 1)
         switch random.below(7) {
         case 0:

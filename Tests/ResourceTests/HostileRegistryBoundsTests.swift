@@ -1,9 +1,10 @@
 import Foundation
 import OCI
 import Registry
-@testable import Resource
 import TestSupport
 import Testing
+
+@testable import Resource
 
 /// The built binaries against registries that never end or send credentials where they do
 /// not belong: every case ends in one error line, soon, with nothing secret sent or shown.
@@ -14,13 +15,16 @@ import Testing
 struct HostileRegistryBoundsTests {
     /// Runs the built `command` with `input` on stdin and `environment` added, ended after
     /// `limit` seconds by `timeout` so that a hang fails the test instead of stalling it.
-    func run(_ command: String, _ input: String, environment: [String: String] = [:], arguments: [String] = [],
-             limit: Int = 120) throws -> (result: ProcessResult, seconds: Double) {
+    func run(
+        _ command: String, _ input: String, environment: [String: String] = [:], arguments: [String] = [],
+        limit: Int = 120
+    ) throws -> (result: ProcessResult, seconds: Double) {
         let started = Date()
         var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
         env.merge(environment) { _, new in new }
-        let result = try runProcess("timeout", ["-s", "KILL", String(limit), try builtProduct(command).path] + arguments,
-                                    stdin: Data(input.utf8), environment: env)
+        let result = try runProcess(
+            "timeout", ["-s", "KILL", String(limit), try builtProduct(command).path] + arguments,
+            stdin: Data(input.utf8), environment: env)
         return (result, Date().timeIntervalSince(started))
     }
 
@@ -38,7 +42,8 @@ struct HostileRegistryBoundsTests {
         try await withBoundsRegistry(.init(plainHTTPRealm: true)) { registry in
             let realm = try #require(registry.realmHost)
             let ca = try #require(registry.caCertificatePEM)
-            let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","username":"robot","password":"s3cret-pw","ca_certs":[\#(jsonString(ca))]}}"#
+            let input =
+                #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","username":"robot","password":"s3cret-pw","ca_certs":[\#(jsonString(ca))]}}"#
             let (result, _) = try run("check", input)
             #expect(!result.succeeded)
             let stderr = result.stderrString
@@ -54,12 +59,14 @@ struct HostileRegistryBoundsTests {
         try await withBoundsRegistry(.init(plainHTTPRealm: true)) { registry in
             let ca = try #require(registry.caCertificatePEM)
             // insecure: the user said plain http is acceptable; credentials go to the realm.
-            let insecure = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","username":"robot","password":"s3cret-pw","insecure":true}}"#
+            let insecure =
+                #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","username":"robot","password":"s3cret-pw","insecure":true}}"#
             let (first, _) = try run("check", insecure)
             #expect(first.succeeded, "\(first.stderrString)")
             #expect(try registry.entries().contains { $0.listener == "realm" && $0.authorization })
             // Anonymous: nothing secret to send, so a plain-http realm is used as it is.
-            let anonymous = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","ca_certs":[\#(jsonString(ca))]}}"#
+            let anonymous =
+                #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest","ca_certs":[\#(jsonString(ca))]}}"#
             let (second, _) = try run("check", anonymous)
             #expect(second.succeeded, "\(second.stderrString)")
         }
@@ -67,12 +74,14 @@ struct HostileRegistryBoundsTests {
 
     @Test func aNextPageOnAnotherOriginIsAskedWithoutCredentials() async throws {
         try await withBoundsRegistry(.init(tags: "elsewhere", plainHTTPRealm: true)) { registry in
-            let input = #"{"source":{"repository":"\#(registry.host)/team/app","username":"robot","password":"s3cret-pw","insecure":true}}"#
+            let input =
+                #"{"source":{"repository":"\#(registry.host)/team/app","username":"robot","password":"s3cret-pw","insecure":true}}"#
             let (result, _) = try run("check", input)
             #expect(result.succeeded, "\(result.stderrString)")
             #expect(result.stdoutString.contains("2.0.0"), "the page elsewhere was read: \(result.stdoutString)")
             let entries = try registry.entries()
-            #expect(entries.contains { $0.listener == "registry" && $0.path.hasSuffix("/tags/list") && $0.authorization })
+            #expect(
+                entries.contains { $0.listener == "registry" && $0.path.hasSuffix("/tags/list") && $0.authorization })
             let elsewhere = entries.filter { $0.listener == "realm" && $0.path.hasSuffix("/tags/list") }
             #expect(elsewhere.count == 1 && elsewhere.allSatisfy { !$0.authorization }, "\(elsewhere)")
         }
@@ -86,15 +95,18 @@ struct HostileRegistryBoundsTests {
         try await withBoundsRegistry(options) { elsewhere in
             try await withTestRegistry(.basic()) { registry in
                 try await withTestGitRepository { repository in
-                    _ = try repository.commit("app", files: ["app/Dockerfile": "FROM \(elsewhere.host)/attacker/base:1\nCOPY . /app\n"])
+                    _ = try repository.commit(
+                        "app", files: ["app/Dockerfile": "FROM \(elsewhere.host)/attacker/base:1\nCOPY . /app\n"])
                     let remote = try repository.bareClone()
                     try repository.push()
                     let password = try #require(registry.password)
-                    let input = #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"username":"\#(registry.username ?? "")","password":"\#(password)","track_base":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["app/"]}}}"#
+                    let input =
+                        #"{"source":{"repository":"\#(registry.host)/team/app","insecure":true,"username":"\#(registry.username ?? "")","password":"\#(password)","track_base":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main","paths":["app/"]}}}"#
                     let (result, _) = try run("check", input)
                     // Anonymous, the base is refused: one line naming it, no password.
                     #expect(!result.succeeded && lines(result.stderrString).count == 1, "\(result.stderrString)")
-                    #expect(result.stderrString.contains("attacker/base:1 on \(elsewhere.host)"), "\(result.stderrString)")
+                    #expect(
+                        result.stderrString.contains("attacker/base:1 on \(elsewhere.host)"), "\(result.stderrString)")
                     #expect(!result.stderrString.contains(password))
                     let entries = try elsewhere.entries()
                     #expect(entries.contains { $0.path.contains("/manifests/") }, "the base was asked for: \(entries)")
@@ -127,7 +139,8 @@ struct HostileRegistryBoundsTests {
     @Test func aSlowEndlessListingEndsAtTheListingDeadline() async throws {
         try await withBoundsRegistry(.init(tags: "endless", pageSize: 10, pageDelay: 0.5)) { registry in
             let input = #"{"source":{"repository":"\#(registry.host)/team/app"}}"#
-            let (result, seconds) = try run("check", input, environment: ["SLIPWAY_REGISTRY_LISTING_TIMEOUT": "3"], limit: 60)
+            let (result, seconds) = try run(
+                "check", input, environment: ["SLIPWAY_REGISTRY_LISTING_TIMEOUT": "3"], limit: 60)
             #expect(!result.succeeded)
             #expect(lines(result.stderrString).count == 1, "\(result.stderrString)")
             #expect(result.stderrString.contains("SLIPWAY_REGISTRY_LISTING_TIMEOUT"), "\(result.stderrString)")
@@ -163,12 +176,17 @@ struct HostileRegistryBoundsTests {
         try await withBoundsRegistry(.init(trickle: "blob", bytesPerSecond: 2)) { registry in
             let digest = try #require(try registry.manifestDigest())
             try withTemporaryDirectory { directory in
-                let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest"},"version":{"tag":"latest","digest":"\#(digest)"},"params":{}}"#
-                let (result, seconds) = try run("in", input, environment: ["SLIPWAY_HTTP_LOW_SPEED_LIMIT": "100", "SLIPWAY_HTTP_LOW_SPEED_TIME": "2"],
-                                                arguments: [directory.appending("get").path])
+                let input =
+                    #"{"source":{"repository":"\#(registry.host)/team/app","tag":"latest"},"version":{"tag":"latest","digest":"\#(digest)"},"params":{}}"#
+                let (result, seconds) = try run(
+                    "in", input,
+                    environment: ["SLIPWAY_HTTP_LOW_SPEED_LIMIT": "100", "SLIPWAY_HTTP_LOW_SPEED_TIME": "2"],
+                    arguments: [directory.appending("get").path])
                 #expect(!result.succeeded)
                 let stderr = result.stderrString
-                #expect(lines(stderr).filter { !$0.contains("trying again") && !$0.contains("INFO") }.count >= 1, "\(stderr)")
+                #expect(
+                    lines(stderr).filter { !$0.contains("trying again") && !$0.contains("INFO") }.count >= 1,
+                    "\(stderr)")
                 #expect(stderr.contains("SLIPWAY_HTTP_LOW_SPEED_LIMIT"), "\(stderr)")
                 #expect(seconds < 60, "took \(seconds) s")
             }
@@ -184,13 +202,21 @@ struct HostileRegistryBoundsTests {
             let digest = try pushTinyImage(client, app, tags: ["multi", "latest"], seed: "fetched")
             try pushTinyImage(client, app, tags: (1...300).map { "other-\($0)" }, seed: "other")
             try withTemporaryDirectory { directory in
-                let before = try String(contentsOf: registry.logFile, encoding: .utf8).components(separatedBy: "\"HEAD /v2/team/app/manifests/").count
-                let input = #"{"source":{"repository":"\#(registry.host)/team/app","tag":"multi"},"version":{"tag":"multi","digest":"\#(digest)"},"params":{}}"#
+                let before = try String(contentsOf: registry.logFile, encoding: .utf8).components(
+                    separatedBy: "\"HEAD /v2/team/app/manifests/"
+                ).count
+                let input =
+                    #"{"source":{"repository":"\#(registry.host)/team/app","tag":"multi"},"version":{"tag":"multi","digest":"\#(digest)"},"params":{}}"#
                 let destination = directory.appending("get")
                 let (result, _) = try run("in", input, arguments: [destination.path])
                 #expect(result.succeeded, "\(result.stderrString)")
-                #expect(try String(contentsOf: destination.appendingPathComponent("tags"), encoding: .utf8) == "latest multi")
-                let heads = try String(contentsOf: registry.logFile, encoding: .utf8).components(separatedBy: "\"HEAD /v2/team/app/manifests/").count - before
+                #expect(
+                    try String(contentsOf: destination.appendingPathComponent("tags"), encoding: .utf8)
+                        == "latest multi")
+                let heads =
+                    try String(contentsOf: registry.logFile, encoding: .utf8).components(
+                        separatedBy: "\"HEAD /v2/team/app/manifests/"
+                    ).count - before
                 #expect(heads <= 8, "\(heads) HEAD requests for manifests")
             }
         }
@@ -198,9 +224,11 @@ struct HostileRegistryBoundsTests {
 
     // MARK: - Credentials written into the repository
 
-    @Test(arguments: ["https://robot:s3cret-pw@127.0.0.1:1/team/app", "robot:s3cret-pw@127.0.0.1:1/team/app",
-                      "robot:s3cret-pw@registry.example/team/app", "http://robot:s3cret-pw@registry.example:5000/team/app",
-                      "robot:s3/cret-pw@registry.example/team/app", "robot:s3cret-pw@registry.example"])
+    @Test(arguments: [
+        "https://robot:s3cret-pw@127.0.0.1:1/team/app", "robot:s3cret-pw@127.0.0.1:1/team/app",
+        "robot:s3cret-pw@registry.example/team/app", "http://robot:s3cret-pw@registry.example:5000/team/app",
+        "robot:s3/cret-pw@registry.example/team/app", "robot:s3cret-pw@registry.example",
+    ])
     func credentialsInTheRepositoryAreRefusedWithoutBeingShown(repository: String) throws {
         let input = #"{"source":{"repository":"\#(repository)","tag":"latest"}}"#
         for command in ["check", "in", "out"] {

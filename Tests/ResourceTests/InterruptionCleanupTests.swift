@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SIGTERM and SIGINT, as Concourse sends them when a build is aborted, through the built
@@ -25,7 +25,9 @@ struct InterruptionCleanupTests {
             let tmp = URL(fileURLWithPath: environment["TMPDIR"]!)
             let source: [String: Any] = [
                 "repository": "registry.invalid/team/app",
-                "git": ["uri": "ssh://git@127.0.0.1:\(listener.port)/\(marker).git", "branch": "main", "private_key": key],
+                "git": [
+                    "uri": "ssh://git@127.0.0.1:\(listener.port)/\(marker).git", "branch": "main", "private_key": key,
+                ],
             ]
             var request: [String: Any] = ["source": source]
             if command == "in" {
@@ -33,8 +35,9 @@ struct InterruptionCleanupTests {
                 request["params"] = ["image": "skip"]
             }
             let input = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
-            let run = try SignalledRun(try builtProduct(command).path, command == "in" ? [directory.appending("get").path] : [],
-                                       input: input, environment: environment, scratch: directory.url)
+            let run = try SignalledRun(
+                try builtProduct(command).path, command == "in" ? [directory.appending("get").path] : [],
+                input: input, environment: environment, scratch: directory.url)
 
             // Wait until ssh is connected to the listener (and so the key is on disk).
             let deadline = Date().addingTimeInterval(60)
@@ -44,11 +47,15 @@ struct InterruptionCleanupTests {
 
             run.signal(signal)
             let status = run.wait(seconds: 30)
-            #expect(status == 128 + signal, "\(command) ends by the signal (status \(String(describing: status))): \(run.stderr)")
+            #expect(
+                status == 128 + signal,
+                "\(command) ends by the signal (status \(String(describing: status))): \(run.stderr)")
             // Children end with their parent: give the kernel a moment to reap them.
             let left = Self.processesLeft(carrying: marker, within: 2)
             #expect(left.isEmpty, "no process carrying the marker is left: \(left)")
-            #expect(Self.keyDirectories(under: tmp).isEmpty, "no key directory is left in TMPDIR: \(Self.keyDirectories(under: tmp))")
+            #expect(
+                Self.keyDirectories(under: tmp).isEmpty,
+                "no key directory is left in TMPDIR: \(Self.keyDirectories(under: tmp))")
         }
     }
 
@@ -70,24 +77,33 @@ struct InterruptionCleanupTests {
             let marker = "299.\(UInt32.random(in: 100_000_000...999_999_999))"
             let context = directory.appending("context")
             try FileManager.default.createDirectory(at: context, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: context.appendingPathComponent("busybox").path)
-            try Data("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep \(marker); echo done\"]\n".utf8)
-                .write(to: context.appendingPathComponent("Dockerfile"))
+            try FileManager.default.copyItem(
+                atPath: "/bin/busybox", toPath: context.appendingPathComponent("busybox").path)
+            try Data(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep \(marker); echo done\"]\n"
+                    .utf8
+            )
+            .write(to: context.appendingPathComponent("Dockerfile"))
             var environment = try FaultHarness.environment(directory)
             environment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
             environment["CONTEXT"] = context.path
             environment["CACHE"] = directory.appending("cache").path
             environment["OUTPUT"] = directory.appending("image").path
-            let run = try SignalledRun(try builtProduct("build-task").path, [], input: "", environment: environment, scratch: directory.url)
+            let run = try SignalledRun(
+                try builtProduct("build-task").path, [], input: "", environment: environment, scratch: directory.url)
             let deadline = Date().addingTimeInterval(120)
             while Self.processes(carrying: "sleep \(marker)").count < 3 && Date() < deadline && !run.finished {
                 usleep(100_000)
             }
-            try #require(Self.processes(carrying: "sleep \(marker)").count >= 3, "the RUN step's shell and sleep run: \(run.stderr.suffix(800))")
+            try #require(
+                Self.processes(carrying: "sleep \(marker)").count >= 3,
+                "the RUN step's shell and sleep run: \(run.stderr.suffix(800))")
             print("interruption: build-task's RUN step runs: \(Self.processes(carrying: "sleep \(marker)"))")
             run.signal(SIGTERM)
             let status = run.wait(seconds: 60)
-            #expect(status == 128 + SIGTERM, "build-task ends by the signal (status \(String(describing: status))): \(run.stderr.suffix(800))")
+            #expect(
+                status == 128 + SIGTERM,
+                "build-task ends by the signal (status \(String(describing: status))): \(run.stderr.suffix(800))")
             let left = Self.processesLeft(carrying: marker, within: 10)
             #expect(left.isEmpty, "no process carrying the marker is left: \(left)")
             // Whatever the test's own failure, leave nothing running.
@@ -113,7 +129,8 @@ struct InterruptionCleanupTests {
                     try Data("-----BEGIN OPENSSH PRIVATE KEY-----\n".utf8).write(to: left.appendingPathComponent("key"))
                     leftovers.append(left)
                 }
-                let source = #"{"repository":"127.0.0.1:1/team/app","git":{"uri":"\#(remote.url.absoluteString)","branch":"main"}}"#
+                let source =
+                    #"{"repository":"127.0.0.1:1/team/app","git":{"uri":"\#(remote.url.absoluteString)","branch":"main"}}"#
                 let input: String
                 var arguments: [String] = []
                 switch command {
@@ -126,8 +143,9 @@ struct InterruptionCleanupTests {
                     input = #"{"source":\#(source),"params":{"image":"missing/*"}}"#
                     arguments = [directory.path]
                 }
-                let run = try FaultHarness.runTimed(try builtProduct(command).path, arguments, input: input, environment: environment,
-                                                    scratch: directory.appending("run"), limit: 120)
+                let run = try FaultHarness.runTimed(
+                    try builtProduct(command).path, arguments, input: input, environment: environment,
+                    scratch: directory.appending("run"), limit: 120)
                 if command != "out" { #expect(run.status == 0, "\(command): \(run.stderrString.suffix(600))") }
                 for left in leftovers {
                     #expect(!FileManager.default.fileExists(atPath: left.path), "\(command) swept \(left.path)")
@@ -157,7 +175,9 @@ struct InterruptionCleanupTests {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var found: [String] = []
         for entry in entries where Int32(entry) != nil && Int32(entry) != getpid() {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { continue }
+            guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else {
+                continue
+            }
             let line = String(decoding: data.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
             if line.contains(marker) { found.append("\(entry): \(line)") }
         }
@@ -167,7 +187,9 @@ struct InterruptionCleanupTests {
     /// `slipway-key.*` directories anywhere under `root`.
     static func keyDirectories(under root: URL) -> [String] {
         guard let walker = FileManager.default.enumerator(atPath: root.path) else { return [] }
-        return walker.compactMap { $0 as? String }.filter { ($0 as NSString).lastPathComponent.hasPrefix("slipway-key.") }
+        return walker.compactMap { $0 as? String }.filter {
+            ($0 as NSString).lastPathComponent.hasPrefix("slipway-key.")
+        }
     }
 }
 
@@ -186,9 +208,14 @@ final class StallingListener: Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard fd >= 0, bound == 0, listen(fd, 64) == 0 else { self.port = 0; throw TestSupportError("cannot listen on 127.0.0.1: errno \(errno)") }
+        guard fd >= 0, bound == 0, listen(fd, 64) == 0 else {
+            self.port = 0
+            throw TestSupportError("cannot listen on 127.0.0.1: errno \(errno)")
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -211,15 +238,19 @@ final class SignalledRun: Sendable {
         let value = Mutex<(finished: Bool, status: Int32?)>((false, nil))
     }
 
-    init(_ executable: String, _ arguments: [String], input: String, environment: [String: String], scratch: URL) throws {
+    init(_ executable: String, _ arguments: [String], input: String, environment: [String: String], scratch: URL) throws
+    {
         directory = scratch.appendingPathComponent("signalled-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         pidFile = directory.appendingPathComponent("pid")
         try Data(input.utf8).write(to: directory.appendingPathComponent("stdin"))
         let script = #"d=$0; echo $$ > "$d/pid"; exec "$@" < "$d/stdin" > "$d/stdout" 2> "$d/stderr""#
-        let directory = directory, state = state, done = done
+        let directory = directory
+        let state = state
+        let done = done
         Thread.detachNewThread {
-            let result = try? runProcess("/bin/sh", ["-c", script, directory.path, executable] + arguments, environment: environment)
+            let result = try? runProcess(
+                "/bin/sh", ["-c", script, directory.path, executable] + arguments, environment: environment)
             let status = result.map { $0.terminatedBySignal ? 128 + $0.status : $0.status }
             state.value.withLock { $0 = (true, status) }
             done.signal()
@@ -235,7 +266,9 @@ final class SignalledRun: Sendable {
     /// Sends `signal` to the binary.
     func signal(_ signal: Int32) {
         for _ in 0..<100 {
-            if let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOf: pidFile, encoding: .utf8),
+                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 kill(pid, signal)
                 return
             }

@@ -2,9 +2,10 @@ import BuildContext
 import Foundation
 import GitSource
 import OCI
-@testable import Resource
 import TagPolicy
 import Testing
+
+@testable import Resource
 
 /// `out`'s source-keyed decisions, without a registry.
 @Suite("out decisions: the immutable tag and the inputs tag")
@@ -16,10 +17,14 @@ struct OutDecisionTests {
 
     @Test func anImmutableTagTakesItsFirstImageOnly() {
         #expect(Out.immutableConflict(tag, in: repository, holds: nil, ours: first) == nil, "a new tag")
-        #expect(Out.immutableConflict(tag, in: repository, holds: first, ours: first) == nil, "the same image again: a retried put")
+        #expect(
+            Out.immutableConflict(tag, in: repository, holds: first, ours: first) == nil,
+            "the same image again: a retried put")
         let conflict = Out.immutableConflict(tag, in: repository, holds: first, ours: second)
-        #expect(conflict?.contains("team/app:0123456789ab") == true && conflict?.contains(first.rawValue) == true
-                && conflict?.contains(second.rawValue) == true && conflict?.contains("track_base") == true, "\(conflict ?? "nil")")
+        #expect(
+            conflict?.contains("team/app:0123456789ab") == true && conflict?.contains(first.rawValue) == true
+                && conflict?.contains(second.rawValue) == true && conflict?.contains("track_base") == true,
+            "\(conflict ?? "nil")")
         #expect(conflict?.contains("\n") == false)
     }
 
@@ -33,11 +38,23 @@ struct OutDecisionTests {
         #expect(Out.inputsTag([nil, nil]) == .none, "not built by build-task")
         #expect(Out.inputsTag([inputs.rawValue]) == .tag(cacheTag))
         #expect(Out.inputsTag([inputs.rawValue, inputs.rawValue]) == .tag(cacheTag), "every platform of one build")
-        guard case .unusable = Out.inputsTag([inputs.rawValue, first.rawValue]) else { Issue.record("two builds' manifests in one index"); return }
-        guard case .unusable = Out.inputsTag([inputs.rawValue, nil]) else { Issue.record("one manifest unlabelled"); return }
-        guard case .unusable = Out.inputsTag(["not a digest"]) else { Issue.record("a label that is no digest"); return }
+        guard case .unusable = Out.inputsTag([inputs.rawValue, first.rawValue]) else {
+            Issue.record("two builds' manifests in one index")
+            return
+        }
+        guard case .unusable = Out.inputsTag([inputs.rawValue, nil]) else {
+            Issue.record("one manifest unlabelled")
+            return
+        }
+        guard case .unusable = Out.inputsTag(["not a digest"]) else {
+            Issue.record("a label that is no digest")
+            return
+        }
         let sha512 = try Digest("sha512:" + String(repeating: "a", count: 128))
-        guard case .unusable = Out.inputsTag([sha512.rawValue]) else { Issue.record("a digest whose tag would be too long"); return }
+        guard case .unusable = Out.inputsTag([sha512.rawValue]) else {
+            Issue.record("a digest whose tag would be too long")
+            return
+        }
     }
 
     func keyed(_ json: String) throws -> SourceKeyed {
@@ -50,16 +67,25 @@ struct OutDecisionTests {
     /// ones in order, each once; a version from the tag file is made once.
     @Test func theTagPlanOfACommit() throws {
         let commit = try GitCommitID("0123456789abcdef0123456789abcdef01234567")
-        let source = try keyed(#"{"repository":"r.example/team/app","tags":["{short_ref}","{branch}","{tag_file}-{short_ref}"],"latest_on":"main","tag_prefix":"v","tag_file":"VERSION","git":{"uri":"https://g.example/app.git","branch":"main"}}"#)
+        let source = try keyed(
+            #"{"repository":"r.example/team/app","tags":["{short_ref}","{branch}","{tag_file}-{short_ref}"],"latest_on":"main","tag_prefix":"v","tag_file":"VERSION","git":{"uri":"https://g.example/app.git","branch":"main"}}"#
+        )
         let context = TagContext(commit: commit.rawValue, branch: "main", tagFile: "2.1.0")
-        let plan = try SourceKeyedTagPlan(source, context: context, commit: commit, additionalTags: ["extra", "main", "0123456789ab"].dropLast())
+        let plan = try SourceKeyedTagPlan(
+            source, context: context, commit: commit, additionalTags: ["extra", "main", "0123456789ab"].dropLast())
         #expect(plan.immutable == (try Tag("0123456789ab")))
         #expect(plan.floating.map(\.rawValue) == ["main", "2.1.0-0123456789ab", "latest", "v2.1.0", "extra"])
-        #expect(plan.createOnce == [try Tag("v2.1.0"), try Tag("2.1.0-0123456789ab")], "versions from the tag file, in a template too")
+        #expect(
+            plan.createOnce == [try Tag("v2.1.0"), try Tag("2.1.0-0123456789ab")],
+            "versions from the tag file, in a template too")
 
         // A branch named like another commit's immutable tag, or an additional tag `stable`: refused.
         let robbing = TagContext(commit: commit.rawValue, branch: "fedcba987654")
-        #expect(throws: InputError.self) { try SourceKeyedTagPlan(source, context: robbing, commit: commit, additionalTags: []) }
-        #expect(throws: InputError.self) { try SourceKeyedTagPlan(source, context: context, commit: commit, additionalTags: ["stable"]) }
+        #expect(throws: InputError.self) {
+            try SourceKeyedTagPlan(source, context: robbing, commit: commit, additionalTags: [])
+        }
+        #expect(throws: InputError.self) {
+            try SourceKeyedTagPlan(source, context: context, commit: commit, additionalTags: ["stable"])
+        }
     }
 }

@@ -14,15 +14,20 @@ struct OutPruneTests {
 
     /// Pushes an image (one or several platforms) labelled as build-task labels it.
     @discardableResult
-    func push(_ client: RegistryClient, tags: [String], branch: String, revision: String, created: Date, seed: String,
-              platforms: [String] = ["amd64"], sharing child: Descriptor? = nil, inputs: Digest? = nil, scratch: URL) throws -> (digest: Digest, children: [Descriptor]) {
+    func push(
+        _ client: RegistryClient, tags: [String], branch: String, revision: String, created: Date, seed: String,
+        platforms: [String] = ["amd64"], sharing child: Descriptor? = nil, inputs: Digest? = nil, scratch: URL
+    ) throws -> (digest: Digest, children: [Descriptor]) {
         let layout = try OCILayout.create(at: scratch.appendingPathComponent("layout-\(seed)"))
-        var labels = ["dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
-                      "org.opencontainers.image.created": ISO8601DateFormatter().string(from: created)]
+        var labels = [
+            "dev.slipway.branch": branch, "org.opencontainers.image.revision": revision,
+            "org.opencontainers.image.created": ISO8601DateFormatter().string(from: created),
+        ]
         if let inputs { labels["dev.slipway.inputs"] = inputs.rawValue }
         var children = try platforms.map { arch in
-            try ImageFixture.image(in: layout, name: nil, platform: Platform(os: "linux", architecture: arch), layerCount: 1,
-                                   seed: "\(seed)-\(arch)", labels: labels, addToIndex: false)
+            try ImageFixture.image(
+                in: layout, name: nil, platform: Platform(os: "linux", architecture: arch), layerCount: 1,
+                seed: "\(seed)-\(arch)", labels: labels, addToIndex: false)
         }
         if let child { children.append(child) }
         let top: Descriptor
@@ -55,7 +60,12 @@ struct OutPruneTests {
     /// Every tag pulls completely: skopeo copies all of its platforms.
     func pullsCompletely(_ registry: TestRegistry, _ tag: String, into directory: URL) -> Bool {
         let target = directory.appendingPathComponent("pull-\(tag)-\(UUID().uuidString.prefix(6))")
-        let result = try? runProcess("skopeo", ["copy", "--all", "--src-tls-verify=false", "docker://\(registry.host)/team/app:\(tag)", "oci:\(target.path):x"])
+        let result = try? runProcess(
+            "skopeo",
+            [
+                "copy", "--all", "--src-tls-verify=false", "docker://\(registry.host)/team/app:\(tag)",
+                "oci:\(target.path):x",
+            ])
         return result?.succeeded == true
     }
 
@@ -76,34 +86,47 @@ struct OutPruneTests {
                     let old = Date().addingTimeInterval(-30 * 86400)
 
                     // Promotion made prod, staging and the deleted branch's tags share one digest.
-                    let shared = try push(client, tags: [String(gone.prefix(12)), "feat-gone", "staging", "prod"], branch: "feat/gone",
-                                          revision: gone, created: old, seed: "shared", scratch: directory.url)
+                    let shared = try push(
+                        client, tags: [String(gone.prefix(12)), "feat-gone", "staging", "prod"], branch: "feat/gone",
+                        revision: gone, created: old, seed: "shared", scratch: directory.url)
                     // A multi-arch image of main (kept), and one of the deleted branch sharing main's arm64 child.
-                    let kept = try push(client, tags: [String(main.prefix(12)), "main"], branch: "main", revision: main, created: old,
-                                        seed: "main", platforms: ["amd64", "arm64"], scratch: directory.url)
-                    let goneIndex = try push(client, tags: [String(gone2.prefix(12))], branch: "feat/gone", revision: gone2, created: old,
-                                             seed: "gone-multi", platforms: ["amd64"], sharing: kept.children[1], scratch: directory.url)
+                    let kept = try push(
+                        client, tags: [String(main.prefix(12)), "main"], branch: "main", revision: main, created: old,
+                        seed: "main", platforms: ["amd64", "arm64"], scratch: directory.url)
+                    let goneIndex = try push(
+                        client, tags: [String(gone2.prefix(12))], branch: "feat/gone", revision: gone2, created: old,
+                        seed: "gone-multi", platforms: ["amd64"], sharing: kept.children[1], scratch: directory.url)
                     // Not made by any template of this source: never pruned by branch rules.
-                    try push(client, tags: ["nightly"], branch: "feat/gone", revision: gone, created: old, seed: "nightly", scratch: directory.url)
+                    try push(
+                        client, tags: ["nightly"], branch: "feat/gone", revision: gone, created: old, seed: "nightly",
+                        scratch: directory.url)
 
                     // The dry run (the default) changes nothing and says what it would do.
-                    let dry = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
+                    let dry = try runOut(
+                        pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
                     #expect(dry.succeeded, "\(dry.stderrString)")
                     #expect(dry.stderrString.contains("would remove feat-gone"), "\(dry.stderrString)")
                     #expect(try client.tags(self.repository).count == 8)
 
-                    let result = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#), directory: directory.url)
+                    let result = try runOut(
+                        pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#),
+                        directory: directory.url)
                     #expect(result.succeeded, "\(result.stderrString)")
                     #expect(try outVersion(result) == ["ref": main], "the newest commit's version")
                     let left = Set(try client.tags(self.repository).map(\.rawValue))
                     #expect(left == ["staging", "prod", "nightly", String(main.prefix(12)), "main"], "\(left)")
                     // Every kept tag still pulls completely: the shared digest and main's arm64 child survived.
-                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
+                    for tag in left {
+                        #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls")
+                    }
                     #expect(try client.manifestDescriptor(self.repository, .digest(shared.digest)) != nil)
-                    #expect(try client.manifestDescriptor(self.repository, .digest(kept.children[1].digest)) != nil, "a kept index's child")
+                    #expect(
+                        try client.manifestDescriptor(self.repository, .digest(kept.children[1].digest)) != nil,
+                        "a kept index's child")
                     // The deleted branch's own index and its unshared child are gone.
                     #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.digest)) == nil)
-                    #expect(try client.manifestDescriptor(self.repository, .digest(goneIndex.children[0].digest)) == nil)
+                    #expect(
+                        try client.manifestDescriptor(self.repository, .digest(goneIndex.children[0].digest)) == nil)
                 }
             }
         }
@@ -127,25 +150,47 @@ struct OutPruneTests {
                     let client = try registry.client()
                     let old = Date().addingTimeInterval(-30 * 86400)
                     func cacheTag(_ inputs: Digest) -> String { "inputs-" + inputs.encoded }
-                    let (mainInputs, featInputs, reusedInputs) = (Digest.sha256(Data("main".utf8)), Digest.sha256(Data("feat".utf8)),
-                                                                  Digest.sha256(Data("reused".utf8)))
+                    let (mainInputs, featInputs, reusedInputs) = (
+                        Digest.sha256(Data("main".utf8)), Digest.sha256(Data("feat".utf8)),
+                        Digest.sha256(Data("reused".utf8))
+                    )
 
-                    try push(client, tags: [String(main1.prefix(12)), cacheTag(mainInputs)], branch: "main", revision: main1, created: old,
-                             seed: "main", inputs: mainInputs, scratch: directory.url)
-                    let feat = try push(client, tags: [String(feat1.prefix(12)), "feat-x", cacheTag(featInputs)], branch: "feat-x", revision: feat1,
-                                        created: old, seed: "feat", inputs: featInputs, scratch: directory.url)
+                    try push(
+                        client, tags: [String(main1.prefix(12)), cacheTag(mainInputs)], branch: "main", revision: main1,
+                        created: old,
+                        seed: "main", inputs: mainInputs, scratch: directory.url)
+                    let feat = try push(
+                        client, tags: [String(feat1.prefix(12)), "feat-x", cacheTag(featInputs)], branch: "feat-x",
+                        revision: feat1,
+                        created: old, seed: "feat", inputs: featInputs, scratch: directory.url)
                     // feat-x built it; main's build of the same inputs reused it and main's put tagged it.
-                    let reused = try push(client, tags: [String(feat2.prefix(12)), cacheTag(reusedInputs), String(main2.prefix(12)), "main"],
-                                          branch: "feat-x", revision: feat2, created: old, seed: "reused", inputs: reusedInputs, scratch: directory.url)
+                    let reused = try push(
+                        client,
+                        tags: [String(feat2.prefix(12)), cacheTag(reusedInputs), String(main2.prefix(12)), "main"],
+                        branch: "feat-x", revision: feat2, created: old, seed: "reused", inputs: reusedInputs,
+                        scratch: directory.url)
 
-                    let dry = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
-                    #expect(dry.succeeded && dry.stderrString.contains("would remove \(cacheTag(featInputs))"), "\(dry.stderrString)")
-                    let result = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#), directory: directory.url)
+                    let dry = try runOut(
+                        pruneRequest(registry, remote, #"{"deleted_branches":true}"#), directory: directory.url)
+                    #expect(
+                        dry.succeeded && dry.stderrString.contains("would remove \(cacheTag(featInputs))"),
+                        "\(dry.stderrString)")
+                    let result = try runOut(
+                        pruneRequest(registry, remote, #"{"deleted_branches":true,"dry_run":false}"#),
+                        directory: directory.url)
                     #expect(result.succeeded, "\(result.stderrString)")
                     let left = Set(try client.tags(self.repository).map(\.rawValue))
-                    #expect(left == [String(main1.prefix(12)), cacheTag(mainInputs), String(main2.prefix(12)), "main", cacheTag(reusedInputs)], "\(left)")
-                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
-                    #expect(try client.manifestDescriptor(self.repository, .digest(feat.digest)) == nil, "feat-x's own image is deleted")
+                    #expect(
+                        left == [
+                            String(main1.prefix(12)), cacheTag(mainInputs), String(main2.prefix(12)), "main",
+                            cacheTag(reusedInputs),
+                        ], "\(left)")
+                    for tag in left {
+                        #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls")
+                    }
+                    #expect(
+                        try client.manifestDescriptor(self.repository, .digest(feat.digest)) == nil,
+                        "feat-x's own image is deleted")
                     #expect(try client.manifestDescriptor(self.repository, .digest(reused.digest)) != nil)
                 }
             }
@@ -163,29 +208,41 @@ struct OutPruneTests {
                     let client = try registry.client()
                     for (index, commit) in commits.enumerated() {
                         let created = Date().addingTimeInterval(TimeInterval(-86400 * (30 - index)))
-                        try push(client, tags: [String(commit.prefix(12))] + (index == 4 ? ["main"] : []), branch: "main", revision: commit,
-                                 created: created, seed: "c\(index)", scratch: directory.url)
+                        try push(
+                            client, tags: [String(commit.prefix(12))] + (index == 4 ? ["main"] : []), branch: "main",
+                            revision: commit,
+                            created: created, seed: "c\(index)", scratch: directory.url)
                     }
                     // keep 2, at most 2 deletions this run: c0 and c1 go, c2 waits for the next run.
-                    let first = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false,"max_deletions":2}"#),
-                                           directory: directory.url)
+                    let first = try runOut(
+                        pruneRequest(
+                            registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false,"max_deletions":2}"#),
+                        directory: directory.url)
                     #expect(first.succeeded, "\(first.stderrString)")
                     #expect(first.stderrString.contains("for the next run"))
                     var left = Set(try client.tags(self.repository).map(\.rawValue))
                     #expect(left == Set(commits[2...].map { String($0.prefix(12)) } + ["main"]), "\(left)")
-                    let second = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false}"#), directory: directory.url)
+                    let second = try runOut(
+                        pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":2,"dry_run":false}"#),
+                        directory: directory.url)
                     #expect(second.succeeded, "\(second.stderrString)")
                     left = Set(try client.tags(self.repository).map(\.rawValue))
                     #expect(left == Set(commits[3...].map { String($0.prefix(12)) } + ["main"]), "\(left)")
-                    for tag in left { #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls") }
+                    for tag in left {
+                        #expect(pullsCompletely(registry, tag, into: directory.url), "\(tag) no longer pulls")
+                    }
 
                     // older_than spares young images.
-                    let young = try runOut(pruneRequest(registry, remote, #"{"deleted_branches":false,"keep":0,"older_than":"60d","dry_run":false}"#),
-                                           directory: directory.url)
+                    let young = try runOut(
+                        pruneRequest(
+                            registry, remote, #"{"deleted_branches":false,"keep":0,"older_than":"60d","dry_run":false}"#
+                        ),
+                        directory: directory.url)
                     let afterYoung = Set(try client.tags(self.repository).map(\.rawValue))
                     #expect(young.succeeded && afterYoung == left, "\(young.stderrString)")
 
-                    let bad = try runOut(pruneRequest(registry, remote, #"{"older_than":"soon"}"#), directory: directory.url)
+                    let bad = try runOut(
+                        pruneRequest(registry, remote, #"{"older_than":"soon"}"#), directory: directory.url)
                     #expect(bad.status == 1 && bad.stderrString.contains("older_than"), "\(bad.stderrString)")
                 }
             }
@@ -207,33 +264,53 @@ struct OutPruneTests {
                     _ = try repository.git("push", "--quiet", "origin", "--delete", "feat/gone")
                     let client = try registry.client()
                     let old = Date().addingTimeInterval(-30 * 86400)
-                    try push(client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "a", scratch: directory.url)
-                    try push(client, tags: [String(gone.prefix(12))], branch: "feat/gone", revision: gone, created: old, seed: "b", scratch: directory.url)
+                    try push(
+                        client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "a",
+                        scratch: directory.url)
+                    try push(
+                        client, tags: [String(gone.prefix(12))], branch: "feat/gone", revision: gone, created: old,
+                        seed: "b", scratch: directory.url)
 
                     // The first tag list passes; the second (the re-read before deleting) waits 6 s: the
                     // test's own push must land meanwhile.
-                    let rules = [FaultRule(name: "plan", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 0)),
-                                 FaultRule(name: "re-read", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 6))]
+                    let rules = [
+                        FaultRule(
+                            name: "plan", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 0)),
+                        FaultRule(
+                            name: "re-read", method: "GET", path: "/tags/list", times: 1, action: .delay(seconds: 6)),
+                    ]
                     try await withFaultProxy(upstream: registry.baseURL, rules: rules) { proxy in
-                        let request = #"{"source":{"repository":"\#(proxy.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":{"dry_run":false}}}"#
+                        let request =
+                            #"{"source":{"repository":"\#(proxy.host)/team/app","insecure":true,"git":{"uri":"\#(remote.url.absoluteString)","branch":"main"},"tags":["{short_ref}","{branch}"]},"params":{"prune":{"dry_run":false}}}"#
                         let product = try builtProduct("out").path
                         // On a thread of its own, so it runs now, whatever holds the test's task pool.
-                        let run = BackgroundProcess(product, [directory.url.path], stdin: Data(request.utf8),
-                                                    environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()])
+                        let run = BackgroundProcess(
+                            product, [directory.url.path], stdin: Data(request.utf8),
+                            environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()])
                         // Once the plan has read both configs, the re-read is being held: feat-gone moves
                         // to another image (a new push on that tag, straight to the registry).
                         var waited = 0
-                        while try proxy.requests().filter({ $0.method == "GET" && $0.path.contains("/blobs/") }).count < 2 && waited < 200 {
+                        while try proxy.requests().filter({ $0.method == "GET" && $0.path.contains("/blobs/") }).count
+                            < 2 && waited < 200
+                        {
                             usleep(50_000)
                             waited += 1
                         }
-                        let moved = try push(client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old, seed: "moved",
-                                             scratch: directory.url)
+                        let moved = try push(
+                            client, tags: ["feat-gone"], branch: "feat/gone", revision: gone, created: old,
+                            seed: "moved",
+                            scratch: directory.url)
                         let result = try run.result()
                         #expect(result.succeeded, "\(result.stderrString)")
-                        #expect(result.stderrString.contains("leaving feat-gone: it moved during the run"), "\(result.stderrString)")
-                        #expect(try client.manifestDescriptor(self.repository, .tag(try OCI.Tag("feat-gone")))?.digest == moved.digest)
-                        #expect(try client.manifestDescriptor(self.repository, .tag(try OCI.Tag(String(gone.prefix(12))))) == nil, "the unmoved candidate went")
+                        #expect(
+                            result.stderrString.contains("leaving feat-gone: it moved during the run"),
+                            "\(result.stderrString)")
+                        #expect(
+                            try client.manifestDescriptor(self.repository, .tag(try OCI.Tag("feat-gone")))?.digest
+                                == moved.digest)
+                        #expect(
+                            try client.manifestDescriptor(self.repository, .tag(try OCI.Tag(String(gone.prefix(12)))))
+                                == nil, "the unmoved candidate went")
                     }
                 }
             }

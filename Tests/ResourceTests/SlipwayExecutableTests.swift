@@ -27,7 +27,8 @@ struct SlipwayExecutableTests {
         Call(command: "out", arguments: [], stdin: "{}", status: 1, says: "out: usage: out <build directory>"),
         Call(command: "out", arguments: ["put"], stdin: #"{"source":{},"params":{}}"#, status: 1, says: "out: "),
         Call(command: "build-task", arguments: ["--help"], stdin: "", status: 0, says: "USAGE: build-task"),
-        Call(command: "build-task", arguments: ["plan", "--help"], stdin: "", status: 0, says: "USAGE: build-task plan"),
+        Call(
+            command: "build-task", arguments: ["plan", "--help"], stdin: "", status: 0, says: "USAGE: build-task plan"),
         Call(command: "build-task", arguments: ["--no-such-flag"], stdin: "", status: 64, says: "Usage: build-task"),
     ]
 
@@ -36,19 +37,27 @@ struct SlipwayExecutableTests {
         for name in ["home", "tmp", "get", "put"] {
             try FileManager.default.createDirectory(at: directory.appending(name), withIntermediateDirectories: true)
         }
-        return ["PATH": "/usr/bin:/bin", "HOME": directory.appending("home").path, "TMPDIR": directory.appending("tmp").path, "LC_ALL": "C"]
+        return [
+            "PATH": "/usr/bin:/bin", "HOME": directory.appending("home").path,
+            "TMPDIR": directory.appending("tmp").path, "LC_ALL": "C",
+        ]
     }
 
-    func run(_ executable: URL, _ arguments: [String], stdin: String = "", in directory: TemporaryDirectory) throws -> ProcessResult {
-        try runProcess("/usr/bin/timeout", ["-k", "2", "30", executable.path] + arguments, stdin: Data(stdin.utf8),
-                       environment: try environment(directory), currentDirectory: directory.url)
+    func run(_ executable: URL, _ arguments: [String], stdin: String = "", in directory: TemporaryDirectory) throws
+        -> ProcessResult
+    {
+        try runProcess(
+            "/usr/bin/timeout", ["-k", "2", "30", executable.path] + arguments, stdin: Data(stdin.utf8),
+            environment: try environment(directory), currentDirectory: directory.url)
     }
 
     @Test("a link's name picks the command", arguments: calls)
     func linkNamePicksTheCommand(_ call: Call) throws {
         let link = try builtProduct(call.command)
         #expect(link.lastPathComponent == call.command)
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == "../slipway", "a link to the one binary")
+        #expect(
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == "../slipway",
+            "a link to the one binary")
         try withTemporaryDirectory(prefix: "slipway-names") { directory in
             let result = try run(link, call.arguments, stdin: call.stdin, in: directory)
             #expect(result.status == call.status, "\(result.stderrString)")
@@ -58,11 +67,15 @@ struct SlipwayExecutableTests {
                 #expect(result.stderrString.contains(call.says), "\(result.stderrString)")
             }
             let output = result.stdoutString + result.stderrString
-            #expect(!output.contains("slipway:") && !output.lowercased().contains("usage: slipway"), "the command names itself, not the binary")
+            #expect(
+                !output.contains("slipway:") && !output.lowercased().contains("usage: slipway"),
+                "the command names itself, not the binary")
             if call.status == 1 {  // a resource command's failure: one line on stderr, nothing on stdout
                 #expect(result.stdout.isEmpty)
-                #expect(result.stderrString.hasPrefix(call.command + ": ") && result.stderrString.filter(\.isNewline).count == 1,
-                        "\(result.stderrString)")
+                #expect(
+                    result.stderrString.hasPrefix(call.command + ": ")
+                        && result.stderrString.filter(\.isNewline).count == 1,
+                    "\(result.stderrString)")
             }
         }
     }
@@ -86,15 +99,19 @@ struct SlipwayExecutableTests {
             let byName = try run(foo, ["x"], stdin: "{}", in: directory)
             #expect(byName.status == 2)
             #expect(byName.stdout.isEmpty)
-            #expect(byName.stderrString.hasPrefix("slipway: called as foo,") && byName.stderrString.filter(\.isNewline).count == 1,
-                    "\(byName.stderrString)")
+            #expect(
+                byName.stderrString.hasPrefix("slipway: called as foo,")
+                    && byName.stderrString.filter(\.isNewline).count == 1,
+                "\(byName.stderrString)")
             #expect(byName.stderrString.contains("check, in, out, build-task"))
 
             let byCommand = try run(try builtProduct("slipway"), ["foo"], stdin: "{}", in: directory)
             #expect(byCommand.status == 2)
             #expect(byCommand.stdout.isEmpty)
-            #expect(byCommand.stderrString.hasPrefix("slipway: unknown command foo;") && byCommand.stderrString.filter(\.isNewline).count == 1,
-                    "\(byCommand.stderrString)")
+            #expect(
+                byCommand.stderrString.hasPrefix("slipway: unknown command foo;")
+                    && byCommand.stderrString.filter(\.isNewline).count == 1,
+                "\(byCommand.stderrString)")
 
             // A name with a line break still makes one line.
             let broken = directory.appending("che\nck")

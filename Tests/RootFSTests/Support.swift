@@ -5,11 +5,11 @@ import RootFS
 import TestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One tar entry of a test layer: a header and, for regular files, its contents.
@@ -19,35 +19,56 @@ struct Entry: Sendable {
 
     static let epoch = Date(timeIntervalSince1970: 1_600_000_000)
 
-    static func file(_ name: String, _ contents: String = "", mode: UInt32 = 0o644, mtime: Date = epoch, uid: Int = 0, gid: Int = 0) -> Entry {
+    static func file(
+        _ name: String, _ contents: String = "", mode: UInt32 = 0o644, mtime: Date = epoch, uid: Int = 0, gid: Int = 0
+    ) -> Entry {
         file(name, data: Data(contents.utf8), mode: mode, mtime: mtime, uid: uid, gid: gid)
     }
 
-    static func file(_ name: String, data: Data, mode: UInt32 = 0o644, mtime: Date = epoch, uid: Int = 0, gid: Int = 0) -> Entry {
-        Entry(header: TarHeader(name: name, kind: .regular, mode: mode, size: Int64(data.count), modificationTime: mtime, linkName: "", uid: uid, gid: gid), body: data)
+    static func file(_ name: String, data: Data, mode: UInt32 = 0o644, mtime: Date = epoch, uid: Int = 0, gid: Int = 0)
+        -> Entry
+    {
+        Entry(
+            header: TarHeader(
+                name: name, kind: .regular, mode: mode, size: Int64(data.count), modificationTime: mtime, linkName: "",
+                uid: uid, gid: gid), body: data)
     }
 
     static func dir(_ name: String, mode: UInt32 = 0o755, mtime: Date = epoch, uid: Int = 0, gid: Int = 0) -> Entry {
-        Entry(header: TarHeader(name: name, kind: .directory, mode: mode, size: 0, modificationTime: mtime, linkName: "", uid: uid, gid: gid))
+        Entry(
+            header: TarHeader(
+                name: name, kind: .directory, mode: mode, size: 0, modificationTime: mtime, linkName: "", uid: uid,
+                gid: gid))
     }
 
     static func symlink(_ name: String, to target: String, mtime: Date = epoch, mode: UInt32 = 0o777) -> Entry {
-        Entry(header: TarHeader(name: name, kind: .symbolicLink, mode: mode, size: 0, modificationTime: mtime, linkName: target, uid: 0, gid: 0))
+        Entry(
+            header: TarHeader(
+                name: name, kind: .symbolicLink, mode: mode, size: 0, modificationTime: mtime, linkName: target, uid: 0,
+                gid: 0))
     }
 
     static func hardlink(_ name: String, to target: String) -> Entry {
-        Entry(header: TarHeader(name: name, kind: .hardLink, mode: 0o644, size: 0, modificationTime: epoch, linkName: target, uid: 0, gid: 0))
+        Entry(
+            header: TarHeader(
+                name: name, kind: .hardLink, mode: 0o644, size: 0, modificationTime: epoch, linkName: target, uid: 0,
+                gid: 0))
     }
 
-    static func device(_ name: String, block: Bool = false, major: UInt32, minor: UInt32, mode: UInt32 = 0o666) -> Entry {
-        var header = TarHeader(name: name, kind: block ? .blockDevice : .characterDevice, mode: mode, size: 0, modificationTime: epoch, linkName: "", uid: 0, gid: 0)
+    static func device(_ name: String, block: Bool = false, major: UInt32, minor: UInt32, mode: UInt32 = 0o666) -> Entry
+    {
+        var header = TarHeader(
+            name: name, kind: block ? .blockDevice : .characterDevice, mode: mode, size: 0, modificationTime: epoch,
+            linkName: "", uid: 0, gid: 0)
         header.deviceMajor = major
         header.deviceMinor = minor
         return Entry(header: header)
     }
 
     static func fifo(_ name: String, mode: UInt32 = 0o600) -> Entry {
-        Entry(header: TarHeader(name: name, kind: .fifo, mode: mode, size: 0, modificationTime: epoch, linkName: "", uid: 0, gid: 0))
+        Entry(
+            header: TarHeader(
+                name: name, kind: .fifo, mode: mode, size: 0, modificationTime: epoch, linkName: "", uid: 0, gid: 0))
     }
 
     /// A whiteout for `path`: an empty file named `.wh.<name>` in the same directory.
@@ -94,7 +115,10 @@ func writeLayer(_ entries: [Entry], to url: URL, compression: Compression = .non
 
 /// Applies layers in order from files written by ``writeLayer(_:to:compression:)``.
 @discardableResult
-func unpack(_ layers: [[Entry]], into root: URL, scratch: URL, options: Unpacker.Options = .init(), compression: Compression = .none) throws -> [LayerReport] {
+func unpack(
+    _ layers: [[Entry]], into root: URL, scratch: URL, options: Unpacker.Options = .init(),
+    compression: Compression = .none
+) throws -> [LayerReport] {
     var reports: [LayerReport] = []
     for (index, entries) in layers.enumerated() {
         let file = scratch.appendingPathComponent("layer-\(index).tar")
@@ -109,7 +133,10 @@ func unpack(_ layers: [[Entry]], into root: URL, scratch: URL, options: Unpacker
 struct RawTar {
     var bytes = Data()
 
-    mutating func entry(name: String, type: Character, size: Int = 0, linkName: String = "", body: Data = Data(), pax: [(String, String)] = []) {
+    mutating func entry(
+        name: String, type: Character, size: Int = 0, linkName: String = "", body: Data = Data(),
+        pax: [(String, String)] = []
+    ) {
         if !pax.isEmpty {
             var records = Data()
             for (key, value) in pax {
@@ -170,9 +197,9 @@ struct Node: Hashable, CustomStringConvertible {
     var inode: UInt64
 
     var description: String {
-        "\(type) \(String(mode, radix: 8)) \(uid):\(gid) size \(size) mtime \(mtime).\(mtimeNanoseconds)" +
-            (linkTarget.map { " -> \($0)" } ?? "") + (contentDigest.map { " \($0.prefix(19))" } ?? "") +
-            (type == "char" || type == "block" ? " dev \(device)" : "")
+        "\(type) \(String(mode, radix: 8)) \(uid):\(gid) size \(size) mtime \(mtime).\(mtimeNanoseconds)"
+            + (linkTarget.map { " -> \($0)" } ?? "") + (contentDigest.map { " \($0.prefix(19))" } ?? "")
+            + (type == "char" || type == "block" ? " dev \(device)" : "")
     }
 }
 
@@ -184,8 +211,10 @@ func snapshot(_ url: URL) throws -> [String: Node] {
         var info = stat()
         guard lstat(full, &info) == 0 else { throw TestSupportError("lstat \(full): errno \(errno)") }
         var node = Node(
-            type: "", mode: UInt32(info.st_mode & 0o7777), uid: info.st_uid, gid: info.st_gid, size: Int64(info.st_size),
-            mtime: info.st_mtim.tv_sec, mtimeNanoseconds: info.st_mtim.tv_nsec, device: UInt64(info.st_rdev), inode: UInt64(info.st_ino)
+            type: "", mode: UInt32(info.st_mode & 0o7777), uid: info.st_uid, gid: info.st_gid,
+            size: Int64(info.st_size),
+            mtime: info.st_mtim.tv_sec, mtimeNanoseconds: info.st_mtim.tv_nsec, device: UInt64(info.st_rdev),
+            inode: UInt64(info.st_ino)
         )
         switch info.st_mode & S_IFMT {
         case S_IFDIR:
@@ -236,7 +265,8 @@ struct Sandbox {
         chmod(outside.appendingPathComponent("secret").path, 0o600)
         try Data("nested".utf8).write(to: outside.appendingPathComponent("dir/file"))
         chmod(outside.appendingPathComponent("dir").path, 0o750)
-        try manager.createSymbolicLink(atPath: outside.appendingPathComponent("link").path, withDestinationPath: "secret")
+        try manager.createSymbolicLink(
+            atPath: outside.appendingPathComponent("link").path, withDestinationPath: "secret")
     }
 
     /// Everything except `root/` and `scratch/`: what must never change.
@@ -259,10 +289,15 @@ extension Dictionary where Key == String, Value == Node {
     func differences(from other: [String: Node], ignoringInodes: Bool = true) -> [String] {
         var lines: [String] = []
         for key in Set(keys).union(other.keys).sorted() {
-            var mine = self[key], theirs = other[key]
-            if ignoringInodes { mine?.inode = 0; theirs?.inode = 0 }
+            var mine = self[key]
+            var theirs = other[key]
+            if ignoringInodes {
+                mine?.inode = 0
+                theirs?.inode = 0
+            }
             if mine != theirs {
-                lines.append("\(key): \(mine.map(\.description) ?? "missing") ≠ \(theirs.map(\.description) ?? "missing")")
+                lines.append(
+                    "\(key): \(mine.map(\.description) ?? "missing") ≠ \(theirs.map(\.description) ?? "missing")")
             }
         }
         return lines

@@ -2,8 +2,8 @@ import Archive
 import Foundation
 import OCI
 import RootFS
-import Testing
 import TestSupport
+import Testing
 
 /// An OCI image layout written by hand: blobs, one manifest, `index.json` naming it by tag.
 struct TestLayout {
@@ -12,7 +12,10 @@ struct TestLayout {
     /// The layer blobs, base first, with the diff ID the config lists for each.
     var layers: [(blob: URL, diffID: Digest)] = []
 
-    init(at directory: URL, tag: String = "test", layers: [(entries: [Entry], compression: Compression)], config: ImageConfiguration.Config? = nil, scratch: URL) throws {
+    init(
+        at directory: URL, tag: String = "test", layers: [(entries: [Entry], compression: Compression)],
+        config: ImageConfiguration.Config? = nil, scratch: URL
+    ) throws {
         self.directory = directory
         self.tag = tag
         let blobs = directory.appendingPathComponent("blobs/sha256")
@@ -31,11 +34,12 @@ struct TestLayout {
             let diffID = Digest.sha256(try Data(contentsOf: plain))
             let packed = scratch.appendingPathComponent("interop-\(index).blob")
             try writeLayer(layer.entries, to: packed, compression: layer.compression)
-            let mediaType: MediaType = switch layer.compression {
-            case .none: .ociLayer
-            case .gzip: .ociLayerGzip
-            case .zstd: .ociLayerZstd
-            }
+            let mediaType: MediaType =
+                switch layer.compression {
+                case .none: .ociLayer
+                case .gzip: .ociLayerGzip
+                case .zstd: .ociLayerZstd
+                }
             let descriptor = try store(try Data(contentsOf: packed), mediaType)
             layerDescriptors.append(descriptor)
             self.layers.append((blobs.appendingPathComponent(descriptor.digest.encoded), diffID))
@@ -45,10 +49,12 @@ struct TestLayout {
             rootfs: .init(diffIDs: self.layers.map(\.diffID))
         )
         let configDescriptor = try store(try CanonicalJSON.encode(configuration), .ociConfig)
-        let manifest = try store(try CanonicalJSON.encode(ImageManifest(config: configDescriptor, layers: layerDescriptors)), .ociManifest)
+        let manifest = try store(
+            try CanonicalJSON.encode(ImageManifest(config: configDescriptor, layers: layerDescriptors)), .ociManifest)
         var entry = manifest
         entry.annotations = ["org.opencontainers.image.ref.name": tag]
-        try CanonicalJSON.encode(ImageIndex(manifests: [entry])).write(to: directory.appendingPathComponent("index.json"))
+        try CanonicalJSON.encode(ImageIndex(manifests: [entry])).write(
+            to: directory.appendingPathComponent("index.json"))
         try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: directory.appendingPathComponent("oci-layout"))
     }
 
@@ -78,7 +84,9 @@ func hardlinkGroups(_ tree: [String: Node]) -> Set<[String]> {
     return Set(byInode.values.filter { $0.count > 1 }.map { $0.sorted() })
 }
 
-@Suite("Interop with umoci", .enabled(if: (try? runProcess("umoci", ["--version"]).succeeded) == true, "umoci is not installed"))
+@Suite(
+    "Interop with umoci",
+    .enabled(if: (try? runProcess("umoci", ["--version"]).succeeded) == true, "umoci is not installed"))
 struct UmociInteropTests {
     static let base = Date(timeIntervalSince1970: 1_500_000_000)
     static let later = Date(timeIntervalSince1970: 1_700_000_000.5)
@@ -151,8 +159,9 @@ struct UmociInteropTests {
         .dir("tmp/", mode: 0o1777, mtime: later),
     ]
 
-    @Test("our rootfs equals umoci's: paths, types, modes, owners, link targets, contents, mtimes, hardlinks",
-          arguments: [Compression.gzip, .zstd])
+    @Test(
+        "our rootfs equals umoci's: paths, types, modes, owners, link targets, contents, mtimes, hardlinks",
+        arguments: [Compression.gzip, .zstd])
     func sameTree(upperCompression: Compression) throws {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
@@ -164,11 +173,14 @@ struct UmociInteropTests {
         )
         // umoci 0.4.7 refuses zstd layers ("blob is not correct mediatype"), so it gets the
         // same tars gzip-compressed: identical diff IDs, so the same image.
-        let umociLayout = upperCompression == .gzip ? layout : try TestLayout(
-            at: sandbox.base.appendingPathComponent("layout-gzip"),
-            layers: [(base, .gzip), (Self.upperLayer, .gzip), (Self.topLayer, .none)],
-            scratch: sandbox.scratch
-        )
+        let umociLayout =
+            upperCompression == .gzip
+            ? layout
+            : try TestLayout(
+                at: sandbox.base.appendingPathComponent("layout-gzip"),
+                layers: [(base, .gzip), (Self.upperLayer, .gzip), (Self.topLayer, .none)],
+                scratch: sandbox.scratch
+            )
         #expect(umociLayout.layers.map(\.diffID) == layout.layers.map(\.diffID))
 
         try layout.unpack(into: sandbox.root)

@@ -4,13 +4,13 @@ import Foundation
 import OCI
 import RootFS
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 @Suite("Applying layers")
@@ -20,21 +20,24 @@ struct UnpackerTests {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
         let mtime = Date(timeIntervalSince1970: 1_234_567_890.25)
-        let reports = try unpack([[
-            .dir("etc/", mode: 0o755, mtime: mtime),
-            .file("etc/hostname", "box\n", mode: 0o644, mtime: mtime),
-            .file("etc/shadow", "root:*:\n", mode: 0o640, uid: 0, gid: 42),
-            .dir("tmp/", mode: 0o1777),
-            .file("bin/su", "#!", mode: 0o4755),
-            .file("bin/wall", "#!", mode: 0o2755),
-            .file("odd", "x", mode: 0o603),
-            .symlink("bin/ash", to: "su"),
-            .symlink("etc/localtime", to: "/usr/share/zoneinfo/UTC"),
-            .hardlink("bin/su2", to: "bin/su"),
-            .fifo("run/fifo", mode: 0o620),
-            .dir("private/", mode: 0o700, mtime: mtime),
-            .file("private/key", "k", mode: 0o400, uid: 1000, gid: 1000),
-        ]], into: sandbox.root, scratch: sandbox.scratch, compression: compression)
+        let reports = try unpack(
+            [
+                [
+                    .dir("etc/", mode: 0o755, mtime: mtime),
+                    .file("etc/hostname", "box\n", mode: 0o644, mtime: mtime),
+                    .file("etc/shadow", "root:*:\n", mode: 0o640, uid: 0, gid: 42),
+                    .dir("tmp/", mode: 0o1777),
+                    .file("bin/su", "#!", mode: 0o4755),
+                    .file("bin/wall", "#!", mode: 0o2755),
+                    .file("odd", "x", mode: 0o603),
+                    .symlink("bin/ash", to: "su"),
+                    .symlink("etc/localtime", to: "/usr/share/zoneinfo/UTC"),
+                    .hardlink("bin/su2", to: "bin/su"),
+                    .fifo("run/fifo", mode: 0o620),
+                    .dir("private/", mode: 0o700, mtime: mtime),
+                    .file("private/key", "k", mode: 0o400, uid: 1000, gid: 1000),
+                ]
+            ], into: sandbox.root, scratch: sandbox.scratch, compression: compression)
         #expect(reports[0].compression == compression)
         #expect(reports[0].entries == 13)
 
@@ -68,18 +71,20 @@ struct UnpackerTests {
     func whiteouts() throws {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
-        try unpack([
+        try unpack(
             [
-                .file("a/keep", "1"), .file("a/gone", "2"), .dir("b/"), .file("b/x", "3"), .dir("b/sub/"), .file("b/sub/y", "4"),
-                .dir("c/"), .file("c/old", "5"), .dir("c/deep/"), .file("c/deep/old", "6"),
-            ],
-            [
-                .whiteout("a/gone"), .whiteout("b"), .whiteout("missing/nothing"),
-                .dir("c/"), .opaque("c"), .file("c/new", "7"), .dir("c/deep/"), .file("c/deep/new", "8"),
-                // A whiteout after an entry of the same layer leaves that entry alone.
-                .file("a/fresh", "9"), .whiteout("a/fresh"),
-            ],
-        ], into: sandbox.root, scratch: sandbox.scratch)
+                [
+                    .file("a/keep", "1"), .file("a/gone", "2"), .dir("b/"), .file("b/x", "3"), .dir("b/sub/"),
+                    .file("b/sub/y", "4"),
+                    .dir("c/"), .file("c/old", "5"), .dir("c/deep/"), .file("c/deep/old", "6"),
+                ],
+                [
+                    .whiteout("a/gone"), .whiteout("b"), .whiteout("missing/nothing"),
+                    .dir("c/"), .opaque("c"), .file("c/new", "7"), .dir("c/deep/"), .file("c/deep/new", "8"),
+                    // A whiteout after an entry of the same layer leaves that entry alone.
+                    .file("a/fresh", "9"), .whiteout("a/fresh"),
+                ],
+            ], into: sandbox.root, scratch: sandbox.scratch)
         let paths = Set(try snapshot(sandbox.root).keys)
         #expect(paths == ["", "a", "a/keep", "a/fresh", "c", "c/new", "c/deep", "c/deep/new"])
     }
@@ -88,10 +93,14 @@ struct UnpackerTests {
     func removedHardlinkTarget() throws {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
-        try unpack([
-            [.file("bin/busybox", "bb", mode: 0o755), .hardlink("bin/ls", to: "bin/busybox"), .hardlink("bin/cat", to: "/bin/busybox")],
-            [.whiteout("bin/busybox"), .hardlink("bin/ls2", to: "bin/ls")],
-        ], into: sandbox.root, scratch: sandbox.scratch)
+        try unpack(
+            [
+                [
+                    .file("bin/busybox", "bb", mode: 0o755), .hardlink("bin/ls", to: "bin/busybox"),
+                    .hardlink("bin/cat", to: "/bin/busybox"),
+                ],
+                [.whiteout("bin/busybox"), .hardlink("bin/ls2", to: "bin/ls")],
+            ], into: sandbox.root, scratch: sandbox.scratch)
         let tree = try snapshot(sandbox.root)
         #expect(tree["bin/busybox"] == nil)
         #expect(tree["bin/ls"]?.contentDigest == Digest.sha256(Data("bb".utf8)).description)
@@ -103,10 +112,14 @@ struct UnpackerTests {
     func replacement() throws {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
-        try unpack([
-            [.symlink("s", to: "target"), .file("target", "t"), .dir("d/"), .file("d/child", "c"), .file("f", "f"), .dir("keep/", mode: 0o755), .file("keep/old", "o")],
-            [.file("s", "now a file"), .file("d", "dir became file"), .dir("f/"), .dir("keep/", mode: 0o700)],
-        ], into: sandbox.root, scratch: sandbox.scratch)
+        try unpack(
+            [
+                [
+                    .symlink("s", to: "target"), .file("target", "t"), .dir("d/"), .file("d/child", "c"),
+                    .file("f", "f"), .dir("keep/", mode: 0o755), .file("keep/old", "o"),
+                ],
+                [.file("s", "now a file"), .file("d", "dir became file"), .dir("f/"), .dir("keep/", mode: 0o700)],
+            ], into: sandbox.root, scratch: sandbox.scratch)
         let tree = try snapshot(sandbox.root)
         #expect(tree["s"]?.type == "file")
         #expect(tree["target"]?.contentDigest == Digest.sha256(Data("t".utf8)).description)
@@ -123,10 +136,11 @@ struct UnpackerTests {
         defer { sandbox.remove() }
         let first = Date(timeIntervalSince1970: 1_000_000_000)
         let second = Date(timeIntervalSince1970: 1_100_000_000)
-        try unpack([
-            [.dir("a/", mtime: first), .dir("a/b/", mtime: first), .file("a/b/c", "c", mtime: first)],
-            [.file("a/b/d", "d", mtime: second), .whiteout("a/b/c")],
-        ], into: sandbox.root, scratch: sandbox.scratch)
+        try unpack(
+            [
+                [.dir("a/", mtime: first), .dir("a/b/", mtime: first), .file("a/b/c", "c", mtime: first)],
+                [.file("a/b/d", "d", mtime: second), .whiteout("a/b/c")],
+            ], into: sandbox.root, scratch: sandbox.scratch)
         let tree = try snapshot(sandbox.root)
         #expect(tree["a"]?.mtime == 1_000_000_000)
         #expect(tree["a/b"]?.mtime == 1_000_000_000)
@@ -139,8 +153,13 @@ struct UnpackerTests {
         defer { sandbox.remove() }
         let lines = Mutex<[String]>([])
         let log = Log { line in lines.withLock { $0.append(line) } }
-        let layer: [Entry] = [.device("dev/null", major: 1, minor: 3), .device("dev/loop0", block: true, major: 7, minor: 0, mode: 0o660), .hardlink("dev/null2", to: "dev/null")]
-        let reports = try unpack([layer], into: sandbox.root, scratch: sandbox.scratch, options: .init(preserveOwnership: false, createDeviceNodes: false, log: log))
+        let layer: [Entry] = [
+            .device("dev/null", major: 1, minor: 3), .device("dev/loop0", block: true, major: 7, minor: 0, mode: 0o660),
+            .hardlink("dev/null2", to: "dev/null"),
+        ]
+        let reports = try unpack(
+            [layer], into: sandbox.root, scratch: sandbox.scratch,
+            options: .init(preserveOwnership: false, createDeviceNodes: false, log: log))
         #expect(reports[0].skippedEntries == 3)
         #expect(try snapshot(sandbox.root)["dev/null"] == nil)
         #expect(lines.withLock { $0 }.contains { $0.contains("skipped 3 layer entries") && $0.contains("dev/null") })
@@ -150,7 +169,7 @@ struct UnpackerTests {
             try unpack([layer], into: privileged, scratch: sandbox.scratch)
             let tree = try snapshot(privileged)
             #expect(tree["dev/null"]?.type == "char")
-            #expect(tree["dev/null"]?.device == (1 << 8 | 3)) // makedev(1, 3)
+            #expect(tree["dev/null"]?.device == (1 << 8 | 3))  // makedev(1, 3)
             #expect(tree["dev/loop0"]?.type == "block")
             #expect(tree["dev/loop0"]?.mode == 0o660)
             #expect(tree["dev/null2"]?.inode == tree["dev/null"]?.inode)
@@ -170,7 +189,8 @@ struct UnpackerTests {
         ]
         try unpack([[ping]], into: sandbox.root, scratch: sandbox.scratch)
         let path = sandbox.root.appendingPathComponent("bin/ping").path
-        typealias GetAttribute = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int
+        typealias GetAttribute =
+            @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int
         let getxattr = unsafeBitCast(try #require(dlsym(nil, "getxattr")), to: GetAttribute.self)
         func attribute(_ name: String) -> [UInt8]? {
             var buffer = [UInt8](repeating: 0, count: 256)
@@ -193,7 +213,8 @@ struct UnpackerTests {
         try writeLayer([.file("hello", "world")], to: sandbox.scratch.appendingPathComponent("plain.tar"))
         let diffID = Digest.sha256(try Data(contentsOf: sandbox.scratch.appendingPathComponent("plain.tar")))
 
-        let report = try Unpacker(root: sandbox.root).apply(layer: try FileSource(path: layer.path), expectedDiffID: diffID)
+        let report = try Unpacker(root: sandbox.root).apply(
+            layer: try FileSource(path: layer.path), expectedDiffID: diffID)
         #expect(report.diffID == diffID)
         #expect(report.compression == .gzip)
 
@@ -223,7 +244,9 @@ struct UnpackerTests {
     func prefixes() throws {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
-        try unpack([[.dir("./"), .dir("./usr/"), .file("./usr/a", "a"), .file("/usr/b", "b"), .file("usr//c", "c")]], into: sandbox.root, scratch: sandbox.scratch)
+        try unpack(
+            [[.dir("./"), .dir("./usr/"), .file("./usr/a", "a"), .file("/usr/b", "b"), .file("usr//c", "c")]],
+            into: sandbox.root, scratch: sandbox.scratch)
         #expect(Set(try snapshot(sandbox.root).keys) == ["", "usr", "usr/a", "usr/b", "usr/c"])
     }
 }
@@ -233,7 +256,8 @@ struct ImageMetadataTests {
     static let config = ImageConfiguration(
         platform: Platform(os: "linux", architecture: "amd64"),
         config: .init(
-            user: "app:app", env: ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"], entrypoint: ["/bin/tini", "--"], cmd: ["serve"],
+            user: "app:app", env: ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"], entrypoint: ["/bin/tini", "--"],
+            cmd: ["serve"],
             workingDir: "/srv", labels: ["org.opencontainers.image.revision": "abc123", "dev.slipway.branch": "main"]
         ),
         rootfs: .init(diffIDs: [])
@@ -244,7 +268,10 @@ struct ImageMetadataTests {
         try withTemporaryDirectory { directory in
             try ImageMetadata.write(config: Self.config, to: directory.url)
             let metadata = try String(contentsOf: directory.appending("metadata.json"), encoding: .utf8)
-            #expect(metadata == #"{"cmd":["serve"],"entrypoint":["/bin/tini","--"],"env":["PATH=/usr/bin:/bin","LANG=C.UTF-8"],"user":"app:app"}"# + "\n")
+            #expect(
+                metadata
+                    == #"{"cmd":["serve"],"entrypoint":["/bin/tini","--"],"env":["PATH=/usr/bin:/bin","LANG=C.UTF-8"],"user":"app:app"}"#
+                    + "\n")
             let labels = try String(contentsOf: directory.appending("labels.json"), encoding: .utf8)
             #expect(labels == #"{"dev.slipway.branch":"main","org.opencontainers.image.revision":"abc123"}"# + "\n")
         }
@@ -253,7 +280,8 @@ struct ImageMetadataTests {
     @Test("an image without a config gets nulls, an empty user and {} labels")
     func empty() throws {
         try withTemporaryDirectory { directory in
-            let bare = ImageConfiguration(platform: Platform(os: "linux", architecture: "arm64"), rootfs: .init(diffIDs: []))
+            let bare = ImageConfiguration(
+                platform: Platform(os: "linux", architecture: "arm64"), rootfs: .init(diffIDs: []))
             try ImageMetadata.write(config: bare, to: directory.url)
             let metadata = try String(contentsOf: directory.appending("metadata.json"), encoding: .utf8)
             #expect(metadata == #"{"cmd":null,"entrypoint":null,"env":null,"user":""}"# + "\n")

@@ -1,5 +1,5 @@
-import Testing
 import TagPolicy
+import Testing
 
 /// `semver_constraint` against the examples Masterminds/semver v3 documents in its README
 /// and checks in `TestConstraintsCheck`: registry-image passes the constraint to that
@@ -15,25 +15,31 @@ struct MastermindsConstraintTests {
         ("!=4.1.x", "4.2.0", true), ("!=4.2.x", "4.2.3", false),
         (">1.1", "4.1.0", true), (">1.1", "1.1.0", false), ("<1.1", "0.1.0", true), ("<1.1", "1.1.0", false),
         ("<1.1", "1.1.1", false), ("<1.x", "1.1.1", false), ("<1.x", "0.1.1", true), ("<1.x", "2.0.0", false),
-        ("<1.1.x", "1.2.1", false), ("<1.1.x", "1.1.500", false), ("<1.1.x", "1.0.500", true), ("<1.2.x", "1.1.1", true),
+        ("<1.1.x", "1.2.1", false), ("<1.1.x", "1.1.500", false), ("<1.1.x", "1.0.500", true),
+        ("<1.2.x", "1.1.1", true),
         (">=1.1", "4.1.0", true), (">=1.1", "4.1.0-beta", false), (">=1.1", "1.1.0", true), (">=1.1", "0.0.9", false),
-        ("<=1.1", "0.1.0", true), ("<=1.1", "0.1.0-alpha", false), ("<=1.1-a", "0.1.0-alpha", true), ("<=1.1", "1.1.0", true),
+        ("<=1.1", "0.1.0", true), ("<=1.1", "0.1.0-alpha", false), ("<=1.1-a", "0.1.0-alpha", true),
+        ("<=1.1", "1.1.0", true),
         ("<=1.x", "1.1.0", true), ("<=2.x", "3.0.0", false), ("<=1.1", "1.1.1", true), ("<=1.1.x", "1.2.500", false),
         ("<=4.5", "3.4.0", true), ("<=4.5", "3.7.0", true), ("<=4.5", "4.6.3", false),
         (">1.1, <2", "1.1.1", false), (">1.1, <2", "1.2.1", true), (">1.1, <3", "4.3.2", false),
         (">=1.1, <2, !=1.2.3", "1.2.3", false), (">1.1 <2", "1.2.1", true), (">1.1    <3", "4.3.2", false),
         (">=1.1, <2, !=1.2.3 || > 3", "4.1.2", true), (">=1.1, <2, !=1.2.3 || > 3", "3.1.2", false),
         (">=1.1, <2, !=1.2.3 || >= 3", "3.0.0", true), (">=1.1, <2, !=1.2.3 || > 3", "3.0.0", false),
-        (">= 1.1 <2 != 1.2.3 || > 3", "4.1.2", true), ("> 1.1, <     2", "1.1.1", false), ("> 1.1    <3", "4.3.2", false),
+        (">= 1.1 <2 != 1.2.3 || > 3", "4.1.2", true), ("> 1.1, <     2", "1.1.1", false),
+        ("> 1.1    <3", "4.3.2", false),
         (">= 1.0.0  <= 2.0.0-beta", "1.0.1-beta", true), (">= 1.0.0  <= 2.0.0-beta", "1.0.1", true),
         (">= 1.0.0  <= 2.0.0-beta", "3.0.0", false), (">= 1.0.0  <= 2.0.0-beta || > 3", "1.0.1-beta", true),
-        (">= 1.0.0  <= 2.0.0-beta || > 3", "3.0.1-beta", false), (">= 1.0.0  <= 2.0.0-beta != 1.0.1 || > 3", "1.0.1-beta", true),
-        (">= 1.0.0  <= 2.0.0-beta != 1.0.1-beta || > 3", "1.0.1-beta", false), (">= 1.0.0-0  <= 2.0.0", "1.0.1-beta", true),
+        (">= 1.0.0  <= 2.0.0-beta || > 3", "3.0.1-beta", false),
+        (">= 1.0.0  <= 2.0.0-beta != 1.0.1 || > 3", "1.0.1-beta", true),
+        (">= 1.0.0  <= 2.0.0-beta != 1.0.1-beta || > 3", "1.0.1-beta", false),
+        (">= 1.0.0-0  <= 2.0.0", "1.0.1-beta", true),
         ("1.1 - 2", "1.1.1", true), ("1.5.0 - 4.5", "3.7.0", true), ("1.1-3", "4.3.2", false),
         ("^1.1", "1.1.1", true), ("^1.1", "4.3.2", false), ("^1.x", "1.1.1", true), ("^2.x", "1.1.1", false),
         ("^1.x", "2.1.1", false), ("^1.x", "1.1.1-beta1", false), ("^1.1.2-alpha", "1.2.1-beta1", true),
         ("^1.2.x-alpha", "1.1.1-beta1", false), ("^0.0.1", "0.0.1", true), ("^0.0.1", "0.3.1", false),
-        ("~*", "2.1.1", true), ("~1", "2.1.1", false), ("~1", "1.3.5", true), ("~1", "1.4", true), ("~1.x", "2.1.1", false),
+        ("~*", "2.1.1", true), ("~1", "2.1.1", false), ("~1", "1.3.5", true), ("~1", "1.4", true),
+        ("~1.x", "2.1.1", false),
         ("~1.x", "1.3.5", true), ("~1.x", "1.4", true), ("~1.1", "1.1.1", true), ("~1.1", "1.1.1-alpha", false),
         ("~1.1-alpha", "1.1.1-beta", true), ("~1.1.1-beta", "1.1.1-alpha", false), ("~1.1.1-beta", "1.1.1", true),
         ("~1.2.3", "1.2.5", true), ("~1.2.3", "1.2.2", false), ("~1.2.3", "1.3.2", false), ("~1.1", "1.2.3", false),
@@ -48,7 +54,8 @@ struct MastermindsConstraintTests {
     /// The README's own rule: `>=1.2.3` skips prereleases, `>=1.2.3-0` finds them, in
     /// any major.minor.patch after it.
     @Test func aConstraintWithoutAPrereleaseSkipsThem() throws {
-        let plain = try VersionConstraint(">= 1.2.3"), zero = try VersionConstraint(">= 1.2.0-0")
+        let plain = try VersionConstraint(">= 1.2.3")
+        let zero = try VersionConstraint(">= 1.2.0-0")
         for text in ["1.2.3-beta.1", "1.5.0-rc.1", "2.0.0-alpha"] {
             #expect(!plain.allows(SemanticVersion(text)!), "\(text)")
             #expect(zero.allows(SemanticVersion(text)!), "\(text)")
@@ -89,7 +96,9 @@ struct PreReleasePrefixTests {
 
     @Test func aPrereleaseConstraintWithPreReleasesReturnsThem() throws {
         let selection = SemverSelection(constraint: try VersionConstraint(">= 1.2.0-0"), preReleases: true)
-        let tags: [(tag: String, digest: String)] = [("1.1.0", "a"), ("1.2.0-rc.1", "b"), ("1.2.0", "c"), ("1.3.0-beta.2", "d"), ("latest", "c")]
+        let tags: [(tag: String, digest: String)] = [
+            ("1.1.0", "a"), ("1.2.0-rc.1", "b"), ("1.2.0", "c"), ("1.3.0-beta.2", "d"), ("latest", "c"),
+        ]
         #expect(selection.versions(tags).map(\.tag) == ["1.2.0-rc.1", "1.2.0", "1.3.0-beta.2"])
         let without = SemverSelection(constraint: try VersionConstraint(">= 1.2.0-0"))
         #expect(without.versions(tags).map(\.tag) == ["1.2.0"])

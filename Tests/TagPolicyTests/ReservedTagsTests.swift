@@ -7,13 +7,17 @@ import Testing
 struct ReservedTagsTests {
     let reserved = ReservedTags(immutableTemplate: try! TagTemplate("{short_ref}"), prefixes: ["inputs-", "sha256-"])
 
-    @Test(arguments: ["latest", "stable", "0123456789ab", String(repeating: "a", count: 40), "0123456789ab-abcdef012345",
-                      "1.2.3", "v1.2.3", "1.2.3-rc.1", "1.2", "1", "v2", "inputs-abc", "sha256-abc.sig"])
+    @Test(arguments: [
+        "latest", "stable", "0123456789ab", String(repeating: "a", count: 40), "0123456789ab-abcdef012345",
+        "1.2.3", "v1.2.3", "1.2.3-rc.1", "1.2", "1", "v2", "inputs-abc", "sha256-abc.sig",
+    ])
     func refused(_ name: String) throws {
         #expect(reserved.reason(for: try Tag(name)) != nil, "\(name)")
     }
 
-    @Test(arguments: ["main", "feature-login", "v-1.0", "0123456789AB", "0123456789a", "1.0-0123456789ab", "release-1.2", "stable-2"])
+    @Test(arguments: [
+        "main", "feature-login", "v-1.0", "0123456789AB", "0123456789a", "1.0-0123456789ab", "release-1.2", "stable-2",
+    ])
     func allowed(_ name: String) throws {
         #expect(reserved.reason(for: try Tag(name)) == nil, "\(name)")
     }

@@ -1,5 +1,5 @@
-import Testing
 import TagPolicy
+import Testing
 
 @Suite("Semantic versions and constraints")
 struct SemverTests {
@@ -9,13 +9,18 @@ struct SemverTests {
         #expect(version.original == text)
     }
 
-    @Test(arguments: ["", "latest", "1.2.3.4", "01.2.3", "1.02", "1.2.3-", "1.2.3-01", "1..2", "v", "1.2.3+", "a1.2.3", "1.2.3-rc..1"])
+    @Test(arguments: [
+        "", "latest", "1.2.3.4", "01.2.3", "1.02", "1.2.3-", "1.2.3-01", "1..2", "v", "1.2.3+", "a1.2.3", "1.2.3-rc..1",
+    ])
     func rejects(text: String) {
         #expect(SemanticVersion(text) == nil, "\(text)")
     }
 
     @Test func precedenceFollowsSemver() throws {
-        let ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1", "2"]
+        let ordered = [
+            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11",
+            "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1", "2",
+        ]
         let versions = ordered.map { SemanticVersion($0)! }
         #expect(versions.sorted() == versions)
         #expect(SemanticVersion("v1.2")!.samePrecedence(as: SemanticVersion("1.2.0+x")!))
@@ -39,8 +44,12 @@ struct SemverTests {
     ])
     func constraints(text: String, allowed: [String], refused: [String]) throws {
         let constraint = try VersionConstraint(text)
-        for version in allowed { #expect(constraint.allows(SemanticVersion(version)!), "\(text) should allow \(version)") }
-        for version in refused { #expect(!constraint.allows(SemanticVersion(version)!), "\(text) should refuse \(version)") }
+        for version in allowed {
+            #expect(constraint.allows(SemanticVersion(version)!), "\(text) should allow \(version)")
+        }
+        for version in refused {
+            #expect(!constraint.allows(SemanticVersion(version)!), "\(text) should refuse \(version)")
+        }
     }
 
     @Test(arguments: ["1.2.q", ">= ", "~> banana", ""])
@@ -64,20 +73,30 @@ struct SemverSelectionTests {
     }
 
     @Test func aliasesCountOncePerDigest() {
-        let tags: [Pair] = [("1", "A"), ("2", "B"), ("2.1", "B"), ("latest", "C"), ("3", "C"), ("3.2", "C"), ("3.2.1", "C"),
-                            ("3.1", "D"), ("3.1.0", "D"), ("3.0", "E"), ("3.0.0", "E")]
+        let tags: [Pair] = [
+            ("1", "A"), ("2", "B"), ("2.1", "B"), ("latest", "C"), ("3", "C"), ("3.2", "C"), ("3.2.1", "C"),
+            ("3.1", "D"), ("3.1.0", "D"), ("3.0", "E"), ("3.0.0", "E"),
+        ]
         #expect(names(SemverSelection().versions(tags)) == ["1", "2.1", "3.0.0", "3.1.0", "3.2.1"])
     }
 
     @Test func prereleasesAndVariants() {
-        let tags: [Pair] = [("1.0.0-alpha.1", "a"), ("1.0.0", "b"), ("1.2.1-beta.1", "c"), ("1.2.1", "d"), ("2.0.0-rc.1", "e"), ("2.0.0", "f"), ("1.0.0-foo.1", "g")]
+        let tags: [Pair] = [
+            ("1.0.0-alpha.1", "a"), ("1.0.0", "b"), ("1.2.1-beta.1", "c"), ("1.2.1", "d"), ("2.0.0-rc.1", "e"),
+            ("2.0.0", "f"), ("1.0.0-foo.1", "g"),
+        ]
         #expect(names(SemverSelection().versions(tags)) == ["1.0.0", "1.2.1", "2.0.0"])
-        #expect(names(SemverSelection(preReleases: true).versions(tags)) ==
-                ["1.0.0-alpha.1", "1.0.0", "1.2.1-beta.1", "1.2.1", "2.0.0-rc.1", "2.0.0"])
+        #expect(
+            names(SemverSelection(preReleases: true).versions(tags)) == [
+                "1.0.0-alpha.1", "1.0.0", "1.2.1-beta.1", "1.2.1", "2.0.0-rc.1", "2.0.0",
+            ])
         let same: [Pair] = [("1.0.0-rc.1", "x"), ("1.0.0", "x")]
         #expect(names(SemverSelection(preReleases: true).versions(same)) == ["1.0.0"])
 
-        let variants: [Pair] = [("latest", "1"), ("1.0.0", "2"), ("0.9.0", "3"), ("foo", "4"), ("1.0.0-foo", "4"), ("0.9.0-foo", "5"), ("bar", "6"), ("1.0.0-bar", "7")]
+        let variants: [Pair] = [
+            ("latest", "1"), ("1.0.0", "2"), ("0.9.0", "3"), ("foo", "4"), ("1.0.0-foo", "4"), ("0.9.0-foo", "5"),
+            ("bar", "6"), ("1.0.0-bar", "7"),
+        ]
         #expect(names(SemverSelection(variant: "foo").versions(variants)) == ["0.9.0-foo", "1.0.0-foo"])
         let unique: [Pair] = [("0.8.0-foo", "1"), ("foo", "2")]
         #expect(names(SemverSelection(variant: "foo").versions(unique)) == ["0.8.0-foo", "foo"])
@@ -85,7 +104,9 @@ struct SemverSelectionTests {
 
     @Test func constraintFiltersAndDropsTheBareTag() throws {
         let selection = SemverSelection(constraint: try VersionConstraint("1.2.x"))
-        let tags: [Pair] = [("1.0.0", "a"), ("1.2.1", "b"), ("1.2.2", "c"), ("v1.2.3", "d"), ("2.0.0", "e"), ("latest", "f")]
+        let tags: [Pair] = [
+            ("1.0.0", "a"), ("1.2.1", "b"), ("1.2.2", "c"), ("v1.2.3", "d"), ("2.0.0", "e"), ("latest", "f"),
+        ]
         #expect(names(selection.versions(tags)) == ["1.2.1", "1.2.2", "v1.2.3"])
     }
 }

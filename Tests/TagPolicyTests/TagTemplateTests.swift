@@ -15,7 +15,9 @@ struct TagTemplateTests {
         #expect(try TagTemplate("{branch}-latest").render(context).rawValue == "feature-Login-12-latest")
         #expect(try TagTemplate("{short_ref}-{short_base}").render(context).rawValue == "0123456789ab-abababababab")
         #expect(try TagTemplate("{tag_file}-base").render(context).rawValue == "2.0.1-base")
-        #expect(try TagTemplate("{release}-base").render(TagContext(commit: commit, release: "v2.1.0")).rawValue == "v2.1.0-base")
+        #expect(
+            try TagTemplate("{release}-base").render(TagContext(commit: commit, release: "v2.1.0")).rawValue
+                == "v2.1.0-base")
         #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("{release}-base").render(context) }
     }
 
@@ -23,21 +25,26 @@ struct TagTemplateTests {
         #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("{sha}") }
         #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("{branch") }
         #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("") }
-        let error = #expect(throws: TagTemplate.ValidationError.self) { try TagTemplate("{branch}").render(TagContext(commit: commit)) }
+        let error = #expect(throws: TagTemplate.ValidationError.self) {
+            try TagTemplate("{branch}").render(TagContext(commit: commit))
+        }
         #expect(error?.description.contains("needs {branch}") == true)
     }
 
     @Test(arguments: [
         ("main", "main"), ("feature/foo", "feature-foo"), ("feat//a b#c", "feat-a-b-c"), ("-.-leading", "leading"),
-        (".hidden", "hidden"), ("UPPER_case.1-2", "UPPER_case.1-2"), ("ünïcödé", "n-c-d"), ("///", "_"), ("", "_"), ("feature/", "feature"),
+        (".hidden", "hidden"), ("UPPER_case.1-2", "UPPER_case.1-2"), ("ünïcödé", "n-c-d"), ("///", "_"), ("", "_"),
+        ("feature/", "feature"),
     ])
     func sanitises(branch: String, expected: String) {
         #expect(TagSanitizer.sanitize(branch) == expected)
     }
 
     @Test func longNamesAreCutWithAHashSoTheyStayDistinct() throws {
-        let a = String(repeating: "x", count: 200) + "-one", b = String(repeating: "x", count: 200) + "-two"
-        let ta = TagSanitizer.sanitize(a), tb = TagSanitizer.sanitize(b)
+        let a = String(repeating: "x", count: 200) + "-one"
+        let b = String(repeating: "x", count: 200) + "-two"
+        let ta = TagSanitizer.sanitize(a)
+        let tb = TagSanitizer.sanitize(b)
         #expect(ta.count == 128 && tb.count == 128)
         #expect(ta != tb)
         #expect((try? Tag(ta)) != nil && (try? Tag(tb)) != nil)
@@ -62,6 +69,9 @@ struct TagTemplateTests {
 
     @Test func prereleaseAndVPrefixedReleases() {
         #expect(ReleaseTags.tags(for: SemanticVersion("2.0.0-rc.1")!, existing: []) == ["2.0.0-rc.1"])
-        #expect(ReleaseTags.tags(for: SemanticVersion("v0.1.1")!, existing: []) == ["0.1.1", "v0.1.1", "0.1", "0", "stable"])
+        #expect(
+            ReleaseTags.tags(for: SemanticVersion("v0.1.1")!, existing: []) == [
+                "0.1.1", "v0.1.1", "0.1", "0", "stable",
+            ])
     }
 }

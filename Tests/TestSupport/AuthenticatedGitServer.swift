@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `git http-backend` (git's own smart-HTTP server, as a CGI program) behind a tiny Python
@@ -16,9 +16,10 @@ public struct AuthenticatedGitServer: Sendable {
     /// The user names of requests that passed authentication.
     public func authenticatedUsers() throws -> Set<String> {
         let text = (try? String(contentsOf: authLog, encoding: .utf8)) ?? ""
-        return Set(text.split(separator: "\n").compactMap { line in
-            line.hasPrefix("ok ") ? String(line.dropFirst(3)) : nil
-        })
+        return Set(
+            text.split(separator: "\n").compactMap { line in
+                line.hasPrefix("ok ") ? String(line.dropFirst(3)) : nil
+            })
     }
 
     static let script = #"""
@@ -113,10 +114,13 @@ public func withAuthenticatedGitServer<R>(
     try Data(AuthenticatedGitServer.script.utf8).write(to: script)
     let portFile = directory.appendingPathComponent("port")
     let authLog = directory.appendingPathComponent("auth.log")
-    let started = try runProcess("/bin/sh", [
-        "-c", #"python3 "$@" >"$0" 2>&1 & echo $!"#, directory.appendingPathComponent("server.log").path,
-        script.path, root.path, username, password, portFile.path, authLog.path, String(getpid()),
-    ]).checked()
+    let started = try runProcess(
+        "/bin/sh",
+        [
+            "-c", #"python3 "$@" >"$0" 2>&1 & echo $!"#, directory.appendingPathComponent("server.log").path,
+            script.path, root.path, username, password, portFile.path, authLog.path, String(getpid()),
+        ]
+    ).checked()
     let pid = pid_t(started.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     defer { if pid > 0 { kill(pid, SIGKILL) } }
     let deadline = Date().addingTimeInterval(20)
@@ -125,7 +129,8 @@ public func withAuthenticatedGitServer<R>(
         port = try? String(contentsOf: portFile, encoding: .utf8)
         if port == nil {
             guard Date() < deadline else {
-                let log = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
+                let log =
+                    (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
                 throw TestSupportError("the git HTTP server did not start: \(log)")
             }
             try await Task.sleep(for: .milliseconds(50))

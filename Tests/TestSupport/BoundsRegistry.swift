@@ -26,8 +26,11 @@ public final class BoundsRegistry: Sendable {
         /// Answers every request without `Authorization` with a `Basic` challenge.
         public var basicChallenge = false
 
-        public init(tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, pageDelay: Double = 0, trickle: String? = nil,
-                    bytesPerSecond: Int = 2, plainHTTPRealm: Bool = false) {
+        public init(
+            tags: String? = nil, referrers: String? = nil, pageSize: Int = 100, pageDelay: Double = 0,
+            trickle: String? = nil,
+            bytesPerSecond: Int = 2, plainHTTPRealm: Bool = false
+        ) {
             self.pageDelay = pageDelay
             self.tags = tags
             self.referrers = referrers
@@ -70,8 +73,11 @@ public final class BoundsRegistry: Sendable {
     public static func start(_ options: Options) async throws -> BoundsRegistry {
         var caPEM: String?
         let server = try await FixtureServer.start("bounds_registry.py", prefix: "slipway-bounds") { directory in
-            var configuration: [String: Any] = ["logFile": emptyLog(in: directory).path, "pageSize": options.pageSize, "pageDelay": options.pageDelay, "basicChallenge": options.basicChallenge,
-                                                "bytesPerSecond": options.bytesPerSecond]
+            var configuration: [String: Any] = [
+                "logFile": emptyLog(in: directory).path, "pageSize": options.pageSize, "pageDelay": options.pageDelay,
+                "basicChallenge": options.basicChallenge,
+                "bytesPerSecond": options.bytesPerSecond,
+            ]
             if let tags = options.tags { configuration["tags"] = tags }
             if let referrers = options.referrers { configuration["referrers"] = referrers }
             if let trickle = options.trickle { configuration["trickle"] = trickle }
@@ -94,6 +100,8 @@ public final class BoundsRegistry: Sendable {
 }
 
 /// Runs `body` with a ``BoundsRegistry``, stopping it afterwards.
-public func withBoundsRegistry<R>(_ options: BoundsRegistry.Options, _ body: (BoundsRegistry) async throws -> R) async throws -> R {
+public func withBoundsRegistry<R>(_ options: BoundsRegistry.Options, _ body: (BoundsRegistry) async throws -> R)
+    async throws -> R
+{
     try await withStarted({ try await BoundsRegistry.start(options) }, stop: { await $0.stop() }, body)
 }

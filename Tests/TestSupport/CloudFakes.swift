@@ -83,10 +83,15 @@ public func withAWSFake<R>(
     proxyEndpoint: String = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
     _ body: (CloudFake) async throws -> R
 ) async throws -> R {
-    try await withStarted({ try await CloudFake.start("aws_fake.py", configuration: [
-        "region": region, "keys": keys, "roles": roles, "instanceRole": instanceRole ?? NSNull(),
-        "ecrPassword": ecrPassword, "proxyEndpoint": proxyEndpoint,
-    ]) }, stop: { await $0.stop() }, body)
+    try await withStarted(
+        {
+            try await CloudFake.start(
+                "aws_fake.py",
+                configuration: [
+                    "region": region, "keys": keys, "roles": roles, "instanceRole": instanceRole ?? NSNull(),
+                    "ecrPassword": ecrPassword, "proxyEndpoint": proxyEndpoint,
+                ])
+        }, stop: { await $0.stop() }, body)
 }
 
 /// Runs `body` with a fake Azure IMDS and ACR exchange (`azure_fake.py`) in front of `upstream`
@@ -100,9 +105,14 @@ public func withAzureFake<R>(
     tenant: String = "common",
     _ body: (CloudFake) async throws -> R
 ) async throws -> R {
-    try await withStarted({ try await CloudFake.start("azure_fake.py", configuration: [
-        "upstream": upstream.originText,
-        "accessToken": accessToken, "refreshToken": refreshToken, "resource": resource,
-        "clientId": clientID ?? NSNull(), "tenant": tenant,
-    ]) }, stop: { await $0.stop() }, body)
+    try await withStarted(
+        {
+            try await CloudFake.start(
+                "azure_fake.py",
+                configuration: [
+                    "upstream": upstream.originText,
+                    "accessToken": accessToken, "refreshToken": refreshToken, "resource": resource,
+                    "clientId": clientID ?? NSNull(), "tenant": tenant,
+                ])
+        }, stop: { await $0.stop() }, body)
 }

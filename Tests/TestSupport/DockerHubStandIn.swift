@@ -36,18 +36,42 @@ public final class DockerHubStandIn: Sendable {
     /// Starts a stand-in forwarding to `upstream`, a plain-HTTP registry base URL.
     public static func start(upstream: URL) async throws -> DockerHubStandIn {
         let server = try await FixtureServer.start("docker_hub_stand_in.py", prefix: "slipway-hub") { directory in
-            let ca = directory.appending("ca.pem"), caKey = directory.appending("ca.key")
-            let cert = directory.appending("hub.pem"), key = directory.appending("hub.key")
-            let csr = directory.appending("hub.csr"), ext = directory.appending("hub.ext")
-            try runProcess("openssl", ["req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                       "-keyout", caKey.path, "-out", ca.path, "-days", "2", "-subj", "/CN=Slipway Hub Stand-in CA",
-                                       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]).checked()
-            try runProcess("openssl", ["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                       "-keyout", key.path, "-out", csr.path, "-subj", "/CN=registry-1.docker.io"]).checked()
-            try Data("subjectAltName = DNS:registry-1.docker.io\nbasicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\n".utf8).write(to: ext)
-            try runProcess("openssl", ["x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path, "-CAcreateserial",
-                                       "-out", cert.path, "-days", "2", "-extfile", ext.path]).checked()
-            return ["logFile": emptyLog(in: directory).path, "cert": cert.path, "key": key.path, "upstream": upstream.originText]
+            let ca = directory.appending("ca.pem")
+            let caKey = directory.appending("ca.key")
+            let cert = directory.appending("hub.pem")
+            let key = directory.appending("hub.key")
+            let csr = directory.appending("hub.csr")
+            let ext = directory.appending("hub.ext")
+            try runProcess(
+                "openssl",
+                [
+                    "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", caKey.path, "-out", ca.path, "-days", "2", "-subj", "/CN=Slipway Hub Stand-in CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                ]
+            ).checked()
+            try runProcess(
+                "openssl",
+                [
+                    "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", key.path, "-out", csr.path, "-subj", "/CN=registry-1.docker.io",
+                ]
+            ).checked()
+            try Data(
+                "subjectAltName = DNS:registry-1.docker.io\nbasicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\n"
+                    .utf8
+            ).write(to: ext)
+            try runProcess(
+                "openssl",
+                [
+                    "x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path, "-CAcreateserial",
+                    "-out", cert.path, "-days", "2", "-extfile", ext.path,
+                ]
+            ).checked()
+            return [
+                "logFile": emptyLog(in: directory).path, "cert": cert.path, "key": key.path,
+                "upstream": upstream.originText,
+            ]
         }
         let standIn: DockerHubStandIn
         do { standIn = try DockerHubStandIn(server: server) } catch {

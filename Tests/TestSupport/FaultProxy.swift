@@ -10,7 +10,8 @@ public enum FaultAction: Sendable, Equatable {
     ///     503 `UNAVAILABLE`, 401 `UNAUTHORIZED`, 403 `DENIED`, else `UNKNOWN`).
     ///   - message: The error message; nil says it was injected.
     ///   - headers: More headers to send, e.g. a `WWW-Authenticate` challenge.
-    case status(Int, retryAfter: String? = nil, code: String? = nil, message: String? = nil, headers: [String: String] = [:])
+    case status(
+        Int, retryAfter: String? = nil, code: String? = nil, message: String? = nil, headers: [String: String] = [:])
     /// Close the connection without an answer (with SO_LINGER 0, so the client sees a reset).
     case reset
     /// Pass the request through, send the upstream's status and headers (including its
@@ -186,7 +187,9 @@ public final class FaultProxy: Sendable {
 
     /// Starts a proxy. Prefer ``withFaultProxy(upstream:rules:seed:fixedBody:_:)``; whoever
     /// calls this must call ``stop()``.
-    public static func start(upstream: URL?, rules: [FaultRule] = [], seed: Int = 0, fixedBody: String = "ok") async throws -> FaultProxy {
+    public static func start(upstream: URL?, rules: [FaultRule] = [], seed: Int = 0, fixedBody: String = "ok")
+        async throws -> FaultProxy
+    {
         if let upstream, upstream.scheme != "http" {
             throw TestSupportError("FaultProxy forwards to plain HTTP only; upstream was \(upstream)")
         }
@@ -194,7 +197,8 @@ public final class FaultProxy: Sendable {
             let rulesFile = directory.appending("rules.json")
             try writeRules(rules, to: rulesFile)
             var configuration: [String: Any] = [
-                "logFile": emptyLog(in: directory).path, "rulesFile": rulesFile.path, "seed": seed, "fixedBody": fixedBody,
+                "logFile": emptyLog(in: directory).path, "rulesFile": rulesFile.path, "seed": seed,
+                "fixedBody": fixedBody,
             ]
             if let upstream { configuration["upstream"] = upstream.originText }
             return configuration
@@ -232,5 +236,7 @@ public func withFaultProxy<R>(
     fixedBody: String = "ok",
     _ body: (FaultProxy) async throws -> R
 ) async throws -> R {
-    try await withStarted({ try await FaultProxy.start(upstream: upstream, rules: rules, seed: seed, fixedBody: fixedBody) }, stop: { await $0.stop() }, body)
+    try await withStarted(
+        { try await FaultProxy.start(upstream: upstream, rules: rules, seed: seed, fixedBody: fixedBody) },
+        stop: { await $0.stop() }, body)
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `git daemon` serving every repository under `root` at `git://127.0.0.1:PORT/<name>`,
@@ -21,8 +21,10 @@ public func withTestGitDaemon<R>(root: URL, _ body: (TestGitDaemon) async throws
         let port = try freeLoopbackPort()
         let process = try SupervisedProcess(
             executable: try resolveExecutable("git"),
-            arguments: ["daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--export-all",
-                        "--base-path=\(root.path)", "--informative-errors", root.path],
+            arguments: [
+                "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--export-all",
+                "--base-path=\(root.path)", "--informative-errors", root.path,
+            ],
             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": directory.path],
             logFile: directory.appending("daemon.log"), pidFile: directory.appending("daemon.pid"))
         if try await waitUntilListening(port: port, process: process) {
@@ -73,11 +75,15 @@ public func withTestSSHServer<R>(_ body: (TestSSHServer) async throws -> R) asyn
     let directory = try TemporaryDirectory(prefix: "slipway-sshd")
     defer { directory.remove() }
     for name in ["host_key", "client_key"] {
-        _ = try runProcess("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", directory.appending(name).path]).checked()
+        _ = try runProcess(
+            "ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", directory.appending(name).path]
+        ).checked()
     }
-    try FileManager.default.copyItem(at: directory.appending("client_key.pub"), to: directory.appending("authorized_keys"))
+    try FileManager.default.copyItem(
+        at: directory.appending("client_key.pub"), to: directory.appending("authorized_keys"))
     // sshd refuses to start without its privilege-separation directory.
-    try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    try FileManager.default.createDirectory(
+        atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     let clientKey = try String(contentsOf: directory.appending("client_key"), encoding: .utf8)
     let log = directory.appending("sshd.log")
     var lastLog = ""
@@ -142,7 +148,9 @@ private func canConnect(port: Int) -> Bool {
     address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     return connected == 0
 }

@@ -3,11 +3,11 @@ import Spawn
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The outcome of a finished child process, with everything it wrote.
@@ -81,7 +81,8 @@ public func runProcess(
     let runner = SpawnCommandRunner(baseEnvironment: environment ?? ProcessInfo.processInfo.environment)
     let result: CommandResult
     do {
-        result = try runner.run(Command(executableURL.path, arguments, input: stdin, currentDirectory: currentDirectory?.path))
+        result = try runner.run(
+            Command(executableURL.path, arguments, input: stdin, currentDirectory: currentDirectory?.path))
     } catch {
         throw TestSupportError("\(error)")
     }
@@ -102,10 +103,15 @@ public final class BackgroundProcess: Sendable {
     private let outcome = Mutex<Result<ProcessResult, any Error>?>(nil)
     private let done = DispatchSemaphore(value: 0)
 
-    public init(_ executable: String, _ arguments: [String] = [], stdin: Data? = nil, environment: [String: String]? = nil,
-                currentDirectory: URL? = nil) {
+    public init(
+        _ executable: String, _ arguments: [String] = [], stdin: Data? = nil, environment: [String: String]? = nil,
+        currentDirectory: URL? = nil
+    ) {
         Thread {
-            let result = Result { try runProcess(executable, arguments, stdin: stdin, environment: environment, currentDirectory: currentDirectory) }
+            let result = Result {
+                try runProcess(
+                    executable, arguments, stdin: stdin, environment: environment, currentDirectory: currentDirectory)
+            }
             self.outcome.withLock { $0 = result }
             self.done.signal()
         }.start()

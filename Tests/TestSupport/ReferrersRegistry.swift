@@ -60,7 +60,9 @@ public final class ReferrersRegistry: Sendable {
     /// Starts a front for the plain-HTTP registry at `upstream`. Prefer
     /// ``withReferrersRegistry(upstream:_:)``; whoever calls this must call ``stop()``.
     public static func start(upstream: URL) async throws -> ReferrersRegistry {
-        guard upstream.scheme == "http" else { throw TestSupportError("ReferrersRegistry forwards to plain HTTP only; upstream was \(upstream)") }
+        guard upstream.scheme == "http" else {
+            throw TestSupportError("ReferrersRegistry forwards to plain HTTP only; upstream was \(upstream)")
+        }
         let server = try await FixtureServer.start("referrers_registry.py", prefix: "slipway-referrers") { directory in
             ["recordFile": directory.appending("record.json").path, "upstream": upstream.originText]
         }

@@ -2,11 +2,11 @@ import Foundation
 import Spawn
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // The tests' long-running servers start as Slipway's own children do, through `Spawn`'s
@@ -18,13 +18,16 @@ typealias ExitStatus = ChildProcess.ExitStatus
 
 /// Starts `executable` with the given standard streams; nil `environment` inherits ours.
 /// - Returns: The child's process id; the caller must reap it with ``waitForExit(_:)``.
-func spawnChild(executable: URL, arguments: [String], environment: [String: String]?, currentDirectory: URL?,
-                stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+func spawnChild(
+    executable: URL, arguments: [String], environment: [String: String]?, currentDirectory: URL?,
+    stdin: Int32, stdout: Int32, stderr: Int32
+) throws -> pid_t {
     do {
-        return try ChildProcess.start(executable: executable.path, arguments: arguments,
-                                      environment: environment ?? ProcessInfo.processInfo.environment,
-                                      currentDirectory: currentDirectory?.path, stdin: stdin, stdout: stdout, stderr: stderr,
-                                      ownProcessGroup: false)
+        return try ChildProcess.start(
+            executable: executable.path, arguments: arguments,
+            environment: environment ?? ProcessInfo.processInfo.environment,
+            currentDirectory: currentDirectory?.path, stdin: stdin, stdout: stdout, stderr: stderr,
+            ownProcessGroup: false)
     } catch {
         throw TestSupportError("\(error)")
     }

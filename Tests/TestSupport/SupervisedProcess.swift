@@ -2,11 +2,11 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A long-running helper (the registry, a Python server) started under a tiny `/bin/sh`
@@ -65,7 +65,8 @@ final class SupervisedProcess: Sendable {
         defer { close(devNull) }
         pid = try spawnChild(
             executable: URL(fileURLWithPath: "/bin/sh"),
-            arguments: ["-c", Self.script, "slipway-watchdog", String(parentPID), pidFile.path, executable.path] + arguments,
+            arguments: ["-c", Self.script, "slipway-watchdog", String(parentPID), pidFile.path, executable.path]
+                + arguments,
             environment: environment, currentDirectory: nil, stdin: devNull, stdout: log, stderr: log
         )
     }
@@ -115,8 +116,8 @@ final class SupervisedProcess: Sendable {
 
 /// Where the fixture servers live: `Tests/Fixtures/servers`, found from this source file.
 let fixtureServersDirectory: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent()   // TestSupport
-    .deletingLastPathComponent()   // Tests
+    .deletingLastPathComponent()  // TestSupport
+    .deletingLastPathComponent()  // Tests
     .appendingPathComponent("Fixtures/servers", isDirectory: true)
 
 /// The Python 3 used for the fixture servers: Debian's when present (it starts fastest),
@@ -130,7 +131,9 @@ func python3() throws -> URL {
 /// Starts `Tests/Fixtures/servers/<script>` with its JSON configuration file (which names
 /// the `readyFile` it writes its port to), logging to `<stem>.log` in `directory`, and waits
 /// until it is listening.
-func startFixtureServer(_ script: String, configurationFile: URL, readyFile: URL, in directory: TemporaryDirectory) async throws -> (process: SupervisedProcess, port: Int) {
+func startFixtureServer(_ script: String, configurationFile: URL, readyFile: URL, in directory: TemporaryDirectory)
+    async throws -> (process: SupervisedProcess, port: Int)
+{
     let stem = (script as NSString).deletingPathExtension
     let process = try SupervisedProcess(
         executable: try python3(),
@@ -156,7 +159,9 @@ final class FixtureServer: Sendable {
 
     /// Starts `script` with the configuration `configure` returns (given the directory, to
     /// place files in), plus `readyFile`; the directory goes if starting fails.
-    static func start(_ script: String, prefix: String, configure: (TemporaryDirectory) throws -> [String: Any]) async throws -> FixtureServer {
+    static func start(_ script: String, prefix: String, configure: (TemporaryDirectory) throws -> [String: Any])
+        async throws -> FixtureServer
+    {
         let directory = try TemporaryDirectory(prefix: prefix)
         do {
             let readyFile = directory.appending("ready.port")
@@ -164,7 +169,8 @@ final class FixtureServer: Sendable {
             configuration["readyFile"] = readyFile.path
             let configurationFile = directory.appending("configuration.json")
             try JSONSerialization.data(withJSONObject: configuration).write(to: configurationFile)
-            let (process, port) = try await startFixtureServer(script, configurationFile: configurationFile, readyFile: readyFile, in: directory)
+            let (process, port) = try await startFixtureServer(
+                script, configurationFile: configurationFile, readyFile: readyFile, in: directory)
             return FixtureServer(directory: directory, process: process, port: port)
         } catch {
             directory.remove()
@@ -194,7 +200,9 @@ extension URL {
 
 /// Runs `body` with what `start` started, and `stop`s it afterwards, also when `body` throws.
 /// The shape of every `withX` helper of the test servers.
-func withStarted<S, R>(_ start: () async throws -> S, stop: (S) async -> Void, _ body: (S) async throws -> R) async throws -> R {
+func withStarted<S, R>(_ start: () async throws -> S, stop: (S) async -> Void, _ body: (S) async throws -> R)
+    async throws -> R
+{
     let server = try await start()
     do {
         let result = try await body(server)
@@ -207,20 +215,25 @@ func withStarted<S, R>(_ start: () async throws -> S, stop: (S) async -> Void, _
 }
 
 /// Waits until a fixture server has written its port to `readyFile`.
-func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: String, timeout: Double = 60) async throws -> Int {
+func waitForPortFile(_ readyFile: URL, of process: SupervisedProcess, name: String, timeout: Double = 60) async throws
+    -> Int
+{
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if let text = try? String(contentsOf: readyFile, encoding: .utf8),
-           let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
             return port
         }
         if !process.isRunning {
-            throw TestSupportError("\(name) exited before it was ready; log \(process.logFile.path):\n\(process.logTail())")
+            throw TestSupportError(
+                "\(name) exited before it was ready; log \(process.logFile.path):\n\(process.logTail())")
         }
         usleep(20_000)  // blocking on purpose, as in TestRegistry.waitUntilAnswering
     }
     await process.stop()
-    throw TestSupportError("\(name) was not ready after \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())")
+    throw TestSupportError(
+        "\(name) was not ready after \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())")
 }
 
 /// Reads a JSON-lines log written by a fixture server.
@@ -238,7 +251,8 @@ func readJSONLines<T: Decodable>(_ file: URL, as type: T.Type) throws -> [T] {
         do {
             result.append(try decoder.decode(T.self, from: Data(line)))
         } catch {
-            throw TestSupportError("cannot decode a line of \(file.path): \(error); line: \(String(decoding: line, as: UTF8.self))")
+            throw TestSupportError(
+                "cannot decode a line of \(file.path): \(error); line: \(String(decoding: line, as: UTF8.self))")
         }
     }
     return result

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A fresh, private directory under the system's temporary directory.
@@ -75,9 +75,9 @@ public func withTemporaryDirectory<R>(
 /// a server on it retry with a new port when the bind fails.
 public func freeLoopbackPort() throws -> Int {
     #if canImport(Darwin)
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
     #else
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #endif
     guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
     defer { close(fd) }

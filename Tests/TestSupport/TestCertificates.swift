@@ -29,29 +29,40 @@ public struct TestCertificates: Sendable {
         let csr = directory.appendingPathComponent("server.csr")
         let extensions = directory.appendingPathComponent("server.ext")
 
-        try runProcess("openssl", [
-            "req", "-x509", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-keyout", caKey.path, "-out", ca.path, "-days", "2", "-subj", "/CN=\(commonName)",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ]).checked()
-        try runProcess("openssl", [
-            "req", "-new", "-nodes",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-keyout", serverKey.path, "-out", csr.path, "-subj", "/CN=127.0.0.1",
-        ]).checked()
-        try Data("""
+        try runProcess(
+            "openssl",
+            [
+                "req", "-x509", "-new", "-nodes",
+                "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-keyout", caKey.path, "-out", ca.path, "-days", "2", "-subj", "/CN=\(commonName)",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ]
+        ).checked()
+        try runProcess(
+            "openssl",
+            [
+                "req", "-new", "-nodes",
+                "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-keyout", serverKey.path, "-out", csr.path, "-subj", "/CN=127.0.0.1",
+            ]
+        ).checked()
+        try Data(
+            """
             subjectAltName = IP:127.0.0.1, DNS:localhost
             basicConstraints = critical, CA:FALSE
             keyUsage = critical, digitalSignature
             extendedKeyUsage = serverAuth
 
-            """.utf8).write(to: extensions)
-        try runProcess("openssl", [
-            "x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path,
-            "-CAcreateserial", "-out", server.path, "-days", "2", "-extfile", extensions.path,
-        ]).checked()
+            """.utf8
+        ).write(to: extensions)
+        try runProcess(
+            "openssl",
+            [
+                "x509", "-req", "-in", csr.path, "-CA", ca.path, "-CAkey", caKey.path,
+                "-CAcreateserial", "-out", server.path, "-days", "2", "-extfile", extensions.path,
+            ]
+        ).checked()
 
         let pem = try String(contentsOf: ca, encoding: .utf8)
         return TestCertificates(

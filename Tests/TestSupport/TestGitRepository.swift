@@ -69,7 +69,8 @@ public final class TestGitRepository: Sendable {
     ///
     /// - Parameter home: The `HOME` for git commands; by default a `.home` directory beside
     ///   `directory`, created here.
-    public static func create(at directory: URL, branch: String = "main", home: URL? = nil) throws -> TestGitRepository {
+    public static func create(at directory: URL, branch: String = "main", home: URL? = nil) throws -> TestGitRepository
+    {
         let home = home ?? directory.deletingLastPathComponent().appendingPathComponent(".home")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -84,7 +85,9 @@ public final class TestGitRepository: Sendable {
     /// - Parameter environment: Extra variables for this command (e.g. dates).
     /// - Throws: ``TestSupportError`` with git's standard error when git fails.
     @discardableResult
-    public func git(_ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil) throws -> String {
+    public func git(_ arguments: [String], environment extra: [String: String] = [:], stdin: Data? = nil) throws
+        -> String
+    {
         var environment = Self.environment(home: home)
         environment.merge(extra) { _, new in new }
         let result = try runProcess(
@@ -111,11 +114,14 @@ public final class TestGitRepository: Sendable {
     ///   - allowEmpty: Commit even when nothing changed.
     /// - Returns: The new commit's full hash.
     @discardableResult
-    public func commit(_ message: String, files: [String: String?] = [:], date: Date? = nil, allowEmpty: Bool = false) throws -> String {
+    public func commit(_ message: String, files: [String: String?] = [:], date: Date? = nil, allowEmpty: Bool = false)
+        throws -> String
+    {
         for (relativePath, content) in files.sorted(by: { $0.key < $1.key }) {
             let file = path.appendingPathComponent(relativePath)
             if let content {
-                try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try Data(content.utf8).write(to: file)
             } else if FileManager.default.fileExists(atPath: file.path) {
                 try FileManager.default.removeItem(at: file)
@@ -197,14 +203,17 @@ public final class TestGitRepository: Sendable {
     ///
     /// - Parameter directory: Where to put it; by default `<name>.git` beside this repository.
     public func bareClone(at directory: URL? = nil, remoteName: String = "origin") throws -> TestGitRepository {
-        let target = directory ?? path.deletingLastPathComponent().appendingPathComponent(path.lastPathComponent + ".git")
+        let target =
+            directory ?? path.deletingLastPathComponent().appendingPathComponent(path.lastPathComponent + ".git")
         try git("clone", "--quiet", "--bare", path.path, target.path)
         try git("remote", "add", remoteName, target.path)
         return TestGitRepository(path: target.resolvingSymlinksInPath(), isBare: true, home: home)
     }
 
     /// Pushes refspecs (default: all branches and tags) to remote `remoteName`, forcing.
-    public func push(_ refspecs: [String] = ["refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"], remoteName: String = "origin") throws {
+    public func push(
+        _ refspecs: [String] = ["refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"], remoteName: String = "origin"
+    ) throws {
         try git(["push", "--quiet", "--force", remoteName] + refspecs)
     }
 

@@ -28,7 +28,9 @@ extension TestRegistry {
         insecure: Bool = false, retry: RetryPolicy = .standard
     ) throws -> RegistryClient {
         var chosen = credentials
-        if chosen == nil, useOwnCredentials, let username, let password { chosen = .basic(username: username, password: password) }
+        if chosen == nil, useOwnCredentials, let username, let password {
+            chosen = .basic(username: username, password: password)
+        }
         return try RegistryClient(
             host: registryHost, credentials: chosen, credentialLookup: nil,
             insecure: insecure || scheme == "http", caCertificates: trustCA ? [caCertificatePEM].compactMap { $0 } : [],

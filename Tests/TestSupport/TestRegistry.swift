@@ -125,7 +125,8 @@ public final class TestRegistry: Sendable {
     /// - Parameter digest: `sha256:<64 hex>`.
     public func blobDataFile(digest: String) -> URL {
         let hex = digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : digest
-        return storageDirectory
+        return
+            storageDirectory
             .appendingPathComponent("docker/registry/v2/blobs/sha256")
             .appendingPathComponent(String(hex.prefix(2)))
             .appendingPathComponent(hex)
@@ -268,15 +269,20 @@ public final class TestRegistry: Sendable {
     }
 
     /// Waits until `GET /v2/` gets any HTTP answer (401 counts: the server is up).
-    private static func waitUntilAnswering(_ url: URL, process: SupervisedProcess, caFile: URL?, timeout: Double = 60) async throws {
+    private static func waitUntilAnswering(_ url: URL, process: SupervisedProcess, caFile: URL?, timeout: Double = 60)
+        async throws
+    {
         let deadline = Date().addingTimeInterval(timeout)
-        var arguments = ["--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
-                         "--max-time", "2", "--noproxy", "*"]
+        var arguments = [
+            "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+            "--max-time", "2", "--noproxy", "*",
+        ]
         if let caFile { arguments += ["--cacert", caFile.path] }
         arguments.append(url.absoluteString)
         while Date() < deadline {
             if !process.isRunning {
-                throw TestSupportError("docker-registry exited during start-up; log \(process.logFile.path):\n\(process.logTail())")
+                throw TestSupportError(
+                    "docker-registry exited during start-up; log \(process.logFile.path):\n\(process.logTail())")
             }
             let probe = try runProcess("curl", arguments)
             if let code = Int(probe.stdoutString), code > 0 { return }
@@ -285,7 +291,9 @@ public final class TestRegistry: Sendable {
             // registry is long up.
             usleep(50_000)
         }
-        throw TestSupportError("docker-registry did not answer \(url) within \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())")
+        throw TestSupportError(
+            "docker-registry did not answer \(url) within \(Int(timeout)) s; log \(process.logFile.path):\n\(process.logTail())"
+        )
     }
 
     /// Stops the registry (and its token server) and removes its files. Safe to call twice.

@@ -100,7 +100,9 @@ final class TestTokenServer: Sendable {
     let signingCertificateFile: URL
     private let process: SupervisedProcess
 
-    private init(options: TokenServerOptions, realm: URL, logFile: URL, signingCertificateFile: URL, process: SupervisedProcess) {
+    private init(
+        options: TokenServerOptions, realm: URL, logFile: URL, signingCertificateFile: URL, process: SupervisedProcess
+    ) {
         self.options = options
         self.realm = realm
         self.logFile = logFile
@@ -108,14 +110,19 @@ final class TestTokenServer: Sendable {
         self.process = process
     }
 
-    static func start(_ options: TokenServerOptions, in directory: TemporaryDirectory, certificates: TestCertificates?) async throws -> TestTokenServer {
+    static func start(_ options: TokenServerOptions, in directory: TemporaryDirectory, certificates: TestCertificates?)
+        async throws -> TestTokenServer
+    {
         let signerKey = directory.appending("token-signer.key")
         let signerCertificate = directory.appending("token-signer.pem")
-        try runProcess("openssl", [
-            "req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048",
-            "-keyout", signerKey.path, "-out", signerCertificate.path,
-            "-days", "2", "-subj", "/CN=slipway-token-signer",
-        ]).checked()
+        try runProcess(
+            "openssl",
+            [
+                "req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048",
+                "-keyout", signerKey.path, "-out", signerCertificate.path,
+                "-days", "2", "-subj", "/CN=slipway-token-signer",
+            ]
+        ).checked()
 
         let readyFile = directory.appending("token-server.port")
         let logFile = directory.appending("token-requests.jsonl")
@@ -141,7 +148,8 @@ final class TestTokenServer: Sendable {
         let configurationFile = directory.appending("token-server.json")
         try JSONEncoder().encode(configuration).write(to: configurationFile)
 
-        let (process, port) = try await startFixtureServer("token_server.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
+        let (process, port) = try await startFixtureServer(
+            "token_server.py", configurationFile: configurationFile, readyFile: readyFile, in: directory)
         let scheme = certificates == nil ? "http" : "https"
         return TestTokenServer(
             options: options, realm: URL(string: "\(scheme)://127.0.0.1:\(port)/token")!,

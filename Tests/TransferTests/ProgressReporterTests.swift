@@ -18,7 +18,9 @@ private final class Captured: Sendable {
     private let terminal = Mutex<[String]>([])
     var lines: [String] { storage.withLock { $0 } }
     var writes: [String] { terminal.withLock { $0 } }
-    func log(verbose: Bool = false) -> Log { Log(verbose: verbose) { [self] line in self.storage.withLock { $0.append(line) } } }
+    func log(verbose: Bool = false) -> Log {
+        Log(verbose: verbose) { [self] line in self.storage.withLock { $0.append(line) } }
+    }
     func statusLine(enabled: Bool = true) -> StatusLine {
         StatusLine(enabled: enabled, width: 200) { [self] text in self.terminal.withLock { $0.append(text) } }
     }
@@ -35,8 +37,10 @@ private func short(_ descriptor: Descriptor) -> String { "sha256:" + descriptor.
 @Suite("Progress of blob transfers, as logged and as drawn in a terminal")
 struct ProgressReporterTests {
     @Test func aLargeBlobGetsOneLineWhenItStartsAndOneWhenItEnds() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
         let layer = blob("layer", size: 6 * mebibyte)
         reporter.moved(layer, .push, bytes: 0)
         for second in 1...3 {
@@ -45,16 +49,19 @@ struct ProgressReporterTests {
         }
         reporter.finished(layer, .push)
         reporter.ended(succeeded: true)
-        #expect(captured.lines == [
-            "pushing layer \(short(layer)) (6.0 MiB)",
-            "pushed layer \(short(layer)) (6.0 MiB) in 3.0 s, 2.0 MiB/s",
-        ])
+        #expect(
+            captured.lines == [
+                "pushing layer \(short(layer)) (6.0 MiB)",
+                "pushed layer \(short(layer)) (6.0 MiB) in 3.0 s, 2.0 MiB/s",
+            ])
         #expect(captured.writes.isEmpty)
     }
 
     @Test func aSlowBlobGetsAProgressLineAtMostEveryInterval() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
         let layer = blob("slow", size: 20 * mebibyte)
         reporter.moved(layer, .pull, bytes: 0)
         // A chunk every half second at 1 MiB/s: ten callbacks per 5 s interval.
@@ -65,18 +72,21 @@ struct ProgressReporterTests {
         clock.advance(to: 20)
         reporter.moved(layer, .pull, bytes: 20 * mebibyte)
         reporter.finished(layer, .pull)
-        #expect(captured.lines == [
-            "pulling layer \(short(layer)) (20.0 MiB)",
-            "pulling layer \(short(layer)): 5.0 MiB of 20.0 MiB (25%), 1.0 MiB/s",
-            "pulling layer \(short(layer)): 10.0 MiB of 20.0 MiB (50%), 1.0 MiB/s",
-            "pulling layer \(short(layer)): 15.0 MiB of 20.0 MiB (75%), 1.0 MiB/s",
-            "pulled layer \(short(layer)) (20.0 MiB) in 20.0 s, 1.0 MiB/s",
-        ])
+        #expect(
+            captured.lines == [
+                "pulling layer \(short(layer)) (20.0 MiB)",
+                "pulling layer \(short(layer)): 5.0 MiB of 20.0 MiB (25%), 1.0 MiB/s",
+                "pulling layer \(short(layer)): 10.0 MiB of 20.0 MiB (50%), 1.0 MiB/s",
+                "pulling layer \(short(layer)): 15.0 MiB of 20.0 MiB (75%), 1.0 MiB/s",
+                "pulled layer \(short(layer)) (20.0 MiB) in 20.0 s, 1.0 MiB/s",
+            ])
     }
 
     @Test func aTransferFasterThanTheIntervalHasNoProgressLine() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
         let layer = blob("fast", size: 4 * mebibyte)
         reporter.moved(layer, .push, bytes: 0)
         for step in 1...49 {
@@ -89,9 +99,12 @@ struct ProgressReporterTests {
     }
 
     @Test func eachParallelBlobIsRateLimitedOnItsOwn() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
-        let first = blob("first", size: 10 * mebibyte), second = blob("second", size: 10 * mebibyte)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let first = blob("first", size: 10 * mebibyte)
+        let second = blob("second", size: 10 * mebibyte)
         reporter.moved(first, .push, bytes: 0)
         clock.advance(to: 2)
         reporter.moved(second, .push, bytes: 0)
@@ -100,17 +113,20 @@ struct ProgressReporterTests {
         reporter.moved(second, .push, bytes: 3 * mebibyte)
         clock.advance(to: 7)
         reporter.moved(second, .push, bytes: 5 * mebibyte)
-        #expect(captured.lines == [
-            "pushing layer \(short(first)) (10.0 MiB)",
-            "pushing layer \(short(second)) (10.0 MiB)",
-            "pushing layer \(short(first)): 5.0 MiB of 10.0 MiB (50%), 1.0 MiB/s",
-            "pushing layer \(short(second)): 5.0 MiB of 10.0 MiB (50%), 1.0 MiB/s",
-        ])
+        #expect(
+            captured.lines == [
+                "pushing layer \(short(first)) (10.0 MiB)",
+                "pushing layer \(short(second)) (10.0 MiB)",
+                "pushing layer \(short(first)): 5.0 MiB of 10.0 MiB (50%), 1.0 MiB/s",
+                "pushing layer \(short(second)): 5.0 MiB of 10.0 MiB (50%), 1.0 MiB/s",
+            ])
     }
 
     @Test func skippedBlobsSayWhyAndSmallBlobsAreSummarised() throws {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
         let present = blob("present", size: 2 * mebibyte)
         let mounted = blob("mounted", size: 3 * mebibyte)
         let config = blob("config", size: 1024, mediaType: .ociConfig)
@@ -125,20 +141,23 @@ struct ProgressReporterTests {
         }
         reporter.skipped(tinyPresent, .present)
         reporter.ended(succeeded: true)
-        #expect(captured.lines == [
-            "layer \(short(present)) (2.0 MiB) already in the repository, not sent",
-            "layer \(short(mounted)) (3.0 MiB) mounted from library/base, not sent",
-            "blobs under 1.0 MiB: 2 pushed (3.0 KiB), 1 already in the repository",
-        ])
+        #expect(
+            captured.lines == [
+                "layer \(short(present)) (2.0 MiB) already in the repository, not sent",
+                "layer \(short(mounted)) (3.0 MiB) mounted from library/base, not sent",
+                "blobs under 1.0 MiB: 2 pushed (3.0 KiB), 1 already in the repository",
+            ])
         // The summary is per transfer: a second one starts from nothing.
         reporter.ended(succeeded: true)
         #expect(captured.lines.count == 3)
     }
 
     @Test func aFailedTransferClearsTheStatusLineAndWritesNoSummary() {
-        let clock = ManualClock(), captured = Captured()
+        let clock = ManualClock()
+        let captured = Captured()
         let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(), now: clock.now)
-        let config = blob("config", size: 500, mediaType: .ociConfig), layer = blob("failing", size: 100)
+        let config = blob("config", size: 500, mediaType: .ociConfig)
+        let layer = blob("failing", size: 100)
         reporter.moved(config, .pull, bytes: 0)
         reporter.moved(config, .pull, bytes: 500)
         reporter.finished(config, .pull)
@@ -150,7 +169,8 @@ struct ProgressReporterTests {
     }
 
     @Test func aTerminalGetsALiveStatusLineAndOnlyTheLinesThatStay() {
-        let clock = ManualClock(), captured = Captured()
+        let clock = ManualClock()
+        let captured = Captured()
         let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(), now: clock.now)
         let layer = blob("terminal", size: 8 * mebibyte)
         let hex = String(layer.digest.encoded.prefix(12))
@@ -163,32 +183,38 @@ struct ProgressReporterTests {
         reporter.moved(layer, .push, bytes: 7 * mebibyte)  // no periodic log line in a terminal
         reporter.finished(layer, .push)
         reporter.ended(succeeded: true)
-        #expect(captured.writes == [
-            "\r\u{1B}[K↑ \(hex) 0.0/8.0 MiB — /s",
-            "\r\u{1B}[K↑ \(hex) 4.0/8.0 MiB 2.0 MiB/s",
-            "\r\u{1B}[K↑ \(hex) 7.0/8.0 MiB 597.3 KiB/s",
-            "\r\u{1B}[K",
-        ])
+        #expect(
+            captured.writes == [
+                "\r\u{1B}[K↑ \(hex) 0.0/8.0 MiB — /s",
+                "\r\u{1B}[K↑ \(hex) 4.0/8.0 MiB 2.0 MiB/s",
+                "\r\u{1B}[K↑ \(hex) 7.0/8.0 MiB 597.3 KiB/s",
+                "\r\u{1B}[K",
+            ])
         #expect(captured.lines == ["pushed layer \(short(layer)) (8.0 MiB) in 12.0 s, 682.7 KiB/s"])
     }
 
     @Test func aTerminalWithDebugOnGetsThePlainLines() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(verbose: true), terminal: captured.statusLine(), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(verbose: true), terminal: captured.statusLine(), now: clock.now)
         let layer = blob("debug", size: 2 * mebibyte)
         reporter.moved(layer, .pull, bytes: 0)
         clock.advance(to: 1)
         reporter.finished(layer, .pull)
         #expect(captured.writes.isEmpty)
-        #expect(captured.lines == [
-            "pulling layer \(short(layer)) (2.0 MiB)",
-            "pulled layer \(short(layer)) (2.0 MiB) in 1.0 s, 2.0 MiB/s",
-        ])
+        #expect(
+            captured.lines == [
+                "pulling layer \(short(layer)) (2.0 MiB)",
+                "pulled layer \(short(layer)) (2.0 MiB) in 1.0 s, 2.0 MiB/s",
+            ])
     }
 
     @Test func aRestartedTransferCountsFromZeroAgain() {
-        let clock = ManualClock(), captured = Captured()
-        let reporter = ProgressReporter(log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
+        let clock = ManualClock()
+        let captured = Captured()
+        let reporter = ProgressReporter(
+            log: captured.log(), terminal: captured.statusLine(enabled: false), now: clock.now)
         let layer = blob("retried", size: 10 * mebibyte)
         reporter.moved(layer, .push, bytes: 0)
         clock.advance(to: 1)

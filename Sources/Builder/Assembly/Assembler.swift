@@ -63,9 +63,12 @@ struct Assembler {
             try layout.addToIndex(images[0].0, name: "latest")
         } else {
             let manifests = images.map { descriptor, platform in
-                Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, platform: platform)
+                Descriptor(
+                    mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size,
+                    platform: platform)
             }
-            let index = try layout.writeBlob(try CanonicalJSON.encode(ImageIndex(manifests: manifests)), mediaType: .ociIndex)
+            let index = try layout.writeBlob(
+                try CanonicalJSON.encode(ImageIndex(manifests: manifests)), mediaType: .ociIndex)
             try layout.addToIndex(index, name: "latest")
         }
         return layout
@@ -85,8 +88,9 @@ struct Assembler {
             } else {
                 state = try base(stages.stages[planned.index], target: target, work: work)
             }
-            try applySteps(of: planned, to: &state, states: states, globalArgs: stages.globalArgs,
-                           writesLayers: imageStages.contains(planned.index), work: work)
+            try applySteps(
+                of: planned, to: &state, states: states, globalArgs: stages.globalArgs,
+                writesLayers: imageStages.contains(planned.index), work: work)
             states[planned.index] = state
         }
         guard var final = states[plan.stages[plan.target].index] else {
@@ -101,8 +105,11 @@ struct Assembler {
 
     /// Applies a stage's instructions in order: a `COPY`/`ADD` makes a layer (written only
     /// when `writesLayers`), every other instruction an empty-layer history entry.
-    func applySteps(of planned: AssemblyPlan.Stage, to state: inout StageState, states: [Int: StageState], globalArgs: [String: String],
-                    writesLayers: Bool, work: OCILayout) throws {
+    func applySteps(
+        of planned: AssemblyPlan.Stage, to state: inout StageState, states: [Int: StageState],
+        globalArgs: [String: String],
+        writesLayers: Bool, work: OCILayout
+    ) throws {
         var arguments: [String: String] = [:]
         var cmdSet = false
         for (instruction, step) in planned.steps {
@@ -125,11 +132,16 @@ struct Assembler {
             case .arg(let text):
                 for declaration in text.split(whereSeparator: \.isWhitespace) {
                     let parts = declaration.split(separator: "=", maxSplits: 1).map(String.init)
-                    let fallback = parts.count > 1 ? DockerfileStages.words(parts[1], values: values).joined(separator: " ") : nil
-                    if let value = bases.buildArgs[parts[0]] ?? fallback ?? globalArgs[parts[0]] { arguments[parts[0]] = value }
+                    let fallback =
+                        parts.count > 1 ? DockerfileStages.words(parts[1], values: values).joined(separator: " ") : nil
+                    if let value = bases.buildArgs[parts[0]] ?? fallback ?? globalArgs[parts[0]] {
+                        arguments[parts[0]] = value
+                    }
                 }
             case .ignored:
-                log.info("Dockerfile line \(instruction.line): \(instruction.keyword) is not part of an OCI image (buildah drops it too); ignored")
+                log.info(
+                    "Dockerfile line \(instruction.line): \(instruction.keyword) is not part of an OCI image (buildah drops it too); ignored"
+                )
             default:
                 try Self.configure(&config, step, line: instruction.line, values: values, cmdSet: &cmdSet)
             }
@@ -137,10 +149,17 @@ struct Assembler {
             if layer != nil, !writesLayers {
                 state.pending = [:]  // the tree has the files; no image holds this stage's layers
             } else if let layer {
-                try addLayer(layer, to: &state, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", work: work)
+                try addLayer(
+                    layer, to: &state, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)",
+                    work: work)
             } else {
-                state.config.history = (state.config.history ?? []) + [ImageConfiguration.History(
-                    created: created, createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)", emptyLayer: true)]
+                state.config.history =
+                    (state.config.history ?? []) + [
+                        ImageConfiguration.History(
+                            created: created,
+                            createdBy: "/bin/sh -c #(nop) \(instruction.keyword) \(instruction.arguments)",
+                            emptyLayer: true)
+                    ]
             }
         }
         // buildah commits a WORKDIR's directory only with a later COPY's layer; one no copy
@@ -152,8 +171,10 @@ struct Assembler {
     /// The image config after one instruction that only sets configuration (`ENV`, `LABEL`,
     /// `USER`, `EXPOSE`, `ENTRYPOINT`, `CMD`, `STOPSIGNAL`, `VOLUME`), as buildah sets it;
     /// `cmdSet` says whether the stage has its own `CMD` yet.
-    static func configure(_ config: inout ImageConfiguration.Config, _ step: AssemblyPlan.Step, line: Int, values: [String: String],
-                          cmdSet: inout Bool) throws {
+    static func configure(
+        _ config: inout ImageConfiguration.Config, _ step: AssemblyPlan.Step, line: Int, values: [String: String],
+        cmdSet: inout Bool
+    ) throws {
         switch step {
         case .env(let text):
             guard let pairs = DockerfileStages.keyValues(text, values: values) else {
@@ -192,7 +213,9 @@ struct Assembler {
             config.stopSignal = DockerfileStages.words(text, values: values).joined(separator: " ")
         case .volume(let text):
             var volumes = config.volumes ?? [:]
-            for volume in DockerfileStages.Instruction.execForm(text) ?? DockerfileStages.words(text, values: values) { volumes[volume] = EmptyObject() }
+            for volume in DockerfileStages.Instruction.execForm(text) ?? DockerfileStages.words(text, values: values) {
+                volumes[volume] = EmptyObject()
+            }
             config.volumes = volumes
         case .copy, .workdir, .arg, .ignored:
             break
@@ -200,16 +223,23 @@ struct Assembler {
     }
 
     /// Applies one `COPY`/`ADD` to the stage; returns its layer's entries.
-    func apply(_ copy: AssemblyPlan.Copy, to state: inout StageState, states: [Int: StageState], values: [String: String],
-               workdir: String) throws -> [String: FileTree.Node] {
+    func apply(
+        _ copy: AssemblyPlan.Copy, to state: inout StageState, states: [Int: StageState], values: [String: String],
+        workdir: String
+    ) throws -> [String: FileTree.Node] {
         func substituted(_ text: String) -> String { DockerfileStages.substitute(text, values) }
         let contents = scratch.appendingPathComponent("contents")
-        let owner = try copy.chown.map { try CopyInstruction.owner(substituted($0), tree: &state.tree, scratch: contents, line: copy.line) }
-        let instruction = CopyInstruction(sources: copy.sources.map(substituted), destination: substituted(copy.destination), owner: owner,
-                                          chmod: copy.chmod, fromStage: copy.fromStage != nil, isAdd: copy.isAdd, line: copy.line)
+        let owner = try copy.chown.map {
+            try CopyInstruction.owner(substituted($0), tree: &state.tree, scratch: contents, line: copy.line)
+        }
+        let instruction = CopyInstruction(
+            sources: copy.sources.map(substituted), destination: substituted(copy.destination), owner: owner,
+            chmod: copy.chmod, fromStage: copy.fromStage != nil, isAdd: copy.isAdd, line: copy.line)
         let source: any CopySource
         if let from = copy.fromStage {
-            guard var tree = states[from]?.tree else { throw AssemblyRefusal(line: copy.line, "COPY --from a stage that was not assembled") }
+            guard var tree = states[from]?.tree else {
+                throw AssemblyRefusal(line: copy.line, "COPY --from a stage that was not assembled")
+            }
             // Only what is copied is read out of the stage's layers.
             let probe = StageSource(tree: tree)
             var needed: [String] = []
@@ -222,7 +252,10 @@ struct Assembler {
             try tree.materialize(needed, scratch: contents)
             source = StageSource(tree: tree)
         } else {
-            source = ContextSource(root: configuration.context, ignore: try Dockerignore(contextDirectory: configuration.context).excluding(configuration.contextExclusions))
+            source = ContextSource(
+                root: configuration.context,
+                ignore: try Dockerignore(contextDirectory: configuration.context).excluding(
+                    configuration.contextExclusions))
         }
         var entries = try instruction.apply(from: source, to: &state.tree, workdir: workdir)
         entries.merge(state.pending) { copied, _ in copied }
@@ -243,14 +276,17 @@ struct Assembler {
         }
     }
 
-    func addLayer(_ entries: [String: FileTree.Node], to state: inout StageState, createdBy: String, work: OCILayout) throws {
+    func addLayer(_ entries: [String: FileTree.Node], to state: inout StageState, createdBy: String, work: OCILayout)
+        throws
+    {
         var all = entries
         all.merge(state.pending) { given, _ in given }
         state.pending = [:]
         let written = try LayerWriter(layout: work, timestamp: time).write(all)
         state.layers.append((written.descriptor, work.blobPath(written.descriptor.digest)))
         state.config.rootfs.diffIDs.append(written.diffID)
-        state.config.history = (state.config.history ?? []) + [ImageConfiguration.History(created: created, createdBy: createdBy)]
+        state.config.history =
+            (state.config.history ?? []) + [ImageConfiguration.History(created: created, createdBy: createdBy)]
     }
 
     // MARK: Bases
@@ -266,7 +302,9 @@ struct Assembler {
             }
         }
         if stage.base.lowercased() == "scratch" {
-            let config = ImageConfiguration(platform: platform, config: ImageConfiguration.Config(env: [Self.defaultPath]), rootfs: .init(diffIDs: []))
+            let config = ImageConfiguration(
+                platform: platform, config: ImageConfiguration.Config(env: [Self.defaultPath]),
+                rootfs: .init(diffIDs: []))
             return StageState(config: config, layers: [], tree: FileTree())
         }
         guard let source = bases.sources[stage.base] else {
@@ -275,30 +313,43 @@ struct Assembler {
         let image: LayoutImage
         switch source {
         case .registry(let reference, let digest):
-            let layout = try OCILayout.openOrCreate(at: scratch.appendingPathComponent("base-\(digest.encoded.prefix(16))"))
+            let layout = try OCILayout.openOrCreate(
+                at: scratch.appendingPathComponent("base-\(digest.encoded.prefix(16))"))
             let client = try access.client(for: reference.registry)
-            image = try ImageTransfer(log: log).pull(reference.repository, digest, with: client, into: layout, platforms: .one(platform))
+            image = try ImageTransfer(log: log).pull(
+                reference.repository, digest, with: client, into: layout, platforms: .one(platform))
         case .directory(let path):
-            image = try ImageInput.open(path, scratch: scratch.appendingPathComponent("image-arg-\(UUID().uuidString.prefix(8))"))
+            image = try ImageInput.open(
+                path, scratch: scratch.appendingPathComponent("image-arg-\(UUID().uuidString.prefix(8))"))
         }
         let (_, manifest) = try image.platformManifest(for: platform)
         let configBytes = try image.layout.blob(manifest.config)
         if let object = try? JSONSerialization.jsonObject(with: configBytes) as? [String: Any],
-           let onBuild = (object["config"] as? [String: Any])?["OnBuild"] as? [Any], !onBuild.isEmpty {
-            throw AssemblyRefusal(line: stage.line, "the base image \(stage.base) has ONBUILD triggers, which run when it is built on; the assembler does not run them")
+            let onBuild = (object["config"] as? [String: Any])?["OnBuild"] as? [Any], !onBuild.isEmpty
+        {
+            throw AssemblyRefusal(
+                line: stage.line,
+                "the base image \(stage.base) has ONBUILD triggers, which run when it is built on; the assembler does not run them"
+            )
         }
         var config: ImageConfiguration
         do { config = try JSONDecoder().decode(ImageConfiguration.self, from: configBytes) } catch {
-            throw AssemblyRefusal(line: stage.line, "the config of \(stage.base) is not an image configuration: \(error)")
+            throw AssemblyRefusal(
+                line: stage.line, "the config of \(stage.base) is not an image configuration: \(error)")
         }
         var inner = config.config ?? ImageConfiguration.Config()
-        if !(inner.env ?? []).contains(where: { $0.hasPrefix("PATH=") }) { inner.env = [Self.defaultPath] + (inner.env ?? []) }
+        if !(inner.env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
+            inner.env = [Self.defaultPath] + (inner.env ?? [])
+        }
         config.config = inner
         var tree = FileTree()
         var layers: [(Descriptor, URL)] = []
         for layer in manifest.layers {
             guard let mediaType = Self.ociLayerType(layer.mediaType) else {
-                throw AssemblyRefusal(line: stage.line, "the base image \(stage.base) has a layer of type \(layer.mediaType), which the assembler does not copy")
+                throw AssemblyRefusal(
+                    line: stage.line,
+                    "the base image \(stage.base) has a layer of type \(layer.mediaType), which the assembler does not copy"
+                )
             }
             let file = image.layout.blobPath(layer.digest)
             try tree.apply(layer: file)
@@ -329,7 +380,8 @@ struct Assembler {
     func writeImage(_ state: StageState, into work: OCILayout) throws -> Descriptor {
         let config = try work.writeBlob(try CanonicalJSON.encode(state.config), mediaType: .ociConfig)
         let manifest = ImageManifest(config: config, layers: state.layers.map(\.descriptor))
-        for (descriptor, file) in state.layers where file != work.blobPath(descriptor.digest) && !work.hasBlob(descriptor) {
+        for (descriptor, file) in state.layers
+        where file != work.blobPath(descriptor.digest) && !work.hasBlob(descriptor) {
             try linkOrCopy(file, to: work.blobPath(descriptor.digest))
         }
         return try work.writeBlob(try CanonicalJSON.encode(manifest), mediaType: .ociManifest)
@@ -343,7 +395,8 @@ struct Assembler {
 
     /// A hard link when both are on one file system (a layer is not written twice), else a copy.
     func linkOrCopy(_ source: URL, to destination: URL) throws {
-        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         if link(source.path, destination.path) == 0 { return }
         try FileManager.default.copyItem(at: source, to: destination)
     }

@@ -1,8 +1,8 @@
-import Errors
 import BuildContext
+import Errors
 import Foundation
-import Spawn
 import OCI
+import Spawn
 
 /// `BUILDER`: who produces the image.
 public enum BuilderSetting: String, Sendable, Equatable, CaseIterable {
@@ -127,12 +127,16 @@ struct AssemblyPlan: Sendable {
         while let index = needed.popLast() {
             guard planned[index] == nil else { continue }
             let source = all[index]
-            var stage = Stage(index: index, source: source, baseStage: stageIndex(source.base, before: index), steps: [])
+            var stage = Stage(
+                index: index, source: source, baseStage: stageIndex(source.base, before: index), steps: [])
             if let base = stage.baseStage { needed.append(base) }
             for instruction in source.instructions {
                 let step = try Self.step(instruction) { name throws(AssemblyRefusal) in
                     guard let earlier = stageIndex(name, before: index) else {
-                        throw AssemblyRefusal(line: instruction.line, "COPY --from=\(name) names no earlier stage; copying from another image is not supported by the assembler (name it in a FROM … AS stage)")
+                        throw AssemblyRefusal(
+                            line: instruction.line,
+                            "COPY --from=\(name) names no earlier stage; copying from another image is not supported by the assembler (name it in a FROM … AS stage)"
+                        )
                     }
                     return earlier
                 }
@@ -145,8 +149,10 @@ struct AssemblyPlan: Sendable {
     }
 
     /// One instruction's step, or why it cannot be assembled.
-    static func step(_ instruction: DockerfileStages.Instruction,
-                     stage: (String) throws(AssemblyRefusal) -> Int) throws(AssemblyRefusal) -> Step {
+    static func step(
+        _ instruction: DockerfileStages.Instruction,
+        stage: (String) throws(AssemblyRefusal) -> Int
+    ) throws(AssemblyRefusal) -> Step {
         let line = instruction.line
         let arguments = instruction.arguments
         switch instruction.keyword {
@@ -159,10 +165,13 @@ struct AssemblyPlan: Sendable {
         case "WORKDIR": return .workdir(arguments)
         case "USER": return .user(arguments)
         case "EXPOSE":
-            if arguments.contains("-") { throw AssemblyRefusal(line: line, "EXPOSE of a port range is not supported by the assembler") }
+            if arguments.contains("-") {
+                throw AssemblyRefusal(line: line, "EXPOSE of a port range is not supported by the assembler")
+            }
             return .expose(arguments)
         case "ENTRYPOINT", "CMD":
-            let command: Command = DockerfileStages.Instruction.execForm(arguments).map { .exec($0) } ?? .shell(arguments)
+            let command: Command =
+                DockerfileStages.Instruction.execForm(arguments).map { .exec($0) } ?? .shell(arguments)
             return instruction.keyword == "CMD" ? .cmd(command) : .entrypoint(command)
         case "ARG": return .arg(arguments)
         case "STOPSIGNAL": return .stopSignal(arguments)
@@ -175,35 +184,48 @@ struct AssemblyPlan: Sendable {
         }
     }
 
-    static func copy(_ instruction: DockerfileStages.Instruction,
-                     stage: (String) throws(AssemblyRefusal) -> Int) throws(AssemblyRefusal) -> Copy {
+    static func copy(
+        _ instruction: DockerfileStages.Instruction,
+        stage: (String) throws(AssemblyRefusal) -> Int
+    ) throws(AssemblyRefusal) -> Copy {
         let line = instruction.line
         let keyword = instruction.keyword
-        if instruction.hasHeredoc { throw AssemblyRefusal(line: line, "\(keyword) with a heredoc is not supported by the assembler") }
+        if instruction.hasHeredoc {
+            throw AssemblyRefusal(line: line, "\(keyword) with a heredoc is not supported by the assembler")
+        }
         let (flags, rest) = instruction.flagsAndRest
-        var copy = Copy(isAdd: keyword == "ADD", sources: [], destination: "", written: "\(keyword) \(instruction.arguments)", line: line)
+        var copy = Copy(
+            isAdd: keyword == "ADD", sources: [], destination: "", written: "\(keyword) \(instruction.arguments)",
+            line: line)
         for (name, value) in flags {
             switch name {
             case "from" where !value.isEmpty:
-                if value.contains("$") { throw AssemblyRefusal(line: line, "\(keyword) --from=\(value) with a variable is not supported by the assembler") }
+                if value.contains("$") {
+                    throw AssemblyRefusal(
+                        line: line, "\(keyword) --from=\(value) with a variable is not supported by the assembler")
+                }
                 copy.fromStage = try stage(value)
             case "chown" where !value.isEmpty:
                 copy.chown = value
             case "chmod":
                 guard let mode = UInt32(value, radix: 8), mode <= 0o7777, value.allSatisfy(\.isNumber) else {
-                    throw AssemblyRefusal(line: line, "\(keyword) --chmod=\(value) is not an octal mode; the assembler supports only those")
+                    throw AssemblyRefusal(
+                        line: line,
+                        "\(keyword) --chmod=\(value) is not an octal mode; the assembler supports only those")
                 }
                 copy.chmod = mode
             default:
                 throw AssemblyRefusal(line: line, "\(keyword) --\(name) is not supported by the assembler")
             }
         }
-        var words = DockerfileStages.Instruction.execForm(rest) ?? rest.split(whereSeparator: \.isWhitespace).map(String.init)
+        var words =
+            DockerfileStages.Instruction.execForm(rest) ?? rest.split(whereSeparator: \.isWhitespace).map(String.init)
         guard words.count >= 2, let destination = words.popLast() else {
             throw AssemblyRefusal(line: line, "\(keyword) needs a source and a destination")
         }
         if copy.isAdd, let remote = words.first(where: { $0.contains("://") || $0.hasPrefix("git@") }) {
-            throw AssemblyRefusal(line: line, "ADD \(remote) fetches from the network; the assembler adds only local files")
+            throw AssemblyRefusal(
+                line: line, "ADD \(remote) fetches from the network; the assembler adds only local files")
         }
         copy.sources = words
         copy.destination = destination

@@ -32,8 +32,10 @@ struct CopyInstruction {
     }
 
     /// Applies the copy to `tree` and returns the layer's entries by path.
-    func apply(from source: any CopySource, to tree: inout FileTree, workdir: String) throws -> [String: FileTree.Node] {
-        let absolute = destination.hasPrefix("/") ? destination : (workdir.hasSuffix("/") ? workdir : workdir + "/") + destination
+    func apply(from source: any CopySource, to tree: inout FileTree, workdir: String) throws -> [String: FileTree.Node]
+    {
+        let absolute =
+            destination.hasPrefix("/") ? destination : (workdir.hasSuffix("/") ? workdir : workdir + "/") + destination
         let intoDirectory = destination.hasSuffix("/") || destination == "." || destination.hasSuffix("/.")
         // The destination's parents are followed inside the stage's root (a /bin → usr/bin
         // link in the base puts the file in /usr/bin, as in a container).
@@ -50,7 +52,9 @@ struct CopyInstruction {
             matches += found
         }
         if matches.count > 1 && !intoDirectory {
-            throw Failure("Dockerfile line \(line): \(keyword) of several files needs a destination ending in /, not \(destination)")
+            throw Failure(
+                "Dockerfile line \(line): \(keyword) of several files needs a destination ending in /, not \(destination)"
+            )
         }
         var entries: [String: FileTree.Node] = [:]
         let targetIsDirectory = intoDirectory || tree[target]?.kind == .directory
@@ -59,11 +63,14 @@ struct CopyInstruction {
             if node.kind == .directory {
                 try makeDirectory(target, in: &tree, entries: &entries)
                 for (relative, child) in source.walk(match) {
-                    try place(child, at: target.isEmpty ? relative : target + "/" + relative, in: &tree, entries: &entries)
+                    try place(
+                        child, at: target.isEmpty ? relative : target + "/" + relative, in: &tree, entries: &entries)
                 }
             } else {
                 if isAdd, !fromStage, node.kind == .regular, case .file(let url)? = node.content, Self.isArchive(url) {
-                    throw AssemblyRefusal(line: line, "ADD \(match) is an archive Docker would extract; the assembler does not extract archives")
+                    throw AssemblyRefusal(
+                        line: line,
+                        "ADD \(match) is an archive Docker would extract; the assembler does not extract archives")
                 }
                 let path = targetIsDirectory ? (target.isEmpty ? name : target + "/" + name) : target
                 if node.kind == .special { continue }
@@ -75,9 +82,13 @@ struct CopyInstruction {
     }
 
     /// Puts one copied node at `path`, its missing parents made first.
-    private func place(_ node: FileTree.Node, at path: String, in tree: inout FileTree, entries: inout [String: FileTree.Node]) throws {
+    private func place(
+        _ node: FileTree.Node, at path: String, in tree: inout FileTree, entries: inout [String: FileTree.Node]
+    ) throws {
         guard node.kind != .special else { return }
-        if let slash = path.lastIndex(of: "/") { try makeDirectory(String(path[..<slash]), in: &tree, entries: &entries) }
+        if let slash = path.lastIndex(of: "/") {
+            try makeDirectory(String(path[..<slash]), in: &tree, entries: &entries)
+        }
         var copied = node
         if let owner {
             copied.uid = owner.uid
@@ -108,7 +119,9 @@ struct CopyInstruction {
             current = current.isEmpty ? String(component) : current + "/" + component
             if let existing = tree[current] {
                 guard existing.kind == .directory else {
-                    throw Failure("Dockerfile line \(line): \(keyword) cannot make the directory /\(current): a file of that name is in the way")
+                    throw Failure(
+                        "Dockerfile line \(line): \(keyword) cannot make the directory /\(current): a file of that name is in the way"
+                    )
                 }
                 continue
             }
@@ -125,7 +138,9 @@ struct CopyInstruction {
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 512)) ?? Data())
         func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
-        if starts([0x1f, 0x8b]) || starts(Array("BZh".utf8)) || starts([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { return true }
+        if starts([0x1f, 0x8b]) || starts(Array("BZh".utf8)) || starts([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            return true
+        }
         return head.count >= 262 && Array(head[257..<262]) == Array("ustar".utf8)
     }
 
@@ -138,7 +153,9 @@ struct CopyInstruction {
             throw Failure("Dockerfile line \(line): --chown=\(text) names no user (user, user:group, uid or uid:gid)")
         }
         func table(_ path: String) throws -> [[String]] {
-            (try tree.text(of: path, scratch: scratch) ?? "").split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+            (try tree.text(of: path, scratch: scratch) ?? "").split(separator: "\n").map {
+                $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            }
         }
         let passwd = try table("etc/passwd")
         let uid: Int
@@ -156,7 +173,9 @@ struct CopyInstruction {
         guard parts.count > 1 else { return (uid, primaryGroup ?? uid) }
         let group = parts[1]
         if let number = Int(group) { return (uid, number) }
-        guard let entry = try table("etc/group").first(where: { $0.count > 2 && $0[0] == group }), let gid = Int(entry[2]) else {
+        guard let entry = try table("etc/group").first(where: { $0.count > 2 && $0[0] == group }),
+            let gid = Int(entry[2])
+        else {
             throw Failure("Dockerfile line \(line): --chown=\(text): no group \(group) in the stage's /etc/group")
         }
         return (uid, gid)

@@ -1,7 +1,8 @@
 import BuildContext
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a `COPY` reads from: the build context, or an earlier stage's filesystem. Both are
@@ -43,7 +44,9 @@ extension CopySource {
                 }
             }
             // Each step's links are resolved before the next component is looked up in it.
-            candidates = next.compactMap { name, path in FileTree.resolve(path, followLast: true, link: link).map { (name, $0) } }
+            candidates = next.compactMap { name, path in
+                FileTree.resolve(path, followLast: true, link: link).map { (name, $0) }
+            }
         }
         var seen = Set<String>()
         return candidates.filter { name, path in
@@ -84,8 +87,11 @@ struct ContextSource: CopySource {
         let mode = UInt32(status.st_mode) & 0o7777
         switch status.st_mode & S_IFMT {
         case S_IFDIR: return FileTree.Node(kind: .directory, mode: mode, uid: 0, gid: 0)
-        case S_IFREG: return FileTree.Node(kind: .regular, mode: mode, uid: 0, gid: 0, size: Int64(status.st_size), content: .file(url(path)))
-        case S_IFLNK: return FileTree.Node(kind: .symbolicLink, mode: 0o777, uid: 0, gid: 0, linkTarget: link(path) ?? "")
+        case S_IFREG:
+            return FileTree.Node(
+                kind: .regular, mode: mode, uid: 0, gid: 0, size: Int64(status.st_size), content: .file(url(path)))
+        case S_IFLNK:
+            return FileTree.Node(kind: .symbolicLink, mode: 0o777, uid: 0, gid: 0, linkTarget: link(path) ?? "")
         default: return nil  // sockets, fifos and devices are not part of a context
         }
     }

@@ -1,5 +1,5 @@
-import Errors
 import Archive
+import Errors
 import Foundation
 
 /// A stage's filesystem as the assembler sees it: every path with its type, mode, owner and
@@ -86,7 +86,9 @@ struct FileTree {
             let parent = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
             if name == ".wh..wh..opq" {
                 let prefix = parent.isEmpty ? "" : parent + "/"
-                for key in nodes.keys where key.hasPrefix(prefix) && key != parent && !added.contains(key) { nodes[key] = nil }
+                for key in nodes.keys where key.hasPrefix(prefix) && key != parent && !added.contains(key) {
+                    nodes[key] = nil
+                }
                 continue
             }
             if name.hasPrefix(".wh.") {
@@ -104,7 +106,9 @@ struct FileTree {
                 node.kind = .symbolicLink
                 node.linkTarget = header.linkName
             case .hardLink:
-                guard let target = try Self.entryPath(header.linkName, layer: blob), let linked = nodes[target] else { continue }
+                guard let target = try Self.entryPath(header.linkName, layer: blob), let linked = nodes[target] else {
+                    continue
+                }
                 node = linked
             default:
                 break
@@ -119,7 +123,9 @@ struct FileTree {
         var components: [Substring] = []
         for component in name.split(separator: "/") where component != "." {
             if component == ".." {
-                throw Failure("the layer \(layer.lastPathComponent) has an entry \"\(name)\" that leaves the root; refusing the base image")
+                throw Failure(
+                    "the layer \(layer.lastPathComponent) has an entry \"\(name)\" that leaves the root; refusing the base image"
+                )
             }
             components.append(component)
         }
@@ -131,7 +137,9 @@ struct FileTree {
     /// `path` (absolute or relative to the root) with its symlinks resolved inside the root:
     /// the parents always, the last component when `followLast`. nil for a loop.
     func resolve(_ path: String, followLast: Bool) -> String? {
-        Self.resolve(path, followLast: followLast) { nodes[$0].flatMap { $0.kind == .symbolicLink ? $0.linkTarget : nil } }
+        Self.resolve(path, followLast: followLast) {
+            nodes[$0].flatMap { $0.kind == .symbolicLink ? $0.linkTarget : nil }
+        }
     }
 
     /// Symlink resolution confined to a root, for any filesystem that can say which paths are
@@ -203,7 +211,9 @@ struct FileTree {
 
     /// A small regular file's text (`/etc/passwd`), or nil when it is absent or not a file.
     mutating func text(of path: String, scratch: URL) throws -> String? {
-        guard let resolved = resolve(path, followLast: true), nodes[resolved]?.kind == .regular, nodes[resolved]!.size < 16 << 20 else { return nil }
+        guard let resolved = resolve(path, followLast: true), nodes[resolved]?.kind == .regular,
+            nodes[resolved]!.size < 16 << 20
+        else { return nil }
         try materialize([resolved], scratch: scratch)
         guard case .file(let url)? = nodes[resolved]?.content else { return nil }
         return String(decoding: (try? Data(contentsOf: url)) ?? Data(), as: UTF8.self)

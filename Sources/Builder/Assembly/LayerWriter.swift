@@ -2,8 +2,9 @@ import Archive
 import Foundation
 import ImageLayout
 import OCI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes the entries of one assembled layer as a reproducible `tar+gzip` blob: entries in
@@ -28,7 +29,8 @@ struct LayerWriter {
         let tar = TarWriter(uncompressed)
         for path in entries.keys.sorted(by: FileTree.byteOrder) {
             let node = entries[path]!
-            var header = TarHeader(name: path, kind: .regular, mode: node.mode, modificationTime: timestamp, uid: node.uid, gid: node.gid)
+            var header = TarHeader(
+                name: path, kind: .regular, mode: node.mode, modificationTime: timestamp, uid: node.uid, gid: node.gid)
             var body: (any ByteSource)?
             switch node.kind {
             case .directory:
@@ -38,7 +40,8 @@ struct LayerWriter {
                 header.linkName = node.linkTarget
             case .regular:
                 guard case .file(let url)? = node.content else {
-                    throw FileTree.Failure("internal: the content of /\(path) was not read before its layer was written")
+                    throw FileTree.Failure(
+                        "internal: the content of /\(path) was not read before its layer was written")
                 }
                 // Never through a link: a context file replaced by a link since it was listed is refused.
                 let descriptor = open(url.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)

@@ -41,15 +41,19 @@ struct PackageDatabaseScan: Sendable, Equatable {
     static let apkInstalled = "lib/apk/db/installed"
     static let rpmDirectories = ["var/lib/rpm/", "usr/lib/sysimage/rpm/"]
     /// rpm's database files, by name in its directory, and the format of each.
-    static let rpmFiles: [String: String] = ["rpmdb.sqlite": "sqlite", "rpmdb.sqlite-wal": "sqlite's log",
-                                             "Packages": "Berkeley DB", "Packages.db": "ndb"]
+    static let rpmFiles: [String: String] = [
+        "rpmdb.sqlite": "sqlite", "rpmdb.sqlite-wal": "sqlite's log",
+        "Packages": "Berkeley DB", "Packages.db": "ndb",
+    ]
     static let rpmPaths = Set(rpmDirectories.flatMap { directory in rpmFiles.keys.map { directory + $0 } })
     static let osRelease = ["etc/os-release", "usr/lib/os-release"]
     /// The most one database file may hold (a large Debian status file is a few MiB).
     static let fileLimit = 256 << 20
 
     static func isTracked(_ path: String) -> Bool {
-        if path == dpkgStatus || path == apkInstalled || rpmPaths.contains(path) || osRelease.contains(path) { return true }
+        if path == dpkgStatus || path == apkInstalled || rpmPaths.contains(path) || osRelease.contains(path) {
+            return true
+        }
         if path.hasPrefix(dpkgStatusDirectory) {
             let name = path.dropFirst(dpkgStatusDirectory.count)
             return !name.isEmpty && !name.contains("/") && !name.hasSuffix(".md5sums")
@@ -108,7 +112,9 @@ struct PackageDatabaseScan: Sendable, Equatable {
     /// One layer's say on the tracked files: the paths its whiteouts hide (with what is below
     /// them) in lower layers, the tracked files it writes, and those it replaces with
     /// something other than a file.
-    static func readLayer(_ layer: Descriptor, in layout: OCILayout) throws -> (hidden: [String], written: [String: Data], removed: Set<String>) {
+    static func readLayer(_ layer: Descriptor, in layout: OCILayout) throws -> (
+        hidden: [String], written: [String: Data], removed: Set<String>
+    ) {
         let (source, _) = try decompressing(try layout.openBlob(layer))
         let reader = TarReader(source)
         var hidden: [String] = []  // whiteouts: paths (and what is below them) of lower layers
@@ -162,28 +168,40 @@ struct PackageDatabaseScan: Sendable, Equatable {
                     guard let name = stanza["Package"], let version = stanza["Version"] else { continue }
                     // dpkg-query -W leaves out what was removed and purged (status "… not-installed").
                     if let status = stanza["Status"], status.split(separator: " ").last == "not-installed" { continue }
-                    result.append(InstalledPackage(manager: .dpkg, name: name, version: version, architecture: stanza["Architecture"],
-                                                   database: path, layerIndex: 0, layer: unknown))
+                    result.append(
+                        InstalledPackage(
+                            manager: .dpkg, name: name, version: version, architecture: stanza["Architecture"],
+                            database: path, layerIndex: 0, layer: unknown))
                 }
             } else if path == apkInstalled {
                 for stanza in apkStanzas(text) {
                     guard let name = stanza["P"], let version = stanza["V"] else { continue }
-                    result.append(InstalledPackage(manager: .apk, name: name, version: version, architecture: stanza["A"],
-                                                   database: path, layerIndex: 0, layer: unknown))
+                    result.append(
+                        InstalledPackage(
+                            manager: .apk, name: name, version: version, architecture: stanza["A"],
+                            database: path, layerIndex: 0, layer: unknown))
                 }
             } else if path.hasSuffix("/rpmdb.sqlite") || path.hasSuffix("/Packages") {
                 do {
-                    let headers = path.hasSuffix("/Packages") ? try RPMHeader.packages(berkeleyDB: [UInt8](data))
+                    let headers =
+                        path.hasSuffix("/Packages")
+                        ? try RPMHeader.packages(berkeleyDB: [UInt8](data))
                         : try RPMHeader.packages(sqlite: [UInt8](data), wal: files[path + "-wal"].map { [UInt8]($0) })
                     result += headers.map {
-                        InstalledPackage(manager: .rpm, name: $0.name, version: $0.fullVersion, architecture: $0.architecture,
-                                         database: path, layerIndex: 0, layer: unknown)
+                        InstalledPackage(
+                            manager: .rpm, name: $0.name, version: $0.fullVersion, architecture: $0.architecture,
+                            database: path, layerIndex: 0, layer: unknown)
                     }
                 } catch {
-                    unread.append(UnreadDatabase(path: path, reason: "is an rpm database that cannot be read (\(error))"))
+                    unread.append(
+                        UnreadDatabase(path: path, reason: "is an rpm database that cannot be read (\(error))"))
                 }
-            } else if let format = rpmFiles[String(path.split(separator: "/").last ?? "")], rpmPaths.contains(path), !path.hasSuffix("-wal") {
-                unread.append(UnreadDatabase(path: path, reason: "is an rpm database in \(format) format, which build-task does not read"))
+            } else if let format = rpmFiles[String(path.split(separator: "/").last ?? "")], rpmPaths.contains(path),
+                !path.hasSuffix("-wal")
+            {
+                unread.append(
+                    UnreadDatabase(
+                        path: path, reason: "is an rpm database in \(format) format, which build-task does not read"))
             }
         }
         return (result, unread)

@@ -1,4 +1,5 @@
 import Errors
+
 /// An installed package's header as rpm keeps it in its database (the `blob` of
 /// `rpmdb.sqlite`'s `Packages` table): the header structure of the rpm file format without its
 /// leading magic. A count of index entries and the data's length (32-bit big-endian each), the
@@ -18,7 +19,11 @@ struct RPMHeader: Sendable, Equatable {
     }
 
     enum Tag: UInt32 {
-        case name = 1000, version = 1001, release = 1002, epoch = 1003, architecture = 1022
+        case name = 1000
+        case version = 1001
+        case release = 1002
+        case epoch = 1003
+        case architecture = 1022
     }
 
     /// rpm's own bounds on a header (`hdrMaxIndex`, and the data a header may carry).
@@ -37,8 +42,10 @@ struct RPMHeader: Sendable, Equatable {
         let entries = Int(SQLiteFile.bigEndian32(blob, 0))
         let dataLength = Int(SQLiteFile.bigEndian32(blob, 4))
         guard blob.count >= 8, entries >= 1, entries <= Self.maximumEntries, dataLength <= Self.maximumDataLength,
-              8 + 16 * entries + dataLength <= blob.count else {
-            throw PackageDatabaseError(.malformedRPMHeader, "a package header's sizes do not fit its \(blob.count) bytes")
+            8 + 16 * entries + dataLength <= blob.count
+        else {
+            throw PackageDatabaseError(
+                .malformedRPMHeader, "a package header's sizes do not fit its \(blob.count) bytes")
         }
         let data = 8 + 16 * entries
         var strings: [Tag: String] = [:]
@@ -48,17 +55,23 @@ struct RPMHeader: Sendable, Equatable {
             guard let tag = Tag(rawValue: SQLiteFile.bigEndian32(blob, at)) else { continue }
             let type = SQLiteFile.bigEndian32(blob, at + 4)
             let offset = Int(SQLiteFile.bigEndian32(blob, at + 8))
-            guard offset < dataLength else { throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s value is past the header's data") }
+            guard offset < dataLength else {
+                throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s value is past the header's data")
+            }
             switch (tag, type) {
             case (.epoch, 4):  // INT32
-                guard offset + 4 <= dataLength else { throw PackageDatabaseError(.malformedRPMHeader, "the epoch is past the header's data") }
+                guard offset + 4 <= dataLength else {
+                    throw PackageDatabaseError(.malformedRPMHeader, "the epoch is past the header's data")
+                }
                 epoch = Int(Int32(bitPattern: SQLiteFile.bigEndian32(blob, data + offset)))
             case (.epoch, _):
                 throw PackageDatabaseError(.malformedRPMHeader, "the epoch has type \(type), not INT32")
             case (_, 6), (_, 9):  // STRING, I18NSTRING (its first string)
                 let start = data + offset
                 let end = blob[start..<(data + dataLength)].firstIndex(of: 0) ?? -1
-                guard end >= start else { throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s string has no end") }
+                guard end >= start else {
+                    throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue)'s string has no end")
+                }
                 if strings[tag] == nil { strings[tag] = String(decoding: blob[start..<end], as: UTF8.self) }
             default:
                 throw PackageDatabaseError(.malformedRPMHeader, "tag \(tag.rawValue) has type \(type), not a string")
@@ -75,7 +88,9 @@ struct RPMHeader: Sendable, Equatable {
     static func packages(berkeleyDB database: [UInt8]) throws -> [RPMHeader] {
         try BerkeleyDBHashFile(database).items().filter { !$0.key.allSatisfy { $0 == 0 } }.map { item in
             do { return try RPMHeader(item.value) } catch let error as PackageDatabaseError {
-                throw PackageDatabaseError(.malformedRPMHeader, "package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
+                throw PackageDatabaseError(
+                    .malformedRPMHeader,
+                    "package \(item.key.map { String($0) }.joined(separator: ".")): \(error.description)")
             }
         }
     }

@@ -68,13 +68,15 @@ struct SPDXDocument: Encodable, Sendable {
 
     /// An SPDX identifier's `idstring` (`[A-Za-z0-9.-]+`) made of `text`.
     static func identifier(_ text: String) -> String {
-        "SPDXRef-" + String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "-" })
+        "SPDXRef-"
+            + String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "-" })
     }
 }
 
 /// A [package URL](https://github.com/package-url/purl-spec) component, percent-encoded.
 func purlEncoded(_ text: String) -> String {
-    var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
+    var allowed = CharacterSet.alphanumerics.intersection(
+        CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
     allowed.insert(charactersIn: ".-_~")
     return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
 }

@@ -1,4 +1,5 @@
 import Errors
+
 /// The rows of a table in an SQLite 3 database file, read straight from its pages (and from
 /// its write-ahead log, when one is given): as much of the file format
 /// (https://www.sqlite.org/fileformat2.html) as reading rpm's `rpmdb.sqlite` needs, and no
@@ -38,9 +39,13 @@ struct SQLiteFile {
             throw PackageDatabaseError(.malformedSQLite, "page size \(size) is not a power of two from 512 to 65536")
         }
         usableSize = pageSize - Int(database[20])
-        guard usableSize >= 480 else { throw PackageDatabaseError(.malformedSQLite, "usable page size \(usableSize) is under 480") }
+        guard usableSize >= 480 else {
+            throw PackageDatabaseError(.malformedSQLite, "usable page size \(usableSize) is under 480")
+        }
         let encoding = Self.bigEndian32(database, 56)
-        guard encoding <= 1 else { throw PackageDatabaseError(.malformedSQLite, "text encoding \(encoding) is UTF-16 (only UTF-8 is read)") }
+        guard encoding <= 1 else {
+            throw PackageDatabaseError(.malformedSQLite, "text encoding \(encoding) is UTF-16 (only UTF-8 is read)")
+        }
         self.database = database
 
         var pages = database.count / pageSize
@@ -61,8 +66,12 @@ struct SQLiteFile {
     func rows(ofTable name: String) throws -> [(rowid: Int64, values: [Value])] {
         let schema = try rows(rootPage: 1)
         // sqlite_schema: type, name, tbl_name, rootpage, sql.
-        guard let entry = schema.first(where: { $0.values.count >= 4 && $0.values[0] == .text("table") && $0.values[1] == .text(name) }),
-              case .integer(let root) = entry.values[3], root >= 1, root <= pageCount else {
+        guard
+            let entry = schema.first(where: {
+                $0.values.count >= 4 && $0.values[0] == .text("table") && $0.values[1] == .text(name)
+            }),
+            case .integer(let root) = entry.values[3], root >= 1, root <= pageCount
+        else {
             throw PackageDatabaseError(.malformedSQLite, "no table \(name)")
         }
         return try rows(rootPage: Int(root))
@@ -76,17 +85,23 @@ struct SQLiteFile {
         while let number = pending.popLast() {
             let page = try self.page(number, visited: &visited)
             let header = number == 1 ? 100 : 0  // page 1 starts with the file header
-            guard header + 8 <= page.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is too short") }
+            guard header + 8 <= page.count else {
+                throw PackageDatabaseError(.malformedSQLite, "page \(number) is too short")
+            }
             let kind = page[header]
             let cells = Int(page[header + 3]) << 8 | Int(page[header + 4])
             let pointers = header + (kind == 0x05 ? 12 : 8)
-            guard pointers + 2 * cells <= page.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) has more cells than room") }
+            guard pointers + 2 * cells <= page.count else {
+                throw PackageDatabaseError(.malformedSQLite, "page \(number) has more cells than room")
+            }
             let offsets = (0..<cells).map { Int(page[pointers + 2 * $0]) << 8 | Int(page[pointers + 2 * $0 + 1]) }
             switch kind {
             case 0x05:  // interior table page: each cell a left child and a key, then the right-most child
                 var children: [Int] = []
                 for offset in offsets {
-                    guard offset + 4 <= page.count else { throw PackageDatabaseError(.malformedSQLite, "a cell of page \(number) is past its end") }
+                    guard offset + 4 <= page.count else {
+                        throw PackageDatabaseError(.malformedSQLite, "a cell of page \(number) is past its end")
+                    }
                     children.append(Int(Self.bigEndian32(page, offset)))
                 }
                 children.append(Int(Self.bigEndian32(page, header + 8)))
@@ -96,7 +111,8 @@ struct SQLiteFile {
                     var position = offset
                     let size = try Self.varint(page, &position)
                     let rowid = try Self.varint(page, &position)
-                    let payload = try self.payload(of: page, number: number, at: position, size: size, visited: &visited)
+                    let payload = try self.payload(
+                        of: page, number: number, at: position, size: size, visited: &visited)
                     rows.append((Int64(bitPattern: rowid), try Self.record(payload)))
                 }
             default:
@@ -108,17 +124,27 @@ struct SQLiteFile {
 
     /// Page `number` (1-based), newest committed copy, marked as visited.
     private func page(_ number: Int, visited: inout Set<Int>) throws -> [UInt8] {
-        guard number >= 1, number <= pageCount else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is outside the database's \(pageCount) pages") }
-        guard visited.insert(number).inserted else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is reached twice (a loop)") }
+        guard number >= 1, number <= pageCount else {
+            throw PackageDatabaseError(.malformedSQLite, "page \(number) is outside the database's \(pageCount) pages")
+        }
+        guard visited.insert(number).inserted else {
+            throw PackageDatabaseError(.malformedSQLite, "page \(number) is reached twice (a loop)")
+        }
         if let offset = logPages[number] { return Array(log[offset..<offset + usableSize]) }
         let start = (number - 1) * pageSize
-        guard start + pageSize <= database.count else { throw PackageDatabaseError(.malformedSQLite, "page \(number) is past the end of the file") }
+        guard start + pageSize <= database.count else {
+            throw PackageDatabaseError(.malformedSQLite, "page \(number) is past the end of the file")
+        }
         return Array(database[start..<start + usableSize])
     }
 
     /// A cell's payload of `size` bytes: the part on `page` at `start`, then its overflow pages.
-    private func payload(of page: [UInt8], number: Int, at start: Int, size: UInt64, visited: inout Set<Int>) throws -> [UInt8] {
-        guard size <= UInt64(pageCount) * UInt64(usableSize) else { throw PackageDatabaseError(.malformedSQLite, "a payload of page \(number) is larger than the file") }
+    private func payload(of page: [UInt8], number: Int, at start: Int, size: UInt64, visited: inout Set<Int>) throws
+        -> [UInt8]
+    {
+        guard size <= UInt64(pageCount) * UInt64(usableSize) else {
+            throw PackageDatabaseError(.malformedSQLite, "a payload of page \(number) is larger than the file")
+        }
         let total = Int(size)
         // How much of a payload stays on a leaf table page (the file format's rule).
         let maxLocal = usableSize - 35
@@ -136,7 +162,9 @@ struct SQLiteFile {
         bytes.reserveCapacity(total)
         var next = local == total ? 0 : Int(Self.bigEndian32(page, localEnd))
         while bytes.count < total {
-            guard next != 0 else { throw PackageDatabaseError(.malformedSQLite, "an overflow chain of page \(number) ends early") }
+            guard next != 0 else {
+                throw PackageDatabaseError(.malformedSQLite, "an overflow chain of page \(number) ends early")
+            }
             let overflow = try self.page(next, visited: &visited)
             let take = min(total - bytes.count, usableSize - 4)
             bytes.append(contentsOf: overflow[4..<(4 + take)])
@@ -149,7 +177,9 @@ struct SQLiteFile {
     static func record(_ payload: [UInt8]) throws -> [Value] {
         var position = 0
         let headerSize = try varint(payload, &position)
-        guard headerSize <= UInt64(payload.count) else { throw PackageDatabaseError(.malformedSQLite, "a record's header is longer than the record") }
+        guard headerSize <= UInt64(payload.count) else {
+            throw PackageDatabaseError(.malformedSQLite, "a record's header is longer than the record")
+        }
         var types: [UInt64] = []
         while position < Int(headerSize) { types.append(try varint(payload, &position)) }
         var body = Int(headerSize)
@@ -163,10 +193,14 @@ struct SQLiteFile {
             case 6, 7: length = 8
             case 10, 11: throw PackageDatabaseError(.malformedSQLite, "a record uses reserved serial type \(type)")
             default:
-                guard type <= UInt64(payload.count) * 2 + 13 else { throw PackageDatabaseError(.malformedSQLite, "a record's value is longer than the record") }
+                guard type <= UInt64(payload.count) * 2 + 13 else {
+                    throw PackageDatabaseError(.malformedSQLite, "a record's value is longer than the record")
+                }
                 length = Int((type - 12) / 2)
             }
-            guard body + length <= payload.count else { throw PackageDatabaseError(.malformedSQLite, "a record's value is past its end") }
+            guard body + length <= payload.count else {
+                throw PackageDatabaseError(.malformedSQLite, "a record's value is past its end")
+            }
             let bytes = Array(payload[body..<body + length])
             body += length
             switch type {
@@ -191,7 +225,9 @@ struct SQLiteFile {
     static func varint(_ bytes: [UInt8], _ position: inout Int) throws -> UInt64 {
         var value: UInt64 = 0
         for index in 0..<9 {
-            guard position >= 0, position < bytes.count else { throw PackageDatabaseError(.malformedSQLite, "a number runs past its page") }
+            guard position >= 0, position < bytes.count else {
+                throw PackageDatabaseError(.malformedSQLite, "a number runs past its page")
+            }
             let byte = bytes[position]
             position += 1
             if index == 8 { return value << 8 | UInt64(byte) }
@@ -207,7 +243,9 @@ struct SQLiteFile {
     static func committedFrames(_ log: [UInt8], pageSize: Int) -> (pages: [Int: Int], pageCount: Int?) {
         guard log.count >= 32 else { return ([:], nil) }
         let magic = bigEndian32(log, 0)
-        guard magic == 0x377F_0682 || magic == 0x377F_0683, Int(bigEndian32(log, 8)) == pageSize else { return ([:], nil) }
+        guard magic == 0x377F_0682 || magic == 0x377F_0683, Int(bigEndian32(log, 8)) == pageSize else {
+            return ([:], nil)
+        }
         let bigEndianSums = magic & 1 == 1
         var sums = checksum(log, 0..<24, bigEndian: bigEndianSums, seed: (0, 0))
         guard sums == (bigEndian32(log, 24), bigEndian32(log, 28)) else { return ([:], nil) }
@@ -234,7 +272,9 @@ struct SQLiteFile {
     }
 
     /// The log's running checksum over `range` of `bytes`, read as pairs of 32-bit words.
-    static func checksum(_ bytes: [UInt8], _ range: Range<Int>, bigEndian: Bool, seed: (UInt32, UInt32)) -> (UInt32, UInt32) {
+    static func checksum(_ bytes: [UInt8], _ range: Range<Int>, bigEndian: Bool, seed: (UInt32, UInt32)) -> (
+        UInt32, UInt32
+    ) {
         var (s0, s1) = seed
         var index = range.lowerBound
         func word(_ at: Int) -> UInt32 {
@@ -252,6 +292,7 @@ struct SQLiteFile {
     /// The big-endian 32-bit number at `offset` (zero past the end: callers check bounds first).
     static func bigEndian32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
         guard offset >= 0, offset + 4 <= bytes.count else { return 0 }
-        return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+        return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8
+            | UInt32(bytes[offset + 3])
     }
 }

@@ -10,7 +10,8 @@ struct InTotoStatement<Predicate: Encodable & Sendable>: Encodable, Sendable {
     var predicate: Predicate
 
     enum CodingKeys: String, CodingKey {
-        case type = "_type", subject, predicateType, predicate
+        case type = "_type"
+        case subject, predicateType, predicate
     }
 
     func encode(to encoder: any Encoder) throws {

@@ -23,7 +23,9 @@ struct CompatibilityTableTests {
                     failures.append("\(setting.anchor.rawValue) \(setting.name): \(problem)")
                 }
             }
-            #expect(failures.isEmpty, "\(failures.count) settings differ from the table:\n\(failures.joined(separator: "\n"))")
+            #expect(
+                failures.isEmpty,
+                "\(failures.count) settings differ from the table:\n\(failures.joined(separator: "\n"))")
         }
     }
 
@@ -34,7 +36,8 @@ struct CompatibilityTableTests {
             let parts = provenBy.split(separator: ".")
             #expect(parts.count == 2, "\(setting.name): provenBy \"\(provenBy)\" is not Suite.function")
             guard parts.count == 2 else { continue }
-            let found = sources.contains { $0.contains("struct \(parts[0])") || $0.contains("extension \(parts[0])") }
+            let found =
+                sources.contains { $0.contains("struct \(parts[0])") || $0.contains("extension \(parts[0])") }
                 && sources.contains { $0.contains("func \(parts[1])(") }
             #expect(found, "\(setting.name): no test \(provenBy) in Tests/")
         }
@@ -51,16 +54,23 @@ struct CompatibilityTableTests {
     @Test func theDocumentShowsTheTable() throws {
         let text = try String(contentsOf: Self.document, encoding: .utf8)
         let rendered = Self.render(AnchorSetting.all)
-        guard let start = text.range(of: Self.begin), let stop = text.range(of: Self.end), start.upperBound <= stop.lowerBound else {
-            Issue.record("docs/compatibility.md has no compatibility table between the markers \(Self.begin) and \(Self.end)")
+        guard let start = text.range(of: Self.begin), let stop = text.range(of: Self.end),
+            start.upperBound <= stop.lowerBound
+        else {
+            Issue.record(
+                "docs/compatibility.md has no compatibility table between the markers \(Self.begin) and \(Self.end)")
             return
         }
         let current = String(text[start.upperBound..<stop.lowerBound])
         if current != rendered, ProcessInfo.processInfo.environment["SLIPWAY_WRITE_COMPATIBILITY_TABLE"] == "1" {
-            try (String(text[..<start.upperBound]) + rendered + String(text[stop.lowerBound...])).write(to: Self.document, atomically: true, encoding: .utf8)
+            try (String(text[..<start.upperBound]) + rendered + String(text[stop.lowerBound...])).write(
+                to: Self.document, atomically: true, encoding: .utf8)
             return
         }
-        #expect(current == rendered, "docs/compatibility.md's compatibility table differs from the entries; write it anew with SLIPWAY_WRITE_COMPATIBILITY_TABLE=1 swift test --filter CompatibilityTableTests")
+        #expect(
+            current == rendered,
+            "docs/compatibility.md's compatibility table differs from the entries; write it anew with SLIPWAY_WRITE_COMPATIBILITY_TABLE=1 swift test --filter CompatibilityTableTests"
+        )
     }
 
     // MARK: - Playing one setting
@@ -83,7 +93,9 @@ struct CompatibilityTableTests {
         switch setting.verdict {
         case .same:
             guard result.succeeded else { return "expected it to work; exit \(result.status): \(lines.last ?? "")" }
-            if let warning = lines.first(where: { $0.localizedCaseInsensitiveContains("warning") && $0.contains(setting.familyName) }) {
+            if let warning = lines.first(where: {
+                $0.localizedCaseInsensitiveContains("warning") && $0.contains(setting.familyName)
+            }) {
                 return "worked, but warned: \(warning)"
             }
             return nil
@@ -118,7 +130,8 @@ struct CompatibilityTableTests {
                 }
                 if let note = row.note { verdict += "; \(note)" }
                 let rest = row.name.dropFirst(row.name.split(separator: " ").first?.count ?? 0)
-                text += "| `\(row.name.split(separator: " ").first ?? "")`\(rest) | \(verdict.replacingOccurrences(of: "|", with: "\\|")) | \(proof) |\n"
+                text +=
+                    "| `\(row.name.split(separator: " ").first ?? "")`\(rest) | \(verdict.replacingOccurrences(of: "|", with: "\\|")) | \(proof) |\n"
             }
         }
         return text + "\n"
@@ -127,7 +140,9 @@ struct CompatibilityTableTests {
     static func testSources() throws -> [String] {
         let tests = CIPaths.root.appendingPathComponent("Tests")
         guard let walker = FileManager.default.enumerator(at: tests, includingPropertiesForKeys: nil) else { return [] }
-        return try walker.compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" }.map { try String(contentsOf: $0, encoding: .utf8) }
+        return try walker.compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" }.map {
+            try String(contentsOf: $0, encoding: .utf8)
+        }
     }
 }
 

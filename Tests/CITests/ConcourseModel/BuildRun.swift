@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import Yams
 
 /// One job build being played: a directory whose subdirectories are the build's artifacts,
@@ -23,7 +23,10 @@ final class BuildRun {
     private(set) var outputs: [(resource: String, version: Version)] = []
     private var tasks = 0
 
-    init(model: ConcourseModel, pipeline: ConcourseModel.Pipeline, job: PipelineConfig.Job, inputs: [ConcourseModel.Input], id: Int, number: Int) {
+    init(
+        model: ConcourseModel, pipeline: ConcourseModel.Pipeline, job: PipelineConfig.Job,
+        inputs: [ConcourseModel.Input], id: Int, number: Int
+    ) {
         self.model = model
         self.pipeline = pipeline
         self.job = job
@@ -36,8 +39,11 @@ final class BuildRun {
 
     /// Concourse's build metadata, given to get, put and task (never to check).
     var buildEnvironment: [String: String] {
-        ["BUILD_ID": "\(id)", "BUILD_NAME": "\(number)", "BUILD_JOB_NAME": job.name, "BUILD_PIPELINE_NAME": pipeline.name,
-         "BUILD_TEAM_NAME": "main", "ATC_EXTERNAL_URL": "http://concourse.example"]
+        [
+            "BUILD_ID": "\(id)", "BUILD_NAME": "\(number)", "BUILD_JOB_NAME": job.name,
+            "BUILD_PIPELINE_NAME": pipeline.name,
+            "BUILD_TEAM_NAME": "main", "ATC_EXTERNAL_URL": "http://concourse.example",
+        ]
     }
 
     func artifact(_ name: String) -> URL { directory.appendingPathComponent(name) }
@@ -84,18 +90,24 @@ final class BuildRun {
     }
 
     private func resource(_ name: String) throws -> PipelineConfig.Resource {
-        guard let resource = pipeline.config.resources[name] else { throw StepFailure(description: "no resource \(name)") }
+        guard let resource = pipeline.config.resources[name] else {
+            throw StepFailure(description: "no resource \(name)")
+        }
         return resource
     }
 
     private func get(_ get: PipelineConfig.Get) throws {
-        guard let input = inputs[get.name] else { throw StepFailure(description: "get \(get.name) has no resolved version") }
+        guard let input = inputs[get.name] else {
+            throw StepFailure(description: "get \(get.name) has no resolved version")
+        }
         let resource = try resource(get.resource)
         try fetch(resource, version: input.version, into: get.name, params: get.params)
     }
 
     /// `in` (or the `time` type's nothing) into a fresh artifact directory.
-    private func fetch(_ resource: PipelineConfig.Resource, version: Version, into name: String, params: [String: Any]) throws {
+    private func fetch(_ resource: PipelineConfig.Resource, version: Version, into name: String, params: [String: Any])
+        throws
+    {
         let destination = artifact(name)
         try? FileManager.default.removeItem(at: destination)
         try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true)
@@ -109,7 +121,9 @@ final class BuildRun {
 
     private func put(_ put: PipelineConfig.Put) throws {
         let resource = try resource(put.resource)
-        guard resource.type == "slipway" else { throw StepFailure(description: "put to a \(resource.type) resource is not modelled") }
+        guard resource.type == "slipway" else {
+            throw StepFailure(description: "put to a \(resource.type) resource is not modelled")
+        }
         // out runs in a directory holding the build's artifacts (all, or `inputs:`).
         var workDirectory = directory
         if let names = put.inputs {
@@ -119,13 +133,18 @@ final class BuildRun {
                 try Self.copy(artifact(name), to: workDirectory.appendingPathComponent(name))
             }
         }
-        let response = try invoke("out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
-        guard let version = response["version"] as? [String: String] else { throw StepFailure(description: "out returned no version") }
+        let response = try invoke(
+            "out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
+        guard let version = response["version"] as? [String: String] else {
+            throw StepFailure(description: "out returned no version")
+        }
         if model.replayPuts {
             // A put run again (a retried step, a re-run build) must succeed with the same version.
-            let again = try invoke("out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
+            let again = try invoke(
+                "out", [workDirectory.path], request: ["source": resource.source, "params": put.params])
             guard again["version"] as? [String: String] == version else {
-                throw StepFailure(description: "put \(put.name) run again returned \(again["version"] ?? "nothing"), not \(version)")
+                throw StepFailure(
+                    description: "put \(put.name) run again returned \(again["version"] ?? "nothing"), not \(version)")
             }
         }
         outputs.append((put.resource, version))
@@ -136,10 +155,15 @@ final class BuildRun {
 
     private func invoke(_ product: String, _ arguments: [String], request: [String: Any]) throws -> [String: Any] {
         let input = try model.json(request)
-        let result = try model.run([product] + arguments, stdin: input, environment: buildEnvironment, directory: directory)
-        model.note("\(pipeline.name)/\(job.name) #\(number): \(product) \(String(decoding: input, as: UTF8.self).prefix(600))\n\(result.stderrString)>>> \(result.stdoutString)")
+        let result = try model.run(
+            [product] + arguments, stdin: input, environment: buildEnvironment, directory: directory)
+        model.note(
+            "\(pipeline.name)/\(job.name) #\(number): \(product) \(String(decoding: input, as: UTF8.self).prefix(600))\n\(result.stderrString)>>> \(result.stdoutString)"
+        )
         guard result.succeeded else {
-            throw StepFailure(description: "\(product) failed: \(result.stderrString.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw StepFailure(
+                description: "\(product) failed: \(result.stderrString.trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
         }
         guard let object = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any] else {
             throw StepFailure(description: "\(product) printed no JSON object")
@@ -158,7 +182,9 @@ final class BuildRun {
 
         // Inputs: a copy of each artifact (Concourse mounts a copy-on-write volume).
         for case let input as [String: Any] in config["inputs"] as? [Any] ?? [] {
-            guard let name = input["name"] as? String else { throw StepFailure(description: "task \(task.name): an input without a name") }
+            guard let name = input["name"] as? String else {
+                throw StepFailure(description: "task \(task.name): an input without a name")
+            }
             let source = artifact(task.inputMapping[name] ?? name)
             guard FileManager.default.fileExists(atPath: source.path) else {
                 if input["optional"] as? Bool == true { continue }
@@ -168,9 +194,12 @@ final class BuildRun {
         }
         var outputPaths: [(artifact: String, path: String)] = []
         for case let output as [String: Any] in config["outputs"] as? [Any] ?? [] {
-            guard let name = output["name"] as? String else { throw StepFailure(description: "task \(task.name): an output without a name") }
+            guard let name = output["name"] as? String else {
+                throw StepFailure(description: "task \(task.name): an output without a name")
+            }
             let path = output["path"] as? String ?? name
-            try FileManager.default.createDirectory(at: work.appendingPathComponent(path), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: work.appendingPathComponent(path), withIntermediateDirectories: true)
             outputPaths.append((task.outputMapping[name] ?? name, path))
         }
         // Caches live per pipeline, job and step; moved in and out around the run.
@@ -181,7 +210,8 @@ final class BuildRun {
             try FileManager.default.createDirectory(at: kept, withIntermediateDirectories: true)
             let mounted = work.appendingPathComponent(path)
             try? FileManager.default.removeItem(at: mounted)
-            try FileManager.default.createDirectory(at: mounted.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: mounted.deletingLastPathComponent(), withIntermediateDirectories: true)
             try FileManager.default.moveItem(at: kept, to: mounted)
             caches.append((kept, mounted))
         }
@@ -199,14 +229,19 @@ final class BuildRun {
         let arguments = (run["args"] as? [Any] ?? []).map { "\($0)" }
         let result: ProcessResult
         if let image = task.image {
-            result = try runInImage(artifact(image), work: work, command: [path] + arguments, environment: environment, dir: run["dir"] as? String)
+            result = try runInImage(
+                artifact(image), work: work, command: [path] + arguments, environment: environment,
+                dir: run["dir"] as? String)
         } else {
             let cwd = (run["dir"] as? String).map { work.appendingPathComponent($0) } ?? work
             result = try model.run([path] + arguments, environment: environment, directory: cwd)
         }
-        model.note("\(pipeline.name)/\(job.name) #\(number): task \(task.name) \(params.keys.sorted())\n\(result.stderrString.suffix(3000))")
+        model.note(
+            "\(pipeline.name)/\(job.name) #\(number): task \(task.name) \(params.keys.sorted())\n\(result.stderrString.suffix(3000))"
+        )
         guard result.succeeded else {
-            throw StepFailure(description: "task \(task.name) failed (\(result.status)): \(result.stderrString.suffix(800))")
+            throw StepFailure(
+                description: "task \(task.name) failed (\(result.status)): \(result.stderrString.suffix(800))")
         }
         for (name, path) in outputPaths {
             try? FileManager.default.removeItem(at: artifact(name))
@@ -217,10 +252,17 @@ final class BuildRun {
     /// The task's config: inline, or read from an artifact (`file:`), with `vars:`.
     private func taskConfig(_ task: PipelineConfig.Task) throws -> [String: Any] {
         if let config = task.config { return config }
-        guard let file = task.file else { throw StepFailure(description: "task \(task.name) has neither config nor file") }
+        guard let file = task.file else {
+            throw StepFailure(description: "task \(task.name) has neither config nor file")
+        }
         let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-        guard let loaded = try Yams.load(yaml: text) else { throw StepFailure(description: "task file \(file) is empty") }
-        guard let config = try PipelineConfig.interpolate(loaded, vars: pipeline.vars.merging(task.vars) { $1 }) as? [String: Any] else {
+        guard let loaded = try Yams.load(yaml: text) else {
+            throw StepFailure(description: "task file \(file) is empty")
+        }
+        guard
+            let config = try PipelineConfig.interpolate(loaded, vars: pipeline.vars.merging(task.vars) { $1 })
+                as? [String: Any]
+        else {
             throw StepFailure(description: "task file \(file) is not a map")
         }
         return config
@@ -228,9 +270,13 @@ final class BuildRun {
 
     /// `image: <artifact>`: the task runs with the artifact's `rootfs/` as its root and the
     /// `env` of its `metadata.json`, its inputs under the working directory.
-    private func runInImage(_ image: URL, work: URL, command: [String], environment: [String: String], dir: String?) throws -> ProcessResult {
+    private func runInImage(_ image: URL, work: URL, command: [String], environment: [String: String], dir: String?)
+        throws -> ProcessResult
+    {
         let rootfs = image.appendingPathComponent("rootfs")
-        let metadata = try JSONSerialization.jsonObject(with: Data(contentsOf: image.appendingPathComponent("metadata.json"))) as? [String: Any] ?? [:]
+        let metadata =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: image.appendingPathComponent("metadata.json")))
+            as? [String: Any] ?? [:]
         var env: [String: String] = [:]
         for case let pair as String in metadata["env"] as? [Any] ?? [] {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
@@ -241,7 +287,8 @@ final class BuildRun {
         let inside = "/tmp/build/\(id)"
         let mounted = rootfs.appendingPathComponent(String(inside.dropFirst()))
         try? FileManager.default.removeItem(at: mounted)
-        try FileManager.default.createDirectory(at: mounted.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: mounted.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Self.copy(work, to: mounted)
         defer { try? FileManager.default.removeItem(at: mounted) }
         let cwd = dir.map { "\(inside)/\($0)" } ?? inside
@@ -250,7 +297,8 @@ final class BuildRun {
 
     /// A copy of an artifact, as Concourse mounts a copy-on-write volume of it.
     static func copy(_ source: URL, to destination: URL) throws {
-        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         let result = try runProcess("/bin/cp", ["-a", "--reflink=auto", source.path, destination.path])
         guard result.succeeded else { throw StepFailure(description: "cp \(source.path): \(result.stderrString)") }
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import Yams
 
 /// A model of Concourse's scheduling that plays the pipeline files in `ci/pipelines/` as
@@ -65,7 +65,8 @@ final class ConcourseModel: @unchecked Sendable {
         var failure: String?
 
         func used(_ resource: String) -> [Version] {
-            inputs.filter { $0.resource == resource }.map(\.version) + outputs.filter { $0.resource == resource }.map(\.version)
+            inputs.filter { $0.resource == resource }.map(\.version)
+                + outputs.filter { $0.resource == resource }.map(\.version)
         }
     }
 
@@ -85,7 +86,9 @@ final class ConcourseModel: @unchecked Sendable {
         }
 
         func job(_ name: String) throws -> PipelineConfig.Job {
-            guard let job = config.jobs.first(where: { $0.name == name }) else { throw ModelError("pipeline \(self.name) has no job \(name)") }
+            guard let job = config.jobs.first(where: { $0.name == name }) else {
+                throw ModelError("pipeline \(self.name) has no job \(name)")
+            }
             return job
         }
     }
@@ -108,7 +111,8 @@ final class ConcourseModel: @unchecked Sendable {
     init(root: URL, vars: [String: Any], trustedCA: String?) throws {
         self.root = root
         self.globalVars = vars
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("bin"), withIntermediateDirectories: true)
         for product in ["check", "in", "out", "build-task"] {
             let link = root.appendingPathComponent("bin/\(product)")
             try? FileManager.default.removeItem(at: link)
@@ -150,11 +154,14 @@ final class ConcourseModel: @unchecked Sendable {
     /// prints: set-pipeline (with its `-v` variables) or destroy-pipeline.
     func setPipelineWithScript(_ arguments: [String], in checkout: URL) throws {
         let script = CIPaths.ci.appendingPathComponent("set-pipeline").path
-        let result = try runProcess(script, ["--dry-run"] + arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": root.path],
-                                    currentDirectory: checkout)
+        let result = try runProcess(
+            script, ["--dry-run"] + arguments, environment: ["PATH": "/usr/bin:/bin", "HOME": root.path],
+            currentDirectory: checkout)
         guard result.succeeded else { throw ModelError("ci/set-pipeline failed: \(result.stderrString)") }
         let words = try shellWords(result.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines))
-        guard words.first == "fly", words.count > 3 else { throw ModelError("ci/set-pipeline printed no fly command: \(result.stdoutString)") }
+        guard words.first == "fly", words.count > 3 else {
+            throw ModelError("ci/set-pipeline printed no fly command: \(result.stdoutString)")
+        }
         var name: String?
         var file: URL?
         var vars: [String: Any] = [:]
@@ -163,8 +170,12 @@ final class ConcourseModel: @unchecked Sendable {
             let word = words[index]
             let value = index + 1 < words.count ? words[index + 1] : ""
             switch word {
-            case "-p": name = value; index += 2
-            case "-c": file = URL(fileURLWithPath: value, relativeTo: checkout); index += 2
+            case "-p":
+                name = value
+                index += 2
+            case "-c":
+                file = URL(fileURLWithPath: value, relativeTo: checkout)
+                index += 2
             case "-v":
                 let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
                 vars[parts[0]] = parts.count > 1 ? parts[1] : ""
@@ -211,7 +222,9 @@ final class ConcourseModel: @unchecked Sendable {
         let tmp = root.appendingPathComponent("checks/\(pipeline.name)/\(name)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         let result = try run(["check"], stdin: try json(request), environment: ["TMPDIR": tmp.path], directory: tmp)
-        note("check \(pipeline.name)/\(name) from \(pipeline.versions[name]?.last ?? [:])\n\(result.stderrString)>>> \(result.stdoutString)")
+        note(
+            "check \(pipeline.name)/\(name) from \(pipeline.versions[name]?.last ?? [:])\n\(result.stderrString)>>> \(result.stdoutString)"
+        )
         guard result.succeeded else {
             pipeline.checkFailures.append((name, result.stderrString.trimmingCharacters(in: .whitespacesAndNewlines)))
             return
@@ -268,16 +281,21 @@ final class ConcourseModel: @unchecked Sendable {
                     tried.append(version)
                     let saved = chosenBuild
                     chosenBuild[first] = build.id
-                    if assignOthers(get.passed.dropFirst(), get.resource, version, { attempt(get, version, index) }) { return true }
+                    if assignOthers(get.passed.dropFirst(), get.resource, version, { attempt(get, version, index) }) {
+                        return true
+                    }
                     chosenBuild = saved
                 }
             }
             return false
         }
 
-        func assignOthers(_ jobs: ArraySlice<String>, _ resource: String, _ version: Version, _ then: () -> Bool) -> Bool {
+        func assignOthers(_ jobs: ArraySlice<String>, _ resource: String, _ version: Version, _ then: () -> Bool)
+            -> Bool
+        {
             guard let job = jobs.first else { return then() }
-            for build in pipeline.builds.reversed() where build.job == job && build.status == .succeeded && build.used(resource).contains(version) {
+            for build in pipeline.builds.reversed()
+            where build.job == job && build.status == .succeeded && build.used(resource).contains(version) {
                 if let fixed = chosenBuild[job], fixed != build.id { continue }
                 let saved = chosenBuild
                 chosenBuild[job] = build.id
@@ -303,7 +321,9 @@ final class ConcourseModel: @unchecked Sendable {
         let triggering = Set(job.inputs.filter(\.trigger).map(\.name))
         return inputs.contains { input in
             triggering.contains(input.name)
-                && !pipeline.builds.contains { $0.job == job.name && $0.inputs.contains { $0.name == input.name && $0.version == input.version } }
+                && !pipeline.builds.contains {
+                    $0.job == job.name && $0.inputs.contains { $0.name == input.name && $0.version == input.version }
+                }
         }
     }
 
@@ -317,7 +337,9 @@ final class ConcourseModel: @unchecked Sendable {
             for name in pipelineOrder {
                 let pipeline = try self.pipeline(name)
                 for job in pipeline.config.jobs {
-                    if let inputs = resolve(job, in: pipeline), triggers(job, inputs, in: pipeline) { round.append((pipeline, job, inputs)) }
+                    if let inputs = resolve(job, in: pipeline), triggers(job, inputs, in: pipeline) {
+                        round.append((pipeline, job, inputs))
+                    }
                 }
             }
             if round.isEmpty { return ran }
@@ -337,7 +359,9 @@ final class ConcourseModel: @unchecked Sendable {
         try checkAll()
         let pipeline = try self.pipeline(pipelineName)
         let job = try pipeline.job(jobName)
-        guard let inputs = resolve(job, in: pipeline) else { throw ModelError("\(pipelineName)/\(jobName): inputs do not resolve") }
+        guard let inputs = resolve(job, in: pipeline) else {
+            throw ModelError("\(pipelineName)/\(jobName): inputs do not resolve")
+        }
         return try runBuild(pipeline, job, inputs)
     }
 
@@ -346,16 +370,22 @@ final class ConcourseModel: @unchecked Sendable {
     /// name in `environment` (fly's OverrideTaskParams). Returns the build's directory, whose
     /// subdirectories are its outputs.
     @discardableResult
-    func execute(_ taskFile: URL, inputs: [String: URL], environment: [String: String], vars: [String: Any] = [:]) throws -> URL {
+    func execute(_ taskFile: URL, inputs: [String: URL], environment: [String: String], vars: [String: Any] = [:])
+        throws -> URL
+    {
         let text = try String(contentsOf: taskFile, encoding: .utf8)
-        let loaded = try PipelineConfig.interpolate(try Yams.load(yaml: text) as Any, vars: globalVars.merging(vars) { $1 })
-        guard var config = loaded as? [String: Any] else { throw ModelError("\(taskFile.lastPathComponent) is not a task config") }
+        let loaded = try PipelineConfig.interpolate(
+            try Yams.load(yaml: text) as Any, vars: globalVars.merging(vars) { $1 })
+        guard var config = loaded as? [String: Any] else {
+            throw ModelError("\(taskFile.lastPathComponent) is not a task config")
+        }
         var params = config["params"] as? [String: Any] ?? [:]
         for key in params.keys { if let value = environment[key] { params[key] = value } }
         config["params"] = params
         let pipeline = Pipeline(name: "one-off", config: try PipelineConfig([:]), vars: globalVars)
-        let task = PipelineConfig.Task(name: "one-off", config: config, file: nil, params: [:], vars: [:], image: nil, privileged: true,
-                                       inputMapping: [:], outputMapping: [:])
+        let task = PipelineConfig.Task(
+            name: "one-off", config: config, file: nil, params: [:], vars: [:], image: nil, privileged: true,
+            inputMapping: [:], outputMapping: [:])
         let job = PipelineConfig.Job(name: "one-off", plan: [PipelineConfig.Step(action: .task(task))])
         let id = nextBuildID
         nextBuildID += 1
@@ -390,20 +420,32 @@ final class ConcourseModel: @unchecked Sendable {
     }
 
     func saveOutput(_ version: Version, in pipeline: Pipeline, resource: String) {
-        if !(pipeline.versions[resource] ?? []).contains(version) { pipeline.versions[resource, default: []].append(version) }
+        if !(pipeline.versions[resource] ?? []).contains(version) {
+            pipeline.versions[resource, default: []].append(version)
+        }
     }
 
     // MARK: Processes
 
     /// Runs a command as a container would: this host with the built binaries first on PATH,
     /// in a mount namespace where the system CA bundle also trusts the test registry.
-    func run(_ command: [String], stdin: Data? = nil, environment: [String: String], directory: URL) throws -> ProcessResult {
-        var env = ["PATH": "\(root.path)/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": root.appendingPathComponent("home").path]
+    func run(_ command: [String], stdin: Data? = nil, environment: [String: String], directory: URL) throws
+        -> ProcessResult
+    {
+        var env = [
+            "PATH": "\(root.path)/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": root.appendingPathComponent("home").path,
+        ]
         env.merge(environment) { $1 }
-        guard let caBundle else { return try runProcess(command[0], Array(command.dropFirst()), stdin: stdin, environment: env, currentDirectory: directory) }
+        guard let caBundle else {
+            return try runProcess(
+                command[0], Array(command.dropFirst()), stdin: stdin, environment: env, currentDirectory: directory)
+        }
         let wrapper = "mount --bind \"$0\" /etc/ssl/certs/ca-certificates.crt && exec \"$@\""
-        return try runProcess("/usr/bin/unshare", ["-m", "/bin/sh", "-c", wrapper, caBundle.path] + command, stdin: stdin, environment: env,
-                              currentDirectory: directory)
+        return try runProcess(
+            "/usr/bin/unshare", ["-m", "/bin/sh", "-c", wrapper, caBundle.path] + command, stdin: stdin,
+            environment: env,
+            currentDirectory: directory)
     }
 
     func json(_ value: Any) throws -> Data {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The model's own rules, on pipelines and histories made here: if these drift from
 /// Concourse's, every lifecycle test would play a different Concourse.
@@ -34,15 +34,20 @@ struct ConcourseModelTests {
         try withTemporaryDirectory { directory in
             let file = directory.appending("pipeline.yml")
             try Self.yaml.write(to: file, atomically: true, encoding: .utf8)
-            let model = try ConcourseModel(root: directory.appending("model"), vars: ["registry": "r.example", "count": 3], trustedCA: nil)
+            let model = try ConcourseModel(
+                root: directory.appending("model"), vars: ["registry": "r.example", "count": 3], trustedCA: nil)
             try model.setPipeline("p", file: file, vars: ["branch": "feat/x"])
             try body(model, try model.pipeline("p"))
         }
     }
 
-    func record(_ pipeline: ConcourseModel.Pipeline, _ id: Int, _ job: String, _ inputs: [(String, String)], status: ConcourseModel.Status = .succeeded) {
-        var build = ConcourseModel.BuildRecord(id: id, pipeline: pipeline.name, job: job,
-                                               inputs: inputs.map { Input(name: $0.0, resource: $0.0, version: ["ref": $0.1]) })
+    func record(
+        _ pipeline: ConcourseModel.Pipeline, _ id: Int, _ job: String, _ inputs: [(String, String)],
+        status: ConcourseModel.Status = .succeeded
+    ) {
+        var build = ConcourseModel.BuildRecord(
+            id: id, pipeline: pipeline.name, job: job,
+            inputs: inputs.map { Input(name: $0.0, resource: $0.0, version: ["ref": $0.1]) })
         build.status = status
         pipeline.builds.append(build)
     }
@@ -61,11 +66,13 @@ struct ConcourseModelTests {
         try withModel { model, pipeline in
             model.save([["ref": "a"], ["ref": "b"], ["ref": "c"]], in: pipeline, resource: "base")
             model.save([["ref": "a"]], in: pipeline, resource: "base")
-            #expect(pipeline.versions["base"] == [["ref": "a"], ["ref": "b"], ["ref": "c"]], "nothing new: nothing moves")
+            #expect(
+                pipeline.versions["base"] == [["ref": "a"], ["ref": "b"], ["ref": "c"]], "nothing new: nothing moves")
             model.save([["ref": "a"], ["ref": "d"]], in: pipeline, resource: "base")
             #expect(pipeline.versions["base"] == [["ref": "b"], ["ref": "c"], ["ref": "a"], ["ref": "d"]])
             model.saveOutput(["ref": "b"], in: pipeline, resource: "base")
-            #expect(pipeline.versions["base"]?.last == ["ref": "d"], "a put of a known version does not become the newest")
+            #expect(
+                pipeline.versions["base"]?.last == ["ref": "d"], "a put of a known version does not become the newest")
         }
     }
 
@@ -77,7 +84,9 @@ struct ConcourseModelTests {
             record(pipeline, 3, "build", [("base", "b1"), ("app", "a2")], status: .failed)
             let test = try pipeline.job("test")
             let inputs = try #require(model.resolve(test, in: pipeline))
-            #expect(inputs.map(\.version) == [["ref": "b2"], ["ref": "a1"]], "the newest successful build's pair, not b2 with a2")
+            #expect(
+                inputs.map(\.version) == [["ref": "b2"], ["ref": "a1"]],
+                "the newest successful build's pair, not b2 with a2")
             #expect(model.triggers(test, inputs, in: pipeline))
             record(pipeline, 4, "test", [("base", "b2"), ("app", "a1")])
             #expect(!model.triggers(test, inputs, in: pipeline), "the same inputs never trigger twice")
@@ -140,14 +149,17 @@ struct ConcourseModelTests {
             let made = model.root.appendingPathComponent("builds/\(j.id)/made/msg")
             #expect(try String(contentsOf: made, encoding: .utf8) == "hi\n", "output_mapping named the artifact")
             let k = try model.triggerJob("p", "k")
-            #expect(k.status == .failed && model.log.contains("reported"), "a failed step runs on_failure and fails the build")
+            #expect(
+                k.status == .failed && model.log.contains("reported"),
+                "a failed step runs on_failure and fails the build")
         }
     }
 
     @Test func setPipelinesDryRunIsSplitAsAShellWould() throws {
         try withTemporaryDirectory { directory in
             let model = try ConcourseModel(root: directory.appending("model"), vars: [:], trustedCA: nil)
-            #expect(try model.shellWords("fly -t main set-pipeline -p banana-it-s -c p.yml -v 'branch=it'\\''s x'")
+            #expect(
+                try model.shellWords("fly -t main set-pipeline -p banana-it-s -c p.yml -v 'branch=it'\\''s x'")
                     == ["fly", "-t", "main", "set-pipeline", "-p", "banana-it-s", "-c", "p.yml", "-v", "branch=it's x"])
             #expect(throws: ConcourseModel.ModelError.self) { try model.shellWords("fly 'open") }
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A team's world for a lifecycle scenario: a git repository with its `origin`, a registry
 /// with htpasswd auth over TLS (trusted by the model's containers through their CA bundle,
@@ -16,33 +16,43 @@ final class Lifecycle: @unchecked Sendable {
     let invariants: RegistryInvariants
 
     /// Runs `body` in a fresh world whose repository has `files` as its first commit on `branch`.
-    static func run(branch: String = "main", files: [String: String], _ body: (Lifecycle) async throws -> Void) async throws {
+    static func run(branch: String = "main", files: [String: String], _ body: (Lifecycle) async throws -> Void)
+        async throws
+    {
         try await withTestRegistry(.basic(tls: true)) { registry in
             try await withTemporaryDirectory(prefix: "slipway-lifecycle") { directory in
                 let world = try Lifecycle(registry: registry, directory: directory, branch: branch, files: files)
                 try await body(world)
                 world.invariants.checkBuilds(world.model)
-                #expect(world.invariants.violations.isEmpty, "\(world.invariants.violations.joined(separator: "\n"))\n\(world.model.log)")
+                #expect(
+                    world.invariants.violations.isEmpty,
+                    "\(world.invariants.violations.joined(separator: "\n"))\n\(world.model.log)")
             }
         }
     }
 
-    private init(registry: TestRegistry, directory: TemporaryDirectory, branch: String, files: [String: String]) throws {
+    private init(registry: TestRegistry, directory: TemporaryDirectory, branch: String, files: [String: String]) throws
+    {
         self.registry = registry
         self.directory = directory
-        repository = try TestGitRepository.create(at: directory.appending("work"), branch: branch, home: directory.appending(".home"))
+        repository = try TestGitRepository.create(
+            at: directory.appending("work"), branch: branch, home: directory.appending(".home"))
         try Self.commit(repository, "first", files)
         remote = try repository.bareClone(at: directory.appending("origin.git"))
-        let locks = try TestGitRepository.create(at: directory.appending("locks-work"), home: directory.appending(".home"))
+        let locks = try TestGitRepository.create(
+            at: directory.appending("locks-work"), home: directory.appending(".home"))
         _ = try locks.commit("locks", allowEmpty: true)
         let lockRemote = try locks.bareClone(at: directory.appending("locks.git"))
         let vars: [String: Any] = [
-            "registry": registry.host, "registry-username": registry.username ?? "", "registry-password": registry.password ?? "",
+            "registry": registry.host, "registry-username": registry.username ?? "",
+            "registry-password": registry.password ?? "",
             "git-uri": remote.url.absoluteString, "git-private-key": NSNull(),  // a file:// remote needs no key
             "lock-repository": lockRemote.url.absoluteString, "slipway-image": "\(registry.host)/slipway/slipway",
         ]
-        model = try ConcourseModel(root: directory.appending("concourse"), vars: vars, trustedCA: registry.caCertificatePEM)
-        invariants = try RegistryInvariants(registry: registry, git: repository, scratch: directory.appending("invariants"))
+        model = try ConcourseModel(
+            root: directory.appending("concourse"), vars: vars, trustedCA: registry.caCertificatePEM)
+        invariants = try RegistryInvariants(
+            registry: registry, git: repository, scratch: directory.appending("invariants"))
         model.replayPuts = true
         model.afterBuild = { [invariants] pipeline, build in
             try invariants.observe(after: "\(pipeline.name)/\(build.job) build \(build.id)")
@@ -96,15 +106,22 @@ final class Lifecycle: @unchecked Sendable {
         return builds.map { "\($0.pipeline)/\($0.job)" + ($0.status == .failed ? " FAILED: \($0.failure ?? "")" : "") }
     }
 
-    func digest(_ repository: String, _ tag: String) throws -> String? { try SeedFixture.digest(registry, repository, tag) }
+    func digest(_ repository: String, _ tag: String) throws -> String? {
+        try SeedFixture.digest(registry, repository, tag)
+    }
 
     func tags(_ repository: String) throws -> Set<String> { try SeedFixture.tags(registry, repository) }
 
     /// An image directory: `from` (a base with busybox, or `scratch` with busybox copied in)
     /// after the `ARG` lines `header`, and a RUN that copies `marker` to `/<name>-built`.
-    static func image(_ directory: String, name: String, marker: String, header: String = "", from: String = "scratch") -> [String: String] {
+    static func image(_ directory: String, name: String, marker: String, header: String = "", from: String = "scratch")
+        -> [String: String]
+    {
         let busybox = from == "scratch" ? "COPY busybox /bin/busybox\n" : ""
-        return ["\(directory)/Dockerfile": "\(header)FROM \(from)\n\(busybox)COPY marker /\(name)-marker\nRUN [\"/bin/busybox\", \"cp\", \"/\(name)-marker\", \"/\(name)-built\"]\n",
-                "\(directory)/marker": "\(marker)\n"]
+        return [
+            "\(directory)/Dockerfile":
+                "\(header)FROM \(from)\n\(busybox)COPY marker /\(name)-marker\nRUN [\"/bin/busybox\", \"cp\", \"/\(name)-marker\", \"/\(name)-built\"]\n",
+            "\(directory)/marker": "\(marker)\n",
+        ]
     }
 }

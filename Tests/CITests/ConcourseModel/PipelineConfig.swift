@@ -135,10 +135,15 @@ struct PipelineConfig {
         guard let map = value as? [String: Any] else { throw ConfigError("job \(job): a step is not a map") }
         let action: Action
         if let name = map["get"] as? String {
-            if map["version"] as? String == "every" { throw ConfigError("job \(job): get \(name): version: every is not modelled") }
-            action = .get(Get(name: name, resource: map["resource"] as? String ?? name, params: map["params"] as? [String: Any] ?? [:],
-                              passed: map["passed"] as? [String] ?? [], trigger: map["trigger"] as? Bool ?? false,
-                              pinned: map["version"] as? [String: String]))
+            if map["version"] as? String == "every" {
+                throw ConfigError("job \(job): get \(name): version: every is not modelled")
+            }
+            action = .get(
+                Get(
+                    name: name, resource: map["resource"] as? String ?? name,
+                    params: map["params"] as? [String: Any] ?? [:],
+                    passed: map["passed"] as? [String] ?? [], trigger: map["trigger"] as? Bool ?? false,
+                    pinned: map["version"] as? [String: String]))
         } else if let name = map["put"] as? String {
             let inputs: [String]?
             switch map["inputs"] {
@@ -146,17 +151,24 @@ struct PipelineConfig {
             case let list as [String]: inputs = list
             case "detect" as String:
                 // The first path segment of every string in params, as atc/exec's put step detects them.
-                inputs = Array(Set(strings(in: map["params"]).compactMap { $0.split(separator: "/").first.map(String.init) }))
+                inputs = Array(
+                    Set(strings(in: map["params"]).compactMap { $0.split(separator: "/").first.map(String.init) }))
             default: throw ConfigError("job \(job): put \(name): inputs must be all, detect or a list")
             }
-            action = .put(Put(name: name, resource: map["resource"] as? String ?? name, params: map["params"] as? [String: Any] ?? [:],
-                              getParams: map["get_params"] as? [String: Any] ?? [:], noGet: map["no_get"] as? Bool ?? false, inputs: inputs))
+            action = .put(
+                Put(
+                    name: name, resource: map["resource"] as? String ?? name,
+                    params: map["params"] as? [String: Any] ?? [:],
+                    getParams: map["get_params"] as? [String: Any] ?? [:], noGet: map["no_get"] as? Bool ?? false,
+                    inputs: inputs))
         } else if let name = map["task"] as? String {
-            action = .task(Task(name: name, config: map["config"] as? [String: Any], file: map["file"] as? String,
-                                params: map["params"] as? [String: Any] ?? [:], vars: map["vars"] as? [String: Any] ?? [:],
-                                image: map["image"] as? String, privileged: map["privileged"] as? Bool ?? false,
-                                inputMapping: map["input_mapping"] as? [String: String] ?? [:],
-                                outputMapping: map["output_mapping"] as? [String: String] ?? [:]))
+            action = .task(
+                Task(
+                    name: name, config: map["config"] as? [String: Any], file: map["file"] as? String,
+                    params: map["params"] as? [String: Any] ?? [:], vars: map["vars"] as? [String: Any] ?? [:],
+                    image: map["image"] as? String, privileged: map["privileged"] as? Bool ?? false,
+                    inputMapping: map["input_mapping"] as? [String: String] ?? [:],
+                    outputMapping: map["output_mapping"] as? [String: String] ?? [:]))
         } else if let parallel = map["in_parallel"] {
             let steps = (parallel as? [Any]) ?? ((parallel as? [String: Any])?["steps"] as? [Any]) ?? []
             action = .inParallel(try steps.map { try step($0, job: job) })
@@ -192,13 +204,16 @@ struct PipelineConfig {
         switch value {
         case let string as String:
             let trimmed = string.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix("(("), trimmed.hasSuffix("))"), trimmed.dropFirst(2).dropLast(2).range(of: "((") == nil {
+            if trimmed.hasPrefix("(("), trimmed.hasSuffix("))"), trimmed.dropFirst(2).dropLast(2).range(of: "((") == nil
+            {
                 let name = String(trimmed.dropFirst(2).dropLast(2)).trimmingCharacters(in: .whitespaces)
                 guard let replacement = vars[name] else { throw ConfigError("undefined var: \(name)") }
                 return replacement
             }
             var result = string
-            while let open = result.range(of: "(("), let close = result.range(of: "))", range: open.upperBound..<result.endIndex) {
+            while let open = result.range(of: "(("),
+                let close = result.range(of: "))", range: open.upperBound..<result.endIndex)
+            {
                 let name = result[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
                 guard let replacement = vars[name] else { throw ConfigError("undefined var: \(name)") }
                 result.replaceSubrange(open.lowerBound..<close.upperBound, with: "\(replacement)")

@@ -2,8 +2,8 @@ import Foundation
 import OCI
 import Registry
 import TagPolicy
-import Testing
 import TestSupport
+import Testing
 
 /// The invariants a team relies on, checked on the real registry after every build of a
 /// lifecycle scenario:
@@ -38,11 +38,20 @@ final class RegistryInvariants: @unchecked Sendable {
     func learn(_ model: ConcourseModel) {
         for name in model.pipelineOrder {
             guard let pipeline = model.pipelines[name] else { continue }
-            for resource in pipeline.config.resources.values where resource.type == "slipway" && resource.source["git"] != nil {
-                guard let repository = (resource.source["repository"] as? String).map(Self.repositoryPath) else { continue }
-                let trackBase = resource.source["track_base"] != nil && !(resource.source["track_base"] is NSNull) && resource.source["track_base"] as? Bool != false
-                let first = (resource.source["tags"] as? [String])?.first ?? (trackBase ? "{short_ref}-{short_base}" : "{short_ref}")
-                if let pattern = Self.pattern(first), !(immutable[repository] ?? []).contains(where: { $0.pattern == pattern.pattern }) {
+            for resource in pipeline.config.resources.values
+            where resource.type == "slipway" && resource.source["git"] != nil {
+                guard let repository = (resource.source["repository"] as? String).map(Self.repositoryPath) else {
+                    continue
+                }
+                let trackBase =
+                    resource.source["track_base"] != nil && !(resource.source["track_base"] is NSNull)
+                    && resource.source["track_base"] as? Bool != false
+                let first =
+                    (resource.source["tags"] as? [String])?.first
+                    ?? (trackBase ? "{short_ref}-{short_base}" : "{short_ref}")
+                if let pattern = Self.pattern(first),
+                    !(immutable[repository] ?? []).contains(where: { $0.pattern == pattern.pattern })
+                {
                     immutable[repository, default: []].append(pattern)
                 }
             }
@@ -57,9 +66,12 @@ final class RegistryInvariants: @unchecked Sendable {
     /// A tag template as a regular expression over the tags it makes.
     static func pattern(_ template: String) -> NSRegularExpression? {
         var regex = NSRegularExpression.escapedPattern(for: template)
-        for (placeholder, replacement) in [("{short_ref}", "[0-9a-f]{12}"), ("{short_base}", "[0-9a-f]{12}"), ("{ref}", "[0-9a-f]{40}"),
-                                           ("{release}", "[A-Za-z0-9_.-]+"), ("{tag_file}", "[A-Za-z0-9_.-]+"), ("{branch}", "[A-Za-z0-9_.-]+")] {
-            regex = regex.replacingOccurrences(of: NSRegularExpression.escapedPattern(for: placeholder), with: replacement)
+        for (placeholder, replacement) in [
+            ("{short_ref}", "[0-9a-f]{12}"), ("{short_base}", "[0-9a-f]{12}"), ("{ref}", "[0-9a-f]{40}"),
+            ("{release}", "[A-Za-z0-9_.-]+"), ("{tag_file}", "[A-Za-z0-9_.-]+"), ("{branch}", "[A-Za-z0-9_.-]+"),
+        ] {
+            regex = regex.replacingOccurrences(
+                of: NSRegularExpression.escapedPattern(for: placeholder), with: replacement)
         }
         guard !template.contains("{branch}") else { return nil }  // a branch's tag floats
         return try? NSRegularExpression(pattern: "^\(regex)$")
@@ -81,7 +93,9 @@ final class RegistryInvariants: @unchecked Sendable {
         for repository in try catalog() {
             var tags: [String: String] = [:]
             for tag in try client.tags(try Repository(repository)) {
-                if let descriptor = try client.manifestDescriptor(try Repository(repository), .tag(tag)) { tags[tag.rawValue] = descriptor.digest.rawValue }
+                if let descriptor = try client.manifestDescriptor(try Repository(repository), .tag(tag)) {
+                    tags[tag.rawValue] = descriptor.digest.rawValue
+                }
             }
             result[repository] = tags
         }
@@ -117,16 +131,21 @@ final class RegistryInvariants: @unchecked Sendable {
                     record("immutable tag \(repository):\(tag) moved from \(previous) to \(digest) (after \(what))")
                     continue
                 }
-                guard let old = try revision(repository, previous), let new = try revision(repository, digest), old != new else { continue }
+                guard let old = try revision(repository, previous), let new = try revision(repository, digest),
+                    old != new
+                else { continue }
                 if try isAncestor(new, of: old) {
-                    record("floating tag \(repository):\(tag) moved back from \(old.prefix(12)) to its ancestor \(new.prefix(12)) (after \(what))")
+                    record(
+                        "floating tag \(repository):\(tag) moved back from \(old.prefix(12)) to its ancestor \(new.prefix(12)) (after \(what))"
+                    )
                 }
             }
         }
     }
 
     func isAncestor(_ commit: String, of other: String) throws -> Bool {
-        let result = try runProcess("/usr/bin/git", ["-C", git.path.path, "merge-base", "--is-ancestor", commit, other])
+        let result = try runProcess(
+            "/usr/bin/git", ["-C", git.path.path, "merge-base", "--is-ancestor", commit, other])
         return result.status == 0
     }
 
@@ -165,12 +184,17 @@ final class RegistryInvariants: @unchecked Sendable {
         let deletedTags = deletedBranches.map { TagSanitizer.sanitize($0) }
         for (repository, tags) in try snapshot() {
             for (tag, digest) in tags {
-                guard let branch = try labels(repository, digest)["dev.slipway.branch"], deleted.contains(branch) else { continue }
+                guard let branch = try labels(repository, digest)["dev.slipway.branch"], deleted.contains(branch) else {
+                    continue
+                }
                 let keepers = tags.filter { $0.value == digest }.map(\.key).filter { other in
-                    !isImmutable(repository, other) && !deletedTags.contains { other == $0 || other.hasPrefix($0 + "-") }
+                    !isImmutable(repository, other)
+                        && !deletedTags.contains { other == $0 || other.hasPrefix($0 + "-") }
                 }
                 if keepers.isEmpty {
-                    record("\(repository):\(tag) still reaches \(digest), built on deleted branch \(branch), with no kept tag sharing it")
+                    record(
+                        "\(repository):\(tag) still reaches \(digest), built on deleted branch \(branch), with no kept tag sharing it"
+                    )
                 }
             }
         }
@@ -184,16 +208,22 @@ final class RegistryInvariants: @unchecked Sendable {
         for name in model.pipelineOrder {
             guard let pipeline = model.pipelines[name] else { continue }
             for resource in pipeline.config.resources.values where resource.type == "slipway" {
-                guard let git = resource.source["git"] as? [String: Any], let repository = (resource.source["repository"] as? String).map(Self.repositoryPath),
-                      let branch = git["branch"] as? String, git["tag_filter"] == nil, git["tag_regex"] == nil else { continue }
+                guard let git = resource.source["git"] as? [String: Any],
+                    let repository = (resource.source["repository"] as? String).map(Self.repositoryPath),
+                    let branch = git["branch"] as? String, git["tag_filter"] == nil, git["tag_regex"] == nil
+                else { continue }
                 let templates = (resource.source["tags"] as? [String]) ?? ["{short_ref}", "{branch}"]
                 for (index, template) in templates.enumerated() {
                     if index == 0 {
                         for version in pipeline.versions[resource.name] ?? [] {
-                            if let tag = Self.render(template, version: version, branch: branch) { result[repository, default: []].insert(tag) }
+                            if let tag = Self.render(template, version: version, branch: branch) {
+                                result[repository, default: []].insert(tag)
+                            }
                         }
                     } else if template.contains("{branch}"), !template.contains("{short_ref}") {
-                        if let tag = Self.render(template, version: [:], branch: branch) { result[repository, default: []].insert(tag) }
+                        if let tag = Self.render(template, version: [:], branch: branch) {
+                            result[repository, default: []].insert(tag)
+                        }
                     }
                 }
             }
@@ -205,9 +235,11 @@ final class RegistryInvariants: @unchecked Sendable {
     static func render(_ template: String, version: [String: String], branch: String) -> String? {
         var result = template
         let base = version["base"].map { String($0.split(separator: ":").last ?? "") }
-        let values: [String: String?] = ["{ref}": version["ref"], "{short_ref}": version["ref"].map { String($0.prefix(12)) },
-                                         "{short_base}": base.map { String($0.prefix(12)) }, "{branch}": TagSanitizer.sanitize(branch),
-                                         "{tag_file}": version["tag_file"], "{release}": version["release"]]
+        let values: [String: String?] = [
+            "{ref}": version["ref"], "{short_ref}": version["ref"].map { String($0.prefix(12)) },
+            "{short_base}": base.map { String($0.prefix(12)) }, "{branch}": TagSanitizer.sanitize(branch),
+            "{tag_file}": version["tag_file"], "{release}": version["release"],
+        ]
         for (placeholder, value) in values where result.contains(placeholder) {
             guard let value else { return nil }
             result = result.replacingOccurrences(of: placeholder, with: value)
@@ -222,7 +254,9 @@ final class RegistryInvariants: @unchecked Sendable {
                 let destination = scratch.appendingPathComponent("pull-\(UUID().uuidString)")
                 defer { try? FileManager.default.removeItem(at: destination) }
                 var arguments = ["copy", "--all", "--quiet", "--src-cert-dir", try certDirectory().path]
-                if let username = registry.username, let password = registry.password { arguments += ["--src-creds", "\(username):\(password)"] }
+                if let username = registry.username, let password = registry.password {
+                    arguments += ["--src-creds", "\(username):\(password)"]
+                }
                 arguments += ["docker://\(registry.host)/\(repository):\(tag)", "oci:\(destination.path):x"]
                 let copy = try runProcess("/usr/bin/skopeo", arguments)
                 if !copy.succeeded { record("\(repository):\(tag) does not pull: \(copy.stderrString.prefix(300))") }
@@ -249,9 +283,16 @@ final class RegistryInvariants: @unchecked Sendable {
             }
             var seen: [String: Int] = [:]
             for build in pipeline.builds {
-                if build.status == .failed { record("\(name)/\(build.job) build \(build.id) failed: \(build.failure ?? "")") }
-                let key = build.job + " " + build.inputs.map { "\($0.name)=\($0.version.sorted { $0.key < $1.key })" }.sorted().joined(separator: " ")
-                if let earlier = seen[key] { record("\(name)/\(build.job) ran twice with the same inputs (builds \(earlier) and \(build.id))") }
+                if build.status == .failed {
+                    record("\(name)/\(build.job) build \(build.id) failed: \(build.failure ?? "")")
+                }
+                let key =
+                    build.job + " "
+                    + build.inputs.map { "\($0.name)=\($0.version.sorted { $0.key < $1.key })" }.sorted().joined(
+                        separator: " ")
+                if let earlier = seen[key] {
+                    record("\(name)/\(build.job) ran twice with the same inputs (builds \(earlier) and \(build.id))")
+                }
                 seen[key] = build.id
             }
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Seed 003 over a branch's life, played from ci/pipelines/003-inline-image.yml and
 /// 003-reaper.yml through the model of Concourse: main's pipeline and a reaper set once; a
@@ -12,7 +12,8 @@ struct Seed003LifecycleTests {
 
     static func image(_ marker: String) -> [String: String] {
         [
-            "images/banana/Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY marker /marker\nRUN cat /marker > /built\n",
+            "images/banana/Dockerfile":
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY marker /marker\nRUN cat /marker > /built\n",
             "images/banana/marker": "\(marker)\n",
         ]
     }
@@ -43,7 +44,9 @@ struct Seed003LifecycleTests {
             #expect(world.model.pipelines["banana-feat-foo"] != nil)
             let fresh = try world.settle()
             #expect(fresh.sorted() == ["banana-feat-foo/build", "banana-feat-foo/test"], "\(fresh)")
-            #expect(try world.digest(Self.repo, "feat-foo-latest") == mainImage, "an unchanged image is reused, not rebuilt")
+            #expect(
+                try world.digest(Self.repo, "feat-foo-latest") == mainImage, "an unchanged image is reused, not rebuilt"
+            )
 
             // An image the branch replaces before merging: only the deleted branch ever needs it.
             try world.commit("banana v2, first try", Self.image("v2-draft"))
@@ -51,7 +54,9 @@ struct Seed003LifecycleTests {
             let draft = try #require(try world.digest(Self.repo, "feat-foo-latest"))
             let feature = try world.commit("banana v2", Self.image("v2"))
             let third = try world.settle()
-            #expect(third.sorted() == ["banana-feat-foo/build", "banana-feat-foo/test"], "only the branch's pipeline builds: \(third)")
+            #expect(
+                third.sorted() == ["banana-feat-foo/build", "banana-feat-foo/test"],
+                "only the branch's pipeline builds: \(third)")
             let featureImage = try #require(try world.digest(Self.repo, String(feature.prefix(12))))
             #expect(featureImage != mainImage)
             #expect(try world.digest(Self.repo, "feat-foo-latest") == featureImage)
@@ -62,11 +67,14 @@ struct Seed003LifecycleTests {
             let merge = try world.repository.merge("feat/foo", message: "merge feat/foo")
             try world.repository.push()
             try world.deleteBranch("feat/foo", switchingTo: "main")
-            try world.model.setPipelineWithScript(["--destroy", "--branch", "feat/foo", "banana"], in: world.repository.path)
+            try world.model.setPipelineWithScript(
+                ["--destroy", "--branch", "feat/foo", "banana"], in: world.repository.path)
             #expect(world.model.pipelines["banana-feat-foo"] == nil)
             let merged = try world.settle()
             #expect(merged.sorted() == ["banana-main/build", "banana-main/test"], "\(merged)")
-            #expect(try world.digest(Self.repo, String(merge.prefix(12))) == featureImage, "the merge reuses the branch's image")
+            #expect(
+                try world.digest(Self.repo, String(merge.prefix(12))) == featureImage,
+                "the merge reuses the branch's image")
             #expect(try world.digest(Self.repo, "main-latest") == featureImage)
 
             // The reaper: the deleted branch's tags go, main's stay, every tag left pulls.
@@ -78,8 +86,12 @@ struct Seed003LifecycleTests {
             #expect(reaped == ["banana-reaper/reap"], "\(reaped)")
             let after = try world.tags(Self.repo)
             #expect(!after.contains("feat-foo-latest"), "\(before) -> \(after)")
-            #expect(after.isSuperset(of: ["main-latest", String(merge.prefix(12)), String(main1.prefix(12))]), "\(before) -> \(after)")
-            #expect(try world.invariants.snapshot()[Self.repo]?.values.contains(draft) == false, "no tag reaches the draft image")
+            #expect(
+                after.isSuperset(of: ["main-latest", String(merge.prefix(12)), String(main1.prefix(12))]),
+                "\(before) -> \(after)")
+            #expect(
+                try world.invariants.snapshot()[Self.repo]?.values.contains(draft) == false,
+                "no tag reaches the draft image")
             try world.invariants.checkReaped(deletedBranches: ["feat/foo"], before: snapshot, model: world.model)
         }
     }

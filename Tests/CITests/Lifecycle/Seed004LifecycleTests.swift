@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Seed 004 over its life, played from ci/pipelines/004-multiarch-environments.yml through
 /// the model of Concourse: a multi-arch image whose Dockerfile has a RUN (cross-built, no
@@ -11,7 +11,8 @@ struct Seed004LifecycleTests {
     static let app = "org/app"
 
     static func appFiles(_ marker: String) -> [String: String] {
-        ["src/docker/Dockerfile": """
+        [
+            "src/docker/Dockerfile": """
             FROM --platform=$BUILDPLATFORM scratch AS build
             COPY src/docker/busybox /bin/busybox
             COPY src/docker/marker /marker
@@ -21,21 +22,29 @@ struct Seed004LifecycleTests {
             COPY --from=build /arch /version /
 
             """,
-         "src/docker/marker": "\(marker)\n"]
+            "src/docker/marker": "\(marker)\n",
+        ]
     }
 
     @Test func buildDeployPromote() async throws {
         try await Lifecycle.run(files: Self.appFiles("1.0")) { world in
-            try world.model.setPipeline("app", file: URL(fileURLWithPath: Lifecycle.pipeline("004-multiarch-environments.yml")), vars: [:])
+            try world.model.setPipeline(
+                "app", file: URL(fileURLWithPath: Lifecycle.pipeline("004-multiarch-environments.yml")), vars: [:])
             world.invariants.learn(world.model)
             #expect(try world.settle().sorted() == ["app/build", "app/deploy-dev"], "\(world.model.log)")
             let c1 = String(try world.repository.head().prefix(12))
             let first = try #require(try world.digest(Self.app, c1))
             #expect(try world.digest(Self.app, "dev") == first && world.digest(Self.app, "latest") == first)
-            let platforms = try runProcess("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false",
-                                                               "--creds", "\(world.registry.username ?? ""):\(world.registry.password ?? "")",
-                                                               "docker://\(world.host)/\(Self.app):\(c1)"])
-            #expect(platforms.stdoutString.contains("arm64") && platforms.stdoutString.contains("amd64"), "\(platforms.stdoutString)\(platforms.stderrString)")
+            let platforms = try runProcess(
+                "/usr/bin/skopeo",
+                [
+                    "inspect", "--raw", "--tls-verify=false",
+                    "--creds", "\(world.registry.username ?? ""):\(world.registry.password ?? "")",
+                    "docker://\(world.host)/\(Self.app):\(c1)",
+                ])
+            #expect(
+                platforms.stdoutString.contains("arm64") && platforms.stdoutString.contains("amd64"),
+                "\(platforms.stdoutString)\(platforms.stderrString)")
 
             try world.model.triggerJob("app", "promote-to-test")
             #expect(try world.settle() == ["app/deploy-test"])
