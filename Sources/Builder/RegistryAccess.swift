@@ -103,10 +103,9 @@ struct RegistryAccess {
         guard !configuration.registryMirrors.isEmpty else { return [:] }
         var text =
             "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n"
+        let insecureLine = configuration.registryInsecure ? "insecure = true\n" : ""
         for mirror in configuration.registryMirrors {
-            text +=
-                "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n"
-                + (configuration.registryInsecure ? "insecure = true\n" : "")
+            text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + insecureLine
         }
         let file = scratch.appendingPathComponent("registries.conf")
         try Data(text.utf8).write(to: file)

@@ -854,7 +854,7 @@ struct HostileInputCredentialTests {
             // A mirror in buildah's registries.conf is insecure only under REGISTRY_INSECURE, as the registry is.
             (
                 "Builder/RegistryAccess.swift",
-                #"text += "\n[[registry.mirror]]\nlocation = \"\(mirror.rawValue)\"\n" + (configuration.registryInsecure ? "insecure = true\n" : "")"#
+                #"let insecureLine = configuration.registryInsecure ? "insecure = true\n" : """#
             ),
         ]
         let unreviewed = hits.filter { hit in
