@@ -50,8 +50,8 @@ public enum TerminationCleanup {
         return try body()
     }
 
-    /// Runs and removes every registered action, oldest first, as a signal would.
-    package static func runActions() {
+    /// Runs and removes every registered action, oldest first.
+    private static func runActions() {
         let actions = state.withLock { state in
             defer { state.actions.removeAll() }
             return state.actions.sorted { $0.key < $1.key }.map(\.value)

@@ -262,17 +262,36 @@ struct BuildLockTests {
 
     // MARK: - Signals
 
-    @Test func signalCleanupRunsRegisteredActionsOnce() throws {
-        let ran = Mutex<[String]>([])
-        let ended: @Sendable () -> Void = { ran.withLock { $0.append("ended") } }
-        let kept: @Sendable () -> Void = { ran.withLock { $0.append("kept") } }
-        TerminationCleanup.onSignal(ended) {}
-        TerminationCleanup.onSignal(kept) {
-            TerminationCleanup.runActions()
-            TerminationCleanup.runActions()
+    /// With `SLIPWAY_SIGNAL_HELPER=<directory>` set, this test is the helper process of
+    /// `aSignalRunsTheActionsOfWorkUnderWayOnly`: it runs one action's scope to its end, then
+    /// sends itself SIGTERM inside another's. Each action writes a file named after it.
+    @Test func signalHelper() throws {
+        guard let directory = ProcessInfo.processInfo.environment["SLIPWAY_SIGNAL_HELPER"] else { return }
+        func mark(_ name: String) -> @Sendable () -> Void {
+            { _ = FileManager.default.createFile(atPath: directory + "/" + name, contents: Data()) }
         }
-        #expect(ran.withLock { $0 } == ["kept"], "an action runs once on a signal, and not once its scope has ended")
+        TerminationCleanup.onSignal(mark("ended")) {}
+        TerminationCleanup.onSignal(mark("under-way")) {
+            kill(getpid(), SIGTERM)
+            Thread.sleep(forTimeInterval: 30)
+        }
+    }
 
+    @Test func aSignalRunsTheActionsOfWorkUnderWayOnly() throws {
+        try withTemporaryDirectory { directory in
+            var environment = ProcessInfo.processInfo.environment
+            environment["SLIPWAY_SIGNAL_HELPER"] = directory.url.path
+            // The test binary itself is the helper; the shell reports how it ended.
+            let script = #""$0" --testing-library swift-testing --filter signalHelper >/dev/null 2>&1; echo $?"#
+            let output = try runProcess("sh", ["-c", script, CommandLine.arguments[0]], environment: environment)
+            // 128 + 15: it died of SIGTERM, as it would without our handler, after the actions.
+            #expect(output.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines) == "143")
+            let marks = try FileManager.default.contentsOfDirectory(atPath: directory.url.path)
+            #expect(marks == ["under-way"], "the action of the work under way ran; the ended one did not: \(marks)")
+        }
+    }
+
+    @Test func aLockIsReleasedOnce() {
         let released = Mutex(0)
         let once = ReleaseOnce { released.withLock { $0 += 1 } }
         once.run()
