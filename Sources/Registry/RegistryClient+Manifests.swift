@@ -89,6 +89,18 @@ extension RegistryClient {
             throw RegistryError(
                 .digestMismatch, operation: operation, hint: "the bytes hash to \(digest), not \(wanted)")
         }
+        _ = try sendManifest(
+            repository, reference, bytes: bytes, digest: digest, mediaType: mediaType, operation: operation)
+        return digest
+    }
+
+    /// PUTs a manifest's `bytes` (whose digest is `digest`) and checks the registry stored
+    /// those bytes: its `Docker-Content-Digest`, when it sends one, must be `digest`. Returns
+    /// the response, whose headers say more (`OCI-Subject`).
+    func sendManifest(
+        _ repository: Repository, _ reference: Reference, bytes: Data, digest: Digest, mediaType: MediaType,
+        operation: String
+    ) throws -> HTTPResponse {
         let response = try send(
             .put, .path("\(repository.apiPath)/manifests/\(reference)"),
             scope: .repository(repository, "pull", "push"), operation: operation,
@@ -100,7 +112,7 @@ extension RegistryClient {
             throw RegistryError(
                 .digestMismatch, operation: operation, hint: "the registry stored \(answered), we sent \(digest)")
         }
-        return digest
+        return response
     }
 
     /// `DELETE /v2/<name>/manifests/<digest>` (spec: "Deleting Manifests").

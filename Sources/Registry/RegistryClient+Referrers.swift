@@ -88,17 +88,8 @@ extension RegistryClient {
     ) {
         let digest = Digest.sha256(bytes)
         let operation = "PUT referrer manifest \(repository)@\(digest) to \(host)"
-        let response = try send(
-            .put, .path("\(repository.apiPath)/manifests/\(digest)"),
-            scope: .repository(repository, "pull", "push"), operation: operation,
-            headers: ["Content-Type": mediaType.rawValue], body: .data(bytes))
-        guard response.status == 201 || response.status == 200 else {
-            throw RegistryError.from(response, operation: operation)
-        }
-        if let answered = response.headers["Docker-Content-Digest"].flatMap({ try? Digest($0) }), answered != digest {
-            throw RegistryError(
-                .digestMismatch, operation: operation, hint: "the registry stored \(answered), we sent \(digest)")
-        }
+        let response = try sendManifest(
+            repository, .digest(digest), bytes: bytes, digest: digest, mediaType: mediaType, operation: operation)
         return (digest, response.headers["OCI-Subject"] != nil)
     }
 }
