@@ -305,39 +305,40 @@ struct HostileInputRegistryTests {
             let manifest = try JSONDecoder().decode(ImageManifest.self, from: try layout.blob(manifestDescriptor))
             let layer = manifest.layers[0]
             for behaviour in ["endless", "endless-big"] {
-                let server = try HostileRegistry.start(
+                try await HostileRegistry.with(
                     layout: layout.root, tags: ["v1": manifestDescriptor.digest.rawValue],
-                    blobs: [layer.digest.rawValue: behaviour], in: directory)
-                defer { server.stop() }
-                for format in ["rootfs", "oci-layout"] {
-                    let get = directory.appending("get-\(behaviour)-\(format)")
-                    let input =
-                        #"{"source":{"repository":"\#(server.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
-                    let (result, seconds) = try runResource(
-                        "in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
-                    #expect(
-                        resourceProblems(result, name: "in", markers: []).isEmpty,
-                        "\(behaviour) \(format): \(result.stderrString)")
-                    #expect(result.status == 1)
-                    #expect(
-                        result.stderrString.contains("size mismatch")
-                            && result.stderrString.contains("more than the expected \(layer.size) bytes"),
-                        "\(behaviour) \(format): \(result.stderrString)")
-                    #expect(seconds < 10, "\(behaviour) \(format) took \(seconds) s")
-                    try expectNothingLooksFetched(get)
-                }
-                // The server notices the hang-up when its next write fails.
-                var endless: [[String: Any]] = []
-                for _ in 0..<100 {
-                    endless = try server.requests().filter { $0["outcome"] != nil }
-                    if endless.count == 2 { break }
-                    usleep(50_000)
-                }
-                #expect(endless.count == 2, "\(behaviour): both fetches of the layer ended: \(endless)")
-                for entry in endless {
-                    #expect(entry["outcome"] as? String == "client hung up", "\(entry)")
-                    // The layer, plus what the loopback socket buffers held when the client let go.
-                    #expect((entry["bytesSent"] as? Int ?? .max) < 64 << 20, "\(entry)")
+                    blobs: [layer.digest.rawValue: behaviour]
+                ) { server in
+                    for format in ["rootfs", "oci-layout"] {
+                        let get = directory.appending("get-\(behaviour)-\(format)")
+                        let input =
+                            #"{"source":{"repository":"\#(server.host)/team/app","tag":"v1","insecure":true},"version":{"tag":"v1","digest":"\#(manifestDescriptor.digest)"},"params":{"format":"\#(format)"}}"#
+                        let (result, seconds) = try runResource(
+                            "in", Data(input.utf8), directory: get, environment: try isolatedEnvironment(in: directory))
+                        #expect(
+                            resourceProblems(result, name: "in", markers: []).isEmpty,
+                            "\(behaviour) \(format): \(result.stderrString)")
+                        #expect(result.status == 1)
+                        #expect(
+                            result.stderrString.contains("size mismatch")
+                                && result.stderrString.contains("more than the expected \(layer.size) bytes"),
+                            "\(behaviour) \(format): \(result.stderrString)")
+                        #expect(seconds < 10, "\(behaviour) \(format) took \(seconds) s")
+                        try expectNothingLooksFetched(get)
+                    }
+                    // The server notices the hang-up when its next write fails.
+                    var endless: [[String: Any]] = []
+                    for _ in 0..<100 {
+                        endless = try server.requests().filter { $0["outcome"] != nil }
+                        if endless.count == 2 { break }
+                        usleep(50_000)
+                    }
+                    #expect(endless.count == 2, "\(behaviour): both fetches of the layer ended: \(endless)")
+                    for entry in endless {
+                        #expect(entry["outcome"] as? String == "client hung up", "\(entry)")
+                        // The layer, plus what the loopback socket buffers held when the client let go.
+                        #expect((entry["bytesSent"] as? Int ?? .max) < 64 << 20, "\(entry)")
+                    }
                 }
             }
         }
@@ -1038,47 +1039,31 @@ private struct FakeSSH {
 
 /// `Tests/Fixtures/servers/hostile_registry.py` on a free loopback port, serving one OCI
 /// layout and misbehaving on the blobs named in `blobs`.
-private final class HostileRegistry: Sendable {
-    let host: String
+private struct HostileRegistry: Sendable {
+    let server: FixtureServer
     let logFile: URL
-    private let process: Process
 
-    private init(host: String, logFile: URL, process: Process) {
-        self.host = host
-        self.logFile = logFile
-        self.process = process
-    }
+    /// `host:port`, as a source's repository names it.
+    var host: String { "127.0.0.1:\(server.port)" }
 
-    static func start(layout: URL, tags: [String: String], blobs: [String: String], in directory: TemporaryDirectory)
-        throws -> HostileRegistry
-    {
-        let name = UUID().uuidString.prefix(8)
-        let ready = directory.appending("hostile-\(name).port")
-        let log = directory.appending("hostile-\(name).jsonl")
-        let configuration = directory.appending("hostile-\(name).json")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        try JSONSerialization.data(withJSONObject: [
-            "readyFile": ready.path, "logFile": log.path, "layout": layout.path, "tags": tags, "blobs": blobs,
-        ]).write(to: configuration)
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/servers/hostile_registry.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, configuration.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if let text = try? String(contentsOf: ready, encoding: .utf8), let port = Int(text) {
-                return HostileRegistry(host: "127.0.0.1:\(port)", logFile: log, process: process)
-            }
-            guard process.isRunning else { break }
-            usleep(20_000)
+    /// Runs `body` with the server up, and stops it afterwards, also when `body` throws.
+    static func with<R>(
+        layout: URL, tags: [String: String], blobs: [String: String], _ body: (HostileRegistry) async throws -> R
+    ) async throws -> R {
+        var logFile: URL?
+        let server = try await FixtureServer.start("hostile_registry.py", prefix: "slipway-hostile") { directory in
+            let log = emptyLog(in: directory)
+            logFile = log
+            return ["logFile": log.path, "layout": layout.path, "tags": tags, "blobs": blobs]
         }
-        process.terminate()
-        throw TestSupportError(
-            "hostile_registry.py did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        do {
+            let result = try await body(HostileRegistry(server: server, logFile: logFile!))
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
     }
 
     /// The JSON lines the server logged, one per finished request.
@@ -1086,13 +1071,6 @@ private final class HostileRegistry: Sendable {
         try String(contentsOf: logFile, encoding: .utf8).split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        // SIGKILL: a child of a test thread inherits its blocked signals, SIGTERM among them.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
     }
 }
 

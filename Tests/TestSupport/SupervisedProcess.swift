@@ -145,11 +145,11 @@ func startFixtureServer(_ script: String, configurationFile: URL, readyFile: URL
 /// A fixture server (`Tests/Fixtures/servers/<script>`) in a temporary directory of its own,
 /// which holds its configuration, its ready file, its logs and whatever `configure` puts
 /// there; ``stop()`` ends the process and removes the directory.
-final class FixtureServer: Sendable {
-    let directory: TemporaryDirectory
+public final class FixtureServer: Sendable {
+    public let directory: TemporaryDirectory
     let process: SupervisedProcess
     /// The port it listens on, on 127.0.0.1.
-    let port: Int
+    public let port: Int
 
     private init(directory: TemporaryDirectory, process: SupervisedProcess, port: Int) {
         self.directory = directory
@@ -159,7 +159,7 @@ final class FixtureServer: Sendable {
 
     /// Starts `script` with the configuration `configure` returns (given the directory, to
     /// place files in), plus `readyFile`; the directory goes if starting fails.
-    static func start(_ script: String, prefix: String, configure: (TemporaryDirectory) throws -> [String: Any])
+    public static func start(_ script: String, prefix: String, configure: (TemporaryDirectory) throws -> [String: Any])
         async throws -> FixtureServer
     {
         let directory = try TemporaryDirectory(prefix: prefix)
@@ -179,14 +179,14 @@ final class FixtureServer: Sendable {
     }
 
     /// Stops the server and removes its files. Safe to call twice.
-    func stop() async {
+    public func stop() async {
         await process.stop()
         directory.remove()
     }
 }
 
 /// An empty request log for a fixture server to append JSON lines to.
-func emptyLog(in directory: TemporaryDirectory, _ name: String = "requests.jsonl") -> URL {
+public func emptyLog(in directory: TemporaryDirectory, _ name: String = "requests.jsonl") -> URL {
     let file = directory.appending(name)
     _ = FileManager.default.createFile(atPath: file.path, contents: nil)
     return file
