@@ -45,11 +45,11 @@ extension ErrorKind where Owner == ArchiveErrorDomain {
     /// An entry body given to the writer is shorter or longer than its header says.
     public static var bodyLength: Self { Self("body length mismatch") }
     /// A file could not be opened, read or written.
-    public static var io: Self { Self("I/O error") }
+    public static var fileSystem: Self { Self("file system") }
     /// A compression library could not be set up (out of memory, bad level).
-    public static var library: Self { Self("library error") }
+    public static var libraryFailed: Self { Self("library failed") }
     /// An API was used out of order (write after finish, a stale entry body).
-    public static var misuse: Self { Self("misuse") }
+    public static var outOfOrder: Self { Self("out of order") }
 }
 
 extension ArchiveError {
@@ -59,7 +59,7 @@ extension ArchiveError {
 
     /// An error for a failed system call, with `errno` rendered as text.
     static func system(_ operation: String, errno code: Int32) -> ArchiveError {
-        ArchiveError(.io, "\(operation): \(String(cString: strerror(code)))")
+        ArchiveError(.fileSystem, "\(operation): \(String(cString: strerror(code)))")
     }
 }
 

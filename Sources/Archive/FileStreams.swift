@@ -104,7 +104,7 @@ public final class FileSink: ByteSink {
     /// - Throws: ``ArchiveError`` (`.io`) naming the file and the system's reason (a full disk
     ///   is `No space left on device`).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard !finished else { throw ArchiveError(.misuse, "write to \(label) after finish()") }
+        guard !finished else { throw ArchiveError(.outOfOrder, "write to \(label) after finish()") }
         guard var base = bytes.baseAddress else { return }
         var remaining = bytes.count
         while remaining > 0 {
@@ -127,7 +127,7 @@ public final class FileSink: ByteSink {
     /// Forces written data to stable storage (`fsync`), for callers that rename a finished
     /// temporary file into place and must not publish a file whose bytes are still in flight.
     public func synchronize() throws {
-        guard descriptor >= 0 else { throw ArchiveError(.misuse, "synchronize \(label) after finish()") }
+        guard descriptor >= 0 else { throw ArchiveError(.outOfOrder, "synchronize \(label) after finish()") }
         guard fsync(descriptor) == 0 else {
             throw ArchiveError.system("cannot fsync \(label)", errno: errno)
         }

@@ -37,7 +37,7 @@ public final class GzipDecompressor: ByteSource {
         guard status == Z_OK else {
             stream.deallocate()
             input.deallocate()
-            throw ArchiveError(.library, "cannot initialise zlib inflate: status \(status)")
+            throw ArchiveError(.libraryFailed, "cannot initialise zlib inflate: status \(status)")
         }
     }
 
@@ -128,7 +128,7 @@ public final class GzipDecompressor: ByteSource {
                     .compressedData,
                     "gzip data error: stream needs a preset dictionary at compressed offset \(compressedOffset)")
             case Z_MEM_ERROR:
-                throw ArchiveError(.library, "zlib is out of memory")
+                throw ArchiveError(.libraryFailed, "zlib is out of memory")
             default:
                 let reason = stream.pointee.msg.map { String(cString: $0) } ?? "status \(status)"
                 throw ArchiveError(
@@ -159,7 +159,7 @@ public final class GzipCompressor: ByteSink {
     ///   initialised.
     public init(_ downstream: any ByteSink, level: Int32 = 6) throws {
         guard (-1...9).contains(level) else {
-            throw ArchiveError(.library, "gzip level \(level) is out of range: use 0 (store) to 9 (smallest)")
+            throw ArchiveError(.libraryFailed, "gzip level \(level) is out of range: use 0 (store) to 9 (smallest)")
         }
         self.downstream = downstream
         stream = .allocate(capacity: 1)
@@ -177,7 +177,7 @@ public final class GzipCompressor: ByteSink {
             stream.deallocate()
             header.deallocate()
             output.deallocate()
-            throw ArchiveError(.library, "cannot initialise zlib deflate at level \(level): status \(status)")
+            throw ArchiveError(.libraryFailed, "cannot initialise zlib deflate at level \(level): status \(status)")
         }
     }
 
@@ -190,7 +190,7 @@ public final class GzipCompressor: ByteSink {
 
     /// Compresses `bytes`, writing full output buffers downstream as they fill.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard !finished else { throw ArchiveError(.misuse, "write to a gzip stream after finish()") }
+        guard !finished else { throw ArchiveError(.outOfOrder, "write to a gzip stream after finish()") }
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         // `avail_in` is 32 bits wide, so feed huge buffers in slices.
         var offset = 0
@@ -221,7 +221,7 @@ public final class GzipCompressor: ByteSink {
             stream.pointee.avail_out = uInt(output.count)
             let status = deflate(stream, flush)
             guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
-                throw ArchiveError(.library, "zlib deflate failed: status \(status)")
+                throw ArchiveError(.libraryFailed, "zlib deflate failed: status \(status)")
             }
             let produced = output.count - Int(stream.pointee.avail_out)
             if produced > 0 {

@@ -95,7 +95,7 @@ public final class TarReader {
     }
 
     private func checkUsable() throws {
-        if let failure { throw ArchiveError(.misuse, "the tar reader already failed: \(failure)") }
+        if let failure { throw ArchiveError(.outOfOrder, "the tar reader already failed: \(failure)") }
     }
 
     /// The current entry's body as a source, valid until the next call to ``next()``.
@@ -113,7 +113,7 @@ public final class TarReader {
 
         func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
             guard generation == reader.generation else {
-                throw ArchiveError(.misuse, "a tar entry body was read after the reader moved on to the next entry")
+                throw ArchiveError(.outOfOrder, "a tar entry body was read after the reader moved on to the next entry")
             }
             return try reader.readBody(into: buffer)
         }

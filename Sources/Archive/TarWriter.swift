@@ -67,8 +67,8 @@ public final class TarWriter {
     }
 
     private func checkUsable() throws {
-        if let failure { throw ArchiveError(.misuse, "the tar writer already failed: \(failure)") }
-        if finished { throw ArchiveError(.misuse, "the tar writer is already finished") }
+        if let failure { throw ArchiveError(.outOfOrder, "the tar writer already failed: \(failure)") }
+        if finished { throw ArchiveError(.outOfOrder, "the tar writer is already finished") }
     }
 
     private func writeBody(_ header: TarHeader, _ body: (any ByteSource)?) throws {

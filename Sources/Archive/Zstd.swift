@@ -27,12 +27,13 @@ public final class ZstdDecompressor: ByteSource {
     /// - Throws: ``ArchiveError`` (`.library`) when libzstd cannot be initialised.
     public init(_ upstream: any ByteSource) throws {
         guard let context = ZSTD_createDStream() else {
-            throw ArchiveError(.library, "cannot create a zstd decompression stream")
+            throw ArchiveError(.libraryFailed, "cannot create a zstd decompression stream")
         }
         let status = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maximumWindowLog)
         guard ZSTD_isError(status) == 0 else {
             ZSTD_freeDStream(context)
-            throw ArchiveError(.library, "cannot limit the zstd window: \(String(cString: ZSTD_getErrorName(status)))")
+            throw ArchiveError(
+                .libraryFailed, "cannot limit the zstd window: \(String(cString: ZSTD_getErrorName(status)))")
         }
         self.upstream = upstream
         self.context = context

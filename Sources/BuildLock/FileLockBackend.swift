@@ -38,7 +38,7 @@ struct FileLockBackend: LockBackend {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw LockError(
-                .backend,
+                .unusableBackend,
                 "cannot create the lock directory \(directory.path): \(error.localizedDescription); point LOCK's file: backend at a writable directory"
             )
         }
@@ -68,7 +68,7 @@ struct FileLockBackend: LockBackend {
         defer { close(fd) }
         guard busyError == EWOULDBLOCK || busyError == EINTR else {
             throw LockError(
-                .backend,
+                .unusableBackend,
                 "cannot lock \(lockPath): \(String(cString: strerror(busyError))); is the directory on a file system that supports flock?"
             )
         }
@@ -131,18 +131,19 @@ struct FileLockBackend: LockBackend {
         guard fd >= 0 else {
             if errno == ELOOP {
                 throw LockError(
-                    .backend,
+                    .unusableBackend,
                     "the \(what) \(path) is a symbolic link; Slipway never writes through one: remove it (and check who can write to the lock directory)"
                 )
             }
             throw LockError(
-                .backend, "cannot open the \(what) \(path): \(errnoText()); check that the directory is writable")
+                .unusableBackend,
+                "cannot open the \(what) \(path): \(errnoText()); check that the directory is writable")
         }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else {
             close(fd)
             throw LockError(
-                .backend,
+                .unusableBackend,
                 "the \(what) \(path) is not a plain file of its own (a hard link, a device or a FIFO); Slipway never writes to it: remove it (and check who can write to the lock directory)"
             )
         }
@@ -154,7 +155,7 @@ struct FileLockBackend: LockBackend {
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else {
-                throw LockError(.backend, "cannot lock the lock guard \(guardPath): \(errnoText())")
+                throw LockError(.unusableBackend, "cannot lock the lock guard \(guardPath): \(errnoText())")
             }
         }
         defer { flock(fd, LOCK_UN) }

@@ -74,7 +74,7 @@ final class GitLockBackend: LockBackend, Sendable {
                 return .retry  // released between our push and our fetch
             }
             throw LockError(
-                .backend,
+                .unusableBackend,
                 "cannot take lock \(key) in \(uri): git push said: \(push.errorText.oneLine); git fetch said: \(fetch.errorText.oneLine). Check the URI and the credentials for the lock repository"
             )
         }
@@ -82,7 +82,7 @@ final class GitLockBackend: LockBackend, Sendable {
             .outputText
         let lines = shown.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
         guard lines.count >= 2, let committed = Double(lines[1]) else {
-            throw LockError(.backend, "cannot read the lock commit of \(ref) in \(uri): \(shown.prefix(200))")
+            throw LockError(.unusableBackend, "cannot read the lock commit of \(ref) in \(uri): \(shown.prefix(200))")
         }
         let observed = String(lines[0])
         let owner = lines.count > 2 ? LockHolder.decode(Data(lines[2].utf8)) : nil
@@ -153,7 +153,7 @@ final class GitLockBackend: LockBackend, Sendable {
     private func stalled(_ result: CommandResult) throws -> CommandResult {
         guard result.timedOut else { return result }
         throw LockError(
-            .backend,
+            .unusableBackend,
             "cannot reach the repository of lock \(key) (\(uri)): it sent nothing for \(GitTransport.stallTimeout) s "
                 + "(it accepted the connection but does not answer)")
     }
@@ -162,7 +162,7 @@ final class GitLockBackend: LockBackend, Sendable {
         do {
             return try runner.run(command)
         } catch {
-            throw LockError(.backend, "cannot run git for lock \(key): \(error); install git")
+            throw LockError(.unusableBackend, "cannot run git for lock \(key): \(error); install git")
         }
     }
 
@@ -174,7 +174,7 @@ final class GitLockBackend: LockBackend, Sendable {
         let result = try run(arguments, input: input, inScratch: inScratch)
         guard result.succeeded else {
             throw LockError(
-                .backend,
+                .unusableBackend,
                 "cannot \(what) for lock \(key): git \(arguments.first ?? "") exited with \(result.status): \(result.errorText.oneLine)"
             )
         }

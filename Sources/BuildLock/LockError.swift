@@ -9,9 +9,9 @@ public enum LockErrorDomain {}
 
 extension ErrorKind where Owner == LockErrorDomain {
     /// `LOCK`, `LOCK_TIMEOUT`, `LOCK_TTL` or the backend text is invalid.
-    public static var configuration: Self { Self("configuration") }
+    public static var invalidSetting: Self { Self("invalid setting") }
     /// The lock stayed held for longer than `LOCK_TIMEOUT`.
-    public static var timeout: Self { Self("timeout") }
+    public static var timedOut: Self { Self("timed out") }
     /// The lock directory or lock repository cannot be used.
-    public static var backend: Self { Self("backend") }
+    public static var unusableBackend: Self { Self("unusable backend") }
 }

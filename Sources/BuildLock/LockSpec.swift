@@ -16,13 +16,13 @@ public struct LockKey: Sendable, Hashable, CustomStringConvertible {
     public init(_ rawValue: String) throws {
         guard !rawValue.isEmpty, rawValue.count <= 1024 else {
             throw LockError(
-                .configuration,
+                .invalidSetting,
                 "the lock key must be 1 to 1024 characters, got \(rawValue.count); set LOCK to a short name such as the image repository"
             )
         }
         guard !rawValue.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw LockError(
-                .configuration,
+                .invalidSetting,
                 "the lock key \(rawValue.debugDescription) holds a control character; remove it from LOCK")
         }
         self.rawValue = rawValue
@@ -106,13 +106,13 @@ public struct LockSpec: Sendable {
             let path = String(text.dropFirst("file:".count))
             guard path.hasPrefix("/") else {
                 throw LockError(
-                    .configuration,
+                    .invalidSetting,
                     "lock backend \(text.debugDescription): the directory must be an absolute path, as in file:/var/lock/slipway"
                 )
             }
             guard credentials.isEmpty else {
                 throw LockError(
-                    .configuration,
+                    .invalidSetting,
                     "lock backend \(text.debugDescription) takes no credentials; LOCK_PRIVATE_KEY, LOCK_USERNAME and LOCK_PASSWORD are for a git:<uri> lock repository"
                 )
             }
@@ -122,14 +122,14 @@ public struct LockSpec: Sendable {
             let uri = String(text.dropFirst("git:".count))
             guard !uri.isEmpty, !uri.hasPrefix("-") else {
                 throw LockError(
-                    .configuration,
+                    .invalidSetting,
                     "lock backend \(text.debugDescription): give the lock repository after git:, as in git:https://git.example.com/locks.git"
                 )
             }
             self.init(backend: .git(uri), key: lockKey, timeout: timeout, ttl: ttl, credentials: credentials)
         } else {
             throw LockError(
-                .configuration,
+                .invalidSetting,
                 "lock backend \(text.debugDescription) is not file:<dir> (one host) or git:<uri> (across workers)")
         }
     }
@@ -148,7 +148,7 @@ public struct LockSpec: Sendable {
         }
         guard let value = Double(number), value >= 0, value.isFinite else {
             throw LockError(
-                .configuration,
+                .invalidSetting,
                 "\(name)=\(text.debugDescription) is not a duration; write seconds or a number with s, m or h, as in 15m"
             )
         }

@@ -107,7 +107,7 @@ private func acquire(_ backend: some LockBackend, spec: LockSpec, log: Log) thro
             }
             if waited >= spec.timeout {
                 throw LockError(
-                    .timeout,
+                    .timedOut,
                     "lock \(spec.key) (\(backend.location)) is still held by \(describe(lastHolder)) after \(Int(waited.seconds)) s; raise LOCK_TIMEOUT, or if that holder is gone it is taken over once LOCK_TTL (\(Int(spec.ttl.seconds)) s) has passed"
                 )
             }

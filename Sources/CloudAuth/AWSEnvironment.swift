@@ -36,7 +36,7 @@ public struct AWSEnvironment: Sendable {
                 ["http", "https"].contains(scheme), url.host != nil
             else {
                 throw CloudAuthError(
-                    .configuration, "read \(name)",
+                    .invalidSetting, "read \(name)",
                     "\"\(CloudAuthError.sanitized(text, hiding: []))\" is not an http(s) URL")
             }
             return url

@@ -69,10 +69,9 @@ struct CloudHTTP: Sendable {
     }
 }
 
-/// Whether `text` is a JSON object we can read; ill-formed answers are reported, not trapped.
 extension ErrorKind where Owner == CloudAuthError {
     /// A setting or an environment variable the login reads is not usable.
-    public static var configuration: Self { Self("configuration") }
+    public static var invalidSetting: Self { Self("invalid setting") }
     /// No credentials were found where the login looks for them.
     public static var noCredentials: Self { Self("no credentials") }
     /// The endpoint could not be reached, or did not answer in time.
@@ -83,6 +82,7 @@ extension ErrorKind where Owner == CloudAuthError {
     public static var invalidAnswer: Self { Self("invalid answer") }
 }
 
+/// `data` decoded as `T`; an ill-formed answer is reported as `invalidAnswer`, not trapped.
 func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, operation: String, what: String) throws(CloudAuthError) -> T
 {
     do { return try JSONDecoder().decode(T.self, from: data) } catch {

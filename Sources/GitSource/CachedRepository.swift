@@ -80,7 +80,7 @@ struct CachedRepository {
         let temporary = directory.appendingPathComponent(Self.stateFileName + ".tmp")
         try data.write(to: temporary)
         guard rename(temporary.path, stateFile.path) == 0 else {
-            throw GitSourceError(.cache, "cannot write \(stateFile.path): \(String(cString: strerror(errno)))")
+            throw GitSourceError(.unusableCache, "cannot write \(stateFile.path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -200,7 +200,7 @@ struct CachedRepository {
                 source == "HEAD"
                 ? "the default branch (HEAD)" : "branch \(source.replacingOccurrences(of: "refs/heads/", with: ""))"
             return GitSourceError(
-                .remote,
+                .unreadableRemote,
                 "\(what) was not found in \(remote.display): check git.branch and git.uri (an empty repository has no branch)"
             )
         }
@@ -210,7 +210,7 @@ struct CachedRepository {
             "Repository not found", "not found", "Host key verification failed", "Could not resolve host",
             "Connection refused", "Connection timed out", "terminal prompts disabled", "HTTP Basic: Access denied",
         ]
-        let kind: GitSourceError.Kind = remoteSigns.contains(where: text.contains) ? .remote : .command
+        let kind: GitSourceError.Kind = remoteSigns.contains(where: text.contains) ? .unreadableRemote : .gitFailed
         return git.failure(arguments, result, kind: kind)
     }
 
@@ -357,7 +357,7 @@ func commitID(_ output: String) throws -> GitCommitID {
         return try GitCommitID(text)
     } catch {
         throw GitSourceError(
-            .command,
+            .gitFailed,
             "git printed \(quoted(String(text.prefix(100)))) where a commit name was expected (is this a SHA-256 repository? only SHA-1 is supported)"
         )
     }

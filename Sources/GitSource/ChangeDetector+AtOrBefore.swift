@@ -18,7 +18,7 @@ extension ChangeDetector {
         try configuration.validate()
         guard !configuration.isReleaseMode else {
             throw GitSourceError(
-                .configuration,
+                .invalidConfiguration,
                 "the version of a release-mode source at a commit is its release tag, not a commit at or before it; use a branch-mode source (no tag_filter or tag_regex)"
             )
         }
@@ -42,7 +42,7 @@ extension ChangeDetector {
                 }
                 guard try repository.deepen() else {
                     throw GitSourceError(
-                        .command,
+                        .gitFailed,
                         "the history of \(remote.display) before \(commit.short) cannot be fetched completely (is the commit on \(branchDescription)?)"
                     )
                 }

@@ -11,7 +11,7 @@ extension ChangeDetector {
         return try credentials.withGit(runner: runner, log: log, scratch: scratch) { git in
             let arguments = ["ls-remote", "--heads", remote.forGit]
             let result = try git.run(arguments)
-            guard result.succeeded else { throw git.failure(arguments, result, kind: .remote) }
+            guard result.succeeded else { throw git.failure(arguments, result, kind: .unreadableRemote) }
             var branches = Set<String>()
             for line in result.outputText.split(separator: "\n") {
                 guard let tab = line.firstIndex(of: "\t") else { continue }

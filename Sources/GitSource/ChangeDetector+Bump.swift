@@ -20,10 +20,11 @@ extension ChangeDetector {
     public func bumpTagFile(message: String, _ newValue: (String) throws -> String) throws -> TagFileBump {
         try configuration.validate()
         guard let spec = configuration.tagFile else {
-            throw GitSourceError(.configuration, "bump_tag_file needs source.tag_file: the file to bump")
+            throw GitSourceError(.invalidConfiguration, "bump_tag_file needs source.tag_file: the file to bump")
         }
         guard let branch = configuration.branch else {
-            throw GitSourceError(.configuration, "bump_tag_file needs git.branch: the branch to push the new value to")
+            throw GitSourceError(
+                .invalidConfiguration, "bump_tag_file needs git.branch: the branch to push the new value to")
         }
         try FileManager.default.createDirectory(at: cacheRoot, withIntermediateDirectories: true)
         return try GitCredentials(configuration: configuration).withGit(runner: runner, log: log, scratch: cacheRoot) {
@@ -89,7 +90,8 @@ extension ChangeDetector {
         let blob = try repository.run(["cat-file", "blob", object])
         guard blob.succeeded, case let data = blob.standardOutput, let text = String(data: data, encoding: .utf8) else {
             throw GitSourceError(
-                .tagFile, "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
+                .unusableTagFile,
+                "tag file \(quoted(spec.normalizedPath)) on \(branch) of \(remote.display) could not be read")
         }
         return (data, text)
     }
@@ -99,7 +101,8 @@ extension ChangeDetector {
         let rewritten = try TagFileValue.replacing(text, spec: spec, with: new)
         guard try TagFileValue.read(Data(rewritten.utf8), spec: spec, commit: commit) == new else {
             throw GitSourceError(
-                .tagFile, "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back"
+                .unusableTagFile,
+                "rewriting tag file \(quoted(spec.normalizedPath)) did not give \(quoted(new)) when read back"
             )
         }
         return rewritten
@@ -121,16 +124,16 @@ extension ChangeDetector {
         let fields = listed.split(separator: "\t", maxSplits: 1).first?.split(separator: " ") ?? []
         guard fields.count == 3 else {
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "tag file \(quoted(path)) does not exist on \(branch) of \(remote.display) (or a directory on its path is a symbolic link)"
             )
         }
         guard fields[0] != "120000" else {
-            throw GitSourceError(.tagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
+            throw GitSourceError(.unusableTagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
         }
         guard fields[1] == "blob" else {
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "tag file \(quoted(path)) on \(branch) of \(remote.display) is a \(fields[1] == "tree" ? "directory" : String(fields[1])), not a file"
             )
         }
@@ -159,7 +162,7 @@ extension ChangeDetector {
         for (commit, tree) in zip(commits, trees) {
             guard let content = contents[tree], content.type == "tree" else { continue }
             if Self.treeEntryMode(named: name, in: content.data, hashLength: tree.count / 2) == "120000" {
-                throw GitSourceError(.tagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
+                throw GitSourceError(.unusableTagFile, Self.symlinkRefusal(path, at: commit, remote: remote.display))
             }
         }
     }

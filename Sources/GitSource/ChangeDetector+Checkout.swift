@@ -98,7 +98,7 @@ extension ChangeDetector {
                     "fetch", "--quiet", "--no-tags", "origin", "+\(source):refs/remotes/origin/slipway-source",
                 ]
                 let result = try git.run(arguments)
-                guard result.succeeded else { throw git.failure(arguments, result, kind: .remote) }
+                guard result.succeeded else { throw git.failure(arguments, result, kind: .unreadableRemote) }
             }
             let present = try git.run(["rev-parse", "--verify", "--quiet", commit.rawValue + "^{commit}"])
             guard present.succeeded else {
@@ -122,6 +122,7 @@ extension ChangeDetector {
             return String(reference.prefix(while: { $0 != "\t" }))
         }
         throw GitSourceError(
-            .remote, "\(remote.display) does not say which branch is its default (no symbolic HEAD); set git.branch")
+            .unreadableRemote,
+            "\(remote.display) does not say which branch is its default (no symbolic HEAD); set git.branch")
     }
 }

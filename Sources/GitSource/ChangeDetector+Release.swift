@@ -48,7 +48,7 @@ extension ChangeDetector {
         if configuration.branch != nil {
             guard try repository.tip() != nil else {
                 throw GitSourceError(
-                    .command,
+                    .gitFailed,
                     "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
             }
             arguments += ["--merged", CachedRepository.tipReference]

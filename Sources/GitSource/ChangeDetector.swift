@@ -85,7 +85,7 @@ public struct ChangeDetector: Sendable {
             guard let tip = current else {
                 // The fetch succeeded, so the ref must exist: the cache is broken.
                 throw GitSourceError(
-                    .command,
+                    .gitFailed,
                     "the cached clone of \(remote.display) has no \(CachedRepository.tipReference) after a fetch")
             }
             if let commits = try listBranch(repository, tip: tip, since: since?.commit) {
@@ -93,7 +93,7 @@ public struct ChangeDetector: Sendable {
             }
             guard try repository.deepen() else {
                 throw GitSourceError(
-                    .command,
+                    .gitFailed,
                     "the complete history of \(remote.display) is fetched, yet the answer still needs older commits; please report this"
                 )
             }
@@ -145,7 +145,7 @@ public struct ChangeDetector: Sendable {
         let values = try tagFileValues(unique, in: repository)
         return try commits.map { commit, release in
             guard let info = metadata[commit] else {
-                throw GitSourceError(.command, "git printed no metadata for commit \(commit.rawValue)")
+                throw GitSourceError(.gitFailed, "git printed no metadata for commit \(commit.rawValue)")
             }
             return SourceChange(
                 commit: commit, tagFileValue: values[commit], release: release,
@@ -200,7 +200,7 @@ public struct ChangeDetector: Sendable {
                 ])
                 guard one.succeeded else {
                     throw GitSourceError(
-                        .tagFile,
+                        .unusableTagFile,
                         "tag file \(quoted(path)) does not exist at commit \(commit.short) of \(remote.display): add it, or fix tag_file's path"
                     )
                 }
@@ -209,7 +209,7 @@ public struct ChangeDetector: Sendable {
         }
         guard objects.count == commits.count else {
             throw GitSourceError(
-                .command, "git resolved \(objects.count) tag file objects for \(commits.count) commits")
+                .gitFailed, "git resolved \(objects.count) tag file objects for \(commits.count) commits")
         }
         try refuseSymlinkedTagFile(path, commits: commits, git: git)
         let distinct = Array(Set(objects))
@@ -219,12 +219,12 @@ public struct ChangeDetector: Sendable {
         for (commit, object) in zip(commits, objects) {
             guard let content = contents[object] else {
                 throw GitSourceError(
-                    .tagFile,
+                    .unusableTagFile,
                     "tag file \(quoted(path)) at commit \(commit.short) could not be read (object \(object) missing)")
             }
             guard content.type == "blob" else {
                 throw GitSourceError(
-                    .tagFile,
+                    .unusableTagFile,
                     "tag file \(quoted(path)) at commit \(commit.short) is a \(content.type == "tree" ? "directory" : content.type), not a file"
                 )
             }
@@ -267,7 +267,7 @@ public struct ChangeDetector: Sendable {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         } catch {
             throw GitSourceError(
-                .cache,
+                .unusableCache,
                 "cannot create the clone cache in \(root.path): \(error.localizedDescription); is TMPDIR writable?")
         }
         let name = cacheName
@@ -280,7 +280,9 @@ public struct ChangeDetector: Sendable {
                 {
                     do {
                         return try body(&cached)
-                    } catch let error as GitSourceError where error.kind == .command || error.kind == .remote {
+                    } catch let error as GitSourceError
+                        where error.kind == .gitFailed || error.kind == .unreadableRemote
+                    {
                         // A broken cache can look like a remote problem ("'origin' does not
                         // appear to be a git repository" from a damaged config), so both are
                         // retried on a fresh clone; a real remote problem fails there too, and

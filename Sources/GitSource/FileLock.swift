@@ -20,7 +20,7 @@ enum FileLock {
         let fd = open(file.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw GitSourceError(
-                .cache,
+                .unusableCache,
                 "cannot open the cache lock \(file.path): \(String(cString: strerror(errno))); is TMPDIR writable?")
         }
         defer { close(fd) }
@@ -29,7 +29,7 @@ enum FileLock {
             while flock(fd, LOCK_EX) != 0 {
                 if errno != EINTR {
                     throw GitSourceError(
-                        .cache, "cannot lock the cache \(file.path): \(String(cString: strerror(errno)))")
+                        .unusableCache, "cannot lock the cache \(file.path): \(String(cString: strerror(errno)))")
                 }
             }
         }

@@ -60,7 +60,7 @@ struct Git: Sendable {
         do {
             result = try runner.run(Command("git", full, environment: environment, input: input, idleTimeout: idle))
         } catch let error as SpawnError {
-            throw GitSourceError(.command, error.description)
+            throw GitSourceError(.gitFailed, error.description)
         }
         log.debug(
             "git \(arguments.prefix(12).joined(separator: " ")) → \(result.status) in \(Int(Date().timeIntervalSince(started) * 1000)) ms"
@@ -92,7 +92,8 @@ struct Git: Sendable {
     }
 
     /// The error for a failed git command, with secrets scrubbed.
-    func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .command) -> GitSourceError
+    func failure(_ arguments: [String], _ result: CommandResult, kind: GitSourceError.Kind = .gitFailed)
+        -> GitSourceError
     {
         let how =
             result.timedOut

@@ -125,7 +125,7 @@ public struct GitCredentials: Sendable, Equatable {
                 return try body(settings, environment)
             }
         } catch let error where !made {
-            throw GitSourceError(.cache, "\(error)")
+            throw GitSourceError(.unusableCache, "\(error)")
         }
     }
 
@@ -168,7 +168,7 @@ private func writePrivateFile(_ file: URL, contents: String) throws {
     let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
         throw GitSourceError(
-            .cache,
+            .unusableCache,
             "cannot create the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))"
         )
     }
@@ -180,7 +180,7 @@ private func writePrivateFile(_ file: URL, contents: String) throws {
         if count < 0 {
             if errno == EINTR { continue }
             throw GitSourceError(
-                .cache,
+                .unusableCache,
                 "cannot write the key file in \(file.deletingLastPathComponent().path): \(String(cString: strerror(errno)))"
             )
         }

@@ -79,7 +79,7 @@ public struct GitSourceConfiguration: Sendable, Equatable {
     /// any network traffic, with the key and value named.
     /// - Throws: ``GitSourceError`` (`.configuration`).
     public func validate() throws {
-        func fail(_ message: String) -> GitSourceError { GitSourceError(.configuration, message) }
+        func fail(_ message: String) -> GitSourceError { GitSourceError(.invalidConfiguration, message) }
         let display = RemoteURL(uri).display
         if uri.trimmingCharacters(in: .whitespaces).isEmpty { throw fail("git.uri is empty: give the repository URL") }
         if uri.contains(where: { $0.isNewline }) { throw fail("git.uri \(quoted(display)) contains a line break") }
@@ -184,23 +184,23 @@ public struct TagFileSpec: Sendable, Equatable {
     func validate() throws {
         let path = normalizedPath
         if path.isEmpty || path.hasSuffix("/") {
-            throw GitSourceError(.configuration, "tag_file path \(quoted(self.path)) does not name a file")
+            throw GitSourceError(.invalidConfiguration, "tag_file path \(quoted(self.path)) does not name a file")
         }
         if path.split(separator: "/").contains("..") || path.contains(where: { $0.isNewline || $0 == "\0" }) {
             throw GitSourceError(
-                .configuration,
+                .invalidConfiguration,
                 "tag_file path \(quoted(self.path)) must stay inside the repository (no .., no line breaks)")
         }
         if let key {
             if format == .plain {
                 throw GitSourceError(
-                    .configuration,
+                    .invalidConfiguration,
                     "tag_file \(quoted(self.path)) has key \(quoted(key)), but only .yaml, .yml and .json files have keys; remove the key or use such a file"
                 )
             }
             if key.isEmpty || key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
                 throw GitSourceError(
-                    .configuration, "tag_file key \(quoted(key)) is not a dotted key such as tags.base")
+                    .invalidConfiguration, "tag_file key \(quoted(key)) is not a dotted key such as tags.base")
             }
         }
     }

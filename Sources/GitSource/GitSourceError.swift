@@ -13,15 +13,15 @@ public enum GitSourceErrorDomain {}
 
 extension ErrorKind where Owner == GitSourceErrorDomain {
     /// The source configuration is invalid (a bad regex, a bad path, conflicting keys).
-    public static var configuration: Self { Self("configuration") }
+    public static var invalidConfiguration: Self { Self("invalid configuration") }
     /// A program could not be started, or git failed.
-    public static var command: Self { Self("command") }
+    public static var gitFailed: Self { Self("git failed") }
     /// The remote or the branch cannot be read (not found, no access).
-    public static var remote: Self { Self("remote") }
+    public static var unreadableRemote: Self { Self("unreadable remote") }
     /// The tag file or its key is missing or holds no usable value.
-    public static var tagFile: Self { Self("tag file") }
+    public static var unusableTagFile: Self { Self("unusable tag file") }
     /// A commit that was asked for does not exist in the repository.
     public static var commitNotFound: Self { Self("commit not found") }
     /// The clone cache cannot be created or locked.
-    public static var cache: Self { Self("cache") }
+    public static var unusableCache: Self { Self("unusable cache") }
 }

@@ -30,7 +30,8 @@ struct PosixRegex {
         self.pattern = pattern
         self.dialect = dialect
         if let problem = Self.withCompiled(pattern, dialect: dialect, { _ in () }).error {
-            throw GitSourceError(.configuration, "\(key): invalid regular expression \(quoted(pattern)): \(problem)")
+            throw GitSourceError(
+                .invalidConfiguration, "\(key): invalid regular expression \(quoted(pattern)): \(problem)")
         }
     }
 

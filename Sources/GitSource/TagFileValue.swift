@@ -16,7 +16,7 @@ enum TagFileValue {
     static func read(_ data: Data, spec: TagFileSpec, commit: GitCommitID) throws -> String {
         let location = "tag file \(quoted(spec.normalizedPath)) at commit \(commit.short)"
         guard let text = String(data: data, encoding: .utf8) else {
-            throw GitSourceError(.tagFile, "\(location) is not UTF-8 text")
+            throw GitSourceError(.unusableTagFile, "\(location) is not UTF-8 text")
         }
         let value: String
         switch spec.format {
@@ -28,11 +28,13 @@ enum TagFileValue {
             value = try jsonValue(data, key: spec.key, location: location)
         }
         if value.isEmpty {
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(spec.key)) is empty: a version needs a value")
+            throw GitSourceError(
+                .unusableTagFile, "\(location)\(keyPhrase(spec.key)) is empty: a version needs a value")
         }
         if value.contains(where: \.isNewline) {
             throw GitSourceError(
-                .tagFile, "\(location)\(keyPhrase(spec.key)) spans several lines: a version value must be one line")
+                .unusableTagFile,
+                "\(location)\(keyPhrase(spec.key)) spans several lines: a version value must be one line")
         }
         return value
     }
@@ -48,11 +50,11 @@ enum TagFileValue {
         do {
             root = try DocumentNesting.compose(text, what: location)
         } catch let refusal as DocumentNesting.Refusal {
-            throw GitSourceError(.tagFile, refusal.message)
+            throw GitSourceError(.unusableTagFile, refusal.message)
         } catch {
-            throw GitSourceError(.tagFile, "\(location) is not valid YAML: \(error)")
+            throw GitSourceError(.unusableTagFile, "\(location) is not valid YAML: \(error)")
         }
-        guard let root else { throw GitSourceError(.tagFile, "\(location) is an empty YAML document") }
+        guard let root else { throw GitSourceError(.unusableTagFile, "\(location) is an empty YAML document") }
         var node = root
         if let key {
             var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -62,7 +64,7 @@ enum TagFileValue {
                     let at =
                         walked.isEmpty
                         ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
+                    throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
                 remaining.removeFirst(used)
@@ -72,12 +74,12 @@ enum TagFileValue {
         guard case .scalar(let scalar) = node else {
             let what = node.mapping != nil ? "a mapping" : "a list"
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "\(location)\(keyPhrase(key)) is \(what), not a single value\(key == nil ? ": give a key such as tags.base" : "")"
             )
         }
         if scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is null")
+            throw GitSourceError(.unusableTagFile, "\(location)\(keyPhrase(key)) is null")
         }
         return scalar.string.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -103,16 +105,16 @@ enum TagFileValue {
 
     private static func jsonValue(_ data: Data, key: String?, location: String) throws -> String {
         if data.count > DocumentNesting.maximumBytes {
-            throw GitSourceError(.tagFile, DocumentNesting.sizeMessage(for: location))
+            throw GitSourceError(.unusableTagFile, DocumentNesting.sizeMessage(for: location))
         }
         if DocumentNesting.exceedsLimit(String(decoding: data, as: UTF8.self)) {
-            throw GitSourceError(.tagFile, DocumentNesting.message(for: location))
+            throw GitSourceError(.unusableTagFile, DocumentNesting.message(for: location))
         }
         let root: Any
         do {
             root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
-            throw GitSourceError(.tagFile, "\(location) is not valid JSON: \(error.localizedDescription)")
+            throw GitSourceError(.unusableTagFile, "\(location) is not valid JSON: \(error.localizedDescription)")
         }
         var value = root
         if let key {
@@ -123,7 +125,7 @@ enum TagFileValue {
                     let at =
                         walked.isEmpty
                         ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.tagFile, "\(location) has no key \(quoted(key))\(at)")
+                    throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(key))\(at)")
                 }
                 walked.append(remaining.prefix(used).joined(separator: "."))
                 remaining.removeFirst(used)
@@ -138,12 +140,12 @@ enum TagFileValue {
             if String(cString: number.objCType) == "c" { return number.boolValue ? "true" : "false" }
             return number.stringValue
         case is NSNull:
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is null")
+            throw GitSourceError(.unusableTagFile, "\(location)\(keyPhrase(key)) is null")
         case is [Any]:
-            throw GitSourceError(.tagFile, "\(location)\(keyPhrase(key)) is a list, not a single value")
+            throw GitSourceError(.unusableTagFile, "\(location)\(keyPhrase(key)) is a list, not a single value")
         default:
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "\(location)\(keyPhrase(key)) is an object, not a single value\(key == nil ? ": give a key such as tags.base" : "")"
             )
         }
@@ -183,24 +185,26 @@ extension TagFileValue {
         guard !newValue.isEmpty, !newValue.contains(where: { $0.isNewline || $0 == "\"" || $0 == "'" || $0 == "\\" })
         else {
             throw GitSourceError(
-                .tagFile, "the new tag file value \(quoted(newValue)) must be one line without quotes or backslashes")
+                .unusableTagFile,
+                "the new tag file value \(quoted(newValue)) must be one line without quotes or backslashes")
         }
         if spec.format == .plain { return newValue + "\n" }
         let location = "tag file \(quoted(spec.normalizedPath))"
         guard var node = try? DocumentNesting.compose(text, what: location) else {
-            throw GitSourceError(.tagFile, "\(location) cannot be parsed to rewrite it")
+            throw GitSourceError(.unusableTagFile, "\(location) cannot be parsed to rewrite it")
         }
         var remaining = (spec.key ?? "").split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if spec.key == nil { remaining = [] }
         while !remaining.isEmpty {
             guard let (next, used) = yamlChild(of: node, remaining) else {
-                throw GitSourceError(.tagFile, "\(location) has no key \(quoted(spec.key ?? ""))")
+                throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(spec.key ?? ""))")
             }
             remaining.removeFirst(used)
             node = next
         }
         guard case .scalar(let scalar) = node, let mark = scalar.mark else {
-            throw GitSourceError(.tagFile, "\(location): the value at \(quoted(spec.key ?? "")) is not a single value")
+            throw GitSourceError(
+                .unusableTagFile, "\(location): the value at \(quoted(spec.key ?? "")) is not a single value")
         }
         let quote: String
         switch scalar.style {
@@ -209,7 +213,7 @@ extension TagFileValue {
         case .singleQuoted: quote = "'"
         default:
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "\(location): the value at \(quoted(spec.key ?? "")) is a block scalar, which is not rewritten")
         }
         // Yams marks are 1-based lines and columns, in characters.
@@ -224,7 +228,7 @@ extension TagFileValue {
         let old = Array((quote + scalar.string + quote).unicodeScalars)
         guard start >= 0, start + old.count <= scalars.count, Array(scalars[start..<(start + old.count)]) == old else {
             throw GitSourceError(
-                .tagFile,
+                .unusableTagFile,
                 "\(location): the value at \(quoted(spec.key ?? "")) is written in a way that cannot be rewritten in place (escapes?)"
             )
         }

@@ -169,7 +169,7 @@ struct FileFacts: Equatable, CustomStringConvertible {
     init(path: String) throws {
         var info = stat()
         guard lstat(path, &info) == 0 else {
-            throw ArchiveError(.io, "lstat \(path): errno \(errno)")
+            throw ArchiveError(.fileSystem, "lstat \(path): errno \(errno)")
         }
         switch info.st_mode & S_IFMT {
         case S_IFREG: kind = .regular
@@ -202,7 +202,7 @@ func setModificationTime(_ path: String, seconds: Int, nanoseconds: Int = 0) thr
         timespec(tv_sec: seconds, tv_nsec: nanoseconds),
     ]
     guard utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) == 0 else {
-        throw ArchiveError(.io, "utimensat \(path): errno \(errno)")
+        throw ArchiveError(.fileSystem, "utimensat \(path): errno \(errno)")
     }
 }
 

@@ -34,7 +34,7 @@ struct TarCorruptionTests {
             error?.description
                 == #"truncated archive: the body of "f" (header at offset 0) ends after 700 of 1000 bytes"#)
         // The reader stays failed: it cannot know where a next header would be.
-        #expect(archiveError { _ = try reader.next() }?.kind == .misuse)
+        #expect(archiveError { _ = try reader.next() }?.kind == .outOfOrder)
     }
 
     @Test func truncatedInsidePadding() throws {

@@ -205,7 +205,7 @@ struct TarRoundTripTests {
         _ = try reader.next()
         let stale = reader.body
         _ = try reader.next()
-        #expect(archiveError { _ = try readAll(stale) }?.kind == .misuse)
+        #expect(archiveError { _ = try readAll(stale) }?.kind == .outOfOrder)
         #expect(try readAll(reader.body) == Data("b".utf8))
     }
 
@@ -233,7 +233,7 @@ struct TarRoundTripTests {
         #expect(throws: ArchiveError.self) {
             try writer.append(Self.header("bad", .regular, size: 5), body: DataSource(Data()))
         }
-        #expect(archiveError { try writer.finish() }?.kind == .misuse)
+        #expect(archiveError { try writer.finish() }?.kind == .outOfOrder)
     }
 
     @Test(

@@ -161,7 +161,7 @@ struct BuildLockTests {
                 return nil
             }
             let message = try #require(error).message
-            #expect(error?.kind == .timeout)
+            #expect(error?.kind == .timedOut)
             #expect(message.contains("registry.example.com/app@sha256:abc"), "\(message)")
             #expect(message.contains("pid \(getpid()) on \(hostName())"), "\(message)")
             #expect(lines.all.contains { $0.contains("held by pid \(getpid())") }, "\(lines.all)")

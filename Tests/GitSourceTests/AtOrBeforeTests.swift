@@ -52,7 +52,7 @@ import Testing
             let error = #expect(throws: GitSourceError.self) {
                 try f.detector { $0.tagFilter = "v*" }.change(atOrBefore: try GitCommitID(a))
             }
-            #expect(error?.kind == .configuration)
+            #expect(error?.kind == .invalidConfiguration)
         }
     }
 }

@@ -328,7 +328,7 @@ import Testing
             try f.push()
             let detector = try f.detector { $0.branch = try GitBranchName("nope") }
             let error = try #require(throws: GitSourceError.self) { try detector.changes(since: nil) }
-            #expect(error.kind == .remote)
+            #expect(error.kind == .unreadableRemote)
             #expect(error.message.contains("branch nope was not found in \(f.uri)"))
         }
     }

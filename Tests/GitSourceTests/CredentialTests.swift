@@ -97,7 +97,7 @@ import Testing
             }
             let detector = f.detector(configuration, runner: SpawnCommandRunner(baseEnvironment: environment))
             let error = try #require(throws: GitSourceError.self) { try detector.changes(since: nil) }
-            #expect(error.kind == .remote)
+            #expect(error.kind == .unreadableRemote)
             #expect(!error.message.contains(Self.keyLine))
             #expect(error.message.contains("***"))
         }
@@ -148,7 +148,7 @@ import Testing
                 let error = try #require(throws: GitSourceError.self) {
                     try f.detector(wrong, cacheRoot: f.directory.appending("cache-wrong")).changes(since: nil)
                 }
-                #expect(error.kind == .remote)
+                #expect(error.kind == .unreadableRemote)
                 #expect(!error.message.contains("wrong-password"))
                 #expect(error.message.contains(url) || error.message.contains("127.0.0.1"))
             }

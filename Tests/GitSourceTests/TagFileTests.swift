@@ -96,7 +96,7 @@ import Testing
             let detector = f.detector { $0.tagFile = TagFileSpec(path: "VERSION") }
             #expect(try detector.changes(since: nil).map(\.tagFileValue) == ["1.0"])
             let error = try #require(throws: GitSourceError.self) { try detector.changes(since: key(c1)) }
-            #expect(error.kind == .tagFile)
+            #expect(error.kind == .unusableTagFile)
             #expect(error.message.contains("\"VERSION\""))
             #expect(error.message.contains(String(c1.prefix(12))))
         }
@@ -108,7 +108,7 @@ import Testing
             try f.push()
             let detector = f.detector { $0.tagFile = TagFileSpec(path: "tags.yaml", key: "tags.bitops_base") }
             let error = try #require(throws: GitSourceError.self) { try detector.changes(since: nil) }
-            #expect(error.kind == .tagFile)
+            #expect(error.kind == .unusableTagFile)
             #expect(error.message.contains("\"tags.yaml\""))
             #expect(error.message.contains("\"tags.bitops_base\""))
         }
@@ -165,7 +165,7 @@ import Testing
         let spec = TagFileSpec(path: file, key: key)
         let commit = try GitCommitID(String(repeating: "b", count: 40))
         let error = try #require(throws: GitSourceError.self) { try readTagFile(content, spec: spec, commit: commit) }
-        #expect(error.kind == .tagFile)
+        #expect(error.kind == .unusableTagFile)
         #expect(error.message.contains(expected), "\(error.message)")
         #expect(error.message.contains(file))
     }

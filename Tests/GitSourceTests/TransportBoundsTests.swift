@@ -12,7 +12,7 @@ import Testing
     ])
     func remoteHelpersAndUnknownSchemesAreRefusedAtParsing(_ uri: String) {
         let error = #expect(throws: GitSourceError.self) { try GitSourceConfiguration(uri: uri).validate() }
-        #expect(error?.kind == .configuration)
+        #expect(error?.kind == .invalidConfiguration)
         #expect(
             error?.message.contains("git.uri") == true && error?.message.contains(where: \.isNewline) == false,
             "\(String(describing: error))")

@@ -142,7 +142,7 @@ import Testing
         var configuration = GitSourceConfiguration(uri: "https://git.example.com/a.git")
         bad.apply(&configuration)
         let error = try #require(throws: GitSourceError.self) { try configuration.validate() }
-        #expect(error.kind == .configuration)
+        #expect(error.kind == .invalidConfiguration)
         #expect(error.message.contains(expected), "\(error.message)")
         #expect(!error.message.contains("hunter22"))
     }
