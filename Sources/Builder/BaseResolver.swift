@@ -151,19 +151,11 @@ struct BaseResolver {
         let (resolved, replacements, hosts) = try registryBases(
             considered, local: local, keepIndex: keepIndex, sources: &sources)
 
-        var dockerfile = configuration.dockerfile
-        if !replacements.isEmpty {
-            let pinned: String
-            do {
-                pinned = try DockerfileStages.pinning(
-                    text, buildArgs: buildArgs, platforms: .init(build: host, target: targets[0]),
-                    replacements: replacements)
-            } catch {
-                throw BuildError(.invalidDockerfile, "\(configuration.dockerfile.lastPathComponent): \(error)")
-            }
-            dockerfile = scratch.appendingPathComponent("Dockerfile.pinned")
-            try Data(pinned.utf8).write(to: dockerfile)
-        }
+        let dockerfile =
+            replacements.isEmpty
+            ? configuration.dockerfile
+            : try pinnedDockerfile(
+                text, buildArgs: buildArgs, target: targets[0], replacements: replacements, scratch: scratch)
         let bases = considered.externalBases.compactMap { resolved[$0] }
         return BaseResolution(
             bases: bases, final: finalBase(considered, resolved), buildArgs: buildArgs, dockerfile: dockerfile,
@@ -172,6 +164,23 @@ struct BaseResolver {
             fromOnlyArgs: perTarget[0].stages.fromOnlyArgs, sources: sources,
             assemblyStages: perTarget.map { ($0.target, Self.upToTarget($0.stages, target: configuration.target)) },
             directives: DockerfileStages.directives(text))
+    }
+
+    /// The Dockerfile with each registry base replaced by its digest, written to the
+    /// scratch directory: what buildah builds, so it builds what was resolved.
+    func pinnedDockerfile(
+        _ text: String, buildArgs: [String: String], target: Platform, replacements: [String: String], scratch: URL
+    ) throws -> URL {
+        let pinned: String
+        do {
+            pinned = try DockerfileStages.pinning(
+                text, buildArgs: buildArgs, platforms: .init(build: host, target: target), replacements: replacements)
+        } catch {
+            throw BuildError(.invalidDockerfile, "\(configuration.dockerfile.lastPathComponent): \(error)")
+        }
+        let file = scratch.appendingPathComponent("Dockerfile.pinned")
+        try Data(pinned.utf8).write(to: file)
+        return file
     }
 
     /// The image args, each opened from its directory: the build args naming them as

@@ -242,27 +242,30 @@ extension BuildConfiguration {
         return "\(id)=\(files.joined(separator: ","))"
     }
 
+    /// A TOML line without its comment (a `#` outside quotes and what follows) and the
+    /// surrounding blanks.
+    static func tomlUncommented(_ line: Substring) -> String {
+        var quote: Character?
+        for index in line.indices {
+            let character = line[index]
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "#" {
+                return String(line[..<index]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return line.trimmingCharacters(in: .whitespaces)
+    }
+
     /// The docker.io mirrors of a buildkitd.toml (`[registry."docker.io"] mirrors = [...]`),
     /// the one part of `BUILDKIT_EXTRA_CONFIG` buildah has an equivalent for; anything else
     /// in it is refused, named.
     static func dockerHubMirrors(extraConfig: String) throws(ValidationError) -> [String] {
         let unsupported =
             "build-task builds with buildah, not BuildKit, and reads only [registry.\"docker.io\"] mirrors = [...] from BUILDKIT_EXTRA_CONFIG"
-        func uncommented(_ line: Substring) -> String {
-            var quote: Character?
-            for index in line.indices {
-                let character = line[index]
-                if let open = quote {
-                    if character == open { quote = nil }
-                } else if character == "\"" || character == "'" {
-                    quote = character
-                } else if character == "#" {
-                    return String(line[..<index]).trimmingCharacters(in: .whitespaces)
-                }
-            }
-            return line.trimmingCharacters(in: .whitespaces)
-        }
-        var lines = extraConfig.split(whereSeparator: \.isNewline).map(uncommented).filter { !$0.isEmpty }[...]
+        var lines = extraConfig.split(whereSeparator: \.isNewline).map(tomlUncommented).filter { !$0.isEmpty }[...]
         var table = ""
         var mirrors: [String] = []
         while let line = lines.popFirst() {

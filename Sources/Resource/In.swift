@@ -103,18 +103,7 @@ public struct In {
         _ keyed: SourceKeyed, request: InputObject, source: Source, params: InputObject,
         directory: URL, log: Log
     ) throws -> Data {
-        let versionObject = try InputObject(
-            request.raw("version"), path: "version", keys: ["ref", "tag_file", "release", "base"])
-        guard let key = try SourceVersion.key(request.raw("version")) else {
-            throw InputError("version.ref is required: in fetches the version check emitted")
-        }
-        let base: Digest?
-        do { base = try versionObject.string("base").map { try Digest($0) } } catch {
-            throw versionObject.invalid("base", "\(error)")
-        }
-        let version = SourceVersion(
-            ref: key.commit.rawValue, tag_file: try versionObject.string("tag_file"), release: key.release,
-            base: base?.rawValue)
+        let (key, version, base) = try Self.requestedVersion(request)
         let options = try FetchOptions(params, source: source)
         let checkout = try params.bool("source") ?? true
         let tag = try keyed.immutableTag(
@@ -168,6 +157,26 @@ public struct In {
             }
         }
         return try CanonicalJSON.encode(ResourceResponse(version: version, metadata: metadata))
+    }
+
+    /// The version a source-keyed get asks for: its commit and release, the whole version as
+    /// the answer repeats it, and the base digest `track_base` keyed it on.
+    static func requestedVersion(_ request: InputObject) throws -> (
+        key: SourceChange.Key, version: SourceVersion, base: Digest?
+    ) {
+        let versionObject = try InputObject(
+            request.raw("version"), path: "version", keys: ["ref", "tag_file", "release", "base"])
+        guard let key = try SourceVersion.key(request.raw("version")) else {
+            throw InputError("version.ref is required: in fetches the version check emitted")
+        }
+        let base: Digest?
+        do { base = try versionObject.string("base").map { try Digest($0) } } catch {
+            throw versionObject.invalid("base", "\(error)")
+        }
+        let version = SourceVersion(
+            ref: key.commit.rawValue, tag_file: try versionObject.string("tag_file"), release: key.release,
+            base: base?.rawValue)
+        return (key, version, base)
     }
 
     /// `source/`: a detached checkout of `commit`; its author and subject as metadata.

@@ -293,14 +293,7 @@ struct Assembler {
 
     /// The state a stage starts from: its base image's config, layers and tree.
     func base(_ stage: DockerfileStages.Stage, target: Platform, work: OCILayout) throws -> StageState {
-        var platform = target
-        if stage.onBuildPlatform {
-            platform = host
-        } else if let written = stage.platform, !written.isEmpty {
-            do { platform = try Platform(written) } catch {
-                throw AssemblyRefusal(line: stage.line, "FROM --platform=\(written): \(error)")
-            }
-        }
+        let platform = try Self.platform(of: stage, target: target, host: host)
         if stage.base.lowercased() == "scratch" {
             let config = ImageConfiguration(
                 platform: platform, config: ImageConfiguration.Config(env: [Self.defaultPath]),
@@ -310,38 +303,9 @@ struct Assembler {
         guard let source = bases.sources[stage.base] else {
             throw AssemblyRefusal(line: stage.line, "FROM \(stage.base) was not resolved")
         }
-        let image: LayoutImage
-        switch source {
-        case .registry(let reference, let digest):
-            let layout = try OCILayout.openOrCreate(
-                at: scratch.appendingPathComponent("base-\(digest.encoded.prefix(16))"))
-            let client = try access.client(for: reference.registry)
-            image = try ImageTransfer(log: log).pull(
-                reference.repository, digest, with: client, into: layout, platforms: .one(platform))
-        case .directory(let path):
-            image = try ImageInput.open(
-                path, scratch: scratch.appendingPathComponent("image-arg-\(UUID().uuidString.prefix(8))"))
-        }
+        let image = try open(source, platform: platform)
         let (_, manifest) = try image.platformManifest(for: platform)
-        let configBytes = try image.layout.blob(manifest.config)
-        if let object = try? JSONSerialization.jsonObject(with: configBytes) as? [String: Any],
-            let onBuild = (object["config"] as? [String: Any])?["OnBuild"] as? [Any], !onBuild.isEmpty
-        {
-            throw AssemblyRefusal(
-                line: stage.line,
-                "the base image \(stage.base) has ONBUILD triggers, which run when it is built on; the assembler does not run them"
-            )
-        }
-        var config: ImageConfiguration
-        do { config = try JSONDecoder().decode(ImageConfiguration.self, from: configBytes) } catch {
-            throw AssemblyRefusal(
-                line: stage.line, "the config of \(stage.base) is not an image configuration: \(error)")
-        }
-        var inner = config.config ?? ImageConfiguration.Config()
-        if !(inner.env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
-            inner.env = [Self.defaultPath] + (inner.env ?? [])
-        }
-        config.config = inner
+        let config = try Self.configuration(of: stage, from: try image.layout.blob(manifest.config))
         var tree = FileTree()
         var layers: [(Descriptor, URL)] = []
         for layer in manifest.layers {
@@ -359,6 +323,56 @@ struct Assembler {
             layers.append((descriptor, file))
         }
         return StageState(config: config, layers: layers, tree: tree)
+    }
+
+    /// The platform a stage's base is taken for: the build platform for
+    /// `FROM --platform=$BUILDPLATFORM`, another `--platform` as written, else the target.
+    static func platform(of stage: DockerfileStages.Stage, target: Platform, host: Platform) throws -> Platform {
+        if stage.onBuildPlatform { return host }
+        guard let written = stage.platform, !written.isEmpty else { return target }
+        do { return try Platform(written) } catch {
+            throw AssemblyRefusal(line: stage.line, "FROM --platform=\(written): \(error)")
+        }
+    }
+
+    /// A base image's layout: a registry base pulled for `platform` into the scratch
+    /// directory, an image arg opened where its get put it.
+    func open(_ source: BaseSource, platform: Platform) throws -> LayoutImage {
+        switch source {
+        case .registry(let reference, let digest):
+            let layout = try OCILayout.openOrCreate(
+                at: scratch.appendingPathComponent("base-\(digest.encoded.prefix(16))"))
+            let client = try access.client(for: reference.registry)
+            return try ImageTransfer(log: log).pull(
+                reference.repository, digest, with: client, into: layout, platforms: .one(platform))
+        case .directory(let path):
+            return try ImageInput.open(
+                path, scratch: scratch.appendingPathComponent("image-arg-\(UUID().uuidString.prefix(8))"))
+        }
+    }
+
+    /// The config a stage starts from: the base's, with the default PATH when it sets none.
+    /// A base with ONBUILD triggers is refused (they would run as it is built on).
+    static func configuration(of stage: DockerfileStages.Stage, from bytes: Data) throws -> ImageConfiguration {
+        if let object = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any],
+            let onBuild = (object["config"] as? [String: Any])?["OnBuild"] as? [Any], !onBuild.isEmpty
+        {
+            throw AssemblyRefusal(
+                line: stage.line,
+                "the base image \(stage.base) has ONBUILD triggers, which run when it is built on; the assembler does not run them"
+            )
+        }
+        var config: ImageConfiguration
+        do { config = try JSONDecoder().decode(ImageConfiguration.self, from: bytes) } catch {
+            throw AssemblyRefusal(
+                line: stage.line, "the config of \(stage.base) is not an image configuration: \(error)")
+        }
+        var inner = config.config ?? ImageConfiguration.Config()
+        if !(inner.env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
+            inner.env = [Self.defaultPath] + (inner.env ?? [])
+        }
+        config.config = inner
+        return config
     }
 
     /// The PATH buildah (and Docker) gives a Linux image that sets none.
