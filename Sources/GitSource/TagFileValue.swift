@@ -55,22 +55,7 @@ enum TagFileValue {
             throw GitSourceError(.unusableTagFile, "\(location) is not valid YAML: \(error)")
         }
         guard let root else { throw GitSourceError(.unusableTagFile, "\(location) is an empty YAML document") }
-        var node = root
-        if let key {
-            var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            var walked: [String] = []
-            while !remaining.isEmpty {
-                guard let (next, used) = yamlChild(of: node, remaining) else {
-                    let at =
-                        walked.isEmpty
-                        ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(key))\(at)")
-                }
-                walked.append(remaining.prefix(used).joined(separator: "."))
-                remaining.removeFirst(used)
-                node = next
-            }
-        }
+        let node = try descend(root, key: key, location: location, child: yamlChild)
         guard case .scalar(let scalar) = node else {
             let what = node.mapping != nil ? "a mapping" : "a list"
             throw GitSourceError(
@@ -82,6 +67,28 @@ enum TagFileValue {
             throw GitSourceError(.unusableTagFile, "\(location)\(keyPhrase(key)) is null")
         }
         return scalar.string.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The node `key` (dotted, `a.b.c`) names below `root`, one step of `child` at a time; a
+    /// step may take several components when a key itself holds dots. Nil `key`: the root.
+    private static func descend<Tree>(
+        _ root: Tree, key: String?, location: String, child: (Tree, [String]) -> (Tree, Int)?
+    ) throws -> Tree {
+        guard let key else { return root }
+        var node = root
+        var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        var walked: [String] = []
+        while !remaining.isEmpty {
+            guard let (next, used) = child(node, remaining) else {
+                let at =
+                    walked.isEmpty ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
+                throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(key))\(at)")
+            }
+            walked.append(remaining.prefix(used).joined(separator: "."))
+            remaining.removeFirst(used)
+            node = next
+        }
+        return node
     }
 
     /// The child for the longest prefix of `components` that names one, and how many
@@ -116,22 +123,7 @@ enum TagFileValue {
         } catch {
             throw GitSourceError(.unusableTagFile, "\(location) is not valid JSON: \(error.localizedDescription)")
         }
-        var value = root
-        if let key {
-            var remaining = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            var walked: [String] = []
-            while !remaining.isEmpty {
-                guard let (next, used) = jsonChild(of: value, remaining) else {
-                    let at =
-                        walked.isEmpty
-                        ? "" : " (found \(walked.joined(separator: ".")), but not \(remaining[0]) inside it)"
-                    throw GitSourceError(.unusableTagFile, "\(location) has no key \(quoted(key))\(at)")
-                }
-                walked.append(remaining.prefix(used).joined(separator: "."))
-                remaining.removeFirst(used)
-                value = next
-            }
-        }
+        let value = try descend(root, key: key, location: location, child: jsonChild)
         switch value {
         case let string as String:
             return string.trimmingCharacters(in: .whitespacesAndNewlines)
