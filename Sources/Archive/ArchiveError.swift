@@ -46,8 +46,10 @@ extension ErrorKind where Owner == ArchiveErrorDomain {
     public static var bodyLength: Self { Self("body length mismatch") }
     /// A file could not be opened, read or written.
     public static var fileSystem: Self { Self("file system") }
-    /// A compression library could not be set up (out of memory, bad level).
+    /// A compression library could not be set up (out of memory, a failed call).
     public static var libraryFailed: Self { Self("library failed") }
+    /// A compression level outside what the format allows.
+    public static var invalidLevel: Self { Self("invalid level") }
     /// An API was used out of order (write after finish, a stale entry body).
     public static var outOfOrder: Self { Self("out of order") }
 }

@@ -159,7 +159,7 @@ public final class GzipCompressor: ByteSink {
     ///   initialised.
     public init(_ downstream: any ByteSink, level: Int32 = 6) throws {
         guard (-1...9).contains(level) else {
-            throw ArchiveError(.libraryFailed, "gzip level \(level) is out of range: use 0 (store) to 9 (smallest)")
+            throw ArchiveError(.invalidLevel, "gzip level \(level) is out of range: use 0 (store) to 9 (smallest)")
         }
         self.downstream = downstream
         stream = .allocate(capacity: 1)

@@ -71,6 +71,7 @@ struct CompressionTests {
     @Test func gzipLevelOutOfRangeIsRefused() {
         let error = archiveError { _ = try GzipCompressor(DataSink(), level: 12) }
         #expect(error?.description == "gzip level 12 is out of range: use 0 (store) to 9 (smallest)")
+        #expect(error?.kind == .invalidLevel)
     }
 
     @Test func gunzipReadsOurGzip() throws {

@@ -303,7 +303,7 @@ struct Assembler {
         guard let source = bases.sources[stage.base] else {
             throw AssemblyRefusal(line: stage.line, "FROM \(stage.base) was not resolved")
         }
-        let image = try open(source, platform: platform)
+        let image = try openBase(source, platform: platform)
         let (_, manifest) = try image.platformManifest(for: platform)
         let config = try Self.configuration(of: stage, from: try image.layout.blob(manifest.config))
         var tree = FileTree()
@@ -337,7 +337,7 @@ struct Assembler {
 
     /// A base image's layout: a registry base pulled for `platform` into the scratch
     /// directory, an image arg opened where its get put it.
-    func open(_ source: BaseSource, platform: Platform) throws -> LayoutImage {
+    func openBase(_ source: BaseSource, platform: Platform) throws -> LayoutImage {
         switch source {
         case .registry(let reference, let digest):
             let layout = try OCILayout.openOrCreate(
